@@ -1,0 +1,110 @@
+//! The `Cart` actor: a thin shell over the pure [`Cart`] aggregate. It decides, persists
+//! the new state with its events, and replies only once that write is durable. The next
+//! message already sees the new state (writes are committed in submission order, and a
+//! reply always waits for its own commit), so a busy cart is not slowed by the disk.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::registry::{schedule_passivation, Registry};
+use crate::domain::cart::{Cart, CartCommand, CartLimits};
+use crate::domain::ids::CustomerId;
+use crate::error::AppError;
+use crate::store::{Store, Table, WriteSet};
+
+pub type CartRegistry = Registry<CustomerId, CartActor>;
+
+pub struct CartActor {
+    cart: Cart,
+    limits: CartLimits,
+    store: Store,
+    registry: Arc<CartRegistry>,
+}
+
+/// A command; the reply is the cart after it, and whether an update was capped.
+#[derive(Message)]
+#[rtype(result = "Result<CartReply, AppError>")]
+pub struct ExecuteCart(pub CartCommand);
+
+#[derive(Debug, Clone)]
+pub struct CartReply {
+    pub cart: Cart,
+    pub capped_at: Option<u64>,
+}
+
+/// The cart as last acknowledged.
+#[derive(Message)]
+#[rtype(result = "Result<Cart, AppError>")]
+pub struct GetCart;
+
+impl CartActor {
+    /// Loads the cart of `customer_id` and starts its actor on `arbiter`.
+    pub fn activate(
+        arbiter: &ArbiterHandle,
+        customer_id: CustomerId,
+        store: Store,
+        limits: CartLimits,
+        registry: Arc<CartRegistry>,
+    ) -> Result<Addr<CartActor>, AppError> {
+        let cart = store.get::<Cart>(Table::Carts, customer_id.as_bytes())?.unwrap_or_else(|| Cart::new(customer_id));
+        Ok(CartActor::start_in_arbiter(arbiter, move |_| CartActor { cart, limits, store, registry }))
+    }
+
+    fn key(&self) -> CustomerId {
+        self.cart.customer_id
+    }
+}
+
+impl Actor for CartActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        schedule_passivation(ctx, self.registry.clone(), self.key());
+    }
+}
+
+impl Handler<ExecuteCart> for CartActor {
+    type Result = ResponseActFuture<Self, Result<CartReply, AppError>>;
+
+    fn handle(&mut self, msg: ExecuteCart, _: &mut Context<Self>) -> Self::Result {
+        let decision = match self.cart.handle(&msg.0, self.limits) {
+            Ok(d) => d,
+            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+        };
+        let mut next = self.cart.clone();
+        decision.events.iter().for_each(|e| next.apply(e));
+        let ticket = if decision.events.is_empty() {
+            self.store.barrier()
+        } else {
+            let ws =
+                WriteSet::new().put(Table::Carts, next.customer_id.as_bytes().to_vec(), &next).events(&decision.events);
+            self.store.commit(ws)
+        };
+        self.cart = next.clone();
+        let capped_at = decision.capped_at;
+        Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(_) => Ok(CartReply { cart: next, capped_at }),
+            Err(e) => {
+                // Memory may now be ahead of disk: drop this activation, reload next time.
+                tracing::error!(customer_id = %act.key(), error = %e, "cart write failed; reloading actor");
+                act.registry.forget(&act.key(), &ctx.address());
+                ctx.stop();
+                Err(e.into())
+            }
+        }))
+    }
+}
+
+impl Handler<GetCart> for CartActor {
+    type Result = ResponseFuture<Result<Cart, AppError>>;
+
+    fn handle(&mut self, _: GetCart, _: &mut Context<Self>) -> Self::Result {
+        let cart = self.cart.clone();
+        let ticket = self.store.barrier();
+        Box::pin(async move {
+            ticket.await?;
+            Ok(cart)
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! The `InventoryItem` actor: stock of one product or variant, a thin shell over the pure
+//! [`Inventory`] aggregate. Each change is persisted with its events, its audit row and (when
+//! available reaches zero) the out-of-stock alert, in one durable write, before the reply.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use serde_json::json;
+
+use super::registry::{schedule_passivation, Registry};
+use crate::domain::events::DomainEvent;
+use crate::domain::ids::{ItemKey, OwnerId};
+use crate::domain::inventory::{Inventory, InventoryCommand, StockRecord};
+use crate::domain::time::Timestamp;
+use crate::error::AppError;
+use crate::store::{AuditEntry, Notification, Store, Table, WriteSet};
+
+pub type InventoryRegistry = Registry<ItemKey, InventoryItemActor>;
+
+pub struct InventoryItemActor {
+    inventory: Inventory,
+    store: Store,
+    registry: Arc<InventoryRegistry>,
+    /// Where out-of-stock alerts go.
+    admin_email: String,
+}
+
+/// A stock change made by `by` (audit actor: "admin", "saga:<id>"...).
+#[derive(Message)]
+#[rtype(result = "Result<StockRecord, AppError>")]
+pub struct ExecuteInventory {
+    pub cmd: InventoryCommand,
+    pub by: String,
+}
+
+/// Stock as last acknowledged.
+#[derive(Message)]
+#[rtype(result = "Result<StockRecord, AppError>")]
+pub struct GetStock;
+
+/// What is available right now (a check before adding to a cart; not a reservation).
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct Available;
+
+pub fn reservation_key(key: &ItemKey, owner: &OwnerId) -> Vec<u8> {
+    let mut k = key.to_bytes().to_vec();
+    k.extend_from_slice(owner.as_bytes());
+    k
+}
+
+impl InventoryItemActor {
+    /// Loads the item and its reservations; `None` when the item does not exist.
+    pub fn activate(
+        arbiter: &ArbiterHandle,
+        key: ItemKey,
+        store: Store,
+        admin_email: String,
+        registry: Arc<InventoryRegistry>,
+    ) -> Result<Option<Addr<InventoryItemActor>>, AppError> {
+        let Some(record) = store.get::<StockRecord>(Table::Stock, &key.to_bytes())? else {
+            return Ok(None);
+        };
+        let mut inventory = Inventory::new(key, record.on_hand);
+        for (k, q) in store.scan_prefix::<u32>(Table::Reservations, &key.to_bytes())? {
+            let owner = uuid::Uuid::from_slice(&k[32..]).map_err(|e| AppError::Internal(e.to_string()))?;
+            inventory.reservations.insert(OwnerId(owner), q);
+        }
+        if inventory.reserved() != record.reserved {
+            tracing::error!(item = ?key, stored = record.reserved, summed = inventory.reserved(), "reservation total mismatch");
+        }
+        Ok(Some(InventoryItemActor::start_in_arbiter(arbiter, move |_| InventoryItemActor {
+            inventory,
+            store,
+            registry,
+            admin_email,
+        })))
+    }
+
+    fn write_set(&self, before: &StockRecord, events: &[DomainEvent], by: &str) -> WriteSet {
+        let key = self.inventory.key;
+        let after = self.inventory.record();
+        let mut ws = WriteSet::new().put(Table::Stock, key.to_bytes().to_vec(), &after).events(events);
+        for e in events {
+            ws = match e {
+                DomainEvent::InventoryReserved { owner_id, quantity, .. } => {
+                    ws.put(Table::Reservations, reservation_key(&key, owner_id), quantity)
+                }
+                DomainEvent::InventoryReleased { owner_id, .. } | DomainEvent::InventoryDeducted { owner_id, .. } => {
+                    ws.delete(Table::Reservations, reservation_key(&key, owner_id))
+                }
+                DomainEvent::OutOfStock { product_id, variant_id } => ws.notify(Notification::queued(
+                    "out_of_stock_alert",
+                    &self.admin_email,
+                    format!("Out of stock: product {product_id}"),
+                    json!({ "product_id": product_id, "variant_id": variant_id, "on_hand": after.on_hand, "reserved": after.reserved }),
+                )),
+                _ => ws,
+            };
+        }
+        let action = match events.first() {
+            Some(DomainEvent::InventoryRestocked { .. }) => "inventory.restocked",
+            Some(DomainEvent::InventoryReserved { .. }) => "inventory.reserved",
+            Some(DomainEvent::InventoryReleased { .. }) => "inventory.released",
+            Some(DomainEvent::InventoryDeducted { .. }) => "inventory.deducted",
+            _ => "inventory.changed",
+        };
+        let entity_id = match key.variant_id {
+            Some(v) => format!("{}:{v}", key.product_id),
+            None => key.product_id.to_string(),
+        };
+        ws.audit(AuditEntry {
+            at: Timestamp::now(),
+            actor: by.to_string(),
+            action: action.to_string(),
+            entity_type: "inventory".to_string(),
+            entity_id,
+            before: json!({ "on_hand": before.on_hand, "reserved": before.reserved }).to_string(),
+            after: json!({ "on_hand": after.on_hand, "reserved": after.reserved }).to_string(),
+        })
+    }
+}
+
+impl Actor for InventoryItemActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        schedule_passivation(ctx, self.registry.clone(), self.inventory.key);
+    }
+}
+
+impl Handler<ExecuteInventory> for InventoryItemActor {
+    type Result = ResponseActFuture<Self, Result<StockRecord, AppError>>;
+
+    fn handle(&mut self, msg: ExecuteInventory, _: &mut Context<Self>) -> Self::Result {
+        let events = match self.inventory.handle(&msg.cmd) {
+            Ok(events) => events,
+            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+        };
+        let before = self.inventory.record();
+        let ticket = if events.is_empty() {
+            self.store.barrier()
+        } else {
+            events.iter().for_each(|e| self.inventory.apply(e));
+            self.store.commit(self.write_set(&before, &events, &msg.by))
+        };
+        let after = self.inventory.record();
+        Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(_) => Ok(after),
+            Err(e) => {
+                tracing::error!(item = ?act.inventory.key, error = %e, "inventory write failed; reloading actor");
+                act.registry.forget(&act.inventory.key, &ctx.address());
+                ctx.stop();
+                Err(e.into())
+            }
+        }))
+    }
+}
+
+impl Handler<GetStock> for InventoryItemActor {
+    type Result = ResponseFuture<Result<StockRecord, AppError>>;
+
+    fn handle(&mut self, _: GetStock, _: &mut Context<Self>) -> Self::Result {
+        let record = self.inventory.record();
+        let ticket = self.store.barrier();
+        Box::pin(async move {
+            ticket.await?;
+            Ok(record)
+        })
+    }
+}
+
+impl Handler<Available> for InventoryItemActor {
+    type Result = u64;
+
+    fn handle(&mut self, _: Available, _: &mut Context<Self>) -> u64 {
+        self.inventory.available()
+    }
+}

@@ -1,0 +1,138 @@
+//! Wiring and lifecycle: open the store, start the arbiters and workers, serve HTTP until
+//! the shutdown signal, then stop in order: stop accepting, finish open requests (bounded
+//! by `server.shutdown_grace_secs`), stop workers, let the committer drain every queued
+//! write, flush the store, stop the arbiters.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Arbiter;
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::gateways::email::{EmailTransport, FaultInjecting, LogTransport};
+use crate::services::notifications::DeliveryWorker;
+use crate::services::Shop;
+use crate::store::Store;
+
+/// Runs the server on the current thread until `shutdown` resolves. Builds the actix system
+/// on a multi-thread tokio runtime, so warp's connections run on the tokio workers and talk
+/// to actors (on their own arbiters) through their mailboxes. `on_listen` receives the
+/// bound address (port 0 picks a free one).
+pub fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listen: impl FnOnce(SocketAddr) + Send + 'static,
+) -> anyhow::Result<()> {
+    let workers = settings.arbiter_count();
+    let system = actix::System::with_tokio_rt(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .thread_name("cartwright-http")
+            .build()
+            .expect("tokio runtime")
+    });
+    system.block_on(serve(settings, shutdown, on_listen))
+}
+
+async fn serve(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listen: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let settings = Arc::new(settings);
+    let store = Store::open(&settings.storage)
+        .with_context(|| format!("opening the store at {}", settings.storage.path.display()))?;
+    let arbiters: Vec<Arbiter> = (0..settings.arbiter_count()).map(|_| Arbiter::new()).collect();
+    let shop = Arc::new(Shop::new(settings.clone(), store.clone(), arbiters.iter().map(|a| a.handle()).collect()));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = DeliveryWorker::new(store.clone(), transport(&settings)?, &settings.notifications);
+    let worker = tokio::spawn(worker.run(stop_rx));
+
+    let listener = tokio::net::TcpListener::bind(settings.server.addr)
+        .await
+        .with_context(|| format!("binding {}", settings.server.addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        durability = ?settings.storage.durability,
+        store = %settings.storage.path.display(),
+        "listening on {addr}"
+    );
+    on_listen(addr);
+
+    let (begin_tx, begin_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = warp::serve(crate::http::api(shop.clone()))
+        .incoming(listener)
+        .graceful(async move {
+            let _ = begin_rx.await;
+        })
+        .run();
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        _ = &mut server => {}
+        _ = shutdown => {
+            tracing::info!("shutdown requested: no longer accepting connections");
+            let _ = begin_tx.send(());
+            let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+            if tokio::time::timeout(grace, &mut server).await.is_err() {
+                tracing::warn!(grace_secs = grace.as_secs(), "open requests did not finish in time; closing them");
+            }
+        }
+    }
+
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+    // Every reply already waited for its write; this drains writes nobody waits for.
+    let store_for_close = store.clone();
+    tokio::task::spawn_blocking(move || store_for_close.close()).await??;
+    for arbiter in &arbiters {
+        arbiter.stop();
+    }
+    for arbiter in arbiters {
+        let _ = tokio::task::spawn_blocking(move || arbiter.join()).await;
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn transport(settings: &Settings) -> anyhow::Result<Arc<dyn EmailTransport>> {
+    let base = match settings.notifications.transport.as_str() {
+        "log" => LogTransport { from: settings.notifications.from.clone() },
+        other => anyhow::bail!("notifications.transport = {other:?} is not available in this build"),
+    };
+    Ok(match settings.notifications.fail_first_attempts {
+        0 => Arc::new(base),
+        n => Arc::new(FaultInjecting { inner: base, fail_first_attempts: n }),
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+pub fn wait_duration(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}

@@ -1,0 +1,208 @@
+//! Layered configuration: the embedded `config/default.toml`, then the file named by
+//! `CARTWRIGHT_CONFIG`, then `CARTWRIGHT__SECTION__KEY` environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::domain::money::Money;
+
+/// The embedded defaults, so `cartwright` runs with no file at all.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub actors: ActorSettings,
+    pub auth: AuthSettings,
+    pub webhooks: WebhookSettings,
+    pub payment: PaymentSettings,
+    pub shop: ShopSettings,
+    pub shipping: ShippingSettings,
+    pub catalog: CatalogSettings,
+    pub cart: CartSettings,
+    pub checkout: CheckoutSettings,
+    pub notifications: NotificationSettings,
+    pub orders: OrderSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub addr: SocketAddr,
+    pub shutdown_grace_secs: u64,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Reply after flush + fdatasync (group commit). The default.
+    Durable,
+    /// Reply once sled has the write in its buffers; a crash of the machine may lose ~500 ms.
+    Relaxed,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StorageSettings {
+    pub path: PathBuf,
+    pub durability: Durability,
+    pub cache_capacity_mb: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActorSettings {
+    pub idle_timeout_secs: u64,
+    pub arbiters: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub admin_token: String,
+    pub fulfillment_token: String,
+    pub session_ttl_secs: i64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    pub payment_secret: String,
+    pub carrier_secret: String,
+    pub tolerance_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentSettings {
+    pub gateway: String,
+    pub http: PaymentHttpSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentHttpSettings {
+    pub base_url: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShopSettings {
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShippingSettings {
+    pub domestic_country: String,
+    pub flat_rate: Money,
+    pub free_over: Money,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogSettings {
+    pub min_price: Money,
+    pub max_price: Money,
+    pub name_min: usize,
+    pub name_max: usize,
+    pub description_max: usize,
+    pub category_name_max: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CartSettings {
+    pub max_lines: usize,
+    pub max_line_quantity: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckoutSettings {
+    pub sync_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NotificationSettings {
+    pub transport: String,
+    pub admin_email: String,
+    pub from: String,
+    pub max_retries: u32,
+    pub initial_backoff_ms: u64,
+    pub multiplier: f64,
+    pub max_backoff_ms: u64,
+    pub poll_interval_ms: u64,
+    pub fail_first_attempts: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderSettings {
+    pub expire_unpaid_after_secs: u64,
+}
+
+impl Settings {
+    /// Defaults, then `CARTWRIGHT_CONFIG`, then the environment.
+    pub fn load() -> Result<Settings, config::ConfigError> {
+        let extra = std::env::var("CARTWRIGHT_CONFIG").ok();
+        Self::load_layers(extra.as_deref(), true)
+    }
+
+    /// Defaults plus an optional file; `with_env` adds `CARTWRIGHT__*` variables on top.
+    pub fn load_layers(file: Option<&str>, with_env: bool) -> Result<Settings, config::ConfigError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::with_name(path).required(true));
+        }
+        if with_env {
+            builder = builder.add_source(
+                Environment::with_prefix("CARTWRIGHT").prefix_separator("__").separator("__").try_parsing(true),
+            );
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Rejects combinations that would make the server misbehave rather than fail fast.
+    fn check(&self) -> Result<(), config::ConfigError> {
+        let bad = |m: &str| Err(config::ConfigError::Message(m.to_string()));
+        if self.auth.admin_token.len() < 8 || self.auth.fulfillment_token.len() < 8 {
+            return bad("auth tokens must be at least 8 characters");
+        }
+        if self.auth.admin_token == self.auth.fulfillment_token {
+            return bad("auth.admin_token and auth.fulfillment_token must differ");
+        }
+        if self.catalog.name_min == 0 || self.catalog.name_min > self.catalog.name_max {
+            return bad("catalog.name_min must be >= 1 and <= catalog.name_max");
+        }
+        if self.cart.max_lines == 0 || self.cart.max_line_quantity == 0 {
+            return bad("cart.max_lines and cart.max_line_quantity must be >= 1");
+        }
+        if !matches!(self.notifications.transport.as_str(), "log" | "smtp") {
+            return bad("notifications.transport must be \"log\" or \"smtp\"");
+        }
+        if self.shipping.domestic_country.len() != 2 {
+            return bad("shipping.domestic_country must be an ISO 3166-1 alpha-2 code");
+        }
+        Ok(())
+    }
+
+    pub fn arbiter_count(&self) -> usize {
+        if self.actors.arbiters == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            self.actors.arbiters
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_parse() {
+        let s = Settings::load_layers(None, false).expect("defaults parse");
+        assert_eq!(s.storage.durability, Durability::Durable);
+        assert_eq!(s.webhooks.tolerance_secs, 300);
+        assert_eq!(s.shipping.flat_rate.to_string(), "5.99");
+        assert_eq!(s.notifications.transport, "log");
+    }
+}

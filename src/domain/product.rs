@@ -1,0 +1,146 @@
+//! Catalogue records and their validation rules (SEQ-PROD-001/002).
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{CategoryId, ProductId, VariantId};
+use super::money::Money;
+use super::time::Timestamp;
+use crate::config::CatalogSettings;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Category {
+    pub category_id: CategoryId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    pub variant_id: VariantId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub product_id: ProductId,
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub category_id: CategoryId,
+    pub is_active: bool,
+    pub variants: Vec<Variant>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Product {
+    pub fn has_variants(&self) -> bool {
+        !self.variants.is_empty()
+    }
+
+    pub fn variant(&self, id: VariantId) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.variant_id == id)
+    }
+
+    /// Which inventory item a (product, maybe variant) choice refers to.
+    pub fn resolve_variant(&self, variant: Option<VariantId>) -> Result<Option<VariantId>, VariantChoiceError> {
+        match (self.has_variants(), variant) {
+            (true, None) => Err(VariantChoiceError::Required),
+            (true, Some(v)) if self.variant(v).is_some() => Ok(Some(v)),
+            (_, Some(_)) => Err(VariantChoiceError::NotFound),
+            (false, None) => Ok(None),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariantChoiceError {
+    Required,
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProductRuleError {
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    DescriptionTooLong(String),
+    #[error("{0}")]
+    InvalidPrice(String),
+}
+
+/// A display name: trimmed, no control characters, length in characters within bounds.
+pub fn check_name(raw: &str, min: usize, max: usize) -> Result<String, String> {
+    let name = raw.trim();
+    let len = name.chars().count();
+    if name.chars().any(char::is_control) {
+        return Err("name must not contain control characters".into());
+    }
+    if len < min || len > max {
+        return Err(format!("name must be {min} to {max} characters, got {len}"));
+    }
+    Ok(name.to_string())
+}
+
+pub fn check_product_name(raw: &str, rules: &CatalogSettings) -> Result<String, ProductRuleError> {
+    check_name(raw, rules.name_min, rules.name_max).map_err(ProductRuleError::InvalidName)
+}
+
+pub fn check_description(raw: &str, rules: &CatalogSettings) -> Result<String, ProductRuleError> {
+    let len = raw.chars().count();
+    if len > rules.description_max {
+        return Err(ProductRuleError::DescriptionTooLong(format!(
+            "description must be at most {} characters, got {len}",
+            rules.description_max
+        )));
+    }
+    Ok(raw.to_string())
+}
+
+pub fn check_price(raw: &str, rules: &CatalogSettings) -> Result<Money, ProductRuleError> {
+    let price = Money::parse(raw).map_err(|e| ProductRuleError::InvalidPrice(format!("price {e}")))?;
+    if price < rules.min_price {
+        return Err(ProductRuleError::InvalidPrice(format!("price must be at least {}", rules.min_price)));
+    }
+    if price > rules.max_price {
+        return Err(ProductRuleError::InvalidPrice(format!("price must be at most {}", rules.max_price)));
+    }
+    Ok(price)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn rules() -> CatalogSettings {
+        Settings::load_layers(None, false).unwrap().catalog
+    }
+
+    #[test]
+    fn names_count_characters_not_bytes() {
+        let r = rules();
+        let at_max = "é".repeat(r.name_max);
+        assert_eq!(check_product_name(&at_max, &r).unwrap().chars().count(), r.name_max);
+        assert!(check_product_name(&"é".repeat(r.name_max + 1), &r).is_err());
+        assert!(check_product_name("x", &r).is_err());
+        assert!(check_product_name("  ok  ", &r).is_ok());
+        assert!(check_product_name("bad\u{0}name", &r).is_err());
+    }
+
+    #[test]
+    fn price_rules() {
+        let r = rules();
+        assert!(check_price("0.00", &r).is_err());
+        assert!(check_price("0.01", &r).is_ok());
+        assert!(check_price("1.999", &r).is_err());
+        assert!(check_price("-5", &r).is_err());
+        assert!(check_price("1000000.01", &r).is_err());
+    }
+
+    #[test]
+    fn description_limit() {
+        let r = rules();
+        assert!(check_description(&"a".repeat(r.description_max), &r).is_ok());
+        assert!(check_description(&"a".repeat(r.description_max + 1), &r).is_err());
+    }
+}

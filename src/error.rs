@@ -1,0 +1,238 @@
+//! The one error type services return, and the one place it becomes an HTTP status, a
+//! stable code and details. Codes are API.md's; never rename one.
+
+use serde_json::{json, Value};
+
+use crate::domain::cart::CartError;
+use crate::domain::inventory::InventoryError;
+use crate::domain::product::{ProductRuleError, VariantChoiceError};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}")]
+    InvalidRequest { message: String, field: Option<String> },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    #[error("not allowed with these credentials")]
+    Forbidden,
+    #[error("email or password is wrong")]
+    InvalidCredentials,
+    #[error("unknown or expired token")]
+    InvalidToken,
+    #[error("this email is already registered")]
+    EmailAlreadyRegistered,
+    #[error("{0}")]
+    InvalidEmail(String),
+    #[error("password does not meet the requirements")]
+    WeakPassword { unmet: Vec<&'static str> },
+    #[error("{0}")]
+    InvalidCategoryName(String),
+    #[error("category not found")]
+    CategoryNotFound,
+    #[error("product not found")]
+    ProductNotFound,
+    #[error("this product has variants: choose one")]
+    VariantRequired,
+    #[error("variant not found")]
+    VariantNotFound,
+    #[error("{0}")]
+    InvalidPrice(String),
+    #[error("{0}")]
+    InvalidProductName(String),
+    #[error("{0}")]
+    DescriptionTooLong(String),
+    #[error("{0}")]
+    InvalidQuantity(String),
+    #[error("the product is out of stock")]
+    OutOfStock,
+    #[error("only {available} available")]
+    QuantityExceedsStock { available: u64, cart: Option<Value> },
+    #[error("no such item in the cart")]
+    ItemNotFound,
+    #[error("a cart holds at most {max} different items")]
+    CartFull { max: usize },
+    #[error("not enough stock")]
+    InsufficientStock { items: Value },
+    #[error("this owner already holds a reservation of {held}")]
+    ReservationConflict { held: u32 },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> AppError {
+        AppError::InvalidRequest { message: message.into(), field: Some(field.to_string()) }
+    }
+
+    pub fn status(&self) -> u16 {
+        use AppError::*;
+        match self {
+            InvalidRequest { .. } | InvalidToken => 400,
+            Unauthenticated | InvalidCredentials => 401,
+            Forbidden => 403,
+            RouteNotFound(_) | CategoryNotFound | ProductNotFound | VariantNotFound | ItemNotFound => 404,
+            MethodNotAllowed => 405,
+            EmailAlreadyRegistered
+            | OutOfStock
+            | QuantityExceedsStock { .. }
+            | InsufficientStock { .. }
+            | ReservationConflict { .. } => 409,
+            PayloadTooLarge { .. } => 413,
+            InvalidEmail(_)
+            | WeakPassword { .. }
+            | InvalidCategoryName(_)
+            | VariantRequired
+            | InvalidPrice(_)
+            | InvalidProductName(_)
+            | DescriptionTooLong(_)
+            | InvalidQuantity(_)
+            | CartFull { .. } => 422,
+            Internal(_) => 500,
+            ShuttingDown => 503,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use AppError::*;
+        match self {
+            InvalidRequest { .. } => "INVALID_REQUEST",
+            PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            RouteNotFound(_) => "NOT_FOUND",
+            MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Unauthenticated => "UNAUTHENTICATED",
+            Forbidden => "FORBIDDEN",
+            InvalidCredentials => "INVALID_CREDENTIALS",
+            InvalidToken => "INVALID_TOKEN",
+            EmailAlreadyRegistered => "EMAIL_ALREADY_REGISTERED",
+            InvalidEmail(_) => "INVALID_EMAIL",
+            WeakPassword { .. } => "WEAK_PASSWORD",
+            InvalidCategoryName(_) => "INVALID_CATEGORY_NAME",
+            CategoryNotFound => "CATEGORY_NOT_FOUND",
+            ProductNotFound => "PRODUCT_NOT_FOUND",
+            VariantRequired => "VARIANT_REQUIRED",
+            VariantNotFound => "VARIANT_NOT_FOUND",
+            InvalidPrice(_) => "INVALID_PRICE",
+            InvalidProductName(_) => "INVALID_PRODUCT_NAME",
+            DescriptionTooLong(_) => "DESCRIPTION_TOO_LONG",
+            InvalidQuantity(_) => "INVALID_QUANTITY",
+            OutOfStock => "OUT_OF_STOCK",
+            QuantityExceedsStock { .. } => "QUANTITY_EXCEEDS_STOCK",
+            ItemNotFound => "ITEM_NOT_FOUND",
+            CartFull { .. } => "CART_FULL",
+            InsufficientStock { .. } => "INSUFFICIENT_STOCK",
+            ReservationConflict { .. } => "RESERVATION_CONFLICT",
+            ShuttingDown => "SHUTTING_DOWN",
+            Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn details(&self) -> Value {
+        use AppError::*;
+        match self {
+            InvalidRequest { field: Some(f), .. } => json!({ "field": f }),
+            PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            WeakPassword { unmet } => json!({
+                "requirements": crate::domain::password::REQUIREMENTS,
+                "unmet": unmet,
+            }),
+            QuantityExceedsStock { available, cart: Some(cart) } => json!({ "available": available, "cart": cart }),
+            QuantityExceedsStock { available, cart: None } => json!({ "available": available }),
+            CartFull { max } => json!({ "max_lines": max }),
+            InsufficientStock { items } => json!({ "items": items }),
+            ReservationConflict { held } => json!({ "held": held }),
+            _ => json!({}),
+        }
+    }
+
+    /// The body every error answers with.
+    pub fn body(&self) -> Value {
+        // Internal details go to the log, not to the client.
+        let message = match self {
+            AppError::Internal(_) => "internal error".to_string(),
+            other => other.to_string(),
+        };
+        json!({ "error": { "code": self.code(), "message": message, "details": self.details() } })
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> AppError {
+        match e {
+            StoreError::Closed => AppError::ShuttingDown,
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<CartError> for AppError {
+    fn from(e: CartError) -> AppError {
+        match e {
+            CartError::OutOfStock => AppError::OutOfStock,
+            CartError::QuantityExceedsStock { available } => AppError::QuantityExceedsStock { available, cart: None },
+            CartError::ItemNotFound => AppError::ItemNotFound,
+            CartError::CartFull { max } => AppError::CartFull { max },
+            CartError::LineQuantityTooLarge { max } => {
+                AppError::InvalidQuantity(format!("a cart line holds at most {max} units"))
+            }
+        }
+    }
+}
+
+impl From<InventoryError> for AppError {
+    fn from(e: InventoryError) -> AppError {
+        match e {
+            InventoryError::InsufficientStock { requested, available } => {
+                AppError::InsufficientStock { items: json!([{ "requested": requested, "available": available }]) }
+            }
+            InventoryError::StockLimit => AppError::InvalidQuantity(e.to_string()),
+            InventoryError::ReservationConflict { held } => AppError::ReservationConflict { held },
+        }
+    }
+}
+
+impl From<ProductRuleError> for AppError {
+    fn from(e: ProductRuleError) -> AppError {
+        match e {
+            ProductRuleError::InvalidName(m) => AppError::InvalidProductName(m),
+            ProductRuleError::DescriptionTooLong(m) => AppError::DescriptionTooLong(m),
+            ProductRuleError::InvalidPrice(m) => AppError::InvalidPrice(m),
+        }
+    }
+}
+
+impl From<VariantChoiceError> for AppError {
+    fn from(e: VariantChoiceError) -> AppError {
+        match e {
+            VariantChoiceError::Required => AppError::VariantRequired,
+            VariantChoiceError::NotFound => AppError::VariantNotFound,
+        }
+    }
+}
+
+impl From<actix::MailboxError> for AppError {
+    fn from(e: actix::MailboxError) -> AppError {
+        AppError::Internal(format!("actor mailbox: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_shape() {
+        let b = AppError::QuantityExceedsStock { available: 3, cart: None }.body();
+        assert_eq!(b["error"]["code"], "QUANTITY_EXCEEDS_STOCK");
+        assert_eq!(b["error"]["details"]["available"], 3);
+        assert_eq!(AppError::Internal("secret path".into()).body()["error"]["message"], "internal error");
+    }
+}

@@ -1,0 +1,3 @@
+//! The outside world: email transports (and, later, payment gateways).
+
+pub mod email;

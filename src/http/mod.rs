@@ -1,0 +1,131 @@
+//! The HTTP front door (warp). One filter takes every request, reads its body within the
+//! size limit, and hands it to [`routes::dispatch`]; errors become API.md's JSON once, in
+//! [`response`]. No request, however malformed, can panic a handler: parsing happens here.
+
+mod admin;
+mod auth;
+mod cart;
+mod catalog;
+mod customers;
+mod request;
+mod response;
+mod routes;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use warp::http::{HeaderMap, Method};
+use warp::path::FullPath;
+use warp::{Buf, Filter};
+
+pub use request::Request;
+
+use crate::error::AppError;
+use crate::metrics;
+use crate::services::Shop;
+
+/// The whole API as one warp filter.
+pub fn api(shop: Arc<Shop>) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let query = warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(move |method: Method, path: FullPath, query, headers: HeaderMap, body| {
+            let shop = shop.clone();
+            async move { handle(shop, method, path.as_str().to_string(), query, headers, body).await }
+        })
+}
+
+async fn handle<S, B>(
+    shop: Arc<Shop>,
+    method: Method,
+    path: String,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+    body: S,
+) -> warp::reply::Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let started = Instant::now();
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!("request", %method, %path, request_id = %request_id);
+    let limit = shop.settings.server.max_body_bytes;
+    let result = async {
+        match read_body(body, &headers, limit).await {
+            Ok(body) => {
+                let req = Request { method, path, query, headers, body };
+                routes::dispatch(&shop, &req).await
+            }
+            Err(e) => ("body", Err(e)),
+        }
+    };
+    let (route, result) = tracing::Instrument::instrument(result, span.clone()).await;
+    let response = match result {
+        Ok(reply) => reply,
+        Err(e) => {
+            let _e = span.enter();
+            if e.status() >= 500 {
+                tracing::error!(error = %e, "request failed");
+            } else {
+                tracing::debug!(code = e.code(), "request refused");
+            }
+            response::error(&e)
+        }
+    };
+    let status = response.status().as_u16();
+    metrics::HTTP_REQUESTS.with_label_values(&[route, &status.to_string()]).inc();
+    metrics::HTTP_SECONDS.with_label_values(&[route]).observe(started.elapsed().as_secs_f64());
+    let mut response = response;
+    if let Ok(v) = warp::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+/// The body, refused with 413 as soon as it passes `limit` (declared or streamed).
+async fn read_body<S, B>(body: S, headers: &HeaderMap, limit: usize) -> Result<Bytes, AppError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let declared = headers
+        .get(warp::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(AppError::PayloadTooLarge { limit });
+    }
+    let mut body = std::pin::pin!(body);
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk
+            .map_err(|e| AppError::InvalidRequest { message: format!("could not read body: {e}"), field: None })?;
+        if out.len() + chunk.remaining() > limit {
+            return Err(AppError::PayloadTooLarge { limit });
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Replies with JSON and a status.
+pub fn json(status: u16, value: &impl serde::Serialize) -> warp::reply::Response {
+    response::json(status, value)
+}

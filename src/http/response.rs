@@ -1,0 +1,20 @@
+//! Responses: JSON with a status; errors as `{"error": {"code", "message", "details"}}`.
+
+use warp::http::StatusCode;
+use warp::Reply;
+
+use crate::error::AppError;
+
+pub fn json(status: u16, value: &impl serde::Serialize) -> warp::reply::Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+pub fn error(e: &AppError) -> warp::reply::Response {
+    json(e.status(), &e.body())
+}
+
+pub fn text(status: u16, body: String, content_type: &'static str) -> warp::reply::Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    warp::reply::with_status(warp::reply::with_header(body, "content-type", content_type), status).into_response()
+}

@@ -1,0 +1,109 @@
+//! The route table: (method, path) to handler, in one match so the whole API reads at once.
+//! A known path with another method is 405; anything else 404.
+
+use warp::http::Method;
+
+use super::request::Request;
+use super::{admin, cart, catalog, customers, response};
+use crate::error::AppError;
+use crate::services::Shop;
+
+pub type Reply = Result<warp::reply::Response, AppError>;
+
+/// Returns the route's label (for metrics) and the reply.
+pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
+    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let m = &req.method;
+    macro_rules! route {
+        ($label:expr, $call:expr) => {
+            ($label, $call.await)
+        };
+    }
+    match (m.clone(), segments.as_slice()) {
+        (Method::GET, ["healthz"]) => ("healthz", Ok(response::json(200, &serde_json::json!({ "status": "ok" })))),
+        (Method::GET, ["metrics"]) => {
+            ("metrics", Ok(response::text(200, crate::metrics::render(), "text/plain; version=0.0.4")))
+        }
+
+        (Method::POST, ["v1", "customers"]) => route!("customers.register", customers::register(shop, req)),
+        (Method::POST, ["v1", "customers", "verify-email"]) => route!("customers.verify", customers::verify(shop, req)),
+        (Method::POST, ["v1", "sessions"]) => route!("sessions.create", customers::login(shop, req)),
+        (Method::GET, ["v1", "me"]) => route!("me", customers::me(shop, req)),
+
+        (Method::GET, ["v1", "categories"]) => route!("categories.list", catalog::list_categories(shop)),
+        (Method::GET, ["v1", "products"]) => route!("products.list", catalog::list_products(shop, req)),
+        (Method::GET, ["v1", "products", id]) => route!("products.get", catalog::get_product(shop, id)),
+
+        (Method::GET, ["v1", "cart"]) => route!("cart.get", cart::get(shop, req)),
+        (Method::POST, ["v1", "cart", "items"]) => route!("cart.add", cart::add(shop, req)),
+        (Method::PATCH, ["v1", "cart", "items", line]) => route!("cart.update", cart::update(shop, req, line)),
+        (Method::DELETE, ["v1", "cart", "items", line]) => route!("cart.remove", cart::remove(shop, req, line)),
+
+        (Method::GET, ["admin", "v1", "categories"]) => {
+            route!("admin.categories.list", catalog::admin_list_categories(shop, req))
+        }
+        (Method::POST, ["admin", "v1", "categories"]) => {
+            route!("admin.categories.create", catalog::create_category(shop, req))
+        }
+        (Method::POST, ["admin", "v1", "products"]) => {
+            route!("admin.products.create", catalog::create_product(shop, req))
+        }
+        (Method::GET, ["admin", "v1", "products", id]) => {
+            route!("admin.products.get", catalog::admin_get_product(shop, req, id))
+        }
+        (Method::PUT, ["admin", "v1", "products", id, "price"]) => {
+            route!("admin.products.price", catalog::update_price(shop, req, id))
+        }
+
+        (Method::GET, ["admin", "v1", "inventory", id]) => {
+            route!("admin.inventory.get", admin::inventory(shop, req, id))
+        }
+        (Method::POST, ["admin", "v1", "inventory", id, "restock"]) => {
+            route!("admin.inventory.restock", admin::restock(shop, req, id))
+        }
+        (Method::POST, ["admin", "v1", "inventory", id, "reservations"]) => {
+            route!("admin.inventory.reserve", admin::reserve(shop, req, id))
+        }
+        (Method::DELETE, ["admin", "v1", "inventory", id, "reservations", owner]) => {
+            route!("admin.inventory.release", admin::release(shop, req, id, owner))
+        }
+
+        (Method::GET, ["admin", "v1", "events"]) => route!("admin.events", admin::events(shop, req)),
+        (Method::GET, ["admin", "v1", "audit"]) => route!("admin.audit", admin::audit(shop, req)),
+        (Method::GET, ["admin", "v1", "notifications"]) => {
+            route!("admin.notifications", admin::notifications(shop, req))
+        }
+
+        (_, path) if known_path(path) => ("method_not_allowed", Err(AppError::MethodNotAllowed)),
+        _ => ("not_found", Err(AppError::RouteNotFound(req.path.clone()))),
+    }
+}
+
+fn known_path(segments: &[&str]) -> bool {
+    matches!(
+        segments,
+        ["healthz"]
+            | ["metrics"]
+            | ["v1", "customers"]
+            | ["v1", "customers", "verify-email"]
+            | ["v1", "sessions"]
+            | ["v1", "me"]
+            | ["v1", "categories"]
+            | ["v1", "products"]
+            | ["v1", "products", _]
+            | ["v1", "cart"]
+            | ["v1", "cart", "items"]
+            | ["v1", "cart", "items", _]
+            | ["admin", "v1", "categories"]
+            | ["admin", "v1", "products"]
+            | ["admin", "v1", "products", _]
+            | ["admin", "v1", "products", _, "price"]
+            | ["admin", "v1", "inventory", _]
+            | ["admin", "v1", "inventory", _, "restock"]
+            | ["admin", "v1", "inventory", _, "reservations"]
+            | ["admin", "v1", "inventory", _, "reservations", _]
+            | ["admin", "v1", "events"]
+            | ["admin", "v1", "audit"]
+            | ["admin", "v1", "notifications"]
+    )
+}

@@ -1,0 +1,26 @@
+//! Cartwright: a commerce backend built as an actor-based workflow engine with durable sagas.
+//!
+//! Module map:
+//! - [`domain`]: value types that parse at the edge (money, email, quantities) and pure
+//!   aggregates (cart, inventory) that decide events and apply them.
+//! - [`store`]: the only code touching sled: tables, versioned records, group commit.
+//! - [`actors`]: one actix actor per cart and per inventory item, activated on demand and
+//!   passivated when idle, through a sharded registry.
+//! - [`services`]: the seed's services (customers, catalog, inventory, cart, notifications).
+//! - [`http`]: the warp front door; [`error`] maps every failure to API.md's codes once.
+//! - [`gateways`]: the outside world (email transports).
+//! - [`app`]: wiring, start-up and graceful shutdown; [`config`], [`telemetry`], [`metrics`].
+#![forbid(unsafe_code)]
+
+pub mod actors;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod gateways;
+pub mod http;
+pub mod metrics;
+pub mod retry;
+pub mod services;
+pub mod store;
+pub mod telemetry;

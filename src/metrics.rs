@@ -1,0 +1,79 @@
+//! Prometheus metrics, rendered by `GET /metrics`.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(metric: T) -> T {
+    // Registration fails only on a duplicate name, which would be a programming error here.
+    let _ = REGISTRY.register(Box::new(metric.clone()));
+    metric
+}
+
+pub static COMMIT_GROUP_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
+    register(
+        Histogram::with_opts(
+            HistogramOpts::new("cartwright_commit_group_size", "Write sets made durable by one group commit")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+        )
+        .expect("valid histogram"),
+    )
+});
+
+pub static COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register(
+        Histogram::with_opts(
+            HistogramOpts::new("cartwright_commit_seconds", "Time to apply and sync one commit group")
+                .buckets(prometheus::exponential_buckets(0.00005, 2.0, 14).expect("valid buckets")),
+        )
+        .expect("valid histogram"),
+    )
+});
+
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("cartwright_http_requests_total", "HTTP requests by route and status"),
+            &["route", "status"],
+        )
+        .expect("valid counter"),
+    )
+});
+
+pub static HTTP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new("cartwright_http_request_seconds", "HTTP request latency by route")
+                .buckets(prometheus::exponential_buckets(0.0001, 2.0, 16).expect("valid buckets")),
+            &["route"],
+        )
+        .expect("valid histogram"),
+    )
+});
+
+pub static ACTORS_ACTIVE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(Opts::new("cartwright_actors_active", "Entity actors in memory by kind"), &["kind"])
+            .expect("valid gauge"),
+    )
+});
+
+pub static NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("cartwright_notification_attempts_total", "Notification delivery attempts by outcome"),
+            &["outcome"],
+        )
+        .expect("valid counter"),
+    )
+});
+
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    let _ = TextEncoder::new().encode(&REGISTRY.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}

@@ -1,0 +1,159 @@
+//! CartService (SEQ-CART-001..003): checks stock with the inventory item, then asks the
+//! customer's cart actor to change. A cart view always shows current product prices.
+
+use std::sync::Arc;
+
+use actix::MailboxError;
+use serde::Serialize;
+
+use super::catalog::CatalogService;
+use super::inventory::InventoryService;
+use crate::actors::cart::{CartActor, CartRegistry, CartReply, ExecuteCart, GetCart};
+use crate::actors::registry::Lease;
+use crate::config::Settings;
+use crate::domain::cart::{Cart, CartCommand, CartLimits};
+use crate::domain::ids::{CustomerId, ItemKey, LineId, ProductId, VariantId};
+use crate::domain::money::Money;
+use crate::domain::quantity::Quantity;
+use crate::error::AppError;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct CartService {
+    store: Store,
+    limits: CartLimits,
+    registry: Arc<CartRegistry>,
+    catalog: CatalogService,
+    inventory: InventoryService,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CartLineView {
+    pub line_id: LineId,
+    pub product_id: ProductId,
+    pub variant_id: Option<VariantId>,
+    pub name: String,
+    pub quantity: u32,
+    pub unit_price: Money,
+    pub subtotal: Money,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CartView {
+    pub cart_id: LineId,
+    pub customer_id: CustomerId,
+    pub items: Vec<CartLineView>,
+    pub total_price: Money,
+}
+
+impl CartService {
+    pub fn new(
+        store: Store,
+        settings: Arc<Settings>,
+        registry: Arc<CartRegistry>,
+        catalog: CatalogService,
+        inventory: InventoryService,
+    ) -> CartService {
+        let limits =
+            CartLimits { max_lines: settings.cart.max_lines, max_line_quantity: settings.cart.max_line_quantity };
+        CartService { store, limits, registry, catalog, inventory }
+    }
+
+    fn lease(&self, customer: CustomerId) -> Result<Lease<CartActor>, AppError> {
+        self.registry.lease(&customer, |arbiter| {
+            CartActor::activate(arbiter, customer, self.store.clone(), self.limits, self.registry.clone())
+        })
+    }
+
+    async fn execute(&self, customer: CustomerId, cmd: CartCommand) -> Result<CartReply, AppError> {
+        let first = self.lease(customer)?.addr.send(ExecuteCart(cmd.clone())).await;
+        match first {
+            Err(MailboxError::Closed) => self.lease(customer)?.addr.send(ExecuteCart(cmd)).await?,
+            other => other?,
+        }
+    }
+
+    async fn cart(&self, customer: CustomerId) -> Result<Cart, AppError> {
+        match self.lease(customer)?.addr.send(GetCart).await {
+            Err(MailboxError::Closed) => self.lease(customer)?.addr.send(GetCart).await?,
+            other => other?,
+        }
+    }
+
+    pub async fn get(&self, customer: CustomerId) -> Result<CartView, AppError> {
+        let cart = self.cart(customer).await?;
+        self.view(&cart)
+    }
+
+    /// SEQ-CART-001.
+    pub async fn add_item(
+        &self,
+        customer: CustomerId,
+        product_id: ProductId,
+        variant_id: Option<VariantId>,
+        quantity: Quantity,
+    ) -> Result<CartView, AppError> {
+        let product = self.catalog.active_product(product_id)?;
+        let variant_id = product.resolve_variant(variant_id)?;
+        let available = self.inventory.available(ItemKey { product_id, variant_id }).await?;
+        let reply =
+            self.execute(customer, CartCommand::AddItem { product_id, variant_id, quantity, available }).await?;
+        self.view(&reply.cart)
+    }
+
+    /// SEQ-CART-002: 0 removes the line; more than available caps the line and answers
+    /// QUANTITY_EXCEEDS_STOCK carrying the capped cart.
+    pub async fn update_quantity(
+        &self,
+        customer: CustomerId,
+        line_id: LineId,
+        quantity: u32,
+    ) -> Result<CartView, AppError> {
+        let cart = self.cart(customer).await?;
+        let line = cart.line(line_id).ok_or(AppError::ItemNotFound)?;
+        let key = ItemKey { product_id: line.product_id, variant_id: line.variant_id };
+        let available = if quantity == 0 { 0 } else { self.inventory.available(key).await? };
+        let reply = self.execute(customer, CartCommand::UpdateQuantity { line_id, quantity, available }).await?;
+        let view = self.view(&reply.cart)?;
+        match reply.capped_at {
+            Some(available) => Err(AppError::QuantityExceedsStock {
+                available,
+                cart: Some(serde_json::to_value(&view).unwrap_or_default()),
+            }),
+            None => Ok(view),
+        }
+    }
+
+    /// SEQ-CART-003: removing a line that is not there succeeds.
+    pub async fn remove_item(&self, customer: CustomerId, line_id: LineId) -> Result<CartView, AppError> {
+        let reply = self.execute(customer, CartCommand::RemoveItem { line_id }).await?;
+        self.view(&reply.cart)
+    }
+
+    /// Names and prices as they are now, not as they were when added.
+    pub fn view(&self, cart: &Cart) -> Result<CartView, AppError> {
+        let mut items = Vec::with_capacity(cart.lines.len());
+        for line in &cart.lines {
+            let product = self.catalog.product(line.product_id)?;
+            let name = match line.variant_id.and_then(|v| product.variant(v)) {
+                Some(v) => format!("{} ({})", product.name, v.name),
+                None => product.name.clone(),
+            };
+            items.push(CartLineView {
+                line_id: line.line_id,
+                product_id: line.product_id,
+                variant_id: line.variant_id,
+                name,
+                quantity: line.quantity,
+                unit_price: product.price,
+                subtotal: product.price.times(line.quantity),
+            });
+        }
+        let total_price = items.iter().map(|i| i.subtotal).sum();
+        Ok(CartView { cart_id: cart.cart_id, customer_id: cart.customer_id, items, total_price })
+    }
+
+    pub fn active(&self) -> usize {
+        self.registry.active()
+    }
+}

@@ -1,0 +1,229 @@
+//! ProductService (SEQ-PROD-001/002) and categories. Products are store-backed records
+//! (read far more than written); a price change is serialised per product and audited.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::Stripes;
+use crate::config::Settings;
+use crate::domain::events::DomainEvent;
+use crate::domain::ids::{CategoryId, ItemKey, ProductId, VariantId};
+use crate::domain::inventory::{StockRecord, MAX_STOCK};
+use crate::domain::product::{
+    check_description, check_name, check_price, check_product_name, Category, Product, Variant,
+};
+use crate::domain::time::Timestamp;
+use crate::error::AppError;
+use crate::store::{AuditEntry, Store, Table, WriteSet};
+
+/// At most this many variants per product (bounds the product record).
+pub const MAX_VARIANTS: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct NewVariant {
+    pub name: String,
+    pub initial_stock: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    pub name: String,
+    pub description: String,
+    pub price: String,
+    pub category_id: CategoryId,
+    pub initial_stock: Option<u64>,
+    pub variants: Option<Vec<NewVariant>>,
+}
+
+#[derive(Clone)]
+pub struct CatalogService {
+    store: Store,
+    settings: Arc<Settings>,
+    stripes: Arc<Stripes>,
+}
+
+impl CatalogService {
+    pub fn new(store: Store, settings: Arc<Settings>) -> CatalogService {
+        CatalogService { store, settings, stripes: Arc::new(Stripes::new(64)) }
+    }
+
+    pub async fn create_category(&self, name: &str, by: &str) -> Result<Category, AppError> {
+        let name =
+            check_name(name, 1, self.settings.catalog.category_name_max).map_err(AppError::InvalidCategoryName)?;
+        let category = Category { category_id: CategoryId::new(), name };
+        let ws = WriteSet::new()
+            .put(Table::Categories, category.category_id.as_bytes().to_vec(), &category)
+            .event(&DomainEvent::CategoryCreated { category_id: category.category_id, name: category.name.clone() })
+            .audit(audit(
+                by,
+                "category.created",
+                "category",
+                &category.category_id.to_string(),
+                json!(null),
+                json!(category),
+            ));
+        self.store.commit(ws).await?;
+        Ok(category)
+    }
+
+    pub fn categories(&self) -> Result<Vec<Category>, AppError> {
+        Ok(self.store.page::<Category>(Table::Categories, None, 10_000)?.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// Validates everything first, then writes the product and its inventory items at once.
+    pub async fn create_product(&self, new: NewProduct, by: &str) -> Result<Product, AppError> {
+        let rules = &self.settings.catalog;
+        let name = check_product_name(&new.name, rules)?;
+        let description = check_description(&new.description, rules)?;
+        let price = check_price(&new.price, rules)?;
+        let variants = new.variants.unwrap_or_default();
+        if variants.len() > MAX_VARIANTS {
+            return Err(AppError::invalid("variants", format!("at most {MAX_VARIANTS} variants")));
+        }
+        if !variants.is_empty() && new.initial_stock.is_some() {
+            return Err(AppError::invalid("initial_stock", "a product with variants takes initial_stock per variant"));
+        }
+        let mut product_variants = Vec::with_capacity(variants.len());
+        for (i, v) in variants.iter().enumerate() {
+            let vname =
+                check_name(&v.name, 1, 100).map_err(|m| AppError::invalid(&format!("variants[{i}].name"), m))?;
+            if product_variants.iter().any(|p: &Variant| p.name.to_lowercase() == vname.to_lowercase()) {
+                return Err(AppError::invalid(&format!("variants[{i}].name"), "variant names must be unique"));
+            }
+            check_stock(v.initial_stock)?;
+            product_variants.push(Variant { variant_id: VariantId::new(), name: vname });
+        }
+        check_stock(new.initial_stock.unwrap_or(0))?;
+        if self.store.get::<Category>(Table::Categories, new.category_id.as_bytes())?.is_none() {
+            return Err(AppError::CategoryNotFound);
+        }
+        let now = Timestamp::now();
+        let product = Product {
+            product_id: ProductId::new(),
+            name,
+            description,
+            price,
+            category_id: new.category_id,
+            is_active: true,
+            variants: product_variants,
+            created_at: now,
+            updated_at: now,
+        };
+        let items: Vec<(Option<VariantId>, u64)> = if variants.is_empty() {
+            vec![(None, new.initial_stock.unwrap_or(0))]
+        } else {
+            product.variants.iter().zip(&variants).map(|(pv, v)| (Some(pv.variant_id), v.initial_stock)).collect()
+        };
+        let pid = product.product_id;
+        let mut ws = WriteSet::new().put(Table::Products, pid.as_bytes().to_vec(), &product).event(
+            &DomainEvent::ProductCreated {
+                product_id: pid,
+                name: product.name.clone(),
+                price,
+                category_id: product.category_id,
+                variant_ids: product.variants.iter().map(|v| v.variant_id).collect(),
+            },
+        );
+        for (variant_id, on_hand) in items {
+            let key = ItemKey { product_id: pid, variant_id };
+            ws = ws
+                .put(Table::Stock, key.to_bytes().to_vec(), &StockRecord { key, on_hand, reserved: 0 })
+                .event(&DomainEvent::InventoryInitialized { product_id: pid, variant_id, on_hand });
+        }
+        ws = ws.audit(audit(by, "product.created", "product", &pid.to_string(), json!(null), json!(product)));
+        self.store.commit(ws).await?;
+        tracing::info!(product_id = %pid, "product created");
+        Ok(product)
+    }
+
+    /// SEQ-PROD-002: carts show the new price on their next view.
+    pub async fn update_price(&self, id: ProductId, raw_price: &str, by: &str) -> Result<Product, AppError> {
+        let _guard = self.stripes.lock(id.as_bytes()).await;
+        let mut product = self.product(id)?;
+        let price = check_price(raw_price, &self.settings.catalog)?;
+        if price == product.price {
+            return Ok(product);
+        }
+        let old_price = product.price;
+        product.price = price;
+        product.updated_at = Timestamp::now();
+        let ws = WriteSet::new()
+            .put(Table::Products, id.as_bytes().to_vec(), &product)
+            .event(&DomainEvent::ProductUpdated { product_id: id, old_price, new_price: price })
+            .audit(audit(
+                by,
+                "product.price_changed",
+                "product",
+                &id.to_string(),
+                json!({ "price": old_price }),
+                json!({ "price": price }),
+            ));
+        self.store.commit(ws).await?;
+        tracing::info!(product_id = %id, %old_price, new_price = %price, "price changed");
+        Ok(product)
+    }
+
+    /// An existing product (active or not), or PRODUCT_NOT_FOUND.
+    pub fn product(&self, id: ProductId) -> Result<Product, AppError> {
+        self.store.get::<Product>(Table::Products, id.as_bytes())?.ok_or(AppError::ProductNotFound)
+    }
+
+    /// A product customers may see and buy.
+    pub fn active_product(&self, id: ProductId) -> Result<Product, AppError> {
+        Some(self.product(id)?).filter(|p| p.is_active).ok_or(AppError::ProductNotFound)
+    }
+
+    /// Active products after `cursor`, in creation order.
+    pub fn list_active(
+        &self,
+        cursor: Option<ProductId>,
+        limit: usize,
+    ) -> Result<(Vec<Product>, Option<ProductId>), AppError> {
+        let mut out = Vec::with_capacity(limit);
+        let mut after = cursor.map(|c| c.as_bytes().to_vec());
+        loop {
+            let page = self.store.page::<Product>(Table::Products, after.as_deref(), limit.max(1) * 2)?;
+            let exhausted = page.len() < limit.max(1) * 2;
+            for (k, p) in page {
+                after = Some(k);
+                if p.is_active {
+                    out.push(p);
+                    if out.len() == limit {
+                        let next = out.last().map(|p| p.product_id);
+                        return Ok((out, next));
+                    }
+                }
+            }
+            if exhausted {
+                return Ok((out, None));
+            }
+        }
+    }
+}
+
+fn check_stock(n: u64) -> Result<(), AppError> {
+    if n > MAX_STOCK {
+        return Err(AppError::InvalidQuantity(format!("initial stock must be at most {MAX_STOCK}")));
+    }
+    Ok(())
+}
+
+pub fn audit(
+    by: &str,
+    action: &str,
+    entity_type: &str,
+    entity_id: &str,
+    before: serde_json::Value,
+    after: serde_json::Value,
+) -> AuditEntry {
+    AuditEntry {
+        at: Timestamp::now(),
+        actor: by.to_string(),
+        action: action.to_string(),
+        entity_type: entity_type.to_string(),
+        entity_id: entity_id.to_string(),
+        before: before.to_string(),
+        after: after.to_string(),
+    }
+}

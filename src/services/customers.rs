@@ -1,0 +1,175 @@
+//! CustomerService (SEQ-CUST-001): registration with a verification email, email
+//! verification, sessions. Passwords are kept only as Argon2id hashes; session and
+//! verification tokens only as SHA-256 hashes.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde_json::json;
+
+use super::{new_token, token_hash, Stripes};
+use crate::config::Settings;
+use crate::domain::cart::Cart;
+use crate::domain::email::Email;
+use crate::domain::events::DomainEvent;
+use crate::domain::ids::CustomerId;
+use crate::domain::password::Password;
+use crate::domain::product::check_name;
+use crate::domain::time::Timestamp;
+use crate::error::AppError;
+use crate::store::{Customer, Notification, Session, Store, StoreError, Table, WriteSet};
+
+#[derive(Clone)]
+pub struct CustomerService {
+    store: Store,
+    settings: Arc<Settings>,
+    stripes: Arc<Stripes>,
+    /// A hash of a random password, verified against when the email is unknown so that a
+    /// wrong email costs as much time as a wrong password.
+    decoy_hash: Arc<String>,
+}
+
+impl CustomerService {
+    pub fn new(store: Store, settings: Arc<Settings>) -> CustomerService {
+        let decoy_hash = hash_password(&settings, &new_token("decoy")).unwrap_or_default();
+        CustomerService { store, settings, stripes: Arc::new(Stripes::new(64)), decoy_hash: Arc::new(decoy_hash) }
+    }
+
+    pub async fn register(&self, email: &str, password: &str, name: Option<&str>) -> Result<Customer, AppError> {
+        let email = Email::parse(email).map_err(AppError::InvalidEmail)?;
+        let password = Password::parse(password).map_err(|unmet| AppError::WeakPassword { unmet })?;
+        let name = match name {
+            Some(n) => Some(check_name(n, 1, 100).map_err(|m| AppError::invalid("name", m))?),
+            None => None,
+        };
+        let lookup = email.lookup_key();
+        // Cheap early answer; the put_if_absent below is what really guarantees uniqueness.
+        if self.store.contains(Table::CustomerEmails, lookup.as_bytes())? {
+            return Err(AppError::EmailAlreadyRegistered);
+        }
+        let settings = self.settings.clone();
+        let pw = password.expose().to_string();
+        let password_hash = tokio::task::spawn_blocking(move || hash_password(&settings, &pw))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))??;
+        let customer = Customer {
+            customer_id: CustomerId::new(),
+            email: email.as_str().to_string(),
+            name,
+            password_hash,
+            email_verified: false,
+            created_at: Timestamp::now(),
+        };
+        let id = customer.customer_id;
+        let token = new_token("cwv");
+        let notification = Notification::queued(
+            "email_verification",
+            email.as_str(),
+            "Verify your email address".to_string(),
+            json!({ "customer_id": id, "verification_token": token }),
+        );
+        let ws = WriteSet::new()
+            .put_if_absent(Table::CustomerEmails, lookup.into_bytes(), &id.0, "email")
+            .put(Table::Customers, id.as_bytes().to_vec(), &customer)
+            .put(Table::Carts, id.as_bytes().to_vec(), &Cart::new(id))
+            .put(Table::VerifyTokens, token_hash(&token).to_vec(), &id.0)
+            .event(&DomainEvent::CustomerRegistered { customer_id: id, email: customer.email.clone() })
+            .notify(notification);
+        match self.store.commit(ws).await {
+            Ok(_) => {
+                tracing::info!(customer_id = %id, "customer registered; verification email queued");
+                Ok(customer)
+            }
+            Err(StoreError::Conflict(_)) => Err(AppError::EmailAlreadyRegistered),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Marks the email verified. Idempotent: the same token again answers the same.
+    pub async fn verify_email(&self, token: &str) -> Result<Customer, AppError> {
+        if token.is_empty() || token.len() > 512 {
+            return Err(AppError::InvalidToken);
+        }
+        let id = self
+            .store
+            .get::<uuid::Uuid>(Table::VerifyTokens, &token_hash(token))?
+            .map(CustomerId)
+            .ok_or(AppError::InvalidToken)?;
+        let _guard = self.stripes.lock(id.as_bytes()).await;
+        let mut customer = self.get(id)?.ok_or(AppError::InvalidToken)?;
+        if !customer.email_verified {
+            customer.email_verified = true;
+            let ws = WriteSet::new()
+                .put(Table::Customers, id.as_bytes().to_vec(), &customer)
+                .event(&DomainEvent::CustomerEmailVerified { customer_id: id });
+            self.store.commit(ws).await?;
+        }
+        Ok(customer)
+    }
+
+    /// A new session token for a correct email/password pair.
+    pub async fn login(&self, email: &str, password: &str) -> Result<(String, CustomerId), AppError> {
+        let found = match Email::parse(email) {
+            Ok(e) => self.find_by_email(&e)?,
+            Err(_) => None,
+        };
+        let stored_hash = found.as_ref().map_or_else(|| self.decoy_hash.to_string(), |c| c.password_hash.clone());
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&stored_hash, &pw))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let customer = match (ok, found) {
+            (true, Some(c)) => c,
+            _ => return Err(AppError::InvalidCredentials),
+        };
+        let token = new_token("cws");
+        let now = Timestamp::now();
+        let session = Session {
+            customer_id: customer.customer_id,
+            created_at: now,
+            expires_at: now.plus_millis(self.settings.auth.session_ttl_secs.saturating_mul(1000)),
+        };
+        self.store.commit(WriteSet::new().put(Table::Sessions, token_hash(&token).to_vec(), &session)).await?;
+        Ok((token, customer.customer_id))
+    }
+
+    /// The customer a session token belongs to, if it is valid and not expired.
+    pub fn authenticate(&self, token: &str) -> Result<Option<CustomerId>, AppError> {
+        if token.is_empty() || token.len() > 512 {
+            return Ok(None);
+        }
+        let session = self.store.get::<Session>(Table::Sessions, &token_hash(token))?;
+        Ok(session.filter(|s| s.expires_at > Timestamp::now()).map(|s| s.customer_id))
+    }
+
+    pub fn get(&self, id: CustomerId) -> Result<Option<Customer>, AppError> {
+        Ok(self.store.get::<Customer>(Table::Customers, id.as_bytes())?)
+    }
+
+    fn find_by_email(&self, email: &Email) -> Result<Option<Customer>, AppError> {
+        match self.store.get::<uuid::Uuid>(Table::CustomerEmails, email.lookup_key().as_bytes())? {
+            Some(id) => self.get(CustomerId(id)),
+            None => Ok(None),
+        }
+    }
+}
+
+fn argon2(settings: &Settings) -> Result<Argon2<'static>, AppError> {
+    let params = Params::new(settings.auth.argon2_memory_kib, settings.auth.argon2_iterations, 1, None)
+        .map_err(|e| AppError::Internal(format!("argon2 params: {e}")))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+fn hash_password(settings: &Settings, password: &str) -> Result<String, AppError> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2(settings)?
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Internal(format!("argon2: {e}")))
+}
+
+/// Verifies with the parameters recorded in the hash itself.
+fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}

@@ -1,0 +1,195 @@
+//! InventoryService (SEQ-INV-001/002): stock views, restocks, and reservations (holds)
+//! keyed by owner. Every change goes through the item's actor.
+
+use std::sync::Arc;
+
+use actix::MailboxError;
+use serde::Serialize;
+
+use super::catalog::CatalogService;
+use crate::actors::inventory::{Available, ExecuteInventory, GetStock, InventoryItemActor, InventoryRegistry};
+use crate::actors::registry::Lease;
+use crate::config::Settings;
+use crate::domain::ids::{ItemKey, OwnerId, ProductId, VariantId};
+use crate::domain::inventory::{InventoryCommand, StockRecord};
+use crate::domain::product::Product;
+use crate::domain::quantity::Quantity;
+use crate::error::AppError;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct InventoryService {
+    store: Store,
+    settings: Arc<Settings>,
+    registry: Arc<InventoryRegistry>,
+    catalog: CatalogService,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemStock {
+    pub variant_id: Option<VariantId>,
+    pub on_hand: u64,
+    pub reserved: u64,
+    pub available: u64,
+}
+
+impl From<StockRecord> for ItemStock {
+    fn from(r: StockRecord) -> ItemStock {
+        ItemStock {
+            variant_id: r.key.variant_id,
+            on_hand: r.on_hand,
+            reserved: r.reserved,
+            available: r.on_hand - r.reserved,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductStock {
+    pub product_id: ProductId,
+    pub items: Vec<ItemStock>,
+}
+
+impl InventoryService {
+    pub fn new(
+        store: Store,
+        settings: Arc<Settings>,
+        registry: Arc<InventoryRegistry>,
+        catalog: CatalogService,
+    ) -> InventoryService {
+        InventoryService { store, settings, registry, catalog }
+    }
+
+    fn lease(&self, key: ItemKey) -> Result<Lease<InventoryItemActor>, AppError> {
+        self.registry.lease(&key, |arbiter| {
+            InventoryItemActor::activate(
+                arbiter,
+                key,
+                self.store.clone(),
+                self.settings.notifications.admin_email.clone(),
+                self.registry.clone(),
+            )?
+            .ok_or(match key.variant_id {
+                Some(_) => AppError::VariantNotFound,
+                None => AppError::ProductNotFound,
+            })
+        })
+    }
+
+    /// Sends `msg` to the item's actor; if that activation just died, once more to a fresh one.
+    async fn ask<M>(&self, key: ItemKey, msg: impl Fn() -> M) -> Result<M::Result, AppError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        InventoryItemActor: actix::Handler<M>,
+    {
+        match self.lease(key)?.addr.send(msg()).await {
+            Err(MailboxError::Closed) => Ok(self.lease(key)?.addr.send(msg()).await?),
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn available(&self, key: ItemKey) -> Result<u64, AppError> {
+        self.ask(key, || Available).await
+    }
+
+    pub async fn stock(&self, product_id: ProductId) -> Result<ProductStock, AppError> {
+        let product = self.catalog.product(product_id)?;
+        let mut items = Vec::new();
+        for key in item_keys(&product) {
+            items.push(self.ask(key, || GetStock).await??.into());
+        }
+        Ok(ProductStock { product_id, items })
+    }
+
+    /// Runs `cmd` on the item of (product, variant) chosen per the product's variants.
+    pub async fn execute(
+        &self,
+        product_id: ProductId,
+        variant_id: Option<VariantId>,
+        cmd: InventoryCommand,
+        by: &str,
+    ) -> Result<ProductStock, AppError> {
+        let product = self.catalog.product(product_id)?;
+        let variant_id = product.resolve_variant(variant_id)?;
+        let key = ItemKey { product_id, variant_id };
+        let by = by.to_string();
+        self.ask(key, || ExecuteInventory { cmd: cmd.clone(), by: by.clone() }).await??;
+        self.stock(product_id).await
+    }
+
+    pub async fn restock(
+        &self,
+        product_id: ProductId,
+        variant_id: Option<VariantId>,
+        quantity: Quantity,
+        by: &str,
+    ) -> Result<ProductStock, AppError> {
+        self.execute(product_id, variant_id, InventoryCommand::Restock { quantity }, by).await
+    }
+
+    pub async fn reserve(
+        &self,
+        product_id: ProductId,
+        variant_id: Option<VariantId>,
+        owner: OwnerId,
+        quantity: Quantity,
+        by: &str,
+    ) -> Result<ProductStock, AppError> {
+        self.execute(product_id, variant_id, InventoryCommand::Reserve { owner, quantity }, by)
+            .await
+            .map_err(|e| with_item(e, product_id, variant_id))
+    }
+
+    pub async fn release(
+        &self,
+        product_id: ProductId,
+        variant_id: Option<VariantId>,
+        owner: OwnerId,
+        by: &str,
+    ) -> Result<ProductStock, AppError> {
+        self.execute(product_id, variant_id, InventoryCommand::Release { owner }, by).await
+    }
+
+    pub fn active(&self) -> usize {
+        self.registry.active()
+    }
+}
+
+/// The inventory items of a product: one per variant, or the product's single item.
+pub fn item_keys(product: &Product) -> Vec<ItemKey> {
+    if product.variants.is_empty() {
+        vec![ItemKey { product_id: product.product_id, variant_id: None }]
+    } else {
+        product
+            .variants
+            .iter()
+            .map(|v| ItemKey { product_id: product.product_id, variant_id: Some(v.variant_id) })
+            .collect()
+    }
+}
+
+/// INSUFFICIENT_STOCK names the item it is about.
+fn with_item(e: AppError, product_id: ProductId, variant_id: Option<VariantId>) -> AppError {
+    match e {
+        AppError::InsufficientStock { items } => {
+            let items = items
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|i| {
+                            serde_json::json!({
+                                "product_id": product_id,
+                                "variant_id": variant_id,
+                                "requested": i["requested"],
+                                "available": i["available"],
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            AppError::InsufficientStock { items: items.into() }
+        }
+        other => other,
+    }
+}

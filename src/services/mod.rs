@@ -1,0 +1,88 @@
+//! The seed's services, thin: validate, talk to actors or the store, shape the answer.
+
+pub mod cart;
+pub mod catalog;
+pub mod customers;
+pub mod inventory;
+pub mod logs;
+pub mod notifications;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::ArbiterHandle;
+use sha2::{Digest, Sha256};
+
+use crate::actors::cart::CartRegistry;
+use crate::actors::inventory::InventoryRegistry;
+use crate::actors::registry::Registry;
+use crate::config::Settings;
+use crate::store::Store;
+
+/// Everything a request handler needs: settings, the store and the services.
+pub struct Shop {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub customers: customers::CustomerService,
+    pub catalog: catalog::CatalogService,
+    pub inventory: inventory::InventoryService,
+    pub carts: cart::CartService,
+    pub logs: logs::LogService,
+}
+
+impl Shop {
+    pub fn new(settings: Arc<Settings>, store: Store, arbiters: Vec<ArbiterHandle>) -> Shop {
+        let idle = Duration::from_secs(settings.actors.idle_timeout_secs.max(1));
+        let inventory_registry: Arc<InventoryRegistry> = Arc::new(Registry::new("inventory", arbiters.clone(), idle));
+        let cart_registry: Arc<CartRegistry> = Arc::new(Registry::new("cart", arbiters, idle));
+        let catalog = catalog::CatalogService::new(store.clone(), settings.clone());
+        let inventory =
+            inventory::InventoryService::new(store.clone(), settings.clone(), inventory_registry, catalog.clone());
+        let carts =
+            cart::CartService::new(store.clone(), settings.clone(), cart_registry, catalog.clone(), inventory.clone());
+        Shop {
+            customers: customers::CustomerService::new(store.clone(), settings.clone()),
+            logs: logs::LogService::new(store.clone()),
+            catalog,
+            inventory,
+            carts,
+            store,
+            settings,
+        }
+    }
+
+    /// Actors in memory (carts, inventory items): what passivation keeps bounded.
+    pub fn active_actors(&self) -> (usize, usize) {
+        (self.carts.active(), self.inventory.active())
+    }
+}
+
+/// Tokens are stored only as their SHA-256, so a copy of the database grants nothing.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A fresh random token: 32 bytes from the OS generator, hex, with a readable prefix.
+pub fn new_token(prefix: &str) -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{prefix}_{}", hex::encode(bytes))
+}
+
+/// A small set of async locks picked by key hash: serialises read-modify-write of records
+/// that have no actor (customers, products) without one global lock.
+pub struct Stripes {
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Stripes {
+    pub fn new(n: usize) -> Stripes {
+        Stripes { locks: (0..n).map(|_| tokio::sync::Mutex::new(())).collect() }
+    }
+
+    pub async fn lock(&self, key: &[u8]) -> tokio::sync::MutexGuard<'_, ()> {
+        let h = key.iter().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(*b as usize));
+        self.locks[h % self.locks.len()].lock().await
+    }
+}

@@ -1,0 +1,206 @@
+//! The only code that touches sled. Named tables (sled trees), typed records encoded with
+//! bincode 2 behind a one-byte version tag, and group commit: a [`WriteSet`] (state,
+//! domain events, audit rows, queued notifications) is applied atomically by one committer
+//! thread together with whatever else is waiting, made durable with `flush()` plus an
+//! `fdatasync` of sled's data file, and only then is its [`CommitTicket`] resolved.
+
+mod codec;
+mod committer;
+mod records;
+mod tables;
+mod writeset;
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use codec::Record;
+pub use records::{AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session};
+pub use tables::{audit_entity_prefix, due_key, Table};
+pub use writeset::{CommitReceipt, CommitTicket, WriteSet};
+
+use crate::config::{Durability, StorageSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("record {table}: {reason}")]
+    Codec { table: &'static str, reason: String },
+    /// A `put_if_absent` found its key taken; the whole write set was not applied.
+    #[error("conflict on {0}")]
+    Conflict(&'static str),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+/// A cheap handle; clones share one database and one committer thread.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    submit: Mutex<Option<mpsc::Sender<committer::Job>>>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+    /// Woken after every commit that queued a notification, so delivery starts at once.
+    pub(crate) outbox_signal: Arc<tokio::sync::Notify>,
+}
+
+impl Store {
+    pub fn open(settings: &StorageSettings) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(&settings.path)?;
+        let db = open_with_retry(&settings.path, settings.cache_capacity_mb)?;
+        let trees = Table::ALL.iter().map(|t| db.open_tree(t.name())).collect::<Result<Vec<_>, _>>()?;
+        let data_file = std::fs::File::open(settings.path.join("db"))?;
+        let outbox_signal = Arc::new(tokio::sync::Notify::new());
+        let (tx, rx) = mpsc::channel();
+        let worker = committer::Committer::new(
+            db.clone(),
+            trees.clone(),
+            data_file,
+            settings.durability == Durability::Durable,
+            outbox_signal.clone(),
+        )?;
+        let handle = std::thread::Builder::new().name("store-committer".into()).spawn(move || worker.run(rx))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                submit: Mutex::new(Some(tx)),
+                committer: Mutex::new(Some(handle)),
+                outbox_signal,
+            }),
+        })
+    }
+
+    /// Queues `ws` behind every earlier write set, in submission order. The write is applied
+    /// and durable once the returned ticket resolves with `Ok`.
+    pub fn commit(&self, ws: WriteSet) -> CommitTicket {
+        let (job, ticket) = committer::Job::new(ws);
+        let sent =
+            self.inner.submit.lock().ok().and_then(|g| g.as_ref().map(|tx| tx.send(job).is_ok())).unwrap_or(false);
+        if sent {
+            ticket
+        } else {
+            CommitTicket::failed(StoreError::Closed)
+        }
+    }
+
+    /// Resolves once every write set submitted before it is durable: a read that must not
+    /// show state which a crash could still take back waits on this before answering.
+    pub fn barrier(&self) -> CommitTicket {
+        self.commit(WriteSet::new())
+    }
+
+    pub fn get<T: Record>(&self, table: Table, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.tree(table).get(key)? {
+            Some(bytes) => Ok(Some(T::decode(table, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn get_raw(&self, table: Table, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.tree(table).get(key)?)
+    }
+
+    pub fn contains(&self, table: Table, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.tree(table).contains_key(key)?)
+    }
+
+    /// Records whose key starts with `prefix`, in key order.
+    pub fn scan_prefix<T: Record>(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
+        self.tree(table)
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k.to_vec(), T::decode(table, &v)?))
+            })
+            .collect()
+    }
+
+    /// Keys starting with `prefix`, in order, up to `limit`.
+    pub fn scan_prefix_keys(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.tree(table).scan_prefix(prefix).take(limit).map(|kv| Ok(kv?.0.to_vec())).collect()
+    }
+
+    /// Up to `limit` records with key strictly greater than `after` (or from the start).
+    pub fn page<T: Record>(
+        &self,
+        table: Table,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
+        let tree = self.tree(table);
+        let iter = match after {
+            Some(a) => tree.range::<&[u8], _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => tree.iter(),
+        };
+        iter.take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k.to_vec(), T::decode(table, &v)?))
+            })
+            .collect()
+    }
+
+    /// Keys in `[from, to)`, in order, up to `limit` (used for time-ordered indexes).
+    pub fn keys_between(&self, table: Table, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.tree(table).range(from..to).take(limit).map(|kv| Ok(kv?.0.to_vec())).collect()
+    }
+
+    pub fn len(&self, table: Table) -> usize {
+        self.tree(table).len()
+    }
+
+    pub fn is_empty(&self, table: Table) -> bool {
+        self.tree(table).is_empty()
+    }
+
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.outbox_signal.clone()
+    }
+
+    /// Stops accepting write sets, lets the committer drain what is queued, and flushes.
+    pub fn close(&self) -> Result<(), StoreError> {
+        if let Ok(mut submit) = self.inner.submit.lock() {
+            submit.take();
+        }
+        if let Some(handle) = self.inner.committer.lock().ok().and_then(|mut h| h.take()) {
+            let _ = handle.join();
+        }
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    fn tree(&self, table: Table) -> &sled::Tree {
+        &self.inner.trees[table as usize]
+    }
+}
+
+/// sled holds a file lock; a process that just closed the same directory may still be
+/// letting go of it for a moment (in-process restarts in tests), so retry briefly.
+fn open_with_retry(path: &Path, cache_mb: u64) -> Result<sled::Db, StoreError> {
+    let mut attempts = 0;
+    loop {
+        let result = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_mb * 1024 * 1024)
+            .mode(sled::Mode::HighThroughput)
+            .open();
+        match result {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

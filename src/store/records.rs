@@ -1,0 +1,140 @@
+//! Persisted record types that are not domain aggregates, and the version of every record.
+//! Records are plain structs (no serde tagging, flattening or skipping: bincode 2 cannot
+//! decode those reliably); JSON payloads are stored as strings.
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::Record;
+use crate::domain::cart::Cart;
+use crate::domain::ids::{CustomerId, NotificationId};
+use crate::domain::inventory::StockRecord;
+use crate::domain::product::{Category, Product};
+use crate::domain::time::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub customer_id: CustomerId,
+    pub email: String,
+    pub name: Option<String>,
+    pub password_hash: String,
+    pub email_verified: bool,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub customer_id: CustomerId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub seq: u64,
+    pub event_type: String,
+    pub at: Timestamp,
+    /// JSON text of the event's data.
+    pub data: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    /// Who did it: "admin", "fulfillment", "system", a customer id.
+    pub actor: String,
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: String,
+    /// JSON text.
+    pub before: String,
+    /// JSON text.
+    pub after: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotificationStatus {
+    Queued,
+    Sent,
+    Failed,
+}
+
+impl NotificationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationStatus::Queued => "QUEUED",
+            NotificationStatus::Sent => "SENT",
+            NotificationStatus::Failed => "FAILED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub notification_id: NotificationId,
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    pub status: NotificationStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// JSON text.
+    pub payload: String,
+    pub created_at: Timestamp,
+    pub next_attempt_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Notification {
+    pub fn queued(kind: &str, to: &str, subject: String, payload: serde_json::Value) -> Notification {
+        let now = Timestamp::now();
+        Notification {
+            notification_id: NotificationId::new(),
+            kind: kind.to_string(),
+            to: to.to_string(),
+            subject,
+            status: NotificationStatus::Queued,
+            attempts: 0,
+            last_error: None,
+            payload: payload.to_string(),
+            created_at: now,
+            next_attempt_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+impl Record for Customer {
+    const VERSION: u8 = 1;
+}
+impl Record for Session {
+    const VERSION: u8 = 1;
+}
+impl Record for EventRecord {
+    const VERSION: u8 = 1;
+}
+impl Record for AuditEntry {
+    const VERSION: u8 = 1;
+}
+impl Record for Notification {
+    const VERSION: u8 = 1;
+}
+impl Record for Cart {
+    const VERSION: u8 = 1;
+}
+impl Record for StockRecord {
+    const VERSION: u8 = 1;
+}
+impl Record for Product {
+    const VERSION: u8 = 1;
+}
+impl Record for Category {
+    const VERSION: u8 = 1;
+}
+/// Index values that are just an id.
+impl Record for uuid::Uuid {
+    const VERSION: u8 = 1;
+}
+/// Reservation quantities.
+impl Record for u32 {
+    const VERSION: u8 = 1;
+}

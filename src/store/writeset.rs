@@ -1,0 +1,117 @@
+//! A write set: everything one command changes, applied atomically or not at all.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+
+use super::codec::Record;
+use super::records::{AuditEntry, Notification};
+use super::{StoreError, Table};
+use crate::domain::events::DomainEvent;
+
+#[derive(Debug)]
+pub(crate) enum Op {
+    Put(Table, Vec<u8>, Vec<u8>),
+    Delete(Table, Vec<u8>),
+    /// Applied only if the key is absent; otherwise the whole write set is refused with
+    /// `StoreError::Conflict(tag)`.
+    PutIfAbsent(Table, Vec<u8>, Vec<u8>, &'static str),
+}
+
+#[derive(Debug, Default)]
+pub struct WriteSet {
+    pub(crate) ops: Vec<Op>,
+    /// (type, JSON data) of each domain event, in order.
+    pub(crate) events: Vec<(String, String)>,
+    pub(crate) audit: Vec<AuditEntry>,
+    pub(crate) notifications: Vec<Notification>,
+}
+
+impl WriteSet {
+    pub fn new() -> WriteSet {
+        WriteSet::default()
+    }
+
+    pub fn put<T: Record>(mut self, table: Table, key: impl Into<Vec<u8>>, value: &T) -> Self {
+        self.ops.push(Op::Put(table, key.into(), value.encode()));
+        self
+    }
+
+    pub fn delete(mut self, table: Table, key: impl Into<Vec<u8>>) -> Self {
+        self.ops.push(Op::Delete(table, key.into()));
+        self
+    }
+
+    pub fn put_if_absent<T: Record>(
+        mut self,
+        table: Table,
+        key: impl Into<Vec<u8>>,
+        value: &T,
+        conflict: &'static str,
+    ) -> Self {
+        self.ops.push(Op::PutIfAbsent(table, key.into(), value.encode(), conflict));
+        self
+    }
+
+    pub fn event(mut self, event: &DomainEvent) -> Self {
+        self.events.push(event.split());
+        self
+    }
+
+    pub fn events<'a>(self, events: impl IntoIterator<Item = &'a DomainEvent>) -> Self {
+        events.into_iter().fold(self, |ws, e| ws.event(e))
+    }
+
+    pub fn audit(mut self, entry: AuditEntry) -> Self {
+        self.audit.push(entry);
+        self
+    }
+
+    pub fn notify(mut self, notification: Notification) -> Self {
+        self.notifications.push(notification);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.events.is_empty() && self.audit.is_empty() && self.notifications.is_empty()
+    }
+}
+
+/// What a durable commit assigned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitReceipt {
+    /// The event-log sequence numbers of the write set's events, in order.
+    pub event_seqs: Vec<u64>,
+}
+
+/// Resolves once the write set is durable (or refused). Dropping it does not cancel the write.
+pub struct CommitTicket {
+    rx: Option<oneshot::Receiver<Result<CommitReceipt, StoreError>>>,
+    failed: Option<StoreError>,
+}
+
+impl CommitTicket {
+    pub(crate) fn pending(rx: oneshot::Receiver<Result<CommitReceipt, StoreError>>) -> CommitTicket {
+        CommitTicket { rx: Some(rx), failed: None }
+    }
+
+    pub(crate) fn failed(e: StoreError) -> CommitTicket {
+        CommitTicket { rx: None, failed: Some(e) }
+    }
+}
+
+impl Future for CommitTicket {
+    type Output = Result<CommitReceipt, StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Err(e));
+        }
+        match self.rx.as_mut() {
+            Some(rx) => Pin::new(rx).poll(cx).map(|r| r.unwrap_or(Err(StoreError::Closed))),
+            None => Poll::Ready(Err(StoreError::Closed)),
+        }
+    }
+}
