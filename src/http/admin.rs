@@ -83,3 +83,10 @@ pub async fn notifications(shop: &Shop, req: &Request) -> Reply {
     let cursor = req.query_param::<NotificationId>("cursor")?;
     Ok(json(200, &shop.logs.notifications(status, kind, cursor, req.limit(100, MAX_PAGE)?)?))
 }
+
+/// What is in memory right now: passivation keeps this bounded by the active set.
+pub async fn stats(shop: &Shop, req: &Request) -> Reply {
+    auth::staff(shop, req)?;
+    let (carts, items) = shop.active_actors();
+    Ok(json(200, &serde_json::json!({ "actors": { "carts": carts, "inventory_items": items } })))
+}

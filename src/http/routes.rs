@@ -68,6 +68,7 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
             route!("admin.inventory.release", admin::release(shop, req, id, owner))
         }
 
+        (Method::GET, ["admin", "v1", "stats"]) => route!("admin.stats", admin::stats(shop, req)),
         (Method::GET, ["admin", "v1", "events"]) => route!("admin.events", admin::events(shop, req)),
         (Method::GET, ["admin", "v1", "audit"]) => route!("admin.audit", admin::audit(shop, req)),
         (Method::GET, ["admin", "v1", "notifications"]) => {
@@ -102,6 +103,7 @@ fn known_path(segments: &[&str]) -> bool {
             | ["admin", "v1", "inventory", _, "restock"]
             | ["admin", "v1", "inventory", _, "reservations"]
             | ["admin", "v1", "inventory", _, "reservations", _]
+            | ["admin", "v1", "stats"]
             | ["admin", "v1", "events"]
             | ["admin", "v1", "audit"]
             | ["admin", "v1", "notifications"]

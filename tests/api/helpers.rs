@@ -1,0 +1,369 @@
+//! `spawn_app()` and a client with one method per request, in the zero-to-production style.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cartwright::config::Settings;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const ADMIN: &str = "test-admin-token";
+pub const FULFILLMENT: &str = "test-fulfillment-token";
+pub const PASSWORD: &str = "correct-horse-9";
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    /// Kept so the directory outlives the server (and survives restarts).
+    _dir: Arc<TempDir>,
+    settings: Settings,
+    running: Option<Running>,
+}
+
+/// A customer registered and logged in.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+}
+
+/// Settings for tests: cheap password hashing, fast notification retries.
+pub fn test_settings(dir: &TempDir) -> Settings {
+    let mut s = Settings::load_layers(None, false).expect("default settings");
+    s.server.addr = "127.0.0.1:0".parse().unwrap();
+    s.server.shutdown_grace_secs = 5;
+    s.storage.path = dir.path().to_path_buf();
+    s.storage.cache_capacity_mb = 16;
+    s.auth.admin_token = ADMIN.into();
+    s.auth.fulfillment_token = FULFILLMENT.into();
+    s.auth.argon2_memory_kib = 1024;
+    s.auth.argon2_iterations = 1;
+    s.actors.arbiters = 2;
+    s.notifications.initial_backoff_ms = 20;
+    s.notifications.max_backoff_ms = 100;
+    s.notifications.poll_interval_ms = 20;
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut settings = test_settings(&dir);
+    adjust(&mut settings);
+    let mut app = TestApp {
+        url: String::new(),
+        client: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+        _dir: dir,
+        settings,
+        running: None,
+    };
+    app.start().await;
+    app
+}
+
+impl TestApp {
+    async fn start(&mut self) {
+        let (addr_tx, addr_rx) = oneshot::channel::<SocketAddr>();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let settings = self.settings.clone();
+        let thread = std::thread::spawn(move || {
+            cartwright::app::run(
+                settings,
+                async move {
+                    let _ = stop_rx.await;
+                },
+                move |addr| {
+                    let _ = addr_tx.send(addr);
+                },
+            )
+        });
+        let addr = tokio::time::timeout(Duration::from_secs(20), addr_rx)
+            .await
+            .expect("server started in time")
+            .expect("server reported its address");
+        self.url = format!("http://{addr}");
+        self.running = Some(Running { stop: stop_tx, thread });
+    }
+
+    /// Graceful stop: stops accepting, drains, flushes, closes the store.
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            let _ = r.stop.send(());
+            let result = tokio::task::spawn_blocking(move || r.thread.join()).await.unwrap();
+            result.expect("server thread did not panic").expect("server stopped cleanly");
+        }
+        // Connections to the old server are dead; start with a fresh pool.
+        self.client = reqwest::Client::new();
+    }
+
+    /// Stops and starts again on the same data directory.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut rb = self.client.request(method, format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let resp = rb.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body read");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, token, None).await
+    }
+
+    /// Sends raw bytes (for malformed bodies).
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let mut rb =
+            self.client.post(format!("{}{}", self.url, path)).header("content-type", "application/json").body(body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    // ----- customers -----
+
+    pub async fn register(&self, email: &str) -> (u16, Value) {
+        self.post("/v1/customers", None, json!({ "email": email, "password": PASSWORD, "name": "Test Customer" })).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> (u16, Value) {
+        self.post("/v1/sessions", None, json!({ "email": email, "password": password })).await
+    }
+
+    /// A fresh customer with a unique email, registered and logged in.
+    pub async fn customer(&self) -> Customer {
+        let email = format!("c-{}@example.com", uuid::Uuid::new_v4().simple());
+        let (status, body) = self.register(&email).await;
+        assert_eq!(status, 201, "{body}");
+        let (status, session) = self.login(&email, PASSWORD).await;
+        assert_eq!(status, 201, "{session}");
+        Customer {
+            id: body["customer_id"].as_str().unwrap().to_string(),
+            email,
+            token: session["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// The verification token from the customer's queued verification email.
+    pub async fn verification_token(&self, customer_id: &str) -> String {
+        let list = self.notifications("email_verification").await;
+        let n = list.iter().find(|n| n["payload"]["customer_id"] == customer_id).expect("verification email queued");
+        n["payload"]["verification_token"].as_str().unwrap().to_string()
+    }
+
+    // ----- catalogue -----
+
+    pub async fn category(&self) -> String {
+        let (status, body) = self.post("/admin/v1/categories", Some(ADMIN), json!({ "name": "Books" })).await;
+        assert_eq!(status, 201, "{body}");
+        body["category_id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn create_product(&self, body: Value) -> (u16, Value) {
+        self.post("/admin/v1/products", Some(ADMIN), body).await
+    }
+
+    /// A product without variants.
+    pub async fn product(&self, price: &str, stock: u64) -> String {
+        let category_id = self.category().await;
+        let (status, body) = self
+            .create_product(json!({
+                "name": "Dune", "description": "Desert planet", "price": price,
+                "category_id": category_id, "initial_stock": stock
+            }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["product_id"].as_str().unwrap().to_string()
+    }
+
+    /// A product with variants; returns (product id, variant ids).
+    pub async fn product_with_variants(&self, price: &str, stocks: &[(&str, u64)]) -> (String, Vec<String>) {
+        let category_id = self.category().await;
+        let variants: Vec<Value> = stocks.iter().map(|(n, s)| json!({ "name": n, "initial_stock": s })).collect();
+        let (status, body) = self
+            .create_product(json!({
+                "name": "T-shirt", "description": "Cotton", "price": price,
+                "category_id": category_id, "variants": variants
+            }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let ids = body["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["variant_id"].as_str().unwrap().to_string())
+            .collect();
+        (body["product_id"].as_str().unwrap().to_string(), ids)
+    }
+
+    pub async fn stock(&self, product_id: &str) -> Value {
+        let (status, body) = self.get(&format!("/admin/v1/inventory/{product_id}"), Some(ADMIN)).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn restock(&self, product_id: &str, body: Value) -> (u16, Value) {
+        self.post(&format!("/admin/v1/inventory/{product_id}/restock"), Some(ADMIN), body).await
+    }
+
+    // ----- cart -----
+
+    pub async fn cart(&self, token: &str) -> Value {
+        let (status, body) = self.get("/v1/cart", Some(token)).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn add_to_cart(&self, token: &str, body: Value) -> (u16, Value) {
+        self.post("/v1/cart/items", Some(token), body).await
+    }
+
+    // ----- operators -----
+
+    pub async fn events(&self, ty: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let (status, body) = self.get(&format!("/admin/v1/events?after={after}&limit=1000"), Some(ADMIN)).await;
+            assert_eq!(status, 200, "{body}");
+            let page = body["events"].as_array().unwrap().clone();
+            if page.is_empty() {
+                return out;
+            }
+            after = page.last().unwrap()["seq"].as_u64().unwrap();
+            out.extend(page.into_iter().filter(|e| e["type"] == ty));
+        }
+    }
+
+    pub async fn notifications(&self, kind: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/admin/v1/notifications?kind={kind}&limit=1000"), Some(ADMIN)).await;
+        assert_eq!(status, 200, "{body}");
+        body["notifications"].as_array().unwrap().clone()
+    }
+
+    pub async fn audit(&self, entity_type: &str, entity_id: &str) -> Vec<Value> {
+        let (status, body) =
+            self.get(&format!("/admin/v1/audit?entity_type={entity_type}&entity_id={entity_id}"), Some(ADMIN)).await;
+        assert_eq!(status, 200, "{body}");
+        body["entries"].as_array().unwrap().clone()
+    }
+
+    /// Polls until `check` holds (background work such as notification delivery).
+    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..200 {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            let _ = r.stop.send(());
+            let _ = r.thread.join();
+        }
+    }
+}
+
+/// The real `cartwright` binary as a child process (for SIGKILL and SIGTERM tests).
+pub struct ServerProcess {
+    pub child: Child,
+    pub url: String,
+}
+
+impl ServerProcess {
+    pub fn start(dir: &std::path::Path) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cartwright"))
+            .env("CARTWRIGHT__SERVER__ADDR", "127.0.0.1:0")
+            .env("CARTWRIGHT__STORAGE__PATH", dir)
+            .env("CARTWRIGHT__AUTH__ADMIN_TOKEN", ADMIN)
+            .env("CARTWRIGHT__AUTH__FULFILLMENT_TOKEN", FULFILLMENT)
+            .env("CARTWRIGHT__AUTH__ARGON2_MEMORY_KIB", "1024")
+            .env("CARTWRIGHT__AUTH__ARGON2_ITERATIONS", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cartwright binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines.next().expect("server printed its address").expect("stdout readable");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break format!("http://{}", rest.split_whitespace().next().unwrap());
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        ServerProcess { child, url }
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        self.child.wait().expect("server exits")
+    }
+}

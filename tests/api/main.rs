@@ -1,0 +1,12 @@
+//! Integration tests: every test spawns the real server (port 0, its own temp sled
+//! directory) and talks to it over HTTP. One test binary for all of them.
+
+mod helpers;
+
+mod cart;
+mod catalog;
+mod concurrency;
+mod customers;
+mod durability;
+mod http;
+mod inventory;
