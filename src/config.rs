@@ -205,4 +205,21 @@ mod tests {
         assert_eq!(s.shipping.flat_rate.to_string(), "5.99");
         assert_eq!(s.notifications.transport, "log");
     }
+
+    #[test]
+    fn a_file_layer_overrides_defaults_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("local.toml");
+        std::fs::write(&file, "[server]\naddr = \"127.0.0.1:0\"\n[shipping]\nflat_rate = \"4.50\"\n").unwrap();
+        let s = Settings::load_layers(file.to_str(), false).unwrap();
+        assert_eq!(s.server.addr.port(), 0);
+        assert_eq!(s.shipping.flat_rate.to_string(), "4.50");
+        assert_eq!(s.catalog.name_max, 200);
+
+        std::fs::write(&file, "[shipping]\nflat_rate = \"4.505\"\n").unwrap();
+        assert!(Settings::load_layers(file.to_str(), false).is_err());
+        std::fs::write(&file, "[auth]\nadmin_token = \"same-token\"\nfulfillment_token = \"same-token\"\n").unwrap();
+        assert!(Settings::load_layers(file.to_str(), false).is_err());
+        assert!(Settings::load_layers(Some("/nonexistent/cartwright.toml"), false).is_err());
+    }
 }

@@ -63,3 +63,10 @@ pub async fn me(shop: &Shop, req: &Request) -> Reply {
     let customer = shop.customers.get(id)?.ok_or(AppError::Unauthenticated)?;
     Ok(json(200, &customer_json(&customer)))
 }
+
+/// Logout: the token stops working at once.
+pub async fn logout(shop: &Shop, req: &Request) -> Reply {
+    auth::customer(shop, req)?;
+    shop.customers.logout(req.bearer().unwrap_or_default()).await?;
+    Ok(json(200, &json!({ "status": "logged_out" })))
+}

@@ -28,6 +28,7 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
         (Method::POST, ["v1", "customers"]) => route!("customers.register", customers::register(shop, req)),
         (Method::POST, ["v1", "customers", "verify-email"]) => route!("customers.verify", customers::verify(shop, req)),
         (Method::POST, ["v1", "sessions"]) => route!("sessions.create", customers::login(shop, req)),
+        (Method::DELETE, ["v1", "sessions", "current"]) => route!("sessions.delete", customers::logout(shop, req)),
         (Method::GET, ["v1", "me"]) => route!("me", customers::me(shop, req)),
 
         (Method::GET, ["v1", "categories"]) => route!("categories.list", catalog::list_categories(shop)),
@@ -88,6 +89,7 @@ fn known_path(segments: &[&str]) -> bool {
             | ["v1", "customers"]
             | ["v1", "customers", "verify-email"]
             | ["v1", "sessions"]
+            | ["v1", "sessions", "current"]
             | ["v1", "me"]
             | ["v1", "categories"]
             | ["v1", "products"]

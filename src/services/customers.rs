@@ -134,6 +134,12 @@ impl CustomerService {
         Ok((token, customer.customer_id))
     }
 
+    /// Ends the session of `token` (logout). Unknown tokens are already ended.
+    pub async fn logout(&self, token: &str) -> Result<(), AppError> {
+        self.store.commit(WriteSet::new().delete(Table::Sessions, token_hash(token).to_vec())).await?;
+        Ok(())
+    }
+
     /// The customer a session token belongs to, if it is valid and not expired.
     pub fn authenticate(&self, token: &str) -> Result<Option<CustomerId>, AppError> {
         if token.is_empty() || token.len() > 512 {

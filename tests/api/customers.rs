@@ -157,3 +157,14 @@ async fn customer_routes_need_a_valid_session() {
         assert_eq!(app.get("/v1/cart", token).await.0, 401);
     }
 }
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let app = spawn_app().await;
+    let c = app.customer().await;
+    assert_eq!(app.get("/v1/me", Some(&c.token)).await.0, 200);
+    let (status, _) = app.delete("/v1/sessions/current", Some(&c.token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.get("/v1/me", Some(&c.token)).await.0, 401);
+    assert_eq!(app.delete("/v1/sessions/current", Some(&c.token)).await.0, 401);
+}
