@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::gateways::email::{EmailTransport, FaultInjecting, LogTransport};
+use crate::gateways::payment::{HttpGateway, PaymentGateway, SimulatedGateway};
 use crate::services::notifications::DeliveryWorker;
 use crate::services::Shop;
 use crate::store::Store;
@@ -48,7 +49,13 @@ async fn serve(
     let store = Store::open(&settings.storage)
         .with_context(|| format!("opening the store at {}", settings.storage.path.display()))?;
     let arbiters: Vec<Arbiter> = (0..settings.arbiter_count()).map(|_| Arbiter::new()).collect();
-    let shop = Arc::new(Shop::new(settings.clone(), store.clone(), arbiters.iter().map(|a| a.handle()).collect()));
+    let shop = Arc::new(Shop::new(
+        settings.clone(),
+        store.clone(),
+        arbiters.iter().map(|a| a.handle()).collect(),
+        payment_gateway(&settings)?,
+    )?);
+    shop.sagas.recover().await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = DeliveryWorker::new(store.clone(), transport(&settings)?, &settings.notifications);
@@ -98,6 +105,14 @@ async fn serve(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+fn payment_gateway(settings: &Settings) -> anyhow::Result<Arc<dyn PaymentGateway>> {
+    Ok(match settings.payment.gateway.as_str() {
+        "simulated" => Arc::new(SimulatedGateway::default()),
+        "http" => Arc::new(HttpGateway::new(&settings.payment.http.base_url, settings.payment.http.timeout_ms)?),
+        other => anyhow::bail!("payment.gateway = {other:?}: expected \"simulated\" or \"http\""),
+    })
 }
 
 fn transport(settings: &Settings) -> anyhow::Result<Arc<dyn EmailTransport>> {

@@ -62,6 +62,33 @@ pub enum AppError {
     InsufficientStock { items: Value },
     #[error("this owner already holds a reservation of {held}")]
     ReservationConflict { held: u32 },
+    #[error("order not found")]
+    OrderNotFound,
+    #[error("{0}")]
+    InvalidStatusTransition(String),
+    #[error("{0}")]
+    CancellationNotAllowed(String),
+    #[error("sign in (with a verified account) to place an order")]
+    RegistrationRequired,
+    #[error("verify your email address before placing an order")]
+    EmailNotVerified,
+    #[error("the cart is empty")]
+    EmptyCart,
+    #[error("we do not ship to {0}")]
+    InternationalShippingNotAvailable(String),
+    #[error("payment failed: {reason}")]
+    PaymentFailed { reason: String },
+    #[error("saga not found")]
+    SagaNotFound,
+    #[error("{0}")]
+    InvalidSagaState(String),
+    #[error("{0}")]
+    InvalidRetryPolicy(String),
+    #[error("the Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    /// An error recorded earlier (a failed saga) answered again exactly as it was.
+    #[error("{}", .0.message)]
+    Recorded(ErrorRecord),
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("internal error: {0}")]
@@ -76,16 +103,23 @@ impl AppError {
     pub fn status(&self) -> u16 {
         use AppError::*;
         match self {
+            Recorded(r) => r.status,
             InvalidRequest { .. } | InvalidToken => 400,
-            Unauthenticated | InvalidCredentials => 401,
-            Forbidden => 403,
-            RouteNotFound(_) | CategoryNotFound | ProductNotFound | VariantNotFound | ItemNotFound => 404,
+            Unauthenticated | InvalidCredentials | RegistrationRequired => 401,
+            PaymentFailed { .. } => 402,
+            Forbidden | EmailNotVerified => 403,
+            RouteNotFound(_) | CategoryNotFound | ProductNotFound | VariantNotFound | ItemNotFound | OrderNotFound
+            | SagaNotFound => 404,
             MethodNotAllowed => 405,
             EmailAlreadyRegistered
             | OutOfStock
             | QuantityExceedsStock { .. }
             | InsufficientStock { .. }
-            | ReservationConflict { .. } => 409,
+            | ReservationConflict { .. }
+            | InvalidStatusTransition(_)
+            | CancellationNotAllowed(_)
+            | InvalidSagaState(_)
+            | IdempotencyKeyReused => 409,
             PayloadTooLarge { .. } => 413,
             InvalidEmail(_)
             | WeakPassword { .. }
@@ -95,7 +129,10 @@ impl AppError {
             | InvalidProductName(_)
             | DescriptionTooLong(_)
             | InvalidQuantity(_)
-            | CartFull { .. } => 422,
+            | CartFull { .. }
+            | EmptyCart
+            | InternationalShippingNotAvailable(_)
+            | InvalidRetryPolicy(_) => 422,
             Internal(_) => 500,
             ShuttingDown => 503,
         }
@@ -130,6 +167,19 @@ impl AppError {
             CartFull { .. } => "CART_FULL",
             InsufficientStock { .. } => "INSUFFICIENT_STOCK",
             ReservationConflict { .. } => "RESERVATION_CONFLICT",
+            OrderNotFound => "ORDER_NOT_FOUND",
+            InvalidStatusTransition(_) => "INVALID_STATUS_TRANSITION",
+            CancellationNotAllowed(_) => "CANCELLATION_NOT_ALLOWED",
+            RegistrationRequired => "REGISTRATION_REQUIRED",
+            EmailNotVerified => "EMAIL_NOT_VERIFIED",
+            EmptyCart => "EMPTY_CART",
+            InternationalShippingNotAvailable(_) => "INTERNATIONAL_SHIPPING_NOT_AVAILABLE",
+            PaymentFailed { .. } => "PAYMENT_FAILED",
+            SagaNotFound => "SAGA_NOT_FOUND",
+            InvalidSagaState(_) => "INVALID_SAGA_STATE",
+            InvalidRetryPolicy(_) => "INVALID_RETRY_POLICY",
+            IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Recorded(_) => "RECORDED",
             ShuttingDown => "SHUTTING_DOWN",
             Internal(_) => "INTERNAL",
         }
@@ -149,7 +199,28 @@ impl AppError {
             CartFull { max } => json!({ "max_lines": max }),
             InsufficientStock { items } => json!({ "items": items }),
             ReservationConflict { held } => json!({ "held": held }),
+            PaymentFailed { reason } => json!({ "reason": reason }),
+            InternationalShippingNotAvailable(country) => json!({ "country": country }),
+            Recorded(r) => serde_json::from_str(&r.details).unwrap_or_else(|_| json!({})),
             _ => json!({}),
+        }
+    }
+
+    /// What a saga keeps of a business error, to answer it again later.
+    pub fn record(&self) -> ErrorRecord {
+        ErrorRecord {
+            status: self.status(),
+            code: self.stable_code().to_string(),
+            message: self.to_string(),
+            details: self.details().to_string(),
+        }
+    }
+
+    /// The code, looking through a recorded error.
+    pub fn stable_code(&self) -> &str {
+        match self {
+            AppError::Recorded(r) => &r.code,
+            other => other.code(),
         }
     }
 
@@ -160,7 +231,27 @@ impl AppError {
             AppError::Internal(_) => "internal error".to_string(),
             other => other.to_string(),
         };
-        json!({ "error": { "code": self.code(), "message": message, "details": self.details() } })
+        json!({ "error": { "code": self.stable_code(), "message": message, "details": self.details() } })
+    }
+}
+
+/// A business error as stored in a saga: enough to answer it again, byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorRecord {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    /// JSON text.
+    pub details: String,
+}
+
+impl From<crate::domain::order::OrderError> for AppError {
+    fn from(e: crate::domain::order::OrderError) -> AppError {
+        use crate::domain::order::OrderError;
+        match e {
+            OrderError::InvalidStatusTransition { .. } => AppError::InvalidStatusTransition(e.to_string()),
+            OrderError::CancellationNotAllowed(_) => AppError::CancellationNotAllowed(e.to_string()),
+        }
     }
 }
 

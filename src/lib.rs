@@ -8,7 +8,8 @@
 //!   passivated when idle, through a sharded registry.
 //! - [`services`]: the seed's services (customers, catalog, inventory, cart, notifications).
 //! - [`http`]: the warp front door; [`error`] maps every failure to API.md's codes once.
-//! - [`gateways`]: the outside world (email transports).
+//! - [`saga`]: the durable saga engine (definitions, log, coordinator, recovery, steps).
+//! - [`gateways`]: the outside world (payment gateways, email transports).
 //! - [`app`]: wiring, start-up and graceful shutdown; [`config`], [`telemetry`], [`metrics`].
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod gateways;
 pub mod http;
 pub mod metrics;
 pub mod retry;
+pub mod saga;
 pub mod services;
 pub mod store;
 pub mod telemetry;

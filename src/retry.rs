@@ -18,6 +18,10 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// One attempt, no retry.
+    pub const NONE: RetryPolicy =
+        RetryPolicy { max_attempts: 1, initial_backoff_ms: 1, multiplier: 1.0, max_backoff_ms: 1 };
+
     /// The wait after the `failures`-th failed attempt (1-based), or `None` when the policy
     /// allows no further attempt.
     pub fn delay_after(&self, failures: u32) -> Option<Duration> {

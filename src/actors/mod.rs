@@ -4,4 +4,5 @@
 
 pub mod cart;
 pub mod inventory;
+pub mod order;
 pub mod registry;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::events::DomainEvent;
-use super::ids::{CustomerId, LineId, ProductId, VariantId};
+use super::ids::{CustomerId, LineId, ProductId, SagaId, VariantId};
 use super::quantity::Quantity;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +20,9 @@ pub struct Cart {
     pub cart_id: LineId,
     pub customer_id: CustomerId,
     pub lines: Vec<CartLine>,
+    /// The last checkout that emptied this cart: clearing for it again is a no-op, so a
+    /// retried step never wipes what the customer added after checking out.
+    pub last_cleared_by: Option<SagaId>,
 }
 
 /// Bounds that keep one cart record small (see DEPENDENCIES.md on sled blobs).
@@ -46,7 +49,10 @@ pub enum CartCommand {
     RemoveItem {
         line_id: LineId,
     },
-    Clear,
+    /// Empty the cart for checkout `by` (once per checkout).
+    Clear {
+        by: SagaId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,7 +79,7 @@ pub struct CartDecision {
 
 impl Cart {
     pub fn new(customer_id: CustomerId) -> Cart {
-        Cart { cart_id: LineId::new(), customer_id, lines: Vec::new() }
+        Cart { cart_id: LineId::new(), customer_id, lines: Vec::new(), last_cleared_by: None }
     }
 
     pub fn line(&self, id: LineId) -> Option<&CartLine> {
@@ -159,9 +165,12 @@ impl Cart {
                     .collect();
                 Ok(CartDecision { events, capped_at: None })
             }
-            CartCommand::Clear => {
-                let events =
-                    if self.lines.is_empty() { Vec::new() } else { vec![DomainEvent::CartCleared { customer_id }] };
+            CartCommand::Clear { by } => {
+                let events = if self.last_cleared_by == Some(by) {
+                    Vec::new()
+                } else {
+                    vec![DomainEvent::CartCleared { customer_id, saga_id: by }]
+                };
                 Ok(CartDecision { events, capped_at: None })
             }
         }
@@ -189,7 +198,10 @@ impl Cart {
             DomainEvent::ItemRemovedFromCart { line_id, .. } => {
                 self.lines.retain(|l| l.line_id != *line_id);
             }
-            DomainEvent::CartCleared { .. } => self.lines.clear(),
+            DomainEvent::CartCleared { saga_id, .. } => {
+                self.lines.clear();
+                self.last_cleared_by = Some(*saga_id);
+            }
             _ => {}
         }
     }
@@ -253,6 +265,21 @@ mod tests {
         let mut c3 = cart.clone();
         d.events.iter().for_each(|e| c3.apply(e));
         assert!(c3.lines.is_empty());
+    }
+
+    #[test]
+    fn clear_happens_once_per_checkout() {
+        let p = ProductId::new();
+        let mut cart = given(&[add(p, 2, 10)]);
+        let by = SagaId::new();
+        let d = cart.handle(&CartCommand::Clear { by }, LIMITS).unwrap();
+        d.events.iter().for_each(|e| cart.apply(e));
+        assert!(cart.lines.is_empty());
+        // The customer shops again; the same checkout's retried clear must not wipe it.
+        let d = cart.handle(&add(p, 1, 10), LIMITS).unwrap();
+        d.events.iter().for_each(|e| cart.apply(e));
+        assert!(cart.handle(&CartCommand::Clear { by }, LIMITS).unwrap().events.is_empty());
+        assert_eq!(cart.lines.len(), 1);
     }
 
     #[test]

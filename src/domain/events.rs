@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::ids::{CategoryId, CustomerId, LineId, OwnerId, ProductId, VariantId};
+use super::ids::{CategoryId, CustomerId, LineId, OrderId, OwnerId, ProductId, SagaId, VariantId};
 use super::money::Money;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,6 +95,23 @@ pub enum DomainEvent {
     },
     CartCleared {
         customer_id: CustomerId,
+        saga_id: SagaId,
+    },
+    OrderPlaced {
+        order_id: OrderId,
+        customer_id: CustomerId,
+        total: Money,
+        saga_id: SagaId,
+    },
+    OrderCancelled {
+        order_id: OrderId,
+        customer_id: CustomerId,
+        reason: String,
+        saga_id: SagaId,
+    },
+    OrderRefundUpdated {
+        order_id: OrderId,
+        status: String,
     },
 }
 
@@ -114,8 +131,8 @@ mod tests {
     #[test]
     fn splits_into_type_and_data() {
         let id = CustomerId::new();
-        let (ty, data) = DomainEvent::CartCleared { customer_id: id }.split();
-        assert_eq!(ty, "CartCleared");
+        let (ty, data) = DomainEvent::CustomerEmailVerified { customer_id: id }.split();
+        assert_eq!(ty, "CustomerEmailVerified");
         assert_eq!(data, format!("{{\"customer_id\":\"{id}\"}}"));
     }
 }

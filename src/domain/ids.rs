@@ -71,6 +71,14 @@ id_type!(
     /// A queued notification.
     NotificationId
 );
+id_type!(
+    /// An order.
+    OrderId
+);
+id_type!(
+    /// A saga instance (place-order, cancel-order...).
+    SagaId
+);
 
 /// The inventory item a stock figure belongs to: a product, or one variant of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ pub mod events;
 pub mod ids;
 pub mod inventory;
 pub mod money;
+pub mod order;
 pub mod password;
 pub mod product;
 pub mod quantity;

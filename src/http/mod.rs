@@ -7,9 +7,11 @@ mod auth;
 mod cart;
 mod catalog;
 mod customers;
+mod orders;
 mod request;
 mod response;
 mod routes;
+mod sagas;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,7 +81,7 @@ where
             if e.status() >= 500 {
                 tracing::error!(error = %e, "request failed");
             } else {
-                tracing::debug!(code = e.code(), "request refused");
+                tracing::debug!(code = e.stable_code(), "request refused");
             }
             response::error(&e)
         }

@@ -4,7 +4,7 @@
 use warp::http::Method;
 
 use super::request::Request;
-use super::{admin, cart, catalog, customers, response};
+use super::{admin, cart, catalog, customers, orders, response, sagas};
 use crate::error::AppError;
 use crate::services::Shop;
 
@@ -39,6 +39,27 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
         (Method::POST, ["v1", "cart", "items"]) => route!("cart.add", cart::add(shop, req)),
         (Method::PATCH, ["v1", "cart", "items", line]) => route!("cart.update", cart::update(shop, req, line)),
         (Method::DELETE, ["v1", "cart", "items", line]) => route!("cart.remove", cart::remove(shop, req, line)),
+
+        (Method::POST, ["v1", "orders"]) => route!("orders.place", orders::place(shop, req)),
+        (Method::GET, ["v1", "orders"]) => route!("orders.list", orders::list(shop, req)),
+        (Method::GET, ["v1", "orders", id]) => route!("orders.get", orders::get(shop, req, id)),
+        (Method::POST, ["v1", "orders", id, "cancel"]) => route!("orders.cancel", orders::cancel(shop, req, id)),
+        (Method::GET, ["v1", "sagas", id]) => route!("sagas.get", orders::saga(shop, req, id)),
+
+        (Method::GET, ["admin", "v1", "orders"]) => route!("admin.orders.list", orders::admin_list(shop, req)),
+        (Method::GET, ["admin", "v1", "orders", id]) => route!("admin.orders.get", orders::admin_get(shop, req, id)),
+        (Method::GET, ["admin", "v1", "sagas"]) => route!("admin.sagas.list", sagas::list(shop, req)),
+        (Method::GET, ["admin", "v1", "sagas", id]) => route!("admin.sagas.get", sagas::get(shop, req, id)),
+        (Method::POST, ["admin", "v1", "sagas", id, "resume"]) => {
+            route!("admin.sagas.resume", sagas::resume(shop, req, id))
+        }
+        (Method::POST, ["admin", "v1", "sagas", id, "abort"]) => {
+            route!("admin.sagas.abort", sagas::abort(shop, req, id))
+        }
+        (Method::GET, ["admin", "v1", "retry-policies"]) => route!("admin.policies.list", sagas::policies(shop, req)),
+        (Method::PUT, ["admin", "v1", "retry-policies", saga_type, step]) => {
+            route!("admin.policies.set", sagas::set_policy(shop, req, saga_type, step))
+        }
 
         (Method::GET, ["admin", "v1", "categories"]) => {
             route!("admin.categories.list", catalog::admin_list_categories(shop, req))
@@ -106,6 +127,18 @@ fn known_path(segments: &[&str]) -> bool {
             | ["admin", "v1", "inventory", _, "reservations"]
             | ["admin", "v1", "inventory", _, "reservations", _]
             | ["admin", "v1", "stats"]
+            | ["v1", "orders"]
+            | ["v1", "orders", _]
+            | ["v1", "orders", _, "cancel"]
+            | ["v1", "sagas", _]
+            | ["admin", "v1", "orders"]
+            | ["admin", "v1", "orders", _]
+            | ["admin", "v1", "sagas"]
+            | ["admin", "v1", "sagas", _]
+            | ["admin", "v1", "sagas", _, "resume"]
+            | ["admin", "v1", "sagas", _, "abort"]
+            | ["admin", "v1", "retry-policies"]
+            | ["admin", "v1", "retry-policies", _, _]
             | ["admin", "v1", "events"]
             | ["admin", "v1", "audit"]
             | ["admin", "v1", "notifications"]

@@ -12,7 +12,7 @@ use crate::actors::cart::{CartActor, CartRegistry, CartReply, ExecuteCart, GetCa
 use crate::actors::registry::Lease;
 use crate::config::Settings;
 use crate::domain::cart::{Cart, CartCommand, CartLimits};
-use crate::domain::ids::{CustomerId, ItemKey, LineId, ProductId, VariantId};
+use crate::domain::ids::{CustomerId, ItemKey, LineId, ProductId, SagaId, VariantId};
 use crate::domain::money::Money;
 use crate::domain::quantity::Quantity;
 use crate::error::AppError;
@@ -128,6 +128,16 @@ impl CartService {
     pub async fn remove_item(&self, customer: CustomerId, line_id: LineId) -> Result<CartView, AppError> {
         let reply = self.execute(customer, CartCommand::RemoveItem { line_id }).await?;
         self.view(&reply.cart)
+    }
+
+    /// The cart as last acknowledged (checkout reads it).
+    pub async fn snapshot(&self, customer: CustomerId) -> Result<Cart, AppError> {
+        self.cart(customer).await
+    }
+
+    /// Empties the cart for checkout `by`; once per checkout.
+    pub async fn clear(&self, customer: CustomerId, by: SagaId) -> Result<Cart, AppError> {
+        Ok(self.execute(customer, CartCommand::Clear { by }).await?.cart)
     }
 
     /// Names and prices as they are now, not as they were when added.

@@ -6,6 +6,7 @@ pub mod customers;
 pub mod inventory;
 pub mod logs;
 pub mod notifications;
+pub mod orders;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,11 @@ use sha2::{Digest, Sha256};
 
 use crate::actors::cart::CartRegistry;
 use crate::actors::inventory::InventoryRegistry;
+use crate::actors::order::OrderRegistry;
 use crate::actors::registry::Registry;
 use crate::config::Settings;
+use crate::gateways::payment::PaymentGateway;
+use crate::saga::steps::StepDeps;
 use crate::store::Store;
 
 /// Everything a request handler needs: settings, the store and the services.
@@ -28,27 +32,50 @@ pub struct Shop {
     pub inventory: inventory::InventoryService,
     pub carts: cart::CartService,
     pub logs: logs::LogService,
+    pub orders: orders::OrderService,
+    pub sagas: Arc<crate::saga::SagaEngine>,
 }
 
 impl Shop {
-    pub fn new(settings: Arc<Settings>, store: Store, arbiters: Vec<ArbiterHandle>) -> Shop {
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        arbiters: Vec<ArbiterHandle>,
+        gateway: Arc<dyn PaymentGateway>,
+    ) -> anyhow::Result<Shop> {
         let idle = Duration::from_secs(settings.actors.idle_timeout_secs.max(1));
         let inventory_registry: Arc<InventoryRegistry> = Arc::new(Registry::new("inventory", arbiters.clone(), idle));
-        let cart_registry: Arc<CartRegistry> = Arc::new(Registry::new("cart", arbiters, idle));
+        let cart_registry: Arc<CartRegistry> = Arc::new(Registry::new("cart", arbiters.clone(), idle));
+        let order_registry: Arc<OrderRegistry> = Arc::new(Registry::new("order", arbiters.clone(), idle));
         let catalog = catalog::CatalogService::new(store.clone(), settings.clone());
         let inventory =
             inventory::InventoryService::new(store.clone(), settings.clone(), inventory_registry, catalog.clone());
         let carts =
             cart::CartService::new(store.clone(), settings.clone(), cart_registry, catalog.clone(), inventory.clone());
-        Shop {
-            customers: customers::CustomerService::new(store.clone(), settings.clone()),
+        let customers = customers::CustomerService::new(store.clone(), settings.clone());
+        let orders = orders::OrderService::new(store.clone(), order_registry);
+        let deps = StepDeps {
+            settings: settings.clone(),
+            store: store.clone(),
+            customers: customers.clone(),
+            catalog: catalog.clone(),
+            inventory: inventory.clone(),
+            carts: carts.clone(),
+            orders: orders.clone(),
+            gateway,
+        };
+        let sagas = crate::saga::SagaEngine::new(store.clone(), deps, arbiters)?;
+        Ok(Shop {
+            customers,
             logs: logs::LogService::new(store.clone()),
             catalog,
             inventory,
             carts,
+            orders,
+            sagas,
             store,
             settings,
-        }
+        })
     }
 
     /// Actors in memory (carts, inventory items): what passivation keeps bounded.

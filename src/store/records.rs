@@ -127,6 +127,12 @@ impl Record for StockRecord {
 impl Record for Product {
     const VERSION: u8 = 1;
 }
+impl Record for crate::domain::order::Order {
+    const VERSION: u8 = 1;
+}
+impl Record for crate::retry::RetryPolicy {
+    const VERSION: u8 = 1;
+}
 impl Record for Category {
     const VERSION: u8 = 1;
 }

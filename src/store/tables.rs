@@ -32,10 +32,22 @@ pub enum Table {
     Outbox,
     /// next attempt (ms, i64 BE) ++ notification id -> () ; what the delivery worker owes
     OutboxDue,
+    /// order id -> Order
+    Orders,
+    /// customer id ++ order id -> () ; a customer's orders in creation order
+    OrdersByCustomer,
+    /// saga id -> SagaInstance (the saga log)
+    Sagas,
+    /// saga id -> () ; sagas not yet terminal, resumed on start
+    ActiveSagas,
+    /// "saga_type/step" -> RetryPolicy ; operators may change them
+    RetryPolicies,
+    /// customer id ++ sha256(Idempotency-Key) ++ operation -> saga id
+    Idempotency,
 }
 
 impl Table {
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 20] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -50,6 +62,12 @@ impl Table {
         Table::AuditByEntity,
         Table::Outbox,
         Table::OutboxDue,
+        Table::Orders,
+        Table::OrdersByCustomer,
+        Table::Sagas,
+        Table::ActiveSagas,
+        Table::RetryPolicies,
+        Table::Idempotency,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +86,12 @@ impl Table {
             Table::AuditByEntity => "audit_by_entity",
             Table::Outbox => "outbox",
             Table::OutboxDue => "outbox_due",
+            Table::Orders => "orders",
+            Table::OrdersByCustomer => "orders_by_customer",
+            Table::Sagas => "sagas",
+            Table::ActiveSagas => "active_sagas",
+            Table::RetryPolicies => "retry_policies",
+            Table::Idempotency => "idempotency",
         }
     }
 }

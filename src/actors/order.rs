@@ -1,0 +1,161 @@
+//! The `Order` actor: one per order, a thin shell over the pure [`Order`] aggregate.
+//! Creation is idempotent (a saga step that runs twice finds its order already there).
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::registry::{schedule_passivation, Registry};
+use crate::domain::events::DomainEvent;
+use crate::domain::ids::OrderId;
+use crate::domain::order::{Order, OrderCommand};
+use crate::domain::time::Timestamp;
+use crate::error::AppError;
+use crate::store::{AuditEntry, Notification, Store, Table, WriteSet};
+
+pub type OrderRegistry = Registry<OrderId, OrderActor>;
+
+pub struct OrderActor {
+    order_id: OrderId,
+    order: Option<Order>,
+    store: Store,
+    registry: Arc<OrderRegistry>,
+}
+
+/// Creates the order unless it exists; answers the order either way.
+#[derive(Message)]
+#[rtype(result = "Result<Order, AppError>")]
+pub struct CreateOrder(pub Order);
+
+/// A change, with the audit row, notifications and extra events it carries along.
+#[derive(Message)]
+#[rtype(result = "Result<Order, AppError>")]
+pub struct ExecuteOrder {
+    pub cmd: OrderCommand,
+    pub audit_by: String,
+    pub notify: Vec<Notification>,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Option<Order>, AppError>")]
+pub struct GetOrder;
+
+pub fn customer_index_key(order: &Order) -> Vec<u8> {
+    let mut k = order.customer_id.as_bytes().to_vec();
+    k.extend_from_slice(order.order_id.as_bytes());
+    k
+}
+
+impl OrderActor {
+    pub fn activate(
+        arbiter: &ArbiterHandle,
+        order_id: OrderId,
+        store: Store,
+        registry: Arc<OrderRegistry>,
+    ) -> Result<Addr<OrderActor>, AppError> {
+        let order = store.get::<Order>(Table::Orders, order_id.as_bytes())?;
+        Ok(OrderActor::start_in_arbiter(arbiter, move |_| OrderActor { order_id, order, store, registry }))
+    }
+
+    fn persist(&mut self, next: Order, ws: WriteSet) -> ResponseActFuture<Self, Result<Order, AppError>> {
+        let ticket = self.store.commit(ws.put(Table::Orders, next.order_id.as_bytes().to_vec(), &next));
+        self.order = Some(next.clone());
+        Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(_) => Ok(next),
+            Err(e) => {
+                tracing::error!(order_id = %act.order_id, error = %e, "order write failed; reloading actor");
+                act.registry.forget(&act.order_id, &ctx.address());
+                ctx.stop();
+                Err(e.into())
+            }
+        }))
+    }
+
+    fn current(&self) -> ResponseActFuture<Self, Result<Order, AppError>> {
+        let order = self.order.clone();
+        let ticket = self.store.barrier();
+        Box::pin(
+            async move {
+                ticket.await?;
+                order.ok_or(AppError::OrderNotFound)
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Actor for OrderActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        schedule_passivation(ctx, self.registry.clone(), self.order_id);
+    }
+}
+
+impl Handler<CreateOrder> for OrderActor {
+    type Result = ResponseActFuture<Self, Result<Order, AppError>>;
+
+    fn handle(&mut self, msg: CreateOrder, _: &mut Context<Self>) -> Self::Result {
+        if self.order.is_some() {
+            return self.current();
+        }
+        let order = msg.0;
+        let placed = DomainEvent::OrderPlaced {
+            order_id: order.order_id,
+            customer_id: order.customer_id,
+            total: order.total,
+            saga_id: order.saga_id,
+        };
+        let ws = WriteSet::new().put(Table::OrdersByCustomer, customer_index_key(&order), &0u32).event(&placed);
+        self.persist(order, ws)
+    }
+}
+
+impl Handler<ExecuteOrder> for OrderActor {
+    type Result = ResponseActFuture<Self, Result<Order, AppError>>;
+
+    fn handle(&mut self, msg: ExecuteOrder, _: &mut Context<Self>) -> Self::Result {
+        let Some(order) = self.order.clone() else {
+            return Box::pin(fut::ready(Err(AppError::OrderNotFound)));
+        };
+        let events = match order.handle(&msg.cmd) {
+            Ok(events) => events,
+            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+        };
+        if events.is_empty() {
+            return self.current();
+        }
+        let now = Timestamp::now();
+        let mut next = order.clone();
+        events.iter().for_each(|e| next.apply(e, now));
+        let mut ws = WriteSet::new().events(&events).audit(AuditEntry {
+            at: now,
+            actor: msg.audit_by,
+            action: "order.status_changed".into(),
+            entity_type: "order".into(),
+            entity_id: order.order_id.to_string(),
+            before: serde_json::json!({ "status": order.status.as_str(), "refund": order.refund_status.map(|r| r.as_str()) }).to_string(),
+            after: serde_json::json!({ "status": next.status.as_str(), "refund": next.refund_status.map(|r| r.as_str()) }).to_string(),
+        });
+        for n in msg.notify {
+            ws = ws.notify(n);
+        }
+        self.persist(next, ws)
+    }
+}
+
+impl Handler<GetOrder> for OrderActor {
+    type Result = ResponseActFuture<Self, Result<Option<Order>, AppError>>;
+
+    fn handle(&mut self, _: GetOrder, _: &mut Context<Self>) -> Self::Result {
+        let order = self.order.clone();
+        let ticket = self.store.barrier();
+        Box::pin(
+            async move {
+                ticket.await?;
+                Ok(order)
+            }
+            .into_actor(self),
+        )
+    }
+}

@@ -1,0 +1,284 @@
+//! The Order aggregate and its state machine (SEQ-ORDER-001..005).
+//! PENDING -> CONFIRMED (payment captured) -> SHIPPED -> DELIVERED;
+//! PENDING | CONFIRMED -> CANCELLED. Anything else is INVALID_STATUS_TRANSITION.
+
+use serde::{Deserialize, Serialize};
+
+use super::events::DomainEvent;
+use super::ids::{CustomerId, OrderId, ProductId, SagaId, VariantId};
+use super::money::Money;
+use super::time::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::Confirmed => "CONFIRMED",
+            OrderStatus::Shipped => "SHIPPED",
+            OrderStatus::Delivered => "DELIVERED",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OrderStatus> {
+        [Self::Pending, Self::Confirmed, Self::Shipped, Self::Delivered, Self::Cancelled]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+
+    /// The transitions API.md allows, and no others.
+    pub fn can_become(self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        match (self, next) {
+            (Pending, Confirmed) | (Confirmed, Shipped) | (Shipped, Delivered) => true,
+            (Pending, Cancelled) | (Confirmed, Cancelled) => true,
+            (Pending, _) | (Confirmed, _) | (Shipped, _) | (Delivered, _) | (Cancelled, _) => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentStatus {
+    Authorized,
+    Captured,
+    Voided,
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Authorized => "AUTHORIZED",
+            PaymentStatus::Captured => "CAPTURED",
+            PaymentStatus::Voided => "VOIDED",
+            PaymentStatus::Refunded => "REFUNDED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefundStatus {
+    /// Cancelled; the void or refund is under way.
+    Pending,
+    Voided,
+    Refunded,
+    /// The gateway kept failing: an operator must finish it (resume the saga).
+    PendingManual,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Pending => "PENDING",
+            RefundStatus::Voided => "VOIDED",
+            RefundStatus::Refunded => "REFUNDED",
+            RefundStatus::PendingManual => "PENDING_MANUAL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub product_id: ProductId,
+    pub variant_id: Option<VariantId>,
+    pub name: String,
+    pub quantity: u32,
+    pub unit_price: Money,
+}
+
+impl OrderLine {
+    pub fn subtotal(&self) -> Money {
+        self.unit_price.times(self.quantity)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippingAddress {
+    pub name: String,
+    pub line1: String,
+    pub city: String,
+    pub postal_code: String,
+    pub country: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub order_id: OrderId,
+    pub customer_id: CustomerId,
+    pub status: OrderStatus,
+    pub items: Vec<OrderLine>,
+    pub subtotal: Money,
+    pub shipping_cost: Money,
+    pub total: Money,
+    pub shipping_address: ShippingAddress,
+    pub authorization_id: String,
+    pub payment_status: PaymentStatus,
+    pub refund_status: Option<RefundStatus>,
+    pub tracking_number: Option<String>,
+    pub carrier: Option<String>,
+    /// The place-order saga: also the owner of this order's inventory reservations.
+    pub saga_id: SagaId,
+    pub cancel_reason: Option<String>,
+    /// The saga that cancelled it (a repeated cancel by the same saga is a no-op).
+    pub cancelled_by: Option<SagaId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    #[error("order is {from}; it cannot become {to}")]
+    InvalidStatusTransition { from: &'static str, to: &'static str },
+    #[error("an order that is {0} cannot be cancelled")]
+    CancellationNotAllowed(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderCommand {
+    Cancel { by: SagaId, reason: String },
+    SetRefund { status: RefundStatus },
+}
+
+impl Order {
+    pub fn handle(&self, cmd: &OrderCommand) -> Result<Vec<DomainEvent>, OrderError> {
+        match cmd {
+            OrderCommand::Cancel { by, reason } => {
+                if self.cancelled_by == Some(*by) {
+                    return Ok(Vec::new());
+                }
+                match self.status {
+                    OrderStatus::Shipped | OrderStatus::Delivered => {
+                        Err(OrderError::CancellationNotAllowed(self.status.as_str()))
+                    }
+                    OrderStatus::Cancelled => Err(OrderError::InvalidStatusTransition {
+                        from: self.status.as_str(),
+                        to: OrderStatus::Cancelled.as_str(),
+                    }),
+                    OrderStatus::Pending | OrderStatus::Confirmed => Ok(vec![DomainEvent::OrderCancelled {
+                        order_id: self.order_id,
+                        customer_id: self.customer_id,
+                        reason: reason.clone(),
+                        saga_id: *by,
+                    }]),
+                }
+            }
+            OrderCommand::SetRefund { status } => {
+                if self.refund_status == Some(*status) {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![DomainEvent::OrderRefundUpdated {
+                    order_id: self.order_id,
+                    status: status.as_str().to_string(),
+                }])
+            }
+        }
+    }
+
+    pub fn apply(&mut self, event: &DomainEvent, at: Timestamp) {
+        match event {
+            DomainEvent::OrderCancelled { reason, saga_id, .. } => {
+                self.status = OrderStatus::Cancelled;
+                self.cancel_reason = Some(reason.clone());
+                self.cancelled_by = Some(*saga_id);
+                self.refund_status.get_or_insert(RefundStatus::Pending);
+            }
+            DomainEvent::OrderRefundUpdated { status, .. } => {
+                let status = match status.as_str() {
+                    "VOIDED" => RefundStatus::Voided,
+                    "REFUNDED" => RefundStatus::Refunded,
+                    "PENDING_MANUAL" => RefundStatus::PendingManual,
+                    _ => RefundStatus::Pending,
+                };
+                self.refund_status = Some(status);
+                match status {
+                    RefundStatus::Voided => self.payment_status = PaymentStatus::Voided,
+                    RefundStatus::Refunded => self.payment_status = PaymentStatus::Refunded,
+                    RefundStatus::Pending | RefundStatus::PendingManual => {}
+                }
+            }
+            _ => return,
+        }
+        self.updated_at = at;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OrderStatus::*;
+
+    #[test]
+    fn only_the_listed_transitions_are_allowed() {
+        let all = [Pending, Confirmed, Shipped, Delivered, Cancelled];
+        let allowed: Vec<(OrderStatus, OrderStatus)> =
+            all.iter().flat_map(|a| all.iter().map(move |b| (*a, *b))).filter(|(a, b)| a.can_become(*b)).collect();
+        assert_eq!(
+            allowed,
+            vec![
+                (Pending, Confirmed),
+                (Pending, Cancelled),
+                (Confirmed, Shipped),
+                (Confirmed, Cancelled),
+                (Shipped, Delivered)
+            ]
+        );
+    }
+
+    pub fn order(status: OrderStatus) -> Order {
+        let now = Timestamp::now();
+        Order {
+            order_id: OrderId::new(),
+            customer_id: CustomerId::new(),
+            status,
+            items: vec![],
+            subtotal: Money::ZERO,
+            shipping_cost: Money::ZERO,
+            total: Money::ZERO,
+            shipping_address: ShippingAddress {
+                name: "A".into(),
+                line1: "1 Road".into(),
+                city: "Town".into(),
+                postal_code: "1".into(),
+                country: "US".into(),
+            },
+            authorization_id: "auth".into(),
+            payment_status: PaymentStatus::Authorized,
+            refund_status: None,
+            tracking_number: None,
+            carrier: None,
+            saga_id: SagaId::new(),
+            cancel_reason: None,
+            cancelled_by: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn cancel_rules() {
+        let by = SagaId::new();
+        let cancel = OrderCommand::Cancel { by, reason: "customer".into() };
+        for s in [Shipped, Delivered] {
+            assert_eq!(order(s).handle(&cancel), Err(OrderError::CancellationNotAllowed(s.as_str())));
+        }
+        let mut o = order(Confirmed);
+        let events = o.handle(&cancel).unwrap();
+        events.iter().for_each(|e| o.apply(e, Timestamp::now()));
+        assert_eq!((o.status, o.refund_status), (Cancelled, Some(RefundStatus::Pending)));
+        // The same saga again is a no-op; another one is refused.
+        assert!(o.handle(&cancel).unwrap().is_empty());
+        assert!(matches!(
+            o.handle(&OrderCommand::Cancel { by: SagaId::new(), reason: "again".into() }),
+            Err(OrderError::InvalidStatusTransition { .. })
+        ));
+    }
+}

@@ -1,0 +1,224 @@
+//! Orders (SEQ-ORDER-001 place, SEQ-ORDER-005 cancel) and the customer's view of sagas.
+//! Placing and cancelling run sagas; the answer waits up to `checkout.sync_wait_ms` for the
+//! saga to settle, else says 202 with the saga to poll.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::auth;
+use super::request::{path_id, Request};
+use super::response::json;
+use super::routes::Reply;
+use crate::domain::ids::{CustomerId, OrderId, SagaId};
+use crate::domain::order::OrderStatus;
+use crate::error::AppError;
+use crate::saga::{SagaInstance, SagaState};
+use crate::services::orders::order_json;
+use crate::services::Shop;
+
+#[derive(Deserialize)]
+struct PlaceOrder {
+    shipping_address: Address,
+    payment: Payment,
+}
+
+#[derive(Deserialize)]
+struct Address {
+    name: String,
+    line1: String,
+    city: String,
+    postal_code: String,
+    country: String,
+}
+
+#[derive(Deserialize)]
+struct Payment {
+    token: String,
+}
+
+#[derive(Deserialize, Default)]
+struct CancelOrder {
+    reason: Option<String>,
+}
+
+fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(AppError::invalid(field, format!("{field} must be 1 to {max} characters")));
+    }
+    Ok(v.to_string())
+}
+
+/// The Idempotency-Key of this request, scoped to the customer and the operation.
+fn idempotency(req: &Request, customer: CustomerId, operation: &[u8]) -> Result<Option<Vec<u8>>, AppError> {
+    let Some(raw) = req.headers.get("idempotency-key") else { return Ok(None) };
+    let key = raw.to_str().map_err(|_| AppError::invalid("Idempotency-Key", "must be visible ASCII"))?;
+    if key.is_empty() || key.len() > 255 {
+        return Err(AppError::invalid("Idempotency-Key", "must be 1 to 255 characters"));
+    }
+    let mut k = customer.as_bytes().to_vec();
+    k.extend_from_slice(&Sha256::digest(key.as_bytes()));
+    k.extend_from_slice(operation);
+    Ok(Some(k))
+}
+
+fn wait_time(shop: &Shop) -> Duration {
+    Duration::from_millis(shop.settings.checkout.sync_wait_ms)
+}
+
+fn accepted(saga_id: SagaId, state: &str) -> warp::reply::Response {
+    json(202, &json!({ "saga_id": saga_id, "state": state }))
+}
+
+/// `POST /v1/orders`.
+pub async fn place(shop: &Shop, req: &Request) -> Reply {
+    let customer = auth::customer(shop, req).map_err(|_| AppError::RegistrationRequired)?;
+    let body: PlaceOrder = req.json()?;
+    let a = &body.shipping_address;
+    let country = text("shipping_address.country", &a.country, 2)?.to_ascii_uppercase();
+    if country.len() != 2 || !country.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(AppError::invalid("shipping_address.country", "an ISO 3166-1 alpha-2 code"));
+    }
+    let address = json!({
+        "name": text("shipping_address.name", &a.name, 200)?,
+        "line1": text("shipping_address.line1", &a.line1, 200)?,
+        "city": text("shipping_address.city", &a.city, 100)?,
+        "postal_code": text("shipping_address.postal_code", &a.postal_code, 20)?,
+        "country": country,
+    });
+    let token = text("payment.token", &body.payment.token, 100)?;
+    let key = idempotency(req, customer, b"place")?;
+    let order_id = OrderId::new();
+    let input = json!({
+        "customer_id": customer,
+        "order_id": order_id,
+        "shipping_address": address,
+        "payment_token": token,
+    });
+    let started = shop.sagas.start("place_order", input, Some(customer), Some(order_id), key).await?;
+    answer_place(shop, customer, started.saga_id).await
+}
+
+async fn answer_place(shop: &Shop, customer: CustomerId, saga_id: SagaId) -> Reply {
+    let Some(saga) = shop.sagas.wait(saga_id, wait_time(shop)).await? else {
+        let state = shop.sagas.get(saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
+        return Ok(accepted(saga_id, state));
+    };
+    match saga.state {
+        SagaState::Completed | SagaState::Stuck => match placed_order(shop, customer, &saga).await? {
+            Some(order) => Ok(json(201, &order_json(&order))),
+            None => Ok(accepted(saga_id, saga.state.as_str())),
+        },
+        SagaState::Failed | SagaState::Aborted => Err(failure(&saga)),
+        SagaState::Running | SagaState::Retrying | SagaState::Compensating => {
+            Ok(accepted(saga_id, saga.state.as_str()))
+        }
+    }
+}
+
+async fn placed_order(
+    shop: &Shop,
+    customer: CustomerId,
+    saga: &SagaInstance,
+) -> Result<Option<crate::domain::order::Order>, AppError> {
+    match saga.order_id {
+        Some(id) => Ok(shop.orders.get(id).await?.filter(|o| o.customer_id == customer)),
+        None => Ok(None),
+    }
+}
+
+fn failure(saga: &SagaInstance) -> AppError {
+    match &saga.error {
+        Some(e) => AppError::Recorded(e.clone()),
+        None => AppError::InvalidSagaState(format!("the saga ended {}", saga.state.as_str())),
+    }
+}
+
+/// `POST /v1/orders/{id}/cancel`.
+pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
+    let customer = auth::customer(shop, req)?;
+    let order_id: OrderId = path_id(id, AppError::OrderNotFound)?;
+    let body: CancelOrder = if req.body.is_empty() { CancelOrder::default() } else { req.json()? };
+    let reason = match body.reason {
+        Some(r) => text("reason", &r, 500)?,
+        None => "customer_request".to_string(),
+    };
+    let mut op = b"cancel".to_vec();
+    op.extend_from_slice(order_id.as_bytes());
+    let key = idempotency(req, customer, &op)?;
+    if key.is_none() {
+        // Fast answers for the plain cases; the saga checks again under the order's actor.
+        let order = shop.orders.get_own(customer, order_id).await?;
+        match order.status {
+            OrderStatus::Shipped | OrderStatus::Delivered => {
+                return Err(AppError::CancellationNotAllowed(format!(
+                    "an order that is {} cannot be cancelled",
+                    order.status.as_str()
+                )))
+            }
+            OrderStatus::Cancelled => {
+                return Err(AppError::InvalidStatusTransition("the order is already cancelled".into()))
+            }
+            OrderStatus::Pending | OrderStatus::Confirmed => {}
+        }
+    }
+    let input = json!({ "order_id": order_id, "customer_id": customer, "reason": reason });
+    let started = shop.sagas.start("cancel_order", input, Some(customer), Some(order_id), key).await?;
+    let Some(saga) = shop.sagas.wait(started.saga_id, wait_time(shop)).await? else {
+        let state = shop.sagas.get(started.saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
+        return Ok(accepted(started.saga_id, state));
+    };
+    match saga.state {
+        // STUCK here means the refund keeps failing: the order is cancelled, the refund PENDING_MANUAL.
+        SagaState::Completed | SagaState::Stuck => {
+            Ok(json(200, &order_json(&shop.orders.get_own(customer, order_id).await?)))
+        }
+        SagaState::Failed | SagaState::Aborted => Err(failure(&saga)),
+        SagaState::Running | SagaState::Retrying | SagaState::Compensating => {
+            Ok(accepted(started.saga_id, saga.state.as_str()))
+        }
+    }
+}
+
+pub async fn list(shop: &Shop, req: &Request) -> Reply {
+    let customer = auth::customer(shop, req)?;
+    let orders: Vec<_> = shop.orders.list_for_customer(customer).await?.iter().map(order_json).collect();
+    Ok(json(200, &json!({ "orders": orders })))
+}
+
+pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
+    let customer = auth::customer(shop, req)?;
+    let id: OrderId = path_id(id, AppError::OrderNotFound)?;
+    Ok(json(200, &order_json(&shop.orders.get_own(customer, id).await?)))
+}
+
+/// `GET /v1/sagas/{id}`: the customer's own sagas only.
+pub async fn saga(shop: &Shop, req: &Request, id: &str) -> Reply {
+    let customer = auth::customer(shop, req)?;
+    let id: SagaId = path_id(id, AppError::SagaNotFound)?;
+    let saga = shop.sagas.get(id).await?.filter(|s| s.customer_id == Some(customer)).ok_or(AppError::SagaNotFound)?;
+    Ok(json(200, &saga.to_customer_json()))
+}
+
+/// `GET /admin/v1/orders?status=`.
+pub async fn admin_list(shop: &Shop, req: &Request) -> Reply {
+    auth::staff(shop, req)?;
+    let status = match req.query.get("status").filter(|s| !s.is_empty()) {
+        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| AppError::invalid("status", "unknown order status"))?),
+        None => None,
+    };
+    let cursor = req.query_param::<OrderId>("cursor")?;
+    let (orders, next) = shop.orders.list(status, cursor, req.limit(100, 1000)?).await?;
+    let orders: Vec<_> = orders.iter().map(order_json).collect();
+    Ok(json(200, &json!({ "orders": orders, "next_cursor": next })))
+}
+
+pub async fn admin_get(shop: &Shop, req: &Request, id: &str) -> Reply {
+    auth::staff(shop, req)?;
+    let id: OrderId = path_id(id, AppError::OrderNotFound)?;
+    let order = shop.orders.get(id).await?.ok_or(AppError::OrderNotFound)?;
+    Ok(json(200, &order_json(&order)))
+}

@@ -1,0 +1,192 @@
+//! One actor per running saga. For every input it asks the pure machine for the next
+//! action, writes the instance durably, and only then acts: runs the current step (in the
+//! background, so other sagas and operator messages are never blocked by a slow gateway),
+//! arms a retry timer, or, once settled, answers whoever waits and stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+use super::engine::SagaEngine;
+use super::instance::SagaInstance;
+use super::machine::{self, Action, Failure, Input};
+use super::steps::StepContext;
+use crate::domain::time::Timestamp;
+use crate::error::AppError;
+use crate::store::{StoreError, Table, WriteSet};
+
+pub struct SagaCoordinator {
+    saga: SagaInstance,
+    engine: Arc<SagaEngine>,
+    waiters: Vec<oneshot::Sender<SagaInstance>>,
+    /// Persisted before anything else on the first write (Idempotency-Key, ...).
+    first_write: Option<WriteSet>,
+}
+
+/// Feeds an input; answers the instance as persisted after it.
+#[derive(Message)]
+#[rtype(result = "Result<SagaInstance, AppError>")]
+pub struct Drive(pub Input);
+
+/// Answers once the saga is settled (terminal or STUCK).
+#[derive(Message)]
+#[rtype(result = "oneshot::Receiver<SagaInstance>")]
+pub struct Watch;
+
+impl SagaCoordinator {
+    pub fn new(saga: SagaInstance, engine: Arc<SagaEngine>, first_write: Option<WriteSet>) -> SagaCoordinator {
+        SagaCoordinator { saga, engine, waiters: Vec::new(), first_write }
+    }
+
+    /// Transition, persist, then act. Returns the persisted instance (or why not).
+    fn advance(
+        &mut self,
+        input: Input,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<SagaInstance, AppError>> {
+        let engine = self.engine.clone();
+        let saga_type = self.saga.saga_type.clone();
+        let before = self.saga.clone();
+        let action =
+            match machine::transition(&mut self.saga, input, Timestamp::now(), &|step| engine.policy(&saga_type, step))
+            {
+                Ok(a) => a,
+                Err(e) => return Box::pin(fut::ready(Err(AppError::InvalidSagaState(e.to_string())))),
+            };
+        let mut ws = self.first_write.take().unwrap_or_default();
+        let id = self.saga.saga_id.as_bytes().to_vec();
+        ws = ws.put(Table::Sagas, id.clone(), &self.saga);
+        ws = if self.saga.state.is_terminal() {
+            ws.delete(Table::ActiveSagas, id)
+        } else {
+            ws.put(Table::ActiveSagas, id, &0u32)
+        };
+        let ticket = self.engine.store().commit(ws);
+        let _ = ctx;
+        Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(_) => {
+                act.perform(action, ctx);
+                Ok(act.saga.clone())
+            }
+            Err(StoreError::Conflict(tag)) => {
+                // Only a first write carries a condition: the saga never started.
+                act.saga = before;
+                act.stop_now(ctx);
+                Err(AppError::InvalidSagaState(format!("conflict on {tag}")))
+            }
+            Err(e) => {
+                tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; the saga resumes on restart");
+                act.stop_now(ctx);
+                Err(e.into())
+            }
+        }))
+    }
+
+    fn perform(&mut self, action: Action, ctx: &mut Context<Self>) {
+        match action {
+            Action::Run => self.run_current(ctx),
+            Action::WaitUntil(at) => {
+                let delay = Duration::from_millis((at.0 - Timestamp::now().0).max(0) as u64);
+                tracing::info!(saga.id = %self.saga.saga_id, retry_in_ms = delay.as_millis() as u64, "retry scheduled");
+                ctx.run_later(delay, |act, ctx| {
+                    let next = act.advance(Input::RetryDue, ctx).map(|_, _, _| ());
+                    ctx.spawn(next);
+                });
+            }
+            Action::Idle => {
+                if self.saga.state.is_settled() {
+                    self.settle(ctx);
+                }
+            }
+        }
+    }
+
+    fn run_current(&mut self, ctx: &mut Context<Self>) {
+        let Some(work) = self.saga.current().cloned() else { return };
+        let span = tracing::info_span!(
+            "saga.step",
+            saga.id = %self.saga.saga_id,
+            saga.r#type = %self.saga.saga_type,
+            saga.step = %work.name,
+            saga.attempt = work.attempts
+        );
+        let step_ctx = StepContext {
+            saga_id: self.saga.saga_id,
+            saga_type: self.saga.saga_type.clone(),
+            input: self.saga.input_json(),
+            data: self.saga.data_json(),
+            attempt: work.attempts,
+            max_attempts: work.policy.max_attempts,
+            deps: self.engine.deps(),
+        };
+        let future = match self.engine.handler(&work.name) {
+            Some(handler) => handler.run(step_ctx),
+            None => {
+                let e = AppError::Internal(format!("no handler for step {}", work.name));
+                Box::pin(async move { Err(super::steps::business(e)) })
+            }
+        };
+        let started = std::time::Instant::now();
+        let future = async move {
+            let result = future.await;
+            match &result {
+                Ok(_) => tracing::debug!(ms = started.elapsed().as_millis() as u64, "step succeeded"),
+                Err(Failure::Business(e)) => tracing::info!(code = %e.code, "step failed (business)"),
+                Err(Failure::Transient { message, .. }) => tracing::warn!(error = %message, "step failed (transient)"),
+            }
+            result
+        }
+        .instrument(span);
+        ctx.spawn(future.into_actor(self).then(|result, act, ctx| {
+            let input = match result {
+                Ok(output) => Input::Succeeded(output),
+                Err(failure) => Input::Failed(failure),
+            };
+            act.advance(input, ctx).map(|_, _, _| ())
+        }));
+    }
+
+    /// Settled: answer the waiters and leave memory (the log has everything).
+    fn settle(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(saga.id = %self.saga.saga_id, saga.r#type = %self.saga.saga_type, state = self.saga.state.as_str(), "saga settled");
+        for w in self.waiters.drain(..) {
+            let _ = w.send(self.saga.clone());
+        }
+        self.stop_now(ctx);
+    }
+
+    fn stop_now(&mut self, ctx: &mut Context<Self>) {
+        self.engine.forget(&self.saga.saga_id, &ctx.address());
+        ctx.stop();
+    }
+}
+
+impl Actor for SagaCoordinator {
+    type Context = Context<Self>;
+}
+
+impl Handler<Drive> for SagaCoordinator {
+    type Result = ResponseActFuture<Self, Result<SagaInstance, AppError>>;
+
+    fn handle(&mut self, msg: Drive, ctx: &mut Context<Self>) -> Self::Result {
+        self.advance(msg.0, ctx)
+    }
+}
+
+impl Handler<Watch> for SagaCoordinator {
+    type Result = MessageResult<Watch>;
+
+    fn handle(&mut self, _: Watch, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        if self.saga.state.is_settled() {
+            let _ = tx.send(self.saga.clone());
+            self.stop_now(ctx);
+        } else {
+            self.waiters.push(tx);
+        }
+        MessageResult(rx)
+    }
+}

@@ -1,0 +1,149 @@
+//! Saga definitions are data: `sagas/*.toml` (embedded in the binary) name the steps in
+//! order, each step's compensation, retry policy and what happens when retries run out.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Deserialize;
+
+use crate::retry::RetryPolicy;
+
+pub const EMBEDDED: [(&str, &str); 2] = [
+    ("place_order.toml", include_str!("../../sagas/place_order.toml")),
+    ("cancel_order.toml", include_str!("../../sagas/cancel_order.toml")),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExhausted {
+    /// Undo the completed steps in reverse order and end FAILED.
+    Compensate,
+    /// Past the point of no return: park the saga STUCK for an operator.
+    Stuck,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StepDefinition {
+    pub name: String,
+    pub compensation: Option<String>,
+    #[serde(default = "compensate")]
+    pub on_exhausted: OnExhausted,
+    pub retry: Option<RetryPolicyToml>,
+    /// Retry policy of the compensation (defaults to the saga's default).
+    pub compensation_retry: Option<RetryPolicyToml>,
+}
+
+fn compensate() -> OnExhausted {
+    OnExhausted::Compensate
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicyToml {
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub multiplier: f64,
+    pub max_backoff_ms: u64,
+}
+
+impl From<RetryPolicyToml> for RetryPolicy {
+    fn from(p: RetryPolicyToml) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: p.max_attempts,
+            initial_backoff_ms: p.initial_backoff_ms,
+            multiplier: p.multiplier,
+            max_backoff_ms: p.max_backoff_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SagaDefinition {
+    pub name: String,
+    pub version: u32,
+    pub default_retry: RetryPolicyToml,
+    pub steps: Vec<StepDefinition>,
+}
+
+impl SagaDefinition {
+    pub fn parse(source: &str) -> Result<SagaDefinition, String> {
+        let def: SagaDefinition = toml::from_str(source).map_err(|e| e.to_string())?;
+        if def.steps.is_empty() {
+            return Err(format!("saga {} has no steps", def.name));
+        }
+        let mut seen = HashSet::new();
+        for s in &def.steps {
+            if !seen.insert(s.name.as_str()) {
+                return Err(format!("saga {} names step {} twice", def.name, s.name));
+            }
+        }
+        for (name, p) in def.policies() {
+            validate_policy(&p).map_err(|e| format!("saga {} step {name}: {e}", def.name))?;
+        }
+        Ok(def)
+    }
+
+    /// The policy of every step and compensation, by name, as the definition seeds them.
+    pub fn policies(&self) -> BTreeMap<String, RetryPolicy> {
+        let default: RetryPolicy = self.default_retry.into();
+        let mut out = BTreeMap::new();
+        for s in &self.steps {
+            out.insert(s.name.clone(), s.retry.map_or(default, Into::into));
+            if let Some(c) = &s.compensation {
+                out.insert(c.clone(), s.compensation_retry.map_or(default, Into::into));
+            }
+        }
+        out
+    }
+
+    /// Every handler name this saga needs.
+    pub fn handler_names(&self) -> Vec<&str> {
+        self.steps.iter().flat_map(|s| std::iter::once(s.name.as_str()).chain(s.compensation.as_deref())).collect()
+    }
+}
+
+/// Bounds that keep a policy sane (an operator may PUT one).
+pub fn validate_policy(p: &RetryPolicy) -> Result<(), String> {
+    if p.max_attempts == 0 || p.max_attempts > 100 {
+        return Err("max_attempts must be 1 to 100".into());
+    }
+    if p.initial_backoff_ms == 0 || p.initial_backoff_ms > 3_600_000 {
+        return Err("initial_backoff_ms must be 1 to 3600000".into());
+    }
+    if !(1.0..=10.0).contains(&p.multiplier) {
+        return Err("multiplier must be 1.0 to 10.0".into());
+    }
+    if p.max_backoff_ms < p.initial_backoff_ms || p.max_backoff_ms > 86_400_000 {
+        return Err("max_backoff_ms must be at least initial_backoff_ms and at most 86400000".into());
+    }
+    Ok(())
+}
+
+/// The embedded definitions, parsed.
+pub fn embedded() -> Result<Vec<SagaDefinition>, String> {
+    EMBEDDED.iter().map(|(file, src)| SagaDefinition::parse(src).map_err(|e| format!("{file}: {e}"))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_definitions_parse() {
+        let defs = embedded().unwrap();
+        let place = defs.iter().find(|d| d.name == "place_order").unwrap();
+        assert_eq!(place.steps.len(), 7);
+        assert_eq!(place.policies()["authorize_payment"].max_attempts, 4);
+        assert_eq!(place.policies()["release_inventory"].max_attempts, 5);
+        assert_eq!(place.steps[6].on_exhausted, OnExhausted::Stuck);
+    }
+
+    #[test]
+    fn bad_definitions_are_refused() {
+        let base = "name = \"x\"\nversion = 1\n[default_retry]\nmax_attempts = 3\ninitial_backoff_ms = 10\nmultiplier = 2.0\nmax_backoff_ms = 100\n";
+        assert!(SagaDefinition::parse(base).is_err(), "no steps");
+        let dup = format!("{base}[[steps]]\nname = \"a\"\n[[steps]]\nname = \"a\"\n");
+        assert!(SagaDefinition::parse(&dup).unwrap_err().contains("twice"));
+        let bad = base.replace("max_attempts = 3", "max_attempts = 0") + "[[steps]]\nname = \"a\"\n";
+        assert!(SagaDefinition::parse(&bad).is_err());
+    }
+}

@@ -1,0 +1,288 @@
+//! The saga engine: checks definitions against handlers at start, keeps retry policies in
+//! sled (seeded from the definitions, changeable by operators), starts sagas, lets callers
+//! wait for them, resumes every unfinished saga on start, and carries operators' resume
+//! and abort to the saga's coordinator.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use actix::{Actor, Addr, ArbiterHandle, MailboxError};
+use serde_json::{json, Value};
+
+use super::coordinator::{Drive, SagaCoordinator, Watch};
+use super::definition::{self, SagaDefinition};
+use super::instance::{SagaInstance, SagaState};
+use super::machine::Input;
+use super::steps::{self, StepDeps, StepHandler};
+use crate::actors::registry::{Lease, Registry};
+use crate::domain::ids::{CustomerId, OrderId, SagaId};
+use crate::error::AppError;
+use crate::retry::RetryPolicy;
+use crate::store::{Store, Table, WriteSet};
+
+pub struct SagaEngine {
+    store: Store,
+    definitions: HashMap<String, SagaDefinition>,
+    handlers: HashMap<&'static str, Arc<dyn StepHandler>>,
+    /// "saga_type/step" -> policy, mirrored from the RetryPolicies table.
+    policies: RwLock<BTreeMap<String, RetryPolicy>>,
+    deps: Arc<StepDeps>,
+    registry: Registry<SagaId, SagaCoordinator>,
+}
+
+/// A saga that was started (or found, for a repeated Idempotency-Key).
+pub struct Started {
+    pub saga_id: SagaId,
+    /// False when an earlier request with the same Idempotency-Key started it.
+    pub new: bool,
+}
+
+fn policy_key(saga_type: &str, step: &str) -> String {
+    format!("{saga_type}/{step}")
+}
+
+impl SagaEngine {
+    /// Refuses to build if a definition names a step this build has no handler for.
+    pub fn new(store: Store, deps: StepDeps, arbiters: Vec<ArbiterHandle>) -> anyhow::Result<Arc<SagaEngine>> {
+        let handlers = steps::handlers();
+        let mut definitions = HashMap::new();
+        for def in definition::embedded().map_err(anyhow::Error::msg)? {
+            for name in def.handler_names() {
+                if !handlers.contains_key(name) {
+                    anyhow::bail!("saga definition {} names step {name:?}, which has no handler", def.name);
+                }
+            }
+            definitions.insert(def.name.clone(), def);
+        }
+        let engine = SagaEngine {
+            store,
+            definitions,
+            handlers,
+            policies: RwLock::new(BTreeMap::new()),
+            deps: Arc::new(deps),
+            registry: Registry::new("saga", arbiters, Duration::from_secs(3600)),
+        };
+        engine.load_policies()?;
+        Ok(Arc::new(engine))
+    }
+
+    /// Seeds policies the table does not have yet (operators' changes are kept), then loads all.
+    fn load_policies(&self) -> anyhow::Result<()> {
+        let mut seed = WriteSet::new();
+        for def in self.definitions.values() {
+            for (step, p) in def.policies() {
+                let key = policy_key(&def.name, &step);
+                if !self.store.contains(Table::RetryPolicies, key.as_bytes())? {
+                    seed = seed.put(Table::RetryPolicies, key.into_bytes(), &p);
+                }
+            }
+        }
+        if !seed.is_empty() {
+            futures::executor::block_on(self.store.commit(seed))?;
+        }
+        let mut map = self.policies.write().unwrap_or_else(|p| p.into_inner());
+        for (k, p) in self.store.page::<RetryPolicy>(Table::RetryPolicies, None, usize::MAX)? {
+            map.insert(String::from_utf8_lossy(&k).into_owned(), p);
+        }
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn deps(&self) -> Arc<StepDeps> {
+        self.deps.clone()
+    }
+
+    pub fn handler(&self, name: &str) -> Option<Arc<dyn StepHandler>> {
+        self.handlers.get(name).cloned()
+    }
+
+    pub fn policy(&self, saga_type: &str, step: &str) -> Option<RetryPolicy> {
+        self.policies.read().ok()?.get(&policy_key(saga_type, step)).copied()
+    }
+
+    pub fn policies_json(&self) -> Value {
+        let map = self.policies.read().map(|m| m.clone()).unwrap_or_default();
+        let mut out: BTreeMap<String, BTreeMap<String, RetryPolicy>> = BTreeMap::new();
+        for (k, p) in map {
+            if let Some((t, s)) = k.split_once('/') {
+                out.entry(t.to_string()).or_default().insert(s.to_string(), p);
+            }
+        }
+        json!({ "retry_policies": out })
+    }
+
+    /// Stores a policy; new sagas take it, running ones at their next failure.
+    pub async fn set_policy(&self, saga_type: &str, step: &str, p: RetryPolicy) -> Result<(), AppError> {
+        let def = self.definitions.get(saga_type).ok_or(AppError::SagaNotFound)?;
+        if !def.handler_names().contains(&step) {
+            return Err(AppError::InvalidRetryPolicy(format!("saga {saga_type} has no step {step}")));
+        }
+        definition::validate_policy(&p).map_err(AppError::InvalidRetryPolicy)?;
+        let key = policy_key(saga_type, step);
+        self.store.commit(WriteSet::new().put(Table::RetryPolicies, key.clone().into_bytes(), &p)).await?;
+        self.policies.write().unwrap_or_else(|e| e.into_inner()).insert(key, p);
+        tracing::info!(saga_type, step, ?p, "retry policy changed");
+        Ok(())
+    }
+
+    /// Starts a saga of `saga_type`. With `idempotency`, a second start under the same key
+    /// finds the first saga instead.
+    pub async fn start(
+        self: &Arc<Self>,
+        saga_type: &str,
+        input: Value,
+        customer_id: Option<CustomerId>,
+        order_id: Option<OrderId>,
+        idempotency: Option<Vec<u8>>,
+    ) -> Result<Started, AppError> {
+        if let Some(existing) = self.idempotent_saga(idempotency.as_deref())? {
+            return Ok(Started { saga_id: existing, new: false });
+        }
+        let def = self.definitions.get(saga_type).ok_or(AppError::SagaNotFound)?;
+        let defaults = def.policies();
+        let saga = SagaInstance::new(
+            def,
+            |step| self.policy(saga_type, step).or_else(|| defaults.get(step).copied()).unwrap_or(RetryPolicy::NONE),
+            input,
+            customer_id,
+            order_id,
+        );
+        let saga_id = saga.saga_id;
+        let first_write = idempotency
+            .as_ref()
+            .map(|key| WriteSet::new().put_if_absent(Table::Idempotency, key.clone(), &saga_id.0, "idempotency_key"));
+        let engine = self.clone();
+        let lease = self.registry.lease(&saga_id, move |arbiter| {
+            Ok::<_, AppError>(SagaCoordinator::start_in_arbiter(arbiter, move |_| {
+                SagaCoordinator::new(saga, engine, first_write)
+            }))
+        })?;
+        tracing::info!(saga.id = %saga_id, saga.r#type = saga_type, "saga started");
+        match lease.addr.send(Drive(Input::Start)).await? {
+            Ok(_) => Ok(Started { saga_id, new: true }),
+            // Lost a race with the same Idempotency-Key: the other request's saga is the one.
+            Err(AppError::InvalidSagaState(m)) if m.contains("idempotency_key") => {
+                let existing = self.idempotent_saga(idempotency.as_deref())?.ok_or(AppError::SagaNotFound)?;
+                Ok(Started { saga_id: existing, new: false })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn idempotent_saga(&self, key: Option<&[u8]>) -> Result<Option<SagaId>, AppError> {
+        match key {
+            Some(k) => Ok(self.store.get::<uuid::Uuid>(Table::Idempotency, k)?.map(SagaId)),
+            None => Ok(None),
+        }
+    }
+
+    /// The coordinator of a saga, activated from the log if it is not in memory.
+    fn lease(self: &Arc<Self>, id: SagaId) -> Result<Lease<SagaCoordinator>, AppError> {
+        let engine = self.clone();
+        self.registry.lease(&id, move |arbiter| {
+            let saga = engine.store.get::<SagaInstance>(Table::Sagas, id.as_bytes())?.ok_or(AppError::SagaNotFound)?;
+            Ok(start_coordinator(arbiter, saga, engine.clone()))
+        })
+    }
+
+    async fn send<M>(self: &Arc<Self>, id: SagaId, msg: impl Fn() -> M) -> Result<M::Result, AppError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        SagaCoordinator: actix::Handler<M>,
+    {
+        match self.lease(id)?.addr.send(msg()).await {
+            Err(MailboxError::Closed) => Ok(self.lease(id)?.addr.send(msg()).await?),
+            other => Ok(other?),
+        }
+    }
+
+    /// Waits up to `timeout` for the saga to settle; `None` if it is still going.
+    pub async fn wait(self: &Arc<Self>, id: SagaId, timeout: Duration) -> Result<Option<SagaInstance>, AppError> {
+        let rx = self.send(id, || Watch).await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(saga)) => Ok(Some(saga)),
+            // The coordinator went away without settling (a failed write): read the log.
+            Ok(Err(_)) => Ok(self.get(id).await?.filter(|s| s.state.is_settled())),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The saga as durably recorded.
+    pub async fn get(&self, id: SagaId) -> Result<Option<SagaInstance>, AppError> {
+        self.store.barrier().await?;
+        Ok(self.store.get::<SagaInstance>(Table::Sagas, id.as_bytes())?)
+    }
+
+    pub async fn list(
+        &self,
+        state: Option<SagaState>,
+        saga_type: Option<&str>,
+        cursor: Option<SagaId>,
+        limit: usize,
+    ) -> Result<(Vec<SagaInstance>, Option<SagaId>), AppError> {
+        self.store.barrier().await?;
+        let after = cursor.map(|c| c.as_bytes().to_vec());
+        let mut out: Vec<SagaInstance> = Vec::new();
+        for (_, s) in self.store.page::<SagaInstance>(Table::Sagas, after.as_deref(), usize::MAX)? {
+            if state.is_some_and(|st| st != s.state) || saga_type.is_some_and(|t| t != s.saga_type) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out.clone(), out.last().map(|s| s.saga_id)));
+            }
+            out.push(s);
+        }
+        Ok((out, None))
+    }
+
+    pub async fn resume(self: &Arc<Self>, id: SagaId, reset_attempts: bool) -> Result<SagaInstance, AppError> {
+        tracing::info!(saga.id = %id, reset_attempts, "operator resumes saga");
+        self.send(id, || Drive(Input::Resume { reset_attempts })).await?
+    }
+
+    pub async fn abort(self: &Arc<Self>, id: SagaId, reason: &str) -> Result<SagaInstance, AppError> {
+        tracing::warn!(saga.id = %id, reason, "operator aborts saga");
+        self.send(id, || Drive(Input::Abort { reason: reason.to_string() })).await?
+    }
+
+    /// Resumes every saga the log says is unfinished. Returns how many.
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, AppError> {
+        let ids: Vec<SagaId> = self
+            .store
+            .scan_prefix_keys(Table::ActiveSagas, &[], usize::MAX)?
+            .into_iter()
+            .filter_map(|k| uuid::Uuid::from_slice(&k).ok().map(SagaId))
+            .collect();
+        let started = std::time::Instant::now();
+        for chunk in ids.chunks(512) {
+            let sends = chunk.iter().map(|id| async move {
+                match self.send(*id, || Drive(Input::Recover)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) | Err(e) => tracing::error!(saga.id = %id, error = %e, "could not resume saga"),
+                }
+            });
+            futures::future::join_all(sends).await;
+        }
+        if !ids.is_empty() {
+            tracing::info!(sagas = ids.len(), ms = started.elapsed().as_millis() as u64, "unfinished sagas resumed");
+        }
+        Ok(ids.len())
+    }
+
+    pub(crate) fn forget(&self, id: &SagaId, addr: &Addr<SagaCoordinator>) {
+        self.registry.forget(id, addr);
+    }
+
+    pub fn active(&self) -> usize {
+        self.registry.active()
+    }
+}
+
+fn start_coordinator(arbiter: &ArbiterHandle, saga: SagaInstance, engine: Arc<SagaEngine>) -> Addr<SagaCoordinator> {
+    SagaCoordinator::start_in_arbiter(arbiter, move |_| SagaCoordinator::new(saga, engine, None))
+}

@@ -1,0 +1,280 @@
+//! A saga instance as persisted: the saga log. Every transition rewrites this one record
+//! (bounded: a handful of steps, short errors), durably, before the next action.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::definition::{OnExhausted, SagaDefinition};
+use crate::domain::ids::{CustomerId, OrderId, SagaId};
+use crate::domain::time::Timestamp;
+use crate::error::ErrorRecord;
+use crate::retry::RetryPolicy;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SagaState {
+    Running,
+    /// Waiting for the next attempt of its current step or compensation.
+    Retrying,
+    Compensating,
+    Completed,
+    /// A business failure (or exhausted retries), compensated.
+    Failed,
+    /// Needs an operator.
+    Stuck,
+    /// An operator aborted it; compensated.
+    Aborted,
+}
+
+impl SagaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SagaState::Running => "RUNNING",
+            SagaState::Retrying => "RETRYING",
+            SagaState::Compensating => "COMPENSATING",
+            SagaState::Completed => "COMPLETED",
+            SagaState::Failed => "FAILED",
+            SagaState::Stuck => "STUCK",
+            SagaState::Aborted => "ABORTED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SagaState> {
+        use SagaState::*;
+        [Running, Retrying, Compensating, Completed, Failed, Stuck, Aborted].into_iter().find(|x| x.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, SagaState::Completed | SagaState::Failed | SagaState::Aborted)
+    }
+
+    /// Terminal, or parked for an operator: nothing will happen without outside input.
+    pub fn is_settled(self) -> bool {
+        self.is_terminal() || self == SagaState::Stuck
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Compensated,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "PENDING",
+            StepState::Running => "RUNNING",
+            StepState::Succeeded => "SUCCEEDED",
+            StepState::Failed => "FAILED",
+            StepState::Compensated => "COMPENSATED",
+        }
+    }
+}
+
+/// One unit of work (a step or a compensation) and its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Work {
+    pub name: String,
+    pub state: StepState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub next_attempt_at: Option<Timestamp>,
+    /// The policy it runs with (refreshed from the operators' table at every failure).
+    pub policy: RetryPolicy,
+}
+
+impl Work {
+    fn new(name: &str, policy: RetryPolicy) -> Work {
+        Work {
+            name: name.to_string(),
+            state: StepState::Pending,
+            attempts: 0,
+            last_error: None,
+            started_at: None,
+            finished_at: None,
+            next_attempt_at: None,
+            policy,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: Work,
+    pub on_exhausted: OnExhausted,
+    pub compensation: Option<Work>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    Forward,
+    Compensating,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaInstance {
+    pub saga_id: SagaId,
+    pub saga_type: String,
+    pub definition_version: u32,
+    pub state: SagaState,
+    pub phase: Phase,
+    /// The step whose work (forward, or its compensation) is current.
+    pub cursor: u32,
+    pub steps: Vec<StepRecord>,
+    /// JSON text: what the saga was started with.
+    pub input: String,
+    /// JSON text: an object of the steps' outputs, merged in order.
+    pub data: String,
+    /// The business error that made it fail (answered to the client).
+    pub error: Option<ErrorRecord>,
+    pub abort_requested: bool,
+    pub abort_reason: Option<String>,
+    /// Who may see it through the customer API.
+    pub customer_id: Option<CustomerId>,
+    pub order_id: Option<OrderId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl SagaInstance {
+    /// A new instance of `def`, not yet started, with the given policies.
+    pub fn new(
+        def: &SagaDefinition,
+        policy: impl Fn(&str) -> RetryPolicy,
+        input: Value,
+        customer_id: Option<CustomerId>,
+        order_id: Option<OrderId>,
+    ) -> SagaInstance {
+        let now = Timestamp::now();
+        SagaInstance {
+            saga_id: SagaId::new(),
+            saga_type: def.name.clone(),
+            definition_version: def.version,
+            state: SagaState::Running,
+            phase: Phase::Forward,
+            cursor: 0,
+            steps: def
+                .steps
+                .iter()
+                .map(|s| StepRecord {
+                    step: Work::new(&s.name, policy(&s.name)),
+                    on_exhausted: s.on_exhausted,
+                    compensation: s.compensation.as_deref().map(|c| Work::new(c, policy(c))),
+                })
+                .collect(),
+            input: input.to_string(),
+            data: "{}".into(),
+            error: None,
+            abort_requested: false,
+            abort_reason: None,
+            customer_id,
+            order_id,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn input_json(&self) -> Value {
+        serde_json::from_str(&self.input).unwrap_or(Value::Null)
+    }
+
+    pub fn data_json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or_else(|_| json!({}))
+    }
+
+    /// The work (step or compensation) the cursor points at.
+    pub fn current(&self) -> Option<&Work> {
+        let record = self.steps.get(self.cursor as usize)?;
+        match self.phase {
+            Phase::Forward => Some(&record.step),
+            Phase::Compensating => record.compensation.as_ref(),
+        }
+    }
+
+    pub fn current_mut(&mut self) -> Option<&mut Work> {
+        let phase = self.phase;
+        let record = self.steps.get_mut(self.cursor as usize)?;
+        match phase {
+            Phase::Forward => Some(&mut record.step),
+            Phase::Compensating => record.compensation.as_mut(),
+        }
+    }
+
+    /// The operator's view (API.md "Saga shape").
+    pub fn to_json(&self) -> Value {
+        let work = |w: &Work| {
+            json!({
+                "name": w.name,
+                "state": w.state.as_str(),
+                "attempts": w.attempts,
+                "last_error": w.last_error,
+                "started_at": w.started_at.map(Timestamp::rfc3339),
+                "finished_at": w.finished_at.map(Timestamp::rfc3339),
+                "next_attempt_at": w.next_attempt_at.map(Timestamp::rfc3339),
+            })
+        };
+        let steps: Vec<Value> = self
+            .steps
+            .iter()
+            .map(|s| {
+                let mut j = work(&s.step);
+                if let Some(c) = &s.compensation {
+                    j["compensation"] = work(c);
+                }
+                j
+            })
+            .collect();
+        let mut policies = serde_json::Map::new();
+        for s in &self.steps {
+            policies.insert(s.step.name.clone(), json!(s.step.policy));
+            if let Some(c) = &s.compensation {
+                policies.insert(c.name.clone(), json!(c.policy));
+            }
+        }
+        json!({
+            "saga_id": self.saga_id,
+            "type": self.saga_type,
+            "definition_version": self.definition_version,
+            "state": self.state.as_str(),
+            "current_step": self.current().map(|w| w.name.clone()),
+            "created_at": self.created_at.rfc3339(),
+            "updated_at": self.updated_at.rfc3339(),
+            "input": self.input_json(),
+            "data": self.data_json(),
+            "steps": steps,
+            "retry_policies": policies,
+            "error": self.error.as_ref().map(error_json),
+            "abort_reason": self.abort_reason,
+            "order_id": self.order_id,
+        })
+    }
+
+    /// The customer's view (`GET /v1/sagas/{id}`).
+    pub fn to_customer_json(&self) -> Value {
+        let mut j = json!({ "saga_id": self.saga_id, "type": self.saga_type, "state": self.state.as_str() });
+        if let Some(o) = self.order_id {
+            j["order_id"] = json!(o);
+        }
+        if let Some(e) = &self.error {
+            j["error"] = error_json(e);
+        }
+        j
+    }
+}
+
+pub fn error_json(e: &ErrorRecord) -> Value {
+    json!({
+        "code": e.code,
+        "message": e.message,
+        "details": serde_json::from_str::<Value>(&e.details).unwrap_or_else(|_| json!({})),
+    })
+}
+
+impl crate::store::Record for SagaInstance {
+    const VERSION: u8 = 1;
+}

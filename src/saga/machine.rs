@@ -1,0 +1,460 @@
+//! The saga state machine, pure: `transition` applies one input to an instance and says
+//! what to do next. The coordinator persists the instance first, then performs the action,
+//! so the log always leads the world. Matches are exhaustive: a new state or input makes
+//! the compiler list every place to review.
+
+use serde_json::Value;
+
+use super::definition::OnExhausted;
+use super::instance::{Phase, SagaInstance, SagaState, StepState};
+use crate::domain::time::Timestamp;
+use crate::error::ErrorRecord;
+use crate::retry::RetryPolicy;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// Retrying cannot help: compensate (or park, past the point of no return).
+    Business(ErrorRecord),
+    /// Worth another attempt, per the retry policy. `exhausted` is the business error to
+    /// record if this was the last attempt.
+    Transient { message: String, exhausted: ErrorRecord },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Start,
+    /// The current work succeeded with these outputs (merged into the saga's data).
+    Succeeded(Value),
+    Failed(Failure),
+    /// A persisted retry timer fired.
+    RetryDue,
+    /// The process restarted: pick up where the log says.
+    Recover,
+    /// An operator: run the parked work now.
+    Resume {
+        reset_attempts: bool,
+    },
+    /// An operator: compensate what was done and end ABORTED.
+    Abort {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Run the current work (its attempt is already recorded).
+    Run,
+    /// Wait until the time, then feed `RetryDue`.
+    WaitUntil(Timestamp),
+    /// Nothing to do until something from outside (a stuck or finished saga, or a step in flight).
+    Idle,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MachineError {
+    #[error("saga is {0}: {1}")]
+    InvalidState(&'static str, &'static str),
+}
+
+/// Applies `input`. `policy` gives the current retry policy of a step by name (operators
+/// may have changed it since the saga started).
+pub fn transition(
+    saga: &mut SagaInstance,
+    input: Input,
+    now: Timestamp,
+    policy: &dyn Fn(&str) -> Option<RetryPolicy>,
+) -> Result<Action, MachineError> {
+    saga.updated_at = now;
+    match input {
+        Input::Start => {
+            saga.state = SagaState::Running;
+            saga.phase = Phase::Forward;
+            saga.cursor = 0;
+            Ok(begin_attempt(saga, now))
+        }
+        Input::Succeeded(output) => Ok(on_success(saga, output, now)),
+        Input::Failed(failure) => Ok(on_failure(saga, failure, now, policy)),
+        Input::RetryDue => match saga.state {
+            SagaState::Retrying => {
+                saga.state = running_state(saga.phase);
+                Ok(begin_attempt(saga, now))
+            }
+            SagaState::Running
+            | SagaState::Compensating
+            | SagaState::Completed
+            | SagaState::Failed
+            | SagaState::Stuck
+            | SagaState::Aborted => Ok(Action::Idle),
+        },
+        Input::Recover => match saga.state {
+            // The work was in flight when the process died: it runs again (steps are idempotent).
+            SagaState::Running | SagaState::Compensating => Ok(begin_attempt(saga, now)),
+            SagaState::Retrying => Ok(Action::WaitUntil(saga.current().and_then(|w| w.next_attempt_at).unwrap_or(now))),
+            SagaState::Completed | SagaState::Failed | SagaState::Stuck | SagaState::Aborted => Ok(Action::Idle),
+        },
+        Input::Resume { reset_attempts } => match saga.state {
+            SagaState::Stuck | SagaState::Retrying => {
+                if reset_attempts {
+                    if let Some(w) = saga.current_mut() {
+                        w.attempts = 0;
+                    }
+                }
+                saga.state = running_state(saga.phase);
+                Ok(begin_attempt(saga, now))
+            }
+            SagaState::Running | SagaState::Compensating => {
+                Err(MachineError::InvalidState(saga.state.as_str(), "only STUCK or RETRYING sagas can be resumed"))
+            }
+            SagaState::Completed | SagaState::Failed | SagaState::Aborted => {
+                Err(MachineError::InvalidState(saga.state.as_str(), "only STUCK or RETRYING sagas can be resumed"))
+            }
+        },
+        Input::Abort { reason } => match saga.state {
+            SagaState::Completed | SagaState::Failed | SagaState::Aborted => {
+                Err(MachineError::InvalidState(saga.state.as_str(), "a finished saga cannot be aborted"))
+            }
+            SagaState::Running | SagaState::Compensating => {
+                // The work in flight finishes first; its outcome starts (or continues) compensation.
+                saga.abort_requested = true;
+                saga.abort_reason = Some(reason);
+                Ok(Action::Idle)
+            }
+            SagaState::Retrying | SagaState::Stuck => {
+                saga.abort_requested = true;
+                saga.abort_reason = Some(reason);
+                if let Some(w) = saga.current_mut() {
+                    w.next_attempt_at = None;
+                }
+                match saga.phase {
+                    Phase::Forward => Ok(compensate_from(saga, saga.cursor as usize, now)),
+                    // Already undoing: retry this compensation now, then carry on.
+                    Phase::Compensating => {
+                        saga.state = SagaState::Compensating;
+                        Ok(begin_attempt(saga, now))
+                    }
+                }
+            }
+        },
+    }
+}
+
+fn running_state(phase: Phase) -> SagaState {
+    match phase {
+        Phase::Forward => SagaState::Running,
+        Phase::Compensating => SagaState::Compensating,
+    }
+}
+
+/// Records that the current work starts a new attempt.
+fn begin_attempt(saga: &mut SagaInstance, now: Timestamp) -> Action {
+    match saga.current_mut() {
+        Some(w) => {
+            w.state = StepState::Running;
+            w.attempts += 1;
+            w.started_at.get_or_insert(now);
+            w.next_attempt_at = None;
+            Action::Run
+        }
+        None => finish(saga, now),
+    }
+}
+
+fn on_success(saga: &mut SagaInstance, output: Value, now: Timestamp) -> Action {
+    let cursor = saga.cursor as usize;
+    match saga.phase {
+        Phase::Forward => {
+            if let Some(w) = saga.current_mut() {
+                w.state = StepState::Succeeded;
+                w.finished_at = Some(now);
+                w.last_error = None;
+            }
+            merge(saga, output);
+            if saga.abort_requested {
+                return compensate_from(saga, cursor, now);
+            }
+            if cursor + 1 < saga.steps.len() {
+                saga.cursor += 1;
+                begin_attempt(saga, now)
+            } else {
+                saga.state = SagaState::Completed;
+                Action::Idle
+            }
+        }
+        Phase::Compensating => {
+            if let Some(w) = saga.current_mut() {
+                w.state = StepState::Succeeded;
+                w.finished_at = Some(now);
+                w.last_error = None;
+            }
+            if saga.steps[cursor].step.state == StepState::Succeeded {
+                saga.steps[cursor].step.state = StepState::Compensated;
+            }
+            match cursor.checked_sub(1) {
+                Some(prev) => compensate_from(saga, prev, now),
+                None => finish(saga, now),
+            }
+        }
+    }
+}
+
+fn on_failure(
+    saga: &mut SagaInstance,
+    failure: Failure,
+    now: Timestamp,
+    policy: &dyn Fn(&str) -> Option<RetryPolicy>,
+) -> Action {
+    let cursor = saga.cursor as usize;
+    let phase = saga.phase;
+    let on_exhausted = saga.steps.get(cursor).map_or(OnExhausted::Stuck, |s| s.on_exhausted);
+    let aborting = saga.abort_requested;
+    let Some(work) = saga.current_mut() else {
+        return finish(saga, now);
+    };
+    if let Some(p) = policy(&work.name) {
+        work.policy = p;
+    }
+    let (message, business) = match failure {
+        Failure::Business(e) => (e.message.clone(), Some(e)),
+        Failure::Transient { message, exhausted } => match work.policy.delay_after(work.attempts) {
+            Some(delay) => {
+                work.last_error = Some(message);
+                let at = now.plus_millis(delay.as_millis() as i64);
+                work.next_attempt_at = Some(at);
+                saga.state = SagaState::Retrying;
+                return Action::WaitUntil(at);
+            }
+            None => (format!("{message} (retries exhausted)"), Some(exhausted)),
+        },
+    };
+    work.last_error = Some(message);
+    work.finished_at = Some(now);
+    match (phase, on_exhausted) {
+        (Phase::Forward, OnExhausted::Compensate) if !aborting => {
+            work.state = StepState::Failed;
+            saga.error = business;
+            compensate_from(saga, cursor, now)
+        }
+        (Phase::Forward, OnExhausted::Compensate) => {
+            work.state = StepState::Failed;
+            compensate_from(saga, cursor, now)
+        }
+        // Past the point of no return, or a compensation that cannot complete: an operator decides.
+        (Phase::Forward, OnExhausted::Stuck) | (Phase::Compensating, _) => {
+            work.state = StepState::Failed;
+            saga.state = SagaState::Stuck;
+            Action::Idle
+        }
+    }
+}
+
+/// Compensates, newest first, every step at or before `from` that may have had an effect
+/// (succeeded, or failed after an attempt: compensations are idempotent) and has a
+/// compensation. With nothing (left) to undo the saga ends FAILED or ABORTED.
+fn compensate_from(saga: &mut SagaInstance, from: usize, now: Timestamp) -> Action {
+    saga.phase = Phase::Compensating;
+    saga.state = SagaState::Compensating;
+    let next = (0..=from.min(saga.steps.len().saturating_sub(1))).rev().find(|&i| {
+        let s = &saga.steps[i];
+        let touched = matches!(s.step.state, StepState::Succeeded)
+            || (matches!(s.step.state, StepState::Failed | StepState::Running) && s.step.attempts > 0);
+        touched && s.compensation.as_ref().is_some_and(|c| c.state != StepState::Succeeded)
+    });
+    match next {
+        Some(i) => {
+            saga.cursor = i as u32;
+            begin_attempt(saga, now)
+        }
+        None => finish(saga, now),
+    }
+}
+
+/// Ends a compensated saga.
+fn finish(saga: &mut SagaInstance, _now: Timestamp) -> Action {
+    saga.state = if saga.abort_requested { SagaState::Aborted } else { SagaState::Failed };
+    Action::Idle
+}
+
+fn merge(saga: &mut SagaInstance, output: Value) {
+    if let Value::Object(new) = output {
+        let mut data = saga.data_json();
+        if let Value::Object(map) = &mut data {
+            map.extend(new);
+        }
+        saga.data = data.to_string();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::saga::definition::SagaDefinition;
+    use serde_json::json;
+
+    const DEF: &str = r#"
+name = "t"
+version = 1
+[default_retry]
+max_attempts = 3
+initial_backoff_ms = 100
+multiplier = 2.0
+max_backoff_ms = 1000
+[[steps]]
+name = "a"
+compensation = "undo_a"
+[[steps]]
+name = "b"
+compensation = "undo_b"
+[[steps]]
+name = "c"
+[[steps]]
+name = "d"
+on_exhausted = "stuck"
+"#;
+
+    fn saga() -> SagaInstance {
+        let def = SagaDefinition::parse(DEF).unwrap();
+        let policies = def.policies();
+        SagaInstance::new(&def, |n| policies[n], json!({}), None, None)
+    }
+
+    fn step(s: &mut SagaInstance, input: Input) -> Action {
+        transition(s, input, Timestamp(1_000), &|_| None).unwrap()
+    }
+
+    fn business() -> Failure {
+        Failure::Business(ErrorRecord { status: 409, code: "NOPE".into(), message: "no".into(), details: "{}".into() })
+    }
+
+    fn transient() -> Failure {
+        Failure::Transient {
+            message: "timeout".into(),
+            exhausted: ErrorRecord { status: 503, code: "GONE".into(), message: "gone".into(), details: "{}".into() },
+        }
+    }
+
+    fn current(s: &SagaInstance) -> String {
+        s.current().unwrap().name.clone()
+    }
+
+    #[test]
+    fn happy_path_runs_every_step_and_merges_outputs() {
+        let mut s = saga();
+        assert_eq!(step(&mut s, Input::Start), Action::Run);
+        for name in ["a", "b", "c"] {
+            assert_eq!(current(&s), name);
+            assert_eq!(step(&mut s, Input::Succeeded(json!({ name: 1 }))), Action::Run);
+        }
+        assert_eq!(step(&mut s, Input::Succeeded(json!({}))), Action::Idle);
+        assert_eq!(s.state, SagaState::Completed);
+        assert_eq!(s.data_json(), json!({ "a": 1, "b": 1, "c": 1 }));
+        assert!(s.steps.iter().all(|r| r.step.state == StepState::Succeeded && r.step.attempts == 1));
+    }
+
+    #[test]
+    fn business_failure_compensates_in_reverse_including_the_failed_step() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        step(&mut s, Input::Succeeded(json!({})));
+        assert_eq!(step(&mut s, Input::Failed(business())), Action::Run);
+        assert_eq!((s.state, current(&s)), (SagaState::Compensating, "undo_b".to_string()));
+        assert_eq!(step(&mut s, Input::Succeeded(json!({}))), Action::Run);
+        assert_eq!(current(&s), "undo_a");
+        assert_eq!(step(&mut s, Input::Succeeded(json!({}))), Action::Idle);
+        assert_eq!(s.state, SagaState::Failed);
+        assert_eq!(s.error.as_ref().unwrap().code, "NOPE");
+        assert_eq!(s.steps[0].step.state, StepState::Compensated);
+        assert_eq!(s.steps[1].step.state, StepState::Failed);
+    }
+
+    #[test]
+    fn transient_failures_retry_with_backoff_then_compensate() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        assert_eq!(step(&mut s, Input::Failed(transient())), Action::WaitUntil(Timestamp(1_100)));
+        assert_eq!(s.state, SagaState::Retrying);
+        assert_eq!(step(&mut s, Input::RetryDue), Action::Run);
+        assert_eq!(step(&mut s, Input::Failed(transient())), Action::WaitUntil(Timestamp(1_200)));
+        step(&mut s, Input::RetryDue);
+        // Third failure: max_attempts = 3 reached, compensate "a" itself (it may have half-applied).
+        assert_eq!(step(&mut s, Input::Failed(transient())), Action::Run);
+        assert_eq!(current(&s), "undo_a");
+        assert_eq!(s.error.as_ref().unwrap().code, "GONE");
+        step(&mut s, Input::Succeeded(json!({})));
+        assert_eq!(s.state, SagaState::Failed);
+    }
+
+    #[test]
+    fn operator_policy_change_applies_to_the_next_attempt() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        let longer = RetryPolicy { max_attempts: 10, initial_backoff_ms: 5000, multiplier: 1.0, max_backoff_ms: 5000 };
+        let a =
+            transition(&mut s, Input::Failed(transient()), Timestamp(0), &|n| (n == "a").then_some(longer)).unwrap();
+        assert_eq!(a, Action::WaitUntil(Timestamp(5000)));
+        assert_eq!(s.steps[0].step.policy, longer);
+    }
+
+    #[test]
+    fn after_the_point_of_no_return_failures_park_stuck_and_resume_reruns() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        for _ in 0..3 {
+            step(&mut s, Input::Succeeded(json!({})));
+        }
+        assert_eq!(current(&s), "d");
+        assert_eq!(step(&mut s, Input::Failed(business())), Action::Idle);
+        assert_eq!(s.state, SagaState::Stuck);
+        let mut s2 = s.clone();
+        assert_eq!(step(&mut s2, Input::Resume { reset_attempts: true }), Action::Run);
+        assert_eq!(s2.current().unwrap().attempts, 1);
+        step(&mut s2, Input::Succeeded(json!({})));
+        assert_eq!(s2.state, SagaState::Completed);
+    }
+
+    #[test]
+    fn resume_and_abort_are_refused_in_the_wrong_states() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        assert!(transition(&mut s, Input::Resume { reset_attempts: false }, Timestamp(0), &|_| None).is_err());
+        for _ in 0..4 {
+            step(&mut s, Input::Succeeded(json!({})));
+        }
+        assert_eq!(s.state, SagaState::Completed);
+        assert!(transition(&mut s, Input::Abort { reason: "x".into() }, Timestamp(0), &|_| None).is_err());
+    }
+
+    #[test]
+    fn abort_of_a_retrying_saga_compensates_and_ends_aborted() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        step(&mut s, Input::Succeeded(json!({})));
+        step(&mut s, Input::Failed(transient()));
+        assert_eq!(step(&mut s, Input::Abort { reason: "customer called".into() }), Action::Run);
+        assert_eq!(current(&s), "undo_b");
+        step(&mut s, Input::Succeeded(json!({})));
+        step(&mut s, Input::Succeeded(json!({})));
+        assert_eq!(s.state, SagaState::Aborted);
+        assert!(s.error.is_none());
+    }
+
+    #[test]
+    fn abort_while_a_step_runs_takes_effect_when_it_ends() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        assert_eq!(step(&mut s, Input::Abort { reason: "stop".into() }), Action::Idle);
+        assert_eq!(step(&mut s, Input::Succeeded(json!({}))), Action::Run);
+        assert_eq!(current(&s), "undo_a");
+        step(&mut s, Input::Succeeded(json!({})));
+        assert_eq!(s.state, SagaState::Aborted);
+    }
+
+    #[test]
+    fn recovery_reruns_work_in_flight_and_rearms_timers() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        assert_eq!(step(&mut s, Input::Recover), Action::Run);
+        assert_eq!(s.current().unwrap().attempts, 2);
+        step(&mut s, Input::Failed(transient()));
+        assert!(matches!(step(&mut s, Input::Recover), Action::WaitUntil(_)));
+    }
+}

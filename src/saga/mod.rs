@@ -1,0 +1,21 @@
+//! The durable saga engine. Definitions are data (`sagas/*.toml`); each instance is a
+//! record in sled (the saga log) rewritten durably at every transition before the next
+//! action; a coordinator actor per running saga drives it; timers are persisted
+//! (`next_attempt_at`) and re-armed on start; every non-terminal saga resumes on start.
+//!
+//! - [`definition`]: parsing and checking definitions.
+//! - [`instance`]: the persisted instance and its views.
+//! - [`machine`]: the pure state machine (`transition(instance, input) -> action`).
+//! - [`coordinator`]: the actor that persists, then acts.
+//! - [`engine`]: start, watch, recover, resume, abort, retry policies.
+//! - [`steps`]: the step handlers by name.
+
+pub mod coordinator;
+pub mod definition;
+pub mod engine;
+pub mod instance;
+pub mod machine;
+pub mod steps;
+
+pub use engine::SagaEngine;
+pub use instance::{SagaInstance, SagaState};

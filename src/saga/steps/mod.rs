@@ -1,0 +1,126 @@
+//! Step handlers, by the names the definitions use. Every handler is idempotent, keyed by
+//! the saga id: it may run more than once (a crash after its effect, before the log write).
+
+mod cancel_order;
+mod place_order;
+mod shared;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::machine::Failure;
+use crate::config::Settings;
+use crate::domain::ids::SagaId;
+use crate::error::AppError;
+use crate::gateways::payment::{GatewayError, PaymentGateway};
+use crate::services::cart::CartService;
+use crate::services::catalog::CatalogService;
+use crate::services::customers::CustomerService;
+use crate::services::inventory::InventoryService;
+use crate::services::orders::OrderService;
+use crate::store::Store;
+
+/// What a step's run sees: the saga's input and the outputs of the steps before it.
+pub struct StepContext {
+    pub saga_id: SagaId,
+    pub saga_type: String,
+    pub input: Value,
+    pub data: Value,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub deps: Arc<StepDeps>,
+}
+
+impl StepContext {
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+
+    /// The audit actor for changes this saga makes.
+    pub fn by(&self) -> String {
+        format!("saga:{}", self.saga_id)
+    }
+
+    /// The gateway idempotency key of this step: saga id plus step name.
+    pub fn key(&self, step: &str) -> String {
+        format!("{}:{step}", self.saga_id)
+    }
+}
+
+/// The services steps call.
+pub struct StepDeps {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub customers: CustomerService,
+    pub catalog: CatalogService,
+    pub inventory: InventoryService,
+    pub carts: CartService,
+    pub orders: OrderService,
+    pub gateway: Arc<dyn PaymentGateway>,
+}
+
+pub type StepFuture = Pin<Box<dyn Future<Output = Result<Value, Failure>> + Send>>;
+
+pub trait StepHandler: Send + Sync {
+    fn run(&self, ctx: StepContext) -> StepFuture;
+}
+
+impl<F, Fut> StepHandler for F
+where
+    F: Fn(StepContext) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Value, Failure>> + Send + 'static,
+{
+    fn run(&self, ctx: StepContext) -> StepFuture {
+        Box::pin(self(ctx))
+    }
+}
+
+/// Every handler this build has.
+pub fn handlers() -> HashMap<&'static str, Arc<dyn StepHandler>> {
+    let mut h: HashMap<&'static str, Arc<dyn StepHandler>> = HashMap::new();
+    h.insert("validate_customer", Arc::new(place_order::validate_customer));
+    h.insert("load_cart", Arc::new(place_order::load_cart));
+    h.insert("reserve_inventory", Arc::new(place_order::reserve_inventory));
+    h.insert("release_inventory", Arc::new(shared::release_inventory));
+    h.insert("calculate_shipping", Arc::new(place_order::calculate_shipping));
+    h.insert("authorize_payment", Arc::new(place_order::authorize_payment));
+    h.insert("void_authorization", Arc::new(place_order::void_authorization));
+    h.insert("create_order", Arc::new(place_order::create_order));
+    h.insert("cancel_created_order", Arc::new(place_order::cancel_created_order));
+    h.insert("clear_cart", Arc::new(place_order::clear_cart));
+    h.insert("validate_cancellation", Arc::new(cancel_order::validate_cancellation));
+    h.insert("cancel_order", Arc::new(cancel_order::cancel_order));
+    h.insert("refund_payment", Arc::new(cancel_order::refund_payment));
+    h.insert("notify_cancellation", Arc::new(cancel_order::notify_cancellation));
+    h
+}
+
+/// A business error: compensate (or park, past the point of no return).
+pub fn business(e: AppError) -> Failure {
+    Failure::Business(e.record())
+}
+
+/// Infrastructure errors (a store hiccup, an actor restarting) are worth retrying;
+/// the domain's refusals are not.
+pub fn classify(e: AppError) -> Failure {
+    match e {
+        AppError::Internal(_) | AppError::ShuttingDown => transient(e.to_string()),
+        other => business(other),
+    }
+}
+
+pub fn transient(message: String) -> Failure {
+    Failure::Transient { exhausted: AppError::Internal(message.clone()).record(), message }
+}
+
+/// A gateway answer as a step outcome: declines are business errors, the rest is retried.
+pub fn gateway_failure(e: GatewayError, declined: impl FnOnce(String) -> AppError, exhausted: AppError) -> Failure {
+    match e {
+        GatewayError::Declined(reason) => business(declined(reason)),
+        GatewayError::Transient(message) => Failure::Transient { message, exhausted: exhausted.record() },
+    }
+}

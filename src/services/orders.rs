@@ -1,0 +1,148 @@
+//! OrderService: finds or starts order actors, lists orders, shapes the order view.
+
+use std::sync::Arc;
+
+use actix::MailboxError;
+use serde_json::{json, Value};
+
+use crate::actors::order::{CreateOrder, ExecuteOrder, GetOrder, OrderActor, OrderRegistry};
+use crate::actors::registry::Lease;
+use crate::domain::ids::{CustomerId, OrderId};
+use crate::domain::order::{Order, OrderCommand, OrderStatus};
+use crate::error::AppError;
+use crate::store::{Notification, Store, Table};
+
+#[derive(Clone)]
+pub struct OrderService {
+    store: Store,
+    registry: Arc<OrderRegistry>,
+}
+
+impl OrderService {
+    pub fn new(store: Store, registry: Arc<OrderRegistry>) -> OrderService {
+        OrderService { store, registry }
+    }
+
+    fn lease(&self, id: OrderId) -> Result<Lease<OrderActor>, AppError> {
+        self.registry.lease(&id, |arbiter| OrderActor::activate(arbiter, id, self.store.clone(), self.registry.clone()))
+    }
+
+    async fn ask<M>(&self, id: OrderId, msg: impl Fn() -> M) -> Result<M::Result, AppError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        OrderActor: actix::Handler<M>,
+    {
+        match self.lease(id)?.addr.send(msg()).await {
+            Err(MailboxError::Closed) => Ok(self.lease(id)?.addr.send(msg()).await?),
+            other => Ok(other?),
+        }
+    }
+
+    /// Creates the order unless it exists (idempotent).
+    pub async fn create(&self, order: Order) -> Result<Order, AppError> {
+        self.ask(order.order_id, || CreateOrder(order.clone())).await?
+    }
+
+    pub async fn get(&self, id: OrderId) -> Result<Option<Order>, AppError> {
+        self.ask(id, || GetOrder).await?
+    }
+
+    pub async fn execute(
+        &self,
+        id: OrderId,
+        cmd: OrderCommand,
+        by: &str,
+        notify: Vec<Notification>,
+    ) -> Result<Order, AppError> {
+        let by = by.to_string();
+        self.ask(id, || ExecuteOrder { cmd: cmd.clone(), audit_by: by.clone(), notify: notify.clone() }).await?
+    }
+
+    /// A customer's own order; anybody else's is not found.
+    pub async fn get_own(&self, customer: CustomerId, id: OrderId) -> Result<Order, AppError> {
+        self.get(id).await?.filter(|o| o.customer_id == customer).ok_or(AppError::OrderNotFound)
+    }
+
+    /// A customer's orders, oldest first.
+    pub async fn list_for_customer(&self, customer: CustomerId) -> Result<Vec<Order>, AppError> {
+        self.store.barrier().await?;
+        let keys = self.store.scan_prefix_keys(Table::OrdersByCustomer, customer.as_bytes(), 10_000)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(o) = self.store.get::<Order>(Table::Orders, &k[16..])? {
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+
+    /// All orders (optionally of one status), oldest first, after `cursor`.
+    pub async fn list(
+        &self,
+        status: Option<OrderStatus>,
+        cursor: Option<OrderId>,
+        limit: usize,
+    ) -> Result<(Vec<Order>, Option<OrderId>), AppError> {
+        self.store.barrier().await?;
+        let after = cursor.map(|c| c.as_bytes().to_vec());
+        let mut out = Vec::new();
+        for (_, o) in self.store.page::<Order>(Table::Orders, after.as_deref(), usize::MAX)? {
+            if status.is_some_and(|s| s != o.status) {
+                continue;
+            }
+            if out.len() == limit {
+                let next = out.last().map(|o: &Order| o.order_id);
+                return Ok((out, next));
+            }
+            out.push(o);
+        }
+        Ok((out, None))
+    }
+
+    pub fn active(&self) -> usize {
+        self.registry.active()
+    }
+}
+
+/// API.md's order shape.
+pub fn order_json(o: &Order) -> Value {
+    let items: Vec<Value> = o
+        .items
+        .iter()
+        .map(|l| {
+            json!({
+                "product_id": l.product_id,
+                "variant_id": l.variant_id,
+                "name": l.name,
+                "quantity": l.quantity,
+                "unit_price": l.unit_price,
+                "subtotal": l.subtotal(),
+            })
+        })
+        .collect();
+    let mut j = json!({
+        "order_id": o.order_id,
+        "customer_id": o.customer_id,
+        "status": o.status.as_str(),
+        "items": items,
+        "subtotal": o.subtotal,
+        "shipping_cost": o.shipping_cost,
+        "total": o.total,
+        "shipping_address": o.shipping_address,
+        "payment": { "authorization_id": o.authorization_id, "status": o.payment_status.as_str() },
+        "saga_id": o.saga_id,
+        "created_at": o.created_at.rfc3339(),
+        "updated_at": o.updated_at.rfc3339(),
+    });
+    if let Some(r) = o.refund_status {
+        j["refund"] = json!({ "status": r.as_str() });
+    }
+    if let Some(t) = &o.tracking_number {
+        j["tracking_number"] = json!(t);
+    }
+    if let Some(c) = &o.cancel_reason {
+        j["cancel_reason"] = json!(c);
+    }
+    j
+}
