@@ -367,3 +367,78 @@ impl ServerProcess {
         self.child.wait().expect("server exits")
     }
 }
+
+/// A shipping address in the shop's country.
+pub fn address(country: &str) -> Value {
+    json!({ "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "Springfield", "postal_code": "12345", "country": country })
+}
+
+impl TestApp {
+    /// A customer whose email is verified (may place orders).
+    pub async fn verified_customer(&self) -> Customer {
+        let c = self.customer().await;
+        let token = self.verification_token(&c.id).await;
+        let (status, body) = self.post("/v1/customers/verify-email", None, json!({ "token": token })).await;
+        assert_eq!(status, 200, "{body}");
+        c
+    }
+
+    /// `POST /v1/orders` with a domestic address and the given card token.
+    pub async fn place_order(&self, token: &str, card: &str) -> (u16, Value) {
+        self.post("/v1/orders", Some(token), json!({ "shipping_address": address("US"), "payment": { "token": card } }))
+            .await
+    }
+
+    pub async fn place_order_with_key(&self, token: &str, card: &str, key: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(format!("{}/v1/orders", self.url))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&json!({ "shipping_address": address("US"), "payment": { "token": card } }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn cancel_order(&self, token: &str, order_id: &str) -> (u16, Value) {
+        self.post(&format!("/v1/orders/{order_id}/cancel"), Some(token), json!({ "reason": "changed my mind" })).await
+    }
+
+    pub async fn saga(&self, saga_id: &str) -> Value {
+        let (status, body) = self.get(&format!("/admin/v1/sagas/{saga_id}"), Some(ADMIN)).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Polls the operator view until the saga is in `state`.
+    pub async fn saga_reaches(&self, saga_id: &str, state: &str) -> Value {
+        for _ in 0..400 {
+            let saga = self.saga(saga_id).await;
+            if saga["state"] == state {
+                return saga;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("saga {saga_id} never reached {state}: {}", self.saga(saga_id).await);
+    }
+
+    pub async fn set_policy(&self, saga_type: &str, step: &str, max_attempts: u32, backoff_ms: u64) {
+        let (status, body) = self
+            .put(
+                &format!("/admin/v1/retry-policies/{saga_type}/{step}"),
+                Some(ADMIN),
+                json!({ "max_attempts": max_attempts, "initial_backoff_ms": backoff_ms, "multiplier": 1.0, "max_backoff_ms": backoff_ms }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// on_hand, reserved of a product without variants.
+    pub async fn stock_of(&self, product_id: &str) -> (u64, u64) {
+        let s = self.stock(product_id).await;
+        (s["items"][0]["on_hand"].as_u64().unwrap(), s["items"][0]["reserved"].as_u64().unwrap())
+    }
+}

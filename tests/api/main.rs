@@ -10,3 +10,5 @@ mod customers;
 mod durability;
 mod http;
 mod inventory;
+mod orders;
+mod sagas;
