@@ -8,6 +8,8 @@ mod catalog;
 mod concurrency;
 mod customers;
 mod durability;
+mod fake_gateway;
+mod gateway;
 mod http;
 mod inventory;
 mod orders;

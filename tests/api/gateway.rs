@@ -1,0 +1,110 @@
+//! The `http` payment gateway against a fake gateway server: declines, 5xx, timeouts,
+//! idempotency keys, and one slow call never holding up other checkouts.
+
+use serde_json::json;
+
+use crate::fake_gateway::FakeGateway;
+use crate::helpers::*;
+
+async fn app_with_gateway(gw: &FakeGateway) -> TestApp {
+    let url = gw.url.clone();
+    spawn_app_with(move |s| {
+        s.payment.gateway = "http".into();
+        s.payment.http.base_url = url;
+        s.payment.http.timeout_ms = 300;
+    })
+    .await
+}
+
+async fn checkout(app: &TestApp, card: &str) -> (u16, serde_json::Value) {
+    let p = app.product("12.50", 10).await;
+    let c = app.verified_customer().await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 2 })).await;
+    app.place_order(&c.token, card).await
+}
+
+#[tokio::test]
+async fn authorizes_with_an_idempotency_key_per_saga_and_step() {
+    let gw = FakeGateway::start(0, 1).await;
+    let app = app_with_gateway(&gw).await;
+    let (status, order) = checkout(&app, "tok_ok").await;
+    assert_eq!(status, 201, "{order}");
+    let key = format!("{}:authorize_payment", order["saga_id"].as_str().unwrap());
+    let ledger = gw.ledger.lock().unwrap();
+    assert_eq!(ledger.calls("authorize", &key), 1);
+    let auth = order["payment"]["authorization_id"].as_str().unwrap();
+    assert_eq!(ledger.authorizations[auth], ("tok_ok".to_string(), "30.99".to_string()));
+}
+
+#[tokio::test]
+async fn a_4xx_is_permanent_and_a_402_reason_reaches_the_customer() {
+    let gw = FakeGateway::start(0, 1).await;
+    let app = app_with_gateway(&gw).await;
+    let (status, body) = checkout(&app, "tok_decline").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (402, Some("PAYMENT_FAILED")));
+    assert_eq!(body["error"]["details"]["reason"], "insufficient_funds");
+    let (status, _) = checkout(&app, "tok_bad_request").await;
+    assert_eq!(status, 402);
+    // Each was tried once: 4xx are not retried.
+    assert!(gw.ledger.lock().unwrap().calls.values().all(|n| *n == 1));
+}
+
+#[tokio::test]
+async fn a_5xx_is_retried_under_the_same_key() {
+    let gw = FakeGateway::start(0, 1).await;
+    let app = app_with_gateway(&gw).await;
+    let (status, order) = checkout(&app, "tok_503_twice").await;
+    assert_eq!(status, 201, "{order}");
+    let key = format!("{}:authorize_payment", order["saga_id"].as_str().unwrap());
+    assert_eq!(gw.ledger.lock().unwrap().calls("authorize", &key), 3);
+}
+
+#[tokio::test]
+async fn a_gateway_that_stays_down_ends_in_payment_failed_with_nothing_held() {
+    let gw = FakeGateway::start(0, 1).await;
+    let app = app_with_gateway(&gw).await;
+    app.set_policy("place_order", "authorize_payment", 3, 10).await;
+    let (status, body) = checkout(&app, "tok_503").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (402, Some("PAYMENT_FAILED")));
+    assert!(body["error"]["details"]["reason"].as_str().unwrap().contains("unavailable"));
+    let (_, sagas) = app.get("/admin/v1/sagas?state=FAILED", Some(ADMIN)).await;
+    let saga = &sagas["sagas"][0];
+    assert_eq!(saga["steps"][4]["attempts"], 3);
+    let p = saga["data"]["lines"][0]["product_id"].as_str().unwrap();
+    assert_eq!(app.stock_of(p).await, (10, 0));
+}
+
+#[tokio::test]
+async fn a_call_that_hangs_past_the_timeout_is_retried_and_never_blocks_other_checkouts() {
+    let gw = FakeGateway::start(0, 1).await;
+    let app = app_with_gateway(&gw).await;
+    let slow = checkout(&app, "tok_hang_once");
+    let fast = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        let r = checkout(&app, "tok_ok").await;
+        (r, started.elapsed())
+    };
+    let ((slow_status, slow_order), ((fast_status, _), fast_took)) = futures::join!(slow, fast);
+    assert_eq!(fast_status, 201);
+    assert_eq!(slow_status, 201, "{slow_order}");
+    // The hanging call was cut at the 300 ms timeout and retried under the same key.
+    let key = format!("{}:authorize_payment", slow_order["saga_id"].as_str().unwrap());
+    assert_eq!(gw.ledger.lock().unwrap().calls("authorize", &key), 2);
+    assert!(fast_took < std::time::Duration::from_millis(1500), "the fast checkout waited {fast_took:?}");
+}
+
+#[tokio::test]
+async fn cancelling_voids_through_the_gateway_once() {
+    let gw = FakeGateway::start(0, 1).await;
+    let app = app_with_gateway(&gw).await;
+    let p = app.product("12.50", 10).await;
+    let c = app.verified_customer().await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+    let (_, order) = app.place_order(&c.token, "tok_ok").await;
+    let (status, cancelled) = app.cancel_order(&c.token, order["order_id"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["refund"]["status"], "VOIDED");
+    let auth = order["payment"]["authorization_id"].as_str().unwrap();
+    assert_eq!(gw.ledger.lock().unwrap().voids[auth].len(), 1);
+}
