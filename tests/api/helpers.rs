@@ -330,7 +330,14 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(dir: &std::path::Path) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cartwright"))
+        Self::start_with(dir, &[])
+    }
+
+    /// With extra `CARTWRIGHT__...` variables.
+    pub fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cartwright"));
+        command.envs(env.iter().copied());
+        let mut child = command
             .env("CARTWRIGHT__SERVER__ADDR", "127.0.0.1:0")
             .env("CARTWRIGHT__STORAGE__PATH", dir)
             .env("CARTWRIGHT__AUTH__ADMIN_TOKEN", ADMIN)

@@ -6,6 +6,7 @@ mod helpers;
 mod cart;
 mod catalog;
 mod concurrency;
+mod crash;
 mod customers;
 mod durability;
 mod fake_gateway;

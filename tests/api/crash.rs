@@ -1,0 +1,384 @@
+//! Crash consistency: concurrent customers place and cancel orders against a flaky gateway
+//! while the real binary is SIGKILLed at random instants, six times. After the last restart
+//! the sagas settle and every invariant is checked from the API (and the gateway's ledger).
+//! Seeded: set CRASH_SEED to replay a run; the seed is printed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::fake_gateway::FakeGateway;
+use crate::helpers::*;
+
+const STOCK: u64 = 150;
+const PRODUCTS: usize = 4;
+const CUSTOMERS: usize = 10;
+const KILLS: usize = 6;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> Result<(u16, Value), reqwest::Error> {
+    let mut rb = client.request(method, format!("{url}{path}")).timeout(Duration::from_secs(10));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(k) = key {
+        rb = rb.header("Idempotency-Key", k);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.json().await.unwrap_or(Value::Null)))
+}
+
+async fn admin_get(client: &reqwest::Client, url: &str, path: &str) -> Value {
+    let (s, v) = call(client, url, reqwest::Method::GET, path, Some(ADMIN), None, None).await.unwrap();
+    assert_eq!(s, 200, "{path}: {v}");
+    v
+}
+
+/// One customer's loop: fill the cart, check out (retrying with the same Idempotency-Key
+/// when the server died mid-request), sometimes cancel.
+async fn shopper(
+    client: reqwest::Client,
+    url: Arc<RwLock<String>>,
+    token: String,
+    products: Arc<Vec<String>>,
+    mut rng: Rng,
+    stop: Arc<AtomicBool>,
+) {
+    let mut pending_place: Option<String> = None;
+    let mut pending_cancel: Option<(String, String)> = None;
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let u = url.read().unwrap().clone();
+        n += 1;
+        if let Some((order, key)) = pending_cancel.clone() {
+            let r = call(
+                &client,
+                &u,
+                reqwest::Method::POST,
+                &format!("/v1/orders/{order}/cancel"),
+                Some(&token),
+                Some(&key),
+                None,
+            )
+            .await;
+            if r.is_ok() {
+                pending_cancel = None;
+            }
+            continue;
+        }
+        if pending_place.is_none() {
+            let p = &products[rng.below(products.len() as u64) as usize];
+            let r = call(
+                &client,
+                &u,
+                reqwest::Method::POST,
+                "/v1/cart/items",
+                Some(&token),
+                None,
+                Some(json!({ "product_id": p, "quantity": 1 + rng.below(2) })),
+            )
+            .await;
+            if r.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        }
+        let key = pending_place.take().unwrap_or_else(|| format!("{token}-{n}"));
+        let card = if rng.below(5) == 0 { "tok_decline" } else { "tok_ok" };
+        let body = json!({ "shipping_address": address("US"), "payment": { "token": card } });
+        match call(&client, &u, reqwest::Method::POST, "/v1/orders", Some(&token), Some(&key), Some(body)).await {
+            Err(_) => {
+                pending_place = Some(key);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok((201, order)) if rng.below(3) == 0 => {
+                pending_cancel = Some((order["order_id"].as_str().unwrap_or_default().to_string(), format!("c-{key}")));
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
+    let seed: u64 = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
+    });
+    println!("crash test seed: CRASH_SEED={seed}");
+    let mut rng = Rng(seed);
+    let gw = FakeGateway::start(15, seed).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CARTWRIGHT__PAYMENT__GATEWAY", "http"),
+        ("CARTWRIGHT__PAYMENT__HTTP__BASE_URL", gw.url.as_str()),
+        ("CARTWRIGHT__PAYMENT__HTTP__TIMEOUT_MS", "500"),
+        ("CARTWRIGHT__CHECKOUT__SYNC_WAIT_MS", "500"),
+        ("CARTWRIGHT__NOTIFICATIONS__INITIAL_BACKOFF_MS", "20"),
+        ("RUST_LOG", "warn"),
+    ];
+    let client = reqwest::Client::new();
+    let mut server = ServerProcess::start_with(dir.path(), &env);
+    let url = Arc::new(RwLock::new(server.url.clone()));
+    let u = server.url.clone();
+
+    // Setup: fast retries so the run settles quickly, a catalogue, verified customers.
+    for (saga, step) in [
+        ("place_order", "authorize_payment"),
+        ("place_order", "void_authorization"),
+        ("cancel_order", "refund_payment"),
+    ] {
+        let (s, _) = call(
+            &client,
+            &u,
+            reqwest::Method::PUT,
+            &format!("/admin/v1/retry-policies/{saga}/{step}"),
+            Some(ADMIN),
+            None,
+            Some(json!({ "max_attempts": 6, "initial_backoff_ms": 20, "multiplier": 2.0, "max_backoff_ms": 200 })),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s, 200);
+    }
+    let (_, cat) = call(
+        &client,
+        &u,
+        reqwest::Method::POST,
+        "/admin/v1/categories",
+        Some(ADMIN),
+        None,
+        Some(json!({ "name": "Crash" })),
+    )
+    .await
+    .unwrap();
+    let mut products = Vec::new();
+    for i in 0..PRODUCTS {
+        let (s, p) = call(
+            &client,
+            &u,
+            reqwest::Method::POST,
+            "/admin/v1/products",
+            Some(ADMIN),
+            None,
+            Some(json!({
+                "name": format!("Item {i}"), "price": "7.50", "category_id": cat["category_id"], "initial_stock": STOCK
+            })),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s, 201, "{p}");
+        products.push(p["product_id"].as_str().unwrap().to_string());
+    }
+    let mut tokens = Vec::new();
+    for i in 0..CUSTOMERS {
+        let email = format!("crash{i}@example.com");
+        let (s, c) = call(
+            &client,
+            &u,
+            reqwest::Method::POST,
+            "/v1/customers",
+            None,
+            None,
+            Some(json!({ "email": email, "password": PASSWORD })),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s, 201, "{c}");
+        let notes = admin_get(&client, &u, "/admin/v1/notifications?kind=email_verification&limit=1000").await;
+        let token = notes["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["payload"]["customer_id"] == c["customer_id"])
+            .unwrap()["payload"]["verification_token"]
+            .clone();
+        call(
+            &client,
+            &u,
+            reqwest::Method::POST,
+            "/v1/customers/verify-email",
+            None,
+            None,
+            Some(json!({ "token": token })),
+        )
+        .await
+        .unwrap();
+        let (_, session) = call(
+            &client,
+            &u,
+            reqwest::Method::POST,
+            "/v1/sessions",
+            None,
+            None,
+            Some(json!({ "email": email, "password": PASSWORD })),
+        )
+        .await
+        .unwrap();
+        tokens.push(session["token"].as_str().unwrap().to_string());
+    }
+
+    // Load, with kill -9 at random instants.
+    let stop = Arc::new(AtomicBool::new(false));
+    let products = Arc::new(products);
+    let shoppers: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            tokio::spawn(shopper(
+                client.clone(),
+                url.clone(),
+                t.clone(),
+                products.clone(),
+                Rng(rng.next() | 1),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    for round in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(300 + rng.below(700))).await;
+        server.kill9();
+        println!("kill -9 #{}", round + 1);
+        server = ServerProcess::start_with(dir.path(), &env);
+        *url.write().unwrap() = server.url.clone();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for s in shoppers {
+        s.await.unwrap();
+    }
+    let u = server.url.clone();
+
+    // Settle: no saga is still running, retrying or compensating.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sagas = loop {
+        let all = admin_get(&client, &u, "/admin/v1/sagas?limit=500").await["sagas"].as_array().unwrap().clone();
+        let mut everything = all.clone();
+        let mut cursor = admin_get(&client, &u, "/admin/v1/sagas?limit=500").await["next_cursor"].clone();
+        while let Some(c) = cursor.as_str().map(str::to_string) {
+            let page = admin_get(&client, &u, &format!("/admin/v1/sagas?limit=500&cursor={c}")).await;
+            everything.extend(page["sagas"].as_array().unwrap().iter().cloned());
+            cursor = page["next_cursor"].clone();
+        }
+        if everything
+            .iter()
+            .all(|s| ["COMPLETED", "FAILED", "ABORTED", "STUCK"].contains(&s["state"].as_str().unwrap()))
+        {
+            break everything;
+        }
+        assert!(Instant::now() < deadline, "sagas did not settle");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let count = |state: &str| sagas.iter().filter(|s| s["state"] == state).count();
+    println!("sagas: {} completed, {} failed, {} stuck", count("COMPLETED"), count("FAILED"), count("STUCK"));
+    assert!(count("COMPLETED") > 0, "the load placed orders");
+    for s in sagas.iter().filter(|s| s["state"] == "STUCK") {
+        let current = s["current_step"].as_str().unwrap();
+        let step = s["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == current || x["compensation"]["name"] == current)
+            .unwrap();
+        let err = if step["name"] == current { &step["last_error"] } else { &step["compensation"]["last_error"] };
+        assert!(err.is_string(), "a STUCK saga says why: {s}");
+    }
+
+    let orders = admin_get(&client, &u, "/admin/v1/orders?limit=1000").await["orders"].as_array().unwrap().clone();
+    let ledger = gw.ledger.lock().unwrap();
+
+    // Stock: reserved is exactly what live orders hold; on_hand never moved.
+    for p in products.iter() {
+        let stock = admin_get(&client, &u, &format!("/admin/v1/inventory/{p}")).await;
+        let held: u64 = orders
+            .iter()
+            .filter(|o| o["status"] == "PENDING" || o["status"] == "CONFIRMED")
+            .flat_map(|o| o["items"].as_array().unwrap().clone())
+            .filter(|i| i["product_id"] == p.as_str())
+            .map(|i| i["quantity"].as_u64().unwrap())
+            .sum();
+        assert_eq!(stock["items"][0]["on_hand"], STOCK, "{stock}");
+        assert_eq!(stock["items"][0]["reserved"].as_u64().unwrap(), held, "product {p}: {stock}");
+    }
+
+    // Payments: every live order holds exactly one authorization, never voided; every
+    // cancelled order's was voided once, or is PENDING_MANUAL for an operator.
+    let by_auth: HashMap<&str, &Value> =
+        orders.iter().map(|o| (o["payment"]["authorization_id"].as_str().unwrap(), o)).collect();
+    for o in &orders {
+        let auth = o["payment"]["authorization_id"].as_str().unwrap();
+        assert!(ledger.authorizations.contains_key(auth), "{o}");
+        let saga = o["saga_id"].as_str().unwrap();
+        let auths_of_saga = ledger.authorizations.keys().filter(|a| a.contains(&saga.replace(':', "_"))).count();
+        assert_eq!(auths_of_saga, 1, "one authorization per order: {o}");
+        let settled = ledger.voids.get(auth).map_or(0, Vec::len) + ledger.refunds.get(auth).map_or(0, Vec::len);
+        match o["status"].as_str().unwrap() {
+            "PENDING" | "CONFIRMED" => assert_eq!(settled, 0, "a live order's payment was voided: {o}"),
+            "CANCELLED" if o["refund"]["status"] == "PENDING_MANUAL" => assert!(settled <= 1, "{o}"),
+            "CANCELLED" => assert_eq!(settled, 1, "voided exactly once: {o}"),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // Authorizations without an order belong to failed checkouts: voided by the compensation.
+    let saga_state: HashMap<String, &str> =
+        sagas.iter().map(|s| (s["saga_id"].as_str().unwrap().to_string(), s["state"].as_str().unwrap())).collect();
+    for auth in ledger.authorizations.keys().filter(|a| !by_auth.contains_key(a.as_str())) {
+        let saga = auth.trim_start_matches("fake_auth_").trim_end_matches("_authorize_payment").to_string();
+        let state = saga_state.get(&saga).copied().unwrap_or("UNKNOWN");
+        let voided = ledger.voids.get(auth.as_str()).map_or(0, Vec::len);
+        assert!(
+            state == "STUCK" || (voided == 1 && (state == "FAILED" || state == "ABORTED")),
+            "orphan authorization {auth}: saga {state}, voided {voided}"
+        );
+    }
+    drop(ledger);
+
+    // No cart was emptied without an order, and the event log has no repeated seq.
+    let order_sagas: HashSet<&str> = orders.iter().map(|o| o["saga_id"].as_str().unwrap()).collect();
+    let mut seqs = HashSet::new();
+    let mut after = 0;
+    loop {
+        let page = admin_get(&client, &u, &format!("/admin/v1/events?after={after}&limit=1000")).await;
+        let events = page["events"].as_array().unwrap();
+        if events.is_empty() {
+            break;
+        }
+        for e in events {
+            assert!(seqs.insert(e["seq"].as_u64().unwrap()), "repeated seq {e}");
+            if e["type"] == "CartCleared" {
+                assert!(
+                    order_sagas.contains(e["data"]["saga_id"].as_str().unwrap()),
+                    "cart emptied without an order: {e}"
+                );
+            }
+        }
+        after = events.last().unwrap()["seq"].as_u64().unwrap();
+    }
+    server.kill9();
+}
