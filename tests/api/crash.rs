@@ -311,7 +311,11 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
     }
 
     let orders = admin_get(&client, &u, "/admin/v1/orders?limit=1000").await["orders"].as_array().unwrap().clone();
-    let ledger = gw.ledger.lock().unwrap();
+    // The gateway's view, copied out so no lock is held across an await.
+    let (authorizations, voids, refunds) = {
+        let l = gw.ledger.lock().unwrap();
+        (l.authorizations.clone(), l.voids.clone(), l.refunds.clone())
+    };
 
     // Stock: reserved is exactly what live orders hold; on_hand never moved.
     for p in products.iter() {
@@ -333,11 +337,11 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
         orders.iter().map(|o| (o["payment"]["authorization_id"].as_str().unwrap(), o)).collect();
     for o in &orders {
         let auth = o["payment"]["authorization_id"].as_str().unwrap();
-        assert!(ledger.authorizations.contains_key(auth), "{o}");
+        assert!(authorizations.contains_key(auth), "{o}");
         let saga = o["saga_id"].as_str().unwrap();
-        let auths_of_saga = ledger.authorizations.keys().filter(|a| a.contains(&saga.replace(':', "_"))).count();
+        let auths_of_saga = authorizations.keys().filter(|a| a.contains(&saga.replace(':', "_"))).count();
         assert_eq!(auths_of_saga, 1, "one authorization per order: {o}");
-        let settled = ledger.voids.get(auth).map_or(0, Vec::len) + ledger.refunds.get(auth).map_or(0, Vec::len);
+        let settled = voids.get(auth).map_or(0, Vec::len) + refunds.get(auth).map_or(0, Vec::len);
         match o["status"].as_str().unwrap() {
             "PENDING" | "CONFIRMED" => assert_eq!(settled, 0, "a live order's payment was voided: {o}"),
             "CANCELLED" if o["refund"]["status"] == "PENDING_MANUAL" => assert!(settled <= 1, "{o}"),
@@ -348,16 +352,15 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
     // Authorizations without an order belong to failed checkouts: voided by the compensation.
     let saga_state: HashMap<String, &str> =
         sagas.iter().map(|s| (s["saga_id"].as_str().unwrap().to_string(), s["state"].as_str().unwrap())).collect();
-    for auth in ledger.authorizations.keys().filter(|a| !by_auth.contains_key(a.as_str())) {
+    for auth in authorizations.keys().filter(|a| !by_auth.contains_key(a.as_str())) {
         let saga = auth.trim_start_matches("fake_auth_").trim_end_matches("_authorize_payment").to_string();
         let state = saga_state.get(&saga).copied().unwrap_or("UNKNOWN");
-        let voided = ledger.voids.get(auth.as_str()).map_or(0, Vec::len);
+        let voided = voids.get(auth.as_str()).map_or(0, Vec::len);
         assert!(
             state == "STUCK" || (voided == 1 && (state == "FAILED" || state == "ABORTED")),
             "orphan authorization {auth}: saga {state}, voided {voided}"
         );
     }
-    drop(ledger);
 
     // No cart was emptied without an order, and the event log has no repeated seq.
     let order_sagas: HashSet<&str> = orders.iter().map(|o| o["saga_id"].as_str().unwrap()).collect();
