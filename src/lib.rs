@@ -15,6 +15,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -13,15 +13,23 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
+    /// Inspect and steer sagas on a running server.
+    Sagas {
+        #[command(flatten)]
+        remote: cartwright::cli::Remote,
+        #[command(subcommand)]
+        command: cartwright::cli::SagaCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    cartwright::telemetry::init();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            cartwright::telemetry::init();
             let settings = cartwright::config::Settings::load()?;
             cartwright::app::run(settings, cartwright::app::shutdown_signal(), |_| {})
         }
+        Command::Sagas { remote, command } => cartwright::cli::run(remote, command),
     }
 }

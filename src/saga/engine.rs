@@ -46,15 +46,7 @@ impl SagaEngine {
     /// Refuses to build if a definition names a step this build has no handler for.
     pub fn new(store: Store, deps: StepDeps, arbiters: Vec<ArbiterHandle>) -> anyhow::Result<Arc<SagaEngine>> {
         let handlers = steps::handlers();
-        let mut definitions = HashMap::new();
-        for def in definition::embedded().map_err(anyhow::Error::msg)? {
-            for name in def.handler_names() {
-                if !handlers.contains_key(name) {
-                    anyhow::bail!("saga definition {} names step {name:?}, which has no handler", def.name);
-                }
-            }
-            definitions.insert(def.name.clone(), def);
-        }
+        let definitions = check_definitions(definition::embedded().map_err(anyhow::Error::msg)?, &handlers)?;
         let engine = SagaEngine {
             store,
             definitions,
@@ -283,6 +275,36 @@ impl SagaEngine {
     }
 }
 
+/// Every step and compensation a definition names must have a handler in this build.
+fn check_definitions(
+    defs: Vec<SagaDefinition>,
+    handlers: &HashMap<&'static str, Arc<dyn StepHandler>>,
+) -> anyhow::Result<HashMap<String, SagaDefinition>> {
+    let mut out = HashMap::new();
+    for def in defs {
+        if let Some(missing) = def.handler_names().into_iter().find(|n| !handlers.contains_key(n)) {
+            anyhow::bail!("saga definition {} names step {missing:?}, which has no handler", def.name);
+        }
+        out.insert(def.name.clone(), def);
+    }
+    Ok(out)
+}
+
 fn start_coordinator(arbiter: &ArbiterHandle, saga: SagaInstance, engine: Arc<SagaEngine>) -> Addr<SagaCoordinator> {
     SagaCoordinator::start_in_arbiter(arbiter, move |_| SagaCoordinator::new(saga, engine, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_definition_naming_an_unknown_step_is_refused_by_name() {
+        let handlers = steps::handlers();
+        assert!(check_definitions(definition::embedded().unwrap(), &handlers).is_ok());
+        let src = definition::EMBEDDED[0].1.replace("name = \"load_cart\"", "name = \"load_the_cart\"");
+        let def = SagaDefinition::parse(&src).unwrap();
+        let err = check_definitions(vec![def], &handlers).unwrap_err().to_string();
+        assert!(err.contains("place_order") && err.contains("load_the_cart"), "{err}");
+    }
 }

@@ -135,3 +135,57 @@ async fn policies_and_unfinished_sagas_survive_a_restart_and_timers_fire_after_i
     assert_eq!(app.stock_of(&p).await, (5, 1));
     assert_eq!(app.events("OrderPlaced").await.len(), 1);
 }
+
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cartwright"))
+        .arg("sagas")
+        .args(args)
+        .args(["--url", &app.url, "--token", ADMIN])
+        .output()
+        .expect("cli runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_cli_lists_shows_resumes_aborts_and_sets_policies() {
+    let app = spawn_app_with(|s| s.checkout.sync_wait_ms = 50).await;
+    let (_, p, saga_id) = retrying_checkout(&app).await;
+    let out = tokio::task::block_in_place(|| cli(&app, &["list", "--state", "RETRYING"]));
+    assert!(out.status.success());
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains(&saga_id) && listed.contains("authorize_payment"), "{listed}");
+
+    let out = tokio::task::block_in_place(|| cli(&app, &["show", &saga_id]));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["state"], "RETRYING");
+
+    let out = tokio::task::block_in_place(|| {
+        cli(
+            &app,
+            &[
+                "policy",
+                "set",
+                "place_order",
+                "authorize_payment",
+                "--max-attempts",
+                "9",
+                "--initial-backoff-ms",
+                "10",
+                "--max-backoff-ms",
+                "50",
+            ],
+        )
+    });
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tokio::task::block_in_place(|| cli(&app, &["policy", "list"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"max_attempts\": 9"));
+
+    let out = tokio::task::block_in_place(|| cli(&app, &["abort", &saga_id, "--reason", "operator drill"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    app.saga_reaches(&saga_id, "ABORTED").await;
+    assert_eq!(app.stock_of(&p).await, (5, 0));
+
+    // API errors become a non-zero exit with the code.
+    let out = tokio::task::block_in_place(|| cli(&app, &["resume", &saga_id]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_SAGA_STATE"));
+}

@@ -1,0 +1,181 @@
+//! The operator CLI: `cartwright sagas list|show|resume|abort|policy`, a thin client of a
+//! running server's admin API (`--url`/`--token` or `CARTWRIGHT_URL`/`CARTWRIGHT_TOKEN`).
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+#[derive(Args)]
+pub struct Remote {
+    /// The server's base URL.
+    #[arg(long, env = "CARTWRIGHT_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub url: String,
+    /// An admin bearer token.
+    #[arg(
+        long,
+        env = "CARTWRIGHT_TOKEN",
+        default_value = "dev-admin-token-change-me",
+        global = true,
+        hide_env_values = true
+    )]
+    pub token: String,
+}
+
+#[derive(Subcommand)]
+pub enum SagaCommand {
+    /// List sagas (newest last), optionally by state and type.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long = "type")]
+        saga_type: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one saga with its full step history.
+    Show { saga_id: String },
+    /// Run a STUCK or RETRYING saga's parked step now.
+    Resume {
+        saga_id: String,
+        /// Give the step a fresh set of attempts.
+        #[arg(long)]
+        reset_attempts: bool,
+    },
+    /// Compensate what a saga did and end it ABORTED.
+    Abort {
+        saga_id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Retry policies: `policy list`, or `policy set TYPE STEP ...`.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    List,
+    Set {
+        saga_type: String,
+        step: String,
+        #[arg(long)]
+        max_attempts: u32,
+        #[arg(long)]
+        initial_backoff_ms: u64,
+        #[arg(long, default_value_t = 2.0)]
+        multiplier: f64,
+        #[arg(long)]
+        max_backoff_ms: u64,
+    },
+}
+
+/// Runs one command; the error is what to print before exiting non-zero.
+pub fn run(remote: Remote, command: SagaCommand) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let client = Client {
+            http: reqwest::Client::new(),
+            url: remote.url.trim_end_matches('/').to_string(),
+            token: remote.token,
+        };
+        match command {
+            SagaCommand::List { state, saga_type, limit } => {
+                let mut q = format!("?limit={limit}");
+                if let Some(s) = state {
+                    q.push_str(&format!("&state={s}"));
+                }
+                if let Some(t) = saga_type {
+                    q.push_str(&format!("&type={t}"));
+                }
+                let body = client.call(reqwest::Method::GET, &format!("/admin/v1/sagas{q}"), None).await?;
+                println!("{:<38} {:<14} {:<13} {:<22} UPDATED", "SAGA", "TYPE", "STATE", "STEP");
+                for s in body["sagas"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<38} {:<14} {:<13} {:<22} {}",
+                        s["saga_id"].as_str().unwrap_or("-"),
+                        s["type"].as_str().unwrap_or("-"),
+                        s["state"].as_str().unwrap_or("-"),
+                        s["current_step"].as_str().unwrap_or("-"),
+                        s["updated_at"].as_str().unwrap_or("-"),
+                    );
+                }
+            }
+            SagaCommand::Show { saga_id } => {
+                print(&client.call(reqwest::Method::GET, &format!("/admin/v1/sagas/{saga_id}"), None).await?)
+            }
+            SagaCommand::Resume { saga_id, reset_attempts } => print(
+                &client
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("/admin/v1/sagas/{saga_id}/resume"),
+                        Some(json!({ "reset_attempts": reset_attempts })),
+                    )
+                    .await?,
+            ),
+            SagaCommand::Abort { saga_id, reason } => print(
+                &client
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("/admin/v1/sagas/{saga_id}/abort"),
+                        Some(json!({ "reason": reason })),
+                    )
+                    .await?,
+            ),
+            SagaCommand::Policy(PolicyCommand::List) => {
+                print(&client.call(reqwest::Method::GET, "/admin/v1/retry-policies", None).await?)
+            }
+            SagaCommand::Policy(PolicyCommand::Set {
+                saga_type,
+                step,
+                max_attempts,
+                initial_backoff_ms,
+                multiplier,
+                max_backoff_ms,
+            }) => print(
+                &client
+                    .call(
+                        reqwest::Method::PUT,
+                        &format!("/admin/v1/retry-policies/{saga_type}/{step}"),
+                        Some(json!({
+                            "max_attempts": max_attempts,
+                            "initial_backoff_ms": initial_backoff_ms,
+                            "multiplier": multiplier,
+                            "max_backoff_ms": max_backoff_ms,
+                        })),
+                    )
+                    .await?,
+            ),
+        }
+        Ok(())
+    })
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Client {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut rb = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let resp = rb.send().await.map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", self.url))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            anyhow::bail!(
+                "{} {}: {}",
+                status.as_u16(),
+                body["error"]["code"].as_str().unwrap_or("ERROR"),
+                body["error"]["message"].as_str().unwrap_or("")
+            );
+        }
+        Ok(body)
+    }
+}
