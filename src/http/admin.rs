@@ -87,6 +87,5 @@ pub async fn notifications(shop: &Shop, req: &Request) -> Reply {
 /// What is in memory right now: passivation keeps this bounded by the active set.
 pub async fn stats(shop: &Shop, req: &Request) -> Reply {
     auth::staff(shop, req)?;
-    let (carts, items) = shop.active_actors();
-    Ok(json(200, &serde_json::json!({ "actors": { "carts": carts, "inventory_items": items } })))
+    Ok(json(200, &serde_json::json!({ "actors": shop.active_actors() })))
 }

@@ -78,9 +78,14 @@ impl Shop {
         })
     }
 
-    /// Actors in memory (carts, inventory items): what passivation keeps bounded.
-    pub fn active_actors(&self) -> (usize, usize) {
-        (self.carts.active(), self.inventory.active())
+    /// Actors in memory: what passivation keeps bounded.
+    pub fn active_actors(&self) -> serde_json::Value {
+        serde_json::json!({
+            "carts": self.carts.active(),
+            "inventory_items": self.inventory.active(),
+            "orders": self.orders.active(),
+            "sagas": self.sagas.active(),
+        })
     }
 }
 
