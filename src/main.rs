@@ -2,6 +2,11 @@
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the request path allocates many small short-lived buffers across threads,
+/// which glibc's allocator serves measurably slower (see README, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "cartwright", version, about = "Commerce backend on durable actors and sagas")]
 struct Cli {

@@ -17,12 +17,35 @@ use crate::store::{AuditEntry, Notification, Store, Table, WriteSet};
 
 pub type InventoryRegistry = Registry<ItemKey, InventoryItemActor>;
 
+/// What is available of each item, as its actor last published it. Adding to a cart only
+/// checks availability (it reserves nothing), so it reads here instead of queueing behind
+/// the item's mailbox; only the item's actor ever writes its entry.
+#[derive(Default)]
+pub struct StockBoard {
+    shards: [std::sync::RwLock<std::collections::HashMap<ItemKey, u64>>; 16],
+}
+
+impl StockBoard {
+    pub fn get(&self, key: &ItemKey) -> Option<u64> {
+        self.shard(key).read().unwrap_or_else(|e| e.into_inner()).get(key).copied()
+    }
+
+    fn publish(&self, key: ItemKey, available: u64) {
+        self.shard(&key).write().unwrap_or_else(|e| e.into_inner()).insert(key, available);
+    }
+
+    fn shard(&self, key: &ItemKey) -> &std::sync::RwLock<std::collections::HashMap<ItemKey, u64>> {
+        &self.shards[key.product_id.as_bytes()[15] as usize % 16]
+    }
+}
+
 pub struct InventoryItemActor {
     inventory: Inventory,
     store: Store,
     registry: Arc<InventoryRegistry>,
     /// Where out-of-stock alerts go.
     admin_email: String,
+    board: Arc<StockBoard>,
 }
 
 /// A stock change made by `by` (audit actor: "admin", "saga:<id>"...).
@@ -57,6 +80,7 @@ impl InventoryItemActor {
         store: Store,
         admin_email: String,
         registry: Arc<InventoryRegistry>,
+        board: Arc<StockBoard>,
     ) -> Result<Option<Addr<InventoryItemActor>>, AppError> {
         let Some(record) = store.get::<StockRecord>(Table::Stock, &key.to_bytes())? else {
             return Ok(None);
@@ -69,11 +93,13 @@ impl InventoryItemActor {
         if inventory.reserved() != record.reserved {
             tracing::error!(item = ?key, stored = record.reserved, summed = inventory.reserved(), "reservation total mismatch");
         }
+        board.publish(key, inventory.available());
         Ok(Some(InventoryItemActor::start_in_arbiter(arbiter, move |_| InventoryItemActor {
             inventory,
             store,
             registry,
             admin_email,
+            board,
         })))
     }
 
@@ -142,6 +168,7 @@ impl Handler<ExecuteInventory> for InventoryItemActor {
             self.store.barrier()
         } else {
             events.iter().for_each(|e| self.inventory.apply(e));
+            self.board.publish(self.inventory.key, self.inventory.available());
             self.store.commit(self.write_set(&before, &events, &msg.by))
         };
         let after = self.inventory.record();

@@ -1,7 +1,8 @@
 //! ProductService (SEQ-PROD-001/002) and categories. Products are store-backed records
 //! (read far more than written); a price change is serialised per product and audited.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use serde_json::json;
 
@@ -41,11 +42,15 @@ pub struct CatalogService {
     store: Store,
     settings: Arc<Settings>,
     stripes: Arc<Stripes>,
+    /// Products as last committed. Every cart view reads each line's product; the catalogue
+    /// is small next to memory and only this service writes products, so it stays coherent:
+    /// a write replaces the entry after its commit, a miss only fills an empty entry.
+    products: Arc<RwLock<HashMap<ProductId, Arc<Product>>>>,
 }
 
 impl CatalogService {
     pub fn new(store: Store, settings: Arc<Settings>) -> CatalogService {
-        CatalogService { store, settings, stripes: Arc::new(Stripes::new(64)) }
+        CatalogService { store, settings, stripes: Arc::new(Stripes::new(64)), products: Default::default() }
     }
 
     pub async fn create_category(&self, name: &str, by: &str) -> Result<Category, AppError> {
@@ -133,6 +138,7 @@ impl CatalogService {
         }
         ws = ws.audit(audit(by, "product.created", "product", &pid.to_string(), json!(null), json!(product)));
         self.store.commit(ws).await?;
+        self.cache(product.clone(), true);
         tracing::info!(product_id = %pid, "product created");
         Ok(product)
     }
@@ -140,7 +146,7 @@ impl CatalogService {
     /// SEQ-PROD-002: carts show the new price on their next view.
     pub async fn update_price(&self, id: ProductId, raw_price: &str, by: &str) -> Result<Product, AppError> {
         let _guard = self.stripes.lock(id.as_bytes()).await;
-        let mut product = self.product(id)?;
+        let mut product: Product = (*self.product(id)?).clone();
         let price = check_price(raw_price, &self.settings.catalog)?;
         if price == product.price {
             return Ok(product);
@@ -160,18 +166,36 @@ impl CatalogService {
                 json!({ "price": price }),
             ));
         self.store.commit(ws).await?;
+        self.cache(product.clone(), true);
         tracing::info!(product_id = %id, %old_price, new_price = %price, "price changed");
         Ok(product)
     }
 
     /// An existing product (active or not), or PRODUCT_NOT_FOUND.
-    pub fn product(&self, id: ProductId) -> Result<Product, AppError> {
-        self.store.get::<Product>(Table::Products, id.as_bytes())?.ok_or(AppError::ProductNotFound)
+    pub fn product(&self, id: ProductId) -> Result<Arc<Product>, AppError> {
+        if let Some(p) = self.products.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            return Ok(p.clone());
+        }
+        let product = self.store.get::<Product>(Table::Products, id.as_bytes())?.ok_or(AppError::ProductNotFound)?;
+        Ok(self.cache(product, false))
     }
 
     /// A product customers may see and buy.
-    pub fn active_product(&self, id: ProductId) -> Result<Product, AppError> {
+    pub fn active_product(&self, id: ProductId) -> Result<Arc<Product>, AppError> {
         Some(self.product(id)?).filter(|p| p.is_active).ok_or(AppError::ProductNotFound)
+    }
+
+    /// `replace` for writers (after their commit); readers only fill a missing entry, so a
+    /// reader holding an older copy can never overwrite a newer one.
+    fn cache(&self, product: Product, replace: bool) -> Arc<Product> {
+        let mut map = self.products.write().unwrap_or_else(|e| e.into_inner());
+        let fresh = Arc::new(product);
+        if replace {
+            map.insert(fresh.product_id, fresh.clone());
+            fresh
+        } else {
+            map.entry(fresh.product_id).or_insert(fresh).clone()
+        }
     }
 
     /// Active products after `cursor`, in creation order.

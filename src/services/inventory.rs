@@ -7,7 +7,7 @@ use actix::MailboxError;
 use serde::Serialize;
 
 use super::catalog::CatalogService;
-use crate::actors::inventory::{Available, ExecuteInventory, GetStock, InventoryItemActor, InventoryRegistry};
+use crate::actors::inventory::{Available, ExecuteInventory, GetStock, InventoryItemActor, InventoryRegistry, StockBoard};
 use crate::actors::registry::Lease;
 use crate::config::Settings;
 use crate::domain::ids::{ItemKey, OwnerId, ProductId, VariantId};
@@ -23,6 +23,7 @@ pub struct InventoryService {
     settings: Arc<Settings>,
     registry: Arc<InventoryRegistry>,
     catalog: CatalogService,
+    board: Arc<StockBoard>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,7 +58,7 @@ impl InventoryService {
         registry: Arc<InventoryRegistry>,
         catalog: CatalogService,
     ) -> InventoryService {
-        InventoryService { store, settings, registry, catalog }
+        InventoryService { store, settings, registry, catalog, board: Default::default() }
     }
 
     fn lease(&self, key: ItemKey) -> Result<Lease<InventoryItemActor>, AppError> {
@@ -68,6 +69,7 @@ impl InventoryService {
                 self.store.clone(),
                 self.settings.notifications.admin_email.clone(),
                 self.registry.clone(),
+                self.board.clone(),
             )?
             .ok_or(match key.variant_id {
                 Some(_) => AppError::VariantNotFound,
@@ -89,8 +91,12 @@ impl InventoryService {
         }
     }
 
+    /// Available right now: from the stock board, or from the item's actor on first use.
     pub async fn available(&self, key: ItemKey) -> Result<u64, AppError> {
-        self.ask(key, || Available).await
+        match self.board.get(&key) {
+            Some(n) => Ok(n),
+            None => self.ask(key, || Available).await,
+        }
     }
 
     pub async fn stock(&self, product_id: ProductId) -> Result<ProductStock, AppError> {
