@@ -155,6 +155,73 @@ struct Customer {
     token: String,
 }
 
+/// A minimal HTTP/1.1 keep-alive connection for the measured loop: pre-formatted requests,
+/// status and Content-Length parsing only. A general client (reqwest) spends a large share
+/// of this 2-core machine's CPU that the server under test should have.
+struct Conn {
+    addr: String,
+    stream: Option<tokio::io::BufReader<tokio::net::TcpStream>>,
+}
+
+impl Conn {
+    fn new(url: &str) -> Conn {
+        Conn { addr: url.trim_start_matches("http://").to_string(), stream: None }
+    }
+
+    /// Sends one request; answers (status, body). Reconnects once if the connection died.
+    async fn request(&mut self, method: &str, path: &str, token: &str, body: &str) -> std::io::Result<(u16, Vec<u8>)> {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        match self.send(&req).await {
+            Ok(r) => Ok(r),
+            Err(_) => {
+                self.stream = None;
+                self.send(&req).await
+            }
+        }
+    }
+
+    async fn send(&mut self, req: &str) -> std::io::Result<(u16, Vec<u8>)> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        if self.stream.is_none() {
+            let s = tokio::net::TcpStream::connect(&self.addr).await?;
+            s.set_nodelay(true)?;
+            self.stream = Some(tokio::io::BufReader::with_capacity(64 * 1024, s));
+        }
+        let stream = self.stream.as_mut().expect("connected");
+        stream.get_mut().write_all(req.as_bytes()).await?;
+        let mut line = String::new();
+        stream.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other("bad status line"))?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            if stream.read_line(&mut line).await? == 0 {
+                return Err(std::io::Error::other("connection closed"));
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).await?;
+        Ok((status, body))
+    }
+}
+
 /// Registers, verifies (for checkouts) and logs in `n` customers, 32 at a time.
 async fn setup_customers(api: &Api, n: usize, run: &str, verify: bool) -> Vec<Customer> {
     let next = Arc::new(AtomicU64::new(0));
@@ -289,31 +356,33 @@ async fn client_loop(plan: Plan) -> (Histogram<u64>, Tally) {
     if mine.is_empty() {
         return (hist, tally);
     }
+    let mut conn = Conn::new(&api.url);
     let mut k = 0usize;
     while Instant::now() < until {
         let c = &customers[mine[k % mine.len()]];
         k += 1;
         // Each customer keeps to 20 products so a cart stays under its 100-line bound.
         let product = &products[(mine[k % mine.len()] * 7 + rng.below(20)) % products.len()];
-        let add = json!({ "product_id": product, "quantity": 1 });
+        let add = format!("{{\"product_id\":\"{product}\",\"quantity\":1}}");
+        let order = order_body("tok_visa").to_string();
         let (started, result) = match scenario {
             Scenario::AddToCart => {
                 let t = Instant::now();
-                (t, api.call(reqwest::Method::POST, "/v1/cart/items", Some(&c.token), Some(add)).await)
+                (t, conn.request("POST", "/v1/cart/items", &c.token, &add).await)
             }
             Scenario::PlaceOrder | Scenario::Recovery => {
-                let _ = api.call(reqwest::Method::POST, "/v1/cart/items", Some(&c.token), Some(add)).await;
+                let _ = conn.request("POST", "/v1/cart/items", &c.token, &add).await;
                 let t = Instant::now();
-                (t, api.call(reqwest::Method::POST, "/v1/orders", Some(&c.token), Some(order_body("tok_visa"))).await)
+                (t, conn.request("POST", "/v1/orders", &c.token, &order).await)
             }
             Scenario::CancelOrder => {
-                let _ = api.call(reqwest::Method::POST, "/v1/cart/items", Some(&c.token), Some(add)).await;
-                let placed =
-                    api.call(reqwest::Method::POST, "/v1/orders", Some(&c.token), Some(order_body("tok_visa"))).await;
-                let Ok((201, order)) = placed else { continue };
+                let _ = conn.request("POST", "/v1/cart/items", &c.token, &add).await;
+                let placed = conn.request("POST", "/v1/orders", &c.token, &order).await;
+                let Ok((201, body)) = placed else { continue };
+                let order: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let t = Instant::now();
                 let path = format!("/v1/orders/{}/cancel", order["order_id"].as_str().unwrap_or_default());
-                (t, api.call(reqwest::Method::POST, &path, Some(&c.token), None).await)
+                (t, conn.request("POST", &path, &c.token, "").await)
             }
         };
         let micros = started.elapsed().as_micros() as u64;

@@ -7,7 +7,9 @@ use actix::MailboxError;
 use serde::Serialize;
 
 use super::catalog::CatalogService;
-use crate::actors::inventory::{Available, ExecuteInventory, GetStock, InventoryItemActor, InventoryRegistry, StockBoard};
+use crate::actors::inventory::{
+    Available, ExecuteInventory, GetStock, InventoryItemActor, InventoryRegistry, StockBoard,
+};
 use crate::actors::registry::Lease;
 use crate::config::Settings;
 use crate::domain::ids::{ItemKey, OwnerId, ProductId, VariantId};
