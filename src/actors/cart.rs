@@ -38,6 +38,12 @@ pub struct CartReply {
 #[rtype(result = "Result<Cart, AppError>")]
 pub struct GetCart;
 
+/// The cart as the actor has it now, without waiting for writes in flight to be durable.
+/// For a saga step: whatever it writes next is committed after those writes anyway.
+#[derive(Message)]
+#[rtype(result = "Cart")]
+pub struct PeekCart;
+
 impl CartActor {
     /// Loads the cart of `customer_id` and starts its actor on `arbiter`.
     pub fn activate(
@@ -106,5 +112,13 @@ impl Handler<GetCart> for CartActor {
             ticket.await?;
             Ok(cart)
         })
+    }
+}
+
+impl Handler<PeekCart> for CartActor {
+    type Result = MessageResult<PeekCart>;
+
+    fn handle(&mut self, _: PeekCart, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.cart.clone())
     }
 }

@@ -99,11 +99,8 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
         "payment_token": token,
     });
     let started = shop.sagas.start("place_order", input, Some(customer), Some(order_id), key).await?;
-    answer_place(shop, customer, started.saga_id).await
-}
-
-async fn answer_place(shop: &Shop, customer: CustomerId, saga_id: SagaId) -> Reply {
-    let Some(saga) = shop.sagas.wait(saga_id, wait_time(shop)).await? else {
+    let saga_id = started.saga_id;
+    let Some(saga) = started.wait(&shop.sagas, wait_time(shop)).await? else {
         let state = shop.sagas.get(saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
         return Ok(accepted(saga_id, state));
     };
@@ -125,7 +122,7 @@ async fn placed_order(
     saga: &SagaInstance,
 ) -> Result<Option<crate::domain::order::Order>, AppError> {
     match saga.order_id {
-        Some(id) => Ok(shop.orders.get(id).await?.filter(|o| o.customer_id == customer)),
+        Some(id) => Ok(shop.orders.get_committed(id)?.filter(|o| o.customer_id == customer)),
         None => Ok(None),
     }
 }
@@ -167,9 +164,10 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     }
     let input = json!({ "order_id": order_id, "customer_id": customer, "reason": reason });
     let started = shop.sagas.start("cancel_order", input, Some(customer), Some(order_id), key).await?;
-    let Some(saga) = shop.sagas.wait(started.saga_id, wait_time(shop)).await? else {
-        let state = shop.sagas.get(started.saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
-        return Ok(accepted(started.saga_id, state));
+    let saga_id = started.saga_id;
+    let Some(saga) = started.wait(&shop.sagas, wait_time(shop)).await? else {
+        let state = shop.sagas.get(saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
+        return Ok(accepted(saga_id, state));
     };
     match saga.state {
         // STUCK here means the refund keeps failing: the order is cancelled, the refund PENDING_MANUAL.
@@ -178,7 +176,7 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
         }
         SagaState::Failed | SagaState::Aborted => Err(failure(&saga)),
         SagaState::Running | SagaState::Retrying | SagaState::Compensating => {
-            Ok(accepted(started.saga_id, saga.state.as_str()))
+            Ok(accepted(saga_id, saga.state.as_str()))
         }
     }
 }

@@ -22,7 +22,8 @@ pub struct SagaCoordinator {
     saga: SagaInstance,
     engine: Arc<SagaEngine>,
     waiters: Vec<oneshot::Sender<SagaInstance>>,
-    /// Persisted before anything else on the first write (Idempotency-Key, ...).
+    /// Written with the first transition of a new saga (its Idempotency-Key...); `None`
+    /// once the saga is in the log.
     first_write: Option<WriteSet>,
 }
 
@@ -37,43 +38,45 @@ pub struct Drive(pub Input);
 pub struct Watch;
 
 impl SagaCoordinator {
-    pub fn new(saga: SagaInstance, engine: Arc<SagaEngine>, first_write: Option<WriteSet>) -> SagaCoordinator {
-        SagaCoordinator { saga, engine, waiters: Vec::new(), first_write }
+    /// `first_write` is set for a saga that has never been persisted (a new one); `waiter`
+    /// hears when it settles.
+    pub fn new(
+        saga: SagaInstance,
+        engine: Arc<SagaEngine>,
+        first_write: Option<WriteSet>,
+        waiter: Option<oneshot::Sender<SagaInstance>>,
+    ) -> SagaCoordinator {
+        SagaCoordinator { saga, engine, waiters: waiter.into_iter().collect(), first_write }
     }
 
-    /// Transition, persist, then act. Returns the persisted instance (or why not).
-    fn advance(
-        &mut self,
-        input: Input,
-        ctx: &mut Context<Self>,
-    ) -> ResponseActFuture<Self, Result<SagaInstance, AppError>> {
+    /// Transition, persist, then act.
+    fn advance(&mut self, input: Input, _ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<(), AppError>> {
         let engine = self.engine.clone();
         let saga_type = self.saga.saga_type.clone();
-        let before = self.saga.clone();
         let action =
             match machine::transition(&mut self.saga, input, Timestamp::now(), &|step| engine.policy(&saga_type, step))
             {
                 Ok(a) => a,
                 Err(e) => return Box::pin(fut::ready(Err(AppError::InvalidSagaState(e.to_string())))),
             };
-        let mut ws = self.first_write.take().unwrap_or_default();
         let id = self.saga.saga_id.as_bytes().to_vec();
-        ws = ws.put(Table::Sagas, id.clone(), &self.saga);
-        ws = if self.saga.state.is_terminal() {
-            ws.delete(Table::ActiveSagas, id)
-        } else {
-            ws.put(Table::ActiveSagas, id, &0u32)
+        let mut ws = match self.first_write.take() {
+            // The first write registers the saga as unfinished, for recovery on start.
+            Some(first) => first.put(Table::ActiveSagas, id.clone(), &0u32),
+            None => WriteSet::new(),
         };
+        ws = ws.put(Table::Sagas, id.clone(), &self.saga);
+        if self.saga.state.is_terminal() {
+            ws = ws.delete(Table::ActiveSagas, id);
+        }
         let ticket = self.engine.store().commit(ws);
-        let _ = ctx;
         Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {
             Ok(_) => {
                 act.perform(action, ctx);
-                Ok(act.saga.clone())
+                Ok(())
             }
             Err(StoreError::Conflict(tag)) => {
                 // Only a first write carries a condition: the saga never started.
-                act.saga = before;
                 act.stop_now(ctx);
                 Err(AppError::InvalidSagaState(format!("conflict on {tag}")))
             }
@@ -172,7 +175,7 @@ impl Handler<Drive> for SagaCoordinator {
     type Result = ResponseActFuture<Self, Result<SagaInstance, AppError>>;
 
     fn handle(&mut self, msg: Drive, ctx: &mut Context<Self>) -> Self::Result {
-        self.advance(msg.0, ctx)
+        Box::pin(self.advance(msg.0, ctx).map(|result, act, _| result.map(|()| act.saga.clone())))
     }
 }
 

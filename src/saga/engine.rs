@@ -34,8 +34,22 @@ pub struct SagaEngine {
 /// A saga that was started (or found, for a repeated Idempotency-Key).
 pub struct Started {
     pub saga_id: SagaId,
-    /// False when an earlier request with the same Idempotency-Key started it.
-    pub new: bool,
+    /// Hears when a saga this call started settles; `None` for one found by its key.
+    pub settled: Option<tokio::sync::oneshot::Receiver<SagaInstance>>,
+}
+
+impl Started {
+    /// Waits up to `timeout` for the saga to settle; `None` if it is still going.
+    pub async fn wait(self, engine: &Arc<SagaEngine>, timeout: Duration) -> Result<Option<SagaInstance>, AppError> {
+        match self.settled {
+            Some(rx) => match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(saga)) => Ok(Some(saga)),
+                Ok(Err(_)) => Ok(engine.get(self.saga_id).await?.filter(|s| s.state.is_settled())),
+                Err(_) => Ok(None),
+            },
+            None => engine.wait(self.saga_id, timeout).await,
+        }
+    }
 }
 
 fn policy_key(saga_type: &str, step: &str) -> String {
@@ -132,7 +146,7 @@ impl SagaEngine {
         idempotency: Option<Vec<u8>>,
     ) -> Result<Started, AppError> {
         if let Some(existing) = self.idempotent_saga(idempotency.as_deref())? {
-            return Ok(Started { saga_id: existing, new: false });
+            return Ok(Started { saga_id: existing, settled: None });
         }
         let def = self.definitions.get(saga_type).ok_or(AppError::SagaNotFound)?;
         let defaults = def.policies();
@@ -148,18 +162,19 @@ impl SagaEngine {
             .as_ref()
             .map(|key| WriteSet::new().put_if_absent(Table::Idempotency, key.clone(), &saga_id.0, "idempotency_key"));
         let engine = self.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let lease = self.registry.lease(&saga_id, move |arbiter| {
             Ok::<_, AppError>(SagaCoordinator::start_in_arbiter(arbiter, move |_| {
-                SagaCoordinator::new(saga, engine, first_write)
+                SagaCoordinator::new(saga, engine, Some(first_write.unwrap_or_default()), Some(tx))
             }))
         })?;
         tracing::info!(saga.id = %saga_id, saga.r#type = saga_type, "saga started");
         match lease.addr.send(Drive(Input::Start)).await? {
-            Ok(_) => Ok(Started { saga_id, new: true }),
+            Ok(_) => Ok(Started { saga_id, settled: Some(rx) }),
             // Lost a race with the same Idempotency-Key: the other request's saga is the one.
             Err(AppError::InvalidSagaState(m)) if m.contains("idempotency_key") => {
                 let existing = self.idempotent_saga(idempotency.as_deref())?.ok_or(AppError::SagaNotFound)?;
-                Ok(Started { saga_id: existing, new: false })
+                Ok(Started { saga_id: existing, settled: None })
             }
             Err(e) => Err(e),
         }
@@ -291,7 +306,7 @@ fn check_definitions(
 }
 
 fn start_coordinator(arbiter: &ArbiterHandle, saga: SagaInstance, engine: Arc<SagaEngine>) -> Addr<SagaCoordinator> {
-    SagaCoordinator::start_in_arbiter(arbiter, move |_| SagaCoordinator::new(saga, engine, None))
+    SagaCoordinator::start_in_arbiter(arbiter, move |_| SagaCoordinator::new(saga, engine, None, None))
 }
 
 #[cfg(test)]

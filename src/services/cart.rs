@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::catalog::CatalogService;
 use super::inventory::InventoryService;
-use crate::actors::cart::{CartActor, CartRegistry, CartReply, ExecuteCart, GetCart};
+use crate::actors::cart::{CartActor, CartRegistry, CartReply, ExecuteCart, GetCart, PeekCart};
 use crate::actors::registry::Lease;
 use crate::config::Settings;
 use crate::domain::cart::{Cart, CartCommand, CartLimits};
@@ -130,9 +130,12 @@ impl CartService {
         self.view(&reply.cart)
     }
 
-    /// The cart as last acknowledged (checkout reads it).
+    /// The cart for checkout (see [`PeekCart`] for why it need not wait).
     pub async fn snapshot(&self, customer: CustomerId) -> Result<Cart, AppError> {
-        self.cart(customer).await
+        match self.lease(customer)?.addr.send(PeekCart).await {
+            Err(MailboxError::Closed) => Ok(self.lease(customer)?.addr.send(PeekCart).await?),
+            other => Ok(other?),
+        }
     }
 
     /// Empties the cart for checkout `by`; once per checkout.

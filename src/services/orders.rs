@@ -59,6 +59,12 @@ impl OrderService {
         self.ask(id, || ExecuteOrder { cmd: cmd.clone(), audit_by: by.clone(), notify: notify.clone() }).await?
     }
 
+    /// The order as committed, read without its actor: for answering after a saga settled,
+    /// whose every write was committed before the saga's last log write.
+    pub fn get_committed(&self, id: OrderId) -> Result<Option<Order>, AppError> {
+        Ok(self.store.get::<Order>(Table::Orders, id.as_bytes())?)
+    }
+
     /// A customer's own order; anybody else's is not found.
     pub async fn get_own(&self, customer: CustomerId, id: OrderId) -> Result<Order, AppError> {
         self.get(id).await?.filter(|o| o.customer_id == customer).ok_or(AppError::OrderNotFound)
