@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::registry::{schedule_passivation, Registry};
+use super::registry::Registry;
 use crate::domain::cart::{Cart, CartCommand, CartLimits};
 use crate::domain::ids::CustomerId;
 use crate::error::AppError;
@@ -64,11 +64,9 @@ impl CartActor {
 
 impl Actor for CartActor {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        schedule_passivation(ctx, self.registry.clone(), self.key());
-    }
 }
+
+crate::passivates!(CartActor);
 
 impl Handler<ExecuteCart> for CartActor {
     type Result = ResponseActFuture<Self, Result<CartReply, AppError>>;

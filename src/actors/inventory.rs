@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use serde_json::json;
 
-use super::registry::{schedule_passivation, Registry};
+use super::registry::Registry;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::{ItemKey, OwnerId};
 use crate::domain::inventory::{Inventory, InventoryCommand, StockRecord};
@@ -149,11 +149,9 @@ impl InventoryItemActor {
 
 impl Actor for InventoryItemActor {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        schedule_passivation(ctx, self.registry.clone(), self.inventory.key);
-    }
 }
+
+crate::passivates!(InventoryItemActor);
 
 impl Handler<ExecuteInventory> for InventoryItemActor {
     type Result = ResponseActFuture<Self, Result<StockRecord, AppError>>;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::registry::{schedule_passivation, Registry};
+use super::registry::Registry;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::OrderId;
 use crate::domain::order::{Order, OrderCommand};
@@ -86,11 +86,9 @@ impl OrderActor {
 
 impl Actor for OrderActor {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        schedule_passivation(ctx, self.registry.clone(), self.order_id);
-    }
 }
+
+crate::passivates!(OrderActor);
 
 impl Handler<CreateOrder> for OrderActor {
     type Result = ResponseActFuture<Self, Result<Order, AppError>>;

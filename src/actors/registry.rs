@@ -85,21 +85,32 @@ where
         Ok(Lease { addr, leases })
     }
 
-    /// Called by an actor's idle timer: true when it was removed and must stop now.
-    pub fn try_passivate(&self, key: &K, me: &Addr<A>) -> bool {
-        let (_, shard) = self.shard(key);
-        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+    /// Drops from memory every actor nobody holds a lease on and that has been idle for the
+    /// timeout: removes it under its shard lock (so no new lease can find it) and tells it to
+    /// stop. With no lease there is no message in flight to it: every send holds a lease.
+    pub fn sweep(&self) -> usize
+    where
+        A: actix::Handler<Passivate>,
+    {
         let idle_ms = self.idle_timeout.as_millis() as i64;
-        let removable = map.get(key).is_some_and(|e| {
-            e.addr == *me
-                && e.leases.load(Ordering::Acquire) == 0
-                && Timestamp::now().0 - e.last_used_ms.load(Ordering::Acquire) >= idle_ms
-        });
-        if removable {
-            map.remove(key);
-            metrics::ACTORS_ACTIVE.with_label_values(&[self.kind]).dec();
+        let now = Timestamp::now().0;
+        let mut swept = 0;
+        for shard in &self.shards {
+            let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            map.retain(|_, e| {
+                let idle =
+                    e.leases.load(Ordering::Acquire) == 0 && now - e.last_used_ms.load(Ordering::Acquire) >= idle_ms;
+                if idle {
+                    e.addr.do_send(Passivate);
+                    swept += 1;
+                }
+                !idle
+            });
         }
-        removable
+        if swept > 0 {
+            metrics::ACTORS_ACTIVE.with_label_values(&[self.kind]).sub(swept as i64);
+        }
+        swept
     }
 
     /// Called when an actor stops for any other reason (a failed write): forget it so the
@@ -126,18 +137,39 @@ where
     }
 }
 
-/// The idle check every entity actor runs: ask the registry, stop if passivated.
-pub fn schedule_passivation<K, A>(ctx: &mut Context<A>, registry: Arc<Registry<K, A>>, key: K)
+/// Sent by the sweeper to an actor it just passivated.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct Passivate;
+
+/// Implements `Handler<Passivate>` (stop now) for entity actors.
+#[macro_export]
+macro_rules! passivates {
+    ($actor:ty) => {
+        impl actix::Handler<$crate::actors::registry::Passivate> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, _: $crate::actors::registry::Passivate, ctx: &mut actix::Context<Self>) {
+                actix::ActorContext::stop(ctx);
+            }
+        }
+    };
+}
+
+/// One task per registry sweeps idle actors every half timeout (rather than one timer per
+/// actor: tens of thousands of idle orders would otherwise wake up all the time).
+pub fn spawn_sweeper<K, A>(registry: std::sync::Arc<Registry<K, A>>)
 where
-    K: Eq + Hash + Clone + Unpin + 'static,
-    A: Actor<Context = Context<A>>,
+    K: Eq + Hash + Clone + Send + 'static,
+    A: Actor<Context = Context<A>> + actix::Handler<Passivate>,
 {
-    use actix::AsyncContext;
     let every = (registry.idle_timeout / 2).max(Duration::from_millis(50));
-    ctx.run_interval(every, move |_, ctx| {
-        if registry.try_passivate(&key, &ctx.address()) {
-            use actix::ActorContext;
-            ctx.stop();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            registry.sweep();
         }
     });
 }

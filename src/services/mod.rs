@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::actors::cart::CartRegistry;
 use crate::actors::inventory::InventoryRegistry;
 use crate::actors::order::OrderRegistry;
-use crate::actors::registry::Registry;
+use crate::actors::registry::{spawn_sweeper, Registry};
 use crate::config::Settings;
 use crate::gateways::payment::PaymentGateway;
 use crate::saga::steps::StepDeps;
@@ -47,6 +47,9 @@ impl Shop {
         let inventory_registry: Arc<InventoryRegistry> = Arc::new(Registry::new("inventory", arbiters.clone(), idle));
         let cart_registry: Arc<CartRegistry> = Arc::new(Registry::new("cart", arbiters.clone(), idle));
         let order_registry: Arc<OrderRegistry> = Arc::new(Registry::new("order", arbiters.clone(), idle));
+        spawn_sweeper(inventory_registry.clone());
+        spawn_sweeper(cart_registry.clone());
+        spawn_sweeper(order_registry.clone());
         let catalog = catalog::CatalogService::new(store.clone(), settings.clone());
         let inventory =
             inventory::InventoryService::new(store.clone(), settings.clone(), inventory_registry, catalog.clone());
