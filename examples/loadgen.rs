@@ -420,13 +420,22 @@ async fn run_load(opts: &Opts, api: &Api, server: &Server, customers: Vec<Custom
     let until = measure_from + Duration::from_secs(opts.duration_secs);
     let rss_start = server.pid.and_then(|p| rss_kib(p, "VmRSS:"));
     let peak = Arc::new(AtomicU64::new(0));
+    // Every 5 s: seconds into the run, RSS in MiB, carts in memory (is memory flat?).
+    let series = Arc::new(Mutex::new(Vec::<Value>::new()));
     let sampler = server.pid.map(|pid| {
-        let peak = peak.clone();
+        let (peak, series, api) = (peak.clone(), series.clone(), api.clone());
         tokio::spawn(async move {
+            let mut n = 0u64;
             while Instant::now() < until {
                 if let Some(r) = rss_kib(pid, "VmRSS:") {
                     peak.fetch_max(r, Ordering::Relaxed);
+                    if n.is_multiple_of(10) {
+                        let stats = api.admin(reqwest::Method::GET, "/admin/v1/stats", None).await;
+                        let at = start.elapsed().as_secs();
+                        series.lock().expect("lock").push(json!([at, r / 1024, stats["actors"]["carts"]]));
+                    }
                 }
+                n += 1;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         })
@@ -473,6 +482,7 @@ async fn run_load(opts: &Opts, api: &Api, server: &Server, customers: Vec<Custom
             "high_water_mark": server.pid.and_then(|p| rss_kib(p, "VmHWM:")).map(|k| k / 1024),
         },
         "actors_in_memory_at_end": stats["actors"],
+        "rss_series_secs_mib_carts": *series.lock().expect("lock"),
     })
 }
 
