@@ -84,6 +84,14 @@ pub enum AppError {
     InvalidSagaState(String),
     #[error("{0}")]
     InvalidRetryPolicy(String),
+    #[error("{0}")]
+    AmountMismatch(String),
+    #[error("tracking number {0} is already used by another order")]
+    TrackingNumberInUse(String),
+    #[error("missing, malformed, stale or wrong webhook signature")]
+    InvalidSignature,
+    #[error("unknown event type {0}")]
+    UnknownEventType(String),
     #[error("the Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
     /// An error recorded earlier (a failed saga) answered again exactly as it was.
@@ -108,6 +116,7 @@ impl AppError {
             Unauthenticated | InvalidCredentials | RegistrationRequired => 401,
             PaymentFailed { .. } => 402,
             Forbidden | EmailNotVerified => 403,
+            InvalidSignature => 401,
             RouteNotFound(_) | CategoryNotFound | ProductNotFound | VariantNotFound | ItemNotFound | OrderNotFound
             | SagaNotFound => 404,
             MethodNotAllowed => 405,
@@ -116,6 +125,8 @@ impl AppError {
             | QuantityExceedsStock { .. }
             | InsufficientStock { .. }
             | ReservationConflict { .. }
+            | AmountMismatch(_)
+            | TrackingNumberInUse(_)
             | InvalidStatusTransition(_)
             | CancellationNotAllowed(_)
             | InvalidSagaState(_)
@@ -132,7 +143,8 @@ impl AppError {
             | CartFull { .. }
             | EmptyCart
             | InternationalShippingNotAvailable(_)
-            | InvalidRetryPolicy(_) => 422,
+            | InvalidRetryPolicy(_)
+            | UnknownEventType(_) => 422,
             Internal(_) => 500,
             ShuttingDown => 503,
         }
@@ -179,6 +191,10 @@ impl AppError {
             InvalidSagaState(_) => "INVALID_SAGA_STATE",
             InvalidRetryPolicy(_) => "INVALID_RETRY_POLICY",
             IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            AmountMismatch(_) => "AMOUNT_MISMATCH",
+            TrackingNumberInUse(_) => "TRACKING_NUMBER_IN_USE",
+            InvalidSignature => "INVALID_SIGNATURE",
+            UnknownEventType(_) => "UNKNOWN_EVENT_TYPE",
             Recorded(_) => "RECORDED",
             ShuttingDown => "SHUTTING_DOWN",
             Internal(_) => "INTERNAL",
@@ -251,6 +267,7 @@ impl From<crate::domain::order::OrderError> for AppError {
         match e {
             OrderError::InvalidStatusTransition { .. } => AppError::InvalidStatusTransition(e.to_string()),
             OrderError::CancellationNotAllowed(_) => AppError::CancellationNotAllowed(e.to_string()),
+            OrderError::AmountMismatch { .. } => AppError::AmountMismatch(e.to_string()),
         }
     }
 }

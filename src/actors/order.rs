@@ -11,7 +11,7 @@ use crate::domain::ids::OrderId;
 use crate::domain::order::{Order, OrderCommand};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{AuditEntry, Notification, Store, Table, WriteSet};
+use crate::store::{AuditEntry, Notification, Store, Table, WebhookEvent, WriteSet};
 
 pub type OrderRegistry = Registry<OrderId, OrderActor>;
 
@@ -28,12 +28,15 @@ pub struct OrderActor {
 pub struct CreateOrder(pub Order);
 
 /// A change, with the audit row, notifications and extra events it carries along.
+/// Answers the order, and whether the command changed it (false: already applied).
 #[derive(Message)]
-#[rtype(result = "Result<Order, AppError>")]
+#[rtype(result = "Result<(Order, bool), AppError>")]
 pub struct ExecuteOrder {
     pub cmd: OrderCommand,
     pub audit_by: String,
     pub notify: Vec<Notification>,
+    /// The webhook event that caused it, recorded in the same write.
+    pub webhook: Option<WebhookEvent>,
 }
 
 #[derive(Message)]
@@ -104,13 +107,16 @@ impl Handler<CreateOrder> for OrderActor {
             total: order.total,
             saga_id: order.saga_id,
         };
-        let ws = WriteSet::new().put(Table::OrdersByCustomer, customer_index_key(&order), &0u32).event(&placed);
+        let ws = WriteSet::new()
+            .put(Table::OrdersByCustomer, customer_index_key(&order), &0u32)
+            .put(Table::OrdersByAuthorization, order.authorization_id.as_bytes().to_vec(), &order.order_id.0)
+            .event(&placed);
         self.persist(order, ws)
     }
 }
 
 impl Handler<ExecuteOrder> for OrderActor {
-    type Result = ResponseActFuture<Self, Result<Order, AppError>>;
+    type Result = ResponseActFuture<Self, Result<(Order, bool), AppError>>;
 
     fn handle(&mut self, msg: ExecuteOrder, _: &mut Context<Self>) -> Self::Result {
         let Some(order) = self.order.clone() else {
@@ -121,7 +127,7 @@ impl Handler<ExecuteOrder> for OrderActor {
             Err(e) => return Box::pin(fut::ready(Err(e.into()))),
         };
         if events.is_empty() {
-            return self.current();
+            return Box::pin(self.current().map(|r, _, _| r.map(|o| (o, false))));
         }
         let now = Timestamp::now();
         let mut next = order.clone();
@@ -138,7 +144,10 @@ impl Handler<ExecuteOrder> for OrderActor {
         for n in msg.notify {
             ws = ws.notify(n);
         }
-        self.persist(next, ws)
+        if let Some(w) = msg.webhook {
+            ws = ws.put(Table::WebhookEvents, WebhookEvent::key(&w.source, &w.event_id), &w);
+        }
+        Box::pin(self.persist(next, ws).map(|r, _, _| r.map(|o| (o, true))))
     }
 }
 

@@ -113,6 +113,23 @@ pub enum DomainEvent {
         order_id: OrderId,
         status: String,
     },
+    OrderConfirmed {
+        order_id: OrderId,
+        customer_id: CustomerId,
+        event_id: String,
+    },
+    OrderShipped {
+        order_id: OrderId,
+        customer_id: CustomerId,
+        tracking_number: String,
+        carrier: Option<String>,
+        saga_id: SagaId,
+    },
+    OrderDelivered {
+        order_id: OrderId,
+        customer_id: CustomerId,
+        event_id: String,
+    },
 }
 
 impl DomainEvent {

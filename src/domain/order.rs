@@ -130,6 +130,12 @@ pub struct Order {
     pub cancel_reason: Option<String>,
     /// The saga that cancelled it (a repeated cancel by the same saga is a no-op).
     pub cancelled_by: Option<SagaId>,
+    /// The payment webhook event that confirmed it (its repeat is a duplicate, not an error).
+    pub confirmed_by_event: Option<String>,
+    /// The ship-order saga that shipped it.
+    pub shipped_by: Option<SagaId>,
+    /// The carrier webhook event that delivered it.
+    pub delivered_by_event: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -140,12 +146,45 @@ pub enum OrderError {
     InvalidStatusTransition { from: &'static str, to: &'static str },
     #[error("an order that is {0} cannot be cancelled")]
     CancellationNotAllowed(&'static str),
+    #[error("captured {captured}, but the order total is {total}")]
+    AmountMismatch { captured: Money, total: Money },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderCommand {
-    Cancel { by: SagaId, reason: String },
-    SetRefund { status: RefundStatus },
+    Cancel {
+        by: SagaId,
+        reason: String,
+    },
+    SetRefund {
+        status: RefundStatus,
+    },
+    /// Payment captured (webhook `event_id`): PENDING -> CONFIRMED.
+    Confirm {
+        event_id: String,
+        amount: Money,
+    },
+    /// Fulfillment shipped it (saga `by`): CONFIRMED -> SHIPPED.
+    Ship {
+        by: SagaId,
+        tracking_number: String,
+        carrier: Option<String>,
+    },
+    /// The carrier delivered it (webhook `event_id`): SHIPPED -> DELIVERED.
+    Deliver {
+        event_id: String,
+    },
+}
+
+/// What a command decided: events to persist, or "this exact command was already applied".
+impl Order {
+    fn transition(&self, to: OrderStatus) -> Result<(), OrderError> {
+        if self.status.can_become(to) {
+            Ok(())
+        } else {
+            Err(OrderError::InvalidStatusTransition { from: self.status.as_str(), to: to.as_str() })
+        }
+    }
 }
 
 impl Order {
@@ -171,6 +210,44 @@ impl Order {
                     }]),
                 }
             }
+            OrderCommand::Confirm { event_id, amount } => {
+                if self.confirmed_by_event.as_ref() == Some(event_id) {
+                    return Ok(Vec::new());
+                }
+                self.transition(OrderStatus::Confirmed)?;
+                if *amount != self.total {
+                    return Err(OrderError::AmountMismatch { captured: *amount, total: self.total });
+                }
+                Ok(vec![DomainEvent::OrderConfirmed {
+                    order_id: self.order_id,
+                    customer_id: self.customer_id,
+                    event_id: event_id.clone(),
+                }])
+            }
+            OrderCommand::Ship { by, tracking_number, carrier } => {
+                if self.shipped_by == Some(*by) {
+                    return Ok(Vec::new());
+                }
+                self.transition(OrderStatus::Shipped)?;
+                Ok(vec![DomainEvent::OrderShipped {
+                    order_id: self.order_id,
+                    customer_id: self.customer_id,
+                    tracking_number: tracking_number.clone(),
+                    carrier: carrier.clone(),
+                    saga_id: *by,
+                }])
+            }
+            OrderCommand::Deliver { event_id } => {
+                if self.delivered_by_event.as_ref() == Some(event_id) {
+                    return Ok(Vec::new());
+                }
+                self.transition(OrderStatus::Delivered)?;
+                Ok(vec![DomainEvent::OrderDelivered {
+                    order_id: self.order_id,
+                    customer_id: self.customer_id,
+                    event_id: event_id.clone(),
+                }])
+            }
             OrderCommand::SetRefund { status } => {
                 if self.refund_status == Some(*status) {
                     return Ok(Vec::new());
@@ -190,6 +267,21 @@ impl Order {
                 self.cancel_reason = Some(reason.clone());
                 self.cancelled_by = Some(*saga_id);
                 self.refund_status.get_or_insert(RefundStatus::Pending);
+            }
+            DomainEvent::OrderConfirmed { event_id, .. } => {
+                self.status = OrderStatus::Confirmed;
+                self.payment_status = PaymentStatus::Captured;
+                self.confirmed_by_event = Some(event_id.clone());
+            }
+            DomainEvent::OrderShipped { tracking_number, carrier, saga_id, .. } => {
+                self.status = OrderStatus::Shipped;
+                self.tracking_number = Some(tracking_number.clone());
+                self.carrier = carrier.clone();
+                self.shipped_by = Some(*saga_id);
+            }
+            DomainEvent::OrderDelivered { event_id, .. } => {
+                self.status = OrderStatus::Delivered;
+                self.delivered_by_event = Some(event_id.clone());
             }
             DomainEvent::OrderRefundUpdated { status, .. } => {
                 let status = match status.as_str() {
@@ -258,9 +350,34 @@ mod tests {
             saga_id: SagaId::new(),
             cancel_reason: None,
             cancelled_by: None,
+            confirmed_by_event: None,
+            shipped_by: None,
+            delivered_by_event: None,
             created_at: now,
             updated_at: now,
         }
+    }
+
+    #[test]
+    fn webhook_commands_are_idempotent_per_event_and_follow_the_state_machine() {
+        let mut o = order(Pending);
+        let total = o.total;
+        let confirm = OrderCommand::Confirm { event_id: "evt_1".into(), amount: total };
+        let events = o.handle(&confirm).unwrap();
+        events.iter().for_each(|e| o.apply(e, Timestamp::now()));
+        assert_eq!((o.status, o.payment_status), (Confirmed, PaymentStatus::Captured));
+        assert!(o.handle(&confirm).unwrap().is_empty(), "the same event again changes nothing");
+        assert!(matches!(
+            o.handle(&OrderCommand::Confirm { event_id: "evt_2".into(), amount: total }),
+            Err(OrderError::InvalidStatusTransition { .. })
+        ));
+        assert!(matches!(
+            o.handle(&OrderCommand::Deliver { event_id: "d".into() }),
+            Err(OrderError::InvalidStatusTransition { .. })
+        ));
+        let mismatch =
+            order(Pending).handle(&OrderCommand::Confirm { event_id: "e".into(), amount: Money::from_cents(1) });
+        assert!(matches!(mismatch, Err(OrderError::AmountMismatch { .. })));
     }
 
     #[test]

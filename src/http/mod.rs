@@ -12,6 +12,7 @@ mod request;
 mod response;
 mod routes;
 mod sagas;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -220,3 +220,45 @@ pub async fn admin_get(shop: &Shop, req: &Request, id: &str) -> Reply {
     let order = shop.orders.get(id).await?.ok_or(AppError::OrderNotFound)?;
     Ok(json(200, &order_json(&order)))
 }
+
+#[derive(Deserialize)]
+struct Ship {
+    tracking_number: String,
+    carrier: Option<String>,
+}
+
+/// `POST /admin/v1/orders/{id}/ship` (fulfillment or admin): runs the ship_order saga.
+pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
+    let staff = auth::staff(shop, req)?;
+    let order_id: OrderId = path_id(id, AppError::OrderNotFound)?;
+    let body: Ship = req.json()?;
+    let tracking = body.tracking_number.trim().to_string();
+    if tracking.is_empty()
+        || tracking.len() > 64
+        || !tracking.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(AppError::invalid("tracking_number", "1 to 64 letters, digits, '-' or '_'"));
+    }
+    let carrier = match body.carrier {
+        Some(c) => Some(text("carrier", &c, 100)?),
+        None => None,
+    };
+    let order = shop.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
+    let input = json!({ "order_id": order_id, "tracking_number": tracking, "carrier": carrier, "by": staff.name() });
+    let started = shop.sagas.start("ship_order", input, Some(order.customer_id), Some(order_id), None).await?;
+    let saga_id = started.saga_id;
+    let Some(saga) = started.wait(&shop.sagas, wait_time(shop)).await? else {
+        let state = shop.sagas.get(saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
+        return Ok(accepted(saga_id, state));
+    };
+    match saga.state {
+        // STUCK after mark_shipped: shipped; the deduction or the email is left to an operator.
+        SagaState::Completed | SagaState::Stuck => {
+            Ok(json(200, &order_json(&shop.orders.get_committed(order_id)?.ok_or(AppError::OrderNotFound)?)))
+        }
+        SagaState::Failed | SagaState::Aborted => Err(failure(&saga)),
+        SagaState::Running | SagaState::Retrying | SagaState::Compensating => {
+            Ok(accepted(saga_id, saga.state.as_str()))
+        }
+    }
+}

@@ -4,8 +4,9 @@
 use warp::http::Method;
 
 use super::request::Request;
-use super::{admin, cart, catalog, customers, orders, response, sagas};
+use super::{admin, cart, catalog, customers, orders, response, sagas, webhooks};
 use crate::error::AppError;
+use crate::services::webhooks::Source;
 use crate::services::Shop;
 
 pub type Reply = Result<warp::reply::Response, AppError>;
@@ -40,6 +41,15 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
         (Method::PATCH, ["v1", "cart", "items", line]) => route!("cart.update", cart::update(shop, req, line)),
         (Method::DELETE, ["v1", "cart", "items", line]) => route!("cart.remove", cart::remove(shop, req, line)),
 
+        (Method::POST, ["webhooks", "payment"]) => {
+            route!("webhooks.payment", webhooks::receive(shop, req, Source::Payment))
+        }
+        (Method::POST, ["webhooks", "carrier"]) => {
+            route!("webhooks.carrier", webhooks::receive(shop, req, Source::Carrier))
+        }
+        (Method::POST, ["admin", "v1", "orders", id, "ship"]) => {
+            route!("admin.orders.ship", orders::ship(shop, req, id))
+        }
         (Method::POST, ["v1", "orders"]) => route!("orders.place", orders::place(shop, req)),
         (Method::GET, ["v1", "orders"]) => route!("orders.list", orders::list(shop, req)),
         (Method::GET, ["v1", "orders", id]) => route!("orders.get", orders::get(shop, req, id)),
@@ -127,6 +137,9 @@ fn known_path(segments: &[&str]) -> bool {
             | ["admin", "v1", "inventory", _, "reservations"]
             | ["admin", "v1", "inventory", _, "reservations", _]
             | ["admin", "v1", "stats"]
+            | ["webhooks", "payment"]
+            | ["webhooks", "carrier"]
+            | ["admin", "v1", "orders", _, "ship"]
             | ["v1", "orders"]
             | ["v1", "orders", _]
             | ["v1", "orders", _, "cancel"]

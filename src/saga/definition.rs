@@ -7,9 +7,10 @@ use serde::Deserialize;
 
 use crate::retry::RetryPolicy;
 
-pub const EMBEDDED: [(&str, &str); 2] = [
+pub const EMBEDDED: [(&str, &str); 3] = [
     ("place_order.toml", include_str!("../../sagas/place_order.toml")),
     ("cancel_order.toml", include_str!("../../sagas/cancel_order.toml")),
+    ("ship_order.toml", include_str!("../../sagas/ship_order.toml")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

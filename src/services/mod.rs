@@ -7,6 +7,7 @@ pub mod inventory;
 pub mod logs;
 pub mod notifications;
 pub mod orders;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub struct Shop {
     pub logs: logs::LogService,
     pub orders: orders::OrderService,
     pub sagas: Arc<crate::saga::SagaEngine>,
+    pub webhooks: webhooks::WebhookService,
 }
 
 impl Shop {
@@ -69,6 +71,7 @@ impl Shop {
         };
         let sagas = crate::saga::SagaEngine::new(store.clone(), deps, arbiters)?;
         Ok(Shop {
+            webhooks: webhooks::WebhookService::new(store.clone(), settings.clone(), orders.clone(), customers.clone()),
             customers,
             logs: logs::LogService::new(store.clone()),
             catalog,

@@ -10,7 +10,7 @@ use crate::actors::registry::Lease;
 use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
 use crate::error::AppError;
-use crate::store::{Notification, Store, Table};
+use crate::store::{Notification, Store, Table, WebhookEvent};
 
 #[derive(Clone)]
 pub struct OrderService {
@@ -55,8 +55,32 @@ impl OrderService {
         by: &str,
         notify: Vec<Notification>,
     ) -> Result<Order, AppError> {
+        Ok(self.execute_with(id, cmd, by, notify, None).await?.0)
+    }
+
+    /// As `execute`, recording the webhook event that caused it in the same write; also
+    /// says whether the command changed the order (false: it was already applied).
+    pub async fn execute_with(
+        &self,
+        id: OrderId,
+        cmd: OrderCommand,
+        by: &str,
+        notify: Vec<Notification>,
+        webhook: Option<WebhookEvent>,
+    ) -> Result<(Order, bool), AppError> {
         let by = by.to_string();
-        self.ask(id, || ExecuteOrder { cmd: cmd.clone(), audit_by: by.clone(), notify: notify.clone() }).await?
+        self.ask(id, || ExecuteOrder {
+            cmd: cmd.clone(),
+            audit_by: by.clone(),
+            notify: notify.clone(),
+            webhook: webhook.clone(),
+        })
+        .await?
+    }
+
+    /// The order an index (authorization id, tracking number) points at.
+    pub fn find_by(&self, index: Table, key: &str) -> Result<Option<OrderId>, AppError> {
+        Ok(self.store.get::<uuid::Uuid>(index, key.as_bytes())?.map(OrderId))
     }
 
     /// The order as committed, read without its actor: for answering after a saga settled,

@@ -103,6 +103,34 @@ impl Notification {
     }
 }
 
+/// A webhook event as received, and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    pub source: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// "processed", "needs_review", "ignored", "rejected".
+    pub status: String,
+    pub detail: String,
+    /// JSON text of the whole body.
+    pub body: String,
+    pub order_id: Option<uuid::Uuid>,
+    pub received_at: Timestamp,
+}
+
+impl WebhookEvent {
+    pub fn key(source: &str, event_id: &str) -> Vec<u8> {
+        let mut k = source.as_bytes().to_vec();
+        k.push(0);
+        k.extend_from_slice(event_id.as_bytes());
+        k
+    }
+}
+
+impl Record for WebhookEvent {
+    const VERSION: u8 = 1;
+}
+
 impl Record for Customer {
     const VERSION: u8 = 1;
 }

@@ -44,10 +44,16 @@ pub enum Table {
     RetryPolicies,
     /// customer id ++ sha256(Idempotency-Key) ++ operation -> saga id
     Idempotency,
+    /// payment authorization id -> order id (payment webhooks find orders by it)
+    OrdersByAuthorization,
+    /// tracking number -> order id (carrier webhooks; a number is used once)
+    OrdersByTracking,
+    /// source \0 event id -> WebhookEvent ; every webhook event, recorded before the answer
+    WebhookEvents,
 }
 
 impl Table {
-    pub const ALL: [Table; 20] = [
+    pub const ALL: [Table; 23] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -68,6 +74,9 @@ impl Table {
         Table::ActiveSagas,
         Table::RetryPolicies,
         Table::Idempotency,
+        Table::OrdersByAuthorization,
+        Table::OrdersByTracking,
+        Table::WebhookEvents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +101,9 @@ impl Table {
             Table::ActiveSagas => "active_sagas",
             Table::RetryPolicies => "retry_policies",
             Table::Idempotency => "idempotency",
+            Table::OrdersByAuthorization => "orders_by_authorization",
+            Table::OrdersByTracking => "orders_by_tracking",
+            Table::WebhookEvents => "webhook_events",
         }
     }
 }

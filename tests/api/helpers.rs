@@ -449,3 +449,56 @@ impl TestApp {
         (s["items"][0]["on_hand"].as_u64().unwrap(), s["items"][0]["reserved"].as_u64().unwrap())
     }
 }
+
+pub const PAYMENT_SECRET: &str = "dev-payment-webhook-secret";
+pub const CARRIER_SECRET: &str = "dev-carrier-webhook-secret";
+
+impl TestApp {
+    /// Posts a webhook body signed with `secret` at time `t` (now if `None`).
+    pub async fn webhook_signed(&self, source: &str, secret: &str, t: Option<i64>, body: &Value) -> (u16, Value) {
+        let raw = serde_json::to_vec(body).unwrap();
+        let t = t.unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let signature = cartwright::services::webhooks::sign(secret, t, &raw);
+        let resp = self
+            .client
+            .post(format!("{}/webhooks/{source}", self.url))
+            .header("Cartwright-Signature", signature)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn capture(&self, event_id: &str, authorization_id: &str, amount: &str) -> (u16, Value) {
+        let body = json!({ "id": event_id, "type": "payment.captured", "data": { "authorization_id": authorization_id, "amount": amount } });
+        self.webhook_signed("payment", PAYMENT_SECRET, None, &body).await
+    }
+
+    pub async fn deliver(&self, event_id: &str, tracking_number: &str) -> (u16, Value) {
+        let body =
+            json!({ "id": event_id, "type": "delivery.confirmed", "data": { "tracking_number": tracking_number } });
+        self.webhook_signed("carrier", CARRIER_SECRET, None, &body).await
+    }
+
+    pub async fn ship(&self, token: &str, order_id: &str, tracking: &str) -> (u16, Value) {
+        self.post(
+            &format!("/admin/v1/orders/{order_id}/ship"),
+            Some(token),
+            json!({ "tracking_number": tracking, "carrier": "UPS" }),
+        )
+        .await
+    }
+
+    /// A verified customer's PENDING order of `quantity` units of a fresh product (stock 10).
+    pub async fn pending_order(&self, quantity: u32) -> (Customer, String, Value) {
+        let p = self.product("10.00", 10).await;
+        let c = self.verified_customer().await;
+        self.add_to_cart(&c.token, json!({ "product_id": p, "quantity": quantity })).await;
+        let (status, order) = self.place_order(&c.token, "tok_visa").await;
+        assert_eq!(status, 201, "{order}");
+        (c, p, order)
+    }
+}

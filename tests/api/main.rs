@@ -13,5 +13,6 @@ mod fake_gateway;
 mod gateway;
 mod http;
 mod inventory;
+mod lifecycle;
 mod orders;
 mod sagas;

@@ -143,6 +143,9 @@ pub async fn create_order(ctx: StepContext) -> Result<Value, Failure> {
         saga_id: ctx.saga_id,
         cancel_reason: None,
         cancelled_by: None,
+        confirmed_by_event: None,
+        shipped_by: None,
+        delivered_by_event: None,
         created_at: now,
         updated_at: now,
     };

@@ -1,0 +1,296 @@
+//! Webhooks from the payment gateway (SEQ-ORDER-002) and the carrier (SEQ-ORDER-004).
+//! Signatures are checked before anything else; every event is recorded durably before the
+//! answer, with what became of it, and applied at most once per source: the order keeps the
+//! id of the event that confirmed or delivered it, so even concurrent duplicates apply once.
+
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use super::customers::CustomerService;
+use super::orders::OrderService;
+use crate::config::Settings;
+use crate::domain::ids::OrderId;
+use crate::domain::money::Money;
+use crate::domain::order::OrderCommand;
+use crate::domain::time::Timestamp;
+use crate::error::AppError;
+use crate::store::{Notification, Store, StoreError, Table, WebhookEvent, WriteSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Payment,
+    Carrier,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Payment => "payment",
+            Source::Carrier => "carrier",
+        }
+    }
+}
+
+/// Checks `Cartwright-Signature: t=<unix seconds>,v1=<hex>` where
+/// `hex = HMAC-SHA256(secret, "<t>.<raw body>")`, compared in constant time, and refuses
+/// timestamps more than `tolerance_secs` away from `now_secs` (replays).
+pub fn verify_signature(
+    secret: &str,
+    header: Option<&str>,
+    body: &[u8],
+    now_secs: i64,
+    tolerance_secs: u64,
+) -> Result<(), AppError> {
+    let header = header.ok_or(AppError::InvalidSignature)?;
+    let mut t = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("v1", v)) => signatures.extend(hex::decode(v).ok()),
+            _ => {}
+        }
+    }
+    let t = t.ok_or(AppError::InvalidSignature)?;
+    if now_secs.abs_diff(t) > tolerance_secs {
+        return Err(AppError::InvalidSignature);
+    }
+    let valid = signatures.iter().any(|sig| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+        mac.update(t.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(sig).is_ok()
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(AppError::InvalidSignature)
+    }
+}
+
+/// The signature header a sender puts on `body` at `t` (tests and the walk-through use it).
+pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    data: Value,
+}
+
+#[derive(Clone)]
+pub struct WebhookService {
+    store: Store,
+    settings: Arc<Settings>,
+    orders: OrderService,
+    customers: CustomerService,
+}
+
+/// The answer: status code and `{"status": ...}`.
+pub type Outcome = (u16, &'static str);
+
+impl WebhookService {
+    pub fn new(
+        store: Store,
+        settings: Arc<Settings>,
+        orders: OrderService,
+        customers: CustomerService,
+    ) -> WebhookService {
+        WebhookService { store, settings, orders, customers }
+    }
+
+    pub fn secret(&self, source: Source) -> &str {
+        match source {
+            Source::Payment => &self.settings.webhooks.payment_secret,
+            Source::Carrier => &self.settings.webhooks.carrier_secret,
+        }
+    }
+
+    /// Handles a verified body.
+    pub async fn handle(&self, source: Source, body: &[u8]) -> Result<Outcome, AppError> {
+        let envelope: Envelope = serde_json::from_slice(body)
+            .map_err(|e| AppError::InvalidRequest { message: format!("invalid webhook body: {e}"), field: None })?;
+        if envelope.id.is_empty() || envelope.id.len() > 255 {
+            return Err(AppError::invalid("id", "event id must be 1 to 255 characters"));
+        }
+        let record = WebhookEvent {
+            source: source.name().into(),
+            event_id: envelope.id.clone(),
+            event_type: envelope.event_type.clone(),
+            status: String::new(),
+            detail: String::new(),
+            body: String::from_utf8_lossy(body).into_owned(),
+            order_id: None,
+            received_at: Timestamp::now(),
+        };
+        if self.store.contains(Table::WebhookEvents, &WebhookEvent::key(source.name(), &envelope.id))? {
+            return Ok((200, "duplicate"));
+        }
+        let span = tracing::info_span!("webhook", source = source.name(), event_id = %envelope.id, event_type = %envelope.event_type);
+        let _e = span.enter();
+        match (source, envelope.event_type.as_str()) {
+            (Source::Payment, "payment.captured") => self.payment_captured(&envelope.data, record).await,
+            (Source::Carrier, "delivery.confirmed") => self.delivery_confirmed(&envelope.data, record).await,
+            (_, other) => {
+                let other = other.to_string();
+                self.record_only(record, "rejected", &format!("unknown event type {other}"), None).await?;
+                Err(AppError::UnknownEventType(other))
+            }
+        }
+    }
+
+    async fn payment_captured(&self, data: &Value, record: WebhookEvent) -> Result<Outcome, AppError> {
+        let authorization_id = data["authorization_id"]
+            .as_str()
+            .ok_or_else(|| AppError::invalid("data.authorization_id", "a string is required"))?;
+        let amount = data["amount"]
+            .as_str()
+            .and_then(|a| Money::parse(a).ok())
+            .ok_or_else(|| AppError::invalid("data.amount", "a decimal string with at most two places is required"))?;
+        let Some(order_id) = self.orders.find_by(Table::OrdersByAuthorization, authorization_id)? else {
+            tracing::error!(%authorization_id, "payment captured for an authorization no order has; kept for manual review");
+            let alert = format!("payment captured for unknown authorization {authorization_id}");
+            return self.needs_review(record, &alert, None).await;
+        };
+        let cmd = OrderCommand::Confirm { event_id: record.event_id.clone(), amount };
+        let processed = WebhookEvent { status: "processed".into(), order_id: Some(order_id.0), ..record.clone() };
+        match self.orders.execute_with(order_id, cmd, "webhook:payment", Vec::new(), Some(processed)).await {
+            Ok((_, true)) => {
+                tracing::info!(%order_id, "payment captured: order confirmed");
+                Ok((200, "processed"))
+            }
+            Ok((_, false)) => Ok((200, "duplicate")),
+            Err(AppError::AmountMismatch(detail)) => {
+                tracing::error!(%order_id, %detail, "captured amount differs from the order total; kept for manual review");
+                self.needs_review(record, &detail, Some(order_id)).await
+            }
+            Err(e @ AppError::InvalidStatusTransition(_)) => {
+                self.record_only(record, "rejected", &e.to_string(), Some(order_id)).await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delivery_confirmed(&self, data: &Value, record: WebhookEvent) -> Result<Outcome, AppError> {
+        let tracking = data["tracking_number"]
+            .as_str()
+            .ok_or_else(|| AppError::invalid("data.tracking_number", "a string is required"))?;
+        let Some(order_id) = self.orders.find_by(Table::OrdersByTracking, tracking)? else {
+            tracing::error!(tracking_number = %tracking, "delivery confirmed for an unknown tracking number; kept for manual review");
+            let alert = format!("delivery confirmed for unknown tracking number {tracking}");
+            return self.needs_review(record, &alert, None).await;
+        };
+        let order = self.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
+        let email = match self.customers.get(order.customer_id)? {
+            Some(c) => vec![Notification::queued(
+                "order_delivered",
+                &c.email,
+                format!("Your order {order_id} was delivered"),
+                json!({ "order_id": order_id, "tracking_number": tracking }),
+            )],
+            None => {
+                tracing::error!(%order_id, "customer email not found; delivery email skipped");
+                Vec::new()
+            }
+        };
+        let cmd = OrderCommand::Deliver { event_id: record.event_id.clone() };
+        let processed = WebhookEvent { status: "processed".into(), order_id: Some(order_id.0), ..record.clone() };
+        match self.orders.execute_with(order_id, cmd, "webhook:carrier", email, Some(processed)).await {
+            Ok((_, true)) => {
+                tracing::info!(%order_id, "order delivered");
+                Ok((200, "processed"))
+            }
+            Ok((_, false)) => Ok((200, "duplicate")),
+            Err(AppError::InvalidStatusTransition(detail)) => {
+                tracing::warn!(%order_id, status = order.status.as_str(), "delivery for an order that is not SHIPPED (duplicate or out-of-order webhook); ignored");
+                self.record_only(record, "ignored", &detail, Some(order_id)).await?;
+                Ok((200, "ignored"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Kept for an operator: recorded, admin alerted, nothing applied.
+    async fn needs_review(
+        &self,
+        record: WebhookEvent,
+        reason: &str,
+        order: Option<OrderId>,
+    ) -> Result<Outcome, AppError> {
+        let alert = Notification::queued(
+            "needs_review_alert",
+            &self.settings.notifications.admin_email,
+            format!("Webhook {} needs review", record.event_id),
+            json!({ "source": record.source, "event_id": record.event_id, "type": record.event_type, "reason": reason, "order_id": order }),
+        );
+        let record = WebhookEvent {
+            status: "needs_review".into(),
+            detail: reason.into(),
+            order_id: order.map(|o| o.0),
+            ..record
+        };
+        match self.commit_record(record, Some(alert)).await? {
+            true => Ok((202, "needs_review")),
+            false => Ok((200, "duplicate")),
+        }
+    }
+
+    async fn record_only(
+        &self,
+        record: WebhookEvent,
+        status: &str,
+        detail: &str,
+        order: Option<OrderId>,
+    ) -> Result<bool, AppError> {
+        let record =
+            WebhookEvent { status: status.into(), detail: detail.into(), order_id: order.map(|o| o.0), ..record };
+        self.commit_record(record, None).await
+    }
+
+    /// Records the event once; false if it was already recorded (a duplicate).
+    async fn commit_record(&self, record: WebhookEvent, alert: Option<Notification>) -> Result<bool, AppError> {
+        let key = WebhookEvent::key(&record.source, &record.event_id);
+        let mut ws = WriteSet::new().put_if_absent(Table::WebhookEvents, key, &record, "webhook_event");
+        if let Some(a) = alert {
+            ws = ws.notify(a);
+        }
+        match self.store.commit(ws).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures() {
+        let body = br#"{"id":"evt_1"}"#;
+        let header = sign("secret", 1000, body);
+        assert!(verify_signature("secret", Some(&header), body, 1000, 300).is_ok());
+        assert!(verify_signature("secret", Some(&header), body, 1299, 300).is_ok());
+        assert!(verify_signature("secret", Some(&header), body, 1301, 300).is_err(), "stale");
+        assert!(verify_signature("other", Some(&header), body, 1000, 300).is_err(), "wrong secret");
+        assert!(verify_signature("secret", Some(&header), br#"{"id":"evt_2"}"#, 1000, 300).is_err(), "tampered");
+        assert!(verify_signature("secret", None, body, 1000, 300).is_err(), "missing");
+        for bad in ["", "t=1000", "v1=00", "t=abc,v1=00", "t=1000,v1=zz"] {
+            assert!(verify_signature("secret", Some(bad), body, 1000, 300).is_err(), "{bad}");
+        }
+    }
+}
