@@ -59,7 +59,14 @@ async fn serve(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = DeliveryWorker::new(store.clone(), transport(&settings)?, &settings.notifications);
-    let worker = tokio::spawn(worker.run(stop_rx));
+    let worker = tokio::spawn(worker.run(stop_rx.clone()));
+    let expiry = crate::services::expiry::ExpiryWorker::new(
+        store.clone(),
+        shop.orders.clone(),
+        shop.sagas.clone(),
+        settings.orders.expiry_check_interval_ms,
+    );
+    let expiry = tokio::spawn(expiry.run(stop_rx));
 
     let listener = tokio::net::TcpListener::bind(settings.server.addr)
         .await
@@ -94,6 +101,7 @@ async fn serve(
 
     let _ = stop_tx.send(true);
     let _ = worker.await;
+    let _ = expiry.await;
     // Every reply already waited for its write; this drains writes nobody waits for.
     let store_for_close = store.clone();
     tokio::task::spawn_blocking(move || store_for_close.close()).await??;

@@ -135,6 +135,7 @@ pub struct NotificationSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct OrderSettings {
     pub expire_unpaid_after_secs: u64,
+    pub expiry_check_interval_ms: u64,
 }
 
 impl Settings {

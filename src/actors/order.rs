@@ -22,10 +22,14 @@ pub struct OrderActor {
     registry: Arc<OrderRegistry>,
 }
 
-/// Creates the order unless it exists; answers the order either way.
+/// Creates the order unless it exists; answers the order either way. `expires_at` arms the
+/// persisted timer that cancels it if its payment is not captured by then.
 #[derive(Message)]
 #[rtype(result = "Result<Order, AppError>")]
-pub struct CreateOrder(pub Order);
+pub struct CreateOrder {
+    pub order: Order,
+    pub expires_at: Option<Timestamp>,
+}
 
 /// A change, with the audit row, notifications and extra events it carries along.
 /// Answers the order, and whether the command changed it (false: already applied).
@@ -100,7 +104,7 @@ impl Handler<CreateOrder> for OrderActor {
         if self.order.is_some() {
             return self.current();
         }
-        let order = msg.0;
+        let order = msg.order;
         let placed = DomainEvent::OrderPlaced {
             order_id: order.order_id,
             customer_id: order.customer_id,
@@ -111,6 +115,10 @@ impl Handler<CreateOrder> for OrderActor {
             .put(Table::OrdersByCustomer, customer_index_key(&order), &0u32)
             .put(Table::OrdersByAuthorization, order.authorization_id.as_bytes().to_vec(), &order.order_id.0)
             .event(&placed);
+        let ws = match msg.expires_at {
+            Some(at) => ws.put(Table::OrderExpiry, crate::store::due_key(at.0, order.order_id.as_bytes()), &0u32),
+            None => ws,
+        };
         self.persist(order, ws)
     }
 }

@@ -152,9 +152,11 @@ pub enum OrderError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderCommand {
+    /// `only_if_pending`: the engine's own expiry of an unpaid order must lose to a capture.
     Cancel {
         by: SagaId,
         reason: String,
+        only_if_pending: bool,
     },
     SetRefund {
         status: RefundStatus,
@@ -190,9 +192,15 @@ impl Order {
 impl Order {
     pub fn handle(&self, cmd: &OrderCommand) -> Result<Vec<DomainEvent>, OrderError> {
         match cmd {
-            OrderCommand::Cancel { by, reason } => {
+            OrderCommand::Cancel { by, reason, only_if_pending } => {
                 if self.cancelled_by == Some(*by) {
                     return Ok(Vec::new());
+                }
+                if *only_if_pending && self.status != OrderStatus::Pending {
+                    return Err(OrderError::InvalidStatusTransition {
+                        from: self.status.as_str(),
+                        to: OrderStatus::Cancelled.as_str(),
+                    });
                 }
                 match self.status {
                     OrderStatus::Shipped | OrderStatus::Delivered => {
@@ -381,9 +389,17 @@ mod tests {
     }
 
     #[test]
+    fn expiry_only_cancels_a_pending_order() {
+        let expire =
+            OrderCommand::Cancel { by: SagaId::new(), reason: "payment_timeout".into(), only_if_pending: true };
+        assert!(matches!(order(Confirmed).handle(&expire), Err(OrderError::InvalidStatusTransition { .. })));
+        assert_eq!(order(Pending).handle(&expire).unwrap().len(), 1);
+    }
+
+    #[test]
     fn cancel_rules() {
         let by = SagaId::new();
-        let cancel = OrderCommand::Cancel { by, reason: "customer".into() };
+        let cancel = OrderCommand::Cancel { by, reason: "customer".into(), only_if_pending: false };
         for s in [Shipped, Delivered] {
             assert_eq!(order(s).handle(&cancel), Err(OrderError::CancellationNotAllowed(s.as_str())));
         }
@@ -394,7 +410,7 @@ mod tests {
         // The same saga again is a no-op; another one is refused.
         assert!(o.handle(&cancel).unwrap().is_empty());
         assert!(matches!(
-            o.handle(&OrderCommand::Cancel { by: SagaId::new(), reason: "again".into() }),
+            o.handle(&OrderCommand::Cancel { by: SagaId::new(), reason: "again".into(), only_if_pending: false }),
             Err(OrderError::InvalidStatusTransition { .. })
         ));
     }

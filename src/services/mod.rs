@@ -3,6 +3,7 @@
 pub mod cart;
 pub mod catalog;
 pub mod customers;
+pub mod expiry;
 pub mod inventory;
 pub mod logs;
 pub mod notifications;

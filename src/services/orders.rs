@@ -9,6 +9,7 @@ use crate::actors::order::{CreateOrder, ExecuteOrder, GetOrder, OrderActor, Orde
 use crate::actors::registry::Lease;
 use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
+use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::store::{Notification, Store, Table, WebhookEvent};
 
@@ -40,8 +41,8 @@ impl OrderService {
     }
 
     /// Creates the order unless it exists (idempotent).
-    pub async fn create(&self, order: Order) -> Result<Order, AppError> {
-        self.ask(order.order_id, || CreateOrder(order.clone())).await?
+    pub async fn create(&self, order: Order, expires_at: Option<Timestamp>) -> Result<Order, AppError> {
+        self.ask(order.order_id, || CreateOrder { order: order.clone(), expires_at }).await?
     }
 
     pub async fn get(&self, id: OrderId) -> Result<Option<Order>, AppError> {

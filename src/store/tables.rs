@@ -50,10 +50,12 @@ pub enum Table {
     OrdersByTracking,
     /// source \0 event id -> WebhookEvent ; every webhook event, recorded before the answer
     WebhookEvents,
+    /// expiry (ms, BE) ++ order id -> () ; unpaid orders' persisted expiry timers
+    OrderExpiry,
 }
 
 impl Table {
-    pub const ALL: [Table; 23] = [
+    pub const ALL: [Table; 24] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -77,6 +79,7 @@ impl Table {
         Table::OrdersByAuthorization,
         Table::OrdersByTracking,
         Table::WebhookEvents,
+        Table::OrderExpiry,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +107,7 @@ impl Table {
             Table::OrdersByAuthorization => "orders_by_authorization",
             Table::OrdersByTracking => "orders_by_tracking",
             Table::WebhookEvents => "webhook_events",
+            Table::OrderExpiry => "order_expiry",
         }
     }
 }

@@ -52,6 +52,7 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     s.notifications.initial_backoff_ms = 20;
     s.notifications.max_backoff_ms = 100;
     s.notifications.poll_interval_ms = 20;
+    s.orders.expiry_check_interval_ms = 50;
     s
 }
 

@@ -9,6 +9,7 @@ mod concurrency;
 mod crash;
 mod customers;
 mod durability;
+mod expiry;
 mod fake_gateway;
 mod gateway;
 mod http;

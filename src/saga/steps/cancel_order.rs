@@ -16,6 +16,11 @@ fn order_id(ctx: &StepContext) -> Result<OrderId, Failure> {
     field::<uuid::Uuid>(&ctx.input, "order_id").map(OrderId)
 }
 
+/// Set when the engine expires an unpaid order: a capture that got there first wins.
+fn only_if_pending(ctx: &StepContext) -> bool {
+    ctx.input.get("only_if_pending").and_then(Value::as_bool).unwrap_or(false)
+}
+
 pub async fn validate_cancellation(ctx: StepContext) -> Result<Value, Failure> {
     let id = order_id(&ctx)?;
     let requester: Option<uuid::Uuid> =
@@ -34,6 +39,9 @@ pub async fn validate_cancellation(ctx: StepContext) -> Result<Value, Failure> {
         OrderStatus::Cancelled => {
             return Err(business(AppError::InvalidStatusTransition("the order is already cancelled".into())))
         }
+        OrderStatus::Confirmed if only_if_pending(&ctx) => {
+            return Err(business(AppError::InvalidStatusTransition("the order was paid in time".into())))
+        }
         OrderStatus::Pending | OrderStatus::Confirmed => {}
     }
     Ok(json!({
@@ -47,7 +55,7 @@ pub async fn validate_cancellation(ctx: StepContext) -> Result<Value, Failure> {
 /// The point of no return: from here on the order is cancelled whatever happens.
 pub async fn cancel_order(ctx: StepContext) -> Result<Value, Failure> {
     let reason = ctx.input.get("reason").and_then(Value::as_str).unwrap_or("customer_request").to_string();
-    let cmd = OrderCommand::Cancel { by: ctx.saga_id, reason };
+    let cmd = OrderCommand::Cancel { by: ctx.saga_id, reason, only_if_pending: only_if_pending(&ctx) };
     ctx.deps.orders.execute(order_id(&ctx)?, cmd, &ctx.by(), Vec::new()).await.map_err(classify)?;
     Ok(json!({}))
 }

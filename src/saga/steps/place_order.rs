@@ -149,14 +149,15 @@ pub async fn create_order(ctx: StepContext) -> Result<Value, Failure> {
         created_at: now,
         updated_at: now,
     };
-    let order = ctx.deps.orders.create(order).await.map_err(classify)?;
+    let expire_after_ms = ctx.deps.settings.orders.expire_unpaid_after_secs.saturating_mul(1000) as i64;
+    let order = ctx.deps.orders.create(order, Some(now.plus_millis(expire_after_ms))).await.map_err(classify)?;
     Ok(json!({ "order_id": order.order_id }))
 }
 
 /// Compensation of create_order (an operator aborted the checkout after it).
 pub async fn cancel_created_order(ctx: StepContext) -> Result<Value, Failure> {
     let order_id = OrderId(field(&ctx.input, "order_id")?);
-    let cmd = OrderCommand::Cancel { by: ctx.saga_id, reason: "checkout aborted".into() };
+    let cmd = OrderCommand::Cancel { by: ctx.saga_id, reason: "checkout aborted".into(), only_if_pending: false };
     match ctx.deps.orders.execute(order_id, cmd, &ctx.by(), Vec::new()).await {
         Ok(_) | Err(AppError::OrderNotFound) | Err(AppError::InvalidStatusTransition(_)) => Ok(json!({})),
         Err(e) => Err(classify(e)),

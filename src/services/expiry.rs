@@ -1,0 +1,73 @@
+//! Unpaid orders expire. Each order's timer is persisted with the order (`order_expiry`,
+//! keyed by due time); this worker finds the due ones and starts the cancel_order saga for
+//! each order still PENDING, with reason `payment_timeout`, under an idempotency key of its
+//! own, so a timer fires exactly once, across restarts too. The saga cancels only a PENDING
+//! order (checked inside the order's actor), so a capture that wins the race confirms the
+//! order instead: never both.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::orders::OrderService;
+use crate::domain::ids::OrderId;
+use crate::domain::order::OrderStatus;
+use crate::domain::time::Timestamp;
+use crate::error::AppError;
+use crate::saga::SagaEngine;
+use crate::store::{due_key, Store, Table, WriteSet};
+
+pub struct ExpiryWorker {
+    store: Store,
+    orders: OrderService,
+    sagas: Arc<SagaEngine>,
+    every: Duration,
+}
+
+impl ExpiryWorker {
+    pub fn new(store: Store, orders: OrderService, sagas: Arc<SagaEngine>, every_ms: u64) -> ExpiryWorker {
+        ExpiryWorker { store, orders, sagas, every: Duration::from_millis(every_ms.max(10)) }
+    }
+
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.expire_due().await {
+                tracing::error!(error = %e, "order expiry pass failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.every) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    }
+
+    /// Fires every timer due now; returns how many cancellations it started.
+    pub async fn expire_due(&self) -> Result<usize, AppError> {
+        let due = self.store.keys_between(
+            Table::OrderExpiry,
+            &due_key(0, &[0; 16]),
+            &due_key(Timestamp::now().0 + 1, &[0; 16]),
+            256,
+        )?;
+        let mut started = 0;
+        for key in due {
+            let Ok(id) = uuid::Uuid::from_slice(&key[8..]).map(OrderId) else { continue };
+            if let Some(order) = self.orders.get_committed(id)?.filter(|o| o.status == OrderStatus::Pending) {
+                let mut idempotency = b"expire:".to_vec();
+                idempotency.extend_from_slice(id.as_bytes());
+                let input = json!({ "order_id": id, "reason": "payment_timeout", "only_if_pending": true });
+                let saga = self
+                    .sagas
+                    .start("cancel_order", input, Some(order.customer_id), Some(id), Some(idempotency))
+                    .await?;
+                tracing::info!(order_id = %id, saga.id = %saga.saga_id, "unpaid order expired: cancelling");
+                started += 1;
+            }
+            // Fired (or nothing left to do): the timer is spent.
+            self.store.commit(WriteSet::new().delete(Table::OrderExpiry, key)).await?;
+        }
+        Ok(started)
+    }
+}
