@@ -66,7 +66,13 @@ async fn serve(
         shop.sagas.clone(),
         settings.orders.expiry_check_interval_ms,
     );
-    let expiry = tokio::spawn(expiry.run(stop_rx));
+    let expiry = tokio::spawn(expiry.run(stop_rx.clone()));
+    let handler = crate::services::notification_handler::NotificationHandler::new(
+        store.clone(),
+        shop.customers.clone(),
+        settings.clone(),
+    );
+    let handler = tokio::spawn(handler.run(stop_rx));
 
     let listener = tokio::net::TcpListener::bind(settings.server.addr)
         .await
@@ -102,6 +108,7 @@ async fn serve(
     let _ = stop_tx.send(true);
     let _ = worker.await;
     let _ = expiry.await;
+    let _ = handler.await;
     // Every reply already waited for its write; this drains writes nobody waits for.
     let store_for_close = store.clone();
     tokio::task::spawn_blocking(move || store_for_close.close()).await??;

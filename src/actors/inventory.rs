@@ -13,7 +13,7 @@ use crate::domain::ids::{ItemKey, OwnerId};
 use crate::domain::inventory::{Inventory, InventoryCommand, StockRecord};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{AuditEntry, Notification, Store, Table, WriteSet};
+use crate::store::{AuditEntry, Store, Table, WriteSet};
 
 pub type InventoryRegistry = Registry<ItemKey, InventoryItemActor>;
 
@@ -43,8 +43,6 @@ pub struct InventoryItemActor {
     inventory: Inventory,
     store: Store,
     registry: Arc<InventoryRegistry>,
-    /// Where out-of-stock alerts go.
-    admin_email: String,
     board: Arc<StockBoard>,
 }
 
@@ -78,7 +76,6 @@ impl InventoryItemActor {
         arbiter: &ArbiterHandle,
         key: ItemKey,
         store: Store,
-        admin_email: String,
         registry: Arc<InventoryRegistry>,
         board: Arc<StockBoard>,
     ) -> Result<Option<Addr<InventoryItemActor>>, AppError> {
@@ -98,7 +95,6 @@ impl InventoryItemActor {
             inventory,
             store,
             registry,
-            admin_email,
             board,
         })))
     }
@@ -115,12 +111,6 @@ impl InventoryItemActor {
                 DomainEvent::InventoryReleased { owner_id, .. } | DomainEvent::InventoryDeducted { owner_id, .. } => {
                     ws.delete(Table::Reservations, reservation_key(&key, owner_id))
                 }
-                DomainEvent::OutOfStock { product_id, variant_id } => ws.notify(Notification::queued(
-                    "out_of_stock_alert",
-                    &self.admin_email,
-                    format!("Out of stock: product {product_id}"),
-                    json!({ "product_id": product_id, "variant_id": variant_id, "on_hand": after.on_hand, "reserved": after.reserved }),
-                )),
                 _ => ws,
             };
         }

@@ -11,7 +11,6 @@ use crate::actors::inventory::{
     Available, ExecuteInventory, GetStock, InventoryItemActor, InventoryRegistry, StockBoard,
 };
 use crate::actors::registry::Lease;
-use crate::config::Settings;
 use crate::domain::ids::{ItemKey, OwnerId, ProductId, VariantId};
 use crate::domain::inventory::{InventoryCommand, StockRecord};
 use crate::domain::product::Product;
@@ -22,7 +21,6 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct InventoryService {
     store: Store,
-    settings: Arc<Settings>,
     registry: Arc<InventoryRegistry>,
     catalog: CatalogService,
     board: Arc<StockBoard>,
@@ -54,29 +52,17 @@ pub struct ProductStock {
 }
 
 impl InventoryService {
-    pub fn new(
-        store: Store,
-        settings: Arc<Settings>,
-        registry: Arc<InventoryRegistry>,
-        catalog: CatalogService,
-    ) -> InventoryService {
-        InventoryService { store, settings, registry, catalog, board: Default::default() }
+    pub fn new(store: Store, registry: Arc<InventoryRegistry>, catalog: CatalogService) -> InventoryService {
+        InventoryService { store, registry, catalog, board: Default::default() }
     }
 
     fn lease(&self, key: ItemKey) -> Result<Lease<InventoryItemActor>, AppError> {
         self.registry.lease(&key, |arbiter| {
-            InventoryItemActor::activate(
-                arbiter,
-                key,
-                self.store.clone(),
-                self.settings.notifications.admin_email.clone(),
-                self.registry.clone(),
-                self.board.clone(),
-            )?
-            .ok_or(match key.variant_id {
-                Some(_) => AppError::VariantNotFound,
-                None => AppError::ProductNotFound,
-            })
+            InventoryItemActor::activate(arbiter, key, self.store.clone(), self.registry.clone(), self.board.clone())?
+                .ok_or(match key.variant_id {
+                    Some(_) => AppError::VariantNotFound,
+                    None => AppError::ProductNotFound,
+                })
         })
     }
 

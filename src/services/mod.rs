@@ -6,6 +6,7 @@ pub mod customers;
 pub mod expiry;
 pub mod inventory;
 pub mod logs;
+pub mod notification_handler;
 pub mod notifications;
 pub mod orders;
 pub mod webhooks;
@@ -54,8 +55,7 @@ impl Shop {
         spawn_sweeper(cart_registry.clone());
         spawn_sweeper(order_registry.clone());
         let catalog = catalog::CatalogService::new(store.clone(), settings.clone());
-        let inventory =
-            inventory::InventoryService::new(store.clone(), settings.clone(), inventory_registry, catalog.clone());
+        let inventory = inventory::InventoryService::new(store.clone(), inventory_registry, catalog.clone());
         let carts =
             cart::CartService::new(store.clone(), settings.clone(), cart_registry, catalog.clone(), inventory.clone());
         let customers = customers::CustomerService::new(store.clone(), settings.clone());
@@ -72,7 +72,7 @@ impl Shop {
         };
         let sagas = crate::saga::SagaEngine::new(store.clone(), deps, arbiters)?;
         Ok(Shop {
-            webhooks: webhooks::WebhookService::new(store.clone(), settings.clone(), orders.clone(), customers.clone()),
+            webhooks: webhooks::WebhookService::new(store.clone(), settings.clone(), orders.clone()),
             customers,
             logs: logs::LogService::new(store.clone()),
             catalog,

@@ -74,6 +74,9 @@ impl DeliveryWorker {
             if due.is_empty() {
                 return Ok(attempted);
             }
+            // What was read may be applied but not yet durable: never email about a change
+            // a crash could still take back.
+            self.store.barrier().await?;
             for key in due {
                 self.attempt(&key).await?;
                 attempted += 1;

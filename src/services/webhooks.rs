@@ -10,7 +10,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::customers::CustomerService;
 use super::orders::OrderService;
 use crate::config::Settings;
 use crate::domain::ids::OrderId;
@@ -95,20 +94,14 @@ pub struct WebhookService {
     store: Store,
     settings: Arc<Settings>,
     orders: OrderService,
-    customers: CustomerService,
 }
 
 /// The answer: status code and `{"status": ...}`.
 pub type Outcome = (u16, &'static str);
 
 impl WebhookService {
-    pub fn new(
-        store: Store,
-        settings: Arc<Settings>,
-        orders: OrderService,
-        customers: CustomerService,
-    ) -> WebhookService {
-        WebhookService { store, settings, orders, customers }
+    pub fn new(store: Store, settings: Arc<Settings>, orders: OrderService) -> WebhookService {
+        WebhookService { store, settings, orders }
     }
 
     pub fn secret(&self, source: Source) -> &str {
@@ -194,21 +187,10 @@ impl WebhookService {
             return self.needs_review(record, &alert, None).await;
         };
         let order = self.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
-        let email = match self.customers.get(order.customer_id)? {
-            Some(c) => vec![Notification::queued(
-                "order_delivered",
-                &c.email,
-                format!("Your order {order_id} was delivered"),
-                json!({ "order_id": order_id, "tracking_number": tracking }),
-            )],
-            None => {
-                tracing::error!(%order_id, "customer email not found; delivery email skipped");
-                Vec::new()
-            }
-        };
         let cmd = OrderCommand::Deliver { event_id: record.event_id.clone() };
         let processed = WebhookEvent { status: "processed".into(), order_id: Some(order_id.0), ..record.clone() };
-        match self.orders.execute_with(order_id, cmd, "webhook:carrier", email, Some(processed)).await {
+        // The delivery email follows from OrderDelivered (the notification handler).
+        match self.orders.execute_with(order_id, cmd, "webhook:carrier", Vec::new(), Some(processed)).await {
             Ok((_, true)) => {
                 tracing::info!(%order_id, "order delivered");
                 Ok((200, "processed"))

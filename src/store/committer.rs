@@ -42,6 +42,7 @@ pub(crate) struct Committer {
     data_file: File,
     durable: bool,
     outbox_signal: Arc<tokio::sync::Notify>,
+    events_signal: Arc<tokio::sync::Notify>,
     next_event_seq: u64,
     next_audit_seq: u64,
 }
@@ -55,6 +56,7 @@ impl Committer {
         data_file: File,
         durable: bool,
         outbox_signal: Arc<tokio::sync::Notify>,
+        events_signal: Arc<tokio::sync::Notify>,
     ) -> Result<Committer, StoreError> {
         let next = |t: Table| -> Result<u64, StoreError> {
             Ok(match trees[t as usize].last()? {
@@ -70,6 +72,7 @@ impl Committer {
             data_file,
             durable,
             outbox_signal,
+            events_signal,
         })
     }
 
@@ -103,6 +106,7 @@ impl Committer {
         metrics::COMMIT_GROUP_SIZE.observe(group.len() as f64);
         metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
         let wakes_outbox = group.iter().any(|j| !j.ws.notifications.is_empty());
+        let wakes_consumers = group.iter().any(|j| !j.ws.events.is_empty());
         match applied {
             Ok(outcomes) => {
                 for (job, outcome) in group.into_iter().zip(outcomes) {
@@ -111,6 +115,9 @@ impl Committer {
                 }
                 if wakes_outbox {
                     self.outbox_signal.notify_one();
+                }
+                if wakes_consumers {
+                    self.events_signal.notify_one();
                 }
             }
             Err(e) => {

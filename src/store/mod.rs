@@ -51,6 +51,8 @@ struct Inner {
     committer: Mutex<Option<JoinHandle<()>>>,
     /// Woken after every commit that queued a notification, so delivery starts at once.
     pub(crate) outbox_signal: Arc<tokio::sync::Notify>,
+    /// Woken after every commit that appended domain events (event-log consumers).
+    pub(crate) events_signal: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -60,6 +62,7 @@ impl Store {
         let trees = Table::ALL.iter().map(|t| db.open_tree(t.name())).collect::<Result<Vec<_>, _>>()?;
         let data_file = std::fs::File::open(settings.path.join("db"))?;
         let outbox_signal = Arc::new(tokio::sync::Notify::new());
+        let events_signal = Arc::new(tokio::sync::Notify::new());
         let (tx, rx) = mpsc::channel();
         let worker = committer::Committer::new(
             db.clone(),
@@ -67,6 +70,7 @@ impl Store {
             data_file,
             settings.durability == Durability::Durable,
             outbox_signal.clone(),
+            events_signal.clone(),
         )?;
         let handle = std::thread::Builder::new().name("store-committer".into()).spawn(move || worker.run(rx))?;
         Ok(Store {
@@ -76,6 +80,7 @@ impl Store {
                 submit: Mutex::new(Some(tx)),
                 committer: Mutex::new(Some(handle)),
                 outbox_signal,
+                events_signal,
             }),
         })
     }
@@ -165,6 +170,10 @@ impl Store {
 
     pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
         self.inner.outbox_signal.clone()
+    }
+
+    pub fn events_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.events_signal.clone()
     }
 
     /// Stops accepting write sets, lets the committer drain what is queued, and flushes.

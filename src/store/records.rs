@@ -172,3 +172,7 @@ impl Record for uuid::Uuid {
 impl Record for u32 {
     const VERSION: u8 = 1;
 }
+/// Event-log cursors.
+impl Record for u64 {
+    const VERSION: u8 = 1;
+}

@@ -52,10 +52,12 @@ pub enum Table {
     WebhookEvents,
     /// expiry (ms, BE) ++ order id -> () ; unpaid orders' persisted expiry timers
     OrderExpiry,
+    /// consumer name -> last event seq it handled (durable cursors over the event log)
+    Cursors,
 }
 
 impl Table {
-    pub const ALL: [Table; 24] = [
+    pub const ALL: [Table; 25] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -80,6 +82,7 @@ impl Table {
         Table::OrdersByTracking,
         Table::WebhookEvents,
         Table::OrderExpiry,
+        Table::Cursors,
     ];
 
     pub fn name(self) -> &'static str {
@@ -108,6 +111,7 @@ impl Table {
             Table::OrdersByTracking => "orders_by_tracking",
             Table::WebhookEvents => "webhook_events",
             Table::OrderExpiry => "order_expiry",
+            Table::Cursors => "cursors",
         }
     }
 }

@@ -204,3 +204,31 @@ async fn delivery_webhooks_deliver_shipped_orders_once_and_ignore_the_rest() {
     assert_eq!((status, body), (202, json!({ "status": "needs_review" })));
     assert_eq!(app.events("OrderDelivered").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_restart_between_shipping_and_the_email_still_sends_it_once() {
+    // Deliveries fail for a while, so the email is still owed when the server stops.
+    let mut app = spawn_app_with(|s| {
+        s.notifications.fail_first_attempts = 1;
+        s.notifications.initial_backoff_ms = 400;
+    })
+    .await;
+    let (c, _, order) = app.pending_order(1).await;
+    let id = order["order_id"].as_str().unwrap();
+    app.capture("cap-r", &auth(&order), &total(&order)).await;
+    assert_eq!(app.ship(FULFILLMENT, id, "TRK-R").await.0, 200);
+    app.restart().await;
+    app.eventually("shipping email sent after the restart", || async {
+        app.notifications("order_shipped").await.iter().any(|n| n["status"] == "SENT")
+    })
+    .await;
+    let emails = app.notifications("order_shipped").await;
+    assert_eq!(emails.len(), 1, "one email per shipment: {emails:?}");
+    assert_eq!(
+        (emails[0]["to"].as_str(), emails[0]["payload"]["tracking_number"].as_str()),
+        (Some(c.email.as_str()), Some("TRK-R"))
+    );
+    app.restart().await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(app.notifications("order_shipped").await.len(), 1);
+}

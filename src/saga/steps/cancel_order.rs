@@ -10,7 +10,6 @@ use crate::domain::order::{OrderCommand, OrderStatus, PaymentStatus, RefundStatu
 use crate::error::AppError;
 use crate::gateways::payment::GatewayError;
 use crate::saga::machine::Failure;
-use crate::store::{Notification, StoreError, Table, WriteSet};
 
 fn order_id(ctx: &StepContext) -> Result<OrderId, Failure> {
     field::<uuid::Uuid>(&ctx.input, "order_id").map(OrderId)
@@ -93,29 +92,5 @@ pub async fn refund_payment(ctx: StepContext) -> Result<Value, Failure> {
             Err(f)
         }
         None => Ok(json!({ "refund": status.as_str() })),
-    }
-}
-
-/// Queues the cancellation email once per saga (a marker key makes a re-run a no-op).
-pub async fn notify_cancellation(ctx: StepContext) -> Result<Value, Failure> {
-    let id = order_id(&ctx)?;
-    let customer_id = CustomerId(field(&ctx.data, "customer_id")?);
-    let Some(customer) = ctx.deps.customers.get(customer_id).map_err(classify)? else {
-        tracing::error!(order_id = %id, %customer_id, "customer email not found; cancellation email skipped");
-        return Ok(json!({ "notified": false }));
-    };
-    let mut marker = b"notify:".to_vec();
-    marker.extend_from_slice(ctx.saga_id.as_bytes());
-    let ws = WriteSet::new().put_if_absent(Table::Idempotency, marker, &ctx.saga_id.0, "notification").notify(
-        Notification::queued(
-            "order_cancelled",
-            &customer.email,
-            format!("Your order {id} is cancelled"),
-            json!({ "order_id": id, "customer_id": customer_id, "reason": ctx.input.get("reason") }),
-        ),
-    );
-    match ctx.deps.store.commit(ws).await {
-        Ok(_) | Err(StoreError::Conflict(_)) => Ok(json!({ "notified": true })),
-        Err(e) => Err(classify(e.into())),
     }
 }

@@ -96,13 +96,11 @@ pub fn handlers() -> HashMap<&'static str, Arc<dyn StepHandler>> {
     h.insert("validate_cancellation", Arc::new(cancel_order::validate_cancellation));
     h.insert("cancel_order", Arc::new(cancel_order::cancel_order));
     h.insert("refund_payment", Arc::new(cancel_order::refund_payment));
-    h.insert("notify_cancellation", Arc::new(cancel_order::notify_cancellation));
     h.insert("validate_shipment", Arc::new(ship_order::validate_shipment));
     h.insert("claim_tracking_number", Arc::new(ship_order::claim_tracking_number));
     h.insert("release_tracking_number", Arc::new(ship_order::release_tracking_number));
     h.insert("mark_shipped", Arc::new(ship_order::mark_shipped));
     h.insert("deduct_inventory", Arc::new(ship_order::deduct_inventory));
-    h.insert("notify_shipment", Arc::new(ship_order::notify_shipment));
     h
 }
 

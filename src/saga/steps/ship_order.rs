@@ -10,7 +10,7 @@ use crate::domain::inventory::InventoryCommand;
 use crate::domain::order::{OrderCommand, OrderLine, OrderStatus};
 use crate::error::AppError;
 use crate::saga::machine::Failure;
-use crate::store::{Notification, StoreError, Table, WriteSet};
+use crate::store::{StoreError, Table, WriteSet};
 
 fn order_id(ctx: &StepContext) -> Result<OrderId, Failure> {
     field::<uuid::Uuid>(&ctx.input, "order_id").map(OrderId)
@@ -82,30 +82,4 @@ pub async fn deduct_inventory(ctx: StepContext) -> Result<Value, Failure> {
         ctx.deps.inventory.execute_item(key, InventoryCommand::Deduct { owner }, &ctx.by()).await.map_err(classify)?;
     }
     Ok(json!({}))
-}
-
-/// SEQ-NOTIF-001: the shipping email with the tracking number, once per shipment. A
-/// customer whose email cannot be found is logged and skipped; the order stays shipped.
-pub async fn notify_shipment(ctx: StepContext) -> Result<Value, Failure> {
-    let id = order_id(&ctx)?;
-    let customer_id = crate::domain::ids::CustomerId(field(&ctx.data, "customer_id")?);
-    let Some(customer) = ctx.deps.customers.get(customer_id).map_err(classify)? else {
-        tracing::error!(order_id = %id, %customer_id, "customer email not found; shipping email skipped");
-        return Ok(json!({ "notified": false }));
-    };
-    let number = tracking(&ctx)?;
-    let mut marker = b"notify:".to_vec();
-    marker.extend_from_slice(ctx.saga_id.as_bytes());
-    let ws = WriteSet::new().put_if_absent(Table::Idempotency, marker, &ctx.saga_id.0, "notification").notify(
-        Notification::queued(
-            "order_shipped",
-            &customer.email,
-            format!("Your order {id} has shipped: tracking number {number}"),
-            json!({ "order_id": id, "tracking_number": number, "carrier": ctx.input.get("carrier") }),
-        ),
-    );
-    match ctx.deps.store.commit(ws).await {
-        Ok(_) | Err(StoreError::Conflict(_)) => Ok(json!({ "notified": true })),
-        Err(e) => Err(classify(e.into())),
-    }
 }

@@ -1,0 +1,115 @@
+//! The NotificationHandler (SEQ-NOTIF-001): consumes the domain event log from a durable
+//! cursor and turns events into queued notifications: `OrderShipped` -> the shipping email
+//! with its tracking number, `OrderDelivered`, `OrderCancelled` -> the customer's emails,
+//! `OutOfStock` -> the admin alert. A batch's notifications and the cursor's new position
+//! are one write, so every event yields its notifications exactly once, across crashes
+//! too. A customer whose email cannot be found is logged and skipped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use super::customers::CustomerService;
+use crate::config::Settings;
+use crate::domain::ids::CustomerId;
+use crate::error::AppError;
+use crate::store::{EventRecord, Notification, Store, Table, WriteSet};
+
+const CURSOR: &[u8] = b"notification_handler";
+const BATCH: usize = 256;
+
+pub struct NotificationHandler {
+    store: Store,
+    customers: CustomerService,
+    settings: Arc<Settings>,
+    poll: Duration,
+}
+
+impl NotificationHandler {
+    pub fn new(store: Store, customers: CustomerService, settings: Arc<Settings>) -> NotificationHandler {
+        let poll = Duration::from_millis(settings.notifications.poll_interval_ms.max(10));
+        NotificationHandler { store, customers, settings, poll }
+    }
+
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let signal = self.store.events_signal();
+        loop {
+            let woken = signal.notified();
+            loop {
+                match self.handle_batch().await {
+                    Ok(0) => break,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "notification handler pass failed");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    }
+
+    /// Handles the next events after the cursor; returns how many it consumed.
+    pub async fn handle_batch(&self) -> Result<usize, AppError> {
+        let cursor = self.store.get::<u64>(Table::Cursors, CURSOR)?.unwrap_or(0);
+        let events = self.store.page::<EventRecord>(Table::Events, Some(&cursor.to_be_bytes()), BATCH)?;
+        let Some(last) = events.last().map(|(_, e)| e.seq) else { return Ok(0) };
+        let mut ws = WriteSet::new();
+        for (_, event) in &events {
+            if let Some(n) = self.notification_for(event)? {
+                ws = ws.notify(n);
+            }
+        }
+        self.store.commit(ws.put(Table::Cursors, CURSOR.to_vec(), &last)).await?;
+        Ok(events.len())
+    }
+
+    fn notification_for(&self, event: &EventRecord) -> Result<Option<Notification>, AppError> {
+        let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+        let order = &data["order_id"];
+        let (kind, subject, payload) = match event.event_type.as_str() {
+            "OrderShipped" => (
+                "order_shipped",
+                format!("Your order {} has shipped: tracking number {}", str(order), str(&data["tracking_number"])),
+                json!({ "order_id": order, "tracking_number": data["tracking_number"], "carrier": data["carrier"] }),
+            ),
+            "OrderDelivered" => {
+                ("order_delivered", format!("Your order {} was delivered", str(order)), json!({ "order_id": order }))
+            }
+            "OrderCancelled" => (
+                "order_cancelled",
+                format!("Your order {} is cancelled", str(order)),
+                json!({ "order_id": order, "reason": data["reason"] }),
+            ),
+            "OutOfStock" => {
+                let to = &self.settings.notifications.admin_email;
+                let subject = format!("Out of stock: product {}", str(&data["product_id"]));
+                let payload = json!({ "product_id": data["product_id"], "variant_id": data["variant_id"], "event_seq": event.seq });
+                return Ok(Some(Notification::queued("out_of_stock_alert", to, subject, payload)));
+            }
+            _ => return Ok(None),
+        };
+        let customer = serde_json::from_value::<uuid::Uuid>(data["customer_id"].clone()).ok().map(CustomerId);
+        let email = match customer {
+            Some(id) => self.customers.get(id)?.map(|c| c.email),
+            None => None,
+        };
+        let Some(email) = email else {
+            tracing::error!(seq = event.seq, event = %event.event_type, "customer email not found; notification skipped");
+            return Ok(None);
+        };
+        let mut payload = payload;
+        payload["event_seq"] = json!(event.seq);
+        Ok(Some(Notification::queued(kind, &email, subject, payload)))
+    }
+}
+
+fn str(v: &Value) -> &str {
+    v.as_str().unwrap_or("?")
+}
