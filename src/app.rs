@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::config::Settings;
-use crate::gateways::email::{EmailTransport, FaultInjecting, LogTransport};
+use crate::gateways::email::{EmailTransport, FaultInjecting, LogTransport, SmtpTransport};
 use crate::gateways::payment::{HttpGateway, PaymentGateway, SimulatedGateway};
 use crate::services::notifications::DeliveryWorker;
 use crate::services::Shop;
@@ -131,14 +131,19 @@ fn payment_gateway(settings: &Settings) -> anyhow::Result<Arc<dyn PaymentGateway
 }
 
 fn transport(settings: &Settings) -> anyhow::Result<Arc<dyn EmailTransport>> {
-    let base = match settings.notifications.transport.as_str() {
-        "log" => LogTransport { from: settings.notifications.from.clone() },
-        other => anyhow::bail!("notifications.transport = {other:?} is not available in this build"),
-    };
-    Ok(match settings.notifications.fail_first_attempts {
-        0 => Arc::new(base),
-        n => Arc::new(FaultInjecting { inner: base, fail_first_attempts: n }),
+    let n = settings.notifications.fail_first_attempts;
+    Ok(match settings.notifications.transport.as_str() {
+        "log" => with_faults(LogTransport { from: settings.notifications.from.clone() }, n),
+        "smtp" => with_faults(SmtpTransport::new(&settings.notifications).map_err(anyhow::Error::msg)?, n),
+        other => anyhow::bail!("notifications.transport = {other:?}: expected \"log\" or \"smtp\""),
     })
+}
+
+fn with_faults<T: EmailTransport + 'static>(transport: T, fail_first_attempts: u32) -> Arc<dyn EmailTransport> {
+    match fail_first_attempts {
+        0 => Arc::new(transport),
+        n => Arc::new(FaultInjecting { inner: transport, fail_first_attempts: n }),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -48,3 +48,62 @@ impl<T: EmailTransport> EmailTransport for FaultInjecting<T> {
         self.inner.send(n)
     }
 }
+
+/// Real mail over SMTP (lettre), plain, STARTTLS or implicit TLS, with optional credentials.
+pub struct SmtpTransport {
+    mailer: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+impl SmtpTransport {
+    pub fn new(settings: &crate::config::NotificationSettings) -> Result<SmtpTransport, String> {
+        use crate::config::SmtpTls;
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::{AsyncSmtpTransport, Tokio1Executor};
+        let smtp = &settings.smtp;
+        let builder = match smtp.tls {
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
+            SmtpTls::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(|e| format!("smtp: {e}"))?
+            }
+            SmtpTls::Tls => {
+                AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host).map_err(|e| format!("smtp: {e}"))?
+            }
+        };
+        let mut builder = builder.port(smtp.port).timeout(Some(std::time::Duration::from_millis(smtp.timeout_ms)));
+        if !smtp.username.is_empty() {
+            builder = builder.credentials(Credentials::new(smtp.username.clone(), smtp.password.clone()));
+        }
+        let from = settings.from.parse().map_err(|e| format!("notifications.from: {e}"))?;
+        Ok(SmtpTransport { mailer: builder.build(), from })
+    }
+}
+
+/// The email text: the subject, then the payload's fields one per line.
+pub fn body_text(n: &Notification) -> String {
+    let mut text = format!("{}\n\n", n.subject);
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(&n.payload) {
+        for (k, v) in fields {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            text.push_str(&format!("{}: {v}\n", k.replace('_', " ")));
+        }
+    }
+    text
+}
+
+impl EmailTransport for SmtpTransport {
+    fn send<'a>(&'a self, n: &'a Notification) -> SendResult<'a> {
+        use lettre::AsyncTransport;
+        Box::pin(async move {
+            let to = n.to.parse().map_err(|e| format!("recipient {}: {e}", n.to))?;
+            let message = lettre::Message::builder()
+                .from(self.from.clone())
+                .to(to)
+                .subject(n.subject.clone())
+                .header(lettre::message::header::ContentType::TEXT_PLAIN)
+                .body(body_text(n))
+                .map_err(|e| format!("message: {e}"))?;
+            self.mailer.send(message).await.map(drop).map_err(|e| format!("smtp: {e}"))
+        })
+    }
+}

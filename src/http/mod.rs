@@ -84,7 +84,12 @@ where
             } else {
                 tracing::debug!(code = e.stable_code(), "request refused");
             }
-            response::error(&e)
+            let mut response = response::error(&e);
+            if matches!(e, AppError::PayloadTooLarge { .. }) {
+                // The rest of the body was not read: this connection cannot carry another request.
+                response.headers_mut().insert("connection", warp::http::HeaderValue::from_static("close"));
+            }
+            response
         }
     };
     let status = response.status().as_u16();
@@ -97,7 +102,11 @@ where
     response
 }
 
-/// The body, refused with 413 as soon as it passes `limit` (declared or streamed).
+/// A refused body is still read (and dropped) up to this much, so that a client that is
+/// still sending gets to read the 413 instead of a reset connection.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// The body, refused with 413 once it passes `limit` (declared or streamed).
 async fn read_body<S, B>(body: S, headers: &HeaderMap, limit: usize) -> Result<Bytes, AppError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
@@ -107,23 +116,32 @@ where
         .get(warp::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    let mut too_large = declared.is_some_and(|n| n > limit as u64);
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
         return Err(AppError::PayloadTooLarge { limit });
     }
     let mut body = std::pin::pin!(body);
     let mut out = Vec::new();
+    let mut seen = 0usize;
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk
             .map_err(|e| AppError::InvalidRequest { message: format!("could not read body: {e}"), field: None })?;
-        if out.len() + chunk.remaining() > limit {
-            return Err(AppError::PayloadTooLarge { limit });
+        seen += chunk.remaining();
+        too_large |= seen > limit;
+        if seen > DRAIN_LIMIT {
+            break;
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
-            out.extend_from_slice(part);
+            if !too_large {
+                out.extend_from_slice(part);
+            }
             let n = part.len();
             chunk.advance(n);
         }
+    }
+    if too_large {
+        return Err(AppError::PayloadTooLarge { limit });
     }
     Ok(Bytes::from(out))
 }

@@ -17,3 +17,4 @@ mod inventory;
 mod lifecycle;
 mod orders;
 mod sagas;
+mod smtp;
