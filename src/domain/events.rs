@@ -130,6 +130,14 @@ pub enum DomainEvent {
         customer_id: CustomerId,
         event_id: String,
     },
+    /// A webhook that could not be applied and waits for an operator.
+    WebhookNeedsReview {
+        source: String,
+        event_id: String,
+        event_type: String,
+        reason: String,
+        order_id: Option<OrderId>,
+    },
 }
 
 impl DomainEvent {

@@ -1,7 +1,7 @@
 //! The NotificationHandler (SEQ-NOTIF-001): consumes the domain event log from a durable
 //! cursor and turns events into queued notifications: `OrderShipped` -> the shipping email
 //! with its tracking number, `OrderDelivered`, `OrderCancelled` -> the customer's emails,
-//! `OutOfStock` -> the admin alert. A batch's notifications and the cursor's new position
+//! `OutOfStock` and `WebhookNeedsReview` -> the admin's alerts. A batch's notifications and the cursor's new position
 //! are one write, so every event yields its notifications exactly once, across crashes
 //! too. A customer whose email cannot be found is logged and skipped.
 
@@ -87,6 +87,14 @@ impl NotificationHandler {
                 format!("Your order {} is cancelled", str(order)),
                 json!({ "order_id": order, "reason": data["reason"] }),
             ),
+            "WebhookNeedsReview" => {
+                let to = &self.settings.notifications.admin_email;
+                let subject = format!("Webhook {} needs review", str(&data["event_id"]));
+                let mut payload = data.clone();
+                payload["type"] = data["event_type"].clone();
+                payload["event_seq"] = json!(event.seq);
+                return Ok(Some(Notification::queued("needs_review_alert", to, subject, payload)));
+            }
             "OutOfStock" => {
                 let to = &self.settings.notifications.admin_email;
                 let subject = format!("Out of stock: product {}", str(&data["product_id"]));

@@ -7,17 +7,18 @@ use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::Sha256;
 
 use super::orders::OrderService;
 use crate::config::Settings;
+use crate::domain::events::DomainEvent;
 use crate::domain::ids::OrderId;
 use crate::domain::money::Money;
 use crate::domain::order::OrderCommand;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{Notification, Store, StoreError, Table, WebhookEvent, WriteSet};
+use crate::store::{Store, StoreError, Table, WebhookEvent, WriteSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -205,19 +206,21 @@ impl WebhookService {
         }
     }
 
-    /// Kept for an operator: recorded, admin alerted, nothing applied.
+    /// Kept for an operator: recorded with a `WebhookNeedsReview` event (the notification
+    /// handler alerts the admin from it), nothing applied.
     async fn needs_review(
         &self,
         record: WebhookEvent,
         reason: &str,
         order: Option<OrderId>,
     ) -> Result<Outcome, AppError> {
-        let alert = Notification::queued(
-            "needs_review_alert",
-            &self.settings.notifications.admin_email,
-            format!("Webhook {} needs review", record.event_id),
-            json!({ "source": record.source, "event_id": record.event_id, "type": record.event_type, "reason": reason, "order_id": order }),
-        );
+        let alert = DomainEvent::WebhookNeedsReview {
+            source: record.source.clone(),
+            event_id: record.event_id.clone(),
+            event_type: record.event_type.clone(),
+            reason: reason.to_string(),
+            order_id: order,
+        };
         let record = WebhookEvent {
             status: "needs_review".into(),
             detail: reason.into(),
@@ -243,11 +246,11 @@ impl WebhookService {
     }
 
     /// Records the event once; false if it was already recorded (a duplicate).
-    async fn commit_record(&self, record: WebhookEvent, alert: Option<Notification>) -> Result<bool, AppError> {
+    async fn commit_record(&self, record: WebhookEvent, alert: Option<DomainEvent>) -> Result<bool, AppError> {
         let key = WebhookEvent::key(&record.source, &record.event_id);
         let mut ws = WriteSet::new().put_if_absent(Table::WebhookEvents, key, &record, "webhook_event");
         if let Some(a) = alert {
-            ws = ws.notify(a);
+            ws = ws.event(&a);
         }
         match self.store.commit(ws).await {
             Ok(_) => Ok(true),
