@@ -173,3 +173,20 @@ where
         }
     });
 }
+
+/// Sends `msg` to the actor a fresh lease points at; if that activation has just stopped
+/// (a failed write made it leave), sends once more to a new one loaded from the store.
+pub async fn send_leased<A, M>(
+    lease: impl Fn() -> Result<Lease<A>, crate::error::AppError>,
+    msg: impl Fn() -> M,
+) -> Result<M::Result, crate::error::AppError>
+where
+    A: Actor<Context = Context<A>> + actix::Handler<M>,
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+{
+    match lease()?.addr.send(msg()).await {
+        Err(actix::MailboxError::Closed) => Ok(lease()?.addr.send(msg()).await?),
+        other => Ok(other?),
+    }
+}

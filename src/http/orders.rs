@@ -15,6 +15,7 @@ use super::routes::Reply;
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::order::OrderStatus;
 use crate::error::AppError;
+use crate::saga::engine::Started;
 use crate::saga::{SagaInstance, SagaState};
 use crate::services::orders::order_json;
 use crate::services::Shop;
@@ -69,6 +70,18 @@ fn wait_time(shop: &Shop) -> Duration {
     Duration::from_millis(shop.settings.checkout.sync_wait_ms)
 }
 
+/// The saga once it settled within `checkout.sync_wait_ms`, or the 202 that says to poll it.
+async fn settled(shop: &Shop, started: Started) -> Result<Result<SagaInstance, warp::reply::Response>, AppError> {
+    let saga_id = started.saga_id;
+    match started.wait(&shop.sagas, wait_time(shop)).await? {
+        Some(saga) => Ok(Ok(saga)),
+        None => {
+            let state = shop.sagas.get(saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
+            Ok(Err(accepted(saga_id, state)))
+        }
+    }
+}
+
 fn accepted(saga_id: SagaId, state: &str) -> warp::reply::Response {
     json(202, &json!({ "saga_id": saga_id, "state": state }))
 }
@@ -100,9 +113,9 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
     });
     let started = shop.sagas.start("place_order", input, Some(customer), Some(order_id), key).await?;
     let saga_id = started.saga_id;
-    let Some(saga) = started.wait(&shop.sagas, wait_time(shop)).await? else {
-        let state = shop.sagas.get(saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
-        return Ok(accepted(saga_id, state));
+    let saga = match settled(shop, started).await? {
+        Ok(saga) => saga,
+        Err(still_going) => return Ok(still_going),
     };
     match saga.state {
         SagaState::Completed | SagaState::Stuck => match placed_order(shop, customer, &saga).await? {
@@ -165,9 +178,9 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let input = json!({ "order_id": order_id, "customer_id": customer, "reason": reason });
     let started = shop.sagas.start("cancel_order", input, Some(customer), Some(order_id), key).await?;
     let saga_id = started.saga_id;
-    let Some(saga) = started.wait(&shop.sagas, wait_time(shop)).await? else {
-        let state = shop.sagas.get(saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
-        return Ok(accepted(saga_id, state));
+    let saga = match settled(shop, started).await? {
+        Ok(saga) => saga,
+        Err(still_going) => return Ok(still_going),
     };
     match saga.state {
         // STUCK here means the refund keeps failing: the order is cancelled, the refund PENDING_MANUAL.
@@ -247,9 +260,9 @@ pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
     let input = json!({ "order_id": order_id, "tracking_number": tracking, "carrier": carrier, "by": staff.name() });
     let started = shop.sagas.start("ship_order", input, Some(order.customer_id), Some(order_id), None).await?;
     let saga_id = started.saga_id;
-    let Some(saga) = started.wait(&shop.sagas, wait_time(shop)).await? else {
-        let state = shop.sagas.get(saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
-        return Ok(accepted(saga_id, state));
+    let saga = match settled(shop, started).await? {
+        Ok(saga) => saga,
+        Err(still_going) => return Ok(still_going),
     };
     match saga.state {
         // STUCK after mark_shipped: shipped; the deduction or the email is left to an operator.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use actix::{Actor, Addr, ArbiterHandle, MailboxError};
+use actix::{Actor, Addr, ArbiterHandle};
 use serde_json::{json, Value};
 
 use super::coordinator::{Drive, SagaCoordinator, Watch};
@@ -15,7 +15,7 @@ use super::definition::{self, SagaDefinition};
 use super::instance::{SagaInstance, SagaState};
 use super::machine::Input;
 use super::steps::{self, StepDeps, StepHandler};
-use crate::actors::registry::{Lease, Registry};
+use crate::actors::registry::{send_leased, Lease, Registry};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::error::AppError;
 use crate::retry::RetryPolicy;
@@ -202,10 +202,7 @@ impl SagaEngine {
         M::Result: Send,
         SagaCoordinator: actix::Handler<M>,
     {
-        match self.lease(id)?.addr.send(msg()).await {
-            Err(MailboxError::Closed) => Ok(self.lease(id)?.addr.send(msg()).await?),
-            other => Ok(other?),
-        }
+        send_leased(|| self.lease(id), msg).await
     }
 
     /// Waits up to `timeout` for the saga to settle; `None` if it is still going.

@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use actix::MailboxError;
 use serde::Serialize;
 
 use super::catalog::CatalogService;
 use super::inventory::InventoryService;
 use crate::actors::cart::{CartActor, CartRegistry, CartReply, ExecuteCart, GetCart, PeekCart};
-use crate::actors::registry::Lease;
+use crate::actors::registry::{send_leased, Lease};
 use crate::config::Settings;
 use crate::domain::cart::{Cart, CartCommand, CartLimits};
 use crate::domain::ids::{CustomerId, ItemKey, LineId, ProductId, SagaId, VariantId};
@@ -66,18 +65,11 @@ impl CartService {
     }
 
     async fn execute(&self, customer: CustomerId, cmd: CartCommand) -> Result<CartReply, AppError> {
-        let first = self.lease(customer)?.addr.send(ExecuteCart(cmd.clone())).await;
-        match first {
-            Err(MailboxError::Closed) => self.lease(customer)?.addr.send(ExecuteCart(cmd)).await?,
-            other => other?,
-        }
+        send_leased(|| self.lease(customer), || ExecuteCart(cmd.clone())).await?
     }
 
     async fn cart(&self, customer: CustomerId) -> Result<Cart, AppError> {
-        match self.lease(customer)?.addr.send(GetCart).await {
-            Err(MailboxError::Closed) => self.lease(customer)?.addr.send(GetCart).await?,
-            other => other?,
-        }
+        send_leased(|| self.lease(customer), || GetCart).await?
     }
 
     pub async fn get(&self, customer: CustomerId) -> Result<CartView, AppError> {
@@ -132,10 +124,7 @@ impl CartService {
 
     /// The cart for checkout (see [`PeekCart`] for why it need not wait).
     pub async fn snapshot(&self, customer: CustomerId) -> Result<Cart, AppError> {
-        match self.lease(customer)?.addr.send(PeekCart).await {
-            Err(MailboxError::Closed) => Ok(self.lease(customer)?.addr.send(PeekCart).await?),
-            other => Ok(other?),
-        }
+        send_leased(|| self.lease(customer), || PeekCart).await
     }
 
     /// Empties the cart for checkout `by`; once per checkout.

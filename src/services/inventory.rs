@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use actix::MailboxError;
 use serde::Serialize;
 
 use super::catalog::CatalogService;
 use crate::actors::inventory::{
     Available, ExecuteInventory, GetStock, InventoryItemActor, InventoryRegistry, StockBoard,
 };
-use crate::actors::registry::Lease;
+use crate::actors::registry::{send_leased, Lease};
 use crate::domain::ids::{ItemKey, OwnerId, ProductId, VariantId};
 use crate::domain::inventory::{InventoryCommand, StockRecord};
 use crate::domain::product::Product;
@@ -73,10 +72,7 @@ impl InventoryService {
         M::Result: Send,
         InventoryItemActor: actix::Handler<M>,
     {
-        match self.lease(key)?.addr.send(msg()).await {
-            Err(MailboxError::Closed) => Ok(self.lease(key)?.addr.send(msg()).await?),
-            other => Ok(other?),
-        }
+        send_leased(|| self.lease(key), msg).await
     }
 
     /// Available right now: from the stock board, or from the item's actor on first use.

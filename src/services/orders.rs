@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use actix::MailboxError;
 use serde_json::{json, Value};
 
 use crate::actors::order::{CreateOrder, ExecuteOrder, GetOrder, OrderActor, OrderRegistry};
-use crate::actors::registry::Lease;
+use crate::actors::registry::{send_leased, Lease};
 use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
 use crate::domain::time::Timestamp;
@@ -34,10 +33,7 @@ impl OrderService {
         M::Result: Send,
         OrderActor: actix::Handler<M>,
     {
-        match self.lease(id)?.addr.send(msg()).await {
-            Err(MailboxError::Closed) => Ok(self.lease(id)?.addr.send(msg()).await?),
-            other => Ok(other?),
-        }
+        send_leased(|| self.lease(id), msg).await
     }
 
     /// Creates the order unless it exists (idempotent).

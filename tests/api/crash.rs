@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::fake_gateway::FakeGateway;
+use crate::helpers::raw_call as call;
 use crate::helpers::*;
 
 const STOCK: u64 = 150;
@@ -30,30 +31,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-async fn call(
-    client: &reqwest::Client,
-    url: &str,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    key: Option<&str>,
-    body: Option<Value>,
-) -> Result<(u16, Value), reqwest::Error> {
-    let mut rb = client.request(method, format!("{url}{path}")).timeout(Duration::from_secs(10));
-    if let Some(t) = token {
-        rb = rb.bearer_auth(t);
-    }
-    if let Some(k) = key {
-        rb = rb.header("Idempotency-Key", k);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let resp = rb.send().await?;
-    let status = resp.status().as_u16();
-    Ok((status, resp.json().await.unwrap_or(Value::Null)))
 }
 
 async fn admin_get(client: &reqwest::Client, url: &str, path: &str) -> Value {

@@ -54,16 +54,7 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Result<(u16, Value), reqwest::Error> {
-    let mut rb = client.request(method, format!("{url}{path}"));
-    if let Some(t) = token {
-        rb = rb.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let resp = rb.send().await?;
-    let status = resp.status().as_u16();
-    Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    raw_call(client, url, method, path, token, None, body).await
 }
 
 /// Registers, logs in and returns (customer id, token) against a child server.

@@ -13,13 +13,23 @@ async fn order_status(app: &TestApp, id: &str) -> serde_json::Value {
     app.get(&format!("/admin/v1/orders/{id}"), Some(ADMIN)).await.1
 }
 
+/// The expiry's cancel saga ran to the end (released, voided).
+async fn expiry_done(app: &TestApp) {
+    app.eventually("the expiry's cancel saga completed", || async {
+        let (_, sagas) = app.get("/admin/v1/sagas?type=cancel_order&state=COMPLETED", Some(ADMIN)).await;
+        !sagas["sagas"].as_array().unwrap().is_empty()
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_unpaid_order_is_cancelled_with_payment_timeout() {
     let app = spawn_app_with(short_expiry).await;
     let (c, p, order) = app.pending_order(2).await;
     let id = order["order_id"].as_str().unwrap().to_string();
-    app.eventually("order expired", || async { order_status(&app, &id).await["status"] == "CANCELLED" }).await;
+    expiry_done(&app).await;
     let o = order_status(&app, &id).await;
+    assert_eq!(o["status"], "CANCELLED");
     assert_eq!(
         (o["cancel_reason"].as_str(), o["refund"]["status"].as_str()),
         (Some("payment_timeout"), Some("VOIDED"))
@@ -68,7 +78,10 @@ async fn captures_racing_the_expiry_never_both_apply() {
         async move { app.capture(&format!("race-{i}"), &auth, &total).await }
     }))
     .await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for o in &orders {
+        let id = o["order_id"].as_str().unwrap().to_string();
+        app.eventually("every order settled", || async { order_status(&app, &id).await["status"] != "PENDING" }).await;
+    }
     for (o, (status, _)) in orders.iter().zip(&captures) {
         let now = order_status(&app, o["order_id"].as_str().unwrap()).await;
         match now["status"].as_str().unwrap() {
@@ -93,8 +106,8 @@ async fn the_timer_survives_a_restart_and_fires_once() {
     app.stop().await;
     tokio::time::sleep(Duration::from_millis(2200)).await;
     app.restart().await;
-    app.eventually("expired after the restart", || async { order_status(&app, &id).await["status"] == "CANCELLED" })
-        .await;
+    expiry_done(&app).await;
+    assert_eq!(order_status(&app, &id).await["status"], "CANCELLED");
     assert_eq!(app.stock_of(&p).await, (10, 0));
     app.restart().await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -503,3 +503,29 @@ impl TestApp {
         (c, p, order)
     }
 }
+
+/// One request to a server that may be gone (the child-process tests): transport errors
+/// are returned, not panicked on.
+pub async fn raw_call(
+    client: &reqwest::Client,
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> Result<(u16, Value), reqwest::Error> {
+    let mut rb = client.request(method, format!("{url}{path}")).timeout(Duration::from_secs(10));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(k) = key {
+        rb = rb.header("Idempotency-Key", k);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.json().await.unwrap_or(Value::Null)))
+}
