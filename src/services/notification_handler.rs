@@ -144,3 +144,41 @@ impl NotificationHandler {
 fn str(v: &Value) -> &str {
     v.as_str().unwrap_or("?")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::events::DomainEvent;
+    use crate::domain::ids::{OrderId, ProductId, SagaId};
+
+    #[tokio::test]
+    async fn events_become_notifications_once_and_unknown_customers_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::load_layers(None, false).unwrap();
+        settings.storage.path = dir.path().into();
+        settings.auth.argon2_memory_kib = 64;
+        settings.auth.argon2_iterations = 1;
+        let settings = Arc::new(settings);
+        let store = Store::open(&settings.storage).unwrap();
+        let handler =
+            NotificationHandler::new(store.clone(), CustomerService::new(store.clone(), settings.clone()), settings);
+        let shipped_to_nobody = DomainEvent::OrderShipped {
+            order_id: OrderId::new(),
+            customer_id: CustomerId::new(),
+            tracking_number: "1Z".into(),
+            carrier: None,
+            saga_id: SagaId::new(),
+        };
+        let out_of_stock = DomainEvent::OutOfStock { product_id: ProductId::new(), variant_id: None };
+        let irrelevant = DomainEvent::CustomerEmailVerified { customer_id: CustomerId::new() };
+        store.commit(WriteSet::new().event(&shipped_to_nobody).event(&out_of_stock).event(&irrelevant)).await.unwrap();
+
+        assert_eq!(handler.handle_batch().await.unwrap(), 3);
+        assert_eq!(handler.handle_batch().await.unwrap(), 0, "consumed once");
+        let outbox = store.page::<Notification>(Table::Outbox, None, 10).unwrap();
+        let kinds: Vec<&str> = outbox.iter().map(|(_, n)| n.kind.as_str()).collect();
+        assert_eq!(kinds, ["out_of_stock_alert"], "the shipping email to an unknown customer is skipped");
+        assert_eq!(store.get::<u64>(Table::Cursors, CURSOR).unwrap(), Some(3), "stored with the alert");
+        store.close().unwrap();
+    }
+}
