@@ -189,3 +189,26 @@ async fn the_operator_cli_lists_shows_resumes_aborts_and_sets_policies() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_SAGA_STATE"));
 }
+
+#[tokio::test]
+async fn saga_listing_paginates_oldest_first() {
+    let app = spawn_app().await;
+    let c = app.verified_customer().await;
+    for _ in 0..3 {
+        // Empty cart: each attempt is a short FAILED saga.
+        assert_eq!(app.place_order(&c.token, "tok_visa").await.0, 422);
+    }
+    let (_, first) = app.get("/admin/v1/sagas?limit=2", Some(ADMIN)).await;
+    let page1: Vec<String> =
+        first["sagas"].as_array().unwrap().iter().map(|s| s["saga_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(page1.len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app.get(&format!("/admin/v1/sagas?limit=2&cursor={cursor}"), Some(ADMIN)).await;
+    let page2 = second["sagas"].as_array().unwrap();
+    assert_eq!(page2.len(), 1);
+    assert!(!page1.contains(&page2[0]["saga_id"].as_str().unwrap().to_string()));
+    assert!(second["next_cursor"].is_null());
+    assert!(page1[0] < page1[1], "time-ordered ids, oldest first");
+    assert_eq!(app.get("/admin/v1/sagas?limit=0", Some(ADMIN)).await.0, 400);
+    assert_eq!(app.get("/admin/v1/sagas?cursor=nope", Some(ADMIN)).await.0, 400);
+}
