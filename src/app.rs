@@ -167,7 +167,3 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
 }
-
-pub fn wait_duration(ms: u64) -> Duration {
-    Duration::from_millis(ms)
-}

@@ -92,8 +92,6 @@ pub enum AppError {
     InvalidSignature,
     #[error("unknown event type {0}")]
     UnknownEventType(String),
-    #[error("the Idempotency-Key was used for a different request")]
-    IdempotencyKeyReused,
     /// An error recorded earlier (a failed saga) answered again exactly as it was.
     #[error("{}", .0.message)]
     Recorded(ErrorRecord),
@@ -129,8 +127,7 @@ impl AppError {
             | TrackingNumberInUse(_)
             | InvalidStatusTransition(_)
             | CancellationNotAllowed(_)
-            | InvalidSagaState(_)
-            | IdempotencyKeyReused => 409,
+            | InvalidSagaState(_) => 409,
             PayloadTooLarge { .. } => 413,
             InvalidEmail(_)
             | WeakPassword { .. }
@@ -190,7 +187,6 @@ impl AppError {
             SagaNotFound => "SAGA_NOT_FOUND",
             InvalidSagaState(_) => "INVALID_SAGA_STATE",
             InvalidRetryPolicy(_) => "INVALID_RETRY_POLICY",
-            IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             AmountMismatch(_) => "AMOUNT_MISMATCH",
             TrackingNumberInUse(_) => "TRACKING_NUMBER_IN_USE",
             InvalidSignature => "INVALID_SIGNATURE",

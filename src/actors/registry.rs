@@ -127,14 +127,6 @@ where
     pub fn active(&self) -> usize {
         self.shards.iter().map(|s| s.lock().map_or(0, |m| m.len())).sum()
     }
-
-    /// Every live actor address (for a graceful shutdown that drains mailboxes).
-    pub fn addresses(&self) -> Vec<Addr<A>> {
-        self.shards
-            .iter()
-            .flat_map(|s| s.lock().map(|m| m.values().map(|e| e.addr.clone()).collect::<Vec<_>>()).unwrap_or_default())
-            .collect()
-    }
 }
 
 /// Sent by the sweeper to an actor it just passivated.

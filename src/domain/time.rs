@@ -20,15 +20,6 @@ impl Timestamp {
     }
 }
 
-impl Serialize for TimestampJson {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0.rfc3339())
-    }
-}
-
-/// Wrapper used in API responses so timestamps render as RFC 3339.
-pub struct TimestampJson(pub Timestamp);
-
 #[cfg(test)]
 mod tests {
     use super::*;

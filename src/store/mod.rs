@@ -111,10 +111,6 @@ impl Store {
         }
     }
 
-    pub fn get_raw(&self, table: Table, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.tree(table).get(key)?)
-    }
-
     pub fn contains(&self, table: Table, key: &[u8]) -> Result<bool, StoreError> {
         Ok(self.tree(table).contains_key(key)?)
     }
@@ -158,14 +154,6 @@ impl Store {
     /// Keys in `[from, to)`, in order, up to `limit` (used for time-ordered indexes).
     pub fn keys_between(&self, table: Table, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         self.tree(table).range(from..to).take(limit).map(|kv| Ok(kv?.0.to_vec())).collect()
-    }
-
-    pub fn len(&self, table: Table) -> usize {
-        self.tree(table).len()
-    }
-
-    pub fn is_empty(&self, table: Table) -> bool {
-        self.tree(table).is_empty()
     }
 
     pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
