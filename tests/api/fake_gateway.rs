@@ -80,6 +80,7 @@ async fn handle(ledger: Arc<Mutex<Ledger>>, path: String, key: String, body: Val
                 "tok_503" => return reply(503, json!({})),
                 "tok_503_twice" if n <= 2 => return reply(503, json!({})),
                 "tok_hang_once" if n == 1 => tokio::time::sleep(Duration::from_millis(1500)).await,
+                "tok_slow" => tokio::time::sleep(Duration::from_millis(1200)).await,
                 "tok_bad_request" => return reply(400, json!({ "reason": "malformed" })),
                 _ => {}
             }
