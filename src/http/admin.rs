@@ -76,6 +76,14 @@ pub async fn audit(shop: &Shop, req: &Request) -> Reply {
     Ok(json(200, &shop.logs.audit(entity_type, entity_id, req.limit(100, MAX_PAGE)?)?))
 }
 
+/// Webhook events, oldest first: `?source=payment|carrier&status=processed|needs_review|ignored|rejected`.
+pub async fn webhooks(shop: &Shop, req: &Request) -> Reply {
+    auth::admin(shop, req)?;
+    let source = req.query.get("source").map(String::as_str);
+    let status = req.query.get("status").map(String::as_str);
+    Ok(json(200, &shop.logs.webhooks(source, status, req.limit(100, MAX_PAGE)?)?))
+}
+
 pub async fn notifications(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let status = req.query.get("status").map(String::as_str);

@@ -103,6 +103,7 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
         (Method::GET, ["admin", "v1", "stats"]) => route!("admin.stats", admin::stats(shop, req)),
         (Method::GET, ["admin", "v1", "events"]) => route!("admin.events", admin::events(shop, req)),
         (Method::GET, ["admin", "v1", "audit"]) => route!("admin.audit", admin::audit(shop, req)),
+        (Method::GET, ["admin", "v1", "webhooks"]) => route!("admin.webhooks", admin::webhooks(shop, req)),
         (Method::GET, ["admin", "v1", "notifications"]) => {
             route!("admin.notifications", admin::notifications(shop, req))
         }
@@ -155,5 +156,6 @@ fn known_path(segments: &[&str]) -> bool {
             | ["admin", "v1", "events"]
             | ["admin", "v1", "audit"]
             | ["admin", "v1", "notifications"]
+            | ["admin", "v1", "webhooks"]
     )
 }

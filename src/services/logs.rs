@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::domain::ids::NotificationId;
 use crate::error::AppError;
-use crate::store::{AuditEntry, EventRecord, Notification, Store, Table};
+use crate::store::{AuditEntry, EventRecord, Notification, Store, Table, WebhookEvent};
 
 pub const MAX_PAGE: usize = 1000;
 
@@ -77,6 +77,35 @@ impl LogService {
             })
             .collect();
         Ok(json!({ "entries": entries }))
+    }
+
+    /// Webhook events as received, with what became of them; by source and status.
+    pub fn webhooks(&self, source: Option<&str>, status: Option<&str>, limit: usize) -> Result<Value, AppError> {
+        let mut rows: Vec<WebhookEvent> = self
+            .store
+            .page::<WebhookEvent>(Table::WebhookEvents, None, usize::MAX)?
+            .into_iter()
+            .map(|(_, w)| w)
+            .filter(|w| source.is_none_or(|s| w.source == s) && status.is_none_or(|s| w.status == s))
+            .collect();
+        rows.sort_by_key(|w| w.received_at);
+        let events: Vec<Value> = rows
+            .iter()
+            .take(limit)
+            .map(|w| {
+                json!({
+                    "source": w.source,
+                    "event_id": w.event_id,
+                    "type": w.event_type,
+                    "status": w.status,
+                    "detail": w.detail,
+                    "order_id": w.order_id,
+                    "received_at": w.received_at.rfc3339(),
+                    "body": serde_json::from_str::<Value>(&w.body).unwrap_or(Value::Null),
+                })
+            })
+            .collect();
+        Ok(json!({ "webhooks": events }))
     }
 
     /// Notifications, oldest first, filtered by status and kind.

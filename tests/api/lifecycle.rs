@@ -65,6 +65,15 @@ async fn captures_that_cannot_be_applied_are_kept_for_review() {
     let alerts = app.notifications("needs_review_alert").await;
     assert!(alerts.iter().all(|a| a["to"] == "ops@cartwright.local"));
     assert!(alerts.iter().any(|a| a["payload"]["reason"].as_str().unwrap().contains("order total")));
+    // Kept for an operator, with the reason and the body as received.
+    let (status, kept) = app.get("/admin/v1/webhooks?source=payment&status=needs_review", Some(ADMIN)).await;
+    assert_eq!(status, 200);
+    let kept = kept["webhooks"].as_array().unwrap();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[0]["event_id"], "evt_unknown");
+    assert!(kept[0]["detail"].as_str().unwrap().contains("auth_nobody_has"));
+    assert_eq!(kept[1]["body"]["data"]["amount"], "0.01");
+    assert_eq!(app.get("/admin/v1/webhooks", Some(FULFILLMENT)).await.0, 403);
     // Kept: a redelivery is a duplicate, not a second alert.
     assert_eq!(app.capture("evt_unknown", "auth_nobody_has", "10.00").await.1["status"], "duplicate");
     assert_eq!(app.notifications("needs_review_alert").await.len(), 2);
