@@ -190,33 +190,73 @@ impl Order {
 }
 
 impl Order {
+    /// A new PENDING order with an authorized payment, placed by saga `saga_id`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn placed(
+        order_id: OrderId,
+        customer_id: CustomerId,
+        items: Vec<OrderLine>,
+        (subtotal, shipping_cost, total): (Money, Money, Money),
+        shipping_address: ShippingAddress,
+        authorization_id: String,
+        saga_id: SagaId,
+        at: Timestamp,
+    ) -> Order {
+        Order {
+            order_id,
+            customer_id,
+            status: OrderStatus::Pending,
+            items,
+            subtotal,
+            shipping_cost,
+            total,
+            shipping_address,
+            authorization_id,
+            payment_status: PaymentStatus::Authorized,
+            refund_status: None,
+            tracking_number: None,
+            carrier: None,
+            saga_id,
+            cancel_reason: None,
+            cancelled_by: None,
+            confirmed_by_event: None,
+            shipped_by: None,
+            delivered_by_event: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// Whether the order may be cancelled: before shipment only, and only while PENDING
+    /// when the engine expires an unpaid order (a capture that got there first wins).
+    pub fn cancellable(&self, only_if_pending: bool) -> Result<(), OrderError> {
+        match self.status {
+            OrderStatus::Shipped | OrderStatus::Delivered => {
+                Err(OrderError::CancellationNotAllowed(self.status.as_str()))
+            }
+            OrderStatus::Confirmed if only_if_pending => Err(OrderError::InvalidStatusTransition {
+                from: self.status.as_str(),
+                to: OrderStatus::Cancelled.as_str(),
+            }),
+            OrderStatus::Pending | OrderStatus::Confirmed | OrderStatus::Cancelled => {
+                self.transition(OrderStatus::Cancelled)
+            }
+        }
+    }
+
     pub fn handle(&self, cmd: &OrderCommand) -> Result<Vec<DomainEvent>, OrderError> {
         match cmd {
             OrderCommand::Cancel { by, reason, only_if_pending } => {
                 if self.cancelled_by == Some(*by) {
                     return Ok(Vec::new());
                 }
-                if *only_if_pending && self.status != OrderStatus::Pending {
-                    return Err(OrderError::InvalidStatusTransition {
-                        from: self.status.as_str(),
-                        to: OrderStatus::Cancelled.as_str(),
-                    });
-                }
-                match self.status {
-                    OrderStatus::Shipped | OrderStatus::Delivered => {
-                        Err(OrderError::CancellationNotAllowed(self.status.as_str()))
-                    }
-                    OrderStatus::Cancelled => Err(OrderError::InvalidStatusTransition {
-                        from: self.status.as_str(),
-                        to: OrderStatus::Cancelled.as_str(),
-                    }),
-                    OrderStatus::Pending | OrderStatus::Confirmed => Ok(vec![DomainEvent::OrderCancelled {
-                        order_id: self.order_id,
-                        customer_id: self.customer_id,
-                        reason: reason.clone(),
-                        saga_id: *by,
-                    }]),
-                }
+                self.cancellable(*only_if_pending)?;
+                Ok(vec![DomainEvent::OrderCancelled {
+                    order_id: self.order_id,
+                    customer_id: self.customer_id,
+                    reason: reason.clone(),
+                    saga_id: *by,
+                }])
             }
             OrderCommand::Confirm { event_id, amount } => {
                 if self.confirmed_by_event.as_ref() == Some(event_id) {
@@ -334,36 +374,25 @@ mod tests {
     }
 
     pub fn order(status: OrderStatus) -> Order {
-        let now = Timestamp::now();
-        Order {
-            order_id: OrderId::new(),
-            customer_id: CustomerId::new(),
-            status,
-            items: vec![],
-            subtotal: Money::ZERO,
-            shipping_cost: Money::ZERO,
-            total: Money::ZERO,
-            shipping_address: ShippingAddress {
-                name: "A".into(),
-                line1: "1 Road".into(),
-                city: "Town".into(),
-                postal_code: "1".into(),
-                country: "US".into(),
-            },
-            authorization_id: "auth".into(),
-            payment_status: PaymentStatus::Authorized,
-            refund_status: None,
-            tracking_number: None,
-            carrier: None,
-            saga_id: SagaId::new(),
-            cancel_reason: None,
-            cancelled_by: None,
-            confirmed_by_event: None,
-            shipped_by: None,
-            delivered_by_event: None,
-            created_at: now,
-            updated_at: now,
-        }
+        let address = ShippingAddress {
+            name: "A".into(),
+            line1: "1 Road".into(),
+            city: "Town".into(),
+            postal_code: "1".into(),
+            country: "US".into(),
+        };
+        let zero = (Money::ZERO, Money::ZERO, Money::ZERO);
+        let placed = Order::placed(
+            OrderId::new(),
+            CustomerId::new(),
+            vec![],
+            zero,
+            address,
+            "auth".into(),
+            SagaId::new(),
+            Timestamp::now(),
+        );
+        Order { status, ..placed }
     }
 
     #[test]

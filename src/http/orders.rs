@@ -161,19 +161,7 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let key = idempotency(req, customer, &op)?;
     if key.is_none() {
         // Fast answers for the plain cases; the saga checks again under the order's actor.
-        let order = shop.orders.get_own(customer, order_id).await?;
-        match order.status {
-            OrderStatus::Shipped | OrderStatus::Delivered => {
-                return Err(AppError::CancellationNotAllowed(format!(
-                    "an order that is {} cannot be cancelled",
-                    order.status.as_str()
-                )))
-            }
-            OrderStatus::Cancelled => {
-                return Err(AppError::InvalidStatusTransition("the order is already cancelled".into()))
-            }
-            OrderStatus::Pending | OrderStatus::Confirmed => {}
-        }
+        shop.orders.get_own(customer, order_id).await?.cancellable(false)?;
     }
     let input = json!({ "order_id": order_id, "customer_id": customer, "reason": reason });
     let started = shop.sagas.start("cancel_order", input, Some(customer), Some(order_id), key).await?;

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::shared::field;
 use super::{business, classify, StepContext};
 use crate::domain::ids::{CustomerId, OrderId};
-use crate::domain::order::{OrderCommand, OrderStatus, PaymentStatus, RefundStatus};
+use crate::domain::order::{OrderCommand, PaymentStatus, RefundStatus};
 use crate::error::AppError;
 use crate::gateways::payment::GatewayError;
 use crate::saga::machine::Failure;
@@ -28,21 +28,7 @@ pub async fn validate_cancellation(ctx: StepContext) -> Result<Value, Failure> {
     let order = order
         .filter(|o| requester.is_none_or(|c| o.customer_id == CustomerId(c)))
         .ok_or_else(|| business(AppError::OrderNotFound))?;
-    match order.status {
-        OrderStatus::Shipped | OrderStatus::Delivered => {
-            return Err(business(AppError::CancellationNotAllowed(format!(
-                "an order that is {} cannot be cancelled",
-                order.status.as_str()
-            ))))
-        }
-        OrderStatus::Cancelled => {
-            return Err(business(AppError::InvalidStatusTransition("the order is already cancelled".into())))
-        }
-        OrderStatus::Confirmed if only_if_pending(&ctx) => {
-            return Err(business(AppError::InvalidStatusTransition("the order was paid in time".into())))
-        }
-        OrderStatus::Pending | OrderStatus::Confirmed => {}
-    }
+    order.cancellable(only_if_pending(&ctx)).map_err(|e| business(e.into()))?;
     Ok(json!({
         "reservation_owner": order.saga_id,
         "lines": order.items,

@@ -8,7 +8,7 @@ use super::{business, classify, gateway_failure, StepContext};
 use crate::domain::ids::{CustomerId, ItemKey, OrderId, OwnerId};
 use crate::domain::inventory::InventoryCommand;
 use crate::domain::money::Money;
-use crate::domain::order::{Order, OrderCommand, OrderLine, OrderStatus, PaymentStatus, ShippingAddress};
+use crate::domain::order::{Order, OrderCommand, OrderLine, ShippingAddress};
 use crate::domain::quantity::Quantity;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
@@ -126,29 +126,16 @@ pub async fn void_authorization(ctx: StepContext) -> Result<Value, Failure> {
 
 pub async fn create_order(ctx: StepContext) -> Result<Value, Failure> {
     let now = Timestamp::now();
-    let order = Order {
-        order_id: OrderId(field(&ctx.input, "order_id")?),
-        customer_id: customer(&ctx)?,
-        status: OrderStatus::Pending,
-        items: field(&ctx.data, "lines")?,
-        subtotal: field(&ctx.data, "subtotal")?,
-        shipping_cost: field(&ctx.data, "shipping_cost")?,
-        total: field(&ctx.data, "total")?,
-        shipping_address: field(&ctx.input, "shipping_address")?,
-        authorization_id: field(&ctx.data, "authorization_id")?,
-        payment_status: PaymentStatus::Authorized,
-        refund_status: None,
-        tracking_number: None,
-        carrier: None,
-        saga_id: ctx.saga_id,
-        cancel_reason: None,
-        cancelled_by: None,
-        confirmed_by_event: None,
-        shipped_by: None,
-        delivered_by_event: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let order = Order::placed(
+        OrderId(field(&ctx.input, "order_id")?),
+        customer(&ctx)?,
+        field(&ctx.data, "lines")?,
+        (field(&ctx.data, "subtotal")?, field(&ctx.data, "shipping_cost")?, field(&ctx.data, "total")?),
+        field(&ctx.input, "shipping_address")?,
+        field(&ctx.data, "authorization_id")?,
+        ctx.saga_id,
+        now,
+    );
     let expire_after_ms = ctx.deps.settings.orders.expire_unpaid_after_secs.saturating_mul(1000) as i64;
     let order = ctx.deps.orders.create(order, Some(now.plus_millis(expire_after_ms))).await.map_err(classify)?;
     Ok(json!({ "order_id": order.order_id }))
