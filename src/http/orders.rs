@@ -70,14 +70,31 @@ fn wait_time(shop: &Shop) -> Duration {
     Duration::from_millis(shop.settings.checkout.sync_wait_ms)
 }
 
-/// The saga once it settled within `checkout.sync_wait_ms`, or the 202 that says to poll it.
-async fn settled(shop: &Shop, started: Started) -> Result<Result<SagaInstance, warp::reply::Response>, AppError> {
+/// Answers a saga-backed request. Once the saga settled within `checkout.sync_wait_ms`:
+/// `ok_status` with its order when it COMPLETED, or is STUCK past its point of no return
+/// (placed, cancelled with the refund PENDING_MANUAL, shipped: what is left is an operator's;
+/// every write before the saga's last log write is committed, so the order is read from the
+/// store); its recorded error when it FAILED or was ABORTED. Otherwise 202 with the saga to poll.
+async fn answer(shop: &Shop, started: Started, ok_status: u16, visible_to: Option<CustomerId>) -> Reply {
     let saga_id = started.saga_id;
-    match started.wait(&shop.sagas, wait_time(shop)).await? {
-        Some(saga) => Ok(Ok(saga)),
-        None => {
-            let state = shop.sagas.get(saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
-            Ok(Err(accepted(saga_id, state)))
+    let Some(saga) = started.wait(&shop.sagas, wait_time(shop)).await? else {
+        let state = shop.sagas.get(saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
+        return Ok(accepted(saga_id, state));
+    };
+    match saga.state {
+        SagaState::Completed | SagaState::Stuck => {
+            let order = match saga.order_id {
+                Some(id) => shop.orders.get_committed(id)?,
+                None => None,
+            };
+            match order.filter(|o| visible_to.is_none_or(|c| o.customer_id == c)) {
+                Some(order) => Ok(json(ok_status, &order_json(&order))),
+                None => Ok(accepted(saga_id, saga.state.as_str())),
+            }
+        }
+        SagaState::Failed | SagaState::Aborted => Err(failure(&saga)),
+        SagaState::Running | SagaState::Retrying | SagaState::Compensating => {
+            Ok(accepted(saga_id, saga.state.as_str()))
         }
     }
 }
@@ -112,32 +129,7 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
         "payment_token": token,
     });
     let started = shop.sagas.start("place_order", input, Some(customer), Some(order_id), key).await?;
-    let saga_id = started.saga_id;
-    let saga = match settled(shop, started).await? {
-        Ok(saga) => saga,
-        Err(still_going) => return Ok(still_going),
-    };
-    match saga.state {
-        SagaState::Completed | SagaState::Stuck => match placed_order(shop, customer, &saga).await? {
-            Some(order) => Ok(json(201, &order_json(&order))),
-            None => Ok(accepted(saga_id, saga.state.as_str())),
-        },
-        SagaState::Failed | SagaState::Aborted => Err(failure(&saga)),
-        SagaState::Running | SagaState::Retrying | SagaState::Compensating => {
-            Ok(accepted(saga_id, saga.state.as_str()))
-        }
-    }
-}
-
-async fn placed_order(
-    shop: &Shop,
-    customer: CustomerId,
-    saga: &SagaInstance,
-) -> Result<Option<crate::domain::order::Order>, AppError> {
-    match saga.order_id {
-        Some(id) => Ok(shop.orders.get_committed(id)?.filter(|o| o.customer_id == customer)),
-        None => Ok(None),
-    }
+    answer(shop, started, 201, Some(customer)).await
 }
 
 fn failure(saga: &SagaInstance) -> AppError {
@@ -165,21 +157,7 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     }
     let input = json!({ "order_id": order_id, "customer_id": customer, "reason": reason });
     let started = shop.sagas.start("cancel_order", input, Some(customer), Some(order_id), key).await?;
-    let saga_id = started.saga_id;
-    let saga = match settled(shop, started).await? {
-        Ok(saga) => saga,
-        Err(still_going) => return Ok(still_going),
-    };
-    match saga.state {
-        // STUCK here means the refund keeps failing: the order is cancelled, the refund PENDING_MANUAL.
-        SagaState::Completed | SagaState::Stuck => {
-            Ok(json(200, &order_json(&shop.orders.get_own(customer, order_id).await?)))
-        }
-        SagaState::Failed | SagaState::Aborted => Err(failure(&saga)),
-        SagaState::Running | SagaState::Retrying | SagaState::Compensating => {
-            Ok(accepted(saga_id, saga.state.as_str()))
-        }
-    }
+    answer(shop, started, 200, Some(customer)).await
 }
 
 pub async fn list(shop: &Shop, req: &Request) -> Reply {
@@ -247,19 +225,5 @@ pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
     let order = shop.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
     let input = json!({ "order_id": order_id, "tracking_number": tracking, "carrier": carrier, "by": staff.name() });
     let started = shop.sagas.start("ship_order", input, Some(order.customer_id), Some(order_id), None).await?;
-    let saga_id = started.saga_id;
-    let saga = match settled(shop, started).await? {
-        Ok(saga) => saga,
-        Err(still_going) => return Ok(still_going),
-    };
-    match saga.state {
-        // STUCK after mark_shipped: shipped; the deduction or the email is left to an operator.
-        SagaState::Completed | SagaState::Stuck => {
-            Ok(json(200, &order_json(&shop.orders.get_committed(order_id)?.ok_or(AppError::OrderNotFound)?)))
-        }
-        SagaState::Failed | SagaState::Aborted => Err(failure(&saga)),
-        SagaState::Running | SagaState::Retrying | SagaState::Compensating => {
-            Ok(accepted(saga_id, saga.state.as_str()))
-        }
-    }
+    answer(shop, started, 200, None).await
 }
