@@ -55,7 +55,7 @@ async fn serve(
         arbiters.iter().map(|a| a.handle()).collect(),
         payment_gateway(&settings)?,
     )?);
-    shop.sagas.recover().await?;
+    shop.sagas.boot().await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = DeliveryWorker::new(store.clone(), transport(&settings)?, &settings.notifications);

@@ -33,10 +33,10 @@ pub fn customer(shop: &Shop, req: &Request) -> Result<CustomerId, AppError> {
 pub fn staff(shop: &Shop, req: &Request) -> Result<Staff, AppError> {
     let token = req.bearer().ok_or(AppError::Unauthenticated)?;
     let digest = token_hash(token);
-    if digest == token_hash(&shop.settings.auth.admin_token) {
+    if digest == shop.staff_tokens.admin {
         return Ok(Staff::Admin);
     }
-    if digest == token_hash(&shop.settings.auth.fulfillment_token) {
+    if digest == shop.staff_tokens.fulfillment {
         return Ok(Staff::Fulfillment);
     }
     match shop.customers.authenticate(token)? {

@@ -58,6 +58,7 @@ fn policy_key(saga_type: &str, step: &str) -> String {
 
 impl SagaEngine {
     /// Refuses to build if a definition names a step this build has no handler for.
+    /// [`SagaEngine::boot`] must run before the engine serves.
     pub fn new(store: Store, deps: StepDeps, arbiters: Vec<ArbiterHandle>) -> anyhow::Result<Arc<SagaEngine>> {
         let handlers = steps::handlers();
         let definitions = check_definitions(definition::embedded().map_err(anyhow::Error::msg)?, &handlers)?;
@@ -69,12 +70,18 @@ impl SagaEngine {
             deps: Arc::new(deps),
             registry: Registry::new("saga", arbiters, Duration::from_secs(3600)),
         };
-        engine.load_policies()?;
         Ok(Arc::new(engine))
     }
 
+    /// Once, before the server listens: loads the retry policies, then resumes every
+    /// unfinished saga from the log. Returns how many sagas it resumed.
+    pub async fn boot(self: &Arc<Self>) -> anyhow::Result<usize> {
+        self.load_policies().await?;
+        Ok(self.recover().await?)
+    }
+
     /// Seeds policies the table does not have yet (operators' changes are kept), then loads all.
-    fn load_policies(&self) -> anyhow::Result<()> {
+    async fn load_policies(&self) -> anyhow::Result<()> {
         let mut seed = WriteSet::new();
         for def in self.definitions.values() {
             for (step, p) in def.policies() {
@@ -85,7 +92,7 @@ impl SagaEngine {
             }
         }
         if !seed.is_empty() {
-            futures::executor::block_on(self.store.commit(seed))?;
+            self.store.commit(seed).await?;
         }
         let mut map = self.policies.write().unwrap_or_else(|p| p.into_inner());
         for (k, p) in self.store.page::<RetryPolicy>(Table::RetryPolicies, None, usize::MAX)? {
@@ -255,7 +262,7 @@ impl SagaEngine {
     }
 
     /// Resumes every saga the log says is unfinished. Returns how many.
-    pub async fn recover(self: &Arc<Self>) -> Result<usize, AppError> {
+    async fn recover(self: &Arc<Self>) -> Result<usize, AppError> {
         let ids: Vec<SagaId> = self
             .store
             .scan_prefix_keys(Table::ActiveSagas, &[], usize::MAX)?

@@ -101,7 +101,8 @@ impl CartService {
         line_id: LineId,
         quantity: u32,
     ) -> Result<CartView, AppError> {
-        let cart = self.cart(customer).await?;
+        // Only to find the line's item; the cart actor checks the line again when it applies.
+        let cart = self.snapshot(customer).await?;
         let line = cart.line(line_id).ok_or(AppError::ItemNotFound)?;
         let key = ItemKey { product_id: line.product_id, variant_id: line.variant_id };
         let available = if quantity == 0 { 0 } else { self.inventory.available(key).await? };

@@ -38,6 +38,13 @@ pub struct Shop {
     pub orders: orders::OrderService,
     pub sagas: Arc<crate::saga::SagaEngine>,
     pub webhooks: webhooks::WebhookService,
+    /// Digests of the configured staff tokens, computed once.
+    pub staff_tokens: StaffTokens,
+}
+
+pub struct StaffTokens {
+    pub admin: [u8; 32],
+    pub fulfillment: [u8; 32],
 }
 
 impl Shop {
@@ -72,6 +79,10 @@ impl Shop {
         };
         let sagas = crate::saga::SagaEngine::new(store.clone(), deps, arbiters)?;
         Ok(Shop {
+            staff_tokens: StaffTokens {
+                admin: token_hash(&settings.auth.admin_token),
+                fulfillment: token_hash(&settings.auth.fulfillment_token),
+            },
             webhooks: webhooks::WebhookService::new(store.clone(), settings.clone(), orders.clone()),
             customers,
             logs: logs::LogService::new(store.clone()),
