@@ -66,10 +66,6 @@ impl Money {
         d.rescale(2);
         Money(d)
     }
-
-    pub fn decimal(self) -> Decimal {
-        self.0
-    }
 }
 
 impl Add for Money {

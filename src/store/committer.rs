@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use super::codec::Record;
 use super::records::EventRecord;
 use super::tables::{audit_entity_prefix, due_key};
-use super::writeset::{CommitReceipt, CommitTicket, Op, WriteSet};
+use super::writeset::{CommitTicket, Op, WriteSet};
 use super::{StoreError, Table};
 use crate::domain::time::Timestamp;
 use crate::metrics;
@@ -26,7 +26,7 @@ const MAX_GROUP: usize = 512;
 
 pub(crate) struct Job {
     ws: WriteSet,
-    reply: oneshot::Sender<Result<CommitReceipt, StoreError>>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl Job {
@@ -47,7 +47,8 @@ pub(crate) struct Committer {
     next_audit_seq: u64,
 }
 
-type Outcome = Result<Vec<u64>, &'static str>;
+/// A write set's fate: applied, or refused by the named condition.
+type Outcome = Result<(), &'static str>;
 
 impl Committer {
     pub(crate) fn new(
@@ -110,7 +111,7 @@ impl Committer {
         match applied {
             Ok(outcomes) => {
                 for (job, outcome) in group.into_iter().zip(outcomes) {
-                    let reply = outcome.map(|event_seqs| CommitReceipt { event_seqs }).map_err(StoreError::Conflict);
+                    let reply = outcome.map_err(StoreError::Conflict);
                     let _ = job.reply.send(reply);
                 }
                 if wakes_outbox {
@@ -175,13 +176,11 @@ fn apply_one(
             }
         }
     }
-    let mut event_seqs = Vec::with_capacity(ws.events.len());
     for (event_type, data) in &ws.events {
         let seq = seqs.0;
         seqs.0 += 1;
         let record = EventRecord { seq, event_type: event_type.clone(), at: now, data: data.clone() };
         t(Table::Events).insert(&seq.to_be_bytes(), record.encode())?;
-        event_seqs.push(seq);
     }
     for entry in &ws.audit {
         let seq = seqs.1;
@@ -198,5 +197,5 @@ fn apply_one(
         t(Table::Outbox).insert(id.as_slice(), n.encode())?;
         t(Table::OutboxDue).insert(due_key(n.next_attempt_at.0, id), &[])?;
     }
-    Ok(Ok(event_seqs))
+    Ok(Ok(()))
 }

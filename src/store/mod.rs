@@ -19,7 +19,7 @@ use std::time::Duration;
 pub use codec::Record;
 pub use records::{AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, WebhookEvent};
 pub use tables::{audit_entity_prefix, due_key, Table};
-pub use writeset::{CommitReceipt, CommitTicket, WriteSet};
+pub use writeset::{CommitTicket, WriteSet};
 
 use crate::config::{Durability, StorageSettings};
 

@@ -79,21 +79,14 @@ impl WriteSet {
     }
 }
 
-/// What a durable commit assigned.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CommitReceipt {
-    /// The event-log sequence numbers of the write set's events, in order.
-    pub event_seqs: Vec<u64>,
-}
-
 /// Resolves once the write set is durable (or refused). Dropping it does not cancel the write.
 pub struct CommitTicket {
-    rx: Option<oneshot::Receiver<Result<CommitReceipt, StoreError>>>,
+    rx: Option<oneshot::Receiver<Result<(), StoreError>>>,
     failed: Option<StoreError>,
 }
 
 impl CommitTicket {
-    pub(crate) fn pending(rx: oneshot::Receiver<Result<CommitReceipt, StoreError>>) -> CommitTicket {
+    pub(crate) fn pending(rx: oneshot::Receiver<Result<(), StoreError>>) -> CommitTicket {
         CommitTicket { rx: Some(rx), failed: None }
     }
 
@@ -103,7 +96,7 @@ impl CommitTicket {
 }
 
 impl Future for CommitTicket {
-    type Output = Result<CommitReceipt, StoreError>;
+    type Output = Result<(), StoreError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Some(e) = self.failed.take() {
