@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::registry::Registry;
+use super::registry::{reply_when_durable, Entity, Registry};
 use crate::domain::cart::{Cart, CartCommand, CartLimits};
 use crate::domain::ids::CustomerId;
 use crate::error::AppError;
@@ -56,9 +56,17 @@ impl CartActor {
         let cart = store.get::<Cart>(Table::Carts, customer_id.as_bytes())?.unwrap_or_else(|| Cart::new(customer_id));
         Ok(CartActor::start_in_arbiter(arbiter, move |_| CartActor { cart, limits, store, registry }))
     }
+}
+
+impl Entity for CartActor {
+    type Key = CustomerId;
 
     fn key(&self) -> CustomerId {
         self.cart.customer_id
+    }
+
+    fn registry(&self) -> &CartRegistry {
+        &self.registry
     }
 }
 
@@ -87,16 +95,7 @@ impl Handler<ExecuteCart> for CartActor {
         };
         self.cart = next.clone();
         let capped_at = decision.capped_at;
-        Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(_) => Ok(CartReply { cart: next, capped_at }),
-            Err(e) => {
-                // Memory may now be ahead of disk: drop this activation, reload next time.
-                tracing::error!(customer_id = %act.key(), error = %e, "cart write failed; reloading actor");
-                act.registry.forget(&act.key(), &ctx.address());
-                ctx.stop();
-                Err(e.into())
-            }
-        }))
+        reply_when_durable(self, ticket, CartReply { cart: next, capped_at })
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use serde_json::json;
 
-use super::registry::Registry;
+use super::registry::{reply_when_durable, Entity, Registry};
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::{ItemKey, OwnerId};
 use crate::domain::inventory::{Inventory, InventoryCommand, StockRecord};
@@ -143,6 +143,18 @@ impl Actor for InventoryItemActor {
 
 crate::passivates!(InventoryItemActor);
 
+impl Entity for InventoryItemActor {
+    type Key = ItemKey;
+
+    fn key(&self) -> ItemKey {
+        self.inventory.key
+    }
+
+    fn registry(&self) -> &InventoryRegistry {
+        &self.registry
+    }
+}
+
 impl Handler<ExecuteInventory> for InventoryItemActor {
     type Result = ResponseActFuture<Self, Result<StockRecord, AppError>>;
 
@@ -160,15 +172,7 @@ impl Handler<ExecuteInventory> for InventoryItemActor {
             self.store.commit(self.write_set(&before, &events, &msg.by))
         };
         let after = self.inventory.record();
-        Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(_) => Ok(after),
-            Err(e) => {
-                tracing::error!(item = ?act.inventory.key, error = %e, "inventory write failed; reloading actor");
-                act.registry.forget(&act.inventory.key, &ctx.address());
-                ctx.stop();
-                Err(e.into())
-            }
-        }))
+        reply_when_durable(self, ticket, after)
     }
 }
 

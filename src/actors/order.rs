@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::registry::Registry;
+use super::registry::{reply_when_durable, Entity, Registry};
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::OrderId;
 use crate::domain::order::{Order, OrderCommand};
@@ -67,15 +67,7 @@ impl OrderActor {
     fn persist(&mut self, next: Order, ws: WriteSet) -> ResponseActFuture<Self, Result<Order, AppError>> {
         let ticket = self.store.commit(ws.put(Table::Orders, next.order_id.as_bytes().to_vec(), &next));
         self.order = Some(next.clone());
-        Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(_) => Ok(next),
-            Err(e) => {
-                tracing::error!(order_id = %act.order_id, error = %e, "order write failed; reloading actor");
-                act.registry.forget(&act.order_id, &ctx.address());
-                ctx.stop();
-                Err(e.into())
-            }
-        }))
+        reply_when_durable(self, ticket, next)
     }
 
     fn current(&self) -> ResponseActFuture<Self, Result<Order, AppError>> {
@@ -96,6 +88,18 @@ impl Actor for OrderActor {
 }
 
 crate::passivates!(OrderActor);
+
+impl Entity for OrderActor {
+    type Key = OrderId;
+
+    fn key(&self) -> OrderId {
+        self.order_id
+    }
+
+    fn registry(&self) -> &OrderRegistry {
+        &self.registry
+    }
+}
 
 impl Handler<CreateOrder> for OrderActor {
     type Result = ResponseActFuture<Self, Result<Order, AppError>>;

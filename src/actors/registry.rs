@@ -182,3 +182,34 @@ where
         other => Ok(other?),
     }
 }
+
+/// An entity actor: one per key, found through its registry.
+pub trait Entity: Actor<Context = Context<Self>> {
+    type Key: Eq + Hash + Clone + std::fmt::Debug;
+    fn key(&self) -> Self::Key;
+    fn registry(&self) -> &Registry<Self::Key, Self>;
+}
+
+/// The reply to a command whose write is `ticket`: `ok` once the write is durable. If it
+/// failed, memory may be ahead of disk: this activation leaves, and the next caller loads
+/// the entity afresh from the store.
+pub fn reply_when_durable<A, T>(
+    actor: &A,
+    ticket: crate::store::CommitTicket,
+    ok: T,
+) -> actix::ResponseActFuture<A, Result<T, crate::error::AppError>>
+where
+    A: Entity,
+    T: 'static,
+{
+    use actix::{ActorContext, ActorFutureExt, AsyncContext, WrapFuture};
+    Box::pin(ticket.into_actor(actor).map(move |res, act: &mut A, ctx: &mut Context<A>| match res {
+        Ok(()) => Ok(ok),
+        Err(e) => {
+            tracing::error!(key = ?act.key(), error = %e, "entity write failed; reloading the actor");
+            act.registry().forget(&act.key(), &ctx.address());
+            ctx.stop();
+            Err(e.into())
+        }
+    }))
+}
