@@ -195,6 +195,21 @@ impl Settings {
         if self.cart.max_lines == 0 || self.cart.max_line_quantity == 0 {
             return bad("cart.max_lines and cart.max_line_quantity must be >= 1");
         }
+        // These bound what one record can weigh (a product with its variants, a cart, an
+        // order, a stored webhook body): above them a record could approach the size at
+        // which sled moves tree nodes into files it never fsyncs. Lower is always fine.
+        let bounds = [
+            ("catalog.name_max", self.catalog.name_max, 200),
+            ("catalog.description_max", self.catalog.description_max, 5000),
+            ("catalog.category_name_max", self.catalog.category_name_max, 100),
+            ("cart.max_lines", self.cart.max_lines, 100),
+            ("server.max_body_bytes", self.server.max_body_bytes, 65536),
+        ];
+        if let Some((key, value, max)) = bounds.iter().find(|(_, value, max)| value > max) {
+            return bad(&format!(
+                "{key} = {value} is above its maximum {max} (records must stay small; see the durability contract)"
+            ));
+        }
         if !matches!(self.notifications.transport.as_str(), "log" | "smtp") {
             return bad("notifications.transport must be \"log\" or \"smtp\"");
         }
@@ -241,5 +256,8 @@ mod tests {
         std::fs::write(&file, "[auth]\nadmin_token = \"same-token\"\nfulfillment_token = \"same-token\"\n").unwrap();
         assert!(Settings::load_layers(file.to_str(), false).is_err());
         assert!(Settings::load_layers(Some("/nonexistent/cartwright.toml"), false).is_err());
+        std::fs::write(&file, "[catalog]\ndescription_max = 5001\n").unwrap();
+        let err = Settings::load_layers(file.to_str(), false).unwrap_err().to_string();
+        assert!(err.contains("catalog.description_max"), "{err}");
     }
 }

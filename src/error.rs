@@ -97,6 +97,9 @@ pub enum AppError {
     Recorded(ErrorRecord),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Temporarily unable to serve the request, which was not applied; retrying is safe.
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -143,7 +146,7 @@ impl AppError {
             | InvalidRetryPolicy(_)
             | UnknownEventType(_) => 422,
             Internal(_) => 500,
-            ShuttingDown => 503,
+            ShuttingDown | Unavailable(_) => 503,
         }
     }
 
@@ -193,6 +196,7 @@ impl AppError {
             UnknownEventType(_) => "UNKNOWN_EVENT_TYPE",
             Recorded(_) => "RECORDED",
             ShuttingDown => "SHUTTING_DOWN",
+            Unavailable(_) => "UNAVAILABLE",
             Internal(_) => "INTERNAL",
         }
     }
@@ -323,8 +327,10 @@ impl From<VariantChoiceError> for AppError {
 }
 
 impl From<actix::MailboxError> for AppError {
-    fn from(e: actix::MailboxError) -> AppError {
-        AppError::Internal(format!("actor mailbox: {e}"))
+    /// The actor stopped with the message still in its mailbox: it was never handled (an
+    /// actor answers everything it took before it stops), so a retry is safe.
+    fn from(_: actix::MailboxError) -> AppError {
+        AppError::Unavailable("the entity is reloading; retry the request")
     }
 }
 

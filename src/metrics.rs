@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -33,6 +33,22 @@ pub static COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
         .expect("valid histogram"),
     )
 });
+
+/// The heaviest record written since start (key + value): how close real data comes to the
+/// store's record bound, which keeps sled away from its unsynced blob files.
+pub static LARGEST_RECORD_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new("cartwright_store_largest_record_bytes", "Heaviest record written since start, in bytes")
+            .expect("valid gauge"),
+    )
+});
+
+/// Raises [`LARGEST_RECORD_BYTES`] to `bytes` if it is heavier (only the committer calls it).
+pub fn observe_record_bytes(bytes: usize) {
+    if bytes as i64 > LARGEST_RECORD_BYTES.get() {
+        LARGEST_RECORD_BYTES.set(bytes as i64);
+    }
+}
 
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(

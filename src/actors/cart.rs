@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::registry::{reply_when_durable, Entity, Registry};
+use super::registry::{refused, reply_when_durable, Entity, Pipeline, Registry};
 use crate::domain::cart::{Cart, CartCommand, CartLimits};
 use crate::domain::ids::CustomerId;
 use crate::error::AppError;
@@ -20,6 +20,7 @@ pub struct CartActor {
     limits: CartLimits,
     store: Store,
     registry: Arc<CartRegistry>,
+    pipeline: Pipeline,
 }
 
 /// A command; the reply is the cart after it, and whether an update was capped.
@@ -54,7 +55,13 @@ impl CartActor {
         registry: Arc<CartRegistry>,
     ) -> Result<Addr<CartActor>, AppError> {
         let cart = store.get::<Cart>(Table::Carts, customer_id.as_bytes())?.unwrap_or_else(|| Cart::new(customer_id));
-        Ok(CartActor::start_in_arbiter(arbiter, move |_| CartActor { cart, limits, store, registry }))
+        Ok(CartActor::start_in_arbiter(arbiter, move |_| CartActor {
+            cart,
+            limits,
+            store,
+            registry,
+            pipeline: Pipeline::default(),
+        }))
     }
 }
 
@@ -68,6 +75,10 @@ impl Entity for CartActor {
     fn registry(&self) -> &CartRegistry {
         &self.registry
     }
+
+    fn pipeline(&mut self) -> &mut Pipeline {
+        &mut self.pipeline
+    }
 }
 
 impl Actor for CartActor {
@@ -80,6 +91,9 @@ impl Handler<ExecuteCart> for CartActor {
     type Result = ResponseActFuture<Self, Result<CartReply, AppError>>;
 
     fn handle(&mut self, msg: ExecuteCart, _: &mut Context<Self>) -> Self::Result {
+        if self.pipeline.failed() {
+            return refused();
+        }
         let decision = match self.cart.handle(&msg.0, self.limits) {
             Ok(d) => d,
             Err(e) => return Box::pin(fut::ready(Err(e.into()))),
@@ -100,15 +114,21 @@ impl Handler<ExecuteCart> for CartActor {
 }
 
 impl Handler<GetCart> for CartActor {
-    type Result = ResponseFuture<Result<Cart, AppError>>;
+    type Result = ResponseActFuture<Self, Result<Cart, AppError>>;
 
     fn handle(&mut self, _: GetCart, _: &mut Context<Self>) -> Self::Result {
+        if self.pipeline.failed() {
+            return refused();
+        }
         let cart = self.cart.clone();
         let ticket = self.store.barrier();
-        Box::pin(async move {
-            ticket.await?;
-            Ok(cart)
-        })
+        Box::pin(
+            async move {
+                ticket.await?;
+                Ok(cart)
+            }
+            .into_actor(self),
+        )
     }
 }
 

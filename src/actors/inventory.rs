@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use serde_json::json;
 
-use super::registry::{reply_when_durable, Entity, Registry};
+use super::registry::{refused, reply_when_durable, Entity, Pipeline, Registry};
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::{ItemKey, OwnerId};
 use crate::domain::inventory::{Inventory, InventoryCommand, StockRecord};
@@ -44,6 +44,7 @@ pub struct InventoryItemActor {
     store: Store,
     registry: Arc<InventoryRegistry>,
     board: Arc<StockBoard>,
+    pipeline: Pipeline,
 }
 
 /// A stock change made by `by` (audit actor: "admin", "saga:<id>"...).
@@ -96,6 +97,7 @@ impl InventoryItemActor {
             store,
             registry,
             board,
+            pipeline: Pipeline::default(),
         })))
     }
 
@@ -153,12 +155,19 @@ impl Entity for InventoryItemActor {
     fn registry(&self) -> &InventoryRegistry {
         &self.registry
     }
+
+    fn pipeline(&mut self) -> &mut Pipeline {
+        &mut self.pipeline
+    }
 }
 
 impl Handler<ExecuteInventory> for InventoryItemActor {
     type Result = ResponseActFuture<Self, Result<StockRecord, AppError>>;
 
     fn handle(&mut self, msg: ExecuteInventory, _: &mut Context<Self>) -> Self::Result {
+        if self.pipeline.failed() {
+            return refused();
+        }
         let events = match self.inventory.handle(&msg.cmd) {
             Ok(events) => events,
             Err(e) => return Box::pin(fut::ready(Err(e.into()))),
@@ -177,15 +186,21 @@ impl Handler<ExecuteInventory> for InventoryItemActor {
 }
 
 impl Handler<GetStock> for InventoryItemActor {
-    type Result = ResponseFuture<Result<StockRecord, AppError>>;
+    type Result = ResponseActFuture<Self, Result<StockRecord, AppError>>;
 
     fn handle(&mut self, _: GetStock, _: &mut Context<Self>) -> Self::Result {
+        if self.pipeline.failed() {
+            return refused();
+        }
         let record = self.inventory.record();
         let ticket = self.store.barrier();
-        Box::pin(async move {
-            ticket.await?;
-            Ok(record)
-        })
+        Box::pin(
+            async move {
+                ticket.await?;
+                Ok(record)
+            }
+            .into_actor(self),
+        )
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::registry::{reply_when_durable, Entity, Registry};
+use super::registry::{refused, reply_when_durable, Entity, Pipeline, Registry};
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::OrderId;
 use crate::domain::order::{Order, OrderCommand};
@@ -20,6 +20,7 @@ pub struct OrderActor {
     order: Option<Order>,
     store: Store,
     registry: Arc<OrderRegistry>,
+    pipeline: Pipeline,
 }
 
 /// Creates the order unless it exists; answers the order either way. `expires_at` arms the
@@ -61,7 +62,13 @@ impl OrderActor {
         registry: Arc<OrderRegistry>,
     ) -> Result<Addr<OrderActor>, AppError> {
         let order = store.get::<Order>(Table::Orders, order_id.as_bytes())?;
-        Ok(OrderActor::start_in_arbiter(arbiter, move |_| OrderActor { order_id, order, store, registry }))
+        Ok(OrderActor::start_in_arbiter(arbiter, move |_| OrderActor {
+            order_id,
+            order,
+            store,
+            registry,
+            pipeline: Pipeline::default(),
+        }))
     }
 
     fn persist(&mut self, next: Order, ws: WriteSet) -> ResponseActFuture<Self, Result<Order, AppError>> {
@@ -99,12 +106,19 @@ impl Entity for OrderActor {
     fn registry(&self) -> &OrderRegistry {
         &self.registry
     }
+
+    fn pipeline(&mut self) -> &mut Pipeline {
+        &mut self.pipeline
+    }
 }
 
 impl Handler<CreateOrder> for OrderActor {
     type Result = ResponseActFuture<Self, Result<Order, AppError>>;
 
     fn handle(&mut self, msg: CreateOrder, _: &mut Context<Self>) -> Self::Result {
+        if self.pipeline.failed() {
+            return refused();
+        }
         if self.order.is_some() {
             return self.current();
         }
@@ -131,6 +145,9 @@ impl Handler<ExecuteOrder> for OrderActor {
     type Result = ResponseActFuture<Self, Result<(Order, bool), AppError>>;
 
     fn handle(&mut self, msg: ExecuteOrder, _: &mut Context<Self>) -> Self::Result {
+        if self.pipeline.failed() {
+            return refused();
+        }
         let Some(order) = self.order.clone() else {
             return Box::pin(fut::ready(Err(AppError::OrderNotFound)));
         };
@@ -167,6 +184,9 @@ impl Handler<GetOrder> for OrderActor {
     type Result = ResponseActFuture<Self, Result<Option<Order>, AppError>>;
 
     fn handle(&mut self, _: GetOrder, _: &mut Context<Self>) -> Self::Result {
+        if self.pipeline.failed() {
+            return refused();
+        }
         let order = self.order.clone();
         let ticket = self.store.barrier();
         Box::pin(

@@ -166,21 +166,20 @@ where
     });
 }
 
-/// Sends `msg` to the actor a fresh lease points at; if that activation has just stopped
-/// (a failed write made it leave), sends once more to a new one loaded from the store.
+/// Sends `msg` to the actor a fresh lease points at, once. It is never re-sent: an actor
+/// answers every message it took before it stops (see [`reply_when_durable`]), so a closed
+/// mailbox means the message was not handled, and the caller gets a retryable 503 rather
+/// than a second application of a command that is not idempotent (an add, a restock).
 pub async fn send_leased<A, M>(
-    lease: impl Fn() -> Result<Lease<A>, crate::error::AppError>,
-    msg: impl Fn() -> M,
+    lease: impl FnOnce() -> Result<Lease<A>, crate::error::AppError>,
+    msg: impl FnOnce() -> M,
 ) -> Result<M::Result, crate::error::AppError>
 where
     A: Actor<Context = Context<A>> + actix::Handler<M>,
     M: actix::Message + Send + 'static,
     M::Result: Send,
 {
-    match lease()?.addr.send(msg()).await {
-        Err(actix::MailboxError::Closed) => Ok(lease()?.addr.send(msg()).await?),
-        other => Ok(other?),
-    }
+    Ok(lease()?.addr.send(msg()).await?)
 }
 
 /// An entity actor: one per key, found through its registry.
@@ -188,14 +187,38 @@ pub trait Entity: Actor<Context = Context<Self>> {
     type Key: Eq + Hash + Clone + std::fmt::Debug;
     fn key(&self) -> Self::Key;
     fn registry(&self) -> &Registry<Self::Key, Self>;
+    fn pipeline(&mut self) -> &mut Pipeline;
+}
+
+/// An entity's writes in flight. Actors are pipelined (they apply a command in memory and
+/// take the next before the write is durable), so after a failed write the memory may be
+/// ahead of the disk: the actor then refuses new commands, answers every write still in
+/// flight with its own outcome, and only then leaves, so the next activation loads a store
+/// that no write of this one can still change.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    in_flight: usize,
+    failed: bool,
+}
+
+impl Pipeline {
+    /// Whether a write of this activation failed: it takes no more commands.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+}
+
+/// The answer a failed activation gives to every new message.
+pub fn refused<A: Actor, T: 'static>() -> actix::ResponseActFuture<A, Result<T, crate::error::AppError>> {
+    Box::pin(actix::fut::ready(Err(crate::error::AppError::Unavailable("the entity is reloading; retry the request"))))
 }
 
 /// The reply to a command whose write is `ticket`: `ok` once the write is durable. If it
-/// failed, memory may be ahead of disk: this activation leaves, and the next caller loads
-/// the entity afresh from the store.
+/// failed, this activation stops taking commands and leaves once its last write in flight
+/// has answered; the next caller loads the entity afresh from the store.
 pub fn reply_when_durable<A, T>(
-    actor: &A,
-    ticket: crate::store::CommitTicket,
+    actor: &mut A,
+    ticket: impl std::future::Future<Output = Result<(), crate::store::StoreError>> + 'static,
     ok: T,
 ) -> actix::ResponseActFuture<A, Result<T, crate::error::AppError>>
 where
@@ -203,13 +226,131 @@ where
     T: 'static,
 {
     use actix::{ActorContext, ActorFutureExt, AsyncContext, WrapFuture};
-    Box::pin(ticket.into_actor(actor).map(move |res, act: &mut A, ctx: &mut Context<A>| match res {
-        Ok(()) => Ok(ok),
-        Err(e) => {
-            tracing::error!(key = ?act.key(), error = %e, "entity write failed; reloading the actor");
+    actor.pipeline().in_flight += 1;
+    Box::pin(ticket.into_actor(actor).map(move |res, act: &mut A, ctx: &mut Context<A>| {
+        let pipeline = act.pipeline();
+        pipeline.in_flight -= 1;
+        let reply = match res {
+            Ok(()) => Ok(ok),
+            Err(e) => {
+                pipeline.failed = true;
+                Err(e)
+            }
+        };
+        if act.pipeline().failed && act.pipeline().in_flight == 0 {
+            tracing::error!(key = ?act.key(), "entity write failed; the actor answered its writes in flight and reloads");
             act.registry().forget(&act.key(), &ctx.address());
             ctx.stop();
-            Err(e.into())
         }
+        reply.map_err(Into::into)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::atomic::AtomicUsize;
+
+    use actix::prelude::*;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::error::AppError;
+    use crate::store::StoreError;
+
+    type Ticket = oneshot::Receiver<Result<(), StoreError>>;
+
+    /// A toy entity whose writes resolve when the test says so.
+    struct Counter {
+        applied: Arc<AtomicUsize>,
+        tickets: Arc<Mutex<VecDeque<Ticket>>>,
+        registry: Arc<Registry<u32, Counter>>,
+        pipeline: Pipeline,
+    }
+
+    impl Actor for Counter {
+        type Context = Context<Self>;
+    }
+
+    impl Entity for Counter {
+        type Key = u32;
+
+        fn key(&self) -> u32 {
+            1
+        }
+
+        fn registry(&self) -> &Registry<u32, Counter> {
+            &self.registry
+        }
+
+        fn pipeline(&mut self) -> &mut Pipeline {
+            &mut self.pipeline
+        }
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "Result<usize, AppError>")]
+    struct Increment;
+
+    impl Handler<Increment> for Counter {
+        type Result = ResponseActFuture<Self, Result<usize, AppError>>;
+
+        fn handle(&mut self, _: Increment, _: &mut Context<Self>) -> Self::Result {
+            if self.pipeline.failed() {
+                return refused();
+            }
+            let n = self.applied.fetch_add(1, Ordering::SeqCst) + 1;
+            let ticket = self.tickets.lock().unwrap().pop_front().expect("a ticket per write");
+            reply_when_durable(self, async move { ticket.await.unwrap_or(Err(StoreError::Closed)) }, n)
+        }
+    }
+
+    /// Two writes in flight; the second fails before the first is durable. The first still
+    /// gets its own answer, nothing is applied a second time, and the actor leaves only then.
+    #[test]
+    fn a_failed_write_answers_the_writes_in_flight_and_applies_nothing_twice() {
+        actix::System::new().block_on(async {
+            let registry = Arc::new(Registry::new("test", vec![actix::Arbiter::current()], Duration::from_secs(60)));
+            let applied = Arc::new(AtomicUsize::new(0));
+            let tickets = Arc::new(Mutex::new(VecDeque::new()));
+            let (ok_a, rx_a) = oneshot::channel();
+            let (fail_b, rx_b) = oneshot::channel();
+            tickets.lock().unwrap().extend([rx_a, rx_b]);
+            let lease = {
+                let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
+                move || {
+                    registry.lease(&1, |arbiter| {
+                        let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
+                        Ok::<_, AppError>(Counter::start_in_arbiter(arbiter, move |_| Counter {
+                            applied,
+                            tickets,
+                            registry,
+                            pipeline: Pipeline::default(),
+                        }))
+                    })
+                }
+            };
+            let a = tokio::task::spawn_local(send_leased(lease.clone(), || Increment));
+            let b = tokio::task::spawn_local(send_leased(lease.clone(), || Increment));
+            while applied.load(Ordering::SeqCst) < 2 {
+                tokio::task::yield_now().await;
+            }
+            fail_b.send(Err(StoreError::Closed)).unwrap();
+            let b = b.await.unwrap().and_then(|r| r);
+            assert!(matches!(b, Err(AppError::ShuttingDown)), "{b:?}");
+            assert_eq!(registry.active(), 1, "stays registered while a write is in flight");
+            let c = send_leased(lease.clone(), || Increment).await.and_then(|r| r);
+            assert!(matches!(c, Err(AppError::Unavailable(_))), "a failed activation takes no new command: {c:?}");
+            ok_a.send(Ok(())).unwrap();
+            assert_eq!(a.await.unwrap().and_then(|r| r).unwrap(), 1);
+            assert_eq!(applied.load(Ordering::SeqCst), 2, "nothing applied twice");
+            for _ in 0..100 {
+                if registry.active() == 0 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(registry.active(), 0, "left once its writes had answered");
+        });
+    }
 }

@@ -3,6 +3,12 @@
 //! then makes the group durable with `flush()` and an `fdatasync` of sled's `db` file
 //! (sled's flush is only `sync_file_range`; see DEPENDENCIES.md), then answers every waiter.
 //! `flush_async` is never used: it deadlocks with 7+ concurrent callers.
+//!
+//! Fail-stop: if applying or syncing a group fails, the process exits at once (see
+//! [`fail_stop`]). After a failed fsync the kernel may have dropped the dirty pages while
+//! marking them clean, so a later successful fsync proves nothing (PostgreSQL's
+//! "fsyncgate"); only a restart, which recovers from what is really on disk, can say what
+//! survived. Nobody is ever told "durable" about a group whose sync failed.
 
 use std::fs::File;
 use std::sync::mpsc;
@@ -14,6 +20,7 @@ use sled::Transactional;
 use tokio::sync::oneshot;
 
 use super::codec::Record;
+use super::files::{BlobSyncer, SyncFault, MAX_RECORD_BYTES};
 use super::records::EventRecord;
 use super::tables::{audit_entity_prefix, due_key};
 use super::writeset::{CommitTicket, Op, WriteSet};
@@ -40,6 +47,8 @@ pub(crate) struct Committer {
     db: sled::Db,
     trees: Vec<sled::Tree>,
     data_file: File,
+    blobs: BlobSyncer,
+    fault: SyncFault,
     durable: bool,
     outbox_signal: Arc<tokio::sync::Notify>,
     events_signal: Arc<tokio::sync::Notify>,
@@ -47,14 +56,34 @@ pub(crate) struct Committer {
     next_audit_seq: u64,
 }
 
-/// A write set's fate: applied, or refused by the named condition.
-type Outcome = Result<(), &'static str>;
+/// A write set's fate: applied, or refused (and not applied at all).
+type Outcome = Result<(), Refused>;
+
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    /// A `put_if_absent` found its key taken: the named condition.
+    Conflict(&'static str),
+    /// A record would weigh more than [`MAX_RECORD_BYTES`].
+    TooLarge { table: &'static str, bytes: usize },
+}
+
+/// Exit status of a fail-stop, so supervisors and tests can tell it from a crash.
+pub const FAIL_STOP_EXIT_CODE: i32 = 75;
+
+/// Stops the process after a storage error, without answering anyone and without letting
+/// sled flush anything more: recovery on the next start decides what is durable.
+fn fail_stop(what: &str, error: &dyn std::fmt::Display) -> ! {
+    tracing::error!(error = %error, "FATAL: {what} failed; stopping the process (fail-stop), restart to recover from disk");
+    eprintln!("cartwright: FATAL: {what} failed: {error}; stopping (fail-stop), restart to recover from disk");
+    std::process::exit(FAIL_STOP_EXIT_CODE)
+}
 
 impl Committer {
     pub(crate) fn new(
         db: sled::Db,
         trees: Vec<sled::Tree>,
         data_file: File,
+        blobs: BlobSyncer,
         durable: bool,
         outbox_signal: Arc<tokio::sync::Notify>,
         events_signal: Arc<tokio::sync::Notify>,
@@ -71,6 +100,8 @@ impl Committer {
             db,
             trees,
             data_file,
+            blobs,
+            fault: SyncFault::from_env(),
             durable,
             outbox_signal,
             events_signal,
@@ -97,37 +128,45 @@ impl Committer {
         // A group of barriers only (empty write sets) has nothing to make durable: every
         // earlier group already is, since groups are committed one after the other.
         let writes = group.iter().any(|j| !j.ws.is_empty());
-        let applied = self.apply(&group, now).and_then(|outcomes| {
-            if self.durable && writes {
-                self.db.flush()?;
-                self.data_file.sync_data()?;
+        let outcomes = match self.apply(&group, now) {
+            Ok(outcomes) => outcomes,
+            Err(e) => fail_stop("applying a commit group", &e),
+        };
+        if self.durable && writes {
+            if let Err(e) = self.sync() {
+                fail_stop("syncing a commit group to disk", &e);
             }
-            Ok(outcomes)
-        });
+        }
         metrics::COMMIT_GROUP_SIZE.observe(group.len() as f64);
         metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
         let wakes_outbox = group.iter().any(|j| !j.ws.notifications.is_empty());
         let wakes_consumers = group.iter().any(|j| !j.ws.events.is_empty());
-        match applied {
-            Ok(outcomes) => {
-                for (job, outcome) in group.into_iter().zip(outcomes) {
-                    let reply = outcome.map_err(StoreError::Conflict);
-                    let _ = job.reply.send(reply);
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            let reply = outcome.map_err(|refused| match refused {
+                Refused::Conflict(tag) => StoreError::Conflict(tag),
+                Refused::TooLarge { table, bytes } => {
+                    tracing::error!(table, bytes, limit = MAX_RECORD_BYTES, "write set refused: record too large");
+                    StoreError::TooLarge { table, bytes }
                 }
-                if wakes_outbox {
-                    self.outbox_signal.notify_one();
-                }
-                if wakes_consumers {
-                    self.events_signal.notify_one();
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, writes = group.len(), "group commit failed; nothing acknowledged");
-                for job in group {
-                    let _ = job.reply.send(Err(StoreError::Io(std::io::Error::other(e.to_string()))));
-                }
-            }
+            });
+            let _ = job.reply.send(reply);
         }
+        if wakes_outbox {
+            self.outbox_signal.notify_one();
+        }
+        if wakes_consumers {
+            self.events_signal.notify_one();
+        }
+    }
+
+    /// sled's flush (writes, `sync_file_range`), then every blob file sled created since
+    /// the last group and `blobs/`, then `fdatasync` of the log: the log never becomes
+    /// durable pointing at a blob that is not.
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.fault.check()?;
+        self.db.flush().map_err(std::io::Error::other)?;
+        self.blobs.sync_new()?;
+        self.data_file.sync_data()
     }
 
     /// One transaction for the whole group. A write set whose precondition fails is skipped
@@ -159,10 +198,13 @@ fn apply_one(
     seqs: &mut (u64, u64),
 ) -> Result<Outcome, ConflictableTransactionError<()>> {
     let t = |table: Table| &tx[table as usize];
+    if let Some(refused) = oversized(ws) {
+        return Ok(Err(refused));
+    }
     for op in &ws.ops {
         if let Op::PutIfAbsent(table, key, _, tag) = op {
             if t(*table).get(key)?.is_some() {
-                return Ok(Err(*tag));
+                return Ok(Err(Refused::Conflict(tag)));
             }
         }
     }
@@ -198,4 +240,33 @@ fn apply_one(
         t(Table::OutboxDue).insert(due_key(n.next_attempt_at.0, id), &[])?;
     }
     Ok(Ok(()))
+}
+
+/// The first record of `ws` heavier than [`MAX_RECORD_BYTES`] (key, value and, for log
+/// rows, their fixed fields), if any; also tracks the heaviest record seen.
+fn oversized(ws: &WriteSet) -> Option<Refused> {
+    const LOG_ROW_OVERHEAD: usize = 64;
+    let puts = ws.ops.iter().filter_map(|op| match op {
+        Op::Put(table, key, value) | Op::PutIfAbsent(table, key, value, _) => Some((*table, key.len() + value.len())),
+        Op::Delete(..) => None,
+    });
+    let events = ws.events.iter().map(|(ty, data)| (Table::Events, ty.len() + data.len() + LOG_ROW_OVERHEAD));
+    let audit = ws.audit.iter().map(|a| {
+        let text = a.actor.len() + a.action.len() + a.entity_type.len() + a.entity_id.len();
+        (Table::Audit, text + a.before.len() + a.after.len() + LOG_ROW_OVERHEAD)
+    });
+    let outbox = ws.notifications.iter().map(|n| {
+        let text = n.kind.len() + n.to.len() + n.subject.len() + n.payload.len();
+        (Table::Outbox, text + n.last_error.as_ref().map_or(0, String::len) + LOG_ROW_OVERHEAD)
+    });
+    let mut heaviest = 0;
+    let mut refused = None;
+    for (table, bytes) in puts.chain(events).chain(audit).chain(outbox) {
+        heaviest = heaviest.max(bytes);
+        if bytes > MAX_RECORD_BYTES && refused.is_none() {
+            refused = Some(Refused::TooLarge { table: table.name(), bytes });
+        }
+    }
+    metrics::observe_record_bytes(heaviest);
+    refused
 }

@@ -6,6 +6,7 @@
 
 mod codec;
 mod committer;
+mod files;
 mod records;
 mod tables;
 mod writeset;
@@ -17,6 +18,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use codec::Record;
+pub use committer::FAIL_STOP_EXIT_CODE;
+pub use files::MAX_RECORD_BYTES;
 pub use records::{AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, WebhookEvent};
 pub use tables::{audit_entity_prefix, due_key, Table};
 pub use writeset::{CommitTicket, WriteSet};
@@ -34,6 +37,9 @@ pub enum StoreError {
     /// A `put_if_absent` found its key taken; the whole write set was not applied.
     #[error("conflict on {0}")]
     Conflict(&'static str),
+    /// A record of the write set would exceed [`MAX_RECORD_BYTES`]; nothing was applied.
+    #[error("a {table} record of {bytes} bytes exceeds the record size limit")]
+    TooLarge { table: &'static str, bytes: usize },
     #[error("the store is shut down")]
     Closed,
 }
@@ -60,7 +66,12 @@ impl Store {
         std::fs::create_dir_all(&settings.path)?;
         let db = open_with_retry(&settings.path, settings.cache_capacity_mb)?;
         let trees = Table::ALL.iter().map(|t| db.open_tree(t.name())).collect::<Result<Vec<_>, _>>()?;
+        db.flush()?;
         let data_file = std::fs::File::open(settings.path.join("db"))?;
+        data_file.sync_data()?;
+        files::sync_layout(&settings.path)?;
+        let mut blobs = files::BlobSyncer::new(&settings.path);
+        blobs.sync_new()?;
         let outbox_signal = Arc::new(tokio::sync::Notify::new());
         let events_signal = Arc::new(tokio::sync::Notify::new());
         let (tx, rx) = mpsc::channel();
@@ -68,6 +79,7 @@ impl Store {
             db.clone(),
             trees.clone(),
             data_file,
+            blobs,
             settings.durability == Durability::Durable,
             outbox_signal.clone(),
             events_signal.clone(),
@@ -188,6 +200,7 @@ fn open_with_retry(path: &Path, cache_mb: u64) -> Result<sled::Db, StoreError> {
     loop {
         let result = sled::Config::new()
             .path(path)
+            .segment_size(files::segment_size(path))
             .cache_capacity(cache_mb * 1024 * 1024)
             .mode(sled::Mode::HighThroughput)
             .open();

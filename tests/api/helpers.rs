@@ -110,6 +110,11 @@ impl TestApp {
         self.client = reqwest::Client::new();
     }
 
+    /// The server's sled directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Stops and starts again on the same data directory.
     pub async fn restart(&mut self) {
         self.stop().await;
@@ -327,6 +332,8 @@ impl Drop for TestApp {
 pub struct ServerProcess {
     pub child: Child,
     pub url: String,
+    /// Every line the server printed after its address (its log), as it arrives.
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -359,8 +366,22 @@ impl ServerProcess {
             }
         };
         // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        ServerProcess { child, url }
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
+        ServerProcess { child, url, log }
+    }
+
+    /// The exit status, once the process has exited by itself within `within`.
+    pub fn exits_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait on the server") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn kill9(mut self) {

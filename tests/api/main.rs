@@ -18,3 +18,4 @@ mod lifecycle;
 mod orders;
 mod sagas;
 mod smtp;
+mod storage;
