@@ -50,3 +50,52 @@ async fn a_signature_header_with_thousands_of_entries_is_refused_and_records_not
     assert_eq!((status, answer["status"].as_str()), (202, Some("needs_review")), "{answer}");
     assert_eq!(recorded_webhooks(&app).await, 1);
 }
+
+#[tokio::test]
+async fn the_fulfillment_token_reaches_orders_and_nothing_else() {
+    let app = spawn_app().await;
+    let (_, product, order) = app.pending_order(1).await;
+    let order_id = order["order_id"].as_str().unwrap();
+    let saga_id = order["saga_id"].as_str().unwrap();
+    let owner = uuid::Uuid::new_v4();
+    let gets = [
+        "/admin/v1/stats".to_string(),
+        format!("/admin/v1/inventory/{product}"),
+        format!("/admin/v1/products/{product}"),
+        "/admin/v1/categories".to_string(),
+        "/admin/v1/sagas".to_string(),
+        format!("/admin/v1/sagas/{saga_id}"),
+        "/admin/v1/retry-policies".to_string(),
+        "/admin/v1/events".to_string(),
+        "/admin/v1/audit".to_string(),
+        "/admin/v1/webhooks".to_string(),
+        "/admin/v1/notifications".to_string(),
+    ];
+    for path in &gets {
+        let (status, body) = app.get(path, Some(FULFILLMENT)).await;
+        assert_eq!((status, code(&body)), (403, Some("FORBIDDEN")), "GET {path}: {body}");
+    }
+    let writes = [
+        (reqwest::Method::POST, "/admin/v1/categories".to_string(), json!({ "name": "Games" })),
+        (reqwest::Method::PUT, format!("/admin/v1/products/{product}/price"), json!({ "price": "1.00" })),
+        (reqwest::Method::POST, format!("/admin/v1/inventory/{product}/restock"), json!({ "quantity": 1 })),
+        (
+            reqwest::Method::POST,
+            format!("/admin/v1/inventory/{product}/reservations"),
+            json!({ "owner_id": owner, "quantity": 1 }),
+        ),
+        (reqwest::Method::POST, format!("/admin/v1/sagas/{saga_id}/abort"), json!({ "reason": "x" })),
+    ];
+    for (method, path, body) in writes {
+        let (status, answer) = app.call(method.clone(), &path, Some(FULFILLMENT), Some(body)).await;
+        assert_eq!((status, code(&answer)), (403, Some("FORBIDDEN")), "{method} {path}: {answer}");
+    }
+    // What the contract gives it: list and read orders, ship them.
+    assert_eq!(app.get("/admin/v1/orders", Some(FULFILLMENT)).await.0, 200);
+    assert_eq!(app.get(&format!("/admin/v1/orders/{order_id}"), Some(FULFILLMENT)).await.0, 200);
+    let (status, body) = app.ship(FULFILLMENT, order_id, "TRK-FUL-1").await;
+    assert_eq!((status, code(&body)), (409, Some("INVALID_STATUS_TRANSITION")), "not yet paid, but allowed: {body}");
+    // The admin still reads everything.
+    assert_eq!(app.get("/admin/v1/stats", Some(ADMIN)).await.0, 200);
+    assert_eq!(app.get(&format!("/admin/v1/products/{product}"), Some(ADMIN)).await.0, 200);
+}
