@@ -99,3 +99,17 @@ async fn the_fulfillment_token_reaches_orders_and_nothing_else() {
     assert_eq!(app.get("/admin/v1/stats", Some(ADMIN)).await.0, 200);
     assert_eq!(app.get(&format!("/admin/v1/products/{product}"), Some(ADMIN)).await.0, 200);
 }
+
+#[tokio::test]
+async fn json_followed_by_anything_but_whitespace_is_invalid_request() {
+    let app = spawn_app().await;
+    for raw in [&br#"{"name":"Books"} xyz"#[..], br#"{"name":"Books"}{}"#, br#"{"name":"Books"}}"#, b"{}{}"] {
+        let (status, body) = app.post_raw("/admin/v1/categories", Some(ADMIN), raw.to_vec()).await;
+        let shown = String::from_utf8_lossy(raw);
+        assert_eq!((status, code(&body)), (400, Some("INVALID_REQUEST")), "{shown}: {body}");
+    }
+    let (_, list) = app.get("/admin/v1/categories", Some(ADMIN)).await;
+    assert!(list["categories"].as_array().unwrap().is_empty(), "{list}");
+    let (status, body) = app.post_raw("/admin/v1/categories", Some(ADMIN), b"{\"name\":\"Books\"} \n\t".to_vec()).await;
+    assert_eq!(status, 201, "trailing whitespace is fine: {body}");
+}
