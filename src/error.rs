@@ -308,6 +308,7 @@ impl From<ProductRuleError> for AppError {
         match e {
             ProductRuleError::InvalidName(m) => AppError::InvalidProductName(m),
             ProductRuleError::DescriptionTooLong(m) => AppError::DescriptionTooLong(m),
+            ProductRuleError::InvalidDescription(m) => AppError::invalid("description", m),
             ProductRuleError::InvalidPrice(m) => AppError::InvalidPrice(m),
         }
     }

@@ -14,6 +14,7 @@ use super::response::json;
 use super::routes::Reply;
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::order::OrderStatus;
+use crate::domain::text::{is_visible_text, Layout};
 use crate::error::AppError;
 use crate::saga::engine::Started;
 use crate::saga::{SagaInstance, SagaState};
@@ -45,10 +46,17 @@ struct CancelOrder {
     reason: Option<String>,
 }
 
+/// One line of text: 1 to `max` characters, none of them control, bidi or zero-width.
 fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
     let v = value.trim();
-    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+    if v.is_empty() || v.chars().count() > max {
         return Err(AppError::invalid(field, format!("{field} must be 1 to {max} characters")));
+    }
+    if !is_visible_text(v, Layout::SingleLine) {
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must not contain control, bidirectional or zero-width characters"),
+        ));
     }
     Ok(v.to_string())
 }

@@ -113,3 +113,51 @@ async fn json_followed_by_anything_but_whitespace_is_invalid_request() {
     let (status, body) = app.post_raw("/admin/v1/categories", Some(ADMIN), b"{\"name\":\"Books\"} \n\t".to_vec()).await;
     assert_eq!(status, 201, "trailing whitespace is fine: {body}");
 }
+
+#[tokio::test]
+async fn names_descriptions_and_addresses_refuse_invisible_and_bidi_characters() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post(
+            "/v1/customers",
+            None,
+            json!({ "email": "bidi@example.com", "password": PASSWORD, "name": "Ada\u{202E}ecalevol" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body), body["error"]["details"]["field"].as_str()),
+        (400, Some("INVALID_REQUEST"), Some("name"))
+    );
+    assert_eq!(app.login("bidi@example.com", PASSWORD).await.0, 401, "no account was created");
+
+    let (status, body) = app.post("/admin/v1/categories", Some(ADMIN), json!({ "name": "Bo\u{200B}oks" })).await;
+    assert_eq!((status, code(&body)), (422, Some("INVALID_CATEGORY_NAME")), "{body}");
+
+    let category = app.category().await;
+    let product = |name: &str, description: &str, variant: &str| {
+        json!({ "name": name, "description": description, "price": "5.00", "category_id": category,
+                "variants": [{ "name": variant, "initial_stock": 1 }] })
+    };
+    let (status, body) = app.create_product(product("Dune\u{2066}", "Desert", "Red")).await;
+    assert_eq!((status, code(&body)), (422, Some("INVALID_PRODUCT_NAME")), "{body}");
+    let (status, body) = app.create_product(product("Dune", "Desert", "Red\u{FEFF}")).await;
+    assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("variants[0].name")), "{body}");
+    let (status, body) = app.create_product(product("Dune", "Desert\u{200F} planet", "Red")).await;
+    assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("description")), "{body}");
+    let (status, body) = app.create_product(product("Dune", "Desert\u{7}", "Red")).await;
+    assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("description")), "{body}");
+    let (status, body) = app.create_product(product("Dune", "Line one\n\tLine two", "Red")).await;
+    assert_eq!(status, 201, "descriptions keep newlines and tabs: {body}");
+
+    let c = app.verified_customer().await;
+    let variant = body["variants"][0]["variant_id"].as_str().unwrap();
+    app.add_to_cart(&c.token, json!({ "product_id": body["product_id"], "variant_id": variant, "quantity": 1 })).await;
+    let mut address = address("US");
+    address["line1"] = json!("12 Main St\u{2067}");
+    let (status, body) = app
+        .post("/v1/orders", Some(&c.token), json!({ "shipping_address": address, "payment": { "token": "tok_visa" } }))
+        .await;
+    assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("shipping_address.line1")), "{body}");
+    let (_, sagas) = app.get("/admin/v1/sagas?type=place_order", Some(ADMIN)).await;
+    assert!(sagas["sagas"].as_array().unwrap().is_empty(), "{sagas}");
+}
