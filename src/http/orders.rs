@@ -114,6 +114,11 @@ fn accepted(saga_id: SagaId, state: &str) -> warp::reply::Response {
 /// `POST /v1/orders`.
 pub async fn place(shop: &Shop, req: &Request) -> Reply {
     let customer = auth::customer(shop, req).map_err(|_| AppError::RegistrationRequired)?;
+    // Refused before a saga exists: an unverified account must not fill the saga log.
+    // (validate_customer checks again inside the saga.)
+    if !shop.customers.get(customer)?.is_some_and(|c| c.email_verified) {
+        return Err(AppError::EmailNotVerified);
+    }
     let body: PlaceOrder = req.json()?;
     let a = &body.shipping_address;
     let country = text("shipping_address.country", &a.country, 2)?.to_ascii_uppercase();

@@ -161,3 +161,17 @@ async fn names_descriptions_and_addresses_refuse_invisible_and_bidi_characters()
     let (_, sagas) = app.get("/admin/v1/sagas?type=place_order", Some(ADMIN)).await;
     assert!(sagas["sagas"].as_array().unwrap().is_empty(), "{sagas}");
 }
+
+#[tokio::test]
+async fn an_unverified_customer_is_refused_before_any_saga_starts() {
+    let app = spawn_app().await;
+    let p = app.product("10.00", 5).await;
+    let c = app.customer().await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+    let (status, body) = app.place_order(&c.token, "tok_visa").await;
+    assert_eq!((status, code(&body)), (403, Some("EMAIL_NOT_VERIFIED")), "{body}");
+    let (_, sagas) = app.get("/admin/v1/sagas?type=place_order", Some(ADMIN)).await;
+    assert!(sagas["sagas"].as_array().unwrap().is_empty(), "{sagas}");
+    assert!(app.events("InventoryReserved").await.is_empty());
+    assert_eq!(app.stock_of(&p).await, (5, 0));
+}
