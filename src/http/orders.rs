@@ -164,9 +164,12 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let mut op = b"cancel".to_vec();
     op.extend_from_slice(order_id.as_bytes());
     let key = idempotency(req, customer, &op)?;
+    // Nobody's saga starts for an order that is not theirs (or does not exist).
+    let order = shop.orders.get_own(customer, order_id).await?;
     if key.is_none() {
         // Fast answers for the plain cases; the saga checks again under the order's actor.
-        shop.orders.get_own(customer, order_id).await?.cancellable(false)?;
+        // (With a key, a repeat must answer the first outcome, so only the saga decides.)
+        order.cancellable(false)?;
     }
     let input = json!({ "order_id": order_id, "customer_id": customer, "reason": reason });
     let started = shop.sagas.start("cancel_order", input, Some(customer), Some(order_id), key).await?;

@@ -175,3 +175,39 @@ async fn an_unverified_customer_is_refused_before_any_saga_starts() {
     assert!(app.events("InventoryReserved").await.is_empty());
     assert_eq!(app.stock_of(&p).await, (5, 0));
 }
+
+async fn active_orders(app: &TestApp) -> u64 {
+    let (status, stats) = app.get("/admin/v1/stats", Some(ADMIN)).await;
+    assert_eq!(status, 200, "{stats}");
+    stats["actors"]["orders"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn made_up_order_ids_are_not_found_and_activate_no_actor() {
+    let app = spawn_app().await;
+    let c = app.verified_customer().await;
+    let before = active_orders(&app).await;
+    for i in 0..50 {
+        let id = uuid::Uuid::now_v7();
+        let (status, body) = app.get(&format!("/v1/orders/{id}"), Some(&c.token)).await;
+        assert_eq!((status, code(&body)), (404, Some("ORDER_NOT_FOUND")), "{body}");
+        let (status, body) = app.cancel_order(&c.token, &id.to_string()).await;
+        assert_eq!((status, code(&body)), (404, Some("ORDER_NOT_FOUND")), "{body}");
+        let resp = app
+            .client
+            .post(format!("{}/v1/orders/{id}/cancel", app.url))
+            .bearer_auth(&c.token)
+            .header("Idempotency-Key", format!("cancel-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "with an Idempotency-Key too");
+        let (status, body) = app.ship(ADMIN, &id.to_string(), &format!("TRK-{i}")).await;
+        assert_eq!((status, code(&body)), (404, Some("ORDER_NOT_FOUND")), "{body}");
+        let (status, _) = app.get(&format!("/admin/v1/orders/{id}"), Some(ADMIN)).await;
+        assert_eq!(status, 404);
+    }
+    assert_eq!(active_orders(&app).await, before);
+    let (_, sagas) = app.get("/admin/v1/sagas", Some(ADMIN)).await;
+    assert!(sagas["sagas"].as_array().unwrap().is_empty(), "no saga for a made-up order: {sagas}");
+}
