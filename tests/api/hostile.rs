@@ -211,3 +211,23 @@ async fn made_up_order_ids_are_not_found_and_activate_no_actor() {
     let (_, sagas) = app.get("/admin/v1/sagas", Some(ADMIN)).await;
     assert!(sagas["sagas"].as_array().unwrap().is_empty(), "no saga for a made-up order: {sagas}");
 }
+
+#[tokio::test]
+async fn repeating_an_idempotency_key_on_a_retrying_saga_answers_the_same_saga() {
+    let app = spawn_app_with(|s| s.checkout.sync_wait_ms = 20).await;
+    app.set_policy("place_order", "authorize_payment", 5, 600_000).await;
+    let p = app.product("10.00", 5).await;
+    let c = app.verified_customer().await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+    let (status, first) = app.place_order_with_key(&c.token, "tok_flaky", "same-key").await;
+    assert_eq!(status, 202, "{first}");
+    let saga_id = first["saga_id"].as_str().unwrap().to_string();
+    app.saga_reaches(&saga_id, "RETRYING").await;
+    let repeats = (0..200).map(|_| app.place_order_with_key(&c.token, "tok_flaky", "same-key"));
+    for (status, body) in futures::future::join_all(repeats).await {
+        assert_eq!((status, body["saga_id"].as_str()), (202, Some(saga_id.as_str())), "{body}");
+    }
+    let (_, sagas) = app.get("/admin/v1/sagas?type=place_order", Some(ADMIN)).await;
+    assert_eq!(sagas["sagas"].as_array().unwrap().len(), 1);
+    assert_eq!(app.saga(&saga_id).await["state"], "RETRYING");
+}
