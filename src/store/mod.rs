@@ -17,7 +17,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use codec::Record;
-pub use records::{AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, WebhookEvent};
+pub use records::{
+    AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, VerifyToken, WebhookEvent,
+};
 pub use tables::{audit_entity_prefix, due_key, Table};
 pub use writeset::{CommitTicket, WriteSet};
 

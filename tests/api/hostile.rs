@@ -1,6 +1,8 @@
 //! Hostile clients: floods of signatures, tokens used beyond their reach, malformed bodies,
 //! invisible characters, made-up ids, repeated keys, stale verification tokens.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -230,4 +232,19 @@ async fn repeating_an_idempotency_key_on_a_retrying_saga_answers_the_same_saga()
     let (_, sagas) = app.get("/admin/v1/sagas?type=place_order", Some(ADMIN)).await;
     assert_eq!(sagas["sagas"].as_array().unwrap().len(), 1);
     assert_eq!(app.saga(&saga_id).await["state"], "RETRYING");
+}
+
+#[tokio::test]
+async fn an_expired_verification_token_answers_as_an_unknown_one() {
+    let app = spawn_app_with(|s| s.auth.verification_ttl_secs = 1).await;
+    let c = app.customer().await;
+    let token = app.verification_token(&c.id).await;
+    // Past the token's lifetime (not waiting for anything to happen).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (status, expired) = app.post("/v1/customers/verify-email", None, json!({ "token": token })).await;
+    assert_eq!((status, code(&expired)), (400, Some("INVALID_TOKEN")), "{expired}");
+    let (_, unknown) = app.post("/v1/customers/verify-email", None, json!({ "token": "cwv_never_issued" })).await;
+    assert_eq!(expired, unknown);
+    let (_, me) = app.get("/v1/me", Some(&c.token)).await;
+    assert_eq!(me["email_verified"], false, "{me}");
 }
