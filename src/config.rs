@@ -65,6 +65,8 @@ pub struct AuthSettings {
     pub session_ttl_secs: i64,
     /// How long an email verification token stays usable.
     pub verification_ttl_secs: u64,
+    /// How often expired sessions and verification tokens are deleted.
+    pub sweep_interval_secs: u64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
 }
