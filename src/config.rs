@@ -63,6 +63,10 @@ pub struct AuthSettings {
     pub admin_token: String,
     pub fulfillment_token: String,
     pub session_ttl_secs: i64,
+    /// How long an email verification token stays usable.
+    pub verification_ttl_secs: u64,
+    /// How often expired sessions and verification tokens are deleted.
+    pub sweep_interval_secs: u64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
 }

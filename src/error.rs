@@ -243,13 +243,20 @@ impl AppError {
     /// The body every error answers with.
     pub fn body(&self) -> Value {
         // Internal details go to the log, not to the client.
-        let message = match self {
-            AppError::Internal(_) => "internal error".to_string(),
-            other => other.to_string(),
+        let (message, details) = match self {
+            AppError::Internal(_) => (INTERNAL_MESSAGE.to_string(), json!({})),
+            AppError::Recorded(r) => {
+                let shown = r.for_customer();
+                (shown.message, serde_json::from_str(&shown.details).unwrap_or_else(|_| json!({})))
+            }
+            other => (other.to_string(), other.details()),
         };
-        json!({ "error": { "code": self.stable_code(), "message": message, "details": self.details() } })
+        json!({ "error": { "code": self.stable_code(), "message": message, "details": details } })
     }
 }
+
+/// What clients read instead of the text of a server-side failure.
+pub const INTERNAL_MESSAGE: &str = "internal error";
 
 /// A business error as stored in a saga: enough to answer it again, byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -259,6 +266,19 @@ pub struct ErrorRecord {
     pub message: String,
     /// JSON text.
     pub details: String,
+}
+
+impl ErrorRecord {
+    /// The record as a client may see it. A server-side failure (INTERNAL, SHUTTING_DOWN:
+    /// any 5xx) keeps its status and code but not its text or details, which can name
+    /// internals (store paths, gateway answers); operators read the full record in the
+    /// admin saga view, and the log has it. Business errors are shown as recorded.
+    pub fn for_customer(&self) -> ErrorRecord {
+        if self.status < 500 {
+            return self.clone();
+        }
+        ErrorRecord { message: INTERNAL_MESSAGE.to_string(), details: "{}".to_string(), ..self.clone() }
+    }
 }
 
 impl From<crate::domain::order::OrderError> for AppError {
@@ -312,6 +332,7 @@ impl From<ProductRuleError> for AppError {
         match e {
             ProductRuleError::InvalidName(m) => AppError::InvalidProductName(m),
             ProductRuleError::DescriptionTooLong(m) => AppError::DescriptionTooLong(m),
+            ProductRuleError::InvalidDescription(m) => AppError::invalid("description", m),
             ProductRuleError::InvalidPrice(m) => AppError::InvalidPrice(m),
         }
     }
@@ -344,5 +365,23 @@ mod tests {
         assert_eq!(b["error"]["code"], "QUANTITY_EXCEEDS_STOCK");
         assert_eq!(b["error"]["details"]["available"], 3);
         assert_eq!(AppError::Internal("secret path".into()).body()["error"]["message"], "internal error");
+    }
+
+    #[test]
+    fn recorded_server_failures_hide_their_text_from_clients() {
+        let internal = AppError::Internal("sled: /var/data/db: I/O error".into()).record();
+        assert_eq!((internal.status, internal.code.as_str()), (500, "INTERNAL"));
+        assert!(internal.message.contains("/var/data"), "the record keeps the full text for operators");
+        let shown = internal.for_customer();
+        assert_eq!((shown.status, shown.code.as_str(), shown.message.as_str()), (500, "INTERNAL", "internal error"));
+        let body = AppError::Recorded(internal).body();
+        assert_eq!(body["error"]["code"], "INTERNAL");
+        assert_eq!(body["error"]["message"], "internal error");
+        assert!(!body.to_string().contains("/var/data"), "{body}");
+
+        let business = AppError::PaymentFailed { reason: "card declined".into() }.record();
+        assert_eq!(business.for_customer(), business);
+        let body = AppError::Recorded(business).body();
+        assert_eq!(body["error"]["details"]["reason"], "card declined");
     }
 }

@@ -54,14 +54,28 @@ pub fn customer_index_key(order: &Order) -> Vec<u8> {
     k
 }
 
+/// Why an order actor is activated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// To create the order: it may not exist yet.
+    Create,
+    /// To read or change it: an order that is not in the store is refused without starting
+    /// an actor, so that requests for made-up ids cost no memory.
+    Existing,
+}
+
 impl OrderActor {
     pub fn activate(
         arbiter: &ArbiterHandle,
         order_id: OrderId,
         store: Store,
         registry: Arc<OrderRegistry>,
+        why: Activation,
     ) -> Result<Addr<OrderActor>, AppError> {
         let order = store.get::<Order>(Table::Orders, order_id.as_bytes())?;
+        if order.is_none() && why == Activation::Existing {
+            return Err(AppError::OrderNotFound);
+        }
         Ok(OrderActor::start_in_arbiter(arbiter, move |_| OrderActor {
             order_id,
             order,

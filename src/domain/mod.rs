@@ -13,4 +13,5 @@ pub mod order;
 pub mod password;
 pub mod product;
 pub mod quantity;
+pub mod text;
 pub mod time;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{CategoryId, ProductId, VariantId};
 use super::money::Money;
+use super::text::{is_visible_text, Layout};
 use super::time::Timestamp;
 use crate::config::CatalogSettings;
 
@@ -65,15 +66,18 @@ pub enum ProductRuleError {
     #[error("{0}")]
     DescriptionTooLong(String),
     #[error("{0}")]
+    InvalidDescription(String),
+    #[error("{0}")]
     InvalidPrice(String),
 }
 
-/// A display name: trimmed, no control characters, length in characters within bounds.
+/// A display name: trimmed, no control, bidi or zero-width characters, length in
+/// characters within bounds.
 pub fn check_name(raw: &str, min: usize, max: usize) -> Result<String, String> {
     let name = raw.trim();
     let len = name.chars().count();
-    if name.chars().any(char::is_control) {
-        return Err("name must not contain control characters".into());
+    if !is_visible_text(name, Layout::SingleLine) {
+        return Err("name must not contain control, bidirectional or zero-width characters".into());
     }
     if len < min || len > max {
         return Err(format!("name must be {min} to {max} characters, got {len}"));
@@ -92,6 +96,12 @@ pub fn check_description(raw: &str, rules: &CatalogSettings) -> Result<String, P
             "description must be at most {} characters, got {len}",
             rules.description_max
         )));
+    }
+    if !is_visible_text(raw, Layout::MultiLine) {
+        return Err(ProductRuleError::InvalidDescription(
+            "description must not contain control, bidirectional or zero-width characters (newlines and tabs are fine)"
+                .into(),
+        ));
     }
     Ok(raw.to_string())
 }
@@ -142,5 +152,14 @@ mod tests {
         let r = rules();
         assert!(check_description(&"a".repeat(r.description_max), &r).is_ok());
         assert!(check_description(&"a".repeat(r.description_max + 1), &r).is_err());
+        assert!(check_description("two\n\tlines", &r).is_ok());
+        assert!(matches!(check_description("evil\u{202E}txt", &r), Err(ProductRuleError::InvalidDescription(_))));
+    }
+
+    #[test]
+    fn names_refuse_invisible_characters() {
+        assert!(check_name("Ada\u{200B}", 1, 100).is_err());
+        assert!(check_name("\u{2067}Ada", 1, 100).is_err());
+        assert!(check_name("line\nbreak", 1, 100).is_err());
     }
 }

@@ -19,13 +19,12 @@ pub struct LogTransport {
 impl EmailTransport for LogTransport {
     fn send<'a>(&'a self, n: &'a Notification) -> SendResult<'a> {
         Box::pin(async move {
+            // Never the payload: it carries secrets (a verification token is a credential).
+            // The outbox row, readable by the admin, is the record of what was sent.
             tracing::info!(
                 notification_id = %n.notification_id,
                 kind = %n.kind,
-                from = %self.from,
                 to = %n.to,
-                subject = %n.subject,
-                payload = %n.payload,
                 "email sent (log transport)"
             );
             Ok(())
@@ -105,5 +104,44 @@ impl EmailTransport for SmtpTransport {
                 .map_err(|e| format!("message: {e}"))?;
             self.mailer.send(message).await.map(drop).map_err(|e| format!("smtp: {e}"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_log_transport_logs_who_and_which_but_never_the_payload() {
+        let n = Notification::queued(
+            "email_verification",
+            "ada@example.com",
+            "Verify your email address".into(),
+            serde_json::json!({ "verification_token": "cwv_secret_token_value" }),
+        );
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let transport = LogTransport { from: "shop@example.com".into() };
+        tracing::subscriber::with_default(subscriber, || futures::executor::block_on(transport.send(&n))).unwrap();
+        let logged = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains(&n.notification_id.to_string()) && logged.contains("ada@example.com"), "{logged}");
+        assert!(!logged.contains("cwv_secret_token_value"), "{logged}");
     }
 }

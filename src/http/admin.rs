@@ -31,7 +31,7 @@ fn product_id(id: &str) -> Result<ProductId, AppError> {
 }
 
 pub async fn inventory(shop: &Shop, req: &Request, id: &str) -> Reply {
-    auth::staff(shop, req)?;
+    auth::admin(shop, req)?;
     Ok(json(200, &shop.inventory.stock(product_id(id)?).await?))
 }
 
@@ -94,6 +94,6 @@ pub async fn notifications(shop: &Shop, req: &Request) -> Reply {
 
 /// What is in memory right now: passivation keeps this bounded by the active set.
 pub async fn stats(shop: &Shop, req: &Request) -> Reply {
-    auth::staff(shop, req)?;
+    auth::admin(shop, req)?;
     Ok(json(200, &serde_json::json!({ "actors": shop.active_actors() })))
 }

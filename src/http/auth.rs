@@ -28,8 +28,9 @@ pub fn customer(shop: &Shop, req: &Request) -> Result<CustomerId, AppError> {
     shop.customers.authenticate(token)?.ok_or(AppError::Unauthenticated)
 }
 
-/// Staff behind the bearer token. A valid customer token on a staff route is 403; no or an
-/// unknown token is 401.
+/// Staff behind the bearer token, for the order routes fulfillment may use (list, read,
+/// ship) and nothing else: every other admin route takes [`admin`]. A valid customer token
+/// on a staff route is 403; no or an unknown token is 401.
 pub fn staff(shop: &Shop, req: &Request) -> Result<Staff, AppError> {
     let token = req.bearer().ok_or(AppError::Unauthenticated)?;
     let digest = token_hash(token);

@@ -139,7 +139,7 @@ pub async fn update_price(shop: &Shop, req: &Request, id: &str) -> Reply {
 }
 
 pub async fn admin_get_product(shop: &Shop, req: &Request, id: &str) -> Reply {
-    auth::staff(shop, req)?;
+    auth::admin(shop, req)?;
     let id: ProductId = path_id(id, AppError::ProductNotFound)?;
     let product = shop.catalog.product(id)?;
     Ok(json(200, &with_availability(shop, &product).await?))

@@ -14,6 +14,7 @@ use super::response::json;
 use super::routes::Reply;
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::order::OrderStatus;
+use crate::domain::text::{is_visible_text, Layout};
 use crate::error::AppError;
 use crate::saga::engine::Started;
 use crate::saga::{SagaInstance, SagaState};
@@ -45,10 +46,17 @@ struct CancelOrder {
     reason: Option<String>,
 }
 
+/// One line of text: 1 to `max` characters, none of them control, bidi or zero-width.
 fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
     let v = value.trim();
-    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+    if v.is_empty() || v.chars().count() > max {
         return Err(AppError::invalid(field, format!("{field} must be 1 to {max} characters")));
+    }
+    if !is_visible_text(v, Layout::SingleLine) {
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must not contain control, bidirectional or zero-width characters"),
+        ));
     }
     Ok(v.to_string())
 }
@@ -106,6 +114,11 @@ fn accepted(saga_id: SagaId, state: &str) -> warp::reply::Response {
 /// `POST /v1/orders`.
 pub async fn place(shop: &Shop, req: &Request) -> Reply {
     let customer = auth::customer(shop, req).map_err(|_| AppError::RegistrationRequired)?;
+    // Refused before a saga exists: an unverified account must not fill the saga log.
+    // (validate_customer checks again inside the saga.)
+    if !shop.customers.get(customer)?.is_some_and(|c| c.email_verified) {
+        return Err(AppError::EmailNotVerified);
+    }
     let body: PlaceOrder = req.json()?;
     let a = &body.shipping_address;
     let country = text("shipping_address.country", &a.country, 2)?.to_ascii_uppercase();
@@ -151,9 +164,12 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let mut op = b"cancel".to_vec();
     op.extend_from_slice(order_id.as_bytes());
     let key = idempotency(req, customer, &op)?;
+    // Nobody's saga starts for an order that is not theirs (or does not exist).
+    let order = shop.orders.get_own(customer, order_id).await?;
     if key.is_none() {
         // Fast answers for the plain cases; the saga checks again under the order's actor.
-        shop.orders.get_own(customer, order_id).await?.cancellable(false)?;
+        // (With a key, a repeat must answer the first outcome, so only the saga decides.)
+        order.cancellable(false)?;
     }
     let input = json!({ "order_id": order_id, "customer_id": customer, "reason": reason });
     let started = shop.sagas.start("cancel_order", input, Some(customer), Some(order_id), key).await?;

@@ -24,8 +24,8 @@ impl Request {
         if self.body.is_empty() {
             return Err(AppError::InvalidRequest { message: "a JSON body is required".into(), field: None });
         }
-        let de = &mut serde_json::Deserializer::from_slice(&self.body);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_slice(&self.body);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             let missing = inner.to_string();
@@ -40,7 +40,11 @@ impl Request {
                 message: format!("invalid JSON body: {inner}"),
                 field: (!field.is_empty()).then_some(field),
             }
-        })
+        })?;
+        // The deserializer stops after the first value: anything but whitespace after it
+        // (`{"a":1} xyz`, `{}{}`) makes the body malformed, not silently half-read.
+        de.end().map_err(|e| AppError::InvalidRequest { message: format!("invalid JSON body: {e}"), field: None })?;
+        Ok(value)
     }
 
     pub fn bearer(&self) -> Option<&str> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::engine::SagaEngine;
@@ -21,7 +21,10 @@ use crate::store::{StoreError, Table, WriteSet};
 pub struct SagaCoordinator {
     saga: SagaInstance,
     engine: Arc<SagaEngine>,
-    waiters: Vec<oneshot::Sender<SagaInstance>>,
+    /// Carries the settled instance to everyone who waits. One channel, whatever the number
+    /// of waiters: a waiter is a receiver (a reference count, dropped when it gives up), so
+    /// repeating a request on a running saga cannot grow anything the saga keeps.
+    settled: watch::Sender<Option<SagaInstance>>,
     /// Written with the first transition of a new saga (its Idempotency-Key...); `None`
     /// once the saga is in the log.
     first_write: Option<WriteSet>,
@@ -32,21 +35,29 @@ pub struct SagaCoordinator {
 #[rtype(result = "Result<SagaInstance, AppError>")]
 pub struct Drive(pub Input);
 
-/// Answers once the saga is settled (terminal or STUCK).
+/// A receiver that holds the instance once the saga is settled (terminal or STUCK).
 #[derive(Message)]
-#[rtype(result = "oneshot::Receiver<SagaInstance>")]
+#[rtype(result = "watch::Receiver<Option<SagaInstance>>")]
 pub struct Watch;
 
+/// What waits for a saga to settle: `wait_for(Option::is_some)` on it.
+pub type Settled = watch::Receiver<Option<SagaInstance>>;
+
+/// A fresh channel for a coordinator's `settled`.
+pub fn settled_channel() -> (watch::Sender<Option<SagaInstance>>, Settled) {
+    watch::channel(None)
+}
+
 impl SagaCoordinator {
-    /// `first_write` is set for a saga that has never been persisted (a new one); `waiter`
-    /// hears when it settles.
+    /// `first_write` is set for a saga that has never been persisted (a new one); `settled`
+    /// is told when it settles.
     pub fn new(
         saga: SagaInstance,
         engine: Arc<SagaEngine>,
         first_write: Option<WriteSet>,
-        waiter: Option<oneshot::Sender<SagaInstance>>,
+        settled: watch::Sender<Option<SagaInstance>>,
     ) -> SagaCoordinator {
-        SagaCoordinator { saga, engine, waiters: waiter.into_iter().collect(), first_write }
+        SagaCoordinator { saga, engine, settled, first_write }
     }
 
     /// Transition, persist, then act.
@@ -155,9 +166,7 @@ impl SagaCoordinator {
     /// Settled: answer the waiters and leave memory (the log has everything).
     fn settle(&mut self, ctx: &mut Context<Self>) {
         tracing::info!(saga.id = %self.saga.saga_id, saga.r#type = %self.saga.saga_type, state = self.saga.state.as_str(), "saga settled");
-        for w in self.waiters.drain(..) {
-            let _ = w.send(self.saga.clone());
-        }
+        self.settled.send_replace(Some(self.saga.clone()));
         self.stop_now(ctx);
     }
 
@@ -183,13 +192,10 @@ impl Handler<Watch> for SagaCoordinator {
     type Result = MessageResult<Watch>;
 
     fn handle(&mut self, _: Watch, ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
         if self.saga.state.is_settled() {
-            let _ = tx.send(self.saga.clone());
+            self.settled.send_replace(Some(self.saga.clone()));
             self.stop_now(ctx);
-        } else {
-            self.waiters.push(tx);
         }
-        MessageResult(rx)
+        MessageResult(self.settled.subscribe())
     }
 }

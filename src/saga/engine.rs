@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, ArbiterHandle};
 use serde_json::{json, Value};
 
-use super::coordinator::{Drive, SagaCoordinator, Watch};
+use super::coordinator::{settled_channel, Drive, SagaCoordinator, Settled, Watch};
 use super::definition::{self, SagaDefinition};
 use super::instance::{SagaInstance, SagaState};
 use super::machine::Input;
@@ -35,18 +35,14 @@ pub struct SagaEngine {
 pub struct Started {
     pub saga_id: SagaId,
     /// Hears when a saga this call started settles; `None` for one found by its key.
-    pub settled: Option<tokio::sync::oneshot::Receiver<SagaInstance>>,
+    pub settled: Option<Settled>,
 }
 
 impl Started {
     /// Waits up to `timeout` for the saga to settle; `None` if it is still going.
     pub async fn wait(self, engine: &Arc<SagaEngine>, timeout: Duration) -> Result<Option<SagaInstance>, AppError> {
         match self.settled {
-            Some(rx) => match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(saga)) => Ok(Some(saga)),
-                Ok(Err(_)) => Ok(engine.get(self.saga_id).await?.filter(|s| s.state.is_settled())),
-                Err(_) => Ok(None),
-            },
+            Some(rx) => engine.wait_on(self.saga_id, rx, timeout).await,
             None => engine.wait(self.saga_id, timeout).await,
         }
     }
@@ -169,10 +165,10 @@ impl SagaEngine {
             .as_ref()
             .map(|key| WriteSet::new().put_if_absent(Table::Idempotency, key.clone(), &saga_id.0, "idempotency_key"));
         let engine = self.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = settled_channel();
         let lease = self.registry.lease(&saga_id, move |arbiter| {
             Ok::<_, AppError>(SagaCoordinator::start_in_arbiter(arbiter, move |_| {
-                SagaCoordinator::new(saga, engine, Some(first_write.unwrap_or_default()), Some(tx))
+                SagaCoordinator::new(saga, engine, Some(first_write.unwrap_or_default()), tx)
             }))
         })?;
         tracing::info!(saga.id = %saga_id, saga.r#type = saga_type, "saga started");
@@ -215,8 +211,13 @@ impl SagaEngine {
     /// Waits up to `timeout` for the saga to settle; `None` if it is still going.
     pub async fn wait(self: &Arc<Self>, id: SagaId, timeout: Duration) -> Result<Option<SagaInstance>, AppError> {
         let rx = self.send(id, || Watch).await?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(saga)) => Ok(Some(saga)),
+        self.wait_on(id, rx, timeout).await
+    }
+
+    async fn wait_on(&self, id: SagaId, mut rx: Settled, timeout: Duration) -> Result<Option<SagaInstance>, AppError> {
+        let settled = tokio::time::timeout(timeout, async { rx.wait_for(Option::is_some).await.map(|s| s.clone()) });
+        match settled.await {
+            Ok(Ok(saga)) => Ok(saga),
             // The coordinator went away without settling (a failed write): read the log.
             Ok(Err(_)) => Ok(self.get(id).await?.filter(|s| s.state.is_settled())),
             Err(_) => Ok(None),
@@ -310,7 +311,7 @@ fn check_definitions(
 }
 
 fn start_coordinator(arbiter: &ArbiterHandle, saga: SagaInstance, engine: Arc<SagaEngine>) -> Addr<SagaCoordinator> {
-    SagaCoordinator::start_in_arbiter(arbiter, move |_| SagaCoordinator::new(saga, engine, None, None))
+    SagaCoordinator::start_in_arbiter(arbiter, move |_| SagaCoordinator::new(saga, engine, None, settled_channel().0))
 }
 
 #[cfg(test)]

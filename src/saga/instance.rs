@@ -261,7 +261,8 @@ impl SagaInstance {
             j["order_id"] = json!(o);
         }
         if let Some(e) = &self.error {
-            j["error"] = error_json(e);
+            // Server-side failure text stays in the operator's view (`to_json`).
+            j["error"] = error_json(&e.for_customer());
         }
         j
     }
@@ -277,4 +278,26 @@ pub fn error_json(e: &ErrorRecord) -> Value {
 
 impl crate::store::Record for SagaInstance {
     const VERSION: u8 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::AppError;
+
+    #[test]
+    fn the_customer_view_hides_internal_error_text_the_operator_view_keeps() {
+        let def = &crate::saga::definition::embedded().unwrap()[0];
+        let mut saga = SagaInstance::new(def, |_| RetryPolicy::NONE, json!({}), None, None);
+        saga.state = SagaState::Failed;
+        saga.error = Some(AppError::Internal("saga field lines: invalid type at /srv/secret".into()).record());
+        let customer = saga.to_customer_json();
+        assert_eq!(customer["error"]["code"], "INTERNAL");
+        assert_eq!(customer["error"]["message"], "internal error");
+        assert!(!customer.to_string().contains("/srv/secret"), "{customer}");
+        assert!(saga.to_json()["error"]["message"].as_str().unwrap().contains("/srv/secret"));
+
+        saga.error = Some(AppError::EmptyCart.record());
+        assert_eq!(saga.to_customer_json()["error"]["message"], "the cart is empty");
+    }
 }

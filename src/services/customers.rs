@@ -18,7 +18,7 @@ use crate::domain::password::Password;
 use crate::domain::product::check_name;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{Customer, Notification, Session, Store, StoreError, Table, WriteSet};
+use crate::store::{Customer, Notification, Session, Store, StoreError, Table, VerifyToken, WriteSet};
 
 #[derive(Clone)]
 pub struct CustomerService {
@@ -63,6 +63,8 @@ impl CustomerService {
         };
         let id = customer.customer_id;
         let token = new_token("cwv");
+        let ttl_ms = i64::try_from(self.settings.auth.verification_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let verify = VerifyToken { customer_id: id, expires_at: customer.created_at.plus_millis(ttl_ms) };
         let notification = Notification::queued(
             "email_verification",
             email.as_str(),
@@ -73,7 +75,7 @@ impl CustomerService {
             .put_if_absent(Table::CustomerEmails, lookup.into_bytes(), &id.0, "email")
             .put(Table::Customers, id.as_bytes().to_vec(), &customer)
             .put(Table::Carts, id.as_bytes().to_vec(), &Cart::new(id))
-            .put(Table::VerifyTokens, token_hash(&token).to_vec(), &id.0)
+            .put(Table::VerifyTokens, token_hash(&token).to_vec(), &verify)
             .event(&DomainEvent::CustomerRegistered { customer_id: id, email: customer.email.clone() })
             .notify(notification);
         match self.store.commit(ws).await {
@@ -92,9 +94,9 @@ impl CustomerService {
             return Err(AppError::InvalidToken);
         }
         let id = self
-            .store
-            .get::<uuid::Uuid>(Table::VerifyTokens, &token_hash(token))?
-            .map(CustomerId)
+            .verify_token(token)?
+            .filter(|t| t.expires_at > Timestamp::now())
+            .map(|t| t.customer_id)
             .ok_or(AppError::InvalidToken)?;
         let _guard = self.stripes.lock(id.as_bytes()).await;
         let mut customer = self.get(id)?.ok_or(AppError::InvalidToken)?;
@@ -106,6 +108,20 @@ impl CustomerService {
             self.store.commit(ws).await?;
         }
         Ok(customer)
+    }
+
+    /// The record of a verification token, if it was ever issued.
+    fn verify_token(&self, token: &str) -> Result<Option<VerifyToken>, AppError> {
+        let key = token_hash(token);
+        match self.store.get::<VerifyToken>(Table::VerifyTokens, &key) {
+            // Issued before tokens had an expiry (a bare customer id): honoured as before,
+            // since those customers have no other way to verify.
+            Err(StoreError::Codec { .. }) => Ok(self
+                .store
+                .get::<uuid::Uuid>(Table::VerifyTokens, &key)?
+                .map(|id| VerifyToken { customer_id: CustomerId(id), expires_at: Timestamp(i64::MAX) })),
+            other => Ok(other?),
+        }
     }
 
     /// A new session token for a correct email/password pair.

@@ -2,6 +2,7 @@
 
 pub mod cart;
 pub mod catalog;
+pub mod credential_sweep;
 pub mod customers;
 pub mod expiry;
 pub mod inventory;
@@ -61,6 +62,10 @@ impl Shop {
         spawn_sweeper(inventory_registry.clone());
         spawn_sweeper(cart_registry.clone());
         spawn_sweeper(order_registry.clone());
+        credential_sweep::spawn_credential_sweeper(
+            store.clone(),
+            Duration::from_secs(settings.auth.sweep_interval_secs),
+        );
         let catalog = catalog::CatalogService::new(store.clone(), settings.clone());
         let inventory = inventory::InventoryService::new(store.clone(), inventory_registry, catalog.clone());
         let carts =

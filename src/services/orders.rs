@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::actors::order::{CreateOrder, ExecuteOrder, GetOrder, OrderActor, OrderRegistry};
+use crate::actors::order::{Activation, CreateOrder, ExecuteOrder, GetOrder, OrderActor, OrderRegistry};
 use crate::actors::registry::{send_leased, Lease};
 use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
@@ -23,26 +23,34 @@ impl OrderService {
         OrderService { store, registry }
     }
 
-    fn lease(&self, id: OrderId) -> Result<Lease<OrderActor>, AppError> {
-        self.registry.lease(&id, |arbiter| OrderActor::activate(arbiter, id, self.store.clone(), self.registry.clone()))
+    fn lease(&self, id: OrderId, why: Activation) -> Result<Lease<OrderActor>, AppError> {
+        self.registry
+            .lease(&id, |arbiter| OrderActor::activate(arbiter, id, self.store.clone(), self.registry.clone(), why))
     }
 
+    /// Sends to an existing order's actor; an order that does not exist is ORDER_NOT_FOUND
+    /// and activates nothing.
     async fn ask<M>(&self, id: OrderId, msg: impl Fn() -> M) -> Result<M::Result, AppError>
     where
         M: actix::Message + Send + 'static,
         M::Result: Send,
         OrderActor: actix::Handler<M>,
     {
-        send_leased(|| self.lease(id), msg).await
+        send_leased(|| self.lease(id, Activation::Existing), msg).await
     }
 
     /// Creates the order unless it exists (idempotent).
     pub async fn create(&self, order: Order, expires_at: Option<Timestamp>) -> Result<Order, AppError> {
-        self.ask(order.order_id, || CreateOrder { order: order.clone(), expires_at }).await?
+        let id = order.order_id;
+        let msg = || CreateOrder { order: order.clone(), expires_at };
+        send_leased(|| self.lease(id, Activation::Create), msg).await?
     }
 
     pub async fn get(&self, id: OrderId) -> Result<Option<Order>, AppError> {
-        self.ask(id, || GetOrder).await?
+        match self.ask(id, || GetOrder).await {
+            Err(AppError::OrderNotFound) => Ok(None),
+            other => other?,
+        }
     }
 
     pub async fn execute(

@@ -35,9 +35,59 @@ impl Source {
     }
 }
 
-/// Checks `Cartwright-Signature: t=<unix seconds>,v1=<hex>` where
-/// `hex = HMAC-SHA256(secret, "<t>.<raw body>")`, compared in constant time, and refuses
-/// timestamps more than `tolerance_secs` away from `now_secs` (replays).
+/// Longest `Cartwright-Signature` header looked at: a timestamp and a few signatures fit
+/// easily; anything longer is refused before it costs parsing.
+pub const MAX_SIGNATURE_HEADER: usize = 512;
+/// Most `v1=` signatures one header may carry (a sender rotating secrets sends two).
+pub const MAX_SIGNATURES: usize = 4;
+
+/// A parsed `Cartwright-Signature: t=<unix seconds>,v1=<64 hex digits>[,v1=...]`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SignatureHeader {
+    pub t: i64,
+    pub candidates: Vec<[u8; 32]>,
+}
+
+/// Parses the header strictly, so that a hostile header costs no more than a valid one:
+/// bounded length, exactly one `t` (plain decimal digits), 1 to [`MAX_SIGNATURES`] `v1`
+/// entries of exactly 64 hex digits, nothing else. `None` for anything else.
+pub fn parse_signature_header(header: &str) -> Option<SignatureHeader> {
+    if header.len() > MAX_SIGNATURE_HEADER {
+        return None;
+    }
+    let mut t = None;
+    let mut candidates = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=')? {
+            ("t", v) if t.is_none() && !v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()) => {
+                t = Some(v.parse::<i64>().ok()?);
+            }
+            ("v1", v) if candidates.len() < MAX_SIGNATURES && v.len() == 64 => {
+                let mut sig = [0u8; 32];
+                hex::decode_to_slice(v, &mut sig).ok()?;
+                candidates.push(sig);
+            }
+            _ => return None,
+        }
+    }
+    if candidates.is_empty() {
+        return None;
+    }
+    Some(SignatureHeader { t: t?, candidates })
+}
+
+/// HMAC-SHA256(secret, "<t>.<body>").
+fn mac(secret: &str, t: i64, body: &[u8]) -> hmac::digest::CtOutput<Hmac<Sha256>> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.finalize()
+}
+
+/// Checks `Cartwright-Signature` (see [`parse_signature_header`]): the MAC of the body is
+/// computed once and compared with each candidate in constant time; timestamps more than
+/// `tolerance_secs` away from `now_secs` are refused (replays).
 pub fn verify_signature(
     secret: &str,
     header: Option<&str>,
@@ -45,28 +95,17 @@ pub fn verify_signature(
     now_secs: i64,
     tolerance_secs: u64,
 ) -> Result<(), AppError> {
-    let header = header.ok_or(AppError::InvalidSignature)?;
-    let mut t = None;
-    let mut signatures = Vec::new();
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", v)) => t = v.parse::<i64>().ok(),
-            Some(("v1", v)) => signatures.extend(hex::decode(v).ok()),
-            _ => {}
-        }
-    }
-    let t = t.ok_or(AppError::InvalidSignature)?;
-    if now_secs.abs_diff(t) > tolerance_secs {
+    let parsed = header.and_then(parse_signature_header).ok_or(AppError::InvalidSignature)?;
+    if now_secs.abs_diff(parsed.t) > tolerance_secs {
         return Err(AppError::InvalidSignature);
     }
-    let valid = signatures.iter().any(|sig| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-        mac.update(t.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        mac.verify_slice(sig).is_ok()
-    });
-    if valid {
+    let expected = mac(secret, parsed.t, body);
+    // CtOutput's equality is constant-time; every candidate is compared (no early exit).
+    let matches = parsed
+        .candidates
+        .iter()
+        .fold(false, |found, sig| found | (expected == hmac::digest::CtOutput::new((*sig).into())));
+    if matches {
         Ok(())
     } else {
         Err(AppError::InvalidSignature)
@@ -75,11 +114,7 @@ pub fn verify_signature(
 
 /// The signature header a sender puts on `body` at `t` (tests and the walk-through use it).
 pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!("t={t},v1={}", hex::encode(mac(secret, t, body).into_bytes()))
 }
 
 #[derive(Deserialize)]
@@ -277,5 +312,52 @@ mod tests {
         for bad in ["", "t=1000", "v1=00", "t=abc,v1=00", "t=1000,v1=zz"] {
             assert!(verify_signature("secret", Some(bad), body, 1000, 300).is_err(), "{bad}");
         }
+    }
+
+    fn sig_hex(header: &str) -> &str {
+        header.split_once("v1=").unwrap().1
+    }
+
+    #[test]
+    fn signature_header_parsing_is_strict() {
+        let good = "a".repeat(64);
+        let parsed = parse_signature_header(&format!("t=1000, v1={good}")).unwrap();
+        assert_eq!(parsed, SignatureHeader { t: 1000, candidates: vec![[0xaa; 32]] });
+        let four = format!("t=1,v1={good},v1={good},v1={good},v1={good}");
+        assert_eq!(parse_signature_header(&four).unwrap().candidates.len(), 4);
+        let refused = [
+            format!("t=1,v1={good},v1={good},v1={good},v1={good},v1={good}"), // too many candidates
+            format!("t=1,v1={}", "a".repeat(62)),                             // short
+            format!("t=1,v1={}", "a".repeat(66)),                             // long
+            format!("t=1,v1={}g", "a".repeat(63)),                            // not hex
+            format!("t=1,v1=,v1={good}"),                                     // empty entry
+            format!("t=+1,v1={good}"),                                        // not plain digits
+            format!("t=-1,v1={good}"),
+            format!("t=1.5,v1={good}"),
+            format!("t=99999999999999999999,v1={good}"), // overflow
+            format!("t=1,t=2,v1={good}"),                // two timestamps
+            format!("t=1,v0={good}"),                    // unknown scheme only
+            format!("t=1,v1={good},extra"),              // stray part
+            format!("t=1,v1={good},"),                   // trailing comma
+            format!("v1={good}"),                        // no timestamp
+            "t=1".to_string(),                           // no signature
+            format!("t=1,{}v1={good}", " ".repeat(MAX_SIGNATURE_HEADER)), // too long
+        ];
+        for bad in refused {
+            assert_eq!(parse_signature_header(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn any_of_a_few_candidates_may_match() {
+        let body = br#"{"id":"evt_1"}"#;
+        let right = sign("secret", 1000, body);
+        let wrong = sign("other", 1000, body);
+        let both = format!("t=1000,v1={},v1={}", sig_hex(&wrong), sig_hex(&right));
+        assert!(verify_signature("secret", Some(&both), body, 1000, 300).is_ok());
+        let neither = format!("t=1000,v1={},v1={}", sig_hex(&wrong), sig_hex(&wrong));
+        assert!(verify_signature("secret", Some(&neither), body, 1000, 300).is_err());
+        let flood = format!("t=1000,{}v1={}", "v1=,".repeat(100_000), sig_hex(&right));
+        assert!(verify_signature("secret", Some(&flood), body, 1000, 300).is_err(), "a flood is refused unparsed");
     }
 }

@@ -20,7 +20,9 @@ use std::time::Duration;
 pub use codec::Record;
 pub use committer::FAIL_STOP_EXIT_CODE;
 pub use files::MAX_RECORD_BYTES;
-pub use records::{AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, WebhookEvent};
+pub use records::{
+    AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, VerifyToken, WebhookEvent,
+};
 pub use tables::{audit_entity_prefix, due_key, Table};
 pub use writeset::{CommitTicket, WriteSet};
 

@@ -28,6 +28,13 @@ pub struct Session {
     pub expires_at: Timestamp,
 }
 
+/// An email verification token (kept under its SHA-256 hash): whose, and until when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyToken {
+    pub customer_id: CustomerId,
+    pub expires_at: Timestamp,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
     pub seq: u64,
@@ -136,6 +143,11 @@ impl Record for Customer {
 }
 impl Record for Session {
     const VERSION: u8 = 1;
+}
+/// Version 1 of a verification token was the bare customer id (a `uuid::Uuid` record), with
+/// no expiry; `CustomerService` still reads those.
+impl Record for VerifyToken {
+    const VERSION: u8 = 2;
 }
 impl Record for EventRecord {
     const VERSION: u8 = 1;

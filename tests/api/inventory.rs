@@ -69,7 +69,7 @@ async fn restock_of_unknown_product_or_variant_is_refused() {
 }
 
 #[tokio::test]
-async fn restock_needs_admin_and_inventory_is_readable_by_fulfillment() {
+async fn restock_and_inventory_need_admin() {
     let app = spawn_app().await;
     let id = app.product("5.00", 4).await;
     let (status, _) =
@@ -77,7 +77,10 @@ async fn restock_needs_admin_and_inventory_is_readable_by_fulfillment() {
     assert_eq!(status, 403);
     let (status, _) = app.post(&format!("/admin/v1/inventory/{id}/restock"), None, json!({ "quantity": 1 })).await;
     assert_eq!(status, 401);
+    // Fulfillment's token covers orders only.
     let (status, body) = app.get(&format!("/admin/v1/inventory/{id}"), Some(FULFILLMENT)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("FORBIDDEN")));
+    let (status, body) = app.get(&format!("/admin/v1/inventory/{id}"), Some(ADMIN)).await;
     assert_eq!((status, &body["items"][0]["on_hand"]), (200, &json!(4)));
 }
 

@@ -12,6 +12,7 @@ mod durability;
 mod expiry;
 mod fake_gateway;
 mod gateway;
+mod hostile;
 mod http;
 mod inventory;
 mod lifecycle;

@@ -1,0 +1,117 @@
+//! Expired sessions and verification tokens are refused when presented, but would otherwise
+//! stay in sled forever (every login adds a session). A background task deletes them every
+//! `auth.sweep_interval_secs`, a batch at a time.
+
+use std::time::Duration;
+
+use crate::domain::time::Timestamp;
+use crate::error::AppError;
+use crate::store::{Record, Session, Store, StoreError, Table, VerifyToken, WriteSet};
+
+/// Keys looked at, and deleted, per write.
+const BATCH: usize = 256;
+
+/// Deletes every session and verification token that expired by `now`; returns how many.
+pub async fn sweep_expired(store: &Store, now: Timestamp) -> Result<usize, AppError> {
+    let sessions = sweep_table::<Session>(store, Table::Sessions, |s| s.expires_at <= now).await?;
+    let tokens = sweep_table::<VerifyToken>(store, Table::VerifyTokens, |t| t.expires_at <= now).await?;
+    Ok(sessions + tokens)
+}
+
+/// Both tables are keyed by a 32-byte token hash.
+async fn sweep_table<T: Record>(store: &Store, table: Table, expired: impl Fn(&T) -> bool) -> Result<usize, AppError> {
+    let end = [0xffu8; 33];
+    let mut from = Vec::new();
+    let mut deleted = 0;
+    loop {
+        let keys = store.keys_between(table, &from, &end, BATCH)?;
+        let Some(last) = keys.last() else { return Ok(deleted) };
+        from = [last.as_slice(), &[0]].concat();
+        let mut ws = WriteSet::new();
+        for key in keys {
+            match store.get::<T>(table, &key) {
+                Ok(Some(record)) if expired(&record) => {
+                    ws = ws.delete(table, key);
+                    deleted += 1;
+                }
+                // Gone meanwhile, live, or an older record version without an expiry.
+                Ok(_) | Err(StoreError::Codec { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !ws.is_empty() {
+            store.commit(ws).await?;
+        }
+    }
+}
+
+/// Runs [`sweep_expired`] every `every` until the store closes.
+pub fn spawn_credential_sweeper(store: Store, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match sweep_expired(&store, Timestamp::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired sessions and verification tokens deleted"),
+                Err(AppError::ShuttingDown) => break,
+                Err(e) => tracing::warn!(error = %e, "sweep of expired sessions and tokens failed; next pass retries"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::domain::ids::CustomerId;
+
+    /// A 32-byte key numbered `n`.
+    fn key(n: usize) -> Vec<u8> {
+        let mut k = vec![0u8; 32];
+        k[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        k
+    }
+
+    fn number(k: &[u8]) -> usize {
+        u64::from_be_bytes(k[..8].try_into().unwrap()) as usize
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_and_tokens_are_deleted_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::load_layers(None, false).unwrap();
+        settings.storage.path = dir.path().into();
+        let store = Store::open(&settings.storage).unwrap();
+        let now = Timestamp::now();
+        let who = CustomerId::new();
+        let session = |expires_at| Session { customer_id: who, created_at: now, expires_at };
+        let token = |expires_at| VerifyToken { customer_id: who, expires_at };
+        let mut ws = WriteSet::new();
+        // More than one batch of expired sessions, and live ones among them.
+        for n in 0..=(BATCH + 10) {
+            let expires = if n.is_multiple_of(3) { now.plus_millis(60_000) } else { now.plus_millis(-1) };
+            ws = ws.put(Table::Sessions, key(n), &session(expires));
+        }
+        ws = ws
+            .put(Table::VerifyTokens, key(1), &token(now))
+            .put(Table::VerifyTokens, key(2), &token(now.plus_millis(60_000)))
+            // A token from before tokens expired: a bare customer id.
+            .put(Table::VerifyTokens, key(3), &who.0);
+        store.commit(ws).await.unwrap();
+
+        let live_sessions = (0..=(BATCH + 10)).filter(|n| n.is_multiple_of(3)).count();
+        let expired_sessions = BATCH + 11 - live_sessions;
+        assert_eq!(sweep_expired(&store, now).await.unwrap(), expired_sessions + 1);
+        let left = store.scan_prefix_keys(Table::Sessions, &[], usize::MAX).unwrap();
+        assert_eq!(left.len(), live_sessions);
+        assert!(left.iter().all(|k| number(k).is_multiple_of(3)));
+        assert!(!store.contains(Table::VerifyTokens, &key(1)).unwrap(), "expired token deleted");
+        assert!(store.contains(Table::VerifyTokens, &key(2)).unwrap(), "live token kept");
+        assert!(store.contains(Table::VerifyTokens, &key(3)).unwrap(), "old-format token kept");
+        assert_eq!(sweep_expired(&store, now).await.unwrap(), 0, "nothing left to sweep");
+        store.close().unwrap();
+    }
+}
