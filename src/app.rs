@@ -28,6 +28,7 @@ pub fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_listen: impl FnOnce(SocketAddr) + Send + 'static,
 ) -> anyhow::Result<()> {
+    refuse_weak_secrets(&settings)?;
     let workers = settings.arbiter_count();
     let system = actix::System::with_tokio_rt(move || {
         tokio::runtime::Builder::new_multi_thread()
@@ -120,6 +121,24 @@ async fn serve(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Public secrets are tolerated only where nobody else can connect: on a loopback address
+/// each one is logged loudly, anywhere else the server does not start.
+fn refuse_weak_secrets(settings: &Settings) -> anyhow::Result<()> {
+    let weak = settings.weak_secrets();
+    let addr = settings.server.addr;
+    if addr.ip().is_loopback() {
+        for secret in &weak {
+            tracing::warn!("INSECURE, tolerated only because server.addr {addr} is loopback: {secret}");
+        }
+        return Ok(());
+    }
+    if weak.is_empty() {
+        return Ok(());
+    }
+    let reasons: Vec<String> = weak.iter().map(ToString::to_string).collect();
+    anyhow::bail!("refusing to serve on {addr} with weak secrets: {}", reasons.join("; "))
 }
 
 fn payment_gateway(settings: &Settings) -> anyhow::Result<Arc<dyn PaymentGateway>> {

@@ -9,15 +9,20 @@ pub struct Remote {
     /// The server's base URL.
     #[arg(long, env = "CARTWRIGHT_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub url: String,
-    /// An admin bearer token.
-    #[arg(
-        long,
-        env = "CARTWRIGHT_TOKEN",
-        default_value = "dev-admin-token-change-me",
-        global = true,
-        hide_env_values = true
-    )]
-    pub token: String,
+    /// An admin bearer token. No default: a shipped token would only work against a server
+    /// that should not be running with it.
+    #[arg(long, env = "CARTWRIGHT_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl Remote {
+    /// The token, or the error telling the operator how to give one.
+    pub fn token(&self) -> anyhow::Result<&str> {
+        match self.token.as_deref() {
+            Some(t) if !t.is_empty() => Ok(t),
+            _ => anyhow::bail!("no admin token: pass --token or set CARTWRIGHT_TOKEN"),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -70,13 +75,10 @@ pub enum PolicyCommand {
 
 /// Runs one command; the error is what to print before exiting non-zero.
 pub fn run(remote: Remote, command: SagaCommand) -> anyhow::Result<()> {
+    let token = remote.token()?.to_string();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
-        let client = Client {
-            http: reqwest::Client::new(),
-            url: remote.url.trim_end_matches('/').to_string(),
-            token: remote.token,
-        };
+        let client = Client { http: reqwest::Client::new(), url: remote.url.trim_end_matches('/').to_string(), token };
         match command {
             SagaCommand::List { state, saga_type, limit } => {
                 let mut q = format!("?limit={limit}");
@@ -177,5 +179,32 @@ impl Client {
             );
         }
         Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: SagaCommand,
+    }
+
+    #[test]
+    fn without_a_token_the_cli_refuses_instead_of_using_a_shipped_one() {
+        let cli = Cli::try_parse_from(["cartwright", "list"]).unwrap();
+        if std::env::var_os("CARTWRIGHT_TOKEN").is_none() {
+            assert!(cli.remote.token.is_none());
+            let err = run(cli.remote, cli.command).unwrap_err().to_string();
+            assert!(err.contains("--token") && err.contains("CARTWRIGHT_TOKEN"), "{err}");
+        }
+        let cli = Cli::try_parse_from(["cartwright", "--token", "a-real-admin-token", "list"]).unwrap();
+        assert_eq!(cli.remote.token().unwrap(), "a-real-admin-token");
     }
 }

@@ -9,6 +9,11 @@ use serde::Deserialize;
 
 use crate::domain::money::Money;
 
+mod keys;
+mod secrets;
+
+pub use secrets::WeakSecret;
+
 /// The embedded defaults, so `cartwright` runs with no file at all.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -161,6 +166,11 @@ pub struct OrderSettings {
     pub expiry_check_interval_ms: u64,
 }
 
+/// `CARTWRIGHT__SECTION__KEY` variables (the `config` crate lowercases the key).
+pub fn env_source() -> Environment {
+    Environment::with_prefix("CARTWRIGHT").prefix_separator("__").separator("__").try_parsing(true)
+}
+
 impl Settings {
     /// Defaults, then `CARTWRIGHT_CONFIG`, then the environment.
     pub fn load() -> Result<Settings, config::ConfigError> {
@@ -170,16 +180,23 @@ impl Settings {
 
     /// Defaults plus an optional file; `with_env` adds `CARTWRIGHT__*` variables on top.
     pub fn load_layers(file: Option<&str>, with_env: bool) -> Result<Settings, config::ConfigError> {
+        Self::load_from(file, with_env.then(env_source))
+    }
+
+    /// Defaults, an optional file, then an optional environment source (tests inject a map
+    /// with `Environment::source`). A key no default names is refused, with the closest
+    /// known key as a hint: a misspelt setting must not silently fall back to its default.
+    pub fn load_from(file: Option<&str>, env: Option<Environment>) -> Result<Settings, config::ConfigError> {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
         if let Some(path) = file {
             builder = builder.add_source(File::with_name(path).required(true));
         }
-        if with_env {
-            builder = builder.add_source(
-                Environment::with_prefix("CARTWRIGHT").prefix_separator("__").separator("__").try_parsing(true),
-            );
+        if let Some(env) = env {
+            builder = builder.add_source(env);
         }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let merged = builder.build()?;
+        keys::refuse_unknown(&merged.cache)?;
+        let settings: Settings = merged.try_deserialize()?;
         settings.check()?;
         Ok(settings)
     }
@@ -223,6 +240,11 @@ impl Settings {
         Ok(())
     }
 
+    /// The secrets that must not guard a real deployment: shipped defaults, empty or short.
+    pub fn weak_secrets(&self) -> Vec<WeakSecret> {
+        secrets::weak_secrets(self)
+    }
+
     pub fn arbiter_count(&self) -> usize {
         if self.actors.arbiters == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -263,5 +285,79 @@ mod tests {
         std::fs::write(&file, "[catalog]\ndescription_max = 5001\n").unwrap();
         let err = Settings::load_layers(file.to_str(), false).unwrap_err().to_string();
         assert!(err.contains("catalog.description_max"), "{err}");
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Option<Environment> {
+        let map = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Some(env_source().source(Some(map)))
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_file_is_refused_with_the_closest_known_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("local.toml");
+        std::fs::write(&file, "[storage]\nbackend = \"postgres\"\n[server]\nshutdown_grace = 3\n").unwrap();
+        let err = Settings::load_from(file.to_str(), None).unwrap_err().to_string();
+        assert!(err.contains("unknown setting storage.backend (did you mean storage.path?)"), "{err}");
+        assert!(
+            err.contains("unknown setting server.shutdown_grace (did you mean server.shutdown_grace_secs?)"),
+            "{err}"
+        );
+        assert!(err.contains("local.toml"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_environment_variable_is_refused_naming_it() {
+        let err = Settings::load_from(None, env(&[("CARTWRIGHT__STORAGE__BACKEND", "postgres")])).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("unknown setting storage.backend (did you mean storage.path?)"), "{err}");
+        assert!(err.contains("environment variable CARTWRIGHT__STORAGE__BACKEND"), "{err}");
+        // A whole section that does not exist gets no far-fetched hint.
+        let err = Settings::load_from(None, env(&[("CARTWRIGHT__QUEUE__KIND", "kafka")])).unwrap_err();
+        assert!(err.to_string().starts_with("unknown setting queue.kind from"), "{err}");
+    }
+
+    #[test]
+    fn known_environment_variables_still_apply_and_other_prefixes_are_not_settings() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("CARTWRIGHT__SERVER__SHUTDOWN_GRACE_SECS", "3"),
+                ("CARTWRIGHT__PAYMENT__HTTP__TIMEOUT_MS", "250"),
+                ("CARTWRIGHT_CONFIG", "/etc/cartwright.toml"),
+                ("CARTWRIGHT_TOKEN", "for-the-cli"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.shutdown_grace_secs, 3);
+        assert_eq!(s.payment.http.timeout_ms, 250);
+    }
+
+    #[test]
+    fn shipped_empty_and_short_secrets_are_weak() {
+        let mut s = Settings::load_layers(None, false).unwrap();
+        let weak: Vec<_> = s.weak_secrets().into_iter().map(|w| (w.setting, w.why)).collect();
+        use secrets::Weakness::*;
+        assert_eq!(
+            weak,
+            [
+                ("auth.admin_token", ShippedDefault),
+                ("auth.fulfillment_token", ShippedDefault),
+                ("webhooks.payment_secret", ShippedDefault),
+                ("webhooks.carrier_secret", ShippedDefault),
+            ]
+        );
+        s.auth.admin_token = "0123456789abcdef".into();
+        s.auth.fulfillment_token = "fifteen-chars!!".into();
+        s.webhooks.payment_secret = String::new();
+        s.webhooks.carrier_secret = "a-carrier-secret-long-enough".into();
+        let weak = s.weak_secrets();
+        assert_eq!(
+            weak.iter().map(|w| (w.setting, w.why)).collect::<Vec<_>>(),
+            [("auth.fulfillment_token", TooShort), ("webhooks.payment_secret", Empty)]
+        );
+        let message = weak[1].to_string();
+        assert!(message.contains("webhooks.payment_secret is empty"), "{message}");
+        assert!(message.contains("CARTWRIGHT__WEBHOOKS__PAYMENT_SECRET"), "{message}");
     }
 }

@@ -341,10 +341,9 @@ impl ServerProcess {
         Self::start_with(dir, &[])
     }
 
-    /// With extra `CARTWRIGHT__...` variables.
+    /// With extra `CARTWRIGHT__...` variables (they win over the test defaults).
     pub fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> ServerProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cartwright"));
-        command.envs(env.iter().copied());
         let mut child = command
             .env("CARTWRIGHT__SERVER__ADDR", "127.0.0.1:0")
             .env("CARTWRIGHT__STORAGE__PATH", dir)
@@ -352,6 +351,8 @@ impl ServerProcess {
             .env("CARTWRIGHT__AUTH__FULFILLMENT_TOKEN", FULFILLMENT)
             .env("CARTWRIGHT__AUTH__ARGON2_MEMORY_KIB", "1024")
             .env("CARTWRIGHT__AUTH__ARGON2_ITERATIONS", "1")
+            .envs(env.iter().copied())
+            // The address is read from the info-level "listening on" line.
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -382,6 +383,31 @@ impl ServerProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// Runs the binary with only `env` (plus a storage directory) as its settings, for a
+    /// start that must fail: its exit status and everything it printed.
+    pub fn run_to_exit(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cartwright"))
+            .env("CARTWRIGHT__STORAGE__PATH", dir)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cartwright binary starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while child.try_wait().expect("wait works").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!("the server kept running: {}", String::from_utf8_lossy(&out.stdout));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("output readable");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status, text)
     }
 
     pub fn kill9(mut self) {

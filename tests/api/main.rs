@@ -19,4 +19,5 @@ mod lifecycle;
 mod orders;
 mod sagas;
 mod smtp;
+mod startup;
 mod storage;
