@@ -87,12 +87,10 @@ async fn serve(
     on_listen(addr);
 
     let (begin_tx, begin_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(crate::http::api(shop.clone()))
-        .incoming(listener)
-        .graceful(async move {
-            let _ = begin_rx.await;
-        })
-        .run();
+    let api = warp::service(crate::http::api(shop.clone()));
+    let server = crate::server::serve(listener, api, &settings.server, async move {
+        let _ = begin_rx.await;
+    });
     let mut server = std::pin::pin!(server);
     tokio::select! {
         _ = &mut server => {}

@@ -39,6 +39,14 @@ pub struct ServerSettings {
     pub addr: SocketAddr,
     pub shutdown_grace_secs: u64,
     pub max_body_bytes: usize,
+    /// A started request head must be complete within this, else the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// The whole body must arrive within this after the head, else 408 REQUEST_TIMEOUT.
+    pub body_read_timeout_ms: u64,
+    /// Open connections; at the cap the idlest keep-alive connection makes room.
+    pub max_connections: usize,
+    /// A keep-alive connection with no request for this long is closed.
+    pub keep_alive_idle_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -209,6 +217,14 @@ impl Settings {
         }
         if self.auth.admin_token == self.auth.fulfillment_token {
             return bad("auth.admin_token and auth.fulfillment_token must differ");
+        }
+        let server = &self.server;
+        if server.header_read_timeout_ms == 0
+            || server.body_read_timeout_ms == 0
+            || server.keep_alive_idle_timeout_ms == 0
+            || server.max_connections == 0
+        {
+            return bad("server timeouts and server.max_connections must be >= 1");
         }
         if self.catalog.name_min == 0 || self.catalog.name_min > self.catalog.name_max {
             return bad("catalog.name_min must be >= 1 and <= catalog.name_max");

@@ -14,6 +14,8 @@ pub enum AppError {
     InvalidRequest { message: String, field: Option<String> },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    RequestTimeout { timeout_ms: u64 },
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method not allowed")]
@@ -131,6 +133,7 @@ impl AppError {
             | InvalidStatusTransition(_)
             | CancellationNotAllowed(_)
             | InvalidSagaState(_) => 409,
+            RequestTimeout { .. } => 408,
             PayloadTooLarge { .. } => 413,
             InvalidEmail(_)
             | WeakPassword { .. }
@@ -155,6 +158,7 @@ impl AppError {
         match self {
             InvalidRequest { .. } => "INVALID_REQUEST",
             PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            RequestTimeout { .. } => "REQUEST_TIMEOUT",
             RouteNotFound(_) => "NOT_FOUND",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Unauthenticated => "UNAUTHENTICATED",
@@ -206,6 +210,7 @@ impl AppError {
         match self {
             InvalidRequest { field: Some(f), .. } => json!({ "field": f }),
             PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            RequestTimeout { timeout_ms } => json!({ "timeout_ms": timeout_ms }),
             WeakPassword { unmet } => json!({
                 "requirements": crate::domain::password::REQUIREMENTS,
                 "unmet": unmet,

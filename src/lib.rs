@@ -10,6 +10,7 @@
 //! - [`http`]: the warp front door; [`error`] maps every failure to API.md's codes once.
 //! - [`saga`]: the durable saga engine (definitions, log, coordinator, recovery, steps).
 //! - [`gateways`]: the outside world (payment gateways, email transports).
+//! - [`server`]: accepts connections and serves HTTP/1.1 with deadlines and a connection cap.
 //! - [`app`]: wiring, start-up and graceful shutdown; [`config`], [`telemetry`], [`metrics`].
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod http;
 pub mod metrics;
 pub mod retry;
 pub mod saga;
+pub mod server;
 pub mod services;
 pub mod store;
 pub mod telemetry;

@@ -16,7 +16,7 @@ mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -65,8 +65,11 @@ where
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span = tracing::info_span!("request", %method, %path, request_id = %request_id);
     let limit = shop.settings.server.max_body_bytes;
+    let timeout_ms = shop.settings.server.body_read_timeout_ms;
     let result = async {
-        match read_body(body, &headers, limit).await {
+        // A client trickling (or stalling) its body must not hold the connection for ever.
+        let body = tokio::time::timeout(Duration::from_millis(timeout_ms), read_body(body, &headers, limit)).await;
+        match body.unwrap_or(Err(AppError::RequestTimeout { timeout_ms })) {
             Ok(body) => {
                 let req = Request { method, path, query, headers, body };
                 routes::dispatch(&shop, &req).await
@@ -85,7 +88,7 @@ where
                 tracing::debug!(code = e.stable_code(), "request refused");
             }
             let mut response = response::error(&e);
-            if matches!(e, AppError::PayloadTooLarge { .. }) {
+            if matches!(e, AppError::PayloadTooLarge { .. } | AppError::RequestTimeout { .. }) {
                 // The rest of the body was not read: this connection cannot carry another request.
                 response.headers_mut().insert("connection", warp::http::HeaderValue::from_static("close"));
             }

@@ -6,6 +6,7 @@ mod helpers;
 mod cart;
 mod catalog;
 mod concurrency;
+mod connections;
 mod crash;
 mod customers;
 mod durability;
