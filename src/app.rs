@@ -135,8 +135,8 @@ fn refuse_weak_secrets(settings: &Settings) -> anyhow::Result<()> {
     if weak.is_empty() {
         return Ok(());
     }
-    let reasons: Vec<String> = weak.iter().map(ToString::to_string).collect();
-    anyhow::bail!("refusing to serve on {addr} with weak secrets: {}", reasons.join("; "))
+    let reasons: String = weak.iter().map(|w| format!("\n  - {w}")).collect();
+    anyhow::bail!("refusing to serve on {addr} with weak secrets:{reasons}")
 }
 
 fn payment_gateway(settings: &Settings) -> anyhow::Result<Arc<dyn PaymentGateway>> {

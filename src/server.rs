@@ -87,8 +87,13 @@ pub async fn serve<S, B>(
 struct Open {
     epoch: Instant,
     slots: Arc<Semaphore>,
-    conns: Mutex<HashMap<u64, (Arc<ConnState>, AbortHandle)>>,
-    next_id: std::sync::atomic::AtomicU64,
+    conns: Mutex<Conns>,
+}
+
+#[derive(Default)]
+struct Conns {
+    by_id: HashMap<u64, (Arc<ConnState>, AbortHandle)>,
+    next_id: u64,
 }
 
 /// A connection's place among the open ones, given back when its task ends.
@@ -100,18 +105,18 @@ struct Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        self.open.conns.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.open.conns().by_id.remove(&self.id);
     }
 }
 
 impl Open {
     fn new(max: usize) -> Open {
-        Open {
-            epoch: Instant::now(),
-            slots: Arc::new(Semaphore::new(max)),
-            conns: Mutex::new(HashMap::new()),
-            next_id: Default::default(),
-        }
+        Open { epoch: Instant::now(), slots: Arc::new(Semaphore::new(max)), conns: Mutex::default() }
+    }
+
+    fn conns(&self) -> std::sync::MutexGuard<'_, Conns> {
+        // A panic elsewhere while holding the lock leaves the map consistent (one insert or remove).
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A free slot; at the cap, closes the longest-idle connection and takes its slot.
@@ -131,8 +136,9 @@ impl Open {
     }
 
     fn close_idlest(&self) {
-        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let conns = self.conns();
         let idlest = conns
+            .by_id
             .values()
             .filter_map(|(state, abort)| match state.phase() {
                 (Phase::Idle, since) => Some((since, abort)),
@@ -145,8 +151,10 @@ impl Open {
     }
 
     fn insert(self: &Arc<Self>, state: Arc<ConnState>, abort: AbortHandle, slot: OwnedSemaphorePermit) -> Entry {
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (state, abort));
+        let mut conns = self.conns();
+        let id = conns.next_id;
+        conns.next_id += 1;
+        conns.by_id.insert(id, (state, abort));
         Entry { open: self.clone(), id, _slot: slot }
     }
 }

@@ -249,3 +249,22 @@ impl<B: Body + Unpin> Body for Tracked<B> {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_start_a_head_only_on_an_idle_connection() {
+        let state = ConnState::new(Instant::now());
+        assert_eq!(state.phase().0, Phase::Idle);
+        state.started_head();
+        assert_eq!(state.phase().0, Phase::Head);
+        state.set(Phase::Busy);
+        // More bytes of the body (or of a pipelined request) do not shorten the handler's time.
+        state.started_head();
+        assert_eq!(state.phase().0, Phase::Busy);
+        state.set(Phase::Idle);
+        assert_eq!(state.phase().0, Phase::Idle);
+    }
+}
