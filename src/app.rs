@@ -184,3 +184,23 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_secrets_are_tolerated_on_loopback_only() {
+        let mut settings = Settings::load_layers(None, false).unwrap();
+        settings.server.addr = "[::1]:8080".parse().unwrap();
+        assert!(refuse_weak_secrets(&settings).is_ok());
+        settings.server.addr = "10.0.0.7:8080".parse().unwrap();
+        let err = refuse_weak_secrets(&settings).unwrap_err().to_string();
+        assert!(err.contains("auth.admin_token is the shipped default"), "{err}");
+        settings.auth.admin_token = "an-admin-token-nobody-knows".into();
+        settings.auth.fulfillment_token = "a-fulfillment-token-nobody-knows".into();
+        settings.webhooks.payment_secret = "a-payment-secret-nobody-knows".into();
+        settings.webhooks.carrier_secret = "a-carrier-secret-nobody-knows".into();
+        assert!(refuse_weak_secrets(&settings).is_ok());
+    }
+}
