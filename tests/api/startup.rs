@@ -38,5 +38,7 @@ async fn strong_secrets_let_a_server_on_a_public_address_start() {
     let (status, _) =
         raw_call(&reqwest::Client::new(), &url, reqwest::Method::GET, "/healthz", None, None, None).await.unwrap();
     assert_eq!(status, 200);
-    assert!(server.terminate().success());
+    let log = server.log.clone();
+    let status = server.terminate();
+    assert!(status.success(), "{status}: {:?}", log.lock().unwrap());
 }
