@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     let (mut passed, mut failed) = (0, 0);
     for cycle in 1..=o.cycles {
         let seed = o.seed.wrapping_mul(1_000_003).wrapping_add(cycle);
-        match run_cycle(&o, cycle, seed) {
+        match run_cycle(&o, cycle, seed, failed == 0) {
             Ok(()) => passed += 1,
             Err(problems) => {
                 failed += 1;
@@ -152,7 +152,8 @@ impl CycleDir {
     }
 }
 
-fn run_cycle(o: &Options, cycle: u64, seed: u64) -> Result<(), Vec<String>> {
+/// A failed cycle keeps its server logs, and the first one its backing files too (tens of MB).
+fn run_cycle(o: &Options, cycle: u64, seed: u64, keep_backing: bool) -> Result<(), Vec<String>> {
     let dir = CycleDir::new(&o.work_dir, cycle).map_err(|e| vec![format!("work dir: {e}")])?;
     let (fs, power) = LazyFs::new(&dir.backing);
     let mut config = fuser::Config::default();
@@ -164,7 +165,14 @@ fn run_cycle(o: &Options, cycle: u64, seed: u64) -> Result<(), Vec<String>> {
         Ok(()) => {
             let _ = std::fs::remove_dir_all(&dir.root);
         }
-        Err(_) => println!("cycle {cycle}: logs kept in {}", dir.root.display()),
+        Err(_) => {
+            if keep_backing {
+                let _ = std::fs::write(dir.root.join("durable-tree.txt"), power.durable_listing());
+            } else {
+                let _ = std::fs::remove_dir_all(&dir.backing);
+            }
+            println!("cycle {cycle}: logs kept in {}", dir.root.display());
+        }
     }
     result
 }

@@ -97,9 +97,9 @@ impl Workload {
             let no_catalogue = self.lock().products.is_empty();
             match rng.range(1, 100) {
                 _ if self.lock().categories.is_empty() => self.create_category(&mut rng),
-                1..=5 => self.create_category(&mut rng),
+                1..=2 => self.create_category(&mut rng),
                 _ if no_catalogue => self.create_product(&mut rng),
-                6..=30 => self.create_product(&mut rng),
+                3..=30 => self.create_product(&mut rng),
                 31..=45 => self.restock(&mut rng),
                 _ => self.customer_step(&mut rng, &mut log, id, n),
             }
