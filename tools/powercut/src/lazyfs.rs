@@ -8,12 +8,14 @@
 //!   size and bytes at its last sync: a file never synced comes back empty.
 //!   `sync_file_range` is not a sync (FUSE never even sees it), and neither are `flush`
 //!   (close) nor `release`.
-//! - **Names** (create, mkdir, unlink, rename) change the live namespace at once; the
-//!   namespace that survives a cut is the one at the last `fsync` of any file or `fsyncdir`
-//!   of any directory. That is ext4's journal: a sync commits every earlier metadata
-//!   change. So a file created and written but never synced, whose directory was never
-//!   synced either, is gone after a cut; once something syncs, its name survives but its
-//!   contents do not (it comes back empty).
+//! - **Names** (create, mkdir, unlink, rename) change the live namespace at once; what
+//!   survives a cut depends on [`Names`]. By default ([`Names::Journal`]) it is the
+//!   namespace at the last `fsync` of any file or `fsyncdir` of any directory: ext4's
+//!   journal, where a sync commits every earlier metadata change. So a file created and
+//!   written but never synced, while nothing else syncs, is gone after a cut; once something
+//!   syncs, its name survives but its contents do not (it comes back empty).
+//!   [`Names::PerDirectory`] is the letter of POSIX: a directory's entries survive only
+//!   as of its own last `fsyncdir`.
 //! - **Power off** is an instant: after [`PowerSwitch::power_off`] every operation that would
 //!   change anything (write, sync, create, ...) fails with `EIO` and changes nothing, so a
 //!   process still running between the cut and its `SIGKILL` can neither make more data
@@ -54,6 +56,17 @@ const OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_DIRECT_IO;
 /// Directory inode -> its entries.
 type Namespace = HashMap<u64, BTreeMap<OsString, u64>>;
 
+/// When a name change (create, mkdir, unlink, rename) becomes durable.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Names {
+    /// At the next `fsync` of any file or `fsyncdir` of any directory (ext4's and xfs's
+    /// journal: a sync commits every earlier metadata change). The default.
+    Journal,
+    /// Only when its own directory is `fsyncdir`ed (the letter of POSIX; stricter than
+    /// Linux file systems: a new file that was fsynced but whose directory never was is gone).
+    PerDirectory,
+}
+
 /// The mounted file system (handed to fuser).
 pub struct LazyFs {
     state: Arc<Mutex<State>>,
@@ -73,6 +86,7 @@ struct State {
     live: Namespace,
     /// What survives a cut: the live namespace as of the last sync.
     durable: Namespace,
+    names: Names,
     powered: bool,
 }
 
@@ -336,13 +350,27 @@ impl State {
         Ok(())
     }
 
-    /// `fsync` of a file or `fsyncdir` of a directory (`file` is `None`): the journal commits
-    /// every namespace change so far, and a file's own data becomes durable.
-    fn sync(&mut self, file: Option<u64>) -> Result<(), Errno> {
+    /// `fsync` of a file: its data becomes durable and, with the journal model, every
+    /// namespace change so far.
+    fn sync_file(&mut self, ino: u64) -> Result<(), Errno> {
         self.require_power()?;
-        self.durable = self.live.clone();
-        if let Some(ino) = file {
-            self.file(ino)?.sync().map_err(Errno::from)?;
+        self.file(ino)?.sync().map_err(Errno::from)?;
+        if self.names == Names::Journal {
+            self.durable = self.live.clone();
+        }
+        Ok(())
+    }
+
+    /// `fsyncdir`: the journal commits every namespace change so far; per directory, only
+    /// this directory's entries become durable.
+    fn sync_dir(&mut self, dir: u64) -> Result<(), Errno> {
+        self.require_power()?;
+        match self.names {
+            Names::Journal => self.durable = self.live.clone(),
+            Names::PerDirectory => {
+                let entries = self.entries(dir)?.clone();
+                self.durable.insert(dir, entries);
+            }
         }
         Ok(())
     }
@@ -350,7 +378,7 @@ impl State {
 
 impl LazyFs {
     /// A file system whose durable bytes go under `backing` (an empty directory).
-    pub fn new(backing: &Path) -> (LazyFs, PowerSwitch) {
+    pub fn new(backing: &Path, names: Names) -> (LazyFs, PowerSwitch) {
         let root = Inode {
             kind: FileType::Directory,
             perm: 0o755,
@@ -366,6 +394,7 @@ impl LazyFs {
             next_ino: INodeNo::ROOT.0 + 1,
             durable: live.clone(),
             live,
+            names,
             powered: true,
         };
         let state = Arc::new(Mutex::new(state));
@@ -391,7 +420,16 @@ impl PowerSwitch {
     /// Power back: every unsynced byte and name is gone, the rest is as it was synced.
     pub fn restore_power(&self) {
         let mut state = lock(&self.state);
-        state.live = state.durable.clone();
+        let mut live = state.durable.clone();
+        // A directory whose name survived but whose own entries never were synced is empty.
+        for entries in state.durable.values() {
+            for ino in entries.values() {
+                if state.inodes.get(ino).is_some_and(|i| i.kind == FileType::Directory) {
+                    live.entry(*ino).or_default();
+                }
+            }
+        }
+        state.live = live;
         for inode in state.inodes.values_mut() {
             if let Some(data) = inode.data.as_mut() {
                 data.forget_unsynced();
@@ -622,7 +660,7 @@ impl fuser::Filesystem for LazyFs {
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        reply_empty(self.state().sync(Some(ino.0)), reply);
+        reply_empty(self.state().sync_file(ino.0), reply);
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
@@ -645,8 +683,8 @@ impl fuser::Filesystem for LazyFs {
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        reply_empty(self.state().sync(None), reply);
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        reply_empty(self.state().sync_dir(ino.0), reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -738,7 +776,7 @@ mod mounted {
         let (backing, mnt) = (root.join("backing"), root.join("mnt"));
         fs::create_dir_all(&backing).unwrap();
         fs::create_dir_all(&mnt).unwrap();
-        let (lazy, power) = LazyFs::new(&backing);
+        let (lazy, power) = LazyFs::new(&backing, Names::Journal);
         let session = fuser::spawn_mount(lazy, &mnt, &fuser::Config::default()).expect("mount (as root)");
 
         let synced = mnt.join("synced");
@@ -774,6 +812,43 @@ mod mounted {
         power.restore_power();
         assert!(mnt.join("d2").is_dir());
         assert_eq!(fs::read(&synced).unwrap(), b"kept");
+
+        drop(f);
+        drop(session);
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn per_directory_names_need_their_own_directory_synced() {
+        if !Path::new("/dev/fuse").exists() {
+            eprintln!("!!! SKIPPED: no /dev/fuse, the mounted file system test did not run");
+            return;
+        }
+        let root = std::env::temp_dir().join(format!("lazyfs-perdir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let (backing, mnt) = (root.join("backing"), root.join("mnt"));
+        fs::create_dir_all(&backing).unwrap();
+        fs::create_dir_all(&mnt).unwrap();
+        let (lazy, power) = LazyFs::new(&backing, Names::PerDirectory);
+        let session = fuser::spawn_mount(lazy, &mnt, &fuser::Config::default()).expect("mount (as root)");
+
+        fs::create_dir(mnt.join("d")).unwrap();
+        File::open(&mnt).unwrap().sync_all().unwrap(); // "d" is durable, its entries not yet
+        let mut f = File::create(mnt.join("d/f")).unwrap();
+        f.write_all(b"synced data, unsynced name").unwrap();
+        f.sync_all().unwrap();
+        power.power_off();
+        power.restore_power();
+        assert!(mnt.join("d").is_dir());
+        assert!(!mnt.join("d/f").exists());
+
+        let mut f = File::create(mnt.join("d/g")).unwrap();
+        f.write_all(b"both synced").unwrap();
+        f.sync_all().unwrap();
+        File::open(mnt.join("d")).unwrap().sync_all().unwrap();
+        power.power_off();
+        power.restore_power();
+        assert_eq!(fs::read(mnt.join("d/g")).unwrap(), b"both synced");
 
         drop(f);
         drop(session);

@@ -22,18 +22,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::Client;
-use lazyfs::{LazyFs, PowerSwitch};
+use lazyfs::{LazyFs, Names, PowerSwitch};
 use rng::Rng;
 use server::{Server, ServerConfig};
 use workload::{ClientLog, Shared, Workload};
 
-const USAGE: &str = "usage: powercut [--cycles N] [--seed S] [--server PATH] [--clients N] [--small-only] [--relaxed]
+const USAGE: &str =
+    "usage: powercut [--cycles N] [--seed S] [--server PATH] [--clients N] [--small-only] [--strict-dirs] [--relaxed]
                 [--min-ms MS] [--max-ms MS] [--work-dir DIR]
   --cycles N     power cuts to run, each on a fresh store (default 5)
   --seed S       replay a run: the same choices and cut instants (default: from the clock)
   --server PATH  the cartwright binary (default: ../../target/release/cartwright from this package)
   --clients N    concurrent clients (default 4)
   --small-only   only small records (no 5,000-character descriptions or 100-variant products)
+  --strict-dirs  a new name survives only once its own directory is fsynced (POSIX's letter);
+                 by default any fsync commits every earlier name change, as ext4 and xfs do
   --relaxed      run the server with storage.durability = \"relaxed\": a self-check, the cuts
                  are expected to lose acknowledged writes and the run to fail
   --min-ms/--max-ms  the cut comes uniformly between these times after the load starts (1500/5000)
@@ -45,6 +48,7 @@ struct Options {
     server: ServerConfig,
     clients: usize,
     small_only: bool,
+    names: Names,
     min_ms: u64,
     max_ms: u64,
     work_dir: PathBuf,
@@ -59,6 +63,7 @@ fn parse_args() -> Result<Options, String> {
         server: ServerConfig { binary: default_server, relaxed: false },
         clients: 4,
         small_only: false,
+        names: Names::Journal,
         min_ms: 1500,
         max_ms: 5000,
         work_dir: std::env::temp_dir(),
@@ -76,6 +81,7 @@ fn parse_args() -> Result<Options, String> {
             "--max-ms" => o.max_ms = number(value()?)?,
             "--work-dir" => o.work_dir = PathBuf::from(value()?),
             "--small-only" => o.small_only = true,
+            "--strict-dirs" => o.names = Names::PerDirectory,
             "--relaxed" => o.server.relaxed = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
@@ -103,7 +109,11 @@ fn main() -> ExitCode {
     };
     let mode = if o.server.relaxed { "relaxed (self-check: expect failures)" } else { "durable" };
     let records = if o.small_only { "small records only" } else { "small and large records" };
-    println!("powercut: seed {}, {} cycles, {} clients, server {mode}, {records}", o.seed, o.cycles, o.clients);
+    let names = if o.names == Names::Journal { "any sync commits names" } else { "names need their directory synced" };
+    println!(
+        "powercut: seed {}, {} cycles, {} clients, server {mode}, {records}, {names}",
+        o.seed, o.cycles, o.clients
+    );
     let (mut passed, mut failed) = (0, 0);
     for cycle in 1..=o.cycles {
         let seed = o.seed.wrapping_mul(1_000_003).wrapping_add(cycle);
@@ -124,8 +134,9 @@ fn main() -> ExitCode {
     println!("{passed} passed, {failed} failed");
     if failed > 0 {
         let flags = format!(
-            "{}{}",
+            "{}{}{}",
             if o.small_only { " --small-only" } else { "" },
+            if o.names == Names::PerDirectory { " --strict-dirs" } else { "" },
             if o.server.relaxed { " --relaxed" } else { "" }
         );
         println!("replay: powercut --seed {} --cycles {}{flags}", o.seed, o.cycles);
@@ -155,7 +166,7 @@ impl CycleDir {
 /// A failed cycle keeps its server logs, and the first one its backing files too (tens of MB).
 fn run_cycle(o: &Options, cycle: u64, seed: u64, keep_backing: bool) -> Result<(), Vec<String>> {
     let dir = CycleDir::new(&o.work_dir, cycle).map_err(|e| vec![format!("work dir: {e}")])?;
-    let (fs, power) = LazyFs::new(&dir.backing);
+    let (fs, power) = LazyFs::new(&dir.backing, o.names);
     let mut config = fuser::Config::default();
     config.mount_options = vec![fuser::MountOption::FSName("powercut".into()), fuser::MountOption::DefaultPermissions];
     let session = fuser::spawn_mount(fs, &dir.mount, &config).map_err(|e| vec![format!("FUSE mount: {e}")])?;
