@@ -762,6 +762,7 @@ mod tests {
 mod mounted {
     use std::fs;
     use std::io::Write;
+    use std::os::fd::AsRawFd;
 
     use super::*;
 
@@ -781,6 +782,11 @@ mod mounted {
 
         let synced = mnt.join("synced");
         let mut f = File::create(&synced).unwrap();
+        // sled takes an exclusive flock on its db file; the kernel keeps it for us.
+        let other = File::open(&synced).unwrap();
+        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+        assert_eq!(unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, -1);
+        drop(other);
         f.write_all(b"kept").unwrap();
         f.sync_data().unwrap();
         f.write_all(b" and lost").unwrap();
