@@ -722,6 +722,7 @@ mod tests {
         assert_eq!(f.len, 5);
         assert_eq!(f.read(0, 100).unwrap(), b"hello");
         assert_eq!(std::fs::read(&f.backing).unwrap(), b"hello");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -743,6 +744,7 @@ mod tests {
         f.sync().unwrap();
         expect(&f);
         assert_eq!(std::fs::read(&f.backing).unwrap(), f.read(0, 20_000).unwrap());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -754,6 +756,7 @@ mod tests {
         f.truncate(0);
         f.forget_unsynced();
         assert_eq!(f.read(0, 100).unwrap(), b"durable");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
 
@@ -820,7 +823,7 @@ mod mounted {
         assert_eq!(fs::read(&synced).unwrap(), b"kept");
 
         drop(f);
-        drop(session);
+        session.umount_and_join().expect("unmounted");
         let _ = fs::remove_dir_all(&root);
     }
 
@@ -843,6 +846,7 @@ mod mounted {
         let mut f = File::create(mnt.join("d/f")).unwrap();
         f.write_all(b"synced data, unsynced name").unwrap();
         f.sync_all().unwrap();
+        drop(f); // an open file would keep the unmount below from happening
         power.power_off();
         power.restore_power();
         assert!(mnt.join("d").is_dir());
@@ -857,7 +861,7 @@ mod mounted {
         assert_eq!(fs::read(mnt.join("d/g")).unwrap(), b"both synced");
 
         drop(f);
-        drop(session);
+        session.umount_and_join().expect("unmounted");
         let _ = fs::remove_dir_all(&root);
     }
 }

@@ -171,7 +171,9 @@ fn run_cycle(o: &Options, cycle: u64, seed: u64, keep_backing: bool) -> Result<(
     config.mount_options = vec![fuser::MountOption::FSName("powercut".into()), fuser::MountOption::DefaultPermissions];
     let session = fuser::spawn_mount(fs, &dir.mount, &config).map_err(|e| vec![format!("FUSE mount: {e}")])?;
     let result = cycle_on_mount(o, cycle, seed, &dir, &power);
-    drop(session); // unmounts
+    if let Err(e) = session.umount_and_join() {
+        println!("cycle {cycle}: could not unmount {}: {e}", dir.mount.display());
+    }
     match &result {
         Ok(()) => {
             let _ = std::fs::remove_dir_all(&dir.root);
