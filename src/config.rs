@@ -82,6 +82,12 @@ pub struct AuthSettings {
     pub sweep_interval_secs: u64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+    /// Password hashes (logins, registrations) running at once; 0 means one per core.
+    pub max_concurrent_hashes: usize,
+    /// Login attempts per account (normalized email) per minute; 0 means no limit.
+    pub login_per_account_per_minute: u32,
+    /// Login attempts per client address (the TCP peer) per minute; 0 means no limit.
+    pub login_per_ip_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

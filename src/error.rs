@@ -97,6 +97,11 @@ pub enum AppError {
     /// An error recorded earlier (a failed saga) answered again exactly as it was.
     #[error("{}", .0.message)]
     Recorded(ErrorRecord),
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// Every password-hashing slot is taken; the request was not applied.
+    #[error("the server is busy; retry in {retry_after_secs} s")]
+    ServerBusy { retry_after_secs: u64 },
     #[error("the server is shutting down")]
     ShuttingDown,
     /// Temporarily unable to serve the request, which was not applied; retrying is safe.
@@ -135,6 +140,7 @@ impl AppError {
             | InvalidSagaState(_) => 409,
             RequestTimeout { .. } => 408,
             PayloadTooLarge { .. } => 413,
+            TooManyRequests { .. } => 429,
             InvalidEmail(_)
             | WeakPassword { .. }
             | InvalidCategoryName(_)
@@ -149,7 +155,7 @@ impl AppError {
             | InvalidRetryPolicy(_)
             | UnknownEventType(_) => 422,
             Internal(_) => 500,
-            ShuttingDown | Unavailable(_) => 503,
+            ShuttingDown | Unavailable(_) | ServerBusy { .. } => 503,
         }
     }
 
@@ -199,6 +205,8 @@ impl AppError {
             InvalidSignature => "INVALID_SIGNATURE",
             UnknownEventType(_) => "UNKNOWN_EVENT_TYPE",
             Recorded(_) => "RECORDED",
+            TooManyRequests { .. } => "TOO_MANY_REQUESTS",
+            ServerBusy { .. } => "SERVER_BUSY",
             ShuttingDown => "SHUTTING_DOWN",
             Unavailable(_) => "UNAVAILABLE",
             Internal(_) => "INTERNAL",
@@ -222,8 +230,21 @@ impl AppError {
             ReservationConflict { held } => json!({ "held": held }),
             PaymentFailed { reason } => json!({ "reason": reason }),
             InternationalShippingNotAvailable(country) => json!({ "country": country }),
+            TooManyRequests { retry_after_secs } | ServerBusy { retry_after_secs } => {
+                json!({ "retry_after_secs": retry_after_secs })
+            }
             Recorded(r) => serde_json::from_str(&r.details).unwrap_or_else(|_| json!({})),
             _ => json!({}),
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, for the errors that say when to come back.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            AppError::TooManyRequests { retry_after_secs } | AppError::ServerBusy { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
         }
     }
 
@@ -370,6 +391,16 @@ mod tests {
         assert_eq!(b["error"]["code"], "QUANTITY_EXCEEDS_STOCK");
         assert_eq!(b["error"]["details"]["available"], 3);
         assert_eq!(AppError::Internal("secret path".into()).body()["error"]["message"], "internal error");
+    }
+
+    #[test]
+    fn refusals_that_say_when_to_come_back() {
+        let e = AppError::TooManyRequests { retry_after_secs: 7 };
+        assert_eq!((e.status(), e.code(), e.retry_after_secs()), (429, "TOO_MANY_REQUESTS", Some(7)));
+        assert_eq!(e.body()["error"]["details"]["retry_after_secs"], 7);
+        let e = AppError::ServerBusy { retry_after_secs: 1 };
+        assert_eq!((e.status(), e.code(), e.retry_after_secs()), (503, "SERVER_BUSY", Some(1)));
+        assert_eq!(AppError::ShuttingDown.retry_after_secs(), None);
     }
 
     #[test]

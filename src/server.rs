@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ServerSettings;
+pub use conn::ClientAddr;
 use conn::{ConnState, Guarded, Limits, Phase, Tracking};
 
 /// Serves `service` on `listener` until `shutdown` resolves, then stops accepting and waits
@@ -54,9 +55,9 @@ pub async fn serve<S, B>(
             permit = open.slot() => permit,
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, peer),
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -66,7 +67,7 @@ pub async fn serve<S, B>(
         };
         let state = Arc::new(ConnState::new(open.epoch));
         let io = TokioIo::new(Guarded::new(stream, state.clone(), limits));
-        let service = Tracking { inner: service.clone(), state: state.clone() };
+        let service = Tracking { inner: service.clone(), state: state.clone(), peer: ClientAddr(peer) };
         let connection = graceful.watch(http.serve_connection(io, service));
         let (abort, registration) = AbortHandle::new_pair();
         let entry = open.insert(state, abort, permit);

@@ -54,7 +54,7 @@ pub async fn verify(shop: &Shop, req: &Request) -> Reply {
 
 pub async fn login(shop: &Shop, req: &Request) -> Reply {
     let c: Credentials = req.json()?;
-    let (token, customer_id) = shop.customers.login(&c.email, &c.password).await?;
+    let (token, customer_id) = shop.customers.login(&c.email, &c.password, req.remote.map(|a| a.ip())).await?;
     Ok(json(201, &json!({ "token": token, "customer_id": customer_id })))
 }
 

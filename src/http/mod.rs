@@ -15,6 +15,7 @@ mod sagas;
 mod webhooks;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ pub use request::Request;
 
 use crate::error::AppError;
 use crate::metrics;
+use crate::server::ClientAddr;
 use crate::services::Shop;
 
 /// The whole API as one warp filter.
@@ -38,25 +40,32 @@ pub fn api(shop: Arc<Shop>) -> impl Filter<Extract = (warp::reply::Response,), E
         .and(query)
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
-        .then(move |method: Method, path: FullPath, query, headers: HeaderMap, body| {
+        .and(warp::ext::optional::<ClientAddr>())
+        .then(move |method: Method, path: FullPath, query, headers: HeaderMap, body, peer: Option<ClientAddr>| {
             let shop = shop.clone();
-            async move { handle(shop, method, path.as_str().to_string(), query, headers, body).await }
+            let remote = peer.map(|p| p.0);
+            let head = Head { method, path: path.as_str().to_string(), query, headers, remote };
+            async move { handle(shop, head, body).await }
         })
 }
 
-async fn handle<S, B>(
-    shop: Arc<Shop>,
+/// A request before its body is read.
+struct Head {
     method: Method,
     path: String,
     query: HashMap<String, String>,
     headers: HeaderMap,
-    body: S,
-) -> warp::reply::Response
+    /// The TCP peer (a proxy's address when behind one).
+    remote: Option<SocketAddr>,
+}
+
+async fn handle<S, B>(shop: Arc<Shop>, head: Head, body: S) -> warp::reply::Response
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
     let started = Instant::now();
+    let Head { method, path, query, headers, remote } = head;
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -71,7 +80,7 @@ where
         let body = tokio::time::timeout(Duration::from_millis(timeout_ms), read_body(body, &headers, limit)).await;
         match body.unwrap_or(Err(AppError::RequestTimeout { timeout_ms })) {
             Ok(body) => {
-                let req = Request { method, path, query, headers, body };
+                let req = Request { method, path, query, headers, body, remote };
                 routes::dispatch(&shop, &req).await
             }
             Err(e) => ("body", Err(e)),
@@ -88,6 +97,9 @@ where
                 tracing::debug!(code = e.stable_code(), "request refused");
             }
             let mut response = response::error(&e);
+            if let Some(secs) = e.retry_after_secs() {
+                response.headers_mut().insert(warp::http::header::RETRY_AFTER, secs.into());
+            }
             if matches!(e, AppError::PayloadTooLarge { .. } | AppError::RequestTimeout { .. }) {
                 // The rest of the body was not read: this connection cannot carry another request.
                 response.headers_mut().insert("connection", warp::http::HeaderValue::from_static("close"));

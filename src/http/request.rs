@@ -15,6 +15,9 @@ pub struct Request {
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The TCP peer: the client, or the reverse proxy in front of the server.
+    /// (`X-Forwarded-For` is not trusted: any client can write it.)
+    pub remote: Option<std::net::SocketAddr>,
 }
 
 impl Request {

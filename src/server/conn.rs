@@ -175,10 +175,16 @@ impl AsyncWrite for Guarded {
     }
 }
 
+/// The TCP peer of a request's connection, in its extensions (`warp::ext::optional`): the
+/// client, or the reverse proxy in front of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// The API as hyper's service, marking the connection busy for the life of each request.
 pub struct Tracking<S> {
     pub inner: S,
     pub state: Arc<ConnState>,
+    pub peer: ClientAddr,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for Tracking<S>
@@ -189,8 +195,9 @@ where
     type Error = S::Error;
     type Future = Responding<S::Future>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         self.state.set(Phase::Busy);
+        req.extensions_mut().insert(self.peer);
         // hyper serves through `&self`, tower through `&mut self`: warp's service is a cheap
         // clone of the filter (what hyper-util's adapter does, too).
         Responding { inner: self.inner.clone().call(req), state: Some(self.state.clone()) }

@@ -8,6 +8,7 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, Pass
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde_json::json;
 
+use super::login_guard::{HashPermits, LoginThrottle};
 use super::{new_token, token_hash, Stripes};
 use crate::config::Settings;
 use crate::domain::cart::Cart;
@@ -28,12 +29,27 @@ pub struct CustomerService {
     /// A hash of a random password, verified against when the email is unknown so that a
     /// wrong email costs as much time as a wrong password.
     decoy_hash: Arc<String>,
+    /// Bounds the hashes running at once (logins and registrations alike).
+    hash_permits: Arc<HashPermits>,
+    throttle: Arc<LoginThrottle>,
 }
 
 impl CustomerService {
     pub fn new(store: Store, settings: Arc<Settings>) -> CustomerService {
         let decoy_hash = hash_password(&settings, &new_token("decoy")).unwrap_or_default();
-        CustomerService { store, settings, stripes: Arc::new(Stripes::new(64)), decoy_hash: Arc::new(decoy_hash) }
+        CustomerService {
+            hash_permits: Arc::new(HashPermits::new(settings.auth.max_concurrent_hashes)),
+            throttle: Arc::new(LoginThrottle::new(&settings.auth)),
+            store,
+            settings,
+            stripes: Arc::new(Stripes::new(64)),
+            decoy_hash: Arc::new(decoy_hash),
+        }
+    }
+
+    /// The login limiters, for the task that keeps their memory bounded.
+    pub fn throttle(&self) -> Arc<LoginThrottle> {
+        self.throttle.clone()
     }
 
     pub async fn register(&self, email: &str, password: &str, name: Option<&str>) -> Result<Customer, AppError> {
@@ -50,9 +66,7 @@ impl CustomerService {
         }
         let settings = self.settings.clone();
         let pw = password.expose().to_string();
-        let password_hash = tokio::task::spawn_blocking(move || hash_password(&settings, &pw))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))??;
+        let password_hash = self.hash_permits.run(move || hash_password(&settings, &pw)).await??;
         let customer = Customer {
             customer_id: CustomerId::new(),
             email: email.as_str().to_string(),
@@ -124,17 +138,23 @@ impl CustomerService {
         }
     }
 
-    /// A new session token for a correct email/password pair.
-    pub async fn login(&self, email: &str, password: &str) -> Result<(String, CustomerId), AppError> {
+    /// A new session token for a correct email/password pair. `client` is the caller's
+    /// address, for the per-address limit.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(String, CustomerId), AppError> {
+        self.throttle.check(email, client)?;
         let found = match Email::parse(email) {
             Ok(e) => self.find_by_email(&e)?,
             Err(_) => None,
         };
         let stored_hash = found.as_ref().map_or_else(|| self.decoy_hash.to_string(), |c| c.password_hash.clone());
         let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&stored_hash, &pw))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        // An unknown email verifies against the decoy: same work, same permit, same answer.
+        let ok = self.hash_permits.run(move || verify_password(&stored_hash, &pw)).await?;
         let customer = match (ok, found) {
             (true, Some(c)) => c,
             _ => return Err(AppError::InvalidCredentials),

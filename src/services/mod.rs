@@ -6,6 +6,7 @@ pub mod credential_sweep;
 pub mod customers;
 pub mod expiry;
 pub mod inventory;
+pub mod login_guard;
 pub mod logs;
 pub mod notification_handler;
 pub mod notifications;
@@ -71,6 +72,7 @@ impl Shop {
         let carts =
             cart::CartService::new(store.clone(), settings.clone(), cart_registry, catalog.clone(), inventory.clone());
         let customers = customers::CustomerService::new(store.clone(), settings.clone());
+        login_guard::spawn_upkeep(customers.throttle());
         let orders = orders::OrderService::new(store.clone(), order_registry);
         let deps = StepDeps {
             settings: settings.clone(),

@@ -48,6 +48,10 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     s.auth.fulfillment_token = FULFILLMENT.into();
     s.auth.argon2_memory_kib = 1024;
     s.auth.argon2_iterations = 1;
+    // Every test client is 127.0.0.1 and many log in at once: the per-address login limit
+    // and the hashing bound have their own tests (throttle.rs), with their own settings.
+    s.auth.login_per_ip_per_minute = 100_000;
+    s.auth.max_concurrent_hashes = 16;
     s.actors.arbiters = 2;
     s.notifications.initial_backoff_ms = 20;
     s.notifications.max_backoff_ms = 100;
@@ -351,6 +355,8 @@ impl ServerProcess {
             .env("CARTWRIGHT__AUTH__FULFILLMENT_TOKEN", FULFILLMENT)
             .env("CARTWRIGHT__AUTH__ARGON2_MEMORY_KIB", "1024")
             .env("CARTWRIGHT__AUTH__ARGON2_ITERATIONS", "1")
+            .env("CARTWRIGHT__AUTH__LOGIN_PER_IP_PER_MINUTE", "100000")
+            .env("CARTWRIGHT__AUTH__MAX_CONCURRENT_HASHES", "16")
             .envs(env.iter().copied())
             // The address is read from the info-level "listening on" line.
             .env("RUST_LOG", "info")

@@ -22,3 +22,4 @@ mod sagas;
 mod smtp;
 mod startup;
 mod storage;
+mod throttle;
