@@ -32,6 +32,7 @@ pub struct Settings {
     pub checkout: CheckoutSettings,
     pub notifications: NotificationSettings,
     pub orders: OrderSettings,
+    pub sagas: SagaSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,7 +79,7 @@ pub struct AuthSettings {
     pub session_ttl_secs: i64,
     /// How long an email verification token stays usable.
     pub verification_ttl_secs: u64,
-    /// How often expired sessions and verification tokens are deleted.
+    /// How often the sweeper runs (sessions, tokens, idempotency keys, sagas, webhook events).
     pub sweep_interval_secs: u64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -95,6 +96,8 @@ pub struct WebhookSettings {
     pub payment_secret: String,
     pub carrier_secret: String,
     pub tolerance_secs: u64,
+    /// How long a received webhook event is kept (and recognised as a duplicate).
+    pub retention_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -140,6 +143,8 @@ pub struct CartSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CheckoutSettings {
     pub sync_wait_ms: u64,
+    /// How long an Idempotency-Key keeps answering with its first saga.
+    pub idempotency_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +183,12 @@ pub enum SmtpTls {
 pub struct OrderSettings {
     pub expire_unpaid_after_secs: u64,
     pub expiry_check_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SagaSettings {
+    /// How long a COMPLETED, FAILED or ABORTED saga is kept after it finished.
+    pub retention_secs: u64,
 }
 
 /// `CARTWRIGHT__SECTION__KEY` variables (the `config` crate lowercases the key).
@@ -253,6 +264,10 @@ impl Settings {
                 "{key} = {value} is above its maximum {max} (records must stay small; see the durability contract)"
             ));
         }
+        if self.checkout.idempotency_ttl_secs > self.sagas.retention_secs {
+            // A key outliving its saga would answer a repeat with 404 instead of the saga.
+            return bad("checkout.idempotency_ttl_secs must not exceed sagas.retention_secs");
+        }
         if !matches!(self.notifications.transport.as_str(), "log" | "smtp") {
             return bad("notifications.transport must be \"log\" or \"smtp\"");
         }
@@ -307,6 +322,9 @@ mod tests {
         std::fs::write(&file, "[catalog]\ndescription_max = 5001\n").unwrap();
         let err = Settings::load_layers(file.to_str(), false).unwrap_err().to_string();
         assert!(err.contains("catalog.description_max"), "{err}");
+        std::fs::write(&file, "[checkout]\nidempotency_ttl_secs = 100\n[sagas]\nretention_secs = 99\n").unwrap();
+        let err = Settings::load_layers(file.to_str(), false).unwrap_err().to_string();
+        assert!(err.contains("idempotency_ttl_secs"), "{err}");
     }
 
     fn env(vars: &[(&str, &str)]) -> Option<Environment> {

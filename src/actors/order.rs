@@ -188,7 +188,7 @@ impl Handler<ExecuteOrder> for OrderActor {
             ws = ws.notify(n);
         }
         if let Some(w) = msg.webhook {
-            ws = ws.put(Table::WebhookEvents, WebhookEvent::key(&w.source, &w.event_id), &w);
+            ws = crate::services::retention::webhook_event(ws, &w, false);
         }
         Box::pin(self.persist(next, ws).map(|r, _, _| r.map(|o| (o, true))))
     }

@@ -79,6 +79,7 @@ impl SagaCoordinator {
         ws = ws.put(Table::Sagas, id.clone(), &self.saga);
         if self.saga.state.is_terminal() {
             ws = ws.delete(Table::ActiveSagas, id);
+            ws = crate::services::retention::saga_finished(ws, self.saga.saga_id, Timestamp::now());
         }
         let ticket = self.engine.store().commit(ws);
         Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {

@@ -17,6 +17,7 @@ use super::machine::Input;
 use super::steps::{self, StepDeps, StepHandler};
 use crate::actors::registry::{send_leased, Lease, Registry};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
+use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::retry::RetryPolicy;
 use crate::store::{Store, Table, WriteSet};
@@ -161,9 +162,9 @@ impl SagaEngine {
             order_id,
         );
         let saga_id = saga.saga_id;
-        let first_write = idempotency
-            .as_ref()
-            .map(|key| WriteSet::new().put_if_absent(Table::Idempotency, key.clone(), &saga_id.0, "idempotency_key"));
+        let first_write = idempotency.as_ref().map(|key| {
+            crate::services::retention::idempotency_key(WriteSet::new(), key.clone(), saga_id, Timestamp::now())
+        });
         let engine = self.clone();
         let (tx, rx) = settled_channel();
         let lease = self.registry.lease(&saga_id, move |arbiter| {

@@ -1,8 +1,7 @@
 //! Expired sessions and verification tokens are refused when presented, but would otherwise
-//! stay in sled forever (every login adds a session). A background task deletes them every
-//! `auth.sweep_interval_secs`, a batch at a time.
-
-use std::time::Duration;
+//! stay in sled forever (every login adds a session). The sweeper task
+//! ([`super::retention::spawn_sweeper`]) deletes them every `auth.sweep_interval_secs`, a
+//! batch at a time.
 
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
@@ -43,23 +42,6 @@ async fn sweep_table<T: Record>(store: &Store, table: Table, expired: impl Fn(&T
             store.commit(ws).await?;
         }
     }
-}
-
-/// Runs [`sweep_expired`] every `every` until the store closes.
-pub fn spawn_credential_sweeper(store: Store, every: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match sweep_expired(&store, Timestamp::now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "expired sessions and verification tokens deleted"),
-                Err(AppError::ShuttingDown) => break,
-                Err(e) => tracing::warn!(error = %e, "sweep of expired sessions and tokens failed; next pass retries"),
-            }
-        }
-    });
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod logs;
 pub mod notification_handler;
 pub mod notifications;
 pub mod orders;
+pub mod retention;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -63,9 +64,10 @@ impl Shop {
         spawn_sweeper(inventory_registry.clone());
         spawn_sweeper(cart_registry.clone());
         spawn_sweeper(order_registry.clone());
-        credential_sweep::spawn_credential_sweeper(
+        retention::spawn_sweeper(
             store.clone(),
             Duration::from_secs(settings.auth.sweep_interval_secs),
+            retention::Retention::from_settings(&settings),
         );
         let catalog = catalog::CatalogService::new(store.clone(), settings.clone());
         let inventory = inventory::InventoryService::new(store.clone(), inventory_registry, catalog.clone());

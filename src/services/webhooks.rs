@@ -282,8 +282,7 @@ impl WebhookService {
 
     /// Records the event once; false if it was already recorded (a duplicate).
     async fn commit_record(&self, record: WebhookEvent, alert: Option<DomainEvent>) -> Result<bool, AppError> {
-        let key = WebhookEvent::key(&record.source, &record.event_id);
-        let mut ws = WriteSet::new().put_if_absent(Table::WebhookEvents, key, &record, "webhook_event");
+        let mut ws = super::retention::webhook_event(WriteSet::new(), &record, true);
         if let Some(a) = alert {
             ws = ws.event(&a);
         }

@@ -23,7 +23,7 @@ pub use files::MAX_RECORD_BYTES;
 pub use records::{
     AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, VerifyToken, WebhookEvent,
 };
-pub use tables::{audit_entity_prefix, due_key, Table};
+pub use tables::{audit_entity_prefix, due_key, time_bound, time_key, time_key_rest, Table};
 pub use writeset::{CommitTicket, WriteSet};
 
 use crate::config::{Durability, StorageSettings};

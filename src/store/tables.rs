@@ -54,10 +54,16 @@ pub enum Table {
     OrderExpiry,
     /// consumer name -> last event seq it handled (durable cursors over the event log)
     Cursors,
+    /// created (ms, BE) ++ Idempotency key -> saga id ; written with the key, for its TTL
+    IdempotencyByTime,
+    /// finished (ms, BE) ++ saga id -> () ; written as a saga becomes terminal, for retention
+    FinishedSagas,
+    /// received (ms, BE) ++ source \0 event id -> () ; written with the event, for retention
+    WebhookEventsByTime,
 }
 
 impl Table {
-    pub const ALL: [Table; 25] = [
+    pub const ALL: [Table; 28] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -83,6 +89,9 @@ impl Table {
         Table::WebhookEvents,
         Table::OrderExpiry,
         Table::Cursors,
+        Table::IdempotencyByTime,
+        Table::FinishedSagas,
+        Table::WebhookEventsByTime,
     ];
 
     pub fn name(self) -> &'static str {
@@ -112,6 +121,9 @@ impl Table {
             Table::WebhookEvents => "webhook_events",
             Table::OrderExpiry => "order_expiry",
             Table::Cursors => "cursors",
+            Table::IdempotencyByTime => "idempotency_by_time",
+            Table::FinishedSagas => "finished_sagas",
+            Table::WebhookEventsByTime => "webhook_events_by_time",
         }
     }
 }
@@ -122,6 +134,22 @@ pub fn due_key(at_ms: i64, id: &[u8; 16]) -> Vec<u8> {
     k.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
     k.extend_from_slice(id);
     k
+}
+
+/// Key of a time-ordered index (`IdempotencyByTime`, `FinishedSagas`...): the time first, so
+/// everything older than a cutoff is one range from the start, then the indexed key.
+pub fn time_key(at_ms: i64, key: &[u8]) -> Vec<u8> {
+    [&(at_ms.max(0) as u64).to_be_bytes()[..], key].concat()
+}
+
+/// Where the entries of a time index at or after `at_ms` begin.
+pub fn time_bound(at_ms: i64) -> Vec<u8> {
+    (at_ms.max(0) as u64).to_be_bytes().to_vec()
+}
+
+/// The indexed key of a time-index entry.
+pub fn time_key_rest(key: &[u8]) -> &[u8] {
+    key.get(8..).unwrap_or_default()
 }
 
 pub fn audit_entity_prefix(entity_type: &str, entity_id: &str) -> Vec<u8> {
@@ -147,5 +175,8 @@ mod tests {
     #[test]
     fn due_keys_sort_by_time() {
         assert!(due_key(5, &[9; 16]) < due_key(6, &[0; 16]));
+        assert!(time_key(5, &[0xff; 40]) < time_bound(6));
+        assert!(time_bound(6) <= time_key(6, &[]));
+        assert_eq!(time_key_rest(&time_key(7, b"abc")), b"abc");
     }
 }

@@ -18,6 +18,7 @@ mod http;
 mod inventory;
 mod lifecycle;
 mod orders;
+mod retention;
 mod sagas;
 mod smtp;
 mod startup;

@@ -1,0 +1,281 @@
+//! What would otherwise stay in sled forever: Idempotency-Keys (one per checkout), finished
+//! sagas and received webhook events. Each is indexed by time in the same commit that
+//! writes it (or, for a saga, that makes it terminal), so a sweep reads only the index range
+//! older than its cutoff and never scans a whole table. The sweeper task runs every
+//! `auth.sweep_interval_secs`, together with the sweep of expired sessions and tokens.
+//!
+//! Records written before these indexes existed have no index entry and are kept.
+
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::domain::ids::SagaId;
+use crate::domain::time::Timestamp;
+use crate::error::AppError;
+use crate::saga::SagaInstance;
+use crate::store::{time_bound, time_key, time_key_rest, Store, StoreError, Table, WebhookEvent, WriteSet};
+
+/// Index entries looked at, and deleted, per write.
+const BATCH: usize = 256;
+/// Batches per table per pass: a backlog (a first pass over months of data) is worked off
+/// over several passes instead of holding the committer in one.
+const MAX_BATCHES: usize = 16;
+
+/// How long each kind of record is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub idempotency_ms: i64,
+    pub sagas_ms: i64,
+    pub webhooks_ms: i64,
+}
+
+impl Retention {
+    pub fn from_settings(s: &Settings) -> Retention {
+        let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        Retention {
+            idempotency_ms: ms(s.checkout.idempotency_ttl_secs),
+            sagas_ms: ms(s.sagas.retention_secs),
+            webhooks_ms: ms(s.webhooks.retention_secs),
+        }
+    }
+}
+
+/// The Idempotency-Key of a new saga, with its place in the TTL index (first write).
+pub fn idempotency_key(ws: WriteSet, key: Vec<u8>, saga_id: SagaId, now: Timestamp) -> WriteSet {
+    ws.put(Table::IdempotencyByTime, time_key(now.0, &key), &saga_id.0).put_if_absent(
+        Table::Idempotency,
+        key,
+        &saga_id.0,
+        "idempotency_key",
+    )
+}
+
+/// A saga's place in the retention index, written with its terminal state.
+pub fn saga_finished(ws: WriteSet, saga_id: SagaId, now: Timestamp) -> WriteSet {
+    ws.put(Table::FinishedSagas, time_key(now.0, saga_id.as_bytes()), &0u32)
+}
+
+/// A received webhook event and its place in the retention index.
+pub fn webhook_event(ws: WriteSet, event: &WebhookEvent, if_absent: bool) -> WriteSet {
+    let key = WebhookEvent::key(&event.source, &event.event_id);
+    let ws = ws.put(Table::WebhookEventsByTime, time_key(event.received_at.0, &key), &0u32);
+    if if_absent {
+        ws.put_if_absent(Table::WebhookEvents, key, event, "webhook_event")
+    } else {
+        ws.put(Table::WebhookEvents, key, event)
+    }
+}
+
+/// What a sweep does with one index entry.
+enum Verdict {
+    /// The record is past its retention: delete it and its index entry.
+    Expire(Table),
+    /// The record is gone, or no longer the one indexed: delete the index entry.
+    Stale,
+    /// Not to be deleted now (a saga still running under the key): look again next pass.
+    Keep,
+}
+
+/// Deletes what expired by `now`; returns how many records (index entries not counted).
+pub async fn sweep_retained(store: &Store, retention: Retention, now: Timestamp) -> Result<usize, AppError> {
+    let keys = sweep_index(store, Table::IdempotencyByTime, now.plus_millis(-retention.idempotency_ms), |entry| {
+        idempotency_verdict(store, entry)
+    });
+    let keys = keys.await?;
+    let sagas = sweep_index(store, Table::FinishedSagas, now.plus_millis(-retention.sagas_ms), |entry| {
+        saga_verdict(store, entry)
+    })
+    .await?;
+    let cutoff = now.plus_millis(-retention.webhooks_ms);
+    let webhooks =
+        sweep_index(store, Table::WebhookEventsByTime, cutoff, |entry| webhook_verdict(store, entry, cutoff)).await?;
+    Ok(keys + sagas + webhooks)
+}
+
+/// Walks `index` up to `cutoff` (inclusive) in batches, deleting what `verdict` says.
+async fn sweep_index(
+    store: &Store,
+    index: Table,
+    cutoff: Timestamp,
+    verdict: impl Fn(&[u8]) -> Result<Verdict, StoreError>,
+) -> Result<usize, AppError> {
+    let end = time_bound(cutoff.0.saturating_add(1));
+    let mut from = Vec::new();
+    let mut deleted = 0;
+    for _ in 0..MAX_BATCHES {
+        let entries = store.keys_between(index, &from, &end, BATCH)?;
+        let Some(last) = entries.last() else { break };
+        from = [last.as_slice(), &[0]].concat();
+        let mut ws = WriteSet::new();
+        for entry in entries {
+            match verdict(&entry) {
+                Ok(Verdict::Expire(table)) => {
+                    ws = ws.delete(table, time_key_rest(&entry).to_vec()).delete(index, entry);
+                    deleted += 1;
+                }
+                Ok(Verdict::Stale) => ws = ws.delete(index, entry),
+                // A record this build cannot read is left for an operator.
+                Ok(Verdict::Keep) | Err(StoreError::Codec { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !ws.is_empty() {
+            store.commit(ws).await?;
+        }
+    }
+    Ok(deleted)
+}
+
+/// A key is deleted once it has expired, unless its saga is still unfinished (a repeat must
+/// find that one, not start a second checkout).
+fn idempotency_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreError> {
+    let key = time_key_rest(entry);
+    let Some(indexed) = store.get::<uuid::Uuid>(Table::IdempotencyByTime, entry)? else { return Ok(Verdict::Stale) };
+    match store.get::<uuid::Uuid>(Table::Idempotency, key)? {
+        Some(current) if current == indexed => {
+            if store.contains(Table::ActiveSagas, current.as_bytes())? {
+                Ok(Verdict::Keep)
+            } else {
+                Ok(Verdict::Expire(Table::Idempotency))
+            }
+        }
+        _ => Ok(Verdict::Stale),
+    }
+}
+
+/// Only COMPLETED, FAILED and ABORTED sagas are deleted; never a STUCK, RETRYING or running one.
+fn saga_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreError> {
+    let id = time_key_rest(entry);
+    match store.get::<SagaInstance>(Table::Sagas, id)? {
+        Some(saga) if saga.state.is_terminal() && !store.contains(Table::ActiveSagas, id)? => {
+            Ok(Verdict::Expire(Table::Sagas))
+        }
+        // Not terminal any more: it is indexed again when it becomes terminal.
+        Some(saga) if !saga.state.is_terminal() => Ok(Verdict::Stale),
+        Some(_) => Ok(Verdict::Keep),
+        None => Ok(Verdict::Stale),
+    }
+}
+
+/// The event is deleted if it is the one indexed (received by the cutoff).
+fn webhook_verdict(store: &Store, entry: &[u8], cutoff: Timestamp) -> Result<Verdict, StoreError> {
+    match store.get::<WebhookEvent>(Table::WebhookEvents, time_key_rest(entry))? {
+        Some(event) if event.received_at <= cutoff => Ok(Verdict::Expire(Table::WebhookEvents)),
+        _ => Ok(Verdict::Stale),
+    }
+}
+
+/// Runs the sweep of expired sessions and tokens and [`sweep_retained`] every `every` until
+/// the store closes.
+pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = Timestamp::now();
+            match super::credential_sweep::sweep_expired(&store, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired sessions and verification tokens deleted"),
+                Err(AppError::ShuttingDown) => break,
+                Err(e) => tracing::warn!(error = %e, "sweep of expired sessions and tokens failed; next pass retries"),
+            }
+            match sweep_retained(&store, retention, now).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(deleted = n, "expired idempotency keys, finished sagas and webhook events deleted")
+                }
+                Err(AppError::ShuttingDown) => break,
+                Err(e) => tracing::warn!(error = %e, "retention sweep failed; next pass retries"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::saga::SagaState;
+
+    fn saga_with(state: SagaState) -> SagaInstance {
+        let def = &crate::saga::definition::embedded().unwrap()[0];
+        let mut saga = SagaInstance::new(def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), None, None);
+        saga.state = state;
+        saga
+    }
+
+    fn retention(ms: i64) -> Retention {
+        Retention { idempotency_ms: ms, sagas_ms: ms, webhooks_ms: ms }
+    }
+
+    async fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::load_layers(None, false).unwrap();
+        settings.storage.path = dir.path().into();
+        let store = Store::open(&settings.storage).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn only_finished_sagas_past_retention_are_deleted_batch_after_batch() {
+        let (_dir, store) = open().await;
+        let now = Timestamp::now();
+        let old = now.plus_millis(-10_000);
+        let mut ws = WriteSet::new();
+        let mut finished = Vec::new();
+        // More than one batch of finished sagas, all indexed long ago.
+        for n in 0..(BATCH + 5) {
+            let state = [SagaState::Completed, SagaState::Failed, SagaState::Aborted][n % 3];
+            let saga = saga_with(state);
+            ws = saga_finished(ws.put(Table::Sagas, saga.saga_id.as_bytes().to_vec(), &saga), saga.saga_id, old);
+            finished.push(saga.saga_id);
+        }
+        // Indexed, then resumed by nobody but still STUCK (an index entry never makes a
+        // non-terminal saga deletable), and one finished just now.
+        let stuck = saga_with(SagaState::Stuck);
+        let recent = saga_with(SagaState::Completed);
+        ws = saga_finished(ws.put(Table::Sagas, stuck.saga_id.as_bytes().to_vec(), &stuck), stuck.saga_id, old);
+        ws = saga_finished(ws.put(Table::Sagas, recent.saga_id.as_bytes().to_vec(), &recent), recent.saga_id, now);
+        store.commit(ws).await.unwrap();
+
+        assert_eq!(sweep_retained(&store, retention(5_000), now).await.unwrap(), BATCH + 5);
+        assert!(finished.iter().all(|id| !store.contains(Table::Sagas, id.as_bytes()).unwrap()));
+        assert!(store.contains(Table::Sagas, stuck.saga_id.as_bytes()).unwrap(), "STUCK kept");
+        assert!(store.contains(Table::Sagas, recent.saga_id.as_bytes()).unwrap(), "recent kept");
+        let index = store.scan_prefix_keys(Table::FinishedSagas, &[], usize::MAX).unwrap();
+        assert_eq!(index.len(), 1, "the stuck saga's stale entry and the deleted ones are gone");
+        assert_eq!(sweep_retained(&store, retention(5_000), now).await.unwrap(), 0);
+        store.close().unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_expired_key_of_a_running_saga_is_kept_and_a_replaced_event_is_not_deleted() {
+        let (_dir, store) = open().await;
+        let now = Timestamp::now();
+        let old = now.plus_millis(-10_000);
+        let (done, running) = (SagaId(uuid::Uuid::now_v7()), SagaId(uuid::Uuid::now_v7()));
+        let mut ws = idempotency_key(WriteSet::new(), b"key-done".to_vec(), done, old);
+        ws = idempotency_key(ws, b"key-running".to_vec(), running, old);
+        ws = ws.put(Table::ActiveSagas, running.as_bytes().to_vec(), &0u32);
+        let event = |at| WebhookEvent {
+            source: "payment".into(),
+            event_id: "evt_1".into(),
+            event_type: "payment.captured".into(),
+            status: "processed".into(),
+            detail: String::new(),
+            body: "{}".into(),
+            order_id: None,
+            received_at: at,
+        };
+        // An old index entry whose event was since recorded again (after an earlier sweep).
+        ws = ws.put(Table::WebhookEventsByTime, time_key(old.0, &WebhookEvent::key("payment", "evt_1")), &0u32);
+        ws = webhook_event(ws, &event(now), false);
+        store.commit(ws).await.unwrap();
+
+        assert_eq!(sweep_retained(&store, retention(5_000), now).await.unwrap(), 1);
+        assert!(!store.contains(Table::Idempotency, b"key-done").unwrap());
+        assert!(store.contains(Table::Idempotency, b"key-running").unwrap(), "its saga still runs");
+        assert!(store.contains(Table::WebhookEvents, &WebhookEvent::key("payment", "evt_1")).unwrap());
+        store.close().unwrap();
+    }
+}
