@@ -72,24 +72,25 @@ enum Verdict {
     Expire(Table),
     /// The record is gone, or no longer the one indexed: delete the index entry.
     Stale,
-    /// Not to be deleted now (a saga still running under the key): look again next pass.
+    /// Not to be deleted now (a saga still running under the key): indexed again as of now,
+    /// so that it is looked at again one retention later and never blocks the front of the
+    /// index (a pass reads a bounded number of entries from the front).
+    Requeue(uuid::Uuid),
+    /// Left as it is (a record this build cannot read, a saga both terminal and active).
     Keep,
 }
 
 /// Deletes what expired by `now`; returns how many records (index entries not counted).
 pub async fn sweep_retained(store: &Store, retention: Retention, now: Timestamp) -> Result<usize, AppError> {
-    let keys = sweep_index(store, Table::IdempotencyByTime, now.plus_millis(-retention.idempotency_ms), |entry| {
-        idempotency_verdict(store, entry)
-    });
+    let cutoff = now.plus_millis(-retention.idempotency_ms);
+    let keys = sweep_index(store, Table::IdempotencyByTime, cutoff, now, |entry| idempotency_verdict(store, entry));
     let keys = keys.await?;
-    let sagas = sweep_index(store, Table::FinishedSagas, now.plus_millis(-retention.sagas_ms), |entry| {
-        saga_verdict(store, entry)
-    })
-    .await?;
+    let cutoff = now.plus_millis(-retention.sagas_ms);
+    let sagas = sweep_index(store, Table::FinishedSagas, cutoff, now, |entry| saga_verdict(store, entry)).await?;
     let cutoff = now.plus_millis(-retention.webhooks_ms);
     let webhooks =
-        sweep_index(store, Table::WebhookEventsByTime, cutoff, |entry| webhook_verdict(store, entry, cutoff)).await?;
-    Ok(keys + sagas + webhooks)
+        sweep_index(store, Table::WebhookEventsByTime, cutoff, now, |entry| webhook_verdict(store, entry, cutoff));
+    Ok(keys + sagas + webhooks.await?)
 }
 
 /// Walks `index` up to `cutoff` (inclusive) in batches, deleting what `verdict` says.
@@ -97,6 +98,7 @@ async fn sweep_index(
     store: &Store,
     index: Table,
     cutoff: Timestamp,
+    now: Timestamp,
     verdict: impl Fn(&[u8]) -> Result<Verdict, StoreError>,
 ) -> Result<usize, AppError> {
     let end = time_bound(cutoff.0.saturating_add(1));
@@ -114,6 +116,11 @@ async fn sweep_index(
                     deleted += 1;
                 }
                 Ok(Verdict::Stale) => ws = ws.delete(index, entry),
+                Ok(Verdict::Requeue(value)) => {
+                    // Deleted first: with a retention of 0 the new key may be the same.
+                    let again = time_key(now.0, time_key_rest(&entry));
+                    ws = ws.delete(index, entry).put(index, again, &value);
+                }
                 // A record this build cannot read is left for an operator.
                 Ok(Verdict::Keep) | Err(StoreError::Codec { .. }) => {}
                 Err(e) => return Err(e.into()),
@@ -134,7 +141,7 @@ fn idempotency_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreErro
     match store.get::<uuid::Uuid>(Table::Idempotency, key)? {
         Some(current) if current == indexed => {
             if store.contains(Table::ActiveSagas, current.as_bytes())? {
-                Ok(Verdict::Keep)
+                Ok(Verdict::Requeue(current))
             } else {
                 Ok(Verdict::Expire(Table::Idempotency))
             }
@@ -275,6 +282,8 @@ mod tests {
         assert_eq!(sweep_retained(&store, retention(5_000), now).await.unwrap(), 1);
         assert!(!store.contains(Table::Idempotency, b"key-done").unwrap());
         assert!(store.contains(Table::Idempotency, b"key-running").unwrap(), "its saga still runs");
+        let requeued = store.scan_prefix_keys(Table::IdempotencyByTime, &[], usize::MAX).unwrap();
+        assert_eq!(requeued, vec![time_key(now.0, b"key-running")], "looked at again one TTL later");
         assert!(store.contains(Table::WebhookEvents, &WebhookEvent::key("payment", "evt_1")).unwrap());
         store.close().unwrap();
     }
