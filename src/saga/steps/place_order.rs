@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::shared::field;
 use super::{business, classify, gateway_failure, StepContext};
+use crate::domain::events::TakenLine;
 use crate::domain::ids::{CustomerId, ItemKey, OrderId, OwnerId};
 use crate::domain::inventory::InventoryCommand;
 use crate::domain::money::Money;
@@ -151,7 +152,14 @@ pub async fn cancel_created_order(ctx: StepContext) -> Result<Value, Failure> {
     }
 }
 
+/// Takes out of the cart exactly what load_cart put in the order: a line added or
+/// increased while the payment was retrying keeps the difference.
 pub async fn clear_cart(ctx: StepContext) -> Result<Value, Failure> {
-    ctx.deps.carts.clear(customer(&ctx)?, ctx.saga_id).await.map_err(classify)?;
+    let lines: Vec<OrderLine> = field(&ctx.data, "lines")?;
+    let taken = lines
+        .iter()
+        .map(|l| TakenLine { product_id: l.product_id, variant_id: l.variant_id, quantity: l.quantity })
+        .collect();
+    ctx.deps.carts.clear(customer(&ctx)?, ctx.saga_id, taken).await.map_err(classify)?;
     Ok(json!({}))
 }
