@@ -2,6 +2,9 @@
 //! action, writes the instance durably, and only then acts: runs the current step (in the
 //! background, so other sagas and operator messages are never blocked by a slow gateway),
 //! arms a retry timer, or, once settled, answers whoever waits and stops.
+//! A log write that fails (other than the first, which tells the caller the saga never
+//! started) is written again with backoff before the coordinator acts; if it keeps failing
+//! the coordinator stops, and an operator's resume picks the saga up from the log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +15,7 @@ use tracing::Instrument;
 
 use super::engine::SagaEngine;
 use super::instance::SagaInstance;
-use super::machine::{self, Action, Failure, Input};
+use super::machine::{self, Action, Failure, Input, Rules};
 use super::steps::StepContext;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
@@ -28,7 +31,18 @@ pub struct SagaCoordinator {
     /// Written with the first transition of a new saga (its Idempotency-Key...); `None`
     /// once the saga is in the log.
     first_write: Option<WriteSet>,
+    /// The armed retry timer. Cancelled at every transition: a timer armed for an earlier
+    /// state (before a resume, say) must never run a step early.
+    timer: Option<SpawnHandle>,
+    /// Set while a failed log write is being written again: the saga must not move on
+    /// from a state the log does not have yet.
+    rewriting: bool,
 }
+
+/// How often a failed log write is tried again before the coordinator gives up (and an
+/// operator's resume, or the next start, picks the saga up), and the first pause.
+const REWRITE_ATTEMPTS: u32 = 8;
+const REWRITE_FIRST_PAUSE_MS: u64 = 50;
 
 /// Feeds an input; answers the instance as persisted after it.
 #[derive(Message)]
@@ -57,30 +71,31 @@ impl SagaCoordinator {
         first_write: Option<WriteSet>,
         settled: watch::Sender<Option<SagaInstance>>,
     ) -> SagaCoordinator {
-        SagaCoordinator { saga, engine, settled, first_write }
+        SagaCoordinator { saga, engine, settled, first_write, timer: None, rewriting: false }
     }
 
     /// Transition, persist, then act.
-    fn advance(&mut self, input: Input, _ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<(), AppError>> {
+    fn advance(&mut self, input: Input, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<(), AppError>> {
+        if self.rewriting {
+            let busy = "the saga's last log write failed and is being written again; try again shortly";
+            return Box::pin(fut::ready(Err(AppError::InvalidSagaState(busy.into()))));
+        }
         let engine = self.engine.clone();
         let saga_type = self.saga.saga_type.clone();
-        let action =
-            match machine::transition(&mut self.saga, input, Timestamp::now(), &|step| engine.policy(&saga_type, step))
-            {
-                Ok(a) => a,
-                Err(e) => return Box::pin(fut::ready(Err(AppError::InvalidSagaState(e.to_string())))),
-            };
-        let id = self.saga.saga_id.as_bytes().to_vec();
-        let mut ws = match self.first_write.take() {
-            // The first write registers the saga as unfinished, for recovery on start.
-            Some(first) => first.put(Table::ActiveSagas, id.clone(), &0u32),
-            None => WriteSet::new(),
+        let point = engine.point_of_no_return(&self.saga);
+        let policy = |step: &str| engine.policy(&saga_type, step);
+        let rules = Rules { point_of_no_return: point.as_deref(), policy: &policy };
+        let action = match machine::transition(&mut self.saga, input, Timestamp::now(), &rules) {
+            Ok(a) => a,
+            Err(e) => return Box::pin(fut::ready(Err(engine.refusal(&self.saga, e)))),
         };
-        ws = ws.put(Table::Sagas, id.clone(), &self.saga);
-        if self.saga.state.is_terminal() {
-            ws = ws.delete(Table::ActiveSagas, id);
+        // The state changed: whatever timer was armed belongs to the state before.
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
         }
-        let ticket = self.engine.store().commit(ws);
+        let first = self.first_write.take();
+        let is_first = first.is_some();
+        let ticket = self.engine.store().commit(self.log_write(first));
         Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {
             Ok(_) => {
                 act.perform(action, ctx);
@@ -91,12 +106,57 @@ impl SagaCoordinator {
                 act.stop_now(ctx);
                 Err(AppError::InvalidSagaState(format!("conflict on {tag}")))
             }
-            Err(e) => {
-                tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; the saga resumes on restart");
+            // A first write that failed: the caller hears the saga did not start, so it
+            // must not start behind their back. A closed store: the process is stopping,
+            // the next start recovers the saga from the log.
+            Err(e) if is_first || matches!(e, StoreError::Closed) => {
+                tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; the saga stops here");
                 act.stop_now(ctx);
                 Err(e.into())
             }
+            Err(e) => {
+                tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; writing it again");
+                act.rewriting = true;
+                act.rewrite_later(action, 1, ctx);
+                Err(e.into())
+            }
         }))
+    }
+
+    /// The saga as it is now, and its place among the unfinished ones (kept for every
+    /// non-terminal write, so a saga picked up by an operator is recovered on start too).
+    fn log_write(&self, first: Option<WriteSet>) -> WriteSet {
+        let id = self.saga.saga_id.as_bytes().to_vec();
+        let ws = first.unwrap_or_default().put(Table::Sagas, id.clone(), &self.saga);
+        if self.saga.state.is_terminal() {
+            ws.delete(Table::ActiveSagas, id)
+        } else {
+            ws.put(Table::ActiveSagas, id, &0u32)
+        }
+    }
+
+    /// Writes the saga again after a pause (doubling), then performs `action`; gives up
+    /// after [`REWRITE_ATTEMPTS`] and stops, leaving the saga to an operator's resume.
+    fn rewrite_later(&mut self, action: Action, attempt: u32, ctx: &mut Context<Self>) {
+        let pause = Duration::from_millis(REWRITE_FIRST_PAUSE_MS << attempt.min(7));
+        ctx.run_later(pause, move |act, ctx| {
+            let ticket = act.engine.store().commit(act.log_write(None));
+            ctx.spawn(ticket.into_actor(act).map(move |res, act, ctx| match res {
+                Ok(_) => {
+                    tracing::info!(saga.id = %act.saga.saga_id, attempt, "saga log written again");
+                    act.rewriting = false;
+                    act.perform(action, ctx);
+                }
+                Err(e) if attempt < REWRITE_ATTEMPTS && !matches!(e, StoreError::Closed) => {
+                    tracing::error!(saga.id = %act.saga.saga_id, error = %e, attempt, "saga log write failed again");
+                    act.rewrite_later(action, attempt + 1, ctx);
+                }
+                Err(e) => {
+                    tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write keeps failing; stopping (resume picks it up)");
+                    act.stop_now(ctx);
+                }
+            }));
+        });
     }
 
     fn perform(&mut self, action: Action, ctx: &mut Context<Self>) {
@@ -105,10 +165,11 @@ impl SagaCoordinator {
             Action::WaitUntil(at) => {
                 let delay = Duration::from_millis((at.0 - Timestamp::now().0).max(0) as u64);
                 tracing::info!(saga.id = %self.saga.saga_id, retry_in_ms = delay.as_millis() as u64, "retry scheduled");
-                ctx.run_later(delay, |act, ctx| {
+                self.timer = Some(ctx.run_later(delay, |act, ctx| {
+                    act.timer = None;
                     let next = act.advance(Input::RetryDue, ctx).map(|_, _, _| ());
                     ctx.spawn(next);
-                });
+                }));
             }
             Action::Idle => {
                 if self.saga.state.is_settled() {
@@ -192,7 +253,7 @@ impl Handler<Watch> for SagaCoordinator {
     type Result = MessageResult<Watch>;
 
     fn handle(&mut self, _: Watch, ctx: &mut Context<Self>) -> Self::Result {
-        if self.saga.state.is_settled() {
+        if self.saga.state.is_settled() && !self.rewriting {
             self.settled.send_replace(Some(self.saga.clone()));
             self.stop_now(ctx);
         }

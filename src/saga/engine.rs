@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::coordinator::{settled_channel, Drive, SagaCoordinator, Settled, Watch};
 use super::definition::{self, SagaDefinition};
 use super::instance::{SagaInstance, SagaState};
-use super::machine::Input;
+use super::machine::{self, Input, MachineError, PlannedCompensation};
 use super::steps::{self, StepDeps, StepHandler};
 use crate::actors::registry::{send_leased, Lease, Registry};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
@@ -23,7 +23,9 @@ use crate::store::{Store, Table, WriteSet};
 
 pub struct SagaEngine {
     store: Store,
-    definitions: HashMap<String, SagaDefinition>,
+    /// Every version of every saga this build can run, by name then version; new sagas
+    /// start under the highest version.
+    definitions: HashMap<String, BTreeMap<u32, SagaDefinition>>,
     handlers: HashMap<&'static str, Arc<dyn StepHandler>>,
     /// "saga_type/step" -> policy, mirrored from the RetryPolicies table.
     policies: RwLock<BTreeMap<String, RetryPolicy>>,
@@ -69,17 +71,79 @@ impl SagaEngine {
         Ok(Arc::new(engine))
     }
 
-    /// Once, before the server listens: loads the retry policies, then resumes every
-    /// unfinished saga from the log. Returns how many sagas it resumed.
+    /// Once, before the server listens: refuses to go on if an unfinished saga names a
+    /// definition version or a step this build cannot run; loads the retry policies; then
+    /// resumes every unfinished saga from the log. Returns how many sagas it resumed.
     pub async fn boot(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let active = self.active_instances()?;
+        check_instances(&active, &self.definitions, &self.handlers)?;
         self.load_policies().await?;
-        Ok(self.recover().await?)
+        Ok(self.recover(active.iter().map(|s| s.saga_id).collect()).await?)
+    }
+
+    /// Every saga the log says is unfinished.
+    fn active_instances(&self) -> anyhow::Result<Vec<SagaInstance>> {
+        let mut out = Vec::new();
+        for key in self.store.scan_prefix_keys(Table::ActiveSagas, &[], usize::MAX)? {
+            if let Some(saga) = self.store.get::<SagaInstance>(Table::Sagas, &key)? {
+                out.push(saga);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The definition a saga runs under: its own version's.
+    pub fn definition_of(&self, saga: &SagaInstance) -> Option<&SagaDefinition> {
+        self.definitions.get(&saga.saga_type)?.get(&saga.definition_version)
+    }
+
+    /// The definition new sagas of this type start under.
+    fn current_definition(&self, saga_type: &str) -> Option<&SagaDefinition> {
+        self.definitions.get(saga_type)?.values().next_back()
+    }
+
+    /// The step after whose success the saga only goes forward, per its own version.
+    pub fn point_of_no_return(&self, saga: &SagaInstance) -> Option<String> {
+        self.definition_of(saga)?.point_of_no_return.clone()
+    }
+
+    /// A machine refusal as the operator hears it: past the point of no return, what to do
+    /// instead (resume, or the definition's forward remedy).
+    pub fn refusal(&self, saga: &SagaInstance, e: MachineError) -> AppError {
+        match e {
+            MachineError::InvalidState(..) => AppError::InvalidSagaState(e.to_string()),
+            MachineError::PastPointOfNoReturn(_) => {
+                let mut message = format!(
+                    "{} {} is {e}; resume it instead (POST /admin/v1/sagas/{}/resume)",
+                    saga.saga_type, saga.saga_id, saga.saga_id
+                );
+                if let Some(remedy) = self.definition_of(saga).and_then(|d| d.forward_remedy.as_deref()) {
+                    let order = saga.order_id.map_or_else(|| "{order_id}".to_string(), |o| o.to_string());
+                    message.push_str(", or ");
+                    message.push_str(&remedy.replace("{order_id}", &order));
+                }
+                AppError::AbortNotAllowed(message)
+            }
+        }
+    }
+
+    /// What aborting the saga now would do (the same function the abort goes through).
+    pub async fn abort_preview(&self, id: SagaId) -> Result<Value, AppError> {
+        let saga = self.get(id).await?.ok_or(AppError::SagaNotFound)?;
+        let point = self.point_of_no_return(&saga);
+        Ok(match machine::abort_plan(&saga, point.as_deref()) {
+            Ok(compensations) => json!({ "allowed": true, "compensations": compensations }),
+            Err(e) => {
+                let reason = self.refusal(&saga, e).to_string();
+                json!({ "allowed": false, "compensations": Vec::<PlannedCompensation>::new(), "reason": reason })
+            }
+        })
     }
 
     /// Seeds policies the table does not have yet (operators' changes are kept), then loads all.
     async fn load_policies(&self) -> anyhow::Result<()> {
         let mut seed = WriteSet::new();
-        for def in self.definitions.values() {
+        for def in self.definitions.values().flat_map(BTreeMap::values) {
             for (step, p) in def.policies() {
                 let key = policy_key(&def.name, &step);
                 if !self.store.contains(Table::RetryPolicies, key.as_bytes())? {
@@ -126,8 +190,8 @@ impl SagaEngine {
 
     /// Stores a policy; new sagas take it, running ones at their next failure.
     pub async fn set_policy(&self, saga_type: &str, step: &str, p: RetryPolicy) -> Result<(), AppError> {
-        let def = self.definitions.get(saga_type).ok_or(AppError::SagaNotFound)?;
-        if !def.handler_names().contains(&step) {
+        let versions = self.definitions.get(saga_type).ok_or(AppError::SagaNotFound)?;
+        if !versions.values().any(|def| def.handler_names().contains(&step)) {
             return Err(AppError::InvalidRetryPolicy(format!("saga {saga_type} has no step {step}")));
         }
         definition::validate_policy(&p).map_err(AppError::InvalidRetryPolicy)?;
@@ -151,7 +215,49 @@ impl SagaEngine {
         if let Some(existing) = self.idempotent_saga(idempotency.as_deref())? {
             return Ok(Started { saga_id: existing, settled: None });
         }
-        let def = self.definitions.get(saga_type).ok_or(AppError::SagaNotFound)?;
+        let first_write = |saga_id: SagaId| match &idempotency {
+            Some(key) => WriteSet::new().put_if_absent(Table::Idempotency, key.clone(), &saga_id.0, "idempotency_key"),
+            None => WriteSet::new(),
+        };
+        match self.launch(saga_type, input, customer_id, order_id, first_write).await {
+            Ok(started) => Ok(started),
+            // Lost a race with the same Idempotency-Key: the other request's saga is the one.
+            Err(AppError::InvalidSagaState(m)) if m.contains("idempotency_key") => {
+                let existing = self.idempotent_saga(idempotency.as_deref())?.ok_or(AppError::SagaNotFound)?;
+                Ok(Started { saga_id: existing, settled: None })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts a saga whose first log write also carries `with` (built for its id): both
+    /// land or neither. `None` when a conditional put of `with` tagged `tag` found its key
+    /// taken, and so the saga did not start.
+    pub async fn start_with(
+        self: &Arc<Self>,
+        saga_type: &str,
+        input: Value,
+        order_id: Option<OrderId>,
+        with: impl FnOnce(SagaId) -> WriteSet,
+        tag: &str,
+    ) -> Result<Option<SagaId>, AppError> {
+        match self.launch(saga_type, input, None, order_id, with).await {
+            Ok(started) => Ok(Some(started.saga_id)),
+            Err(AppError::InvalidSagaState(m)) if m == format!("conflict on {tag}") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A new saga under the current definition, its first write carrying `first_write`.
+    async fn launch(
+        self: &Arc<Self>,
+        saga_type: &str,
+        input: Value,
+        customer_id: Option<CustomerId>,
+        order_id: Option<OrderId>,
+        first_write: impl FnOnce(SagaId) -> WriteSet,
+    ) -> Result<Started, AppError> {
+        let def = self.current_definition(saga_type).ok_or(AppError::SagaNotFound)?;
         let defaults = def.policies();
         let saga = SagaInstance::new(
             def,
@@ -161,26 +267,17 @@ impl SagaEngine {
             order_id,
         );
         let saga_id = saga.saga_id;
-        let first_write = idempotency
-            .as_ref()
-            .map(|key| WriteSet::new().put_if_absent(Table::Idempotency, key.clone(), &saga_id.0, "idempotency_key"));
+        let first_write = first_write(saga_id);
         let engine = self.clone();
         let (tx, rx) = settled_channel();
         let lease = self.registry.lease(&saga_id, move |arbiter| {
             Ok::<_, AppError>(SagaCoordinator::start_in_arbiter(arbiter, move |_| {
-                SagaCoordinator::new(saga, engine, Some(first_write.unwrap_or_default()), tx)
+                SagaCoordinator::new(saga, engine, Some(first_write), tx)
             }))
         })?;
         tracing::info!(saga.id = %saga_id, saga.r#type = saga_type, "saga started");
-        match lease.addr.send(Drive(Input::Start)).await? {
-            Ok(_) => Ok(Started { saga_id, settled: Some(rx) }),
-            // Lost a race with the same Idempotency-Key: the other request's saga is the one.
-            Err(AppError::InvalidSagaState(m)) if m.contains("idempotency_key") => {
-                let existing = self.idempotent_saga(idempotency.as_deref())?.ok_or(AppError::SagaNotFound)?;
-                Ok(Started { saga_id: existing, settled: None })
-            }
-            Err(e) => Err(e),
-        }
+        lease.addr.send(Drive(Input::Start)).await??;
+        Ok(Started { saga_id, settled: Some(rx) })
     }
 
     fn idempotent_saga(&self, key: Option<&[u8]>) -> Result<Option<SagaId>, AppError> {
@@ -252,9 +349,26 @@ impl SagaEngine {
         Ok((out, None))
     }
 
+    /// Runs a STUCK or RETRYING saga's parked work now; a RUNNING (or COMPENSATING) saga
+    /// that no live coordinator drives (it stopped after log writes kept failing) is
+    /// picked up where the log says, as on start.
     pub async fn resume(self: &Arc<Self>, id: SagaId, reset_attempts: bool) -> Result<SagaInstance, AppError> {
         tracing::info!(saga.id = %id, reset_attempts, "operator resumes saga");
-        self.send(id, || Drive(Input::Resume { reset_attempts })).await?
+        let mut activated_in = None;
+        let engine = self.clone();
+        let lease = self.registry.lease(&id, |arbiter| {
+            let saga = engine.store.get::<SagaInstance>(Table::Sagas, id.as_bytes())?.ok_or(AppError::SagaNotFound)?;
+            activated_in = Some(saga.state);
+            Ok::<_, AppError>(start_coordinator(arbiter, saga, engine.clone()))
+        })?;
+        let input = match activated_in {
+            Some(SagaState::Running | SagaState::Compensating) => {
+                tracing::warn!(saga.id = %id, "no coordinator was driving this saga; picking it up from the log");
+                Input::Recover
+            }
+            _ => Input::Resume { reset_attempts },
+        };
+        lease.addr.send(Drive(input)).await?
     }
 
     pub async fn abort(self: &Arc<Self>, id: SagaId, reason: &str) -> Result<SagaInstance, AppError> {
@@ -262,14 +376,8 @@ impl SagaEngine {
         self.send(id, || Drive(Input::Abort { reason: reason.to_string() })).await?
     }
 
-    /// Resumes every saga the log says is unfinished. Returns how many.
-    async fn recover(self: &Arc<Self>) -> Result<usize, AppError> {
-        let ids: Vec<SagaId> = self
-            .store
-            .scan_prefix_keys(Table::ActiveSagas, &[], usize::MAX)?
-            .into_iter()
-            .filter_map(|k| uuid::Uuid::from_slice(&k).ok().map(SagaId))
-            .collect();
+    /// Resumes the unfinished sagas. Returns how many.
+    async fn recover(self: &Arc<Self>, ids: Vec<SagaId>) -> Result<usize, AppError> {
         let started = std::time::Instant::now();
         for chunk in ids.chunks(512) {
             let sends = chunk.iter().map(|id| async move {
@@ -295,19 +403,48 @@ impl SagaEngine {
     }
 }
 
-/// Every step and compensation a definition names must have a handler in this build.
-fn check_definitions(
-    defs: Vec<SagaDefinition>,
-    handlers: &HashMap<&'static str, Arc<dyn StepHandler>>,
-) -> anyhow::Result<HashMap<String, SagaDefinition>> {
-    let mut out = HashMap::new();
+type Definitions = HashMap<String, BTreeMap<u32, SagaDefinition>>;
+type Handlers = HashMap<&'static str, Arc<dyn StepHandler>>;
+
+/// Every step and compensation a definition (of any version) names must have a handler in
+/// this build, and a version is defined once.
+fn check_definitions(defs: Vec<SagaDefinition>, handlers: &Handlers) -> anyhow::Result<Definitions> {
+    let mut out: Definitions = HashMap::new();
     for def in defs {
         if let Some(missing) = def.handler_names().into_iter().find(|n| !handlers.contains_key(n)) {
-            anyhow::bail!("saga definition {} names step {missing:?}, which has no handler", def.name);
+            anyhow::bail!("saga definition {} v{} names step {missing:?}, which has no handler", def.name, def.version);
         }
-        out.insert(def.name.clone(), def);
+        let (name, version) = (def.name.clone(), def.version);
+        if out.entry(name.clone()).or_default().insert(version, def).is_some() {
+            anyhow::bail!("saga definition {name} v{version} is defined twice");
+        }
     }
     Ok(out)
+}
+
+/// Every unfinished saga must run under a definition version this build has, and every
+/// step and compensation its own (persisted) step list names must have a handler: else the
+/// saga would park STUCK with "no handler" for ever. Names every problem at once.
+fn check_instances(active: &[SagaInstance], definitions: &Definitions, handlers: &Handlers) -> anyhow::Result<()> {
+    let mut problems = std::collections::BTreeSet::new();
+    for saga in active {
+        let (ty, v) = (&saga.saga_type, saga.definition_version);
+        if definitions.get(ty).and_then(|d| d.get(&v)).is_none() {
+            problems.insert(format!("{ty} v{v} (saga {}): no such definition version", saga.saga_id));
+        }
+        let names = saga
+            .steps
+            .iter()
+            .flat_map(|r| std::iter::once(&r.step.name).chain(r.compensation.as_ref().map(|c| &c.name)));
+        for name in names.filter(|n| !handlers.contains_key(n.as_str())) {
+            problems.insert(format!("{ty} v{v}: step {name:?} has no handler"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = problems.into_iter().collect();
+    anyhow::bail!("unfinished sagas this build cannot run: {}", list.join("; "))
 }
 
 fn start_coordinator(arbiter: &ArbiterHandle, saga: SagaInstance, engine: Arc<SagaEngine>) -> Addr<SagaCoordinator> {
@@ -326,5 +463,29 @@ mod tests {
         let def = SagaDefinition::parse(&src).unwrap();
         let err = check_definitions(vec![def], &handlers).unwrap_err().to_string();
         assert!(err.contains("place_order") && err.contains("load_the_cart"), "{err}");
+    }
+
+    fn instance(def: &SagaDefinition) -> SagaInstance {
+        let policies = def.policies();
+        SagaInstance::new(def, |n| policies[n], json!({}), None, None)
+    }
+
+    #[test]
+    fn boot_refuses_unfinished_sagas_it_cannot_run_and_names_what_is_missing() {
+        let handlers = steps::handlers();
+        let definitions = check_definitions(definition::embedded().unwrap(), &handlers).unwrap();
+        // Every shipped version of cancel_order and ship_order runs, the old ones included.
+        let all: Vec<SagaInstance> = definitions.values().flat_map(BTreeMap::values).map(instance).collect();
+        assert!(all.iter().any(|s| s.saga_type == "cancel_order" && s.definition_version == 1));
+        check_instances(&all, &definitions, &handlers).unwrap();
+
+        let v1 = &definitions["ship_order"][&1];
+        let mut unknown_step = instance(v1);
+        unknown_step.steps[4].step.name = "notify_by_pigeon".into();
+        let mut unknown_version = instance(v1);
+        unknown_version.definition_version = 9;
+        let err = check_instances(&[unknown_step, unknown_version], &definitions, &handlers).unwrap_err().to_string();
+        assert!(err.contains("\"notify_by_pigeon\" has no handler"), "{err}");
+        assert!(err.contains("ship_order v9") && err.contains("no such definition version"), "{err}");
     }
 }

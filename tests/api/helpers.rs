@@ -91,10 +91,10 @@ impl TestApp {
                 },
             )
         });
-        let addr = tokio::time::timeout(Duration::from_secs(20), addr_rx)
-            .await
-            .expect("server started in time")
-            .expect("server reported its address");
+        let addr = match tokio::time::timeout(Duration::from_secs(20), addr_rx).await.expect("server started in time") {
+            Ok(addr) => addr,
+            Err(_) => panic!("server did not start: {:?}", thread.join().expect("server thread did not panic").err()),
+        };
         self.url = format!("http://{addr}");
         self.running = Some(Running { stop: stop_tx, thread });
     }
@@ -118,6 +118,18 @@ impl TestApp {
     /// Stops and starts again on the same data directory.
     pub async fn restart(&mut self) {
         self.stop().await;
+        self.start().await;
+    }
+
+    /// Stops the server, writes what `edit` builds straight into its store (as an older
+    /// build, or a failure, would have left it), then starts again on that store.
+    pub async fn write_store(&mut self, edit: impl FnOnce(&cartwright::store::Store) -> cartwright::store::WriteSet) {
+        self.stop().await;
+        let store = cartwright::store::Store::open(&self.settings.storage).expect("store opens");
+        let ws = edit(&store);
+        store.commit(ws).await.expect("written");
+        store.close().expect("store closes");
+        drop(store);
         self.start().await;
     }
 
