@@ -266,16 +266,15 @@ async fn a_ship_order_saga_stuck_at_the_deduction_cannot_be_aborted() {
     rewrite_saga(&mut app, &saga_id, true, stuck_at(3)).await;
     assert_eq!(app.saga(&saga_id).await["state"], "STUCK");
 
-    let (status, preview) = app.get(&format!("/admin/v1/sagas/{saga_id}/abort-preview"), Some(ADMIN)).await;
-    assert_eq!(status, 200, "{preview}");
-    assert_eq!((preview["allowed"].as_bool(), preview["compensations"].clone()), (Some(false), json!([])));
-    assert!(preview["reason"].as_str().unwrap().contains("mark_shipped"), "{preview}");
-
     let (status, body) =
         app.post(&format!("/admin/v1/sagas/{saga_id}/abort"), Some(ADMIN), json!({ "reason": "stuck" })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("ABORT_NOT_ALLOWED")), "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("point of no return") && message.contains("/resume"), "{message}");
+    let (status, preview) = app.get(&format!("/admin/v1/sagas/{saga_id}/abort-preview"), Some(ADMIN)).await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!((preview["allowed"].as_bool(), preview["compensations"].clone()), (Some(false), json!([])));
+    assert!(preview["reason"].as_str().unwrap().contains("mark_shipped"), "{preview}");
 
     // Nothing changed: still STUCK, the order SHIPPED, the tracking number still its own.
     let saga = app.saga(&saga_id).await;
@@ -283,14 +282,13 @@ async fn a_ship_order_saga_stuck_at_the_deduction_cannot_be_aborted() {
     assert_eq!(saga["steps"][1]["compensation"]["state"], "PENDING");
     let (_, now) = app.get(&format!("/admin/v1/orders/{order_id}"), Some(ADMIN)).await;
     assert_eq!((now["status"].as_str(), now["tracking_number"].as_str()), (Some("SHIPPED"), Some("1ZPNR")));
-    let (_, other, other_order) = app.pending_order(1).await;
+    let (_, _, other_order) = app.pending_order(1).await;
     let other_id = other_order["order_id"].as_str().unwrap();
     let (a2, t2) =
         (other_order["payment"]["authorization_id"].as_str().unwrap(), other_order["total"].as_str().unwrap());
     assert_eq!(app.capture("evt_pnr_2", a2, t2).await.0, 200);
     let (status, body) = app.ship(FULFILLMENT, other_id, "1ZPNR").await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("TRACKING_NUMBER_IN_USE")), "{body}");
-    let _ = other;
 
     // Forward is the way: resuming finishes it (deducting again is a no-op).
     let (status, _) = app.post(&format!("/admin/v1/sagas/{saga_id}/resume"), Some(ADMIN), json!({})).await;

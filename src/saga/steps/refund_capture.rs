@@ -12,7 +12,7 @@ use crate::domain::order::{OrderCommand, RefundStatus};
 use crate::error::AppError;
 use crate::gateways::payment::GatewayError;
 use crate::saga::machine::Failure;
-use crate::store::Notification;
+use crate::store::{Notification, StoreError, Table, WriteSet};
 
 pub async fn refund_captured_payment(ctx: StepContext) -> Result<Value, Failure> {
     let order_id = OrderId(field(&ctx.input, "order_id")?);
@@ -21,7 +21,7 @@ pub async fn refund_captured_payment(ctx: StepContext) -> Result<Value, Failure>
     let key = ctx.key("refund_captured_payment");
     let failure = match ctx.deps.gateway.refund(&authorization_id, amount, &key).await {
         Ok(refund_id) => {
-            set_refund(&ctx, order_id, RefundStatus::Refunded, Vec::new()).await?;
+            set_refund(&ctx, order_id, RefundStatus::Refunded).await?;
             tracing::info!(%order_id, %authorization_id, %amount, "capture of a cancelled order refunded");
             return Ok(json!({ "refund_id": refund_id }));
         }
@@ -48,18 +48,23 @@ pub async fn refund_captured_payment(ctx: StepContext) -> Result<Value, Failure>
             "reason": reason,
         }),
     );
-    set_refund(&ctx, order_id, RefundStatus::PendingManual, vec![alert]).await?;
-    Err(failure)
+    set_refund(&ctx, order_id, RefundStatus::PendingManual).await?;
+    // Once per saga (a marker keyed by it): a resumed saga that fails again does not alert twice.
+    let mut marker = b"refund_failed_alert:".to_vec();
+    marker.extend_from_slice(ctx.saga_id.as_bytes());
+    let ws = WriteSet::new().put_if_absent(Table::Idempotency, marker, &ctx.saga_id.0, "refund_alert").notify(alert);
+    match ctx.deps.store.commit(ws).await {
+        Ok(_) | Err(StoreError::Conflict(_)) => Err(failure),
+        Err(e) => Err(classify(e.into())),
+    }
 }
 
-/// Records the refund's state on the order, with the notifications it brings (queued only
-/// if the state changes, so a repeat does not alert twice).
-async fn set_refund(
-    ctx: &StepContext,
-    order_id: OrderId,
-    status: RefundStatus,
-    notify: Vec<Notification>,
-) -> Result<(), Failure> {
-    ctx.deps.orders.execute(order_id, OrderCommand::SetRefund { status }, &ctx.by(), notify).await.map_err(classify)?;
+/// Records the refund's state on the order (a repeat changes nothing).
+async fn set_refund(ctx: &StepContext, order_id: OrderId, status: RefundStatus) -> Result<(), Failure> {
+    ctx.deps
+        .orders
+        .execute(order_id, OrderCommand::SetRefund { status }, &ctx.by(), Vec::new())
+        .await
+        .map_err(classify)?;
     Ok(())
 }
