@@ -179,6 +179,13 @@ async fn the_operator_cli_lists_shows_resumes_aborts_and_sets_policies() {
     let out = tokio::task::block_in_place(|| cli(&app, &["policy", "list"]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"max_attempts\": 9"));
 
+    let out = tokio::task::block_in_place(|| cli(&app, &["abort-preview", &saga_id]));
+    let preview: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (preview["allowed"].as_bool(), preview["compensations"].as_array().map(Vec::len)),
+        (Some(true), Some(2))
+    );
+
     let out = tokio::task::block_in_place(|| cli(&app, &["abort", &saga_id, "--reason", "operator drill"]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     app.saga_reaches(&saga_id, "ABORTED").await;
