@@ -2,9 +2,10 @@
 //! action, writes the instance durably, and only then acts: runs the current step (in the
 //! background, so other sagas and operator messages are never blocked by a slow gateway),
 //! arms a retry timer, or, once settled, answers whoever waits and stops.
-//! A log write that fails (other than the first, which tells the caller the saga never
-//! started) is written again with backoff before the coordinator acts; if it keeps failing
-//! the coordinator stops, and an operator's resume picks the saga up from the log.
+//! A log write that fails stops the coordinator without acting: the store is fail-stop, so
+//! what reaches it is a refusal a retry cannot fix (a conflict, an oversize record) or a
+//! store closing for shutdown. The log keeps the state before; the next start, or an
+//! operator's resume of the now undriven saga, picks it up from there.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,15 +35,7 @@ pub struct SagaCoordinator {
     /// The armed retry timer. Cancelled at every transition: a timer armed for an earlier
     /// state (before a resume, say) must never run a step early.
     timer: Option<SpawnHandle>,
-    /// Set while a failed log write is being written again: the saga must not move on
-    /// from a state the log does not have yet.
-    rewriting: bool,
 }
-
-/// How often a failed log write is tried again before the coordinator gives up (and an
-/// operator's resume, or the next start, picks the saga up), and the first pause.
-const REWRITE_ATTEMPTS: u32 = 8;
-const REWRITE_FIRST_PAUSE_MS: u64 = 50;
 
 /// Feeds an input; answers the instance as persisted after it.
 #[derive(Message)]
@@ -71,15 +64,11 @@ impl SagaCoordinator {
         first_write: Option<WriteSet>,
         settled: watch::Sender<Option<SagaInstance>>,
     ) -> SagaCoordinator {
-        SagaCoordinator { saga, engine, settled, first_write, timer: None, rewriting: false }
+        SagaCoordinator { saga, engine, settled, first_write, timer: None }
     }
 
     /// Transition, persist, then act.
     fn advance(&mut self, input: Input, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<(), AppError>> {
-        if self.rewriting {
-            let busy = "the saga's last log write failed and is being written again; try again shortly";
-            return Box::pin(fut::ready(Err(AppError::InvalidSagaState(busy.into()))));
-        }
         let engine = self.engine.clone();
         let saga_type = self.saga.saga_type.clone();
         let point = engine.point_of_no_return(&self.saga);
@@ -93,9 +82,17 @@ impl SagaCoordinator {
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
         }
-        let first = self.first_write.take();
-        let is_first = first.is_some();
-        let ticket = self.engine.store().commit(self.log_write(first));
+        let id = self.saga.saga_id.as_bytes().to_vec();
+        let mut ws = match self.first_write.take() {
+            // The first write registers the saga as unfinished, for recovery on start.
+            Some(first) => first.put(Table::ActiveSagas, id.clone(), &0u32),
+            None => WriteSet::new(),
+        };
+        ws = ws.put(Table::Sagas, id.clone(), &self.saga);
+        if self.saga.state.is_terminal() {
+            ws = ws.delete(Table::ActiveSagas, id);
+        }
+        let ticket = self.engine.store().commit(ws);
         Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {
             Ok(_) => {
                 act.perform(action, ctx);
@@ -106,57 +103,12 @@ impl SagaCoordinator {
                 act.stop_now(ctx);
                 Err(AppError::InvalidSagaState(format!("conflict on {tag}")))
             }
-            // A first write that failed: the caller hears the saga did not start, so it
-            // must not start behind their back. A closed store: the process is stopping,
-            // the next start recovers the saga from the log.
-            Err(e) if is_first || matches!(e, StoreError::Closed) => {
-                tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; the saga stops here");
+            Err(e) => {
+                tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; the saga waits in the log for a resume or the next start");
                 act.stop_now(ctx);
                 Err(e.into())
             }
-            Err(e) => {
-                tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; writing it again");
-                act.rewriting = true;
-                act.rewrite_later(action, 1, ctx);
-                Err(e.into())
-            }
         }))
-    }
-
-    /// The saga as it is now, and its place among the unfinished ones (kept for every
-    /// non-terminal write, so a saga picked up by an operator is recovered on start too).
-    fn log_write(&self, first: Option<WriteSet>) -> WriteSet {
-        let id = self.saga.saga_id.as_bytes().to_vec();
-        let ws = first.unwrap_or_default().put(Table::Sagas, id.clone(), &self.saga);
-        if self.saga.state.is_terminal() {
-            ws.delete(Table::ActiveSagas, id)
-        } else {
-            ws.put(Table::ActiveSagas, id, &0u32)
-        }
-    }
-
-    /// Writes the saga again after a pause (doubling), then performs `action`; gives up
-    /// after [`REWRITE_ATTEMPTS`] and stops, leaving the saga to an operator's resume.
-    fn rewrite_later(&mut self, action: Action, attempt: u32, ctx: &mut Context<Self>) {
-        let pause = Duration::from_millis(REWRITE_FIRST_PAUSE_MS << attempt.min(7));
-        ctx.run_later(pause, move |act, ctx| {
-            let ticket = act.engine.store().commit(act.log_write(None));
-            ctx.spawn(ticket.into_actor(act).map(move |res, act, ctx| match res {
-                Ok(_) => {
-                    tracing::info!(saga.id = %act.saga.saga_id, attempt, "saga log written again");
-                    act.rewriting = false;
-                    act.perform(action, ctx);
-                }
-                Err(e) if attempt < REWRITE_ATTEMPTS && !matches!(e, StoreError::Closed) => {
-                    tracing::error!(saga.id = %act.saga.saga_id, error = %e, attempt, "saga log write failed again");
-                    act.rewrite_later(action, attempt + 1, ctx);
-                }
-                Err(e) => {
-                    tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write keeps failing; stopping (resume picks it up)");
-                    act.stop_now(ctx);
-                }
-            }));
-        });
     }
 
     fn perform(&mut self, action: Action, ctx: &mut Context<Self>) {
@@ -253,7 +205,7 @@ impl Handler<Watch> for SagaCoordinator {
     type Result = MessageResult<Watch>;
 
     fn handle(&mut self, _: Watch, ctx: &mut Context<Self>) -> Self::Result {
-        if self.saga.state.is_settled() && !self.rewriting {
+        if self.saga.state.is_settled() {
             self.settled.send_replace(Some(self.saga.clone()));
             self.stop_now(ctx);
         }
