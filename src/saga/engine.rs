@@ -50,6 +50,10 @@ impl Started {
     }
 }
 
+/// How often a message that found its coordinator leaving is sent again (each time to a
+/// fresh activation from the log).
+const RESENDS_TO_A_LEAVING_COORDINATOR: u32 = 3;
+
 fn policy_key(saga_type: &str, step: &str) -> String {
     format!("{saga_type}/{step}")
 }
@@ -296,13 +300,22 @@ impl SagaEngine {
         })
     }
 
+    /// A coordinator stops as soon as its saga settles (or a log write fails), so a message
+    /// can reach one that is leaving: it was not handled (a closed mailbox), and the log has
+    /// the state, so it goes once more to a fresh activation. Only that case is re-sent.
     async fn send<M>(self: &Arc<Self>, id: SagaId, msg: impl Fn() -> M) -> Result<M::Result, AppError>
     where
         M: actix::Message + Send + 'static,
         M::Result: Send,
         SagaCoordinator: actix::Handler<M>,
     {
-        send_leased(|| self.lease(id), msg).await
+        let mut left = RESENDS_TO_A_LEAVING_COORDINATOR;
+        loop {
+            match send_leased(|| self.lease(id), &msg).await {
+                Err(AppError::Unavailable(_)) if left > 0 => left -= 1,
+                other => return other,
+            }
+        }
     }
 
     /// Waits up to `timeout` for the saga to settle; `None` if it is still going.
@@ -354,6 +367,16 @@ impl SagaEngine {
     /// picked up where the log says, as on start.
     pub async fn resume(self: &Arc<Self>, id: SagaId, reset_attempts: bool) -> Result<SagaInstance, AppError> {
         tracing::info!(saga.id = %id, reset_attempts, "operator resumes saga");
+        let mut left = RESENDS_TO_A_LEAVING_COORDINATOR;
+        loop {
+            match self.resume_once(id, reset_attempts).await {
+                Err(AppError::Unavailable(_)) if left > 0 => left -= 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn resume_once(self: &Arc<Self>, id: SagaId, reset_attempts: bool) -> Result<SagaInstance, AppError> {
         let mut activated_in = None;
         let engine = self.clone();
         let lease = self.registry.lease(&id, |arbiter| {
