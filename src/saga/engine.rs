@@ -3,7 +3,7 @@
 //! wait for them, resumes every unfinished saga on start, and carries operators' resume
 //! and abort to the saga's coordinator.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use super::definition::{self, SagaDefinition};
 use super::instance::{SagaInstance, SagaState};
 use super::machine::{self, Input, MachineError, PlannedCompensation};
 use super::steps::{self, StepDeps, StepHandler};
+use super::versions::{check_definitions, check_instances, Definitions, Handlers};
 use crate::actors::registry::{send_leased, Lease, Registry};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::error::AppError;
@@ -25,8 +26,8 @@ pub struct SagaEngine {
     store: Store,
     /// Every version of every saga this build can run, by name then version; new sagas
     /// start under the highest version.
-    definitions: HashMap<String, BTreeMap<u32, SagaDefinition>>,
-    handlers: HashMap<&'static str, Arc<dyn StepHandler>>,
+    definitions: Definitions,
+    handlers: Handlers,
     /// "saga_type/step" -> policy, mirrored from the RetryPolicies table.
     policies: RwLock<BTreeMap<String, RetryPolicy>>,
     deps: Arc<StepDeps>,
@@ -85,13 +86,16 @@ impl SagaEngine {
         Ok(self.recover(active.iter().map(|s| s.saga_id).collect()).await?)
     }
 
-    /// Every saga the log says is unfinished.
+    /// Every saga the log says is unfinished. One this build cannot read stops the start,
+    /// named, like one it cannot run.
     fn active_instances(&self) -> anyhow::Result<Vec<SagaInstance>> {
+        use anyhow::Context;
         let mut out = Vec::new();
         for key in self.store.scan_prefix_keys(Table::ActiveSagas, &[], usize::MAX)? {
-            if let Some(saga) = self.store.get::<SagaInstance>(Table::Sagas, &key)? {
-                out.push(saga);
-            }
+            let id = uuid::Uuid::from_slice(&key).map(|u| u.to_string()).unwrap_or_else(|_| hex::encode(&key));
+            let saga =
+                self.store.get::<SagaInstance>(Table::Sagas, &key).with_context(|| format!("unfinished saga {id}"))?;
+            out.extend(saga);
         }
         Ok(out)
     }
@@ -426,89 +430,6 @@ impl SagaEngine {
     }
 }
 
-type Definitions = HashMap<String, BTreeMap<u32, SagaDefinition>>;
-type Handlers = HashMap<&'static str, Arc<dyn StepHandler>>;
-
-/// Every step and compensation a definition (of any version) names must have a handler in
-/// this build, and a version is defined once.
-fn check_definitions(defs: Vec<SagaDefinition>, handlers: &Handlers) -> anyhow::Result<Definitions> {
-    let mut out: Definitions = HashMap::new();
-    for def in defs {
-        if let Some(missing) = def.handler_names().into_iter().find(|n| !handlers.contains_key(n)) {
-            anyhow::bail!("saga definition {} v{} names step {missing:?}, which has no handler", def.name, def.version);
-        }
-        let (name, version) = (def.name.clone(), def.version);
-        if out.entry(name.clone()).or_default().insert(version, def).is_some() {
-            anyhow::bail!("saga definition {name} v{version} is defined twice");
-        }
-    }
-    Ok(out)
-}
-
-/// Every unfinished saga must run under a definition version this build has, and every
-/// step and compensation its own (persisted) step list names must have a handler: else the
-/// saga would park STUCK with "no handler" for ever. Names every problem at once.
-fn check_instances(active: &[SagaInstance], definitions: &Definitions, handlers: &Handlers) -> anyhow::Result<()> {
-    let mut problems = std::collections::BTreeSet::new();
-    for saga in active {
-        let (ty, v) = (&saga.saga_type, saga.definition_version);
-        if definitions.get(ty).and_then(|d| d.get(&v)).is_none() {
-            problems.insert(format!("{ty} v{v} (saga {}): no such definition version", saga.saga_id));
-        }
-        let names = saga
-            .steps
-            .iter()
-            .flat_map(|r| std::iter::once(&r.step.name).chain(r.compensation.as_ref().map(|c| &c.name)));
-        for name in names.filter(|n| !handlers.contains_key(n.as_str())) {
-            problems.insert(format!("{ty} v{v}: step {name:?} has no handler"));
-        }
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = problems.into_iter().collect();
-    anyhow::bail!("unfinished sagas this build cannot run: {}", list.join("; "))
-}
-
 fn start_coordinator(arbiter: &ArbiterHandle, saga: SagaInstance, engine: Arc<SagaEngine>) -> Addr<SagaCoordinator> {
     SagaCoordinator::start_in_arbiter(arbiter, move |_| SagaCoordinator::new(saga, engine, None, settled_channel().0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_definition_naming_an_unknown_step_is_refused_by_name() {
-        let handlers = steps::handlers();
-        assert!(check_definitions(definition::embedded().unwrap(), &handlers).is_ok());
-        let src = definition::EMBEDDED[0].1.replace("name = \"load_cart\"", "name = \"load_the_cart\"");
-        let def = SagaDefinition::parse(&src).unwrap();
-        let err = check_definitions(vec![def], &handlers).unwrap_err().to_string();
-        assert!(err.contains("place_order") && err.contains("load_the_cart"), "{err}");
-    }
-
-    fn instance(def: &SagaDefinition) -> SagaInstance {
-        let policies = def.policies();
-        SagaInstance::new(def, |n| policies[n], json!({}), None, None)
-    }
-
-    #[test]
-    fn boot_refuses_unfinished_sagas_it_cannot_run_and_names_what_is_missing() {
-        let handlers = steps::handlers();
-        let definitions = check_definitions(definition::embedded().unwrap(), &handlers).unwrap();
-        // Every shipped version of cancel_order and ship_order runs, the old ones included.
-        let all: Vec<SagaInstance> = definitions.values().flat_map(BTreeMap::values).map(instance).collect();
-        assert!(all.iter().any(|s| s.saga_type == "cancel_order" && s.definition_version == 1));
-        check_instances(&all, &definitions, &handlers).unwrap();
-
-        let v1 = &definitions["ship_order"][&1];
-        let mut unknown_step = instance(v1);
-        unknown_step.steps[4].step.name = "notify_by_pigeon".into();
-        let mut unknown_version = instance(v1);
-        unknown_version.definition_version = 9;
-        let err = check_instances(&[unknown_step, unknown_version], &definitions, &handlers).unwrap_err().to_string();
-        assert!(err.contains("\"notify_by_pigeon\" has no handler"), "{err}");
-        assert!(err.contains("ship_order v9") && err.contains("no such definition version"), "{err}");
-    }
 }
