@@ -493,3 +493,28 @@ async fn checkout_takes_from_the_cart_only_what_the_order_holds() {
     expected.sort();
     assert_eq!(left, expected);
 }
+
+#[tokio::test]
+async fn the_server_refuses_to_start_with_an_unfinished_saga_it_cannot_run() {
+    let mut app = spawn_app().await;
+    let v1 = cartwright::saga::definition::embedded()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.name == "ship_order" && d.version == 1)
+        .unwrap();
+    let mut saga = SagaInstance::new(&v1, |step| v1.policies()[step], json!({}), None, None);
+    // A step a later build dropped without keeping a handler for it.
+    saga.steps[4].step.name = "notify_by_pigeon".into();
+    let key = saga.saga_id.as_bytes().to_vec();
+    let (k1, k2) = (key.clone(), key.clone());
+    app.write_store_stopped(move |_| {
+        WriteSet::new().put(Table::Sagas, k1.clone(), &saga).put(Table::ActiveSagas, k1, &0u32)
+    })
+    .await;
+    let refused = app.try_start().await.unwrap_err();
+    assert!(refused.contains("ship_order v1") && refused.contains("\"notify_by_pigeon\" has no handler"), "{refused}");
+    // Once nothing unfinished needs it, the server starts.
+    app.write_store_stopped(move |_| WriteSet::new().delete(Table::ActiveSagas, k2)).await;
+    app.try_start().await.unwrap();
+    assert_eq!(app.get("/healthz", None).await.0, 200);
+}
