@@ -239,19 +239,21 @@ impl SagaEngine {
     }
 
     /// Starts a saga whose first log write also carries `with` (built for its id): both
-    /// land or neither. `None` when a conditional put of `with` tagged `tag` found its key
-    /// taken, and so the saga did not start.
+    /// land or neither. `Ok(Err(tag))` when a conditional put of `with` found its key taken
+    /// (`tag` names which), and so the saga did not start.
     pub async fn start_with(
         self: &Arc<Self>,
         saga_type: &str,
         input: Value,
         order_id: Option<OrderId>,
         with: impl FnOnce(SagaId) -> WriteSet,
-        tag: &str,
-    ) -> Result<Option<SagaId>, AppError> {
+    ) -> Result<Result<SagaId, String>, AppError> {
         match self.launch(saga_type, input, None, order_id, with).await {
-            Ok(started) => Ok(Some(started.saga_id)),
-            Err(AppError::InvalidSagaState(m)) if m == format!("conflict on {tag}") => Ok(None),
+            Ok(started) => Ok(Ok(started.saga_id)),
+            // The coordinator's answer to a first write whose condition failed.
+            Err(AppError::InvalidSagaState(m)) if m.starts_with("conflict on ") => {
+                Ok(Err(m.trim_start_matches("conflict on ").to_string()))
+            }
             Err(e) => Err(e),
         }
     }

@@ -13,7 +13,7 @@ use sha2::Sha256;
 use super::orders::OrderService;
 use crate::config::Settings;
 use crate::domain::events::DomainEvent;
-use crate::domain::ids::OrderId;
+use crate::domain::ids::{OrderId, SagaId};
 use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
 use crate::domain::time::Timestamp;
@@ -222,7 +222,8 @@ impl WebhookService {
     /// The customer paid for an order that is cancelled (or expired): still `409` (the
     /// order cannot be confirmed), but the event is recorded as `refund_started` in the same
     /// write that starts the refund_capture saga, so the money goes back exactly once, even
-    /// across a crash or a concurrent redelivery.
+    /// across a crash or a concurrent redelivery; and one refund per authorization, whatever
+    /// the number of capture events naming it (a later one is recorded `rejected`).
     async fn refund_capture(
         &self,
         record: WebhookEvent,
@@ -242,13 +243,29 @@ impl WebhookService {
             "amount": amount,
             "event_id": record.event_id,
         });
-        let with = |_| WriteSet::new().put_if_absent(Table::WebhookEvents, key, &record, "webhook_event");
-        match self.sagas.start_with("refund_capture", input, Some(order_id), with, "webhook_event").await? {
-            Some(saga_id) => {
+        let once_per_authorization = [b"refund_capture:".as_slice(), authorization_id.as_bytes()].concat();
+        let with = |saga_id: SagaId| {
+            WriteSet::new().put_if_absent(Table::WebhookEvents, key, &record, "webhook_event").put_if_absent(
+                Table::Idempotency,
+                once_per_authorization,
+                &saga_id.0,
+                "refund_capture",
+            )
+        };
+        match self.sagas.start_with("refund_capture", input, Some(order_id), with).await? {
+            Ok(saga_id) => {
                 tracing::warn!(%order_id, %saga_id, %amount, "payment captured for a cancelled order; refunding");
                 Err(answer)
             }
-            None => Ok((200, "duplicate")),
+            Err(tag) if tag == "webhook_event" => Ok((200, "duplicate")),
+            Err(_) => {
+                let detail = "a refund of this authorization's capture is already under way";
+                tracing::error!(%order_id, %authorization_id, "another capture event for a refunded authorization; not refunded twice");
+                match self.record_only(record, "rejected", detail, Some(order_id)).await? {
+                    true => Err(answer),
+                    false => Ok((200, "duplicate")),
+                }
+            }
         }
     }
 

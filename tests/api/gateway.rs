@@ -165,5 +165,12 @@ async fn a_capture_for_a_cancelled_order_is_refunded_once_by_a_saga() {
     assert_eq!(app.capture("evt_late", auth, total).await, (200, json!({ "status": "duplicate" })));
     let (_, again) = app.get("/admin/v1/sagas?type=refund_capture", Some(ADMIN)).await;
     assert_eq!(again["sagas"].as_array().unwrap().len(), 1);
+    // Another event id capturing the same authorization is not refunded a second time.
+    let (status, _) = app.capture("evt_late_again", auth, total).await;
+    assert_eq!(status, 409);
+    let (_, again) = app.get("/admin/v1/sagas?type=refund_capture", Some(ADMIN)).await;
+    assert_eq!(again["sagas"].as_array().unwrap().len(), 1);
+    let (_, rejected) = app.get("/admin/v1/webhooks?source=payment&status=rejected", Some(ADMIN)).await;
+    assert_eq!(rejected["webhooks"][0]["event_id"], "evt_late_again");
     assert_eq!(gw.ledger.lock().unwrap().refunds[auth].len(), 1);
 }
