@@ -518,3 +518,55 @@ async fn the_server_refuses_to_start_with_an_unfinished_saga_it_cannot_run() {
     app.try_start().await.unwrap();
     assert_eq!(app.get("/healthz", None).await.0, 200);
 }
+
+#[tokio::test]
+async fn aborting_a_checkout_whose_created_order_was_captured_refunds_instead_of_voiding() {
+    let gw = crate::fake_gateway::FakeGateway::start(0, 1).await;
+    let url = gw.url.clone();
+    let mut app = spawn_app_with(move |s| {
+        s.payment.gateway = "http".into();
+        s.payment.http.base_url = url;
+    })
+    .await;
+    let p = app.product("10.00", 5).await;
+    let c = app.verified_customer().await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+    let (status, order) = app.place_order(&c.token, "tok_ok").await;
+    assert_eq!(status, 201, "{order}");
+    let (saga_id, order_id) = (order["saga_id"].as_str().unwrap(), order["order_id"].as_str().unwrap());
+    let (auth, total) = (order["payment"]["authorization_id"].as_str().unwrap(), order["total"].as_str().unwrap());
+    // As create_order leaves a checkout when its answer was lost: the order exists, the step
+    // waits for another attempt (before the point of no return).
+    rewrite_saga(&mut app, saga_id, true, |saga| {
+        saga.state = SagaState::Retrying;
+        saga.cursor = 5;
+        let w = &mut saga.steps[5].step;
+        w.state = StepState::Running;
+        w.last_error = Some("timeout".into());
+        w.next_attempt_at = Some(cartwright::domain::time::Timestamp::now().plus_millis(600_000));
+        saga.steps[6].step.state = StepState::Pending;
+        saga.steps[6].step.attempts = 0;
+    })
+    .await;
+    // Meanwhile the gateway captured the order.
+    assert_eq!(app.capture("evt_captured", auth, total).await.0, 200);
+
+    let (_, preview) = app.get(&format!("/admin/v1/sagas/{saga_id}/abort-preview"), Some(ADMIN)).await;
+    let first = &preview["compensations"][0];
+    assert_eq!(
+        (first["step"].as_str(), first["compensation"].as_str()),
+        (Some("create_order"), Some("cancel_created_order"))
+    );
+    let (status, body) =
+        app.post(&format!("/admin/v1/sagas/{saga_id}/abort"), Some(ADMIN), json!({ "reason": "drill" })).await;
+    assert_eq!(status, 200, "{body}");
+    app.saga_reaches(saga_id, "ABORTED").await;
+    let (_, now) = app.get(&format!("/v1/orders/{order_id}"), Some(&c.token)).await;
+    assert_eq!(
+        (now["status"].as_str(), now["payment"]["status"].as_str(), now["refund"]["status"].as_str()),
+        (Some("CANCELLED"), Some("REFUNDED"), Some("REFUNDED"))
+    );
+    let ledger = gw.ledger.lock().unwrap();
+    assert_eq!(ledger.refunds[auth].len(), 1);
+    assert!(!ledger.voids.contains_key(auth), "a captured payment is never voided");
+}
