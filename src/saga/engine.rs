@@ -369,20 +369,35 @@ impl SagaEngine {
     }
 
     /// Runs a STUCK or RETRYING saga's parked work now; a RUNNING (or COMPENSATING) saga
-    /// that no live coordinator drives (it stopped after log writes kept failing) is
-    /// picked up where the log says, as on start.
+    /// that no live coordinator drives (it stopped after a failed log write) is picked up
+    /// where the log says, as on start.
     pub async fn resume(self: &Arc<Self>, id: SagaId, reset_attempts: bool) -> Result<SagaInstance, AppError> {
         tracing::info!(saga.id = %id, reset_attempts, "operator resumes saga");
+        self.operate(id, || Input::Resume { reset_attempts }).await
+    }
+
+    pub async fn abort(self: &Arc<Self>, id: SagaId, reason: &str) -> Result<SagaInstance, AppError> {
+        tracing::warn!(saga.id = %id, reason, "operator aborts saga");
+        self.operate(id, || Input::Abort { reason: reason.to_string() }).await
+    }
+
+    /// Carries an operator's input to the saga's coordinator (see [`SagaEngine::send`] on
+    /// re-sending to a leaving one).
+    async fn operate(self: &Arc<Self>, id: SagaId, input: impl Fn() -> Input) -> Result<SagaInstance, AppError> {
         let mut left = RESENDS_TO_A_LEAVING_COORDINATOR;
         loop {
-            match self.resume_once(id, reset_attempts).await {
+            match self.operate_once(id, &input).await {
                 Err(AppError::Unavailable(_)) if left > 0 => left -= 1,
                 other => return other,
             }
         }
     }
 
-    async fn resume_once(self: &Arc<Self>, id: SagaId, reset_attempts: bool) -> Result<SagaInstance, AppError> {
+    /// A RUNNING or COMPENSATING saga whose coordinator had to be activated from the log
+    /// had nobody driving it: it is first picked up where the log says (the work in flight
+    /// runs again, as on start), which is all a resume asks; an abort then applies to a
+    /// saga that moves.
+    async fn operate_once(self: &Arc<Self>, id: SagaId, input: &impl Fn() -> Input) -> Result<SagaInstance, AppError> {
         let mut activated_in = None;
         let engine = self.clone();
         let lease = self.registry.lease(&id, |arbiter| {
@@ -390,19 +405,14 @@ impl SagaEngine {
             activated_in = Some(saga.state);
             Ok::<_, AppError>(start_coordinator(arbiter, saga, engine.clone()))
         })?;
-        let input = match activated_in {
-            Some(SagaState::Running | SagaState::Compensating) => {
-                tracing::warn!(saga.id = %id, "no coordinator was driving this saga; picking it up from the log");
-                Input::Recover
+        if let Some(SagaState::Running | SagaState::Compensating) = activated_in {
+            tracing::warn!(saga.id = %id, "no coordinator was driving this saga; picking it up from the log");
+            let picked_up = lease.addr.send(Drive(Input::Recover)).await??;
+            if let Input::Resume { .. } = input() {
+                return Ok(picked_up);
             }
-            _ => Input::Resume { reset_attempts },
-        };
-        lease.addr.send(Drive(input)).await?
-    }
-
-    pub async fn abort(self: &Arc<Self>, id: SagaId, reason: &str) -> Result<SagaInstance, AppError> {
-        tracing::warn!(saga.id = %id, reason, "operator aborts saga");
-        self.send(id, || Drive(Input::Abort { reason: reason.to_string() })).await?
+        }
+        lease.addr.send(Drive(input())).await?
     }
 
     /// Resumes the unfinished sagas. Returns how many.

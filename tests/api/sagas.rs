@@ -570,3 +570,38 @@ async fn aborting_a_checkout_whose_created_order_was_captured_refunds_instead_of
     assert_eq!(ledger.refunds[auth].len(), 1);
     assert!(!ledger.voids.contains_key(auth), "a captured payment is never voided");
 }
+
+#[tokio::test]
+async fn aborting_a_running_saga_nobody_drives_picks_it_up_then_aborts_it() {
+    let mut app = spawn_app().await;
+    let (c, _, order) = app.pending_order(1).await;
+    let order_id = order["order_id"].as_str().unwrap().to_string();
+    let current = cartwright::saga::definition::embedded()
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.name == "cancel_order")
+        .max_by_key(|d| d.version)
+        .unwrap();
+    let saga = SagaInstance::new(
+        &current,
+        |step| current.policies()[step],
+        json!({ "order_id": order_id, "customer_id": c.id, "reason": "changed my mind" }),
+        None,
+        None,
+    );
+    let saga_id = saga.saga_id.to_string();
+    // RUNNING at its first step in the log, and nothing driving it.
+    let mut saga = saga;
+    saga.steps[0].step.state = StepState::Running;
+    saga.steps[0].step.attempts = 1;
+    app.write_store(move |_| WriteSet::new().put(Table::Sagas, saga.saga_id.as_bytes().to_vec(), &saga)).await;
+
+    let (status, body) =
+        app.post(&format!("/admin/v1/sagas/{saga_id}/abort"), Some(ADMIN), json!({ "reason": "not wanted" })).await;
+    assert_eq!(status, 200, "{body}");
+    let saga = app.saga_reaches(&saga_id, "ABORTED").await;
+    assert_eq!(saga["steps"][0]["state"], "SUCCEEDED");
+    assert_eq!(saga["steps"][1]["state"], "PENDING", "aborted before the point of no return");
+    let (_, now) = app.get(&format!("/v1/orders/{order_id}"), Some(&c.token)).await;
+    assert_eq!(now["status"], "PENDING");
+}
