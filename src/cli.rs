@@ -1,4 +1,4 @@
-//! The operator CLI: `cartwright sagas list|show|resume|abort|policy`, a thin client of a
+//! The operator CLI: `cartwright sagas list|show|resume|abort|abort-preview|policy`, a thin client of a
 //! running server's admin API (`--url`/`--token` or `CARTWRIGHT_URL`/`CARTWRIGHT_TOKEN`).
 
 use clap::{Args, Subcommand};
@@ -51,6 +51,8 @@ pub enum SagaCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Whether an abort is allowed now, and the compensations it would run, in order.
+    AbortPreview { saga_id: String },
     /// Retry policies: `policy list`, or `policy set TYPE STEP ...`.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -121,6 +123,9 @@ pub fn run(remote: Remote, command: SagaCommand) -> anyhow::Result<()> {
                         Some(json!({ "reason": reason })),
                     )
                     .await?,
+            ),
+            SagaCommand::AbortPreview { saga_id } => print(
+                &client.call(reqwest::Method::GET, &format!("/admin/v1/sagas/{saga_id}/abort-preview"), None).await?,
             ),
             SagaCommand::Policy(PolicyCommand::List) => {
                 print(&client.call(reqwest::Method::GET, "/admin/v1/retry-policies", None).await?)

@@ -84,6 +84,9 @@ pub enum AppError {
     SagaNotFound,
     #[error("{0}")]
     InvalidSagaState(String),
+    /// The saga passed its point of no return; the message says what to do instead.
+    #[error("{0}")]
+    AbortNotAllowed(String),
     #[error("{0}")]
     InvalidRetryPolicy(String),
     #[error("{0}")]
@@ -137,7 +140,8 @@ impl AppError {
             | TrackingNumberInUse(_)
             | InvalidStatusTransition(_)
             | CancellationNotAllowed(_)
-            | InvalidSagaState(_) => 409,
+            | InvalidSagaState(_)
+            | AbortNotAllowed(_) => 409,
             RequestTimeout { .. } => 408,
             PayloadTooLarge { .. } => 413,
             TooManyRequests { .. } => 429,
@@ -199,6 +203,7 @@ impl AppError {
             PaymentFailed { .. } => "PAYMENT_FAILED",
             SagaNotFound => "SAGA_NOT_FOUND",
             InvalidSagaState(_) => "INVALID_SAGA_STATE",
+            AbortNotAllowed(_) => "ABORT_NOT_ALLOWED",
             InvalidRetryPolicy(_) => "INVALID_RETRY_POLICY",
             AmountMismatch(_) => "AMOUNT_MISMATCH",
             TrackingNumberInUse(_) => "TRACKING_NUMBER_IN_USE",

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::events::DomainEvent;
+use super::events::{DomainEvent, TakenLine};
 use super::ids::{CustomerId, LineId, ProductId, SagaId, VariantId};
 use super::quantity::Quantity;
 
@@ -49,9 +49,11 @@ pub enum CartCommand {
     RemoveItem {
         line_id: LineId,
     },
-    /// Empty the cart for checkout `by` (once per checkout).
+    /// Take out of the cart what checkout `by` ordered (once per checkout): lines added or
+    /// increased while it ran keep what it did not take.
     Clear {
         by: SagaId,
+        taken: Vec<TakenLine>,
     },
 }
 
@@ -93,8 +95,8 @@ impl Cart {
     /// Decides; never mutates. An error means nothing changes.
     pub fn handle(&self, cmd: &CartCommand, limits: CartLimits) -> Result<CartDecision, CartError> {
         let customer_id = self.customer_id;
-        match *cmd {
-            CartCommand::AddItem { product_id, variant_id, quantity, available } => {
+        match cmd {
+            &CartCommand::AddItem { product_id, variant_id, quantity, available } => {
                 if available == 0 {
                     return Err(CartError::OutOfStock);
                 }
@@ -123,7 +125,7 @@ impl Cart {
                     capped_at: None,
                 })
             }
-            CartCommand::UpdateQuantity { line_id, quantity, available } => {
+            &CartCommand::UpdateQuantity { line_id, quantity, available } => {
                 let line = self.line(line_id).ok_or(CartError::ItemNotFound)?;
                 if quantity > limits.max_line_quantity {
                     return Err(CartError::LineQuantityTooLarge { max: limits.max_line_quantity });
@@ -151,7 +153,7 @@ impl Cart {
                 };
                 Ok(CartDecision { events, capped_at })
             }
-            CartCommand::RemoveItem { line_id } => {
+            &CartCommand::RemoveItem { line_id } => {
                 // Removing a line that is not there succeeds silently (idempotent).
                 let events = self
                     .line(line_id)
@@ -165,11 +167,11 @@ impl Cart {
                     .collect();
                 Ok(CartDecision { events, capped_at: None })
             }
-            CartCommand::Clear { by } => {
-                let events = if self.last_cleared_by == Some(by) {
+            CartCommand::Clear { by, taken } => {
+                let events = if self.last_cleared_by == Some(*by) {
                     Vec::new()
                 } else {
-                    vec![DomainEvent::CartCleared { customer_id, saga_id: by }]
+                    vec![DomainEvent::CartCleared { customer_id, saga_id: *by, taken: taken.clone() }]
                 };
                 Ok(CartDecision { events, capped_at: None })
             }
@@ -198,8 +200,15 @@ impl Cart {
             DomainEvent::ItemRemovedFromCart { line_id, .. } => {
                 self.lines.retain(|l| l.line_id != *line_id);
             }
-            DomainEvent::CartCleared { saga_id, .. } => {
-                self.lines.clear();
+            DomainEvent::CartCleared { saga_id, taken, .. } => {
+                for t in taken {
+                    if let Some(line) =
+                        self.lines.iter_mut().find(|l| l.product_id == t.product_id && l.variant_id == t.variant_id)
+                    {
+                        line.quantity = line.quantity.saturating_sub(t.quantity);
+                    }
+                }
+                self.lines.retain(|l| l.quantity > 0);
                 self.last_cleared_by = Some(*saga_id);
             }
             _ => {}
@@ -267,19 +276,41 @@ mod tests {
         assert!(c3.lines.is_empty());
     }
 
+    fn taken(p: ProductId, quantity: u32) -> TakenLine {
+        TakenLine { product_id: p, variant_id: None, quantity }
+    }
+
     #[test]
     fn clear_happens_once_per_checkout() {
         let p = ProductId::new();
         let mut cart = given(&[add(p, 2, 10)]);
         let by = SagaId::new();
-        let d = cart.handle(&CartCommand::Clear { by }, LIMITS).unwrap();
+        let clear = CartCommand::Clear { by, taken: vec![taken(p, 2)] };
+        let d = cart.handle(&clear, LIMITS).unwrap();
         d.events.iter().for_each(|e| cart.apply(e));
         assert!(cart.lines.is_empty());
         // The customer shops again; the same checkout's retried clear must not wipe it.
         let d = cart.handle(&add(p, 1, 10), LIMITS).unwrap();
         d.events.iter().for_each(|e| cart.apply(e));
-        assert!(cart.handle(&CartCommand::Clear { by }, LIMITS).unwrap().events.is_empty());
+        assert!(cart.handle(&clear, LIMITS).unwrap().events.is_empty());
         assert_eq!(cart.lines.len(), 1);
+    }
+
+    #[test]
+    fn clear_takes_only_what_the_checkout_ordered() {
+        let (p, q, r) = (ProductId::new(), ProductId::new(), ProductId::new());
+        // The checkout loaded p x2 and r x1; meanwhile p went up to 5, q was added, r removed.
+        let mut cart = given(&[add(p, 5, 10), add(q, 1, 10)]);
+        let clear = CartCommand::Clear { by: SagaId::new(), taken: vec![taken(p, 2), taken(r, 1)] };
+        let d = cart.handle(&clear, LIMITS).unwrap();
+        d.events.iter().for_each(|e| cart.apply(e));
+        let left: Vec<(ProductId, u32)> = cart.lines.iter().map(|l| (l.product_id, l.quantity)).collect();
+        assert_eq!(left, vec![(p, 3), (q, 1)]);
+        // A line lowered below what was taken goes entirely.
+        let mut cart = given(&[add(p, 1, 10)]);
+        let d = cart.handle(&CartCommand::Clear { by: SagaId::new(), taken: vec![taken(p, 2)] }, LIMITS).unwrap();
+        d.events.iter().for_each(|e| cart.apply(e));
+        assert!(cart.lines.is_empty());
     }
 
     #[test]

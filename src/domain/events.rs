@@ -6,6 +6,14 @@ use serde::Serialize;
 use super::ids::{CategoryId, CustomerId, LineId, OrderId, OwnerId, ProductId, SagaId, VariantId};
 use super::money::Money;
 
+/// What a checkout took from one cart line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TakenLine {
+    pub product_id: ProductId,
+    pub variant_id: Option<VariantId>,
+    pub quantity: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", content = "data")]
 pub enum DomainEvent {
@@ -93,9 +101,12 @@ pub enum DomainEvent {
         product_id: ProductId,
         variant_id: Option<VariantId>,
     },
+    /// Checkout `saga_id` took these quantities out of the cart (what its order holds);
+    /// anything added meanwhile stays.
     CartCleared {
         customer_id: CustomerId,
         saga_id: SagaId,
+        taken: Vec<TakenLine>,
     },
     OrderPlaced {
         order_id: OrderId,

@@ -66,6 +66,9 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
         (Method::POST, ["admin", "v1", "sagas", id, "abort"]) => {
             route!("admin.sagas.abort", sagas::abort(shop, req, id))
         }
+        (Method::GET, ["admin", "v1", "sagas", id, "abort-preview"]) => {
+            route!("admin.sagas.abort_preview", sagas::abort_preview(shop, req, id))
+        }
         (Method::GET, ["admin", "v1", "retry-policies"]) => route!("admin.policies.list", sagas::policies(shop, req)),
         (Method::PUT, ["admin", "v1", "retry-policies", saga_type, step]) => {
             route!("admin.policies.set", sagas::set_policy(shop, req, saga_type, step))
@@ -151,6 +154,7 @@ fn known_path(segments: &[&str]) -> bool {
             | ["admin", "v1", "sagas", _]
             | ["admin", "v1", "sagas", _, "resume"]
             | ["admin", "v1", "sagas", _, "abort"]
+            | ["admin", "v1", "sagas", _, "abort-preview"]
             | ["admin", "v1", "retry-policies"]
             | ["admin", "v1", "retry-policies", _, _]
             | ["admin", "v1", "events"]

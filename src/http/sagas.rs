@@ -67,6 +67,13 @@ pub async fn abort(shop: &Shop, req: &Request, id: &str) -> Reply {
     Ok(json(200, &shop.sagas.abort(id, reason).await?.to_json()))
 }
 
+/// `GET /admin/v1/sagas/{id}/abort-preview`: whether an abort is allowed now, and the
+/// compensations it would run, in order.
+pub async fn abort_preview(shop: &Shop, req: &Request, id: &str) -> Reply {
+    auth::admin(shop, req)?;
+    Ok(json(200, &shop.sagas.abort_preview(saga_id(id)?).await?))
+}
+
 pub async fn policies(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     Ok(json(200, &shop.sagas.policies_json()))

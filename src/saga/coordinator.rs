@@ -2,6 +2,10 @@
 //! action, writes the instance durably, and only then acts: runs the current step (in the
 //! background, so other sagas and operator messages are never blocked by a slow gateway),
 //! arms a retry timer, or, once settled, answers whoever waits and stops.
+//! A log write that fails stops the coordinator without acting: the store is fail-stop, so
+//! what reaches it is a refusal a retry cannot fix (a conflict, an oversize record) or a
+//! store closing for shutdown. The log keeps the state before; the next start, or an
+//! operator's resume of the now undriven saga, picks it up from there.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +16,7 @@ use tracing::Instrument;
 
 use super::engine::SagaEngine;
 use super::instance::SagaInstance;
-use super::machine::{self, Action, Failure, Input};
+use super::machine::{self, Action, Failure, Input, Rules};
 use super::steps::StepContext;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
@@ -28,6 +32,9 @@ pub struct SagaCoordinator {
     /// Written with the first transition of a new saga (its Idempotency-Key...); `None`
     /// once the saga is in the log.
     first_write: Option<WriteSet>,
+    /// The armed retry timer. Cancelled at every transition: a timer armed for an earlier
+    /// state (before a resume, say) must never run a step early.
+    timer: Option<SpawnHandle>,
 }
 
 /// Feeds an input; answers the instance as persisted after it.
@@ -57,19 +64,24 @@ impl SagaCoordinator {
         first_write: Option<WriteSet>,
         settled: watch::Sender<Option<SagaInstance>>,
     ) -> SagaCoordinator {
-        SagaCoordinator { saga, engine, settled, first_write }
+        SagaCoordinator { saga, engine, settled, first_write, timer: None }
     }
 
     /// Transition, persist, then act.
-    fn advance(&mut self, input: Input, _ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<(), AppError>> {
+    fn advance(&mut self, input: Input, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<(), AppError>> {
         let engine = self.engine.clone();
         let saga_type = self.saga.saga_type.clone();
-        let action =
-            match machine::transition(&mut self.saga, input, Timestamp::now(), &|step| engine.policy(&saga_type, step))
-            {
-                Ok(a) => a,
-                Err(e) => return Box::pin(fut::ready(Err(AppError::InvalidSagaState(e.to_string())))),
-            };
+        let point = engine.point_of_no_return(&self.saga);
+        let policy = |step: &str| engine.policy(&saga_type, step);
+        let rules = Rules { point_of_no_return: point.as_deref(), policy: &policy };
+        let action = match machine::transition(&mut self.saga, input, Timestamp::now(), &rules) {
+            Ok(a) => a,
+            Err(e) => return Box::pin(fut::ready(Err(engine.refusal(&self.saga, e)))),
+        };
+        // The state changed: whatever timer was armed belongs to the state before.
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
         let id = self.saga.saga_id.as_bytes().to_vec();
         let mut ws = match self.first_write.take() {
             // The first write registers the saga as unfinished, for recovery on start.
@@ -93,7 +105,7 @@ impl SagaCoordinator {
                 Err(AppError::InvalidSagaState(format!("conflict on {tag}")))
             }
             Err(e) => {
-                tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; the saga resumes on restart");
+                tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; the saga waits in the log for a resume or the next start");
                 act.stop_now(ctx);
                 Err(e.into())
             }
@@ -106,10 +118,11 @@ impl SagaCoordinator {
             Action::WaitUntil(at) => {
                 let delay = Duration::from_millis((at.0 - Timestamp::now().0).max(0) as u64);
                 tracing::info!(saga.id = %self.saga.saga_id, retry_in_ms = delay.as_millis() as u64, "retry scheduled");
-                ctx.run_later(delay, |act, ctx| {
+                self.timer = Some(ctx.run_later(delay, |act, ctx| {
+                    act.timer = None;
                     let next = act.advance(Input::RetryDue, ctx).map(|_, _, _| ());
                     ctx.spawn(next);
-                });
+                }));
             }
             Action::Idle => {
                 if self.saga.state.is_settled() {

@@ -7,10 +7,15 @@ use serde::Deserialize;
 
 use crate::retry::RetryPolicy;
 
-pub const EMBEDDED: [(&str, &str); 3] = [
+/// Every version that ever shipped stays here until no instance of it can be left: an
+/// instance runs the steps it was started with, under its own version's rules.
+pub const EMBEDDED: [(&str, &str); 6] = [
     ("place_order.toml", include_str!("../../sagas/place_order.toml")),
     ("cancel_order.toml", include_str!("../../sagas/cancel_order.toml")),
+    ("cancel_order.v1.toml", include_str!("../../sagas/cancel_order.v1.toml")),
     ("ship_order.toml", include_str!("../../sagas/ship_order.toml")),
+    ("ship_order.v1.toml", include_str!("../../sagas/ship_order.v1.toml")),
+    ("refund_capture.toml", include_str!("../../sagas/refund_capture.toml")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -62,6 +67,11 @@ pub struct SagaDefinition {
     pub name: String,
     pub version: u32,
     pub default_retry: RetryPolicyToml,
+    /// Once this step has succeeded the saga only goes forward: an operator may resume it,
+    /// never abort it (its compensations would undo what others already rely on).
+    pub point_of_no_return: Option<String>,
+    /// What an operator should do instead of aborting past the point of no return.
+    pub forward_remedy: Option<String>,
     pub steps: Vec<StepDefinition>,
 }
 
@@ -77,10 +87,31 @@ impl SagaDefinition {
                 return Err(format!("saga {} names step {} twice", def.name, s.name));
             }
         }
+        def.check_point_of_no_return()?;
         for (name, p) in def.policies() {
             validate_policy(&p).map_err(|e| format!("saga {} step {name}: {e}", def.name))?;
         }
         Ok(def)
+    }
+
+    /// The point of no return names a step; every step after it can only park (`stuck`),
+    /// and has nothing to compensate, since nothing after that point is ever undone.
+    fn check_point_of_no_return(&self) -> Result<(), String> {
+        let Some(point) = &self.point_of_no_return else { return Ok(()) };
+        let at = self
+            .steps
+            .iter()
+            .position(|s| &s.name == point)
+            .ok_or_else(|| format!("saga {}: point_of_no_return names no step: {point}", self.name))?;
+        for s in &self.steps[at + 1..] {
+            if s.on_exhausted != OnExhausted::Stuck || s.compensation.is_some() {
+                return Err(format!(
+                    "saga {}: step {} comes after the point of no return ({point}): it must be on_exhausted = \"stuck\" without a compensation",
+                    self.name, s.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The policy of every step and compensation, by name, as the definition seeds them.
@@ -146,5 +177,26 @@ mod tests {
         assert!(SagaDefinition::parse(&dup).unwrap_err().contains("twice"));
         let bad = base.replace("max_attempts = 3", "max_attempts = 0") + "[[steps]]\nname = \"a\"\n";
         assert!(SagaDefinition::parse(&bad).is_err());
+        let unknown_point = format!("point_of_no_return = \"b\"\n{base}[[steps]]\nname = \"a\"\n");
+        assert!(SagaDefinition::parse(&unknown_point).unwrap_err().contains("names no step: b"));
+        let undone_after =
+            format!("point_of_no_return = \"a\"\n{base}[[steps]]\nname = \"a\"\n[[steps]]\nname = \"b\"\n");
+        assert!(SagaDefinition::parse(&undone_after).unwrap_err().contains("after the point of no return"));
+    }
+
+    #[test]
+    fn every_shipped_definition_marks_its_point_of_no_return() {
+        for def in embedded().unwrap() {
+            let expected = match def.name.as_str() {
+                "place_order" => "create_order",
+                "cancel_order" => "cancel_order",
+                "ship_order" => "mark_shipped",
+                // One step, nothing to compensate: an operator may give up on it (and refund by hand).
+                "refund_capture" => continue,
+                other => panic!("unexpected saga {other}"),
+            };
+            assert_eq!(def.point_of_no_return.as_deref(), Some(expected), "{} v{}", def.name, def.version);
+            assert!(def.forward_remedy.is_some(), "{} v{} says what to do instead of aborting", def.name, def.version);
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! wait for them, resumes every unfinished saga on start, and carries operators' resume
 //! and abort to the saga's coordinator.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 use super::coordinator::{settled_channel, Drive, SagaCoordinator, Settled, Watch};
 use super::definition::{self, SagaDefinition};
 use super::instance::{SagaInstance, SagaState};
-use super::machine::Input;
+use super::machine::{self, Input, MachineError, PlannedCompensation};
 use super::steps::{self, StepDeps, StepHandler};
+use super::versions::{check_definitions, check_instances, Definitions, Handlers};
 use crate::actors::registry::{send_leased, Lease, Registry};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::time::Timestamp;
@@ -24,8 +25,10 @@ use crate::store::{Store, Table, WriteSet};
 
 pub struct SagaEngine {
     store: Store,
-    definitions: HashMap<String, SagaDefinition>,
-    handlers: HashMap<&'static str, Arc<dyn StepHandler>>,
+    /// Every version of every saga this build can run, by name then version; new sagas
+    /// start under the highest version.
+    definitions: Definitions,
+    handlers: Handlers,
     /// "saga_type/step" -> policy, mirrored from the RetryPolicies table.
     policies: RwLock<BTreeMap<String, RetryPolicy>>,
     deps: Arc<StepDeps>,
@@ -49,6 +52,10 @@ impl Started {
     }
 }
 
+/// How often a message that found its coordinator leaving is sent again (each time to a
+/// fresh activation from the log).
+const RESENDS_TO_A_LEAVING_COORDINATOR: u32 = 3;
+
 fn policy_key(saga_type: &str, step: &str) -> String {
     format!("{saga_type}/{step}")
 }
@@ -70,17 +77,82 @@ impl SagaEngine {
         Ok(Arc::new(engine))
     }
 
-    /// Once, before the server listens: loads the retry policies, then resumes every
-    /// unfinished saga from the log. Returns how many sagas it resumed.
+    /// Once, before the server listens: refuses to go on if an unfinished saga names a
+    /// definition version or a step this build cannot run; loads the retry policies; then
+    /// resumes every unfinished saga from the log. Returns how many sagas it resumed.
     pub async fn boot(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let active = self.active_instances()?;
+        check_instances(&active, &self.definitions, &self.handlers)?;
         self.load_policies().await?;
-        Ok(self.recover().await?)
+        Ok(self.recover(active.iter().map(|s| s.saga_id).collect()).await?)
+    }
+
+    /// Every saga the log says is unfinished. One this build cannot read stops the start,
+    /// named, like one it cannot run.
+    fn active_instances(&self) -> anyhow::Result<Vec<SagaInstance>> {
+        use anyhow::Context;
+        let mut out = Vec::new();
+        for key in self.store.scan_prefix_keys(Table::ActiveSagas, &[], usize::MAX)? {
+            let id = uuid::Uuid::from_slice(&key).map(|u| u.to_string()).unwrap_or_else(|_| hex::encode(&key));
+            let saga =
+                self.store.get::<SagaInstance>(Table::Sagas, &key).with_context(|| format!("unfinished saga {id}"))?;
+            out.extend(saga);
+        }
+        Ok(out)
+    }
+
+    /// The definition a saga runs under: its own version's.
+    pub fn definition_of(&self, saga: &SagaInstance) -> Option<&SagaDefinition> {
+        self.definitions.get(&saga.saga_type)?.get(&saga.definition_version)
+    }
+
+    /// The definition new sagas of this type start under.
+    fn current_definition(&self, saga_type: &str) -> Option<&SagaDefinition> {
+        self.definitions.get(saga_type)?.values().next_back()
+    }
+
+    /// The step after whose success the saga only goes forward, per its own version.
+    pub fn point_of_no_return(&self, saga: &SagaInstance) -> Option<String> {
+        self.definition_of(saga)?.point_of_no_return.clone()
+    }
+
+    /// A machine refusal as the operator hears it: past the point of no return, what to do
+    /// instead (resume, or the definition's forward remedy).
+    pub fn refusal(&self, saga: &SagaInstance, e: MachineError) -> AppError {
+        match e {
+            MachineError::InvalidState(..) => AppError::InvalidSagaState(e.to_string()),
+            MachineError::PastPointOfNoReturn(_) => {
+                let mut message = format!(
+                    "{} {} is {e}; resume it instead (POST /admin/v1/sagas/{}/resume)",
+                    saga.saga_type, saga.saga_id, saga.saga_id
+                );
+                if let Some(remedy) = self.definition_of(saga).and_then(|d| d.forward_remedy.as_deref()) {
+                    let order = saga.order_id.map_or_else(|| "{order_id}".to_string(), |o| o.to_string());
+                    message.push_str(", or ");
+                    message.push_str(&remedy.replace("{order_id}", &order));
+                }
+                AppError::AbortNotAllowed(message)
+            }
+        }
+    }
+
+    /// What aborting the saga now would do (the same function the abort goes through).
+    pub async fn abort_preview(&self, id: SagaId) -> Result<Value, AppError> {
+        let saga = self.get(id).await?.ok_or(AppError::SagaNotFound)?;
+        let point = self.point_of_no_return(&saga);
+        Ok(match machine::abort_plan(&saga, point.as_deref()) {
+            Ok(compensations) => json!({ "allowed": true, "compensations": compensations }),
+            Err(e) => {
+                let reason = self.refusal(&saga, e).to_string();
+                json!({ "allowed": false, "compensations": Vec::<PlannedCompensation>::new(), "reason": reason })
+            }
+        })
     }
 
     /// Seeds policies the table does not have yet (operators' changes are kept), then loads all.
     async fn load_policies(&self) -> anyhow::Result<()> {
         let mut seed = WriteSet::new();
-        for def in self.definitions.values() {
+        for def in self.definitions.values().flat_map(BTreeMap::values) {
             for (step, p) in def.policies() {
                 let key = policy_key(&def.name, &step);
                 if !self.store.contains(Table::RetryPolicies, key.as_bytes())? {
@@ -127,8 +199,8 @@ impl SagaEngine {
 
     /// Stores a policy; new sagas take it, running ones at their next failure.
     pub async fn set_policy(&self, saga_type: &str, step: &str, p: RetryPolicy) -> Result<(), AppError> {
-        let def = self.definitions.get(saga_type).ok_or(AppError::SagaNotFound)?;
-        if !def.handler_names().contains(&step) {
+        let versions = self.definitions.get(saga_type).ok_or(AppError::SagaNotFound)?;
+        if !versions.values().any(|def| def.handler_names().contains(&step)) {
             return Err(AppError::InvalidRetryPolicy(format!("saga {saga_type} has no step {step}")));
         }
         definition::validate_policy(&p).map_err(AppError::InvalidRetryPolicy)?;
@@ -152,7 +224,53 @@ impl SagaEngine {
         if let Some(existing) = self.idempotent_saga(idempotency.as_deref())? {
             return Ok(Started { saga_id: existing, settled: None });
         }
-        let def = self.definitions.get(saga_type).ok_or(AppError::SagaNotFound)?;
+        let first_write = |saga_id: SagaId| match &idempotency {
+            Some(key) => {
+                crate::services::retention::idempotency_key(WriteSet::new(), key.clone(), saga_id, Timestamp::now())
+            }
+            None => WriteSet::new(),
+        };
+        match self.launch(saga_type, input, customer_id, order_id, first_write).await {
+            Ok(started) => Ok(started),
+            // Lost a race with the same Idempotency-Key: the other request's saga is the one.
+            Err(AppError::InvalidSagaState(m)) if m.contains("idempotency_key") => {
+                let existing = self.idempotent_saga(idempotency.as_deref())?.ok_or(AppError::SagaNotFound)?;
+                Ok(Started { saga_id: existing, settled: None })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts a saga whose first log write also carries `with` (built for its id): both
+    /// land or neither. `Ok(Err(tag))` when a conditional put of `with` found its key taken
+    /// (`tag` names which), and so the saga did not start.
+    pub async fn start_with(
+        self: &Arc<Self>,
+        saga_type: &str,
+        input: Value,
+        order_id: Option<OrderId>,
+        with: impl FnOnce(SagaId) -> WriteSet,
+    ) -> Result<Result<SagaId, String>, AppError> {
+        match self.launch(saga_type, input, None, order_id, with).await {
+            Ok(started) => Ok(Ok(started.saga_id)),
+            // The coordinator's answer to a first write whose condition failed.
+            Err(AppError::InvalidSagaState(m)) if m.starts_with("conflict on ") => {
+                Ok(Err(m.trim_start_matches("conflict on ").to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A new saga under the current definition, its first write carrying `first_write`.
+    async fn launch(
+        self: &Arc<Self>,
+        saga_type: &str,
+        input: Value,
+        customer_id: Option<CustomerId>,
+        order_id: Option<OrderId>,
+        first_write: impl FnOnce(SagaId) -> WriteSet,
+    ) -> Result<Started, AppError> {
+        let def = self.current_definition(saga_type).ok_or(AppError::SagaNotFound)?;
         let defaults = def.policies();
         let saga = SagaInstance::new(
             def,
@@ -162,26 +280,17 @@ impl SagaEngine {
             order_id,
         );
         let saga_id = saga.saga_id;
-        let first_write = idempotency.as_ref().map(|key| {
-            crate::services::retention::idempotency_key(WriteSet::new(), key.clone(), saga_id, Timestamp::now())
-        });
+        let first_write = first_write(saga_id);
         let engine = self.clone();
         let (tx, rx) = settled_channel();
         let lease = self.registry.lease(&saga_id, move |arbiter| {
             Ok::<_, AppError>(SagaCoordinator::start_in_arbiter(arbiter, move |_| {
-                SagaCoordinator::new(saga, engine, Some(first_write.unwrap_or_default()), tx)
+                SagaCoordinator::new(saga, engine, Some(first_write), tx)
             }))
         })?;
         tracing::info!(saga.id = %saga_id, saga.r#type = saga_type, "saga started");
-        match lease.addr.send(Drive(Input::Start)).await? {
-            Ok(_) => Ok(Started { saga_id, settled: Some(rx) }),
-            // Lost a race with the same Idempotency-Key: the other request's saga is the one.
-            Err(AppError::InvalidSagaState(m)) if m.contains("idempotency_key") => {
-                let existing = self.idempotent_saga(idempotency.as_deref())?.ok_or(AppError::SagaNotFound)?;
-                Ok(Started { saga_id: existing, settled: None })
-            }
-            Err(e) => Err(e),
-        }
+        lease.addr.send(Drive(Input::Start)).await??;
+        Ok(Started { saga_id, settled: Some(rx) })
     }
 
     fn idempotent_saga(&self, key: Option<&[u8]>) -> Result<Option<SagaId>, AppError> {
@@ -200,13 +309,22 @@ impl SagaEngine {
         })
     }
 
+    /// A coordinator stops as soon as its saga settles (or a log write fails), so a message
+    /// can reach one that is leaving: it was not handled (a closed mailbox), and the log has
+    /// the state, so it goes once more to a fresh activation. Only that case is re-sent.
     async fn send<M>(self: &Arc<Self>, id: SagaId, msg: impl Fn() -> M) -> Result<M::Result, AppError>
     where
         M: actix::Message + Send + 'static,
         M::Result: Send,
         SagaCoordinator: actix::Handler<M>,
     {
-        send_leased(|| self.lease(id), msg).await
+        let mut left = RESENDS_TO_A_LEAVING_COORDINATOR;
+        loop {
+            match send_leased(|| self.lease(id), &msg).await {
+                Err(AppError::Unavailable(_)) if left > 0 => left -= 1,
+                other => return other,
+            }
+        }
     }
 
     /// Waits up to `timeout` for the saga to settle; `None` if it is still going.
@@ -253,24 +371,55 @@ impl SagaEngine {
         Ok((out, None))
     }
 
+    /// Runs a STUCK or RETRYING saga's parked work now; a RUNNING (or COMPENSATING) saga
+    /// that no live coordinator drives (it stopped after a failed log write) is picked up
+    /// where the log says, as on start.
     pub async fn resume(self: &Arc<Self>, id: SagaId, reset_attempts: bool) -> Result<SagaInstance, AppError> {
         tracing::info!(saga.id = %id, reset_attempts, "operator resumes saga");
-        self.send(id, || Drive(Input::Resume { reset_attempts })).await?
+        self.operate(id, || Input::Resume { reset_attempts }).await
     }
 
     pub async fn abort(self: &Arc<Self>, id: SagaId, reason: &str) -> Result<SagaInstance, AppError> {
         tracing::warn!(saga.id = %id, reason, "operator aborts saga");
-        self.send(id, || Drive(Input::Abort { reason: reason.to_string() })).await?
+        self.operate(id, || Input::Abort { reason: reason.to_string() }).await
     }
 
-    /// Resumes every saga the log says is unfinished. Returns how many.
-    async fn recover(self: &Arc<Self>) -> Result<usize, AppError> {
-        let ids: Vec<SagaId> = self
-            .store
-            .scan_prefix_keys(Table::ActiveSagas, &[], usize::MAX)?
-            .into_iter()
-            .filter_map(|k| uuid::Uuid::from_slice(&k).ok().map(SagaId))
-            .collect();
+    /// Carries an operator's input to the saga's coordinator (see [`SagaEngine::send`] on
+    /// re-sending to a leaving one).
+    async fn operate(self: &Arc<Self>, id: SagaId, input: impl Fn() -> Input) -> Result<SagaInstance, AppError> {
+        let mut left = RESENDS_TO_A_LEAVING_COORDINATOR;
+        loop {
+            match self.operate_once(id, &input).await {
+                Err(AppError::Unavailable(_)) if left > 0 => left -= 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// A RUNNING or COMPENSATING saga whose coordinator had to be activated from the log
+    /// had nobody driving it: it is first picked up where the log says (the work in flight
+    /// runs again, as on start), which is all a resume asks; an abort then applies to a
+    /// saga that moves.
+    async fn operate_once(self: &Arc<Self>, id: SagaId, input: &impl Fn() -> Input) -> Result<SagaInstance, AppError> {
+        let mut activated_in = None;
+        let engine = self.clone();
+        let lease = self.registry.lease(&id, |arbiter| {
+            let saga = engine.store.get::<SagaInstance>(Table::Sagas, id.as_bytes())?.ok_or(AppError::SagaNotFound)?;
+            activated_in = Some(saga.state);
+            Ok::<_, AppError>(start_coordinator(arbiter, saga, engine.clone()))
+        })?;
+        if let Some(SagaState::Running | SagaState::Compensating) = activated_in {
+            tracing::warn!(saga.id = %id, "no coordinator was driving this saga; picking it up from the log");
+            let picked_up = lease.addr.send(Drive(Input::Recover)).await??;
+            if let Input::Resume { .. } = input() {
+                return Ok(picked_up);
+            }
+        }
+        lease.addr.send(Drive(input())).await?
+    }
+
+    /// Resumes the unfinished sagas. Returns how many.
+    async fn recover(self: &Arc<Self>, ids: Vec<SagaId>) -> Result<usize, AppError> {
         let started = std::time::Instant::now();
         for chunk in ids.chunks(512) {
             let sends = chunk.iter().map(|id| async move {
@@ -296,36 +445,6 @@ impl SagaEngine {
     }
 }
 
-/// Every step and compensation a definition names must have a handler in this build.
-fn check_definitions(
-    defs: Vec<SagaDefinition>,
-    handlers: &HashMap<&'static str, Arc<dyn StepHandler>>,
-) -> anyhow::Result<HashMap<String, SagaDefinition>> {
-    let mut out = HashMap::new();
-    for def in defs {
-        if let Some(missing) = def.handler_names().into_iter().find(|n| !handlers.contains_key(n)) {
-            anyhow::bail!("saga definition {} names step {missing:?}, which has no handler", def.name);
-        }
-        out.insert(def.name.clone(), def);
-    }
-    Ok(out)
-}
-
 fn start_coordinator(arbiter: &ArbiterHandle, saga: SagaInstance, engine: Arc<SagaEngine>) -> Addr<SagaCoordinator> {
     SagaCoordinator::start_in_arbiter(arbiter, move |_| SagaCoordinator::new(saga, engine, None, settled_channel().0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_definition_naming_an_unknown_step_is_refused_by_name() {
-        let handlers = steps::handlers();
-        assert!(check_definitions(definition::embedded().unwrap(), &handlers).is_ok());
-        let src = definition::EMBEDDED[0].1.replace("name = \"load_cart\"", "name = \"load_the_cart\"");
-        let def = SagaDefinition::parse(&src).unwrap();
-        let err = check_definitions(vec![def], &handlers).unwrap_err().to_string();
-        assert!(err.contains("place_order") && err.contains("load_the_cart"), "{err}");
-    }
 }

@@ -54,17 +54,69 @@ pub enum Action {
 pub enum MachineError {
     #[error("saga is {0}: {1}")]
     InvalidState(&'static str, &'static str),
+    /// Abort refused: the named step (the point of no return) has succeeded.
+    #[error("past its point of no return ({0} succeeded): it can only go forward")]
+    PastPointOfNoReturn(String),
 }
 
-/// Applies `input`. `policy` gives the current retry policy of a step by name (operators
-/// may have changed it since the saga started).
+/// What the machine needs from the saga's definition besides the instance itself.
+pub struct Rules<'a> {
+    /// The step after whose success the saga only goes forward (never compensates).
+    pub point_of_no_return: Option<&'a str>,
+    /// The current retry policy of a step by name (operators may have changed it since the
+    /// saga started).
+    pub policy: &'a dyn Fn(&str) -> Option<RetryPolicy>,
+}
+
+/// One compensation an abort would run: the step it undoes and its handler.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PlannedCompensation {
+    pub step: String,
+    pub compensation: String,
+}
+
+/// What aborting the saga now would do: the compensations in the order they would run, or
+/// why it is refused. The abort itself goes through this function, so a preview and the
+/// abort cannot disagree.
+pub fn abort_plan(
+    saga: &SagaInstance,
+    point_of_no_return: Option<&str>,
+) -> Result<Vec<PlannedCompensation>, MachineError> {
+    if saga.state.is_terminal() {
+        return Err(MachineError::InvalidState(saga.state.as_str(), "a finished saga cannot be aborted"));
+    }
+    if let Some(step) = passed_point_of_no_return(saga, point_of_no_return) {
+        return Err(MachineError::PastPointOfNoReturn(step.to_string()));
+    }
+    Ok(compensation_order(saga, saga.cursor as usize)
+        .into_iter()
+        .filter_map(|i| {
+            let record = &saga.steps[i];
+            let compensation = record.compensation.as_ref()?.name.clone();
+            Some(PlannedCompensation { step: record.step.name.clone(), compensation })
+        })
+        .collect())
+}
+
+/// The point of no return, if the saga has passed it (that step succeeded).
+fn passed_point_of_no_return<'a>(saga: &SagaInstance, point: Option<&'a str>) -> Option<&'a str> {
+    let point = point?;
+    saga.steps.iter().any(|r| r.step.name == point && r.step.state == StepState::Succeeded).then_some(point)
+}
+
+/// Applies `input`. On an error nothing changed.
 pub fn transition(
     saga: &mut SagaInstance,
     input: Input,
     now: Timestamp,
-    policy: &dyn Fn(&str) -> Option<RetryPolicy>,
+    rules: &Rules,
 ) -> Result<Action, MachineError> {
+    let action = apply(saga, input, now, rules)?;
     saga.updated_at = now;
+    Ok(action)
+}
+
+fn apply(saga: &mut SagaInstance, input: Input, now: Timestamp, rules: &Rules) -> Result<Action, MachineError> {
     match input {
         Input::Start => {
             saga.state = SagaState::Running;
@@ -72,8 +124,8 @@ pub fn transition(
             saga.cursor = 0;
             Ok(begin_attempt(saga, now))
         }
-        Input::Succeeded(output) => Ok(on_success(saga, output, now)),
-        Input::Failed(failure) => Ok(on_failure(saga, failure, now, policy)),
+        Input::Succeeded(output) => Ok(on_success(saga, output, now, rules.point_of_no_return)),
+        Input::Failed(failure) => Ok(on_failure(saga, failure, now, rules.policy)),
         Input::RetryDue => match saga.state {
             SagaState::Retrying => {
                 saga.state = running_state(saga.phase);
@@ -109,32 +161,36 @@ pub fn transition(
                 Err(MachineError::InvalidState(saga.state.as_str(), "only STUCK or RETRYING sagas can be resumed"))
             }
         },
-        Input::Abort { reason } => match saga.state {
-            SagaState::Completed | SagaState::Failed | SagaState::Aborted => {
-                Err(MachineError::InvalidState(saga.state.as_str(), "a finished saga cannot be aborted"))
-            }
-            SagaState::Running | SagaState::Compensating => {
-                // The work in flight finishes first; its outcome starts (or continues) compensation.
-                saga.abort_requested = true;
-                saga.abort_reason = Some(reason);
-                Ok(Action::Idle)
-            }
-            SagaState::Retrying | SagaState::Stuck => {
-                saga.abort_requested = true;
-                saga.abort_reason = Some(reason);
-                if let Some(w) = saga.current_mut() {
-                    w.next_attempt_at = None;
+        Input::Abort { reason } => {
+            // Refused when finished or past the point of no return, exactly as the preview says.
+            abort_plan(saga, rules.point_of_no_return)?;
+            match saga.state {
+                SagaState::Completed | SagaState::Failed | SagaState::Aborted => {
+                    Err(MachineError::InvalidState(saga.state.as_str(), "a finished saga cannot be aborted"))
                 }
-                match saga.phase {
-                    Phase::Forward => Ok(compensate_from(saga, saga.cursor as usize, now)),
-                    // Already undoing: retry this compensation now, then carry on.
-                    Phase::Compensating => {
-                        saga.state = SagaState::Compensating;
-                        Ok(begin_attempt(saga, now))
+                SagaState::Running | SagaState::Compensating => {
+                    // The work in flight finishes first; its outcome starts (or continues) compensation.
+                    saga.abort_requested = true;
+                    saga.abort_reason = Some(reason);
+                    Ok(Action::Idle)
+                }
+                SagaState::Retrying | SagaState::Stuck => {
+                    saga.abort_requested = true;
+                    saga.abort_reason = Some(reason);
+                    if let Some(w) = saga.current_mut() {
+                        w.next_attempt_at = None;
+                    }
+                    match saga.phase {
+                        Phase::Forward => Ok(compensate_from(saga, saga.cursor as usize, now)),
+                        // Already undoing: retry this compensation now, then carry on.
+                        Phase::Compensating => {
+                            saga.state = SagaState::Compensating;
+                            Ok(begin_attempt(saga, now))
+                        }
                     }
                 }
             }
-        },
+        }
     }
 }
 
@@ -159,7 +215,7 @@ fn begin_attempt(saga: &mut SagaInstance, now: Timestamp) -> Action {
     }
 }
 
-fn on_success(saga: &mut SagaInstance, output: Value, now: Timestamp) -> Action {
+fn on_success(saga: &mut SagaInstance, output: Value, now: Timestamp, point_of_no_return: Option<&str>) -> Action {
     let cursor = saga.cursor as usize;
     match saga.phase {
         Phase::Forward => {
@@ -169,6 +225,11 @@ fn on_success(saga: &mut SagaInstance, output: Value, now: Timestamp) -> Action 
                 w.last_error = None;
             }
             merge(saga, output);
+            if saga.abort_requested && passed_point_of_no_return(saga, point_of_no_return).is_some() {
+                // Asked while the point of no return was in flight, and it went through:
+                // from here the saga only goes forward.
+                saga.abort_requested = false;
+            }
             if saga.abort_requested {
                 return compensate_from(saga, cursor, now);
             }
@@ -253,19 +314,28 @@ fn on_failure(
 fn compensate_from(saga: &mut SagaInstance, from: usize, now: Timestamp) -> Action {
     saga.phase = Phase::Compensating;
     saga.state = SagaState::Compensating;
-    let next = (0..=from.min(saga.steps.len().saturating_sub(1))).rev().find(|&i| {
-        let s = &saga.steps[i];
-        let touched = matches!(s.step.state, StepState::Succeeded)
-            || (matches!(s.step.state, StepState::Failed | StepState::Running) && s.step.attempts > 0);
-        touched && s.compensation.as_ref().is_some_and(|c| c.state != StepState::Succeeded)
-    });
-    match next {
-        Some(i) => {
+    match compensation_order(saga, from).first() {
+        Some(&i) => {
             saga.cursor = i as u32;
             begin_attempt(saga, now)
         }
         None => finish(saga, now),
     }
+}
+
+/// The steps at or before `from` whose compensation is still to run, newest first: those
+/// that may have had an effect (succeeded, or failed or in flight after an attempt:
+/// compensations are idempotent) and have a compensation not yet done.
+fn compensation_order(saga: &SagaInstance, from: usize) -> Vec<usize> {
+    (0..=from.min(saga.steps.len().saturating_sub(1)))
+        .rev()
+        .filter(|&i| {
+            let s = &saga.steps[i];
+            let touched = matches!(s.step.state, StepState::Succeeded)
+                || (matches!(s.step.state, StepState::Failed | StepState::Running) && s.step.attempts > 0);
+            touched && s.compensation.as_ref().is_some_and(|c| c.state != StepState::Succeeded)
+        })
+        .collect()
 }
 
 /// Ends a compensated saga.
@@ -317,8 +387,11 @@ on_exhausted = "stuck"
         SagaInstance::new(&def, |n| policies[n], json!({}), None, None)
     }
 
+    const NO_POLICY: &dyn Fn(&str) -> Option<RetryPolicy> = &|_| None;
+    const RULES: Rules = Rules { point_of_no_return: None, policy: NO_POLICY };
+
     fn step(s: &mut SagaInstance, input: Input) -> Action {
-        transition(s, input, Timestamp(1_000), &|_| None).unwrap()
+        transition(s, input, Timestamp(1_000), &RULES).unwrap()
     }
 
     fn business() -> Failure {
@@ -388,8 +461,9 @@ on_exhausted = "stuck"
         let mut s = saga();
         step(&mut s, Input::Start);
         let longer = RetryPolicy { max_attempts: 10, initial_backoff_ms: 5000, multiplier: 1.0, max_backoff_ms: 5000 };
-        let a =
-            transition(&mut s, Input::Failed(transient()), Timestamp(0), &|n| (n == "a").then_some(longer)).unwrap();
+        let policy = |n: &str| (n == "a").then_some(longer);
+        let rules = Rules { point_of_no_return: None, policy: &policy };
+        let a = transition(&mut s, Input::Failed(transient()), Timestamp(0), &rules).unwrap();
         assert_eq!(a, Action::WaitUntil(Timestamp(5000)));
         assert_eq!(s.steps[0].step.policy, longer);
     }
@@ -415,12 +489,12 @@ on_exhausted = "stuck"
     fn resume_and_abort_are_refused_in_the_wrong_states() {
         let mut s = saga();
         step(&mut s, Input::Start);
-        assert!(transition(&mut s, Input::Resume { reset_attempts: false }, Timestamp(0), &|_| None).is_err());
+        assert!(transition(&mut s, Input::Resume { reset_attempts: false }, Timestamp(0), &RULES).is_err());
         for _ in 0..4 {
             step(&mut s, Input::Succeeded(json!({})));
         }
         assert_eq!(s.state, SagaState::Completed);
-        assert!(transition(&mut s, Input::Abort { reason: "x".into() }, Timestamp(0), &|_| None).is_err());
+        assert!(transition(&mut s, Input::Abort { reason: "x".into() }, Timestamp(0), &RULES).is_err());
     }
 
     #[test]
@@ -456,5 +530,79 @@ on_exhausted = "stuck"
         assert_eq!(s.current().unwrap().attempts, 2);
         step(&mut s, Input::Failed(transient()));
         assert!(matches!(step(&mut s, Input::Recover), Action::WaitUntil(_)));
+    }
+
+    fn planned(s: &SagaInstance, point: Option<&str>) -> Vec<(String, String)> {
+        abort_plan(s, point).unwrap().into_iter().map(|c| (c.step, c.compensation)).collect()
+    }
+
+    fn pair(a: &str, b: &str) -> (String, String) {
+        (a.to_string(), b.to_string())
+    }
+
+    #[test]
+    fn the_abort_plan_lists_the_compensations_in_the_order_the_abort_runs_them() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        step(&mut s, Input::Succeeded(json!({})));
+        step(&mut s, Input::Failed(transient()));
+        let plan = planned(&s, Some("c"));
+        assert_eq!(plan, vec![pair("b", "undo_b"), pair("a", "undo_a")]);
+        let rules = Rules { point_of_no_return: Some("c"), policy: NO_POLICY };
+        let mut ran = Vec::new();
+        let mut action = transition(&mut s, Input::Abort { reason: "r".into() }, Timestamp(1), &rules).unwrap();
+        while action == Action::Run {
+            ran.push((s.steps[s.cursor as usize].step.name.clone(), current(&s)));
+            action = transition(&mut s, Input::Succeeded(json!({})), Timestamp(2), &rules).unwrap();
+        }
+        assert_eq!(ran, plan);
+        assert_eq!(s.state, SagaState::Aborted);
+    }
+
+    #[test]
+    fn past_the_point_of_no_return_abort_is_refused_and_changes_nothing() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        for _ in 0..3 {
+            step(&mut s, Input::Succeeded(json!({})));
+        }
+        step(&mut s, Input::Failed(business()));
+        assert_eq!((s.state, current(&s)), (SagaState::Stuck, "d".to_string()));
+        let before = s.clone();
+        assert_eq!(abort_plan(&s, Some("c")), Err(MachineError::PastPointOfNoReturn("c".into())));
+        let rules = Rules { point_of_no_return: Some("c"), policy: NO_POLICY };
+        let refused = transition(&mut s, Input::Abort { reason: "r".into() }, Timestamp(9_999), &rules);
+        assert_eq!(refused, Err(MachineError::PastPointOfNoReturn("c".into())));
+        assert_eq!(s, before, "a refused abort changes nothing, not even updated_at");
+        // Without a point of no return the same saga may be aborted (the old behaviour).
+        assert_eq!(planned(&s, None), vec![pair("b", "undo_b"), pair("a", "undo_a")]);
+        // Forward still works.
+        assert_eq!(transition(&mut s, Input::Resume { reset_attempts: true }, Timestamp(1), &rules), Ok(Action::Run));
+    }
+
+    #[test]
+    fn an_abort_asked_while_the_point_of_no_return_runs_lapses_when_it_succeeds() {
+        let mut s = saga();
+        let rules = Rules { point_of_no_return: Some("c"), policy: NO_POLICY };
+        step(&mut s, Input::Start);
+        step(&mut s, Input::Succeeded(json!({})));
+        step(&mut s, Input::Succeeded(json!({})));
+        assert_eq!(current(&s), "c");
+        assert_eq!(planned(&s, Some("c")), vec![pair("b", "undo_b"), pair("a", "undo_a")]);
+        assert_eq!(transition(&mut s, Input::Abort { reason: "r".into() }, Timestamp(1), &rules), Ok(Action::Idle));
+        assert_eq!(transition(&mut s, Input::Succeeded(json!({})), Timestamp(2), &rules), Ok(Action::Run));
+        assert_eq!((s.state, current(&s), s.abort_requested), (SagaState::Running, "d".to_string(), false));
+        transition(&mut s, Input::Succeeded(json!({})), Timestamp(3), &rules).unwrap();
+        assert_eq!(s.state, SagaState::Completed);
+    }
+
+    #[test]
+    fn a_finished_saga_has_no_abort_plan() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        step(&mut s, Input::Failed(business()));
+        step(&mut s, Input::Succeeded(json!({})));
+        assert_eq!(s.state, SagaState::Failed);
+        assert!(matches!(abort_plan(&s, None), Err(MachineError::InvalidState("FAILED", _))));
     }
 }

@@ -9,6 +9,8 @@
 //! - [`coordinator`]: the actor that persists, then acts.
 //! - [`engine`]: start, watch, recover, resume, abort, retry policies.
 //! - [`steps`]: the step handlers by name.
+//! - [`versions`]: every definition version this build runs, checked against handlers and
+//!   against the unfinished sagas at boot.
 
 pub mod coordinator;
 pub mod definition;
@@ -16,6 +18,7 @@ pub mod engine;
 pub mod instance;
 pub mod machine;
 pub mod steps;
+pub mod versions;
 
 pub use engine::SagaEngine;
 pub use instance::{SagaInstance, SagaState};

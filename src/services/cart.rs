@@ -11,6 +11,7 @@ use crate::actors::cart::{CartActor, CartRegistry, CartReply, ExecuteCart, GetCa
 use crate::actors::registry::{send_leased, Lease};
 use crate::config::Settings;
 use crate::domain::cart::{Cart, CartCommand, CartLimits};
+use crate::domain::events::TakenLine;
 use crate::domain::ids::{CustomerId, ItemKey, LineId, ProductId, SagaId, VariantId};
 use crate::domain::money::Money;
 use crate::domain::quantity::Quantity;
@@ -128,9 +129,9 @@ impl CartService {
         send_leased(|| self.lease(customer), || PeekCart).await
     }
 
-    /// Empties the cart for checkout `by`; once per checkout.
-    pub async fn clear(&self, customer: CustomerId, by: SagaId) -> Result<Cart, AppError> {
-        Ok(self.execute(customer, CartCommand::Clear { by }).await?.cart)
+    /// Takes out of the cart what checkout `by` ordered; once per checkout.
+    pub async fn clear(&self, customer: CustomerId, by: SagaId, taken: Vec<TakenLine>) -> Result<Cart, AppError> {
+        Ok(self.execute(customer, CartCommand::Clear { by, taken }).await?.cart)
     }
 
     /// Names and prices as they are now, not as they were when added.

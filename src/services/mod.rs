@@ -92,7 +92,7 @@ impl Shop {
                 admin: token_hash(&settings.auth.admin_token),
                 fulfillment: token_hash(&settings.auth.fulfillment_token),
             },
-            webhooks: webhooks::WebhookService::new(store.clone(), settings.clone(), orders.clone()),
+            webhooks: webhooks::WebhookService::new(store.clone(), settings.clone(), orders.clone(), sagas.clone()),
             customers,
             logs: logs::LogService::new(store.clone()),
             catalog,

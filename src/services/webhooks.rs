@@ -13,11 +13,12 @@ use sha2::Sha256;
 use super::orders::OrderService;
 use crate::config::Settings;
 use crate::domain::events::DomainEvent;
-use crate::domain::ids::OrderId;
+use crate::domain::ids::{OrderId, SagaId};
 use crate::domain::money::Money;
-use crate::domain::order::OrderCommand;
+use crate::domain::order::{Order, OrderCommand, OrderStatus};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
+use crate::saga::SagaEngine;
 use crate::store::{Store, StoreError, Table, WebhookEvent, WriteSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,14 +131,15 @@ pub struct WebhookService {
     store: Store,
     settings: Arc<Settings>,
     orders: OrderService,
+    sagas: Arc<SagaEngine>,
 }
 
 /// The answer: status code and `{"status": ...}`.
 pub type Outcome = (u16, &'static str);
 
 impl WebhookService {
-    pub fn new(store: Store, settings: Arc<Settings>, orders: OrderService) -> WebhookService {
-        WebhookService { store, settings, orders }
+    pub fn new(store: Store, settings: Arc<Settings>, orders: OrderService, sagas: Arc<SagaEngine>) -> WebhookService {
+        WebhookService { store, settings, orders, sagas }
     }
 
     pub fn secret(&self, source: Source) -> &str {
@@ -206,10 +208,64 @@ impl WebhookService {
                 self.needs_review(record, &detail, Some(order_id)).await
             }
             Err(e @ AppError::InvalidStatusTransition(_)) => {
+                let order = self.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
+                if captured_after_cancellation(&order) {
+                    return self.refund_capture(record, &order, authorization_id, amount, e).await;
+                }
                 self.record_only(record, "rejected", &e.to_string(), Some(order_id)).await?;
                 Err(e)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The customer paid for an order that is cancelled (or expired): still `409` (the
+    /// order cannot be confirmed), but the event is recorded as `refund_started` in the same
+    /// write that starts the refund_capture saga, so the money goes back exactly once, even
+    /// across a crash or a concurrent redelivery; and one refund per authorization, whatever
+    /// the number of capture events naming it (a later one is recorded `rejected`).
+    async fn refund_capture(
+        &self,
+        record: WebhookEvent,
+        order: &Order,
+        authorization_id: &str,
+        amount: Money,
+        answer: AppError,
+    ) -> Result<Outcome, AppError> {
+        let order_id = order.order_id;
+        let detail =
+            format!("order is {}: the captured {amount} is refunded (refund_capture saga)", order.status.as_str());
+        let record = WebhookEvent { status: "refund_started".into(), detail, order_id: Some(order_id.0), ..record };
+        let key = WebhookEvent::key(&record.source, &record.event_id);
+        let input = serde_json::json!({
+            "order_id": order_id,
+            "authorization_id": authorization_id,
+            "amount": amount,
+            "event_id": record.event_id,
+        });
+        let once_per_authorization = [b"refund_capture:".as_slice(), authorization_id.as_bytes()].concat();
+        let with = |saga_id: SagaId| {
+            WriteSet::new().put_if_absent(Table::WebhookEvents, key, &record, "webhook_event").put_if_absent(
+                Table::Idempotency,
+                once_per_authorization,
+                &saga_id.0,
+                "refund_capture",
+            )
+        };
+        match self.sagas.start_with("refund_capture", input, Some(order_id), with).await? {
+            Ok(saga_id) => {
+                tracing::warn!(%order_id, %saga_id, %amount, "payment captured for a cancelled order; refunding");
+                Err(answer)
+            }
+            Err(tag) if tag == "webhook_event" => Ok((200, "duplicate")),
+            Err(_) => {
+                let detail = "a refund of this authorization's capture is already under way";
+                tracing::error!(%order_id, %authorization_id, "another capture event for a refunded authorization; not refunded twice");
+                match self.record_only(record, "rejected", detail, Some(order_id)).await? {
+                    true => Err(answer),
+                    false => Ok((200, "duplicate")),
+                }
+            }
         }
     }
 
@@ -292,6 +348,13 @@ impl WebhookService {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A capture for an order that was cancelled (or expired) before any capture reached it:
+/// the customer's money must go back. (A cancelled order that had been captured is refunded
+/// by its cancel_order saga; a second capture of it is only rejected.)
+fn captured_after_cancellation(order: &Order) -> bool {
+    order.status == OrderStatus::Cancelled && order.confirmed_by_event.is_none()
 }
 
 #[cfg(test)]

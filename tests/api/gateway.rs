@@ -129,3 +129,48 @@ async fn cancelling_voids_through_the_gateway_once() {
     let auth = order["payment"]["authorization_id"].as_str().unwrap();
     assert_eq!(gw.ledger.lock().unwrap().voids[auth].len(), 1);
 }
+
+#[tokio::test]
+async fn a_capture_for_a_cancelled_order_is_refunded_once_by_a_saga() {
+    let gw = FakeGateway::start(0, 1).await;
+    let app = app_with_gateway(&gw).await;
+    let p = app.product("12.50", 10).await;
+    let c = app.verified_customer().await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+    let (_, order) = app.place_order(&c.token, "tok_ok").await;
+    let order_id = order["order_id"].as_str().unwrap();
+    let (status, cancelled) = app.cancel_order(&c.token, order_id).await;
+    assert_eq!((status, cancelled["refund"]["status"].as_str()), (200, Some("VOIDED")), "{cancelled}");
+    let (auth, total) = (order["payment"]["authorization_id"].as_str().unwrap(), order["total"].as_str().unwrap());
+
+    // The gateway captured anyway: the contract answers 409, and the money goes back.
+    let (status, body) = app.capture("evt_late", auth, total).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("INVALID_STATUS_TRANSITION")), "{body}");
+    let (_, sagas) = app.get("/admin/v1/sagas?type=refund_capture", Some(ADMIN)).await;
+    let sagas = sagas["sagas"].as_array().unwrap().clone();
+    assert_eq!(sagas.len(), 1);
+    let saga_id = sagas[0]["saga_id"].as_str().unwrap();
+    let saga = app.saga_reaches(saga_id, "COMPLETED").await;
+    assert_eq!((saga["order_id"].as_str(), saga["input"]["event_id"].as_str()), (Some(order_id), Some("evt_late")));
+    let key = format!("{saga_id}:refund_captured_payment");
+    assert_eq!(gw.ledger.lock().unwrap().refunds[auth], vec![key]);
+    let (_, now) = app.get(&format!("/v1/orders/{order_id}"), Some(&c.token)).await;
+    assert_eq!((now["status"].as_str(), now["refund"]["status"].as_str()), (Some("CANCELLED"), Some("REFUNDED")));
+    assert_eq!(now["payment"]["status"], "REFUNDED");
+    let (_, events) = app.get("/admin/v1/webhooks?source=payment&status=refund_started", Some(ADMIN)).await;
+    let events = events["webhooks"].as_array().unwrap();
+    assert_eq!((events.len(), events[0]["event_id"].as_str()), (1, Some("evt_late")));
+
+    // The same event again is a duplicate and starts nothing.
+    assert_eq!(app.capture("evt_late", auth, total).await, (200, json!({ "status": "duplicate" })));
+    let (_, again) = app.get("/admin/v1/sagas?type=refund_capture", Some(ADMIN)).await;
+    assert_eq!(again["sagas"].as_array().unwrap().len(), 1);
+    // Another event id capturing the same authorization is not refunded a second time.
+    let (status, _) = app.capture("evt_late_again", auth, total).await;
+    assert_eq!(status, 409);
+    let (_, again) = app.get("/admin/v1/sagas?type=refund_capture", Some(ADMIN)).await;
+    assert_eq!(again["sagas"].as_array().unwrap().len(), 1);
+    let (_, rejected) = app.get("/admin/v1/webhooks?source=payment&status=rejected", Some(ADMIN)).await;
+    assert_eq!(rejected["webhooks"][0]["event_id"], "evt_late_again");
+    assert_eq!(gw.ledger.lock().unwrap().refunds[auth].len(), 1);
+}

@@ -81,6 +81,13 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 
 impl TestApp {
     async fn start(&mut self) {
+        if let Err(e) = self.try_start().await {
+            panic!("server did not start: {e}");
+        }
+    }
+
+    /// Starts the server; `Err` with the reason if it refused to start.
+    pub async fn try_start(&mut self) -> Result<(), String> {
         let (addr_tx, addr_rx) = oneshot::channel::<SocketAddr>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let settings = self.settings.clone();
@@ -95,12 +102,17 @@ impl TestApp {
                 },
             )
         });
-        let addr = tokio::time::timeout(Duration::from_secs(20), addr_rx)
-            .await
-            .expect("server started in time")
-            .expect("server reported its address");
+        let addr = match tokio::time::timeout(Duration::from_secs(20), addr_rx).await.expect("server started in time") {
+            Ok(addr) => addr,
+            Err(_) => {
+                let result = tokio::task::spawn_blocking(move || thread.join()).await.unwrap();
+                let error = result.expect("server thread did not panic").err();
+                return Err(error.map_or_else(|| "stopped without an error".into(), |e| format!("{e:#}")));
+            }
+        };
         self.url = format!("http://{addr}");
         self.running = Some(Running { stop: stop_tx, thread });
+        Ok(())
     }
 
     /// Graceful stop: stops accepting, drains, flushes, closes the store.
@@ -123,6 +135,37 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.start().await;
+    }
+
+    /// Stops the server, writes what `edit` builds straight into its store (as an older
+    /// build, or a failure, would have left it), then starts again on that store.
+    pub async fn write_store(&mut self, edit: impl FnOnce(&cartwright::store::Store) -> cartwright::store::WriteSet) {
+        self.write_store_stopped(edit).await;
+        self.start().await;
+    }
+
+    /// As [`TestApp::write_store`], leaving the server stopped (start it with `try_start`).
+    pub async fn write_store_stopped(
+        &mut self,
+        edit: impl FnOnce(&cartwright::store::Store) -> cartwright::store::WriteSet,
+    ) {
+        self.stop().await;
+        // A server that refused to start may still be letting go of the store's lock.
+        let mut tries = 0;
+        let store = loop {
+            match cartwright::store::Store::open(&self.settings.storage) {
+                Ok(store) => break store,
+                Err(_) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("store opens: {e}"),
+            }
+        };
+        let ws = edit(&store);
+        store.commit(ws).await.expect("written");
+        store.close().expect("store closes");
+        drop(store);
     }
 
     pub async fn call(

@@ -241,3 +241,49 @@ async fn a_restart_between_shipping_and_the_email_still_sends_it_once() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(app.notifications("order_shipped").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_refund_of_a_late_capture_that_keeps_failing_parks_and_alerts_the_admin() {
+    let app = spawn_app().await;
+    // tok_refund_flaky: the first 3 voids/refunds of its authorization fail. The cancel
+    // saga gets one (and parks), the capture's refund two: all three fail.
+    app.set_policy("cancel_order", "refund_payment", 1, 10).await;
+    app.set_policy("refund_capture", "refund_captured_payment", 2, 10).await;
+    let p = app.product("10.00", 10).await;
+    let c = app.verified_customer().await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+    let (status, order) = app.place_order(&c.token, "tok_refund_flaky").await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["order_id"].as_str().unwrap();
+    let (_, cancelled) = app.cancel_order(&c.token, id).await;
+    assert_eq!(cancelled["status"], "CANCELLED", "{cancelled}");
+
+    let (status, _) = app.capture("evt_late_rf", &auth(&order), &total(&order)).await;
+    assert_eq!(status, 409);
+    let (_, sagas) = app.get("/admin/v1/sagas?type=refund_capture", Some(ADMIN)).await;
+    let saga_id = sagas["sagas"][0]["saga_id"].as_str().unwrap().to_string();
+    let saga = app.saga_reaches(&saga_id, "STUCK").await;
+    assert_eq!(saga["steps"][0]["attempts"], 2);
+    let (_, now) = app.get(&format!("/v1/orders/{id}"), Some(&c.token)).await;
+    assert_eq!(now["refund"]["status"], "PENDING_MANUAL");
+    app.eventually("a refund_failed_alert", || async { !app.notifications("refund_failed_alert").await.is_empty() })
+        .await;
+    let alerts = app.notifications("refund_failed_alert").await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        (alerts[0]["to"].as_str(), alerts[0]["payload"]["order_id"].as_str()),
+        (Some("ops@cartwright.local"), Some(id))
+    );
+    assert_eq!(alerts[0]["payload"]["saga_id"], saga_id.as_str());
+
+    // An operator resumes it once the gateway is back: refunded.
+    let (status, _) =
+        app.post(&format!("/admin/v1/sagas/{saga_id}/resume"), Some(ADMIN), json!({ "reset_attempts": true })).await;
+    assert_eq!(status, 200);
+    app.saga_reaches(&saga_id, "COMPLETED").await;
+    let (_, now) = app.get(&format!("/v1/orders/{id}"), Some(&c.token)).await;
+    assert_eq!(
+        (now["refund"]["status"].as_str(), now["payment"]["status"].as_str()),
+        (Some("REFUNDED"), Some("REFUNDED"))
+    );
+}

@@ -45,7 +45,8 @@ pub async fn cancel_order(ctx: StepContext) -> Result<Value, Failure> {
     Ok(json!({}))
 }
 
-/// Voids an authorization that was never captured, refunds a captured one. When the gateway
+/// Voids an authorization that was never captured, refunds a captured one (also the second
+/// half of place_order's cancel_created_order). When the gateway
 /// keeps failing, the order's refund becomes PENDING_MANUAL and the saga parks for an operator.
 pub async fn refund_payment(ctx: StepContext) -> Result<Value, Failure> {
     let id = order_id(&ctx)?;

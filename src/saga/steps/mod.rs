@@ -3,6 +3,7 @@
 
 mod cancel_order;
 mod place_order;
+mod refund_capture;
 mod shared;
 mod ship_order;
 
@@ -101,6 +102,10 @@ pub fn handlers() -> HashMap<&'static str, Arc<dyn StepHandler>> {
     h.insert("release_tracking_number", Arc::new(ship_order::release_tracking_number));
     h.insert("mark_shipped", Arc::new(ship_order::mark_shipped));
     h.insert("deduct_inventory", Arc::new(ship_order::deduct_inventory));
+    h.insert("refund_captured_payment", Arc::new(refund_capture::refund_captured_payment));
+    // Steps of earlier definition versions (sagas/*.v1.toml), kept while instances may use them.
+    h.insert("notify_cancellation", Arc::new(shared::notified_by_the_event_log));
+    h.insert("notify_shipment", Arc::new(shared::notified_by_the_event_log));
     h
 }
 

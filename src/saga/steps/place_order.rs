@@ -5,10 +5,11 @@ use serde_json::{json, Value};
 
 use super::shared::field;
 use super::{business, classify, gateway_failure, StepContext};
+use crate::domain::events::TakenLine;
 use crate::domain::ids::{CustomerId, ItemKey, OrderId, OwnerId};
 use crate::domain::inventory::InventoryCommand;
 use crate::domain::money::Money;
-use crate::domain::order::{Order, OrderCommand, OrderLine, ShippingAddress};
+use crate::domain::order::{Order, OrderCommand, OrderLine, PaymentStatus, ShippingAddress};
 use crate::domain::quantity::Quantity;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
@@ -113,6 +114,13 @@ pub async fn void_authorization(ctx: StepContext) -> Result<Value, Failure> {
     let Some(authorization_id) = ctx.data.get("authorization_id").and_then(Value::as_str).map(str::to_string) else {
         return Ok(json!({}));
     };
+    let order_id = OrderId(field(&ctx.input, "order_id")?);
+    if let Some(order) = ctx.deps.orders.get_committed(order_id).map_err(classify)? {
+        if order.payment_status != PaymentStatus::Authorized {
+            // cancel_created_order settled it (voided, or refunded a capture).
+            return Ok(json!({ "voided": false, "payment": order.payment_status.as_str() }));
+        }
+    }
     let key = ctx.key("void_authorization");
     match ctx.deps.gateway.void(&authorization_id, &key).await {
         Ok(()) => Ok(json!({ "voided": true })),
@@ -141,17 +149,30 @@ pub async fn create_order(ctx: StepContext) -> Result<Value, Failure> {
     Ok(json!({ "order_id": order.order_id }))
 }
 
-/// Compensation of create_order (an operator aborted the checkout after it).
+/// Compensation of create_order: it only runs before the point of no return (create_order
+/// failed, or an operator aborted while it was retrying), but the order may exist already,
+/// and a payment webhook may have captured it. So it is settled like a cancellation: a
+/// captured payment is refunded, an authorized one voided (void_authorization then finds
+/// nothing left to do), never a void of money already taken.
 pub async fn cancel_created_order(ctx: StepContext) -> Result<Value, Failure> {
     let order_id = OrderId(field(&ctx.input, "order_id")?);
     let cmd = OrderCommand::Cancel { by: ctx.saga_id, reason: "checkout aborted".into(), only_if_pending: false };
     match ctx.deps.orders.execute(order_id, cmd, &ctx.by(), Vec::new()).await {
-        Ok(_) | Err(AppError::OrderNotFound) | Err(AppError::InvalidStatusTransition(_)) => Ok(json!({})),
+        Ok(_) => super::cancel_order::refund_payment(ctx).await,
+        // Never created, or cancelled by someone else (whose saga settles the payment).
+        Err(AppError::OrderNotFound) | Err(AppError::InvalidStatusTransition(_)) => Ok(json!({})),
         Err(e) => Err(classify(e)),
     }
 }
 
+/// Takes out of the cart exactly what load_cart put in the order: a line added or
+/// increased while the payment was retrying keeps the difference.
 pub async fn clear_cart(ctx: StepContext) -> Result<Value, Failure> {
-    ctx.deps.carts.clear(customer(&ctx)?, ctx.saga_id).await.map_err(classify)?;
+    let lines: Vec<OrderLine> = field(&ctx.data, "lines")?;
+    let taken = lines
+        .iter()
+        .map(|l| TakenLine { product_id: l.product_id, variant_id: l.variant_id, quantity: l.quantity })
+        .collect();
+    ctx.deps.carts.clear(customer(&ctx)?, ctx.saga_id, taken).await.map_err(classify)?;
     Ok(json!({}))
 }

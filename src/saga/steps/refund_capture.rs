@@ -1,0 +1,70 @@
+//! The refund_capture saga's one step: a payment was captured for an order that is already
+//! cancelled or expired, so the money goes back. The order records the outcome: refund
+//! REFUNDED, or PENDING_MANUAL with an admin alert when the gateway refuses or keeps failing.
+
+use serde_json::{json, Value};
+
+use super::shared::field;
+use super::{business, classify, StepContext};
+use crate::domain::ids::OrderId;
+use crate::domain::money::Money;
+use crate::domain::order::{OrderCommand, RefundStatus};
+use crate::error::AppError;
+use crate::gateways::payment::GatewayError;
+use crate::saga::machine::Failure;
+use crate::store::{Notification, StoreError, Table, WriteSet};
+
+pub async fn refund_captured_payment(ctx: StepContext) -> Result<Value, Failure> {
+    let order_id = OrderId(field(&ctx.input, "order_id")?);
+    let authorization_id: String = field(&ctx.input, "authorization_id")?;
+    let amount: Money = field(&ctx.input, "amount")?;
+    let key = ctx.key("refund_captured_payment");
+    let failure = match ctx.deps.gateway.refund(&authorization_id, amount, &key).await {
+        Ok(refund_id) => {
+            set_refund(&ctx, order_id, RefundStatus::Refunded).await?;
+            tracing::info!(%order_id, %authorization_id, %amount, "capture of a cancelled order refunded");
+            return Ok(json!({ "refund_id": refund_id }));
+        }
+        Err(GatewayError::Declined(reason)) => business(AppError::PaymentFailed { reason }),
+        Err(GatewayError::Transient(m)) if ctx.is_last_attempt() => super::transient(m),
+        Err(GatewayError::Transient(m)) => return Err(super::transient(m)),
+    };
+    // The saga parks STUCK after this: the order says so and an operator is told.
+    tracing::error!(%order_id, %authorization_id, %amount, "refund of a capture failed for good; PENDING_MANUAL, admin alerted");
+    let reason = match &failure {
+        Failure::Business(e) => e.message.clone(),
+        Failure::Transient { message, .. } => message.clone(),
+    };
+    let alert = Notification::queued(
+        "refund_failed_alert",
+        &ctx.deps.settings.notifications.admin_email,
+        format!("Refund of a captured payment failed: order {order_id}"),
+        json!({
+            "order_id": order_id,
+            "authorization_id": authorization_id,
+            "amount": amount,
+            "saga_id": ctx.saga_id,
+            "event_id": ctx.input.get("event_id"),
+            "reason": reason,
+        }),
+    );
+    set_refund(&ctx, order_id, RefundStatus::PendingManual).await?;
+    // Once per saga (a marker keyed by it): a resumed saga that fails again does not alert twice.
+    let mut marker = b"refund_failed_alert:".to_vec();
+    marker.extend_from_slice(ctx.saga_id.as_bytes());
+    let ws = WriteSet::new().put_if_absent(Table::Idempotency, marker, &ctx.saga_id.0, "refund_alert").notify(alert);
+    match ctx.deps.store.commit(ws).await {
+        Ok(_) | Err(StoreError::Conflict(_)) => Err(failure),
+        Err(e) => Err(classify(e.into())),
+    }
+}
+
+/// Records the refund's state on the order (a repeat changes nothing).
+async fn set_refund(ctx: &StepContext, order_id: OrderId, status: RefundStatus) -> Result<(), Failure> {
+    ctx.deps
+        .orders
+        .execute(order_id, OrderCommand::SetRefund { status }, &ctx.by(), Vec::new())
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
