@@ -35,6 +35,13 @@ pub struct SagaCoordinator {
     /// The armed retry timer. Cancelled at every transition: a timer armed for an earlier
     /// state (before a resume, say) must never run a step early.
     timer: Option<SpawnHandle>,
+    /// Log writes not yet answered. The coordinator leaves only when none is: stopping an
+    /// actor drops the replies it has not sent, and a dropped reply makes the engine send
+    /// the input again to a fresh coordinator (an abort applied twice answers 409).
+    writes_in_flight: usize,
+    /// A log write failed: memory may be ahead of the log, so no further input is taken and
+    /// the coordinator leaves once its writes in flight have answered.
+    failed: bool,
 }
 
 /// Feeds an input; answers the instance as persisted after it.
@@ -64,11 +71,14 @@ impl SagaCoordinator {
         first_write: Option<WriteSet>,
         settled: watch::Sender<Option<SagaInstance>>,
     ) -> SagaCoordinator {
-        SagaCoordinator { saga, engine, settled, first_write, timer: None }
+        SagaCoordinator { saga, engine, settled, first_write, timer: None, writes_in_flight: 0, failed: false }
     }
 
     /// Transition, persist, then act.
     fn advance(&mut self, input: Input, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<(), AppError>> {
+        if self.failed {
+            return Box::pin(fut::ready(Err(AppError::Unavailable("the saga is reloading from its log; retry"))));
+        }
         let engine = self.engine.clone();
         let saga_type = self.saga.saga_type.clone();
         let point = engine.point_of_no_return(&self.saga);
@@ -94,21 +104,27 @@ impl SagaCoordinator {
             ws = crate::services::retention::saga_finished(ws, self.saga.saga_id, Timestamp::now());
         }
         let ticket = self.engine.store().commit(ws);
-        Box::pin(ticket.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(_) => {
-                act.perform(action, ctx);
-                Ok(())
-            }
-            Err(StoreError::Conflict(tag)) => {
-                // Only a first write carries a condition: the saga never started.
-                act.stop_now(ctx);
-                Err(AppError::InvalidSagaState(format!("conflict on {tag}")))
-            }
-            Err(e) => {
-                tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; the saga waits in the log for a resume or the next start");
-                act.stop_now(ctx);
-                Err(e.into())
-            }
+        self.writes_in_flight += 1;
+        Box::pin(ticket.into_actor(self).map(move |res, act, ctx| {
+            act.writes_in_flight -= 1;
+            let reply = match res {
+                Ok(_) => {
+                    act.perform(action, ctx);
+                    Ok(())
+                }
+                Err(StoreError::Conflict(tag)) => {
+                    // Only a first write carries a condition: the saga never started.
+                    act.failed = true;
+                    Err(AppError::InvalidSagaState(format!("conflict on {tag}")))
+                }
+                Err(e) => {
+                    tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; the saga waits in the log for a resume or the next start");
+                    act.failed = true;
+                    Err(e.into())
+                }
+            };
+            act.leave_if_done(ctx);
+            reply
         }))
     }
 
@@ -181,7 +197,15 @@ impl SagaCoordinator {
     fn settle(&mut self, ctx: &mut Context<Self>) {
         tracing::info!(saga.id = %self.saga.saga_id, saga.r#type = %self.saga.saga_type, state = self.saga.state.as_str(), "saga settled");
         self.settled.send_replace(Some(self.saga.clone()));
-        self.stop_now(ctx);
+        self.leave_if_done(ctx);
+    }
+
+    /// Leaves memory once settled (or failed) with every log write answered; otherwise the
+    /// last write in flight calls this again when it answers.
+    fn leave_if_done(&mut self, ctx: &mut Context<Self>) {
+        if self.writes_in_flight == 0 && (self.failed || self.saga.state.is_settled()) {
+            self.stop_now(ctx);
+        }
     }
 
     fn stop_now(&mut self, ctx: &mut Context<Self>) {
@@ -208,7 +232,7 @@ impl Handler<Watch> for SagaCoordinator {
     fn handle(&mut self, _: Watch, ctx: &mut Context<Self>) -> Self::Result {
         if self.saga.state.is_settled() {
             self.settled.send_replace(Some(self.saga.clone()));
-            self.stop_now(ctx);
+            self.leave_if_done(ctx);
         }
         MessageResult(self.settled.subscribe())
     }

@@ -556,6 +556,11 @@ impl TestApp {
         let raw = serde_json::to_vec(body).unwrap();
         let t = t.unwrap_or_else(|| chrono::Utc::now().timestamp());
         let signature = cartwright::services::webhooks::sign(secret, t, &raw);
+        self.webhook_raw(source, &signature, raw).await
+    }
+
+    /// Posts `raw` to the `source` webhook with `signature` as its `Cartwright-Signature`.
+    pub async fn webhook_raw(&self, source: &str, signature: &str, raw: Vec<u8>) -> (u16, Value) {
         let resp = self
             .client
             .post(format!("{}/webhooks/{source}", self.url))

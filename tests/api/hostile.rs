@@ -18,17 +18,7 @@ async fn recorded_webhooks(app: &TestApp) -> usize {
 }
 
 async fn post_signed_raw(app: &TestApp, signature: &str, raw: Vec<u8>) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(format!("{}/webhooks/payment", app.url))
-        .header("Cartwright-Signature", signature)
-        .header("content-type", "application/json")
-        .body(raw)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    app.webhook_raw("payment", signature, raw).await
 }
 
 #[tokio::test]

@@ -6,10 +6,20 @@ use crate::helpers::*;
 
 /// A checkout left RETRYING at authorize_payment (long backoff, flaky card).
 async fn retrying_checkout(app: &TestApp) -> (Customer, String, String) {
-    app.set_policy("place_order", "authorize_payment", 5, 60_000).await;
+    retrying_checkout_with(app, 5, 60_000, 2).await
+}
+
+/// A checkout of `quantity` left RETRYING at authorize_payment under the given policy.
+async fn retrying_checkout_with(
+    app: &TestApp,
+    max_attempts: u32,
+    backoff_ms: u64,
+    quantity: u32,
+) -> (Customer, String, String) {
+    app.set_policy("place_order", "authorize_payment", max_attempts, backoff_ms).await;
     let p = app.product("10.00", 5).await;
     let c = app.verified_customer().await;
-    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 2 })).await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": quantity })).await;
     let (status, body) = app.place_order(&c.token, "tok_flaky").await;
     assert_eq!(status, 202, "{body}");
     let saga_id = body["saga_id"].as_str().unwrap().to_string();
@@ -358,14 +368,8 @@ async fn the_abort_preview_lists_exactly_the_compensations_the_abort_runs() {
 #[tokio::test]
 async fn resuming_a_retrying_saga_disarms_its_old_timer() {
     let app = spawn_app_with(|s| s.checkout.sync_wait_ms = 50).await;
-    app.set_policy("place_order", "authorize_payment", 3, 700).await;
-    let p = app.product("10.00", 5).await;
-    let c = app.verified_customer().await;
-    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
-    let (status, body) = app.place_order(&c.token, "tok_flaky").await;
-    assert_eq!(status, 202, "{body}");
-    let saga_id = body["saga_id"].as_str().unwrap().to_string();
-    let first = app.saga_reaches(&saga_id, "RETRYING").await;
+    let (_, _, saga_id) = retrying_checkout_with(&app, 3, 700, 1).await;
+    let first = app.saga(&saga_id).await;
     let old_due = chrono::DateTime::parse_from_rfc3339(first["steps"][4]["next_attempt_at"].as_str().unwrap()).unwrap();
 
     // From now on a failure waits a minute; resume at once with fresh attempts.
