@@ -43,6 +43,13 @@ impl Job {
     }
 }
 
+/// What the committer's queue carries: write sets, and now and then a reader that must see
+/// the store between two groups (a backup), when no write is half-applied.
+pub(crate) enum Task {
+    Commit(Job),
+    Read(Box<dyn FnOnce(&sled::Db) + Send>),
+}
+
 pub(crate) struct Committer {
     db: sled::Db,
     trees: Vec<sled::Tree>,
@@ -108,16 +115,28 @@ impl Committer {
         })
     }
 
-    pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Task>) {
         while let Ok(first) = rx.recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
+            let mut group = Vec::new();
+            let mut reader = None;
+            let mut next = Some(first);
+            while let Some(task) = next {
+                match task {
+                    Task::Commit(job) => group.push(job),
+                    // The writes queued before it are applied first, the ones after it wait.
+                    Task::Read(read) => {
+                        reader = Some(read);
+                        break;
+                    }
                 }
+                next = if group.len() < MAX_GROUP { rx.try_recv().ok() } else { None };
             }
-            self.commit_group(group);
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+            if let Some(read) = reader {
+                read(&self.db);
+            }
         }
         tracing::info!("store committer drained and stopped");
     }
