@@ -99,3 +99,81 @@ impl Importer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::config::Durability;
+    use crate::store::{Record, Store, Table, WriteSet};
+
+    #[derive(Serialize, Deserialize)]
+    struct Mark(u64);
+
+    impl Record for Mark {
+        const VERSION: u8 = 1;
+    }
+
+    /// Each write set puts one key into three tables that a snapshot reads one after the
+    /// other: a snapshot taken between groups sees the same keys in all three, however
+    /// fast the writers go.
+    #[test]
+    fn a_snapshot_sees_every_write_set_whole_while_writers_keep_committing() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings =
+            StorageSettings { path: dir.path().to_path_buf(), durability: Durability::Relaxed, cache_capacity_mb: 8 };
+        let store = Store::open(&settings).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let (store, stop) = (store.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut last = None;
+                        for _ in 0..64 {
+                            i += 1;
+                            let key = [w.to_be_bytes(), i.to_be_bytes()].concat();
+                            let ws = WriteSet::new()
+                                .put(Table::Carts, key.clone(), &Mark(i))
+                                .put(Table::Orders, key.clone(), &Mark(i))
+                                .put(Table::Stock, key, &Mark(i));
+                            last = Some(store.commit(ws));
+                        }
+                        // Committed in submission order: the last one done means all are.
+                        futures::executor::block_on(last.unwrap()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            let keys = store
+                .snapshot(|snap| {
+                    ["carts", "orders", "stock"].map(|t| {
+                        let mut keys = Vec::new();
+                        snap.for_each::<StoreError>(t.as_bytes(), |k, _| {
+                            keys.push(k.to_vec());
+                            Ok(())
+                        })
+                        .unwrap();
+                        keys
+                    })
+                })
+                .unwrap();
+            assert!(keys[0] == keys[1] && keys[1] == keys[2], "a write set seen in part");
+            seen.push(keys[0].len());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert!(seen.first() < seen.last(), "the writers ran between the snapshots: {seen:?}");
+        store.close().unwrap();
+    }
+}
