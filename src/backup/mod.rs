@@ -92,14 +92,12 @@ pub async fn fetch(url: &str, token: &str, dir: &Path, force: bool) -> Result<Su
         });
     }
     let partial = dir.join(format!(".{FILE_NAME}.partial"));
-    let mut out = BufWriter::new(File::create(&partial)?);
-    while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
-        out.write_all(&chunk)?;
-    }
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    drop(file);
-    let summary = match summarize(&partial) {
+    let saved = save(&mut resp, &partial).await.map_err(|e| match e {
+        Saving::Io(e) => BackupError::Io(e),
+        Saving::Http(e) => unreachable(e),
+    });
+    // A backup that did not arrive whole, or does not check out, never takes the name.
+    let summary = match saved.and_then(|()| summarize(&partial)) {
         Ok(summary) => summary,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
@@ -109,6 +107,21 @@ pub async fn fetch(url: &str, token: &str, dir: &Path, force: bool) -> Result<Su
     std::fs::rename(&partial, &target)?;
     sync_dir(dir)?;
     Ok(Summary { file: target, ..summary })
+}
+
+enum Saving {
+    Io(std::io::Error),
+    Http(reqwest::Error),
+}
+
+/// Writes the response body to `path` and fsyncs it.
+async fn save(resp: &mut reqwest::Response, path: &Path) -> Result<(), Saving> {
+    let mut out = BufWriter::new(File::create(path).map_err(Saving::Io)?);
+    while let Some(chunk) = resp.chunk().await.map_err(Saving::Http)? {
+        out.write_all(&chunk).map_err(Saving::Io)?;
+    }
+    let file = out.into_inner().map_err(|e| Saving::Io(e.into_error()))?;
+    file.sync_all().map_err(Saving::Io)
 }
 
 /// Checks a backup file (or a directory holding one) whole and says what it holds.
