@@ -6,7 +6,7 @@
 pub mod format;
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Durability, StorageSettings};
@@ -48,21 +48,35 @@ pub struct Summary {
     pub trees: Vec<TreeSummary>,
 }
 
-/// The whole store as a backup file, in memory. Writes wait while the snapshot is encoded
-/// (reading the store once, no disk or network I/O), then go on; blocks the calling thread.
-pub fn take(store: &Store) -> Result<Vec<u8>, BackupError> {
+/// The whole store as a backup file: an anonymous temporary file, read from its start.
+/// Writes wait while the snapshot is written to it (reading every tree, writing the file
+/// into the page cache, no fsync), then go on; the caller sends it at the client's pace
+/// afterwards. Blocks the calling thread.
+pub fn take(store: &Store) -> Result<File, BackupError> {
+    let spool = spool_file()?;
     let created_at_ms = chrono::Utc::now().timestamp_millis();
-    let bytes = store.snapshot(move |snapshot| {
+    let mut file = store.snapshot(move |snapshot| {
         let started = std::time::Instant::now();
-        let mut bytes = Vec::new();
-        let trees = format::encode(snapshot, &mut bytes, created_at_ms)?;
+        let mut out = BufWriter::new(spool);
+        let trees = format::encode(snapshot, &mut out, created_at_ms)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
         // How long writes waited for the backup: what it costs a running shop.
         let writes_paused_ms = started.elapsed().as_millis() as u64;
         let records: u64 = trees.iter().map(|t| t.records).sum();
-        tracing::info!(bytes = bytes.len(), trees = trees.len(), records, writes_paused_ms, "backup taken");
-        Ok::<_, BackupError>(bytes)
+        tracing::info!(trees = trees.len(), records, writes_paused_ms, "backup taken");
+        Ok::<_, BackupError>(file)
     })??;
-    Ok(bytes)
+    file.seek(SeekFrom::Start(0))?;
+    Ok(file)
+}
+
+/// A file in the system's temporary directory (`TMPDIR`), unlinked at once: the open handle
+/// is all there is, so nothing is left behind whatever happens to the request.
+fn spool_file() -> std::io::Result<File> {
+    let path = std::env::temp_dir().join(format!("cartwright-backup-{}", uuid::Uuid::new_v4()));
+    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
 }
 
 /// Asks the server at `url` for a backup and saves it as `dir/cartwright.backup`: written to
@@ -210,6 +224,12 @@ mod tests {
 
     type Records = Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>;
 
+    fn take_bytes(store: &Store) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut take(store).unwrap(), &mut bytes).unwrap();
+        bytes
+    }
+
     fn settings(path: &Path) -> StorageSettings {
         StorageSettings { path: path.to_path_buf(), durability: Durability::Durable, cache_capacity_mb: 8 }
     }
@@ -244,7 +264,7 @@ mod tests {
     fn a_backup_round_trips_every_tree_and_restores_into_a_store_that_opens() {
         let dir = tempfile::tempdir().unwrap();
         let (store, records) = store_with_records(&dir.path().join("live"));
-        let bytes = take(&store).unwrap();
+        let bytes = take_bytes(&store);
         store.close().unwrap();
 
         let (header, trees, got) = decoded(&bytes).unwrap();
@@ -263,7 +283,7 @@ mod tests {
         assert_eq!(summary.trees, trees);
         assert!(!staging_path(&restored).exists());
         let store = Store::open(&settings(&restored)).unwrap();
-        let again = take(&store).unwrap();
+        let again = take_bytes(&store);
         store.close().unwrap();
         assert_eq!(decoded(&again).unwrap().2, records, "the restored store holds exactly the backup");
     }
@@ -272,7 +292,7 @@ mod tests {
     fn a_truncated_corrupted_or_unknown_backup_is_refused_and_nothing_is_restored() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = store_with_records(&dir.path().join("live"));
-        let bytes = take(&store).unwrap();
+        let bytes = take_bytes(&store);
         store.close().unwrap();
 
         let truncated = &bytes[..bytes.len() - 10];
@@ -312,7 +332,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = store_with_records(&dir.path().join("live"));
         let file = dir.path().join(FILE_NAME);
-        std::fs::write(&file, take(&store).unwrap()).unwrap();
+        std::fs::write(&file, take_bytes(&store)).unwrap();
         store.close().unwrap();
         let target = dir.path().join("busy");
         std::fs::create_dir(&target).unwrap();

@@ -18,8 +18,3 @@ pub fn text(status: u16, body: String, content_type: &'static str) -> warp::repl
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     warp::reply::with_status(warp::reply::with_header(body, "content-type", content_type), status).into_response()
 }
-
-pub fn bytes(status: u16, body: Vec<u8>, content_type: &'static str) -> warp::reply::Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    warp::reply::with_status(warp::reply::with_header(body, "content-type", content_type), status).into_response()
-}

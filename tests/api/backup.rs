@@ -189,6 +189,14 @@ async fn only_the_admin_may_take_a_backup() {
     assert_eq!(status, 401);
     let (status, _) = app.get("/admin/v1/backups", Some(ADMIN)).await;
     assert_eq!(status, 405);
+    let resp = app.client.post(format!("{}/admin/v1/backups", app.url)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+    let announced: usize = resp.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(body.len(), announced);
+    assert!(body.starts_with(b"CWBACKUP"));
+
     let dir = tempfile::tempdir().unwrap();
     let err = cartwright::backup::fetch(&app.url, FULFILLMENT, dir.path(), false).await.unwrap_err();
     assert!(err.to_string().contains("403 FORBIDDEN"), "{err}");
