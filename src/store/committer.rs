@@ -3,6 +3,8 @@
 //! then makes the group durable with `flush()` and an `fdatasync` of sled's `db` file
 //! (sled's flush is only `sync_file_range`; see DEPENDENCIES.md), then answers every waiter.
 //! `flush_async` is never used: it deadlocks with 7+ concurrent callers.
+//! A reader queued among the write sets (a backup) runs after the groups before it and
+//! before any after it: with no group half-applied, it sees one consistent instant.
 //!
 //! Fail-stop: if applying or syncing a group fails, the process exits at once (see
 //! [`fail_stop`]). After a failed fsync the kernel may have dropped the dirty pages while

@@ -3,6 +3,8 @@
 //! domain events, audit rows, queued notifications) is applied atomically by one committer
 //! thread together with whatever else is waiting, made durable with `flush()` plus an
 //! `fdatasync` of sled's data file, and only then is its [`CommitTicket`] resolved.
+//! Between two groups the committer can also run a reader ([`Store::snapshot`]), which
+//! then sees the whole store at one instant: how backups are taken.
 
 mod codec;
 mod committer;
