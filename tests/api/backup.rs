@@ -102,26 +102,40 @@ async fn a_backup_taken_during_checkouts_restores_a_shop_whose_books_balance() {
         shoppers.push(tokio::spawn(run));
     }
 
-    wait_for_orders(&acked, 12).await;
-    let (placed_before, cancelled_before) = {
-        let a = acked.lock().unwrap();
-        (a.placed.clone(), a.cancelled.clone())
-    };
-    let backups = tempfile::tempdir().unwrap();
-    let summary = cartwright::backup::fetch(&app.url, ADMIN, backups.path(), false).await.unwrap();
-    // The load went on while and after the backup was taken.
+    // Three backups, each taken while the shoppers keep checking out and cancelling.
+    let mut taken = Vec::new();
+    for round in 1..=3 {
+        wait_for_orders(&acked, 12 * round).await;
+        let before = {
+            let a = acked.lock().unwrap();
+            Acknowledged { placed: a.placed.clone(), cancelled: a.cancelled.clone() }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let summary = cartwright::backup::fetch(&app.url, ADMIN, dir.path(), false).await.unwrap();
+        taken.push((dir, summary, before));
+    }
     wait_for_orders(&acked, placed_count(&acked).await + 6).await;
     stop.store(true, Ordering::Relaxed);
     for s in shoppers {
         s.await.unwrap();
     }
-    let records = |name: &str| summary.trees.iter().find(|t| t.name == name).map_or(0, |t| t.records);
-    assert!(records("orders") as usize >= placed_before.len(), "{:?}", summary.trees);
-    println!("backup: {} orders, {} sagas unfinished when it was taken", records("orders"), records("active_sagas"));
+    for (dir, summary, before) in taken {
+        restores_a_shop_whose_books_balance(dir.path(), &summary, &before, &products).await;
+    }
+}
 
-    let target = backups.path().join("restored-store");
-    let from = backups.path().to_path_buf();
-    let to = target.clone();
+/// Restores the backup in `dir` into a new directory, starts a server on it and checks it.
+async fn restores_a_shop_whose_books_balance(
+    dir: &std::path::Path,
+    summary: &cartwright::backup::Summary,
+    before: &Acknowledged,
+    products: &[String],
+) {
+    let records = |name: &str| summary.trees.iter().find(|t| t.name == name).map_or(0, |t| t.records);
+    assert!(records("orders") as usize >= before.placed.len(), "{:?}", summary.trees);
+    println!("backup: {} orders, {} sagas unfinished when it was taken", records("orders"), records("active_sagas"));
+    let target = dir.join("restored-store");
+    let (from, to) = (dir.to_path_buf(), target.clone());
     let restored = tokio::task::spawn_blocking(move || cartwright::backup::restore(&from, &to)).await.unwrap().unwrap();
     assert_eq!(restored.trees, summary.trees);
     let shop = spawn_app_with(|s| s.storage.path = target.clone()).await;
@@ -137,15 +151,15 @@ async fn a_backup_taken_during_checkouts_restores_a_shop_whose_books_balance() {
     let orders = body["orders"].as_array().unwrap().clone();
     let status_of: HashMap<&str, &str> =
         orders.iter().map(|o| (o["order_id"].as_str().unwrap(), o["status"].as_str().unwrap())).collect();
-    for id in &placed_before {
+    for id in &before.placed {
         assert!(status_of.contains_key(id.as_str()), "order {id} acknowledged before the backup is missing");
     }
-    for id in &cancelled_before {
+    for id in &before.cancelled {
         assert_eq!(status_of[id.as_str()], "CANCELLED", "order {id} was cancelled before the backup");
     }
 
     // reserved is exactly what the live orders hold.
-    for p in products.iter() {
+    for p in products {
         let held: u64 = orders
             .iter()
             .filter(|o| o["status"] == "PENDING" || o["status"] == "CONFIRMED")
