@@ -1,5 +1,6 @@
-//! The operator CLI: `cartwright sagas list|show|resume|abort|abort-preview|policy`, a thin client of a
-//! running server's admin API (`--url`/`--token` or `CARTWRIGHT_URL`/`CARTWRIGHT_TOKEN`).
+//! The operator CLI: `cartwright sagas list|show|resume|abort|abort-preview|policy` and
+//! `cartwright backup`, thin clients of a running server's admin API (`--url`/`--token` or
+//! `CARTWRIGHT_URL`/`CARTWRIGHT_TOKEN`), and `cartwright restore`, which needs no server.
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -154,6 +155,37 @@ pub fn run(remote: Remote, command: SagaCommand) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// `cartwright backup --to DIR [--force]`.
+pub fn backup(remote: Remote, dir: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let token = remote.token()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let summary = rt.block_on(crate::backup::fetch(&remote.url, token, dir, force))?;
+    println!("backup saved to {}", summary.file.display());
+    print_summary(&summary);
+    Ok(())
+}
+
+/// `cartwright restore --from DIR --to PATH`.
+pub fn restore(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    let summary = crate::backup::restore(from, to)?;
+    println!("restored {} into {}", summary.file.display(), to.display());
+    print_summary(&summary);
+    Ok(())
+}
+
+fn print_summary(summary: &crate::backup::Summary) {
+    let created = chrono::DateTime::from_timestamp_millis(summary.header.created_at_ms)
+        .map_or_else(|| "?".to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    println!(
+        "format {}, cartwright {}, taken at {created}",
+        summary.header.format_version, summary.header.cartwright_version
+    );
+    println!("{:<28} RECORDS", "TABLE");
+    for tree in &summary.trees {
+        println!("{:<28} {}", tree.name, tree.records);
+    }
 }
 
 fn print(v: &Value) {

@@ -332,6 +332,15 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<crate::backup::BackupError> for AppError {
+    fn from(e: crate::backup::BackupError) -> AppError {
+        match e {
+            crate::backup::BackupError::Store(e) => e.into(),
+            other => AppError::Internal(format!("backup: {other}")),
+        }
+    }
+}
+
 impl From<CartError> for AppError {
     fn from(e: CartError) -> AppError {
         match e {

@@ -11,11 +11,13 @@
 //! - [`saga`]: the durable saga engine (definitions, log, coordinator, recovery, steps).
 //! - [`gateways`]: the outside world (payment gateways, email transports).
 //! - [`server`]: accepts connections and serves HTTP/1.1 with deadlines and a connection cap.
+//! - [`backup`]: consistent backups of a running store, and restoring them.
 //! - [`app`]: wiring, start-up and graceful shutdown; [`config`], [`telemetry`], [`metrics`].
 #![forbid(unsafe_code)]
 
 pub mod actors;
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -25,6 +25,26 @@ enum Command {
         #[command(subcommand)]
         command: cartwright::cli::SagaCommand,
     },
+    /// Save a consistent backup of a running server's store into a directory.
+    Backup {
+        #[command(flatten)]
+        remote: cartwright::cli::Remote,
+        /// The directory to save it in (created if missing).
+        #[arg(long)]
+        to: std::path::PathBuf,
+        /// Replace a backup the directory already holds.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make a new store directory, for a server to start on, from a backup.
+    Restore {
+        /// The backup directory (or the backup file).
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// The store directory to create; must not exist or be empty.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +56,7 @@ fn main() -> anyhow::Result<()> {
             cartwright::app::run(settings, cartwright::app::shutdown_signal(), |_| {})
         }
         Command::Sagas { remote, command } => cartwright::cli::run(remote, command),
+        Command::Backup { remote, to, force } => cartwright::cli::backup(remote, &to, force),
+        Command::Restore { from, to } => cartwright::cli::restore(&from, &to),
     }
 }

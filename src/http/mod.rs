@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod backups;
 mod cart;
 mod catalog;
 mod customers;

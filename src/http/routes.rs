@@ -4,7 +4,7 @@
 use warp::http::Method;
 
 use super::request::Request;
-use super::{admin, cart, catalog, customers, orders, response, sagas, webhooks};
+use super::{admin, backups, cart, catalog, customers, orders, response, sagas, webhooks};
 use crate::error::AppError;
 use crate::services::webhooks::Source;
 use crate::services::Shop;
@@ -111,6 +111,8 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
             route!("admin.notifications", admin::notifications(shop, req))
         }
 
+        (Method::POST, ["admin", "v1", "backups"]) => route!("admin.backups.create", backups::create(shop, req)),
+
         (_, path) if known_path(path) => ("method_not_allowed", Err(AppError::MethodNotAllowed)),
         _ => ("not_found", Err(AppError::RouteNotFound(req.path.clone()))),
     }
@@ -161,5 +163,6 @@ fn known_path(segments: &[&str]) -> bool {
             | ["admin", "v1", "audit"]
             | ["admin", "v1", "notifications"]
             | ["admin", "v1", "webhooks"]
+            | ["admin", "v1", "backups"]
     )
 }

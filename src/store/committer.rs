@@ -3,6 +3,8 @@
 //! then makes the group durable with `flush()` and an `fdatasync` of sled's `db` file
 //! (sled's flush is only `sync_file_range`; see DEPENDENCIES.md), then answers every waiter.
 //! `flush_async` is never used: it deadlocks with 7+ concurrent callers.
+//! A reader queued among the write sets (a backup) runs after the groups before it and
+//! before any after it: with no group half-applied, it sees one consistent instant.
 //!
 //! Fail-stop: if applying or syncing a group fails, the process exits at once (see
 //! [`fail_stop`]). After a failed fsync the kernel may have dropped the dirty pages while
@@ -41,6 +43,13 @@ impl Job {
         let (reply, rx) = oneshot::channel();
         (Job { ws, reply }, CommitTicket::pending(rx))
     }
+}
+
+/// What the committer's queue carries: write sets, and now and then a reader that must see
+/// the store between two groups (a backup), when no write is half-applied.
+pub(crate) enum Task {
+    Commit(Job),
+    Read(Box<dyn FnOnce(&sled::Db) + Send>),
 }
 
 pub(crate) struct Committer {
@@ -108,16 +117,28 @@ impl Committer {
         })
     }
 
-    pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Task>) {
         while let Ok(first) = rx.recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
+            let mut group = Vec::new();
+            let mut reader = None;
+            let mut next = Some(first);
+            while let Some(task) = next {
+                match task {
+                    Task::Commit(job) => group.push(job),
+                    // The writes queued before it are applied first, the ones after it wait.
+                    Task::Read(read) => {
+                        reader = Some(read);
+                        break;
+                    }
                 }
+                next = if group.len() < MAX_GROUP { rx.try_recv().ok() } else { None };
             }
-            self.commit_group(group);
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+            if let Some(read) = reader {
+                read(&self.db);
+            }
         }
         tracing::info!("store committer drained and stopped");
     }

@@ -3,11 +3,14 @@
 //! domain events, audit rows, queued notifications) is applied atomically by one committer
 //! thread together with whatever else is waiting, made durable with `flush()` plus an
 //! `fdatasync` of sled's data file, and only then is its [`CommitTicket`] resolved.
+//! Between two groups the committer can also run a reader ([`Store::snapshot`]), which
+//! then sees the whole store at one instant: how backups are taken.
 
 mod codec;
 mod committer;
 mod files;
 mod records;
+mod snapshot;
 mod tables;
 mod writeset;
 
@@ -23,6 +26,7 @@ pub use files::MAX_RECORD_BYTES;
 pub use records::{
     AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, VerifyToken, WebhookEvent,
 };
+pub use snapshot::{Importer, Snapshot};
 pub use tables::{audit_entity_prefix, due_key, time_bound, time_key, time_key_rest, Table};
 pub use writeset::{CommitTicket, WriteSet};
 
@@ -55,7 +59,7 @@ pub struct Store {
 struct Inner {
     db: sled::Db,
     trees: Vec<sled::Tree>,
-    submit: Mutex<Option<mpsc::Sender<committer::Job>>>,
+    submit: Mutex<Option<mpsc::Sender<committer::Task>>>,
     committer: Mutex<Option<JoinHandle<()>>>,
     /// Woken after every commit that queued a notification, so delivery starts at once.
     pub(crate) outbox_signal: Arc<tokio::sync::Notify>,
@@ -103,13 +107,39 @@ impl Store {
     /// and durable once the returned ticket resolves with `Ok`.
     pub fn commit(&self, ws: WriteSet) -> CommitTicket {
         let (job, ticket) = committer::Job::new(ws);
-        let sent =
-            self.inner.submit.lock().ok().and_then(|g| g.as_ref().map(|tx| tx.send(job).is_ok())).unwrap_or(false);
-        if sent {
+        if self.submit(committer::Task::Commit(job)) {
             ticket
         } else {
             CommitTicket::failed(StoreError::Closed)
         }
+    }
+
+    /// Runs `read` on the committer thread between two commit groups, so it sees every
+    /// write set submitted before this call and none submitted after, each whole: a
+    /// consistent point in time across all trees. Writes wait while it runs. Blocks the
+    /// calling thread (use `spawn_blocking` from async code).
+    pub fn snapshot<R: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Snapshot) -> R + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let task = committer::Task::Read(Box::new(move |db: &sled::Db| {
+            // A panicking reader must not take the committer, and every later write, down.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&Snapshot { db })));
+            let _ = tx.send(result);
+        }));
+        if !self.submit(task) {
+            return Err(StoreError::Closed);
+        }
+        match rx.recv() {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(StoreError::Closed),
+        }
+    }
+
+    fn submit(&self, task: committer::Task) -> bool {
+        self.inner.submit.lock().ok().and_then(|g| g.as_ref().map(|tx| tx.send(task).is_ok())).unwrap_or(false)
     }
 
     /// Resolves once every write set submitted before it is durable: a read that must not

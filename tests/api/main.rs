@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod backup;
 mod cart;
 mod catalog;
 mod concurrency;

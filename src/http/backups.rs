@@ -1,0 +1,51 @@
+//! `POST /admin/v1/backups`: the whole store at one consistent instant, as a backup file
+//! (see [`crate::backup`]), streamed at the client's pace once writes have gone on. Admin only.
+
+use std::fs::File;
+use std::io::Read;
+
+use bytes::Bytes;
+use warp::Reply as _;
+
+use super::auth;
+use super::request::Request;
+use super::routes::Reply;
+use crate::backup;
+use crate::error::AppError;
+use crate::services::Shop;
+
+const CHUNK: usize = 256 << 10;
+
+pub async fn create(shop: &Shop, req: &Request) -> Reply {
+    auth::admin(shop, req)?;
+    let store = shop.store.clone();
+    let file = tokio::task::spawn_blocking(move || backup::take(&store))
+        .await
+        .map_err(|e| AppError::Internal(format!("backup task: {e}")))??;
+    let len = file.metadata().map_err(|e| AppError::Internal(format!("backup file: {e}")))?.len();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || send_chunks(file, tx));
+    let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
+    let reply = warp::reply::with_header(warp::reply::stream(body), "content-type", "application/octet-stream");
+    // With the length announced, a client can tell a backup cut short from a whole one.
+    Ok(warp::reply::with_header(reply, "content-length", len).into_response())
+}
+
+/// Reads the spooled backup and hands it over chunk by chunk, until the client goes away.
+fn send_chunks(mut file: File, tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) {
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let chunk = match file.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(Bytes::from(buf))
+            }
+            Err(e) => Err(e),
+        };
+        let failed = chunk.is_err();
+        if tx.blocking_send(chunk).is_err() || failed {
+            return;
+        }
+    }
+}
