@@ -11,7 +11,7 @@ use crate::domain::ids::OrderId;
 use crate::domain::order::{Order, OrderCommand};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{AuditEntry, Notification, Store, Table, WebhookEvent, WriteSet};
+use crate::store::{self, AuditEntry, Notification, Store, Table, WebhookEvent, WriteSet};
 
 pub type OrderRegistry = Registry<OrderId, OrderActor>;
 
@@ -85,7 +85,10 @@ impl OrderActor {
         }))
     }
 
+    /// Writes `next` with `ws`, moving its status-index entry from the order as it was.
     fn persist(&mut self, next: Order, ws: WriteSet) -> ResponseActFuture<Self, Result<Order, AppError>> {
+        let before = self.order.as_ref().map(store::order_index).unwrap_or_default();
+        let ws = store::reindex(ws, Table::OrdersByStatus, &before, &store::order_index(&next));
         let ticket = self.store.commit(ws.put(Table::Orders, next.order_id.as_bytes().to_vec(), &next));
         self.order = Some(next.clone());
         reply_when_durable(self, ticket, next)
@@ -188,7 +191,16 @@ impl Handler<ExecuteOrder> for OrderActor {
             ws = ws.notify(n);
         }
         if let Some(w) = msg.webhook {
-            ws = crate::services::retention::webhook_event(ws, &w, false);
+            // Recorded by nobody before in practice (the caller saw no record), but were it
+            // recorded, its listing entries move with it.
+            let before = match self
+                .store
+                .get::<WebhookEvent>(Table::WebhookEvents, &WebhookEvent::key(&w.source, &w.event_id))
+            {
+                Ok(before) => before,
+                Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+            };
+            ws = crate::services::retention::webhook_event(ws, &w, before.as_ref(), false);
         }
         Box::pin(self.persist(next, ws).map(|r, _, _| r.map(|o| (o, true))))
     }

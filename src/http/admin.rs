@@ -73,15 +73,17 @@ pub async fn audit(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let entity_type = req.query.get("entity_type").map(String::as_str);
     let entity_id = req.query.get("entity_id").map(String::as_str);
-    Ok(json(200, &shop.logs.audit(entity_type, entity_id, req.limit(100, MAX_PAGE)?)?))
+    let cursor = req.query_param::<u64>("cursor")?;
+    Ok(json(200, &shop.logs.audit(entity_type, entity_id, cursor, req.limit(100, MAX_PAGE)?)?))
 }
 
-/// Webhook events, oldest first: `?source=payment|carrier&status=processed|needs_review|ignored|rejected`.
+/// Webhook events, oldest first: `?source=payment|carrier&status=processed|needs_review|ignored|rejected&cursor=`.
 pub async fn webhooks(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let source = req.query.get("source").map(String::as_str);
     let status = req.query.get("status").map(String::as_str);
-    Ok(json(200, &shop.logs.webhooks(source, status, req.limit(100, MAX_PAGE)?)?))
+    let cursor = req.query.get("cursor").filter(|c| !c.is_empty()).map(String::as_str);
+    Ok(json(200, &shop.logs.webhooks(source, status, cursor, req.limit(100, MAX_PAGE)?)?))
 }
 
 pub async fn notifications(shop: &Shop, req: &Request) -> Reply {

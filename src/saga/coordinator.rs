@@ -15,12 +15,12 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::engine::SagaEngine;
-use super::instance::SagaInstance;
+use super::instance::{SagaInstance, SagaState};
 use super::machine::{self, Action, Failure, Input, Rules};
 use super::steps::StepContext;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{StoreError, Table, WriteSet};
+use crate::store::{self, StoreError, Table, WriteSet};
 
 pub struct SagaCoordinator {
     saga: SagaInstance,
@@ -84,6 +84,7 @@ impl SagaCoordinator {
         let point = engine.point_of_no_return(&self.saga);
         let policy = |step: &str| engine.policy(&saga_type, step);
         let rules = Rules { point_of_no_return: point.as_deref(), policy: &policy };
+        let state_before = self.saga.state;
         let action = match machine::transition(&mut self.saga, input, Timestamp::now(), &rules) {
             Ok(a) => a,
             Err(e) => return Box::pin(fut::ready(Err(engine.refusal(&self.saga, e)))),
@@ -93,12 +94,12 @@ impl SagaCoordinator {
             ctx.cancel_future(timer);
         }
         let id = self.saga.saga_id.as_bytes().to_vec();
-        let mut ws = match self.first_write.take() {
+        let (mut ws, logged_before) = match self.first_write.take() {
             // The first write registers the saga as unfinished, for recovery on start.
-            Some(first) => first.put(Table::ActiveSagas, id.clone(), &0u32),
-            None => WriteSet::new(),
+            Some(first) => (first.put(Table::ActiveSagas, id.clone(), &0u32), None),
+            None => (WriteSet::new(), Some(state_before)),
         };
-        ws = ws.put(Table::Sagas, id.clone(), &self.saga);
+        ws = log_write(ws, &self.saga, logged_before);
         if self.saga.state.is_terminal() {
             ws = ws.delete(Table::ActiveSagas, id);
             ws = crate::services::retention::saga_finished(ws, self.saga.saga_id, Timestamp::now());
@@ -212,6 +213,15 @@ impl SagaCoordinator {
         self.engine.forget(&self.saga.saga_id, &ctx.address());
         ctx.stop();
     }
+}
+
+/// The saga log write of `saga`, with its listing entries moved from the state it was
+/// logged in (`None`: never logged); nothing for the listings when the state is the same.
+pub fn log_write(ws: WriteSet, saga: &SagaInstance, logged_before: Option<SagaState>) -> WriteSet {
+    let id = saga.saga_id.as_bytes();
+    let before = logged_before.map(|s| store::saga_index(id, &saga.saga_type, s)).unwrap_or_default();
+    let ws = store::reindex(ws, Table::SagasByFilter, &before, &store::saga_index_of(saga));
+    ws.put(Table::Sagas, id.to_vec(), saga)
 }
 
 impl Actor for SagaCoordinator {

@@ -21,7 +21,7 @@ use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::retry::RetryPolicy;
-use crate::store::{Store, Table, WriteSet};
+use crate::store::{ListingFilter, Page, Store, Table, WriteSet};
 
 pub struct SagaEngine {
     store: Store,
@@ -358,17 +358,23 @@ impl SagaEngine {
     ) -> Result<(Vec<SagaInstance>, Option<SagaId>), AppError> {
         self.store.barrier().await?;
         let after = cursor.map(|c| c.as_bytes().to_vec());
-        let mut out: Vec<SagaInstance> = Vec::new();
-        for (_, s) in self.store.page::<SagaInstance>(Table::Sagas, after.as_deref(), usize::MAX)? {
-            if state.is_some_and(|st| st != s.state) || saga_type.is_some_and(|t| t != s.saga_type) {
-                continue;
+        let filter = match (saga_type, state) {
+            (None, None) => None,
+            (None, Some(st)) => Some(ListingFilter::SagaState(st.as_str())),
+            (Some(t), None) => Some(ListingFilter::SagaType(t)),
+            (Some(t), Some(st)) => Some(ListingFilter::SagaTypeState(t, st.as_str())),
+        };
+        let page: Page<SagaInstance> = match filter {
+            None => self.store.page_table(Table::Sagas, after.as_deref(), limit)?,
+            Some(f) => {
+                let prefix = f.prefix();
+                let keep = |s: &SagaInstance| {
+                    state.is_none_or(|st| st == s.state) && saga_type.is_none_or(|t| t == s.saga_type)
+                };
+                self.store.page_index((f.table(), &prefix), Table::Sagas, |k| k, after.as_deref(), limit, keep)?
             }
-            if out.len() == limit {
-                return Ok((out.clone(), out.last().map(|s| s.saga_id)));
-            }
-            out.push(s);
-        }
-        Ok((out, None))
+        };
+        Ok((page.rows, page.next.and_then(|k| uuid::Uuid::from_slice(&k).ok()).map(SagaId)))
     }
 
     /// Runs a STUCK or RETRYING saga's parked work now; a RUNNING (or COMPENSATING) saga

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::domain::ids::NotificationId;
 use crate::error::AppError;
-use crate::store::{AuditEntry, EventRecord, Notification, Store, Table, WebhookEvent};
+use crate::store::{AuditEntry, EventRecord, ListingFilter, Notification, Page, Store, Table, WebhookEvent};
 
 pub const MAX_PAGE: usize = 1000;
 
@@ -36,33 +36,35 @@ impl LogService {
         Ok(json!({ "events": events, "next_after": next_after }))
     }
 
-    /// Audit rows, oldest first; one entity's rows come from its index.
-    pub fn audit(&self, entity_type: Option<&str>, entity_id: Option<&str>, limit: usize) -> Result<Value, AppError> {
-        let rows: Vec<AuditEntry> = match (entity_type, entity_id) {
+    /// Audit rows, oldest first, after the row `cursor` (a seq): one entity's rows, or one
+    /// entity type's, come from their index, the rest from the table, a page at a time.
+    pub fn audit(
+        &self,
+        entity_type: Option<&str>,
+        entity_id: Option<&str>,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> Result<Value, AppError> {
+        let after = cursor.map(u64::to_be_bytes);
+        let after = after.as_ref().map(|a| a.as_slice());
+        let page: Page<AuditEntry> = match (entity_type, entity_id) {
             (Some(t), Some(id)) => {
                 let prefix = crate::store::audit_entity_prefix(t, id);
-                let keys = self.store.scan_prefix_keys(Table::AuditByEntity, &prefix, limit)?;
-                let mut rows = Vec::with_capacity(keys.len());
-                for k in keys {
-                    let seq = &k[prefix.len()..];
-                    if let Some(row) = self.store.get::<AuditEntry>(Table::Audit, seq)? {
-                        rows.push(row);
-                    }
-                }
-                rows
+                let keep = |a: &AuditEntry| a.entity_type == t && a.entity_id == id;
+                self.store.page_index((Table::AuditByEntity, &prefix), Table::Audit, |k| k, after, limit, keep)?
             }
-            _ => self
-                .store
-                .page::<AuditEntry>(Table::Audit, None, usize::MAX)?
-                .into_iter()
-                .map(|(_, a)| a)
-                .filter(|a| {
-                    entity_type.is_none_or(|t| a.entity_type == t) && entity_id.is_none_or(|id| a.entity_id == id)
-                })
-                .take(limit)
-                .collect(),
+            (Some(t), None) => {
+                let prefix = ListingFilter::AuditType(t).prefix();
+                let keep = |a: &AuditEntry| a.entity_type == t;
+                self.store.page_index((Table::AuditByType, &prefix), Table::Audit, |k| k, after, limit, keep)?
+            }
+            (None, Some(_)) => {
+                return Err(AppError::invalid("entity_type", "entity_id needs its entity_type"));
+            }
+            (None, None) => self.store.page_table(Table::Audit, after, limit)?,
         };
-        let entries: Vec<Value> = rows
+        let entries: Vec<Value> = page
+            .rows
             .into_iter()
             .map(|a| {
                 json!({
@@ -76,22 +78,43 @@ impl LogService {
                 })
             })
             .collect();
-        Ok(json!({ "entries": entries }))
+        let next_cursor = page.next.and_then(|k| Some(u64::from_be_bytes(k.try_into().ok()?)));
+        Ok(json!({ "entries": entries, "next_cursor": next_cursor }))
     }
 
-    /// Webhook events as received, with what became of them; by source and status.
-    pub fn webhooks(&self, source: Option<&str>, status: Option<&str>, limit: usize) -> Result<Value, AppError> {
-        let mut rows: Vec<WebhookEvent> = self
-            .store
-            .page::<WebhookEvent>(Table::WebhookEvents, None, usize::MAX)?
-            .into_iter()
-            .map(|(_, w)| w)
-            .filter(|w| source.is_none_or(|s| w.source == s) && status.is_none_or(|s| w.status == s))
-            .collect();
-        rows.sort_by_key(|w| w.received_at);
-        let events: Vec<Value> = rows
+    /// Webhook events in order of reception, by source and status, after `cursor` (the
+    /// opaque `next_cursor` of the page before), a page at a time from their index.
+    pub fn webhooks(
+        &self,
+        source: Option<&str>,
+        status: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Value, AppError> {
+        let after = match cursor {
+            Some(c) => {
+                Some(hex::decode(c).map_err(|_| AppError::invalid("cursor", "query parameter cursor is not valid"))?)
+            }
+            None => None,
+        };
+        let filter = match (source, status) {
+            (None, None) => ListingFilter::WebhookAll,
+            (Some(so), None) => ListingFilter::WebhookSource(so),
+            (None, Some(st)) => ListingFilter::WebhookStatus(st),
+            (Some(so), Some(st)) => ListingFilter::WebhookSourceStatus(so, st),
+        };
+        let prefix = filter.prefix();
+        let keep = |w: &WebhookEvent| source.is_none_or(|s| w.source == s) && status.is_none_or(|s| w.status == s);
+        let index = (filter.table(), prefix.as_slice());
+        // An order key is the reception time (8 bytes), then the event's own key.
+        fn event_key(k: &[u8]) -> &[u8] {
+            k.get(8..).unwrap_or_default()
+        }
+        let page: Page<WebhookEvent> =
+            self.store.page_index(index, Table::WebhookEvents, event_key, after.as_deref(), limit, keep)?;
+        let events: Vec<Value> = page
+            .rows
             .iter()
-            .take(limit)
             .map(|w| {
                 json!({
                     "source": w.source,
@@ -105,10 +128,11 @@ impl LogService {
                 })
             })
             .collect();
-        Ok(json!({ "webhooks": events }))
+        Ok(json!({ "webhooks": events, "next_cursor": page.next.map(hex::encode) }))
     }
 
-    /// Notifications, oldest first, filtered by status and kind.
+    /// Notifications, oldest first, filtered by status and kind, after `cursor`: from the
+    /// outbox (ids are UUIDv7) or from its index, a page at a time.
     pub fn notifications(
         &self,
         status: Option<&str>,
@@ -117,18 +141,24 @@ impl LogService {
         limit: usize,
     ) -> Result<Value, AppError> {
         let after = cursor.map(|c| c.as_bytes().to_vec());
-        let mut out = Vec::new();
-        let mut next_cursor = None;
-        for (_, n) in self.store.page::<Notification>(Table::Outbox, after.as_deref(), usize::MAX)? {
-            if status.is_some_and(|s| n.status.as_str() != s) || kind.is_some_and(|k| n.kind != k) {
-                continue;
+        let filter = match (status, kind) {
+            (None, None) => None,
+            (Some(s), None) => Some(ListingFilter::NotificationStatus(s)),
+            (None, Some(k)) => Some(ListingFilter::NotificationKind(k)),
+            (Some(s), Some(k)) => Some(ListingFilter::NotificationStatusKind(s, k)),
+        };
+        let page: Page<Notification> = match filter {
+            None => self.store.page_table(Table::Outbox, after.as_deref(), limit)?,
+            Some(f) => {
+                let prefix = f.prefix();
+                let keep = |n: &Notification| {
+                    status.is_none_or(|s| n.status.as_str() == s) && kind.is_none_or(|k| n.kind == k)
+                };
+                self.store.page_index((f.table(), &prefix), Table::Outbox, |k| k, after.as_deref(), limit, keep)?
             }
-            if out.len() == limit {
-                next_cursor = out.last().map(|v: &Value| v["notification_id"].clone());
-                break;
-            }
-            out.push(notification_json(&n));
-        }
+        };
+        let out: Vec<Value> = page.rows.iter().map(notification_json).collect();
+        let next_cursor = page.next.and_then(|k| uuid::Uuid::from_slice(&k).ok());
         Ok(json!({ "notifications": out, "next_cursor": next_cursor }))
     }
 }

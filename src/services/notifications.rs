@@ -14,7 +14,7 @@ use crate::domain::time::Timestamp;
 use crate::gateways::email::EmailTransport;
 use crate::metrics;
 use crate::retry::RetryPolicy;
-use crate::store::{Notification, NotificationStatus, Store, StoreError, Table, WriteSet};
+use crate::store::{notification_index, reindex, Notification, NotificationStatus, Store, StoreError, Table, WriteSet};
 
 const BATCH: usize = 64;
 
@@ -99,6 +99,7 @@ impl DeliveryWorker {
             self.transport.send(&n)
         }
         .await;
+        let listed_before = notification_index(&n);
         let now = Timestamp::now();
         n.attempts += 1;
         n.updated_at = now;
@@ -129,6 +130,8 @@ impl DeliveryWorker {
                 }
             },
         }
+        // A retry stays QUEUED and writes nothing here; SENT or FAILED moves its entries.
+        ws = reindex(ws, Table::NotificationsByFilter, &listed_before, &notification_index(&n));
         ws = ws.put(Table::Outbox, n.notification_id.as_bytes().to_vec(), &n);
         self.store.commit(ws).await.map(drop)
     }

@@ -10,7 +10,7 @@ use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{Notification, Store, Table, WebhookEvent};
+use crate::store::{ListingFilter, Notification, Page, Store, Table, WebhookEvent};
 
 #[derive(Clone)]
 pub struct OrderService {
@@ -112,7 +112,9 @@ impl OrderService {
         Ok(out)
     }
 
-    /// All orders (optionally of one status), oldest first, after `cursor`.
+    /// All orders (optionally of one status), oldest first, after `cursor`: read from the
+    /// table (ids are UUIDv7, so key order is creation order) or from the status index, a
+    /// page at a time.
     pub async fn list(
         &self,
         status: Option<OrderStatus>,
@@ -121,18 +123,22 @@ impl OrderService {
     ) -> Result<(Vec<Order>, Option<OrderId>), AppError> {
         self.store.barrier().await?;
         let after = cursor.map(|c| c.as_bytes().to_vec());
-        let mut out = Vec::new();
-        for (_, o) in self.store.page::<Order>(Table::Orders, after.as_deref(), usize::MAX)? {
-            if status.is_some_and(|s| s != o.status) {
-                continue;
+        let page: Page<Order> = match status {
+            None => self.store.page_table(Table::Orders, after.as_deref(), limit)?,
+            Some(s) => {
+                let prefix = ListingFilter::OrderStatus(s.as_str()).prefix();
+                let index = (Table::OrdersByStatus, prefix.as_slice());
+                self.store.page_index(
+                    index,
+                    Table::Orders,
+                    |k| k,
+                    after.as_deref(),
+                    limit,
+                    |o: &Order| o.status == s,
+                )?
             }
-            if out.len() == limit {
-                let next = out.last().map(|o: &Order| o.order_id);
-                return Ok((out, next));
-            }
-            out.push(o);
-        }
-        Ok((out, None))
+        };
+        Ok((page.rows, page.next.and_then(|k| uuid::Uuid::from_slice(&k).ok()).map(OrderId)))
     }
 
     pub fn active(&self) -> usize {

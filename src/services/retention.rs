@@ -13,7 +13,10 @@ use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::SagaInstance;
-use crate::store::{time_bound, time_key, time_key_rest, Store, StoreError, Table, WebhookEvent, WriteSet};
+use crate::store::{
+    reindex, saga_index_of, time_bound, time_key, time_key_rest, unindex, webhook_index, Store, StoreError, Table,
+    WebhookEvent, WriteSet,
+};
 
 /// Index entries looked at, and deleted, per write.
 const BATCH: usize = 256;
@@ -55,10 +58,13 @@ pub fn saga_finished(ws: WriteSet, saga_id: SagaId, now: Timestamp) -> WriteSet 
     ws.put(Table::FinishedSagas, time_key(now.0, saga_id.as_bytes()), &0u32)
 }
 
-/// A received webhook event and its place in the retention index.
-pub fn webhook_event(ws: WriteSet, event: &WebhookEvent, if_absent: bool) -> WriteSet {
+/// A received webhook event, its place in the retention index and its listing entries
+/// (moved from those of `before`, the record it replaces, if any).
+pub fn webhook_event(ws: WriteSet, event: &WebhookEvent, before: Option<&WebhookEvent>, if_absent: bool) -> WriteSet {
     let key = WebhookEvent::key(&event.source, &event.event_id);
     let ws = ws.put(Table::WebhookEventsByTime, time_key(event.received_at.0, &key), &0u32);
+    let old = before.map(webhook_index).unwrap_or_default();
+    let ws = reindex(ws, Table::WebhooksByFilter, &old, &webhook_index(event));
     if if_absent {
         ws.put_if_absent(Table::WebhookEvents, key, event, "webhook_event")
     } else {
@@ -68,8 +74,9 @@ pub fn webhook_event(ws: WriteSet, event: &WebhookEvent, if_absent: bool) -> Wri
 
 /// What a sweep does with one index entry.
 enum Verdict {
-    /// The record is past its retention: delete it and its index entry.
-    Expire(Table),
+    /// The record is past its retention: delete it, its index entry and its listing entries
+    /// (their table and keys).
+    Expire(Table, Option<(Table, Vec<Vec<u8>>)>),
     /// The record is gone, or no longer the one indexed: delete the index entry.
     Stale,
     /// Not to be deleted now (a saga still running under the key): indexed again as of now,
@@ -111,8 +118,11 @@ async fn sweep_index(
         let mut ws = WriteSet::new();
         for entry in entries {
             match verdict(&entry) {
-                Ok(Verdict::Expire(table)) => {
+                Ok(Verdict::Expire(table, listed)) => {
                     ws = ws.delete(table, time_key_rest(&entry).to_vec()).delete(index, entry);
+                    if let Some((listing, keys)) = listed {
+                        ws = unindex(ws, listing, &keys);
+                    }
                     deleted += 1;
                 }
                 Ok(Verdict::Stale) => ws = ws.delete(index, entry),
@@ -143,7 +153,7 @@ fn idempotency_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreErro
             if store.contains(Table::ActiveSagas, current.as_bytes())? {
                 Ok(Verdict::Requeue(current))
             } else {
-                Ok(Verdict::Expire(Table::Idempotency))
+                Ok(Verdict::Expire(Table::Idempotency, None))
             }
         }
         _ => Ok(Verdict::Stale),
@@ -155,7 +165,7 @@ fn saga_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreError> {
     let id = time_key_rest(entry);
     match store.get::<SagaInstance>(Table::Sagas, id)? {
         Some(saga) if saga.state.is_terminal() && !store.contains(Table::ActiveSagas, id)? => {
-            Ok(Verdict::Expire(Table::Sagas))
+            Ok(Verdict::Expire(Table::Sagas, Some((Table::SagasByFilter, saga_index_of(&saga)))))
         }
         // Not terminal any more: it is indexed again when it becomes terminal.
         Some(saga) if !saga.state.is_terminal() => Ok(Verdict::Stale),
@@ -167,7 +177,9 @@ fn saga_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreError> {
 /// The event is deleted if it is the one indexed (received by the cutoff).
 fn webhook_verdict(store: &Store, entry: &[u8], cutoff: Timestamp) -> Result<Verdict, StoreError> {
     match store.get::<WebhookEvent>(Table::WebhookEvents, time_key_rest(entry))? {
-        Some(event) if event.received_at <= cutoff => Ok(Verdict::Expire(Table::WebhookEvents)),
+        Some(event) if event.received_at <= cutoff => {
+            Ok(Verdict::Expire(Table::WebhookEvents, Some((Table::WebhooksByFilter, webhook_index(&event)))))
+        }
         _ => Ok(Verdict::Stale),
     }
 }
@@ -202,6 +214,7 @@ pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::saga::coordinator::log_write;
     use crate::saga::SagaState;
 
     fn saga_with(state: SagaState) -> SagaInstance {
@@ -234,15 +247,15 @@ mod tests {
         for n in 0..(BATCH + 5) {
             let state = [SagaState::Completed, SagaState::Failed, SagaState::Aborted][n % 3];
             let saga = saga_with(state);
-            ws = saga_finished(ws.put(Table::Sagas, saga.saga_id.as_bytes().to_vec(), &saga), saga.saga_id, old);
+            ws = saga_finished(log_write(ws, &saga, None), saga.saga_id, old);
             finished.push(saga.saga_id);
         }
         // Indexed, then resumed by nobody but still STUCK (an index entry never makes a
         // non-terminal saga deletable), and one finished just now.
         let stuck = saga_with(SagaState::Stuck);
         let recent = saga_with(SagaState::Completed);
-        ws = saga_finished(ws.put(Table::Sagas, stuck.saga_id.as_bytes().to_vec(), &stuck), stuck.saga_id, old);
-        ws = saga_finished(ws.put(Table::Sagas, recent.saga_id.as_bytes().to_vec(), &recent), recent.saga_id, now);
+        ws = saga_finished(log_write(ws, &stuck, None), stuck.saga_id, old);
+        ws = saga_finished(log_write(ws, &recent, None), recent.saga_id, now);
         store.commit(ws).await.unwrap();
 
         assert_eq!(sweep_retained(&store, retention(5_000), now).await.unwrap(), BATCH + 5);
@@ -251,6 +264,10 @@ mod tests {
         assert!(store.contains(Table::Sagas, recent.saga_id.as_bytes()).unwrap(), "recent kept");
         let index = store.scan_prefix_keys(Table::FinishedSagas, &[], usize::MAX).unwrap();
         assert_eq!(index.len(), 1, "the stuck saga's stale entry and the deleted ones are gone");
+        let listed = store.scan_prefix_keys(Table::SagasByFilter, &[], usize::MAX).unwrap();
+        let kept = [saga_index_of(&stuck), saga_index_of(&recent)].concat();
+        assert_eq!(listed.len(), kept.len(), "deleted sagas leave no listing entries");
+        assert!(kept.iter().all(|k| listed.contains(k)));
         assert_eq!(sweep_retained(&store, retention(5_000), now).await.unwrap(), 0);
         store.close().unwrap();
     }
@@ -276,7 +293,7 @@ mod tests {
         };
         // An old index entry whose event was since recorded again (after an earlier sweep).
         ws = ws.put(Table::WebhookEventsByTime, time_key(old.0, &WebhookEvent::key("payment", "evt_1")), &0u32);
-        ws = webhook_event(ws, &event(now), false);
+        ws = webhook_event(ws, &event(now), None, false);
         store.commit(ws).await.unwrap();
 
         assert_eq!(sweep_retained(&store, retention(5_000), now).await.unwrap(), 1);
@@ -285,6 +302,16 @@ mod tests {
         let requeued = store.scan_prefix_keys(Table::IdempotencyByTime, &[], usize::MAX).unwrap();
         assert_eq!(requeued, vec![time_key(now.0, b"key-running")], "looked at again one TTL later");
         assert!(store.contains(Table::WebhookEvents, &WebhookEvent::key("payment", "evt_1")).unwrap());
+        let listed = store.scan_prefix_keys(Table::WebhooksByFilter, &[], usize::MAX).unwrap();
+        assert_eq!(listed, {
+            let mut k = webhook_index(&event(now));
+            k.sort();
+            k
+        });
+        // Once past its retention, the event leaves the listings too.
+        let later = now.plus_millis(10_000);
+        assert_eq!(sweep_retained(&store, retention(5_000), later).await.unwrap(), 1);
+        assert!(store.scan_prefix_keys(Table::WebhooksByFilter, &[], usize::MAX).unwrap().is_empty());
         store.close().unwrap();
     }
 }

@@ -236,7 +236,6 @@ impl WebhookService {
         let detail =
             format!("order is {}: the captured {amount} is refunded (refund_capture saga)", order.status.as_str());
         let record = WebhookEvent { status: "refund_started".into(), detail, order_id: Some(order_id.0), ..record };
-        let key = WebhookEvent::key(&record.source, &record.event_id);
         let input = serde_json::json!({
             "order_id": order_id,
             "authorization_id": authorization_id,
@@ -245,7 +244,7 @@ impl WebhookService {
         });
         let once_per_authorization = [b"refund_capture:".as_slice(), authorization_id.as_bytes()].concat();
         let with = |saga_id: SagaId| {
-            WriteSet::new().put_if_absent(Table::WebhookEvents, key, &record, "webhook_event").put_if_absent(
+            super::retention::webhook_event(WriteSet::new(), &record, None, true).put_if_absent(
                 Table::Idempotency,
                 once_per_authorization,
                 &saga_id.0,
@@ -338,7 +337,7 @@ impl WebhookService {
 
     /// Records the event once; false if it was already recorded (a duplicate).
     async fn commit_record(&self, record: WebhookEvent, alert: Option<DomainEvent>) -> Result<bool, AppError> {
-        let mut ws = super::retention::webhook_event(WriteSet::new(), &record, true);
+        let mut ws = super::retention::webhook_event(WriteSet::new(), &record, None, true);
         if let Some(a) = alert {
             ws = ws.event(&a);
         }

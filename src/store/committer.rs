@@ -23,8 +23,9 @@ use tokio::sync::oneshot;
 
 use super::codec::Record;
 use super::files::{BlobSyncer, SyncFault, MAX_RECORD_BYTES};
+use super::indexes::notification_index;
 use super::records::EventRecord;
-use super::tables::{audit_entity_prefix, due_key};
+use super::tables::{audit_entity_prefix, due_key, ListingFilter};
 use super::writeset::{CommitTicket, Op, WriteSet};
 use super::{StoreError, Table};
 use crate::domain::time::Timestamp;
@@ -254,11 +255,15 @@ fn apply_one(
         let mut index = audit_entity_prefix(&entry.entity_type, &entry.entity_id);
         index.extend_from_slice(&seq.to_be_bytes());
         t(Table::AuditByEntity).insert(index, &[])?;
+        t(Table::AuditByType).insert(ListingFilter::AuditType(&entry.entity_type).key(&seq.to_be_bytes()), &[])?;
     }
     for n in &ws.notifications {
         let id = n.notification_id.as_bytes();
         t(Table::Outbox).insert(id.as_slice(), n.encode())?;
         t(Table::OutboxDue).insert(due_key(n.next_attempt_at.0, id), &[])?;
+        for entry in notification_index(n) {
+            t(Table::NotificationsByFilter).insert(entry, &[])?;
+        }
     }
     Ok(Ok(()))
 }

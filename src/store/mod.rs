@@ -9,6 +9,8 @@
 mod codec;
 mod committer;
 mod files;
+mod indexes;
+mod listing;
 mod records;
 mod snapshot;
 mod tables;
@@ -23,11 +25,15 @@ use std::time::Duration;
 pub use codec::Record;
 pub use committer::FAIL_STOP_EXIT_CODE;
 pub use files::MAX_RECORD_BYTES;
+pub use indexes::{notification_index, order_index, reindex, saga_index, saga_index_of, unindex, webhook_index};
+pub use listing::Page;
 pub use records::{
     AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, VerifyToken, WebhookEvent,
 };
 pub use snapshot::{Importer, Snapshot};
-pub use tables::{audit_entity_prefix, due_key, time_bound, time_key, time_key_rest, Table};
+pub use tables::{
+    audit_entity_prefix, due_key, time_bound, time_key, time_key_rest, webhook_order_key, ListingFilter, Table,
+};
 pub use writeset::{CommitTicket, WriteSet};
 
 use crate::config::{Durability, StorageSettings};
@@ -72,6 +78,7 @@ impl Store {
         std::fs::create_dir_all(&settings.path)?;
         let db = open_with_retry(&settings.path, settings.cache_capacity_mb)?;
         let trees = Table::ALL.iter().map(|t| db.open_tree(t.name())).collect::<Result<Vec<_>, _>>()?;
+        indexes::backfill(&db, &trees)?;
         db.flush()?;
         let data_file = std::fs::File::open(settings.path.join("db"))?;
         data_file.sync_data()?;

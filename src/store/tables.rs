@@ -60,10 +60,23 @@ pub enum Table {
     FinishedSagas,
     /// received (ms, BE) ++ source \0 event id -> () ; written with the event, for retention
     WebhookEventsByTime,
+    /// status ++ order id -> () ; admin listing by status (see [`ListingFilter`])
+    OrdersByStatus,
+    /// state | type | type ++ state, then saga id -> () ; admin saga listings
+    SagasByFilter,
+    /// all | source | status | source ++ status, then received (ms, BE) ++ source \0 event id
+    /// -> () ; admin webhook listings, in order of reception
+    WebhooksByFilter,
+    /// status | kind | status ++ kind, then notification id -> () ; admin outbox listings
+    NotificationsByFilter,
+    /// entity_type, then seq (u64 BE) -> () ; audit rows of one entity type
+    AuditByType,
+    /// index table name -> () ; an index whose backfill from its main table is done
+    IndexBuilds,
 }
 
 impl Table {
-    pub const ALL: [Table; 28] = [
+    pub const ALL: [Table; 34] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -92,6 +105,12 @@ impl Table {
         Table::IdempotencyByTime,
         Table::FinishedSagas,
         Table::WebhookEventsByTime,
+        Table::OrdersByStatus,
+        Table::SagasByFilter,
+        Table::WebhooksByFilter,
+        Table::NotificationsByFilter,
+        Table::AuditByType,
+        Table::IndexBuilds,
     ];
 
     pub fn name(self) -> &'static str {
@@ -124,6 +143,12 @@ impl Table {
             Table::IdempotencyByTime => "idempotency_by_time",
             Table::FinishedSagas => "finished_sagas",
             Table::WebhookEventsByTime => "webhook_events_by_time",
+            Table::OrdersByStatus => "orders_by_status",
+            Table::SagasByFilter => "sagas_by_filter",
+            Table::WebhooksByFilter => "webhooks_by_filter",
+            Table::NotificationsByFilter => "notifications_by_filter",
+            Table::AuditByType => "audit_by_type",
+            Table::IndexBuilds => "index_builds",
         }
     }
 }
@@ -161,6 +186,79 @@ pub fn audit_entity_prefix(entity_type: &str, entity_id: &str) -> Vec<u8> {
     k
 }
 
+/// One filter of an admin listing: which index table holds it and which key prefix it is.
+/// An index key is the prefix, then the listing's order key (an id, a seq, a reception
+/// time and event key); the prefix is a family byte, then each filter value as its length
+/// (u32 BE) and bytes, so that no value can run into the next one or into the order key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingFilter<'a> {
+    OrderStatus(&'a str),
+    SagaState(&'a str),
+    SagaType(&'a str),
+    SagaTypeState(&'a str, &'a str),
+    /// Every webhook event, in order of reception.
+    WebhookAll,
+    WebhookSource(&'a str),
+    WebhookStatus(&'a str),
+    WebhookSourceStatus(&'a str, &'a str),
+    NotificationStatus(&'a str),
+    NotificationKind(&'a str),
+    NotificationStatusKind(&'a str, &'a str),
+    AuditType(&'a str),
+}
+
+impl ListingFilter<'_> {
+    pub fn table(self) -> Table {
+        use ListingFilter::*;
+        match self {
+            OrderStatus(_) => Table::OrdersByStatus,
+            SagaState(_) | SagaType(_) | SagaTypeState(..) => Table::SagasByFilter,
+            WebhookAll | WebhookSource(_) | WebhookStatus(_) | WebhookSourceStatus(..) => Table::WebhooksByFilter,
+            NotificationStatus(_) | NotificationKind(_) | NotificationStatusKind(..) => Table::NotificationsByFilter,
+            AuditType(_) => Table::AuditByType,
+        }
+    }
+
+    /// Where this filter's entries begin in its table.
+    pub fn prefix(self) -> Vec<u8> {
+        use ListingFilter::*;
+        let (family, parts): (u8, &[&str]) = match &self {
+            OrderStatus(s) | SagaState(s) | WebhookSource(s) | NotificationStatus(s) | AuditType(s) => {
+                (0, std::slice::from_ref(s))
+            }
+            SagaType(t) | WebhookStatus(t) | NotificationKind(t) => (1, std::slice::from_ref(t)),
+            SagaTypeState(a, b) | WebhookSourceStatus(a, b) | NotificationStatusKind(a, b) => {
+                return prefix_of(2, &[a, b]);
+            }
+            WebhookAll => (3, &[]),
+        };
+        prefix_of(family, parts)
+    }
+
+    /// The index key of the row whose order key is `order_key`.
+    pub fn key(self, order_key: &[u8]) -> Vec<u8> {
+        [self.prefix().as_slice(), order_key].concat()
+    }
+}
+
+fn prefix_of(family: u8, parts: &[&str]) -> Vec<u8> {
+    let mut k = vec![family];
+    for p in parts {
+        k.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
+
+/// A webhook event's place in the order of reception: received (ms, BE) ++ its key.
+pub fn webhook_order_key(received_ms: i64, source: &str, event_id: &str) -> Vec<u8> {
+    let mut k = (received_ms.max(0) as u64).to_be_bytes().to_vec();
+    k.extend_from_slice(source.as_bytes());
+    k.push(0);
+    k.extend_from_slice(event_id.as_bytes());
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +276,34 @@ mod tests {
         assert!(time_key(5, &[0xff; 40]) < time_bound(6));
         assert!(time_bound(6) <= time_key(6, &[]));
         assert_eq!(time_key_rest(&time_key(7, b"abc")), b"abc");
+    }
+
+    #[test]
+    fn listing_keys_group_by_filter_then_sort_by_order_key() {
+        use ListingFilter::*;
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        // One filter's entries are contiguous and in id order.
+        let k1 = OrderStatus("PENDING").key(&a);
+        let k2 = OrderStatus("PENDING").key(&b);
+        assert!(k1 < k2);
+        assert!(k1.starts_with(&OrderStatus("PENDING").prefix()));
+        assert!(!OrderStatus("CONFIRMED").key(&a).starts_with(&OrderStatus("PENDING").prefix()));
+        assert_eq!(OrderStatus("PENDING").prefix(), [&[0u8][..], &7u32.to_be_bytes(), b"PENDING"].concat());
+        // A value that is a prefix of another never shares its entries.
+        assert!(!SagaType("place").key(&a).starts_with(&SagaType("place_order").prefix()));
+        assert!(!SagaType("place_order").key(&a).starts_with(&SagaType("place").prefix()));
+        // Families of one table never overlap, even for equal values.
+        let families = [SagaState("x").prefix(), SagaType("x").prefix(), SagaTypeState("x", "x").prefix()];
+        for (i, p) in families.iter().enumerate() {
+            for (j, q) in families.iter().enumerate() {
+                assert!(i == j || !p.starts_with(q), "{i} {j}");
+            }
+        }
+        assert_eq!(SagaTypeState("t", "RUNNING").table(), Table::SagasByFilter);
+        // Webhook order keys sort by reception time first.
+        assert!(webhook_order_key(5, "zzz", "z") < webhook_order_key(6, "aaa", "a"));
+        assert!(WebhookAll.key(&webhook_order_key(5, "p", "e")).starts_with(&WebhookAll.prefix()));
+        assert_eq!(WebhookSourceStatus("payment", "processed").table(), Table::WebhooksByFilter);
+        assert_eq!(AuditType("order").key(&9u64.to_be_bytes()).len(), 1 + 4 + 5 + 8);
     }
 }

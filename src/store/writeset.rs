@@ -39,6 +39,12 @@ impl WriteSet {
         self
     }
 
+    /// An index entry: the key says everything, the value is empty.
+    pub fn put_key(mut self, table: Table, key: impl Into<Vec<u8>>) -> Self {
+        self.ops.push(Op::Put(table, key.into(), Vec::new()));
+        self
+    }
+
     pub fn delete(mut self, table: Table, key: impl Into<Vec<u8>>) -> Self {
         self.ops.push(Op::Delete(table, key.into()));
         self

@@ -18,6 +18,7 @@ mod hostile;
 mod http;
 mod inventory;
 mod lifecycle;
+mod listings;
 mod orders;
 mod retention;
 mod sagas;

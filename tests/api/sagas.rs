@@ -232,6 +232,7 @@ async fn saga_listing_paginates_oldest_first() {
 
 // ----- hardening: point of no return, timers, orphans, versions -----
 
+use cartwright::saga::coordinator::log_write;
 use cartwright::saga::instance::{Phase, StepState};
 use cartwright::saga::{SagaInstance, SagaState};
 use cartwright::store::{Table, WriteSet};
@@ -245,8 +246,9 @@ async fn rewrite_saga(app: &mut TestApp, saga_id: &str, active: bool, park: impl
     let key = saga_key(saga_id);
     app.write_store(move |store| {
         let mut saga: SagaInstance = store.get(Table::Sagas, &key).unwrap().expect("saga in the log");
+        let logged = saga.state;
         park(&mut saga);
-        let ws = WriteSet::new().put(Table::Sagas, key.clone(), &saga);
+        let ws = log_write(WriteSet::new(), &saga, Some(logged));
         if active {
             ws.put(Table::ActiveSagas, key, &0u32)
         } else {
@@ -449,7 +451,7 @@ async fn an_instance_of_an_older_definition_version_runs_to_the_end_after_an_upg
     // Written by the older build: a cancel_order v1 that was running when it stopped.
     app.write_store(move |_| {
         let key = saga.saga_id.as_bytes().to_vec();
-        WriteSet::new().put(Table::Sagas, key.clone(), &saga).put(Table::ActiveSagas, key, &0u32)
+        log_write(WriteSet::new(), &saga, None).put(Table::ActiveSagas, key, &0u32)
     })
     .await;
 
@@ -511,10 +513,7 @@ async fn the_server_refuses_to_start_with_an_unfinished_saga_it_cannot_run() {
     saga.steps[4].step.name = "notify_by_pigeon".into();
     let key = saga.saga_id.as_bytes().to_vec();
     let (k1, k2) = (key.clone(), key.clone());
-    app.write_store_stopped(move |_| {
-        WriteSet::new().put(Table::Sagas, k1.clone(), &saga).put(Table::ActiveSagas, k1, &0u32)
-    })
-    .await;
+    app.write_store_stopped(move |_| log_write(WriteSet::new(), &saga, None).put(Table::ActiveSagas, k1, &0u32)).await;
     let refused = app.try_start().await.unwrap_err();
     assert!(refused.contains("ship_order v1") && refused.contains("\"notify_by_pigeon\" has no handler"), "{refused}");
     // Once nothing unfinished needs it, the server starts.
@@ -598,7 +597,7 @@ async fn aborting_a_running_saga_nobody_drives_picks_it_up_then_aborts_it() {
     let mut saga = saga;
     saga.steps[0].step.state = StepState::Running;
     saga.steps[0].step.attempts = 1;
-    app.write_store(move |_| WriteSet::new().put(Table::Sagas, saga.saga_id.as_bytes().to_vec(), &saga)).await;
+    app.write_store(move |_| log_write(WriteSet::new(), &saga, None)).await;
 
     let (status, body) =
         app.post(&format!("/admin/v1/sagas/{saga_id}/abort"), Some(ADMIN), json!({ "reason": "not wanted" })).await;

@@ -1,0 +1,267 @@
+//! The admin listings' index entries: which entries a row has, how a write set keeps them in
+//! step with a change (in the same write set, never a separate one), and the one-time
+//! backfill of an index that a store written by an older build does not have yet.
+
+use super::codec::Record;
+use super::records::{AuditEntry, Notification, WebhookEvent};
+use super::tables::{webhook_order_key, ListingFilter, Table};
+use super::{StoreError, WriteSet};
+use crate::domain::order::Order;
+use crate::saga::{SagaInstance, SagaState};
+
+/// Entries read and written per batch of a backfill.
+const BACKFILL_BATCH: usize = 10_000;
+
+/// An order's entries in [`Table::OrdersByStatus`].
+pub fn order_index(o: &Order) -> Vec<Vec<u8>> {
+    vec![ListingFilter::OrderStatus(o.status.as_str()).key(o.order_id.as_bytes())]
+}
+
+/// A saga's entries in [`Table::SagasByFilter`], given its type and state.
+pub fn saga_index(saga_id: &[u8], saga_type: &str, state: SagaState) -> Vec<Vec<u8>> {
+    let state = state.as_str();
+    [
+        ListingFilter::SagaState(state),
+        ListingFilter::SagaType(saga_type),
+        ListingFilter::SagaTypeState(saga_type, state),
+    ]
+    .iter()
+    .map(|f| f.key(saga_id))
+    .collect()
+}
+
+pub fn saga_index_of(s: &SagaInstance) -> Vec<Vec<u8>> {
+    saga_index(s.saga_id.as_bytes(), &s.saga_type, s.state)
+}
+
+/// A webhook event's entries in [`Table::WebhooksByFilter`].
+pub fn webhook_index(w: &WebhookEvent) -> Vec<Vec<u8>> {
+    let order = webhook_order_key(w.received_at.0, &w.source, &w.event_id);
+    [
+        ListingFilter::WebhookAll,
+        ListingFilter::WebhookSource(&w.source),
+        ListingFilter::WebhookStatus(&w.status),
+        ListingFilter::WebhookSourceStatus(&w.source, &w.status),
+    ]
+    .iter()
+    .map(|f| f.key(&order))
+    .collect()
+}
+
+/// A notification's entries in [`Table::NotificationsByFilter`].
+pub fn notification_index(n: &Notification) -> Vec<Vec<u8>> {
+    let (status, kind) = (n.status.as_str(), n.kind.as_str());
+    [
+        ListingFilter::NotificationStatus(status),
+        ListingFilter::NotificationKind(kind),
+        ListingFilter::NotificationStatusKind(status, kind),
+    ]
+    .iter()
+    .map(|f| f.key(n.notification_id.as_bytes()))
+    .collect()
+}
+
+/// Moves a row's entries in `table` from `before` (none for a new row) to `after`: deletes
+/// only the entries that change and puts only the new ones, so a change that leaves the
+/// indexed fields alone writes nothing here.
+pub fn reindex(mut ws: WriteSet, table: Table, before: &[Vec<u8>], after: &[Vec<u8>]) -> WriteSet {
+    for gone in before.iter().filter(|k| !after.contains(k)) {
+        ws = ws.delete(table, gone.clone());
+    }
+    for new in after.iter().filter(|k| !before.contains(k)) {
+        ws = ws.put_key(table, new.clone());
+    }
+    ws
+}
+
+/// Deletes a row's entries (the row is being deleted).
+pub fn unindex(ws: WriteSet, table: Table, entries: &[Vec<u8>]) -> WriteSet {
+    reindex(ws, table, entries, &[])
+}
+
+/// A main-table row's (key, value) to its index entries.
+type Entries = fn(&[u8], &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
+
+/// How to rebuild one index from its main table.
+struct Backfill {
+    index: Table,
+    main: Table,
+    entries: Entries,
+}
+
+fn decoded<T: Record>(
+    table: Table,
+    bytes: &[u8],
+    index: impl Fn(&T) -> Vec<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    T::decode(table, bytes).map(|row| index(&row))
+}
+
+const BACKFILLS: [Backfill; 5] = [
+    Backfill {
+        index: Table::OrdersByStatus,
+        main: Table::Orders,
+        entries: |_, v| decoded(Table::Orders, v, order_index),
+    },
+    Backfill {
+        index: Table::SagasByFilter,
+        main: Table::Sagas,
+        entries: |_, v| decoded(Table::Sagas, v, saga_index_of),
+    },
+    Backfill {
+        index: Table::WebhooksByFilter,
+        main: Table::WebhookEvents,
+        entries: |_, v| decoded(Table::WebhookEvents, v, webhook_index),
+    },
+    Backfill {
+        index: Table::NotificationsByFilter,
+        main: Table::Outbox,
+        entries: |_, v| decoded(Table::Outbox, v, notification_index),
+    },
+    Backfill {
+        index: Table::AuditByType,
+        main: Table::Audit,
+        entries: |k, v| {
+            decoded(Table::Audit, v, |a: &AuditEntry| vec![ListingFilter::AuditType(&a.entity_type).key(k)])
+        },
+    },
+];
+
+/// Builds, once, every index this store has not built yet (a store written before it
+/// existed), from its main table in batches; runs on open, before any write is accepted,
+/// so nothing changes under it. An index is marked built only once its entries are flushed:
+/// a build cut short by a crash is done again (its entries are the same) on the next open.
+pub(super) fn backfill(db: &sled::Db, trees: &[sled::Tree]) -> Result<(), StoreError> {
+    let built = &trees[Table::IndexBuilds as usize];
+    for b in &BACKFILLS {
+        let marker = b.index.name().as_bytes();
+        if built.contains_key(marker)? {
+            continue;
+        }
+        let rows = backfill_one(b, trees)?;
+        db.flush()?;
+        built.insert(marker, &[])?;
+        if rows > 0 {
+            tracing::info!(index = b.index.name(), from = b.main.name(), rows, "index built from existing rows");
+        }
+    }
+    db.flush()?;
+    Ok(())
+}
+
+fn backfill_one(b: &Backfill, trees: &[sled::Tree]) -> Result<usize, StoreError> {
+    let (main, index) = (&trees[b.main as usize], &trees[b.index as usize]);
+    let mut batch = sled::Batch::default();
+    let (mut rows, mut pending) = (0, 0);
+    for kv in main.iter() {
+        let (k, v) = kv?;
+        match (b.entries)(&k, &v) {
+            Ok(entries) => entries.into_iter().for_each(|e| batch.insert(e, &[])),
+            // A row this build cannot read stays out of the listings, as it would anyway.
+            Err(e) => tracing::warn!(table = b.main.name(), error = %e, "row left out of the index"),
+        }
+        rows += 1;
+        pending += 1;
+        if pending == BACKFILL_BATCH {
+            index.apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+            tracing::info!(index = b.index.name(), rows, "building index");
+        }
+    }
+    index.apply_batch(batch)?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::domain::ids::{CustomerId, OrderId, SagaId};
+    use crate::domain::money::Money;
+    use crate::domain::order::{OrderStatus, ShippingAddress};
+    use crate::domain::time::Timestamp;
+    use crate::store::Store;
+
+    fn order(status: OrderStatus) -> Order {
+        let address = ShippingAddress {
+            name: "A".into(),
+            line1: "1 Road".into(),
+            city: "Town".into(),
+            postal_code: "1".into(),
+            country: "US".into(),
+        };
+        let zero = (Money::ZERO, Money::ZERO, Money::ZERO);
+        let (id, customer, saga) = (OrderId::new(), CustomerId::new(), SagaId::new());
+        let placed = Order::placed(id, customer, vec![], zero, address, "a".into(), saga, Timestamp::now());
+        Order { status, ..placed }
+    }
+
+    fn saga(state: SagaState) -> SagaInstance {
+        let def = &crate::saga::definition::embedded().unwrap()[0];
+        let mut saga = SagaInstance::new(def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), None, None);
+        saga.state = state;
+        saga
+    }
+
+    fn all_keys(store: &Store, table: Table) -> Vec<Vec<u8>> {
+        store.scan_prefix_keys(table, &[], usize::MAX).unwrap()
+    }
+
+    #[test]
+    fn reindex_writes_only_what_changes() {
+        let before = vec![b"a".to_vec(), b"b".to_vec()];
+        let after = vec![b"a".to_vec(), b"c".to_vec()];
+        let ws = reindex(WriteSet::new(), Table::OrdersByStatus, &before, &after);
+        assert_eq!(ws.ops.len(), 2, "one delete and one put: {:?}", ws.ops);
+        assert!(reindex(WriteSet::new(), Table::OrdersByStatus, &before, &before).is_empty());
+    }
+
+    /// A store written before the listing indexes existed: rows without entries, no marks.
+    #[tokio::test]
+    async fn indexes_missing_from_an_older_store_are_built_once_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::load_layers(None, false).unwrap();
+        settings.storage.path = dir.path().into();
+        let orders: Vec<Order> = (0..25).map(|n| order([OrderStatus::Pending, OrderStatus::Shipped][n % 2])).collect();
+        let sagas = [saga(SagaState::Running), saga(SagaState::Stuck)];
+        let mut note = Notification::queued("order_shipped", "a@example.com", "s".into(), serde_json::json!({}));
+        note.status = crate::store::NotificationStatus::Sent;
+        let store = Store::open(&settings.storage).unwrap();
+        let mut ws = WriteSet::new();
+        for o in &orders {
+            ws = ws.put(Table::Orders, o.order_id.as_bytes().to_vec(), o);
+        }
+        for s in &sagas {
+            ws = ws.put(Table::Sagas, s.saga_id.as_bytes().to_vec(), s);
+        }
+        ws = ws.put(Table::Outbox, note.notification_id.as_bytes().to_vec(), &note);
+        for b in &BACKFILLS {
+            ws = ws.delete(Table::IndexBuilds, b.index.name().as_bytes().to_vec());
+        }
+        store.commit(ws).await.unwrap();
+        assert!(all_keys(&store, Table::OrdersByStatus).is_empty());
+        store.close().unwrap();
+        drop(store);
+
+        let store = Store::open(&settings.storage).unwrap();
+        let mut want: Vec<Vec<u8>> = orders.iter().flat_map(order_index).collect();
+        want.sort();
+        assert_eq!(all_keys(&store, Table::OrdersByStatus), want);
+        let mut want: Vec<Vec<u8>> = sagas.iter().flat_map(saga_index_of).collect();
+        want.sort();
+        assert_eq!(all_keys(&store, Table::SagasByFilter), want);
+        let mut want = notification_index(&note);
+        want.sort();
+        assert_eq!(all_keys(&store, Table::NotificationsByFilter), want);
+        assert_eq!(all_keys(&store, Table::IndexBuilds).len(), BACKFILLS.len());
+
+        // Built once: an entry deleted since (as a change would) is not put back on open.
+        let first = all_keys(&store, Table::OrdersByStatus).remove(0);
+        store.commit(WriteSet::new().delete(Table::OrdersByStatus, first.clone())).await.unwrap();
+        store.close().unwrap();
+        drop(store);
+        let store = Store::open(&settings.storage).unwrap();
+        assert!(!all_keys(&store, Table::OrdersByStatus).contains(&first));
+        store.close().unwrap();
+    }
+}
