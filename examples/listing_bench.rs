@@ -1,0 +1,188 @@
+//! Benchmark (not a test) of the admin listings against table size: fills a fresh store,
+//! through `Store::commit` of write sets built as the order actor and the saga coordinator
+//! build theirs (rows plus their listing-index entries), with orders of mixed statuses and
+//! sagas of mixed states, then at each size times a page of 50 for a rare and a common
+//! filter value and the unfiltered first page, as the admin listings read them; and, for
+//! comparison, the whole-table scan the listings did before their indexes.
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=/work/rel-target cargo build --release --example listing_bench
+//! /work/rel-target/release/examples/listing_bench --sizes 1000,100000,1000000
+//! ```
+//! Each figure is the median of `--runs` reads (default 21).
+
+use std::time::{Duration, Instant};
+
+use cartwright::config::{Durability, Settings};
+use cartwright::domain::ids::{CustomerId, OrderId, SagaId};
+use cartwright::domain::money::Money;
+use cartwright::domain::order::{Order, OrderStatus, ShippingAddress};
+use cartwright::domain::time::Timestamp;
+use cartwright::saga::coordinator::log_write;
+use cartwright::saga::{SagaInstance, SagaState};
+use cartwright::store::{order_index, reindex, ListingFilter, Page, Store, Table, WriteSet};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Opts {
+    /// Table sizes to measure at, ascending: rows of orders and as many sagas.
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
+    sizes: Vec<usize>,
+    #[arg(long, default_value_t = 21)]
+    runs: usize,
+    /// Rows per write set while filling.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+}
+
+const LIMIT: usize = 50;
+/// One order in 1,000 is DELIVERED (the rare status); the rest are spread over the others,
+/// PENDING most of all.
+fn order_status(n: usize) -> OrderStatus {
+    match n % 1000 {
+        0 => OrderStatus::Delivered,
+        1..=599 => OrderStatus::Pending,
+        600..=799 => OrderStatus::Confirmed,
+        800..=899 => OrderStatus::Shipped,
+        _ => OrderStatus::Cancelled,
+    }
+}
+
+/// One saga in 1,000 is STUCK (the rare state); nine in ten are COMPLETED.
+fn saga_state(n: usize) -> SagaState {
+    match n % 1000 {
+        0 => SagaState::Stuck,
+        1..=899 => SagaState::Completed,
+        900..=949 => SagaState::Failed,
+        _ => SagaState::Retrying,
+    }
+}
+
+fn order(n: usize) -> Order {
+    let address = ShippingAddress {
+        name: "Ada Lovelace".into(),
+        line1: "12 St James's Square".into(),
+        city: "Springfield".into(),
+        postal_code: "12345".into(),
+        country: "US".into(),
+    };
+    let total = Money::from_cents(1599);
+    let placed = Order::placed(
+        OrderId::new(),
+        CustomerId::new(),
+        vec![],
+        (total, Money::ZERO, total),
+        address,
+        format!("auth_{n}"),
+        SagaId::new(),
+        Timestamp::now(),
+    );
+    Order { status: order_status(n), ..placed }
+}
+
+struct Bench {
+    store: Store,
+    place_order: cartwright::saga::definition::SagaDefinition,
+    rows: usize,
+}
+
+impl Bench {
+    /// Adds orders and sagas up to `size` of each.
+    async fn fill_to(&mut self, size: usize, batch: usize) {
+        while self.rows < size {
+            let upto = (self.rows + batch).min(size);
+            let mut ws = WriteSet::new();
+            for n in self.rows..upto {
+                // As the order actor's CreateOrder writes it, at its current status.
+                let o = order(n);
+                ws = reindex(ws, Table::OrdersByStatus, &[], &order_index(&o));
+                ws = ws.put(Table::Orders, o.order_id.as_bytes().to_vec(), &o);
+                // As the coordinator logs a saga (first write: no listing entries before).
+                let def = &self.place_order;
+                let mut saga = SagaInstance::new(
+                    def,
+                    |s| def.policies()[s],
+                    serde_json::json!({"payment_token": "tok"}),
+                    None,
+                    None,
+                );
+                saga.state = saga_state(n);
+                ws = log_write(ws, &saga, None);
+            }
+            self.store.commit(ws).await.expect("fill commit");
+            self.rows = upto;
+        }
+    }
+}
+
+fn median(runs: usize, mut read: impl FnMut() -> usize) -> (Duration, usize) {
+    let mut times = Vec::with_capacity(runs);
+    let mut rows = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        rows = read();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    (times[runs / 2], rows)
+}
+
+fn by_index<T: cartwright::store::Record>(store: &Store, filter: ListingFilter, main: Table) -> usize {
+    let prefix = filter.prefix();
+    let page: Page<T> = store.page_index((filter.table(), &prefix), main, |k| k, None, LIMIT, |_| true).unwrap();
+    page.rows.len()
+}
+
+fn first_page<T: cartwright::store::Record>(store: &Store, table: Table) -> usize {
+    store.page_table::<T>(table, None, LIMIT).unwrap().rows.len()
+}
+
+/// What the listing did before: every row read and decoded, then filtered.
+fn whole_table_scan(store: &Store, status: OrderStatus) -> usize {
+    let all = store.page::<Order>(Table::Orders, None, usize::MAX).unwrap();
+    all.into_iter().filter(|(_, o)| o.status == status).take(LIMIT).count()
+}
+
+#[tokio::main]
+async fn main() {
+    let opts = Opts::parse();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::load_layers(None, false).expect("default settings");
+    settings.storage.path = dir.path().to_path_buf();
+    // Filling is not what is measured; reads are the same in either mode.
+    settings.storage.durability = Durability::Relaxed;
+    let store = Store::open(&settings.storage).expect("store opens");
+    let place_order = cartwright::saga::definition::embedded()
+        .expect("definitions")
+        .into_iter()
+        .filter(|d| d.name == "place_order")
+        .max_by_key(|d| d.version)
+        .expect("place_order");
+    let mut bench = Bench { store: store.clone(), place_order, rows: 0 };
+    println!("page of {LIMIT}; median of {} reads; times in microseconds\n", opts.runs);
+    println!(
+        "| rows (orders + sagas) | orders DELIVERED (0.1%) | orders PENDING (60%) | orders, no filter | sagas STUCK (0.1%) | sagas COMPLETED (90%) | sagas type+state | sagas, no filter | orders DELIVERED by whole-table scan (before) | fill time |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for &size in &opts.sizes {
+        let started = Instant::now();
+        bench.fill_to(size, opts.batch).await;
+        let fill = started.elapsed();
+        let us = |(d, rows): (Duration, usize)| format!("{} ({rows})", d.as_micros());
+        let r = opts.runs;
+        let cols = [
+            us(median(r, || by_index::<Order>(&store, ListingFilter::OrderStatus("DELIVERED"), Table::Orders))),
+            us(median(r, || by_index::<Order>(&store, ListingFilter::OrderStatus("PENDING"), Table::Orders))),
+            us(median(r, || first_page::<Order>(&store, Table::Orders))),
+            us(median(r, || by_index::<SagaInstance>(&store, ListingFilter::SagaState("STUCK"), Table::Sagas))),
+            us(median(r, || by_index::<SagaInstance>(&store, ListingFilter::SagaState("COMPLETED"), Table::Sagas))),
+            us(median(r, || {
+                by_index::<SagaInstance>(&store, ListingFilter::SagaTypeState("place_order", "RETRYING"), Table::Sagas)
+            })),
+            us(median(r, || first_page::<SagaInstance>(&store, Table::Sagas))),
+            us(median(3.min(r), || whole_table_scan(&store, OrderStatus::Delivered))),
+        ];
+        println!("| {size} | {} | {:.1} s |", cols.join(" | "), fill.as_secs_f64());
+    }
+    store.close().expect("store closes");
+}
