@@ -6,8 +6,8 @@
 //! comparison, the whole-table scan the listings did before their indexes.
 //!
 //! ```sh
-//! CARGO_TARGET_DIR=/work/rel-target cargo build --release --example listing_bench
-//! /work/rel-target/release/examples/listing_bench --sizes 1000,100000,1000000
+//! cargo build --release --example listing_bench
+//! ./target/release/examples/listing_bench --sizes 1000,100000,1000000
 //! ```
 //! Each figure is the median of `--runs` reads (default 21).
 
