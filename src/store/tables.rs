@@ -71,7 +71,7 @@ pub enum Table {
     NotificationsByFilter,
     /// entity_type, then seq (u64 BE) -> () ; audit rows of one entity type
     AuditByType,
-    /// index table name -> () ; an index whose backfill from its main table is done
+    /// index table name -> () ; an index being built from its main table (see `indexes`)
     IndexBuilds,
 }
 
