@@ -17,6 +17,7 @@ mod hostile;
 mod http;
 mod inventory;
 mod lifecycle;
+mod mail_server;
 mod orders;
 mod retention;
 mod sagas;
