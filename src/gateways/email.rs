@@ -127,6 +127,19 @@ mod tests {
         }
     }
 
+    /// TLS through rustls needs a crypto provider and a root store chosen by lettre's Cargo
+    /// features; without them building a STARTTLS or TLS transport panics or fails here.
+    #[test]
+    fn every_tls_mode_builds_an_smtp_transport() {
+        use crate::config::SmtpTls;
+        let mut settings = crate::config::Settings::load_layers(None, false).unwrap().notifications;
+        settings.smtp.host = "smtp.example.com".into();
+        for tls in [SmtpTls::None, SmtpTls::Starttls, SmtpTls::Tls] {
+            settings.smtp.tls = tls;
+            assert_eq!(SmtpTransport::new(&settings).err(), None, "{tls:?}");
+        }
+    }
+
     #[test]
     fn the_log_transport_logs_who_and_which_but_never_the_payload() {
         let n = Notification::queued(

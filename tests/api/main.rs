@@ -19,6 +19,7 @@ mod http;
 mod inventory;
 mod lifecycle;
 mod listings;
+mod mail_server;
 mod orders;
 mod retention;
 mod sagas;
