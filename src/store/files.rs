@@ -18,6 +18,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 /// sled's segment size for stores this build creates (sled's maximum): the blob threshold
 /// is a quarter of it.
@@ -74,20 +75,45 @@ pub(crate) fn sync_layout(path: &Path) -> io::Result<()> {
 }
 
 /// fsyncs the blob files sled created since the last call, then `blobs/` itself.
+///
+/// Listing the directory for every commit group would cost an `opendir` and its buffers
+/// each time, on the thread every write waits for; instead one `fstat` of the directory
+/// decides whether anything can have changed since the last listing (see [`Self::unchanged`]).
 pub(crate) struct BlobSyncer {
     dir: PathBuf,
     synced: HashSet<OsString>,
+    /// `blobs/` held open for the `fstat` (sled creates it at open).
+    handle: Option<File>,
+    /// The directory's mtime read just before the last listing, and when that listing began.
+    listed: Option<(SystemTime, SystemTime)>,
 }
+
+/// Directory timestamps come from a coarse clock (a few ms); a listing is skipped only when
+/// the mtime is older than the last listing by more than this.
+const MTIME_MARGIN: Duration = Duration::from_millis(50);
 
 impl BlobSyncer {
     /// Knows of no file yet: the first [`sync_new`](Self::sync_new) syncs whatever an
     /// earlier run (or an older build, which never synced them) left in `blobs/`.
     pub(crate) fn new(store_path: &Path) -> BlobSyncer {
-        BlobSyncer { dir: store_path.join("blobs"), synced: HashSet::new() }
+        BlobSyncer { dir: store_path.join("blobs"), synced: HashSet::new(), handle: None, listed: None }
     }
 
-    /// Returns how many files it synced. One `getdents` when nothing is new.
+    /// Returns how many files it synced; an `fstat` when nothing changed.
     pub(crate) fn sync_new(&mut self) -> io::Result<usize> {
+        if self.handle.is_none() {
+            self.handle = File::open(&self.dir).ok();
+        }
+        let mtime = match &self.handle {
+            Some(dir) => Some(dir.metadata()?.modified()?),
+            None => None,
+        };
+        if let (Some(mtime), Some(listed)) = (mtime, self.listed) {
+            if Self::unchanged(mtime, listed) {
+                return Ok(0);
+            }
+        }
+        let listing_began = SystemTime::now();
         let present = self.present()?;
         let mut synced = 0;
         for name in present.difference(&self.synced) {
@@ -100,7 +126,17 @@ impl BlobSyncer {
         }
         // Forget files sled has since removed, so the set does not grow.
         self.synced = present;
+        self.listed = mtime.map(|m| (m, listing_began));
         Ok(synced)
+    }
+
+    /// Nothing can have been created since the last listing if the directory's mtime is the
+    /// one read before that listing and is well older than the listing's start: a creation
+    /// after it would have set the mtime to a later tick, or (within the same coarse tick
+    /// as the previous change) to a time close to the listing's start. A wall clock that
+    /// jumps changes the mtime too, so this errs towards listing.
+    fn unchanged(mtime: SystemTime, (mtime_before, listing_began): (SystemTime, SystemTime)) -> bool {
+        mtime == mtime_before && mtime + MTIME_MARGIN < listing_began
     }
 
     fn present(&self) -> io::Result<HashSet<OsString>> {
@@ -162,5 +198,18 @@ mod tests {
         std::fs::write(dir.path().join("blobs/300"), b"node").unwrap();
         assert_eq!(syncer.sync_new().unwrap(), 1);
         assert_eq!(syncer.synced.len(), 2);
+        // Created right after a listing, within the same coarse timestamp tick: still seen.
+        std::fs::write(dir.path().join("blobs/400"), b"node").unwrap();
+        assert_eq!(syncer.sync_new().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_listing_is_skipped_only_for_a_directory_untouched_since_well_before_it() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let ms = Duration::from_millis;
+        assert!(BlobSyncer::unchanged(t, (t, t + ms(60))), "old and unchanged: skip");
+        assert!(!BlobSyncer::unchanged(t, (t, t + ms(10))), "changed in the listing's tick: list");
+        assert!(!BlobSyncer::unchanged(t + ms(70), (t, t + ms(60))), "changed since: list");
+        assert!(!BlobSyncer::unchanged(t - ms(500), (t, t + ms(60))), "clock went back: list");
     }
 }

@@ -17,17 +17,39 @@ pub fn order_index(o: &Order) -> Vec<Vec<u8>> {
     vec![ListingFilter::OrderStatus(o.status.as_str()).key(o.order_id.as_bytes())]
 }
 
-/// A saga's entries in [`Table::SagasByFilter`], given its type and state.
+/// How the saga listing finds the sagas in a state without reading the whole table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SagaStateSource {
+    /// Unfinished (RUNNING, RETRYING, COMPENSATING, STUCK): the active list, which holds
+    /// exactly the unfinished sagas, so its size is the work in flight, not the history.
+    Active,
+    /// FAILED and ABORTED: rare, final, so indexed by state once, at the end.
+    Index,
+    /// COMPLETED: most sagas, so a filtered walk of the table (or of the type's entries)
+    /// finds a page after reading little more than the page.
+    Dense,
+}
+
+pub fn saga_state_source(state: SagaState) -> SagaStateSource {
+    match state {
+        SagaState::Failed | SagaState::Aborted => SagaStateSource::Index,
+        SagaState::Completed => SagaStateSource::Dense,
+        _ => SagaStateSource::Active,
+    }
+}
+
+/// A saga's entries in [`Table::SagasByFilter`], given its type and state: its type (once,
+/// at the first write), and its state only when that is FAILED or ABORTED. A checkout
+/// that runs to COMPLETED writes one entry in its life: every index entry is one more
+/// insert in the group commit that every saga step waits on.
 pub fn saga_index(saga_id: &[u8], saga_type: &str, state: SagaState) -> Vec<Vec<u8>> {
-    let state = state.as_str();
-    [
-        ListingFilter::SagaState(state),
-        ListingFilter::SagaType(saga_type),
-        ListingFilter::SagaTypeState(saga_type, state),
-    ]
-    .iter()
-    .map(|f| f.key(saga_id))
-    .collect()
+    let mut entries = vec![ListingFilter::SagaType(saga_type).key(saga_id)];
+    if saga_state_source(state) == SagaStateSource::Index {
+        let state = state.as_str();
+        entries.push(ListingFilter::SagaState(state).key(saga_id));
+        entries.push(ListingFilter::SagaTypeState(saga_type, state).key(saga_id));
+    }
+    entries
 }
 
 pub fn saga_index_of(s: &SagaInstance) -> Vec<Vec<u8>> {

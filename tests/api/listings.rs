@@ -143,7 +143,9 @@ async fn a_saga_is_listed_by_its_current_state_and_its_type() {
     assert_eq!(listed("?type=place_order").await, [completed.as_str(), retrying.as_str()], "listed once");
     assert_eq!(listed("?state=COMPLETED").await, [completed.as_str()]);
     let mut app = app;
-    assert_eq!(index_entries(&mut app, Table::SagasByFilter).await, 2 * 3, "state, type, type and state");
+    // Each saga has its type; only the ABORTED one also its state, and its type and state
+    // (unfinished sagas are listed from the active list, COMPLETED ones by a filtered walk).
+    assert_eq!(index_entries(&mut app, Table::SagasByFilter).await, 2 + 2, "type for both, state for the aborted");
 }
 
 #[tokio::test]
