@@ -46,6 +46,11 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_listen: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
+    // Polled once before anything else: the signal handlers are then in place before anyone
+    // can learn the address, so a SIGTERM right after "listening" drains the server instead
+    // of killing it with the default action.
+    let mut shutdown = std::pin::pin!(futures::FutureExt::fuse(shutdown));
+    let requested_early = futures::poll!(shutdown.as_mut()).is_ready();
     let settings = Arc::new(settings);
     let store = Store::open(&settings.storage)
         .with_context(|| format!("opening the store at {}", settings.storage.path.display()))?;
@@ -94,7 +99,7 @@ async fn serve(
     let mut server = std::pin::pin!(server);
     tokio::select! {
         _ = &mut server => {}
-        _ = shutdown => {
+        _ = async { if !requested_early { shutdown.await } } => {
             tracing::info!("shutdown requested: no longer accepting connections");
             let _ = begin_tx.send(());
             let grace = Duration::from_secs(settings.server.shutdown_grace_secs);

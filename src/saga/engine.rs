@@ -21,7 +21,7 @@ use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::retry::RetryPolicy;
-use crate::store::{self, ListingFilter, Page, SagaStateSource, Store, Table, WriteSet};
+use crate::store::{self, Page, Store, Table, WriteSet};
 
 pub struct SagaEngine {
     store: Store,
@@ -360,19 +360,7 @@ impl SagaEngine {
         let after = cursor.map(|c| c.as_bytes().to_vec());
         let keep =
             |s: &SagaInstance| state.is_none_or(|st| st == s.state) && saga_type.is_none_or(|t| t == s.saga_type);
-        let source: Option<(Table, Vec<u8>)> = match (state.map(store::saga_state_source), saga_type) {
-            (None, None) => None,
-            (None, Some(t)) | (Some(SagaStateSource::Dense), Some(t)) => {
-                Some((Table::SagasByFilter, ListingFilter::SagaType(t).prefix()))
-            }
-            (Some(SagaStateSource::Dense), None) => Some((Table::Sagas, Vec::new())),
-            (Some(SagaStateSource::Active), _) => Some((Table::ActiveSagas, Vec::new())),
-            (Some(SagaStateSource::Index), t) => {
-                let st = state.map_or("", SagaState::as_str);
-                let filter = t.map_or(ListingFilter::SagaState(st), |t| ListingFilter::SagaTypeState(t, st));
-                Some((filter.table(), filter.prefix()))
-            }
-        };
+        let source = store::saga_listing(state, saga_type);
         let page: Page<SagaInstance> = match source {
             None => self.store.page_table(Table::Sagas, after.as_deref(), limit)?,
             Some((table, prefix)) => {

@@ -38,6 +38,27 @@ pub fn saga_state_source(state: SagaState) -> SagaStateSource {
     }
 }
 
+/// Where the sagas of `state` and `saga_type` are found, in creation order (the saga id
+/// after `prefix`, in `table`): `None` for the whole `sagas` table. Rows read from it must
+/// still be checked against the filter (the active list and a type's entries hold others).
+pub fn saga_listing(state: Option<SagaState>, saga_type: Option<&str>) -> Option<(Table, Vec<u8>)> {
+    match (state, saga_type) {
+        (None, None) => None,
+        (Some(st), t) => match (saga_state_source(st), t) {
+            (SagaStateSource::Active, _) => Some((Table::ActiveSagas, Vec::new())),
+            (SagaStateSource::Dense, None) => Some((Table::Sagas, Vec::new())),
+            (SagaStateSource::Dense, Some(t)) => Some((Table::SagasByFilter, ListingFilter::SagaType(t).prefix())),
+            (SagaStateSource::Index, None) => {
+                Some((Table::SagasByFilter, ListingFilter::SagaState(st.as_str()).prefix()))
+            }
+            (SagaStateSource::Index, Some(t)) => {
+                Some((Table::SagasByFilter, ListingFilter::SagaTypeState(t, st.as_str()).prefix()))
+            }
+        },
+        (None, Some(t)) => Some((Table::SagasByFilter, ListingFilter::SagaType(t).prefix())),
+    }
+}
+
 /// A saga's entries in [`Table::SagasByFilter`], given its type and state: its type (once,
 /// at the first write), and its state only when that is FAILED or ABORTED. A checkout
 /// that runs to COMPLETED writes one entry in its life: every index entry is one more

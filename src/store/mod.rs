@@ -26,8 +26,8 @@ pub use codec::Record;
 pub use committer::FAIL_STOP_EXIT_CODE;
 pub use files::MAX_RECORD_BYTES;
 pub use indexes::{
-    notification_index, order_index, reindex, saga_index, saga_index_of, saga_state_source, unindex, webhook_index,
-    SagaStateSource,
+    notification_index, order_index, reindex, saga_index, saga_index_of, saga_listing, saga_state_source, unindex,
+    webhook_index, SagaStateSource,
 };
 pub use listing::Page;
 pub use records::{
