@@ -104,15 +104,7 @@ async fn index_entries(app: &mut TestApp, table: Table) -> usize {
 
 /// A checkout left RETRYING at authorize_payment (long backoff, flaky card).
 async fn retrying_checkout(app: &TestApp) -> String {
-    app.set_policy("place_order", "authorize_payment", 5, 60_000).await;
-    let p = app.product("10.00", 5).await;
-    let c = app.verified_customer().await;
-    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
-    let (status, body) = app.place_order(&c.token, "tok_flaky").await;
-    assert_eq!(status, 202, "{body}");
-    let saga_id = body["saga_id"].as_str().unwrap().to_string();
-    app.saga_reaches(&saga_id, "RETRYING").await;
-    saga_id
+    retrying_checkout_with(app, 5, 60_000, 1).await.2
 }
 
 #[tokio::test]

@@ -9,24 +9,6 @@ async fn retrying_checkout(app: &TestApp) -> (Customer, String, String) {
     retrying_checkout_with(app, 5, 60_000, 2).await
 }
 
-/// A checkout of `quantity` left RETRYING at authorize_payment under the given policy.
-async fn retrying_checkout_with(
-    app: &TestApp,
-    max_attempts: u32,
-    backoff_ms: u64,
-    quantity: u32,
-) -> (Customer, String, String) {
-    app.set_policy("place_order", "authorize_payment", max_attempts, backoff_ms).await;
-    let p = app.product("10.00", 5).await;
-    let c = app.verified_customer().await;
-    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": quantity })).await;
-    let (status, body) = app.place_order(&c.token, "tok_flaky").await;
-    assert_eq!(status, 202, "{body}");
-    let saga_id = body["saga_id"].as_str().unwrap().to_string();
-    app.saga_reaches(&saga_id, "RETRYING").await;
-    (c, p, saga_id)
-}
-
 #[tokio::test]
 async fn an_operator_sees_the_full_step_history() {
     let app = spawn_app_with(|s| s.checkout.sync_wait_ms = 50).await;
