@@ -56,7 +56,7 @@ impl Api {
         v
     }
 
-    /// A webhook signed as API.md says: `t=<unix>,v1=hex(HMAC-SHA256(secret, "<t>.<body>"))`.
+    /// A webhook signed as the contract says: `t=<unix>,v1=hex(HMAC-SHA256(secret, "<t>.<body>"))`.
     async fn webhook(&self, source: &str, secret: &str, body: Value) -> (u16, Value) {
         let raw = serde_json::to_vec(&body).expect("json");
         let signature = cartwright::services::webhooks::sign(secret, chrono::Utc::now().timestamp(), &raw);

@@ -1,5 +1,5 @@
 //! The one error type services return, and the one place it becomes an HTTP status, a
-//! stable code and details. Codes are API.md's; never rename one.
+//! stable code and details. Codes are the HTTP contract's; never rename one.
 
 use serde_json::{json, Value};
 

@@ -7,7 +7,7 @@
 //! - [`actors`]: one actix actor per cart and per inventory item, activated on demand and
 //!   passivated when idle, through a sharded registry.
 //! - [`services`]: the seed's services (customers, catalog, inventory, cart, notifications).
-//! - [`http`]: the warp front door; [`error`] maps every failure to API.md's codes once.
+//! - [`http`]: the warp front door; [`error`] maps every failure to the HTTP contract's codes once.
 //! - [`saga`]: the durable saga engine (definitions, log, coordinator, recovery, steps).
 //! - [`gateways`]: the outside world (payment gateways, email transports).
 //! - [`server`]: accepts connections and serves HTTP/1.1 with deadlines and a connection cap.

@@ -1,6 +1,6 @@
 //! Retry delays. The `backoff` crate computes them (jitter off, so a stored policy gives the
 //! same schedule after a restart); kept behind this module so it can be swapped for a
-//! maintained equivalent (`backon`) without touching callers. See DEPENDENCIES.md.
+//! maintained equivalent (`backon`) without touching callers. See docs/storage.md.
 
 use std::time::Duration;
 

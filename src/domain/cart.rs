@@ -25,7 +25,7 @@ pub struct Cart {
     pub last_cleared_by: Option<SagaId>,
 }
 
-/// Bounds that keep one cart record small (see DEPENDENCIES.md on sled blobs).
+/// Bounds that keep one cart record small (see docs/storage.md on sled blobs).
 #[derive(Debug, Clone, Copy)]
 pub struct CartLimits {
     pub max_lines: usize,

@@ -35,7 +35,7 @@ impl OrderStatus {
             .find(|x| x.as_str() == s)
     }
 
-    /// The transitions API.md allows, and no others.
+    /// The transitions the HTTP contract allows, and no others.
     pub fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
         match (self, next) {

@@ -1,4 +1,4 @@
-//! Payment gateways. `simulated` answers in process by card token (API.md lists them);
+//! Payment gateways. `simulated` answers in process by card token (docs/http-contract.md lists them);
 //! `http` speaks the gateway protocol with reqwest: every call carries an idempotency key
 //! (saga id + step), 5xx, timeouts and connection errors are transient, 4xx permanent.
 
@@ -104,7 +104,7 @@ impl PaymentGateway for SimulatedGateway {
     }
 }
 
-/// The gateway protocol of API.md over HTTP.
+/// The gateway protocol of docs/http-contract.md over HTTP.
 pub struct HttpGateway {
     base_url: String,
     client: reqwest::Client,

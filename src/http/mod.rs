@@ -1,5 +1,5 @@
 //! The HTTP front door (warp). One filter takes every request, reads its body within the
-//! size limit, and hands it to [`routes::dispatch`]; errors become API.md's JSON once, in
+//! size limit, and hands it to [`routes::dispatch`]; errors become the HTTP contract's JSON once, in
 //! [`response`]. No request, however malformed, can panic a handler: parsing happens here.
 
 mod admin;

@@ -205,7 +205,7 @@ impl SagaInstance {
         }
     }
 
-    /// The operator's view (API.md "Saga shape").
+    /// The operator's view (docs/http-contract.md, operators: sagas).
     pub fn to_json(&self) -> Value {
         let work = |w: &Work| {
             json!({

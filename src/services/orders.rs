@@ -146,7 +146,7 @@ impl OrderService {
     }
 }
 
-/// API.md's order shape.
+/// the HTTP contract's order shape.
 pub fn order_json(o: &Order) -> Value {
     let items: Vec<Value> = o
         .items

@@ -1,7 +1,7 @@
 //! Group commit. One thread takes every write set waiting in its queue, applies them in one
 //! sled transaction (one trip through sled's process-wide write lock for the whole group),
 //! then makes the group durable with `flush()` and an `fdatasync` of sled's `db` file
-//! (sled's flush is only `sync_file_range`; see DEPENDENCIES.md), then answers every waiter.
+//! (sled's flush is only `sync_file_range`; see docs/storage.md), then answers every waiter.
 //! `flush_async` is never used: it deadlocks with 7+ concurrent callers.
 //! A reader queued among the write sets (a backup) runs after the groups before it and
 //! before any after it: with no group half-applied, it sees one consistent instant.

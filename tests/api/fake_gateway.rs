@@ -1,4 +1,4 @@
-//! A fake payment gateway speaking API.md's protocol, started by a test on port 0. Its
+//! A fake payment gateway speaking the HTTP contract's protocol, started by a test on port 0. Its
 //! behaviour follows the card token; it records every call by idempotency key, so tests can
 //! check what reached the gateway and how often.
 
