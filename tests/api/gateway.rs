@@ -115,14 +115,21 @@ async fn a_slow_gateway_call_never_holds_up_another_checkout() {
     assert!(fast_done < slow_done, "the second checkout finished after the slow one: it was blocked");
 }
 
-#[tokio::test]
-async fn cancelling_voids_through_the_gateway_once() {
-    let gw = FakeGateway::start(0, 1).await;
-    let app = app_with_gateway(&gw).await;
+/// A server on the fake gateway `gw`, and a verified customer's order of one item placed through it.
+async fn ordered_through(gw: &FakeGateway) -> (TestApp, Customer, serde_json::Value) {
+    let app = app_with_gateway(gw).await;
     let p = app.product("12.50", 10).await;
     let c = app.verified_customer().await;
     app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
-    let (_, order) = app.place_order(&c.token, "tok_ok").await;
+    let (status, order) = app.place_order(&c.token, "tok_ok").await;
+    assert_eq!(status, 201, "{order}");
+    (app, c, order)
+}
+
+#[tokio::test]
+async fn cancelling_voids_through_the_gateway_once() {
+    let gw = FakeGateway::start(0, 1).await;
+    let (app, c, order) = ordered_through(&gw).await;
     let (status, cancelled) = app.cancel_order(&c.token, order["order_id"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["refund"]["status"], "VOIDED");
@@ -133,11 +140,7 @@ async fn cancelling_voids_through_the_gateway_once() {
 #[tokio::test]
 async fn a_capture_for_a_cancelled_order_is_refunded_once_by_a_saga() {
     let gw = FakeGateway::start(0, 1).await;
-    let app = app_with_gateway(&gw).await;
-    let p = app.product("12.50", 10).await;
-    let c = app.verified_customer().await;
-    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
-    let (_, order) = app.place_order(&c.token, "tok_ok").await;
+    let (app, c, order) = ordered_through(&gw).await;
     let order_id = order["order_id"].as_str().unwrap();
     let (status, cancelled) = app.cancel_order(&c.token, order_id).await;
     assert_eq!((status, cancelled["refund"]["status"].as_str()), (200, Some("VOIDED")), "{cancelled}");

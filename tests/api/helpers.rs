@@ -422,6 +422,11 @@ impl ServerProcess {
         ServerProcess { child, url, log }
     }
 
+    /// Whether a line the server logged so far contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
     /// The exit status, once the process has exited by itself within `within`.
     pub fn exits_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + within;

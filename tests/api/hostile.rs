@@ -239,57 +239,10 @@ async fn an_expired_verification_token_answers_as_an_unknown_one() {
     assert_eq!(me["email_verified"], false, "{me}");
 }
 
-/// The real binary, its log (stdout) collected line by line.
-struct LoggedServer {
-    child: std::process::Child,
-    url: String,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl LoggedServer {
-    fn start(dir: &std::path::Path) -> LoggedServer {
-        use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cartwright"))
-            .env("CARTWRIGHT__SERVER__ADDR", "127.0.0.1:0")
-            .env("CARTWRIGHT__STORAGE__PATH", dir)
-            .env("CARTWRIGHT__AUTH__ADMIN_TOKEN", ADMIN)
-            .env("CARTWRIGHT__AUTH__FULFILLMENT_TOKEN", FULFILLMENT)
-            .env("CARTWRIGHT__AUTH__ARGON2_MEMORY_KIB", "1024")
-            .env("CARTWRIGHT__AUTH__ARGON2_ITERATIONS", "1")
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("cartwright binary starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = loop {
-            let line = lines.next().expect("server printed its address").expect("stdout readable");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break format!("http://{}", rest.split_whitespace().next().unwrap());
-            }
-        };
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
-        LoggedServer { child, url, log }
-    }
-
-    fn logged(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
-    }
-}
-
-impl Drop for LoggedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn the_log_names_the_verification_email_but_never_its_token() {
     let dir = tempfile::tempdir().unwrap();
-    let server = LoggedServer::start(dir.path());
+    let server = ServerProcess::start(dir.path());
     let client = reqwest::Client::new();
     let register = json!({ "email": "logged@example.com", "password": PASSWORD });
     let (status, customer) =
@@ -312,4 +265,5 @@ async fn the_log_names_the_verification_email_but_never_its_token() {
     let log = server.log.lock().unwrap().join("\n");
     assert!(log.contains(&id) && log.contains("logged@example.com"), "the send is logged:\n{log}");
     assert!(!log.contains(&token), "the token is not:\n{log}");
+    server.kill9();
 }
