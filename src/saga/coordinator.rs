@@ -85,6 +85,11 @@ impl SagaCoordinator {
         let policy = |step: &str| engine.policy(&saga_type, step);
         let rules = Rules { point_of_no_return: point.as_deref(), policy: &policy };
         let state_before = self.saga.state;
+        // A local step's success goes to the log with the next write (the first write
+        // always goes now: it registers the saga).
+        let unlogged_success = matches!(input, Input::Succeeded(_))
+            && self.first_write.is_none()
+            && engine.current_step_is_local(&self.saga);
         let action = match machine::transition(&mut self.saga, input, Timestamp::now(), &rules) {
             Ok(a) => a,
             Err(e) => return Box::pin(fut::ready(Err(engine.refusal(&self.saga, e)))),
@@ -92,6 +97,10 @@ impl SagaCoordinator {
         // The state changed: whatever timer was armed belongs to the state before.
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
+        }
+        if unlogged_success && action == Action::Run && self.saga.state == state_before {
+            self.perform(action, ctx);
+            return Box::pin(fut::ready(Ok(())));
         }
         let id = self.saga.saga_id.as_bytes().to_vec();
         let (mut ws, logged_before) = match self.first_write.take() {

@@ -36,6 +36,12 @@ pub struct StepDefinition {
     pub retry: Option<RetryPolicyToml>,
     /// Retry policy of the compensation (defaults to the saga's default).
     pub compensation_retry: Option<RetryPolicyToml>,
+    /// A step with no effect outside the saga (it only reads): its success is not logged
+    /// on its own but with the saga's next write, one durable write fewer on the path every
+    /// caller waits for. A crash in between runs it again, which is harmless only because
+    /// it changes nothing: so it may have no compensation.
+    #[serde(default)]
+    pub local: bool,
 }
 
 fn compensate() -> OnExhausted {
@@ -88,6 +94,12 @@ impl SagaDefinition {
             }
         }
         def.check_point_of_no_return()?;
+        if let Some(s) = def.steps.iter().find(|s| s.local && s.compensation.is_some()) {
+            return Err(format!(
+                "saga {}: step {} is local but has a compensation: a local step changes nothing to undo",
+                def.name, s.name
+            ));
+        }
         for (name, p) in def.policies() {
             validate_policy(&p).map_err(|e| format!("saga {} step {name}: {e}", def.name))?;
         }
@@ -158,6 +170,27 @@ pub fn embedded() -> Result<Vec<SagaDefinition>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_step_may_not_have_a_compensation() {
+        let source = r#"
+            name = "s"
+            version = 1
+            [default_retry]
+            max_attempts = 1
+            initial_backoff_ms = 1
+            multiplier = 1.0
+            max_backoff_ms = 1
+            [[steps]]
+            name = "look"
+            local = true
+            compensation = "unlook"
+        "#;
+        let e = SagaDefinition::parse(source).unwrap_err();
+        assert!(e.contains("step look is local but has a compensation"), "{e}");
+        let ok = SagaDefinition::parse(&source.replace("compensation = \"unlook\"", "")).unwrap();
+        assert!(ok.steps[0].local);
+    }
 
     #[test]
     fn embedded_definitions_parse() {

@@ -112,6 +112,13 @@ impl SagaEngine {
     }
 
     /// The step after whose success the saga only goes forward, per its own version.
+    /// Whether the saga's current forward step is local (see [`definition::StepDefinition::local`]).
+    pub fn current_step_is_local(&self, saga: &SagaInstance) -> bool {
+        let Some(work) = saga.current() else { return false };
+        saga.state == SagaState::Running
+            && self.definition_of(saga).is_some_and(|d| d.steps.iter().any(|s| s.local && s.name == work.name))
+    }
+
     pub fn point_of_no_return(&self, saga: &SagaInstance) -> Option<String> {
         self.definition_of(saga)?.point_of_no_return.clone()
     }
