@@ -238,3 +238,32 @@ async fn bad_kinds_ids_reasons_and_credentials_are_refused() {
     }
     assert_eq!(app.post("/admin/v1/quarantine", Some(ADMIN), json!({})).await.0, 405);
 }
+
+/// The real binary's `quarantine pause|list|release`, with the operator's name recorded.
+#[tokio::test]
+async fn the_cli_pauses_lists_and_releases_a_key() {
+    let app = spawn_app().await;
+    let p = app.product("10.00", 5).await;
+    // The server runs on its own thread and runtime: blocking this one while the CLI runs is fine.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cartwright"))
+            .args(["quarantine", "--url", &app.url, "--token", ADMIN])
+            .args(args)
+            .env_remove("CARTWRIGHT_TOKEN")
+            .env_remove("CARTWRIGHT_OPERATOR")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, out) = cli(&["pause", "inventory", &p, "--reason", "bad count", "--operator", "grace"]);
+    assert!(ok && out.contains("\"paused_by\": \"admin:grace\""), "{out}");
+    let (ok, out) = cli(&["list"]);
+    assert!(ok && out.contains(&p) && out.contains("bad count") && out.contains("admin:grace"), "{out}");
+    assert_eq!(app.restock(&p, json!({ "quantity": 1 })).await.0, 423);
+    let (ok, out) = cli(&["pause", "parcel", &p, "--reason", "x"]);
+    assert!(!ok && out.contains("400 INVALID_REQUEST"), "{out}");
+    let (ok, out) = cli(&["release", "inventory", &p]);
+    assert!(ok && out.contains("\"released\": true"), "{out}");
+    assert_eq!(app.restock(&p, json!({ "quantity": 1 })).await.0, 200);
+}
