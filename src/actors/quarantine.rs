@@ -1,5 +1,5 @@
 //! Which keys are paused right now: the quarantine table mirrored in memory, so that the
-//! check on every command (see [`super::registry::send_leased`]) costs one atomic load while
+//! check on every command (see [`super::registry::Lease::send`]) costs one atomic load while
 //! nothing is paused, and a read-locked map lookup while something is.
 
 use std::collections::HashMap;

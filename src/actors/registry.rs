@@ -4,7 +4,7 @@
 //! from memory when nobody holds one and it has been idle for the timeout, both checked
 //! under the shard lock that hands out leases. A message can therefore never reach an actor
 //! that is going away, and a new activation always loads the latest committed state.
-//! Every message to an entity goes through [`send_leased`], which refuses commands to a key
+//! Every message to an entity goes through [`Lease::send`], which refuses commands to a key
 //! an operator paused (quarantine); every message type says whether it is a command.
 
 use std::collections::HashMap;
@@ -45,8 +45,9 @@ struct Quarantine<K> {
 }
 
 /// Permission to talk to one actor; while any lease is alive the actor stays in memory.
+/// Its address is private: every message goes through [`Lease::send`].
 pub struct Lease<A: Actor> {
-    pub addr: Addr<A>,
+    addr: Addr<A>,
     leases: Arc<AtomicUsize>,
     /// Set when the key was paused as the lease was taken: commands are refused with it.
     paused: Option<AppError>,
@@ -65,6 +66,22 @@ macro_rules! entity_messages {
         $(impl $crate::actors::registry::EntityMessage for $c { const COMMAND: bool = true; })*
         $(impl $crate::actors::registry::EntityMessage for $r { const COMMAND: bool = false; })*
     };
+}
+
+impl<A: Actor<Context = Context<A>>> Lease<A> {
+    /// Sends `msg` to the actor, unless it is a command and the key was quarantined when the
+    /// lease was taken: then the refusal (423), and the message never reaches the mailbox.
+    pub async fn send<M>(&mut self, msg: M) -> Result<M::Result, AppError>
+    where
+        A: actix::Handler<M>,
+        M: actix::Message + EntityMessage + Send + 'static,
+        M::Result: Send,
+    {
+        if let Some(refusal) = self.paused.take().filter(|_| M::COMMAND) {
+            return Err(refusal);
+        }
+        Ok(self.addr.send(msg).await?)
+    }
 }
 
 impl<A: Actor> Drop for Lease<A> {
@@ -213,8 +230,8 @@ where
 /// answers every message it took before it stops (see [`reply_when_durable`]), so a closed
 /// mailbox means the message was not handled, and the caller gets a retryable 503 rather
 /// than a second application of a command that is not idempotent (an add, a restock).
-/// A command to a quarantined key is refused here, before it reaches the mailbox: this is
-/// the one path every entity message takes, so no caller can skip the check.
+/// A command to a quarantined key is refused (see [`Lease::send`], the only way to reach an
+/// actor a registry hands out).
 pub async fn send_leased<A, M>(
     lease: impl FnOnce() -> Result<Lease<A>, AppError>,
     msg: impl FnOnce() -> M,
@@ -224,11 +241,7 @@ where
     M: actix::Message + EntityMessage + Send + 'static,
     M::Result: Send,
 {
-    let mut lease = lease()?;
-    if let Some(refusal) = lease.paused.take().filter(|_| M::COMMAND) {
-        return Err(refusal);
-    }
-    Ok(lease.addr.send(msg()).await?)
+    lease()?.send(msg()).await
 }
 
 /// An entity actor: one per key, found through its registry.

@@ -332,13 +332,13 @@ impl SagaEngine {
         let first_write = first_write(saga_id);
         let engine = self.clone();
         let (tx, rx) = settled_channel();
-        let lease = self.registry.lease(&saga_id, move |arbiter| {
+        let mut lease = self.registry.lease(&saga_id, move |arbiter| {
             Ok::<_, AppError>(SagaCoordinator::start_in_arbiter(arbiter, move |_| {
                 SagaCoordinator::new(saga, engine, Some(first_write), tx)
             }))
         })?;
         tracing::info!(saga.id = %saga_id, saga.r#type = saga_type, "saga started");
-        lease.addr.send(Drive(Input::Start)).await??;
+        lease.send(Drive(Input::Start)).await??;
         Ok(Started { saga_id, settled: Some(rx) })
     }
 
@@ -452,19 +452,19 @@ impl SagaEngine {
     async fn operate_once(self: &Arc<Self>, id: SagaId, input: &impl Fn() -> Input) -> Result<SagaInstance, AppError> {
         let mut activated_in = None;
         let engine = self.clone();
-        let lease = self.registry.lease(&id, |arbiter| {
+        let mut lease = self.registry.lease(&id, |arbiter| {
             let saga = engine.store.get::<SagaInstance>(Table::Sagas, id.as_bytes())?.ok_or(AppError::SagaNotFound)?;
             activated_in = Some(saga.state);
             Ok::<_, AppError>(start_coordinator(arbiter, saga, engine.clone()))
         })?;
         if let Some(SagaState::Running | SagaState::Compensating) = activated_in {
             tracing::warn!(saga.id = %id, "no coordinator was driving this saga; picking it up from the log");
-            let picked_up = lease.addr.send(Drive(Input::Recover)).await??;
+            let picked_up = lease.send(Drive(Input::Recover)).await??;
             if let Input::Resume { .. } = input() {
                 return Ok(picked_up);
             }
         }
-        lease.addr.send(Drive(input())).await?
+        lease.send(Drive(input())).await?
     }
 
     /// Resumes the unfinished sagas. Returns how many.
