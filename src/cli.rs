@@ -1,6 +1,8 @@
-//! The operator CLI: `cartwright sagas list|show|resume|abort|abort-preview|policy` and
-//! `cartwright backup`, thin clients of a running server's admin API (`--url`/`--token` or
+//! The operator CLI: `cartwright sagas list|show|resume|abort|abort-preview|policy`,
+//! `cartwright quarantine list|pause|release` and `cartwright backup`, thin clients of a running server's admin API (`--url`/`--token` or
 //! `CARTWRIGHT_URL`/`CARTWRIGHT_TOKEN`), and `cartwright restore`, which needs no server.
+
+pub mod quarantine;
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};

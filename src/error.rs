@@ -89,6 +89,9 @@ pub enum AppError {
     AbortNotAllowed(String),
     #[error("{0}")]
     InvalidRetryPolicy(String),
+    /// An operator paused this key: commands to it wait until it is released.
+    #[error("{key} is quarantined: {reason}")]
+    KeyQuarantined { key: crate::domain::quarantine::QuarantineKey, reason: String },
     #[error("{0}")]
     AmountMismatch(String),
     #[error("tracking number {0} is already used by another order")]
@@ -131,6 +134,7 @@ impl AppError {
             RouteNotFound(_) | CategoryNotFound | ProductNotFound | VariantNotFound | ItemNotFound | OrderNotFound
             | SagaNotFound => 404,
             MethodNotAllowed => 405,
+            KeyQuarantined { .. } => 423,
             EmailAlreadyRegistered
             | OutOfStock
             | QuantityExceedsStock { .. }
@@ -205,6 +209,7 @@ impl AppError {
             InvalidSagaState(_) => "INVALID_SAGA_STATE",
             AbortNotAllowed(_) => "ABORT_NOT_ALLOWED",
             InvalidRetryPolicy(_) => "INVALID_RETRY_POLICY",
+            KeyQuarantined { .. } => "KEY_QUARANTINED",
             AmountMismatch(_) => "AMOUNT_MISMATCH",
             TrackingNumberInUse(_) => "TRACKING_NUMBER_IN_USE",
             InvalidSignature => "INVALID_SIGNATURE",
@@ -234,6 +239,7 @@ impl AppError {
             InsufficientStock { items } => json!({ "items": items }),
             ReservationConflict { held } => json!({ "held": held }),
             PaymentFailed { reason } => json!({ "reason": reason }),
+            KeyQuarantined { key, reason } => json!({ "kind": key.kind.as_str(), "key": key.id, "reason": reason }),
             InternationalShippingNotAvailable(country) => json!({ "country": country }),
             TooManyRequests { retry_after_secs } | ServerBusy { retry_after_secs } => {
                 json!({ "retry_after_secs": retry_after_secs })

@@ -45,6 +45,8 @@ pub struct GetCart;
 #[rtype(result = "Cart")]
 pub struct PeekCart;
 
+crate::entity_messages!(commands: ExecuteCart; reads: GetCart, PeekCart);
+
 impl CartActor {
     /// Loads the cart of `customer_id` and starts its actor on `arbiter`.
     pub fn activate(

@@ -65,6 +65,8 @@ pub struct GetStock;
 #[rtype(result = "u64")]
 pub struct Available;
 
+crate::entity_messages!(commands: ExecuteInventory; reads: GetStock, Available);
+
 pub fn reservation_key(key: &ItemKey, owner: &OwnerId) -> Vec<u8> {
     let mut k = key.to_bytes().to_vec();
     k.extend_from_slice(owner.as_bytes());

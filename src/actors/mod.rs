@@ -1,8 +1,10 @@
 //! Entity actors: one `Cart` per customer and one `InventoryItem` per product or variant,
 //! each with its own mailbox (one writer per key). They are activated on first message
-//! from their persisted state and passivated when idle; see [`registry`].
+//! from their persisted state and passivated when idle; see [`registry`]. Commands to a key an operator paused are
+//! refused there too; see [`quarantine`].
 
 pub mod cart;
 pub mod inventory;
 pub mod order;
+pub mod quarantine;
 pub mod registry;

@@ -48,6 +48,8 @@ pub struct ExecuteOrder {
 #[rtype(result = "Result<Option<Order>, AppError>")]
 pub struct GetOrder;
 
+crate::entity_messages!(commands: CreateOrder, ExecuteOrder; reads: GetOrder);
+
 pub fn customer_index_key(order: &Order) -> Vec<u8> {
     let mut k = order.customer_id.as_bytes().to_vec();
     k.extend_from_slice(order.order_id.as_bytes());

@@ -4,6 +4,8 @@
 //! from memory when nobody holds one and it has been idle for the timeout, both checked
 //! under the shard lock that hands out leases. A message can therefore never reach an actor
 //! that is going away, and a new activation always loads the latest committed state.
+//! Every message to an entity goes through [`Lease::send`], which refuses commands to a key
+//! an operator paused (quarantine); every message type says whether it is a command.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -13,7 +15,10 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, ArbiterHandle, Context};
 
+use super::quarantine::QuarantineBoard;
+use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
+use crate::error::AppError;
 use crate::metrics;
 
 const SHARDS: usize = 64;
@@ -30,12 +35,53 @@ pub struct Registry<K, A: Actor> {
     arbiters: Vec<ArbiterHandle>,
     hasher: std::collections::hash_map::RandomState,
     pub idle_timeout: Duration,
+    quarantine: Option<Quarantine<K>>,
+}
+
+/// Which quarantine key an entity key falls under, and the board of paused keys.
+struct Quarantine<K> {
+    board: Arc<QuarantineBoard>,
+    key_of: fn(&K) -> QuarantineKey,
 }
 
 /// Permission to talk to one actor; while any lease is alive the actor stays in memory.
+/// Its address is private: every message goes through [`Lease::send`].
 pub struct Lease<A: Actor> {
-    pub addr: Addr<A>,
+    addr: Addr<A>,
     leases: Arc<AtomicUsize>,
+    /// Set when the key was paused as the lease was taken: commands are refused with it.
+    paused: Option<AppError>,
+}
+
+/// A message to an entity actor: whether it changes the entity (a command, refused while
+/// the key is quarantined) or only reads it (always answered).
+pub trait EntityMessage {
+    const COMMAND: bool;
+}
+
+/// Declares message types commands (`commands: A, B`) or reads (`reads: C`).
+#[macro_export]
+macro_rules! entity_messages {
+    (commands: $($c:ty),* ; reads: $($r:ty),*) => {
+        $(impl $crate::actors::registry::EntityMessage for $c { const COMMAND: bool = true; })*
+        $(impl $crate::actors::registry::EntityMessage for $r { const COMMAND: bool = false; })*
+    };
+}
+
+impl<A: Actor<Context = Context<A>>> Lease<A> {
+    /// Sends `msg` to the actor, unless it is a command and the key was quarantined when the
+    /// lease was taken: then the refusal (423), and the message never reaches the mailbox.
+    pub async fn send<M>(&mut self, msg: M) -> Result<M::Result, AppError>
+    where
+        A: actix::Handler<M>,
+        M: actix::Message + EntityMessage + Send + 'static,
+        M::Result: Send,
+    {
+        if let Some(refusal) = self.paused.take().filter(|_| M::COMMAND) {
+            return Err(refusal);
+        }
+        Ok(self.addr.send(msg).await?)
+    }
 }
 
 impl<A: Actor> Drop for Lease<A> {
@@ -56,7 +102,20 @@ where
             arbiters,
             hasher: Default::default(),
             idle_timeout,
+            quarantine: None,
         }
+    }
+
+    /// Commands to a key that `key_of` maps to a paused key are refused (423).
+    pub fn quarantined_by(mut self, board: Arc<QuarantineBoard>, key_of: fn(&K) -> QuarantineKey) -> Self {
+        self.quarantine = Some(Quarantine { board, key_of });
+        self
+    }
+
+    /// The refusal a command to `key` gets right now, if its key is paused.
+    fn paused(&self, key: &K) -> Option<AppError> {
+        let q = self.quarantine.as_ref()?;
+        q.board.check(&(q.key_of)(key)).err()
     }
 
     fn shard(&self, key: &K) -> (usize, &Mutex<HashMap<K, Entry<A>>>) {
@@ -67,13 +126,14 @@ where
     /// A lease on the actor for `key`, starting it with `start` on its arbiter if it is not
     /// in memory. `start` loads state and may refuse (for example: no such item).
     pub fn lease<E>(&self, key: &K, start: impl FnOnce(&ArbiterHandle) -> Result<Addr<A>, E>) -> Result<Lease<A>, E> {
+        let paused = self.paused(key);
         let (h, shard) = self.shard(key);
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         let now = Timestamp::now().0;
         if let Some(e) = map.get(key).filter(|e| e.addr.connected()) {
             e.leases.fetch_add(1, Ordering::AcqRel);
             e.last_used_ms.store(now, Ordering::Release);
-            return Ok(Lease { addr: e.addr.clone(), leases: e.leases.clone() });
+            return Ok(Lease { addr: e.addr.clone(), leases: e.leases.clone(), paused });
         }
         // Loading under the shard lock means two callers never activate the same key twice.
         let addr = start(&self.arbiters[(h / SHARDS) % self.arbiters.len()])?;
@@ -82,7 +142,7 @@ where
         if map.insert(key.clone(), entry).is_none() {
             metrics::ACTORS_ACTIVE.with_label_values(&[self.kind]).inc();
         }
-        Ok(Lease { addr, leases })
+        Ok(Lease { addr, leases, paused })
     }
 
     /// Drops from memory every actor nobody holds a lease on and that has been idle for the
@@ -170,16 +230,18 @@ where
 /// answers every message it took before it stops (see [`reply_when_durable`]), so a closed
 /// mailbox means the message was not handled, and the caller gets a retryable 503 rather
 /// than a second application of a command that is not idempotent (an add, a restock).
+/// A command to a quarantined key is refused (see [`Lease::send`], the only way to reach an
+/// actor a registry hands out).
 pub async fn send_leased<A, M>(
-    lease: impl FnOnce() -> Result<Lease<A>, crate::error::AppError>,
+    lease: impl FnOnce() -> Result<Lease<A>, AppError>,
     msg: impl FnOnce() -> M,
-) -> Result<M::Result, crate::error::AppError>
+) -> Result<M::Result, AppError>
 where
     A: Actor<Context = Context<A>> + actix::Handler<M>,
-    M: actix::Message + Send + 'static,
+    M: actix::Message + EntityMessage + Send + 'static,
     M::Result: Send,
 {
-    Ok(lease()?.addr.send(msg()).await?)
+    lease()?.send(msg()).await
 }
 
 /// An entity actor: one per key, found through its registry.
@@ -292,6 +354,10 @@ mod tests {
     #[rtype(result = "Result<usize, AppError>")]
     struct Increment;
 
+    impl EntityMessage for Increment {
+        const COMMAND: bool = true;
+    }
+
     impl Handler<Increment> for Counter {
         type Result = ResponseActFuture<Self, Result<usize, AppError>>;
 
@@ -351,6 +417,68 @@ mod tests {
                 tokio::task::yield_now().await;
             }
             assert_eq!(registry.active(), 0, "left once its writes had answered");
+        });
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "usize")]
+    struct Peek;
+
+    impl EntityMessage for Peek {
+        const COMMAND: bool = false;
+    }
+
+    impl Handler<Peek> for Counter {
+        type Result = usize;
+
+        fn handle(&mut self, _: Peek, _: &mut Context<Self>) -> usize {
+            self.applied.load(Ordering::SeqCst)
+        }
+    }
+
+    /// A paused key refuses commands before they reach the actor, answers reads, and takes
+    /// commands again once released.
+    #[test]
+    fn commands_to_a_quarantined_key_are_refused_and_reads_answered() {
+        use crate::domain::quarantine::{KeyKind, QuarantineKey};
+        actix::System::new().block_on(async {
+            let board = Arc::new(QuarantineBoard::default());
+            let key_of: fn(&u32) -> QuarantineKey =
+                |k| QuarantineKey::new(KeyKind::Cart, uuid::Uuid::from_u128(*k as u128));
+            let registry = Arc::new(
+                Registry::new("test", vec![actix::Arbiter::current()], Duration::from_secs(60))
+                    .quarantined_by(board.clone(), key_of),
+            );
+            let applied = Arc::new(AtomicUsize::new(0));
+            let tickets = Arc::new(Mutex::new(VecDeque::new()));
+            let lease = {
+                let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
+                move || {
+                    registry.lease(&1, |arbiter| {
+                        let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
+                        Ok::<_, AppError>(Counter::start_in_arbiter(arbiter, move |_| Counter {
+                            applied,
+                            tickets,
+                            registry,
+                            pipeline: Pipeline::default(),
+                        }))
+                    })
+                }
+            };
+            board.hold(key_of(&1), "poisoned");
+            let refused = send_leased(lease.clone(), || Increment).await;
+            assert!(
+                matches!(&refused, Err(AppError::KeyQuarantined { reason, .. }) if reason == "poisoned"),
+                "{refused:?}"
+            );
+            assert_eq!(send_leased(lease.clone(), || Peek).await.unwrap(), 0, "reads still answered");
+            assert!(send_leased(lease.clone(), || Increment).await.is_err());
+            assert_eq!(applied.load(Ordering::SeqCst), 0, "nothing reached the actor");
+            board.release(&key_of(&1));
+            let (ok, rx) = tokio::sync::oneshot::channel();
+            tickets.lock().unwrap().push_back(rx);
+            ok.send(Ok(())).unwrap();
+            assert_eq!(send_leased(lease.clone(), || Increment).await.unwrap().unwrap(), 1);
         });
     }
 }

@@ -13,5 +13,6 @@ pub mod order;
 pub mod password;
 pub mod product;
 pub mod quantity;
+pub mod quarantine;
 pub mod text;
 pub mod time;

@@ -9,6 +9,7 @@ mod cart;
 mod catalog;
 mod customers;
 mod orders;
+mod quarantine;
 mod request;
 mod response;
 mod routes;

@@ -101,7 +101,7 @@ async fn answer(shop: &Shop, started: Started, ok_status: u16, visible_to: Optio
             }
         }
         SagaState::Failed | SagaState::Aborted => Err(failure(&saga)),
-        SagaState::Running | SagaState::Retrying | SagaState::Compensating => {
+        SagaState::Running | SagaState::Retrying | SagaState::Compensating | SagaState::Paused => {
             Ok(accepted(saga_id, saga.state.as_str()))
         }
     }

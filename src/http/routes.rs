@@ -4,7 +4,7 @@
 use warp::http::Method;
 
 use super::request::Request;
-use super::{admin, backups, cart, catalog, customers, orders, response, sagas, webhooks};
+use super::{admin, backups, cart, catalog, customers, orders, quarantine, response, sagas, webhooks};
 use crate::error::AppError;
 use crate::services::webhooks::Source;
 use crate::services::Shop;
@@ -113,6 +113,14 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
 
         (Method::POST, ["admin", "v1", "backups"]) => route!("admin.backups.create", backups::create(shop, req)),
 
+        (Method::GET, ["admin", "v1", "quarantine"]) => route!("admin.quarantine.list", quarantine::list(shop, req)),
+        (Method::PUT, ["admin", "v1", "quarantine", kind, id]) => {
+            route!("admin.quarantine.pause", quarantine::pause(shop, req, kind, id))
+        }
+        (Method::DELETE, ["admin", "v1", "quarantine", kind, id]) => {
+            route!("admin.quarantine.release", quarantine::release(shop, req, kind, id))
+        }
+
         (_, path) if known_path(path) => ("method_not_allowed", Err(AppError::MethodNotAllowed)),
         _ => ("not_found", Err(AppError::RouteNotFound(req.path.clone()))),
     }
@@ -164,5 +172,7 @@ fn known_path(segments: &[&str]) -> bool {
             | ["admin", "v1", "notifications"]
             | ["admin", "v1", "webhooks"]
             | ["admin", "v1", "backups"]
+            | ["admin", "v1", "quarantine"]
+            | ["admin", "v1", "quarantine", _, _]
     )
 }

@@ -57,6 +57,9 @@ pub struct Watch;
 /// What waits for a saga to settle: `wait_for(Option::is_some)` on it.
 pub type Settled = watch::Receiver<Option<SagaInstance>>;
 
+// The saga registry is not quarantined (a saga parks PAUSED at the step instead).
+crate::entity_messages!(commands: Drive; reads: Watch);
+
 /// A fresh channel for a coordinator's `settled`.
 pub fn settled_channel() -> (watch::Sender<Option<SagaInstance>>, Settled) {
     watch::channel(None)
@@ -151,7 +154,12 @@ impl SagaCoordinator {
                 }));
             }
             Action::Idle => {
-                if self.saga.state.is_settled() {
+                if self.saga.state == SagaState::Paused && !self.engine.still_paused(&self.saga) {
+                    // Released while this saga was parking: the release may have looked for
+                    // parked sagas before this log write, so the saga resumes itself.
+                    let next = self.advance(Input::Resume { reset_attempts: false }, ctx).map(|_, _, _| ());
+                    ctx.spawn(next);
+                } else if self.saga.state.is_settled() {
                     self.settle(ctx);
                 }
             }
@@ -190,6 +198,9 @@ impl SagaCoordinator {
                 Ok(_) => tracing::debug!(ms = started.elapsed().as_millis() as u64, "step succeeded"),
                 Err(Failure::Business(e)) => tracing::info!(code = %e.code, "step failed (business)"),
                 Err(Failure::Transient { message, .. }) => tracing::warn!(error = %message, "step failed (transient)"),
+                Err(Failure::Quarantined { key, .. }) => {
+                    tracing::warn!(%key, "step touches a quarantined key: saga paused")
+                }
             }
             result
         }

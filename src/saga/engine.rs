@@ -18,6 +18,7 @@ use super::steps::{self, StepDeps, StepHandler};
 use super::versions::{check_definitions, check_instances, Definitions, Handlers};
 use crate::actors::registry::{send_leased, Lease, Registry};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
+use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::retry::RetryPolicy;
@@ -79,12 +80,60 @@ impl SagaEngine {
 
     /// Once, before the server listens: refuses to go on if an unfinished saga names a
     /// definition version or a step this build cannot run; loads the retry policies; then
-    /// resumes every unfinished saga from the log. Returns how many sagas it resumed.
+    /// resumes every unfinished saga from the log, except those PAUSED on a key still
+    /// quarantined (one whose key was released resumes). Returns how many sagas it resumed.
     pub async fn boot(self: &Arc<Self>) -> anyhow::Result<usize> {
         let active = self.active_instances()?;
         check_instances(&active, &self.definitions, &self.handlers)?;
         self.load_policies().await?;
-        Ok(self.recover(active.iter().map(|s| s.saga_id).collect()).await?)
+        let (paused, others): (Vec<_>, Vec<_>) = active.iter().partition(|s| s.state == SagaState::Paused);
+        let recovered = self.recover(others.iter().map(|s| s.saga_id).collect()).await?;
+        let released = paused.iter().filter(|s| !self.still_paused(s)).map(|s| s.saga_id).collect();
+        Ok(recovered + self.resume_released(released).await)
+    }
+
+    /// Whether the key a PAUSED saga waits on is still quarantined.
+    pub(crate) fn still_paused(&self, saga: &SagaInstance) -> bool {
+        saga.paused_on.is_some_and(|key| self.deps.quarantine.holds(&key))
+    }
+
+    /// Resumes every saga PAUSED on `key`, which was just released; found through the
+    /// active list (a PAUSED saga is unfinished). Returns how many it resumed.
+    pub async fn resume_paused_on(self: &Arc<Self>, key: QuarantineKey) -> Result<usize, AppError> {
+        let mut parked = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = self.list(Some(SagaState::Paused), None, cursor, 500).await?;
+            parked.extend(page.iter().filter(|s| s.paused_on == Some(key)).map(|s| s.saga_id));
+            match next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        Ok(self.resume_released(parked).await)
+    }
+
+    /// Resumes PAUSED sagas whose key was released. One that is no longer PAUSED (its own
+    /// coordinator saw the release first) is skipped.
+    async fn resume_released(self: &Arc<Self>, ids: Vec<SagaId>) -> usize {
+        let mut resumed = 0;
+        for chunk in ids.chunks(512) {
+            let resumes = chunk.iter().map(|id| async move {
+                match self.operate(*id, || Input::Resume { reset_attempts: false }).await {
+                    Ok(_) => true,
+                    Err(AppError::InvalidSagaState(_)) => false,
+                    Err(e) => {
+                        tracing::error!(saga.id = %id, error = %e, "could not resume a saga whose key was released");
+                        false
+                    }
+                }
+            });
+            resumed += futures::future::join_all(resumes).await.into_iter().filter(|&r| r).count();
+        }
+        if resumed > 0 {
+            tracing::info!(sagas = resumed, "sagas parked on a released key resumed");
+        }
+        resumed
     }
 
     /// Every saga the log says is unfinished. One this build cannot read stops the start,
@@ -290,13 +339,13 @@ impl SagaEngine {
         let first_write = first_write(saga_id);
         let engine = self.clone();
         let (tx, rx) = settled_channel();
-        let lease = self.registry.lease(&saga_id, move |arbiter| {
+        let mut lease = self.registry.lease(&saga_id, move |arbiter| {
             Ok::<_, AppError>(SagaCoordinator::start_in_arbiter(arbiter, move |_| {
                 SagaCoordinator::new(saga, engine, Some(first_write), tx)
             }))
         })?;
         tracing::info!(saga.id = %saga_id, saga.r#type = saga_type, "saga started");
-        lease.addr.send(Drive(Input::Start)).await??;
+        lease.send(Drive(Input::Start)).await??;
         Ok(Started { saga_id, settled: Some(rx) })
     }
 
@@ -321,7 +370,7 @@ impl SagaEngine {
     /// the state, so it goes once more to a fresh activation. Only that case is re-sent.
     async fn send<M>(self: &Arc<Self>, id: SagaId, msg: impl Fn() -> M) -> Result<M::Result, AppError>
     where
-        M: actix::Message + Send + 'static,
+        M: actix::Message + crate::actors::registry::EntityMessage + Send + 'static,
         M::Result: Send,
         SagaCoordinator: actix::Handler<M>,
     {
@@ -377,7 +426,8 @@ impl SagaEngine {
         Ok((page.rows, page.next.and_then(|k| uuid::Uuid::from_slice(&k).ok()).map(SagaId)))
     }
 
-    /// Runs a STUCK or RETRYING saga's parked work now; a RUNNING (or COMPENSATING) saga
+    /// Runs a STUCK, RETRYING or PAUSED saga's parked work now (a PAUSED one whose key is
+    /// still quarantined parks again); a RUNNING (or COMPENSATING) saga
     /// that no live coordinator drives (it stopped after a failed log write) is picked up
     /// where the log says, as on start.
     pub async fn resume(self: &Arc<Self>, id: SagaId, reset_attempts: bool) -> Result<SagaInstance, AppError> {
@@ -409,19 +459,19 @@ impl SagaEngine {
     async fn operate_once(self: &Arc<Self>, id: SagaId, input: &impl Fn() -> Input) -> Result<SagaInstance, AppError> {
         let mut activated_in = None;
         let engine = self.clone();
-        let lease = self.registry.lease(&id, |arbiter| {
+        let mut lease = self.registry.lease(&id, |arbiter| {
             let saga = engine.store.get::<SagaInstance>(Table::Sagas, id.as_bytes())?.ok_or(AppError::SagaNotFound)?;
             activated_in = Some(saga.state);
             Ok::<_, AppError>(start_coordinator(arbiter, saga, engine.clone()))
         })?;
         if let Some(SagaState::Running | SagaState::Compensating) = activated_in {
             tracing::warn!(saga.id = %id, "no coordinator was driving this saga; picking it up from the log");
-            let picked_up = lease.addr.send(Drive(Input::Recover)).await??;
+            let picked_up = lease.send(Drive(Input::Recover)).await??;
             if let Input::Resume { .. } = input() {
                 return Ok(picked_up);
             }
         }
-        lease.addr.send(Drive(input())).await?
+        lease.send(Drive(input())).await?
     }
 
     /// Resumes the unfinished sagas. Returns how many.

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::definition::{OnExhausted, SagaDefinition};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
+use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::ErrorRecord;
 use crate::retry::RetryPolicy;
@@ -23,6 +24,9 @@ pub enum SagaState {
     Stuck,
     /// An operator aborted it; compensated.
     Aborted,
+    /// Its current work touches a key an operator quarantined (`paused_on`): it waits,
+    /// without using attempts, until the key is released (or an operator aborts it).
+    Paused,
 }
 
 impl SagaState {
@@ -35,21 +39,25 @@ impl SagaState {
             SagaState::Failed => "FAILED",
             SagaState::Stuck => "STUCK",
             SagaState::Aborted => "ABORTED",
+            SagaState::Paused => "PAUSED",
         }
     }
 
     pub fn parse(s: &str) -> Option<SagaState> {
         use SagaState::*;
-        [Running, Retrying, Compensating, Completed, Failed, Stuck, Aborted].into_iter().find(|x| x.as_str() == s)
+        [Running, Retrying, Compensating, Completed, Failed, Stuck, Aborted, Paused]
+            .into_iter()
+            .find(|x| x.as_str() == s)
     }
 
     pub fn is_terminal(self) -> bool {
         matches!(self, SagaState::Completed | SagaState::Failed | SagaState::Aborted)
     }
 
-    /// Terminal, or parked for an operator: nothing will happen without outside input.
+    /// Terminal, or parked for an operator or a quarantine: nothing will happen without
+    /// outside input.
     pub fn is_settled(self) -> bool {
-        self.is_terminal() || self == SagaState::Stuck
+        self.is_terminal() || matches!(self, SagaState::Stuck | SagaState::Paused)
     }
 }
 
@@ -139,6 +147,8 @@ pub struct SagaInstance {
     pub order_id: Option<OrderId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The quarantined key it waits on: set exactly while the saga is PAUSED.
+    pub paused_on: Option<QuarantineKey>,
 }
 
 impl SagaInstance {
@@ -176,6 +186,7 @@ impl SagaInstance {
             order_id,
             created_at: now,
             updated_at: now,
+            paused_on: None,
         }
     }
 
@@ -251,6 +262,7 @@ impl SagaInstance {
             "error": self.error.as_ref().map(error_json),
             "abort_reason": self.abort_reason,
             "order_id": self.order_id,
+            "paused_on": self.paused_on.map(|k| json!({ "kind": k.kind.as_str(), "key": k.id })),
         })
     }
 
@@ -276,8 +288,63 @@ pub fn error_json(e: &ErrorRecord) -> Value {
     })
 }
 
+/// Version 2 added `paused_on`; version 1 records (written before quarantine existed) are
+/// read as never paused.
 impl crate::store::Record for SagaInstance {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn decode(table: crate::store::Table, bytes: &[u8]) -> Result<Self, crate::store::StoreError> {
+        use crate::store::decode_version;
+        match bytes.first() {
+            Some(1) => decode_version::<SagaInstanceV1>(table, bytes, 1).map(SagaInstance::from),
+            _ => decode_version(table, bytes, Self::VERSION),
+        }
+    }
+}
+
+/// A saga log record of version 1: [`SagaInstance`] without `paused_on`.
+#[derive(Serialize, Deserialize)]
+struct SagaInstanceV1 {
+    saga_id: SagaId,
+    saga_type: String,
+    definition_version: u32,
+    state: SagaState,
+    phase: Phase,
+    cursor: u32,
+    steps: Vec<StepRecord>,
+    input: String,
+    data: String,
+    error: Option<ErrorRecord>,
+    abort_requested: bool,
+    abort_reason: Option<String>,
+    customer_id: Option<CustomerId>,
+    order_id: Option<OrderId>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl From<SagaInstanceV1> for SagaInstance {
+    fn from(v: SagaInstanceV1) -> SagaInstance {
+        SagaInstance {
+            saga_id: v.saga_id,
+            saga_type: v.saga_type,
+            definition_version: v.definition_version,
+            state: v.state,
+            phase: v.phase,
+            cursor: v.cursor,
+            steps: v.steps,
+            input: v.input,
+            data: v.data,
+            error: v.error,
+            abort_requested: v.abort_requested,
+            abort_reason: v.abort_reason,
+            customer_id: v.customer_id,
+            order_id: v.order_id,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            paused_on: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -299,5 +366,40 @@ mod tests {
 
         saga.error = Some(AppError::EmptyCart.record());
         assert_eq!(saga.to_customer_json()["error"]["message"], "the cart is empty");
+    }
+
+    #[test]
+    fn a_version_1_record_reads_as_never_paused_and_version_2_round_trips() {
+        use crate::store::{Record, Table};
+        let def = &crate::saga::definition::embedded().unwrap()[0];
+        let mut saga = SagaInstance::new(def, |_| RetryPolicy::NONE, json!({"a": 1}), None, None);
+        saga.state = SagaState::Stuck;
+        let v1 = SagaInstanceV1 {
+            saga_id: saga.saga_id,
+            saga_type: saga.saga_type.clone(),
+            definition_version: saga.definition_version,
+            state: saga.state,
+            phase: saga.phase,
+            cursor: saga.cursor,
+            steps: saga.steps.clone(),
+            input: saga.input.clone(),
+            data: saga.data.clone(),
+            error: None,
+            abort_requested: false,
+            abort_reason: None,
+            customer_id: None,
+            order_id: None,
+            created_at: saga.created_at,
+            updated_at: saga.updated_at,
+        };
+        let mut bytes = vec![1u8];
+        bytes.extend(bincode::serde::encode_to_vec(&v1, bincode::config::standard()).unwrap());
+        assert_eq!(SagaInstance::decode(Table::Sagas, &bytes).unwrap(), saga);
+
+        saga.state = SagaState::Paused;
+        saga.paused_on = Some(QuarantineKey::new(crate::domain::quarantine::KeyKind::Inventory, uuid::Uuid::now_v7()));
+        let encoded = saga.encode();
+        assert_eq!(encoded[0], 2);
+        assert_eq!(SagaInstance::decode(Table::Sagas, &encoded).unwrap(), saga);
     }
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::definition::OnExhausted;
 use super::instance::{Phase, SagaInstance, SagaState, StepState};
+use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::ErrorRecord;
 use crate::retry::RetryPolicy;
@@ -18,6 +19,9 @@ pub enum Failure {
     /// Worth another attempt, per the retry policy. `exhausted` is the business error to
     /// record if this was the last attempt.
     Transient { message: String, exhausted: ErrorRecord },
+    /// The work touches a key an operator quarantined: park PAUSED on it, the attempt not
+    /// counted, until the key is released.
+    Quarantined { key: QuarantineKey, message: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +116,9 @@ pub fn transition(
     rules: &Rules,
 ) -> Result<Action, MachineError> {
     let action = apply(saga, input, now, rules)?;
+    if saga.state != SagaState::Paused {
+        saga.paused_on = None;
+    }
     saga.updated_at = now;
     Ok(action)
 }
@@ -136,16 +143,21 @@ fn apply(saga: &mut SagaInstance, input: Input, now: Timestamp, rules: &Rules) -
             | SagaState::Completed
             | SagaState::Failed
             | SagaState::Stuck
-            | SagaState::Aborted => Ok(Action::Idle),
+            | SagaState::Aborted
+            | SagaState::Paused => Ok(Action::Idle),
         },
         Input::Recover => match saga.state {
             // The work was in flight when the process died: it runs again (steps are idempotent).
             SagaState::Running | SagaState::Compensating => Ok(begin_attempt(saga, now)),
             SagaState::Retrying => Ok(Action::WaitUntil(saga.current().and_then(|w| w.next_attempt_at).unwrap_or(now))),
-            SagaState::Completed | SagaState::Failed | SagaState::Stuck | SagaState::Aborted => Ok(Action::Idle),
+            // A PAUSED saga stays parked: the engine resumes it if its key was released meanwhile.
+            SagaState::Completed | SagaState::Failed | SagaState::Stuck | SagaState::Aborted | SagaState::Paused => {
+                Ok(Action::Idle)
+            }
         },
+        // A PAUSED saga whose key is still quarantined parks again at its first attempt.
         Input::Resume { reset_attempts } => match saga.state {
-            SagaState::Stuck | SagaState::Retrying => {
+            SagaState::Stuck | SagaState::Retrying | SagaState::Paused => {
                 if reset_attempts {
                     if let Some(w) = saga.current_mut() {
                         w.attempts = 0;
@@ -155,10 +167,10 @@ fn apply(saga: &mut SagaInstance, input: Input, now: Timestamp, rules: &Rules) -
                 Ok(begin_attempt(saga, now))
             }
             SagaState::Running | SagaState::Compensating => {
-                Err(MachineError::InvalidState(saga.state.as_str(), "only STUCK or RETRYING sagas can be resumed"))
+                Err(MachineError::InvalidState(saga.state.as_str(), RESUMABLE))
             }
             SagaState::Completed | SagaState::Failed | SagaState::Aborted => {
-                Err(MachineError::InvalidState(saga.state.as_str(), "only STUCK or RETRYING sagas can be resumed"))
+                Err(MachineError::InvalidState(saga.state.as_str(), RESUMABLE))
             }
         },
         Input::Abort { reason } => {
@@ -174,7 +186,7 @@ fn apply(saga: &mut SagaInstance, input: Input, now: Timestamp, rules: &Rules) -
                     saga.abort_reason = Some(reason);
                     Ok(Action::Idle)
                 }
-                SagaState::Retrying | SagaState::Stuck => {
+                SagaState::Retrying | SagaState::Stuck | SagaState::Paused => {
                     saga.abort_requested = true;
                     saga.abort_reason = Some(reason);
                     if let Some(w) = saga.current_mut() {
@@ -193,6 +205,8 @@ fn apply(saga: &mut SagaInstance, input: Input, now: Timestamp, rules: &Rules) -
         }
     }
 }
+
+const RESUMABLE: &str = "only STUCK, RETRYING or PAUSED sagas can be resumed";
 
 fn running_state(phase: Phase) -> SagaState {
     match phase {
@@ -275,6 +289,17 @@ fn on_failure(
         work.policy = p;
     }
     let (message, business) = match failure {
+        Failure::Quarantined { key, message } => {
+            // Not the work's fault: the attempt is given back, and its effects (if any)
+            // still count for compensation through `started_at`.
+            work.attempts = work.attempts.saturating_sub(1);
+            work.state = StepState::Pending;
+            work.last_error = Some(message);
+            work.next_attempt_at = None;
+            saga.state = SagaState::Paused;
+            saga.paused_on = Some(key);
+            return Action::Idle;
+        }
         Failure::Business(e) => (e.message.clone(), Some(e)),
         Failure::Transient { message, exhausted } => match work.policy.delay_after(work.attempts) {
             Some(delay) => {
@@ -324,15 +349,17 @@ fn compensate_from(saga: &mut SagaInstance, from: usize, now: Timestamp) -> Acti
 }
 
 /// The steps at or before `from` whose compensation is still to run, newest first: those
-/// that may have had an effect (succeeded, or failed or in flight after an attempt:
-/// compensations are idempotent) and have a compensation not yet done.
+/// that may have had an effect (succeeded, or failed, in flight or paused after an attempt
+/// started: compensations are idempotent) and have a compensation not yet done.
 fn compensation_order(saga: &SagaInstance, from: usize) -> Vec<usize> {
     (0..=from.min(saga.steps.len().saturating_sub(1)))
         .rev()
         .filter(|&i| {
             let s = &saga.steps[i];
+            // `started_at`, not `attempts`: a paused attempt is given back but may have acted.
             let touched = matches!(s.step.state, StepState::Succeeded)
-                || (matches!(s.step.state, StepState::Failed | StepState::Running) && s.step.attempts > 0);
+                || (matches!(s.step.state, StepState::Failed | StepState::Running | StepState::Pending)
+                    && s.step.started_at.is_some());
             touched && s.compensation.as_ref().is_some_and(|c| c.state != StepState::Succeeded)
         })
         .collect()
@@ -604,5 +631,102 @@ on_exhausted = "stuck"
         step(&mut s, Input::Succeeded(json!({})));
         assert_eq!(s.state, SagaState::Failed);
         assert!(matches!(abort_plan(&s, None), Err(MachineError::InvalidState("FAILED", _))));
+    }
+
+    fn paused_on(id: u128) -> Failure {
+        use crate::domain::quarantine::KeyKind;
+        let key = QuarantineKey::new(KeyKind::Inventory, uuid::Uuid::from_u128(id));
+        Failure::Quarantined { key, message: format!("{key} is quarantined: recount") }
+    }
+
+    #[test]
+    fn a_quarantined_key_parks_the_saga_paused_without_using_the_attempt() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        step(&mut s, Input::Succeeded(json!({})));
+        assert_eq!(step(&mut s, Input::Failed(paused_on(7))), Action::Idle);
+        assert_eq!(s.state, SagaState::Paused);
+        assert!(s.state.is_settled() && !s.state.is_terminal());
+        assert_eq!(s.paused_on.unwrap().id, uuid::Uuid::from_u128(7));
+        let b = s.current().unwrap();
+        assert_eq!((b.name.as_str(), b.state, b.attempts), ("b", StepState::Pending, 0));
+        assert!(b.last_error.as_deref().unwrap().contains("recount"));
+        // Timers and restarts leave it parked.
+        assert_eq!(step(&mut s, Input::RetryDue), Action::Idle);
+        assert_eq!(step(&mut s, Input::Recover), Action::Idle);
+        assert_eq!(s.state, SagaState::Paused);
+        // Pausing again and again never exhausts the policy (max_attempts = 3).
+        for _ in 0..5 {
+            assert_eq!(step(&mut s, Input::Resume { reset_attempts: false }), Action::Run);
+            assert_eq!((s.state, s.paused_on), (SagaState::Running, None));
+            step(&mut s, Input::Failed(paused_on(7)));
+        }
+        assert_eq!((s.state, s.current().unwrap().attempts), (SagaState::Paused, 0));
+        // Released: the resume runs it as its first attempt, and the saga goes on.
+        step(&mut s, Input::Resume { reset_attempts: false });
+        assert_eq!(s.current().unwrap().attempts, 1);
+        step(&mut s, Input::Succeeded(json!({})));
+        assert_eq!(current(&s), "c");
+    }
+
+    #[test]
+    fn a_paused_step_keeps_the_attempts_it_used_before() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        step(&mut s, Input::Failed(transient()));
+        step(&mut s, Input::RetryDue);
+        step(&mut s, Input::Failed(paused_on(1)));
+        assert_eq!((s.state, s.current().unwrap().attempts), (SagaState::Paused, 1));
+        step(&mut s, Input::Resume { reset_attempts: false });
+        assert_eq!(s.current().unwrap().attempts, 2);
+    }
+
+    #[test]
+    fn aborting_a_paused_saga_compensates_the_paused_step_too() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        step(&mut s, Input::Succeeded(json!({})));
+        step(&mut s, Input::Failed(paused_on(2)));
+        // It ran (and may have reserved part of its lines) before hitting the paused key.
+        assert_eq!(planned(&s, None), vec![pair("b", "undo_b"), pair("a", "undo_a")]);
+        assert_eq!(step(&mut s, Input::Abort { reason: "give up".into() }), Action::Run);
+        assert_eq!((s.state, current(&s), s.paused_on), (SagaState::Compensating, "undo_b".to_string(), None));
+        step(&mut s, Input::Succeeded(json!({})));
+        step(&mut s, Input::Succeeded(json!({})));
+        assert_eq!(s.state, SagaState::Aborted);
+    }
+
+    #[test]
+    fn a_paused_saga_past_its_point_of_no_return_refuses_abort_and_resumes() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        for _ in 0..3 {
+            step(&mut s, Input::Succeeded(json!({})));
+        }
+        step(&mut s, Input::Failed(paused_on(3)));
+        assert_eq!((s.state, current(&s)), (SagaState::Paused, "d".to_string()));
+        let rules = Rules { point_of_no_return: Some("c"), policy: NO_POLICY };
+        let refused = transition(&mut s, Input::Abort { reason: "r".into() }, Timestamp(5), &rules);
+        assert_eq!(refused, Err(MachineError::PastPointOfNoReturn("c".into())));
+        assert_eq!(s.state, SagaState::Paused);
+        assert_eq!(transition(&mut s, Input::Resume { reset_attempts: false }, Timestamp(6), &rules), Ok(Action::Run));
+        transition(&mut s, Input::Succeeded(json!({})), Timestamp(7), &rules).unwrap();
+        assert_eq!(s.state, SagaState::Completed);
+    }
+
+    #[test]
+    fn a_compensation_that_touches_a_paused_key_parks_and_resumes_compensating() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        step(&mut s, Input::Succeeded(json!({})));
+        step(&mut s, Input::Failed(business()));
+        assert_eq!(current(&s), "undo_b");
+        step(&mut s, Input::Failed(paused_on(4)));
+        assert_eq!((s.state, s.phase), (SagaState::Paused, Phase::Compensating));
+        assert_eq!(step(&mut s, Input::Resume { reset_attempts: false }), Action::Run);
+        assert_eq!((s.state, current(&s)), (SagaState::Compensating, "undo_b".to_string()));
+        step(&mut s, Input::Succeeded(json!({})));
+        step(&mut s, Input::Succeeded(json!({})));
+        assert_eq!(s.state, SagaState::Failed);
     }
 }

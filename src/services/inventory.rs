@@ -68,7 +68,7 @@ impl InventoryService {
     /// Sends `msg` to the item's actor; if that activation just died, once more to a fresh one.
     async fn ask<M>(&self, key: ItemKey, msg: impl Fn() -> M) -> Result<M::Result, AppError>
     where
-        M: actix::Message + Send + 'static,
+        M: actix::Message + crate::actors::registry::EntityMessage + Send + 'static,
         M::Result: Send,
         InventoryItemActor: actix::Handler<M>,
     {

@@ -11,6 +11,7 @@ pub mod logs;
 pub mod notification_handler;
 pub mod notifications;
 pub mod orders;
+pub mod quarantine;
 pub mod retention;
 pub mod webhooks;
 
@@ -25,6 +26,7 @@ use crate::actors::inventory::InventoryRegistry;
 use crate::actors::order::OrderRegistry;
 use crate::actors::registry::{spawn_sweeper, Registry};
 use crate::config::Settings;
+use crate::domain::quarantine::{KeyKind, QuarantineKey};
 use crate::gateways::payment::PaymentGateway;
 use crate::saga::steps::StepDeps;
 use crate::store::Store;
@@ -41,6 +43,7 @@ pub struct Shop {
     pub orders: orders::OrderService,
     pub sagas: Arc<crate::saga::SagaEngine>,
     pub webhooks: webhooks::WebhookService,
+    pub quarantine: quarantine::QuarantineService,
     /// Digests of the configured staff tokens, computed once.
     pub staff_tokens: StaffTokens,
 }
@@ -58,9 +61,19 @@ impl Shop {
         gateway: Arc<dyn PaymentGateway>,
     ) -> anyhow::Result<Shop> {
         let idle = Duration::from_secs(settings.actors.idle_timeout_secs.max(1));
-        let inventory_registry: Arc<InventoryRegistry> = Arc::new(Registry::new("inventory", arbiters.clone(), idle));
-        let cart_registry: Arc<CartRegistry> = Arc::new(Registry::new("cart", arbiters.clone(), idle));
-        let order_registry: Arc<OrderRegistry> = Arc::new(Registry::new("order", arbiters.clone(), idle));
+        let board = quarantine::load_board(&store)?;
+        let inventory_registry: Arc<InventoryRegistry> = Arc::new(
+            Registry::new("inventory", arbiters.clone(), idle)
+                .quarantined_by(board.clone(), |k| QuarantineKey::new(KeyKind::Inventory, k.product_id.0)),
+        );
+        let cart_registry: Arc<CartRegistry> = Arc::new(
+            Registry::new("cart", arbiters.clone(), idle)
+                .quarantined_by(board.clone(), |c| QuarantineKey::new(KeyKind::Cart, c.0)),
+        );
+        let order_registry: Arc<OrderRegistry> = Arc::new(
+            Registry::new("order", arbiters.clone(), idle)
+                .quarantined_by(board.clone(), |o| QuarantineKey::new(KeyKind::Order, o.0)),
+        );
         spawn_sweeper(inventory_registry.clone());
         spawn_sweeper(cart_registry.clone());
         spawn_sweeper(order_registry.clone());
@@ -85,6 +98,7 @@ impl Shop {
             carts: carts.clone(),
             orders: orders.clone(),
             gateway,
+            quarantine: board.clone(),
         };
         let sagas = crate::saga::SagaEngine::new(store.clone(), deps, arbiters)?;
         Ok(Shop {
@@ -93,6 +107,7 @@ impl Shop {
                 fulfillment: token_hash(&settings.auth.fulfillment_token),
             },
             webhooks: webhooks::WebhookService::new(store.clone(), settings.clone(), orders.clone(), sagas.clone()),
+            quarantine: quarantine::QuarantineService::new(store.clone(), board, sagas.clone()),
             customers,
             logs: logs::LogService::new(store.clone()),
             catalog,

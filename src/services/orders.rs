@@ -32,7 +32,7 @@ impl OrderService {
     /// and activates nothing.
     async fn ask<M>(&self, id: OrderId, msg: impl Fn() -> M) -> Result<M::Result, AppError>
     where
-        M: actix::Message + Send + 'static,
+        M: actix::Message + crate::actors::registry::EntityMessage + Send + 'static,
         M::Result: Send,
         OrderActor: actix::Handler<M>,
     {

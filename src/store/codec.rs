@@ -19,19 +19,25 @@ pub trait Record: Serialize + DeserializeOwned {
         out
     }
 
+    /// A record that changed shape overrides this to read its older versions too.
     fn decode(table: Table, bytes: &[u8]) -> Result<Self, StoreError> {
-        let codec = |reason: String| StoreError::Codec { table: table.name(), reason };
-        let (&version, body) = bytes.split_first().ok_or_else(|| codec("empty record".into()))?;
-        if version != Self::VERSION {
-            return Err(codec(format!("unknown record version {version}, expected {}", Self::VERSION)));
-        }
-        let (value, used) =
-            bincode::serde::decode_from_slice(body, bincode::config::standard()).map_err(|e| codec(e.to_string()))?;
-        if used != body.len() {
-            return Err(codec(format!("{} trailing bytes", body.len() - used)));
-        }
-        Ok(value)
+        decode_version(table, bytes, Self::VERSION)
     }
+}
+
+/// Decodes `bytes` as a `T` of exactly `version` (its first byte).
+pub fn decode_version<T: DeserializeOwned>(table: Table, bytes: &[u8], expected: u8) -> Result<T, StoreError> {
+    let codec = |reason: String| StoreError::Codec { table: table.name(), reason };
+    let (&version, body) = bytes.split_first().ok_or_else(|| codec("empty record".into()))?;
+    if version != expected {
+        return Err(codec(format!("unknown record version {version}, expected {expected}")));
+    }
+    let (value, used) =
+        bincode::serde::decode_from_slice(body, bincode::config::standard()).map_err(|e| codec(e.to_string()))?;
+    if used != body.len() {
+        return Err(codec(format!("{} trailing bytes", body.len() - used)));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use codec::Record;
+pub use codec::{decode_version, Record};
 pub use committer::FAIL_STOP_EXIT_CODE;
 pub use files::MAX_RECORD_BYTES;
 pub use indexes::{

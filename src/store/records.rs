@@ -176,6 +176,9 @@ impl Record for crate::retry::RetryPolicy {
 impl Record for Category {
     const VERSION: u8 = 1;
 }
+impl Record for crate::domain::quarantine::QuarantineEntry {
+    const VERSION: u8 = 1;
+}
 /// Index values that are just an id.
 impl Record for uuid::Uuid {
     const VERSION: u8 = 1;

@@ -73,10 +73,12 @@ pub enum Table {
     AuditByType,
     /// index table name -> () ; an index being built from its main table (see `indexes`)
     IndexBuilds,
+    /// kind (1 byte) ++ id -> QuarantineEntry ; keys an operator paused
+    Quarantine,
 }
 
 impl Table {
-    pub const ALL: [Table; 34] = [
+    pub const ALL: [Table; 35] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -111,6 +113,7 @@ impl Table {
         Table::NotificationsByFilter,
         Table::AuditByType,
         Table::IndexBuilds,
+        Table::Quarantine,
     ];
 
     pub fn name(self) -> &'static str {
@@ -149,6 +152,7 @@ impl Table {
             Table::NotificationsByFilter => "notifications_by_filter",
             Table::AuditByType => "audit_by_type",
             Table::IndexBuilds => "index_builds",
+            Table::Quarantine => "quarantine",
         }
     }
 }

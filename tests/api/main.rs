@@ -21,6 +21,7 @@ mod lifecycle;
 mod listings;
 mod mail_server;
 mod orders;
+mod quarantine;
 mod retention;
 mod sagas;
 mod smtp;

@@ -63,6 +63,8 @@ pub struct StepDeps {
     pub carts: CartService,
     pub orders: OrderService,
     pub gateway: Arc<dyn PaymentGateway>,
+    /// The keys operators paused (the engine resumes sagas parked on a released one).
+    pub quarantine: Arc<crate::actors::quarantine::QuarantineBoard>,
 }
 
 pub type StepFuture = Pin<Box<dyn Future<Output = Result<Value, Failure>> + Send>>;
@@ -109,13 +111,17 @@ pub fn handlers() -> HashMap<&'static str, Arc<dyn StepHandler>> {
     h
 }
 
-/// A business error: compensate (or park, past the point of no return).
+/// A business error: compensate (or park, past the point of no return). A quarantined key
+/// is never one: the saga parks PAUSED on it, however the step reports it.
 pub fn business(e: AppError) -> Failure {
-    Failure::Business(e.record())
+    match e {
+        AppError::KeyQuarantined { key, .. } => Failure::Quarantined { key, message: e.to_string() },
+        other => Failure::Business(other.record()),
+    }
 }
 
 /// Infrastructure errors (a store hiccup, an actor restarting) are worth retrying;
-/// the domain's refusals are not.
+/// the domain's refusals are not; a quarantined key parks the saga.
 pub fn classify(e: AppError) -> Failure {
     match e {
         AppError::Internal(_) | AppError::ShuttingDown => transient(e.to_string()),

@@ -33,7 +33,7 @@ pub async fn refund_captured_payment(ctx: StepContext) -> Result<Value, Failure>
     tracing::error!(%order_id, %authorization_id, %amount, "refund of a capture failed for good; PENDING_MANUAL, admin alerted");
     let reason = match &failure {
         Failure::Business(e) => e.message.clone(),
-        Failure::Transient { message, .. } => message.clone(),
+        Failure::Transient { message, .. } | Failure::Quarantined { message, .. } => message.clone(),
     };
     let alert = Notification::queued(
         "refund_failed_alert",
