@@ -27,3 +27,4 @@ mod smtp;
 mod startup;
 mod storage;
 mod throttle;
+mod triage;
