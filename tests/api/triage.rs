@@ -186,6 +186,17 @@ async fn saga_metrics_after_a_checkout_count_its_start_finish_steps_and_retries(
     assert!(sample(&text, "cartwright_saga_oldest_age_seconds", &[t, ("state", "RETRYING")]).unwrap() >= 0.0);
     assert_eq!(sample(&text, "cartwright_sagas_started_total", &[t]), Some(2.0));
     assert!(!text.contains(&retrying));
+
+    // The alert rules and the dashboard use only series the server serves.
+    for file in ["deploy/alerts.yml", "deploy/grafana-dashboard.json"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let deploy = std::fs::read_to_string(&path).unwrap();
+        for (at, _) in deploy.match_indices("cartwright_") {
+            let name: String = deploy[at..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            let served = text.lines().any(|l| l.strip_prefix(name.as_str()).is_some_and(|r| r.starts_with(['{', ' '])));
+            assert!(served, "{file} uses {name}, which /metrics does not serve");
+        }
+    }
 }
 
 fn alerts_for(all: &[Value], saga_id: &str) -> Vec<Value> {
