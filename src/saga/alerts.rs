@@ -54,14 +54,10 @@ pub fn alert(kind: &str, saga: &SagaInstance, settings: &Settings) -> Notificati
     Notification::queued(kind, &settings.notifications.admin_email, subject, payload)
 }
 
-/// Adds the STUCK alert to the write set of a transition from `before` if it makes the saga
-/// STUCK (a saga read back STUCK on recovery is not a transition, and alerts nothing).
-pub fn on_transition(ws: WriteSet, saga: &SagaInstance, before: SagaState, settings: &Settings) -> WriteSet {
-    if saga.state == SagaState::Stuck && before != SagaState::Stuck {
-        ws.notify(alert(STUCK_KIND, saga, settings))
-    } else {
-        ws
-    }
+/// Whether a transition from `before` makes the saga STUCK: its write then carries the
+/// STUCK alert (a saga read back STUCK on recovery is not such a transition).
+pub fn became_stuck(saga: &SagaInstance, before: SagaState) -> bool {
+    saga.state == SagaState::Stuck && before != SagaState::Stuck
 }
 
 /// The marker of one retry episode: the saga, then when the episode began.

@@ -71,8 +71,9 @@ pub struct Unfinished {
     pub step: Option<String>,
     /// Its last error, ids replaced by `{id}` so that one cause makes one group.
     pub error: Option<String>,
-    /// Since when it is in its state; for RETRYING, since the first attempt of the step it
-    /// retries (a retry runs it again, RETRYING -> RUNNING -> RETRYING: one episode).
+    /// Since when it is in its state (see [`state_since`]); for RETRYING, since the first
+    /// attempt of the step it retries (a retry runs it again, RETRYING -> RUNNING ->
+    /// RETRYING: one episode).
     pub since: Timestamp,
 }
 
@@ -90,13 +91,21 @@ impl Unfinished {
     }
 }
 
-/// When the saga entered its state, as far as its record says: the last transition, or for
-/// a RETRYING one the first attempt of its current step.
+/// When the saga entered its state, as far as its record says: for a STUCK one, when its
+/// current step failed for good; for a RETRYING one, the first attempt of its current step;
+/// otherwise its last transition (which a recovery on start also is).
 pub fn state_since(saga: &SagaInstance) -> Timestamp {
-    match saga.state {
-        SagaState::Retrying => saga.current().and_then(|w| w.started_at).unwrap_or(saga.updated_at),
-        _ => saga.updated_at,
-    }
+    let work = saga.current();
+    let since = match saga.state {
+        SagaState::Stuck => work.and_then(|w| w.finished_at),
+        SagaState::Retrying => work.and_then(|w| w.started_at),
+        SagaState::Running
+        | SagaState::Compensating
+        | SagaState::Completed
+        | SagaState::Failed
+        | SagaState::Aborted => None,
+    };
+    since.unwrap_or(saga.updated_at)
 }
 
 /// What one transition changes in the census, taken from the saga when its write is
@@ -474,7 +483,9 @@ mod tests {
         saga.phase = Phase::Forward;
         saga.cursor = step;
         saga.steps[step as usize].step.last_error = Some(error.into());
-        saga.updated_at = Timestamp(at);
+        saga.steps[step as usize].step.finished_at = Some(Timestamp(at));
+        // A recovery on start writes the log again: not when it became STUCK.
+        saga.updated_at = Timestamp(at + 60_000);
         saga
     }
 

@@ -107,7 +107,9 @@ impl SagaCoordinator {
             ws = ws.delete(Table::ActiveSagas, id);
             ws = crate::services::retention::saga_finished(ws, self.saga.saga_id, Timestamp::now());
         }
-        ws = alerts::on_transition(ws, &self.saga, state_before, &self.engine.deps().settings);
+        if alerts::became_stuck(&self.saga, state_before) {
+            ws = ws.notify(alerts::alert(alerts::STUCK_KIND, &self.saga, &self.engine.deps().settings));
+        }
         let counted = Counted::of(&self.saga, logged_before);
         let ticket = self.engine.store().commit(ws);
         self.writes_in_flight += 1;

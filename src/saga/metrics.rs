@@ -105,7 +105,7 @@ impl SagaMetrics {
                 Opts::new(
                     "cartwright_saga_oldest_age_seconds",
                     "How long the longest-standing unfinished saga of a type has been in its state \
-                     (RETRYING: since its step's first attempt)"
+                     (STUCK: since its step failed for good; RETRYING: since its step's first attempt)"
                 ),
                 &["type", "state"]
             )),
