@@ -201,8 +201,7 @@ impl SagaEngine {
     /// The engine's metrics in Prometheus text, with the process-wide ones; the gauges are
     /// computed now.
     pub fn metrics_text(&self) -> String {
-        self.metrics.refresh(&self.census, &self.store, Timestamp::now());
-        crate::metrics::render_with(self.metrics.registry())
+        self.metrics.render(&self.census, &self.store, Timestamp::now())
     }
 
     pub fn deps(&self) -> Arc<StepDeps> {

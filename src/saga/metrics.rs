@@ -19,6 +19,9 @@ use crate::store::Store;
 
 pub struct SagaMetrics {
     registry: Registry,
+    /// One scrape at a time: the gauges are reset and set again at each, and two at once
+    /// could each render the other's half-set gauges.
+    scrape: std::sync::Mutex<()>,
     started: IntCounterVec,
     finished: IntCounterVec,
     step_attempts: IntCounterVec,
@@ -123,11 +126,15 @@ impl SagaMetrics {
                 "How long the most overdue queued notification has been due (0 when none is)"
             )),
             registry,
+            scrape: std::sync::Mutex::new(()),
         }
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The process-wide metrics and these, in Prometheus text, the gauges computed now.
+    pub fn render(&self, census: &SagaCensus, store: &Store, now: Timestamp) -> String {
+        let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.refresh(census, store, now);
+        crate::metrics::render_with(&self.registry)
     }
 
     /// A saga's first write is durable.
@@ -148,7 +155,7 @@ impl SagaMetrics {
     }
 
     /// Sets the gauges from the census and the outbox, just before a scrape reads them.
-    pub fn refresh(&self, census: &SagaCensus, store: &Store, now: Timestamp) {
+    fn refresh(&self, census: &SagaCensus, store: &Store, now: Timestamp) {
         self.sagas.reset();
         for (saga_type, state, n) in census.counts() {
             self.sagas.with_label_values(&[&saga_type, state.as_str()]).set(n as i64);
