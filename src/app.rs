@@ -78,7 +78,9 @@ async fn serve(
         shop.customers.clone(),
         settings.clone(),
     );
-    let handler = tokio::spawn(handler.run(stop_rx));
+    let handler = tokio::spawn(handler.run(stop_rx.clone()));
+    let retrying = crate::saga::alerts::RetryingWatch::new(shop.sagas.clone(), settings.clone());
+    let retrying = tokio::spawn(retrying.run(stop_rx));
 
     let listener = tokio::net::TcpListener::bind(settings.server.addr)
         .await
@@ -113,6 +115,7 @@ async fn serve(
     let _ = worker.await;
     let _ = expiry.await;
     let _ = handler.await;
+    let _ = retrying.await;
     // Every reply already waited for its write; this drains writes nobody waits for.
     let store_for_close = store.clone();
     tokio::task::spawn_blocking(move || store_for_close.close()).await??;

@@ -33,6 +33,7 @@ pub struct Settings {
     pub notifications: NotificationSettings,
     pub orders: OrderSettings,
     pub sagas: SagaSettings,
+    pub alerts: AlertSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +49,8 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// A keep-alive connection with no request for this long is closed.
     pub keep_alive_idle_timeout_ms: u64,
+    /// Where people reach the server (links in alert emails).
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -189,6 +192,14 @@ pub struct OrderSettings {
 pub struct SagaSettings {
     /// How long a COMPLETED, FAILED or ABORTED saga is kept after it finished.
     pub retention_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AlertSettings {
+    /// A saga RETRYING this long (since its step's first attempt) alerts the admin once.
+    pub retrying_after_secs: u64,
+    /// How often RETRYING sagas are checked.
+    pub check_interval_ms: u64,
 }
 
 /// `CARTWRIGHT__SECTION__KEY` variables (the `config` crate lowercases the key).

@@ -88,8 +88,11 @@ pub static NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-pub fn render() -> String {
+/// The process-wide metrics and those of `extra` (a server's own, e.g. its saga engine's).
+pub fn render_with(extra: &Registry) -> String {
+    let mut families = REGISTRY.gather();
+    families.extend(extra.gather());
     let mut buf = Vec::new();
-    let _ = TextEncoder::new().encode(&REGISTRY.gather(), &mut buf);
+    let _ = TextEncoder::new().encode(&families, &mut buf);
     String::from_utf8(buf).unwrap_or_default()
 }

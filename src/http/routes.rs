@@ -23,7 +23,7 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
     match (m.clone(), segments.as_slice()) {
         (Method::GET, ["healthz"]) => ("healthz", Ok(response::json(200, &serde_json::json!({ "status": "ok" })))),
         (Method::GET, ["metrics"]) => {
-            ("metrics", Ok(response::text(200, crate::metrics::render(), "text/plain; version=0.0.4")))
+            ("metrics", Ok(response::text(200, shop.sagas.metrics_text(), "text/plain; version=0.0.4")))
         }
 
         (Method::POST, ["v1", "customers"]) => route!("customers.register", customers::register(shop, req)),
@@ -69,6 +69,7 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
         (Method::GET, ["admin", "v1", "sagas", id, "abort-preview"]) => {
             route!("admin.sagas.abort_preview", sagas::abort_preview(shop, req, id))
         }
+        (Method::GET, ["admin", "v1", "triage"]) => route!("admin.triage", sagas::triage(shop, req)),
         (Method::GET, ["admin", "v1", "retry-policies"]) => route!("admin.policies.list", sagas::policies(shop, req)),
         (Method::PUT, ["admin", "v1", "retry-policies", saga_type, step]) => {
             route!("admin.policies.set", sagas::set_policy(shop, req, saga_type, step))
@@ -165,6 +166,7 @@ fn known_path(segments: &[&str]) -> bool {
             | ["admin", "v1", "sagas", _, "resume"]
             | ["admin", "v1", "sagas", _, "abort"]
             | ["admin", "v1", "sagas", _, "abort-preview"]
+            | ["admin", "v1", "triage"]
             | ["admin", "v1", "retry-policies"]
             | ["admin", "v1", "retry-policies", _, _]
             | ["admin", "v1", "events"]

@@ -1,4 +1,4 @@
-//! Operators and sagas: list, show, resume, abort; retry policies.
+//! Operators and sagas: triage, list, show, resume, abort; retry policies.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -72,6 +72,13 @@ pub async fn abort(shop: &Shop, req: &Request, id: &str) -> Reply {
 pub async fn abort_preview(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
     Ok(json(200, &shop.sagas.abort_preview(saga_id(id)?).await?))
+}
+
+/// `GET /admin/v1/triage`: sagas by type and state, and the STUCK, RETRYING and
+/// COMPENSATING ones grouped by (state, type, step, error), from memory.
+pub async fn triage(shop: &Shop, req: &Request) -> Reply {
+    auth::admin(shop, req)?;
+    Ok(json(200, &shop.sagas.triage().to_json(crate::domain::time::Timestamp::now())))
 }
 
 pub async fn policies(shop: &Shop, req: &Request) -> Reply {

@@ -14,9 +14,12 @@ use actix::prelude::*;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use super::alerts;
+use super::census::Change;
 use super::engine::SagaEngine;
 use super::instance::{SagaInstance, SagaState};
 use super::machine::{self, Action, Failure, Input, Rules};
+use super::metrics::StepOutcome;
 use super::steps::StepContext;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
@@ -116,12 +119,17 @@ impl SagaCoordinator {
             ws = ws.delete(Table::ActiveSagas, id);
             ws = crate::services::retention::saga_finished(ws, self.saga.saga_id, Timestamp::now());
         }
+        if alerts::became_stuck(&self.saga, state_before) {
+            ws = ws.notify(alerts::alert(alerts::STUCK_KIND, &self.saga, &self.engine.deps().settings));
+        }
+        let counted = Counted::of(&self.saga, logged_before);
         let ticket = self.engine.store().commit(ws);
         self.writes_in_flight += 1;
         Box::pin(ticket.into_actor(self).map(move |res, act, ctx| {
             act.writes_in_flight -= 1;
             let reply = match res {
                 Ok(_) => {
+                    counted.apply(&act.engine);
                     act.perform(action, ctx);
                     Ok(())
                 }
@@ -202,10 +210,17 @@ impl SagaCoordinator {
                     tracing::warn!(%key, "step touches a quarantined key: saga paused")
                 }
             }
-            result
+            (result, started.elapsed().as_secs_f64())
         }
         .instrument(span);
-        ctx.spawn(future.into_actor(self).then(|result, act, ctx| {
+        ctx.spawn(future.into_actor(self).then(move |(result, secs), act, ctx| {
+            let outcome = match &result {
+                Ok(_) => StepOutcome::Succeeded,
+                Err(Failure::Business(_)) => StepOutcome::BusinessError,
+                Err(Failure::Transient { .. }) => StepOutcome::TransientError,
+                Err(Failure::Quarantined { .. }) => StepOutcome::Quarantined,
+            };
+            act.engine.metrics().step_ended(&act.saga.saga_type, &work.name, outcome, secs);
             let input = match result {
                 Ok(output) => Input::Succeeded(output),
                 Err(failure) => Input::Failed(failure),
@@ -232,6 +247,41 @@ impl SagaCoordinator {
     fn stop_now(&mut self, ctx: &mut Context<Self>) {
         self.engine.forget(&self.saga.saga_id, &ctx.address());
         ctx.stop();
+    }
+}
+
+/// What a transition's write changes in the census and the counters, taken when it is
+/// submitted and applied once it is durable (never for a write that failed).
+struct Counted {
+    census: Option<Change>,
+    started: Option<String>,
+    /// A transition into a terminal state: (type, state, seconds since its start).
+    finished: Option<(String, SagaState, f64)>,
+}
+
+impl Counted {
+    fn of(saga: &SagaInstance, logged_before: Option<SagaState>) -> Counted {
+        let finished = saga.state.is_terminal() && logged_before != Some(saga.state);
+        Counted {
+            census: Change::of(saga, logged_before),
+            started: logged_before.is_none().then(|| saga.saga_type.clone()),
+            finished: finished.then(|| {
+                let secs = (saga.updated_at.0 - saga.created_at.0).max(0) as f64 / 1000.0;
+                (saga.saga_type.clone(), saga.state, secs)
+            }),
+        }
+    }
+
+    fn apply(self, engine: &SagaEngine) {
+        if let Some(change) = self.census {
+            engine.census().apply(change);
+        }
+        if let Some(saga_type) = self.started {
+            engine.metrics().saga_started(&saga_type);
+        }
+        if let Some((saga_type, state, secs)) = self.finished {
+            engine.metrics().saga_finished(&saga_type, state, secs);
+        }
     }
 }
 

@@ -10,10 +10,12 @@ use std::time::Duration;
 use actix::{Actor, Addr, ArbiterHandle};
 use serde_json::{json, Value};
 
+use super::census::{SagaCensus, Triage};
 use super::coordinator::{settled_channel, Drive, SagaCoordinator, Settled, Watch};
 use super::definition::{self, SagaDefinition};
 use super::instance::{SagaInstance, SagaState};
 use super::machine::{self, Input, MachineError, PlannedCompensation};
+use super::metrics::SagaMetrics;
 use super::steps::{self, StepDeps, StepHandler};
 use super::versions::{check_definitions, check_instances, Definitions, Handlers};
 use crate::actors::registry::{send_leased, Lease, Registry};
@@ -34,6 +36,9 @@ pub struct SagaEngine {
     policies: RwLock<BTreeMap<String, RetryPolicy>>,
     deps: Arc<StepDeps>,
     registry: Registry<SagaId, SagaCoordinator>,
+    /// Sagas by type and state, and what the unfinished ones are doing.
+    census: Arc<SagaCensus>,
+    metrics: SagaMetrics,
 }
 
 /// A saga that was started (or found, for a repeated Idempotency-Key).
@@ -74,18 +79,23 @@ impl SagaEngine {
             policies: RwLock::new(BTreeMap::new()),
             deps: Arc::new(deps),
             registry: Registry::new("saga", arbiters, Duration::from_secs(3600)),
+            census: Arc::new(SagaCensus::new()),
+            metrics: SagaMetrics::new(),
         };
         Ok(Arc::new(engine))
     }
 
     /// Once, before the server listens: refuses to go on if an unfinished saga names a
-    /// definition version or a step this build cannot run; loads the retry policies; then
+    /// definition version or a step this build cannot run; loads the retry policies; seeds
+    /// the census (the unfinished sagas now, the finished ones in the background); then
     /// resumes every unfinished saga from the log, except those PAUSED on a key still
     /// quarantined (one whose key was released resumes). Returns how many sagas it resumed.
     pub async fn boot(self: &Arc<Self>) -> anyhow::Result<usize> {
         let active = self.active_instances()?;
         check_instances(&active, &self.definitions, &self.handlers)?;
         self.load_policies().await?;
+        self.census.seed_unfinished(&active);
+        self.census.count_finished_in_background(self.store.clone());
         let (paused, others): (Vec<_>, Vec<_>) = active.iter().partition(|s| s.state == SagaState::Paused);
         let recovered = self.recover(others.iter().map(|s| s.saga_id).collect()).await?;
         let released = paused.iter().filter(|s| !self.still_paused(s)).map(|s| s.saga_id).collect();
@@ -230,6 +240,26 @@ impl SagaEngine {
         &self.store
     }
 
+    pub fn census(&self) -> &Arc<SagaCensus> {
+        &self.census
+    }
+
+    pub fn metrics(&self) -> &SagaMetrics {
+        &self.metrics
+    }
+
+    /// Counts by type and state, and the sagas needing an operator grouped by cause: from
+    /// memory (the census), never a scan of the sagas.
+    pub fn triage(&self) -> Triage {
+        self.census.triage()
+    }
+
+    /// The engine's metrics in Prometheus text, with the process-wide ones; the gauges are
+    /// computed now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(&self.census, &self.store, Timestamp::now())
+    }
+
     pub fn deps(&self) -> Arc<StepDeps> {
         self.deps.clone()
     }
@@ -336,6 +366,7 @@ impl SagaEngine {
             order_id,
         );
         let saga_id = saga.saga_id;
+        self.census.starting(saga_id);
         let first_write = first_write(saga_id);
         let engine = self.clone();
         let (tx, rx) = settled_channel();

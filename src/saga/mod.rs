@@ -3,20 +3,26 @@
 //! action; a coordinator actor per running saga drives it; timers are persisted
 //! (`next_attempt_at`) and re-armed on start; every non-terminal saga resumes on start.
 //!
+//! - [`alerts`]: the admin's emails about STUCK sagas and sagas RETRYING too long.
+//! - [`census`]: sagas by type and state, exactly, in memory; triage.
 //! - [`definition`]: parsing and checking definitions.
 //! - [`instance`]: the persisted instance and its views.
 //! - [`machine`]: the pure state machine (`transition(instance, input) -> action`).
 //! - [`coordinator`]: the actor that persists, then acts.
 //! - [`engine`]: start, watch, recover, resume, abort, retry policies.
+//! - [`metrics`]: the engine's Prometheus counters, histograms and gauges.
 //! - [`steps`]: the step handlers by name.
 //! - [`versions`]: every definition version this build runs, checked against handlers and
 //!   against the unfinished sagas at boot.
 
+pub mod alerts;
+pub mod census;
 pub mod coordinator;
 pub mod definition;
 pub mod engine;
 pub mod instance;
 pub mod machine;
+pub mod metrics;
 pub mod steps;
 pub mod versions;
 

@@ -77,11 +77,6 @@ impl Shop {
         spawn_sweeper(inventory_registry.clone());
         spawn_sweeper(cart_registry.clone());
         spawn_sweeper(order_registry.clone());
-        retention::spawn_sweeper(
-            store.clone(),
-            Duration::from_secs(settings.auth.sweep_interval_secs),
-            retention::Retention::from_settings(&settings),
-        );
         let catalog = catalog::CatalogService::new(store.clone(), settings.clone());
         let inventory = inventory::InventoryService::new(store.clone(), inventory_registry, catalog.clone());
         let carts =
@@ -101,6 +96,12 @@ impl Shop {
             quarantine: board.clone(),
         };
         let sagas = crate::saga::SagaEngine::new(store.clone(), deps, arbiters)?;
+        retention::spawn_sweeper(
+            store.clone(),
+            Duration::from_secs(settings.auth.sweep_interval_secs),
+            retention::Retention::from_settings(&settings),
+            sagas.census().clone(),
+        );
         Ok(Shop {
             staff_tokens: StaffTokens {
                 admin: token_hash(&settings.auth.admin_token),

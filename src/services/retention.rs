@@ -6,13 +6,16 @@
 //!
 //! Records written before these indexes existed have no index entry and are kept.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Settings;
 use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::saga::SagaInstance;
+use crate::saga::alerts;
+use crate::saga::census::SagaCensus;
+use crate::saga::{SagaInstance, SagaState};
 use crate::store::{
     reindex, saga_index_of, time_bound, time_key, time_key_rest, unindex, webhook_index, Store, StoreError, Table,
     WebhookEvent, WriteSet,
@@ -74,9 +77,10 @@ pub fn webhook_event(ws: WriteSet, event: &WebhookEvent, before: Option<&Webhook
 
 /// What a sweep does with one index entry.
 enum Verdict {
-    /// The record is past its retention: delete it, its index entry and its listing entries
-    /// (their table and keys).
-    Expire(Table, Option<(Table, Vec<Vec<u8>>)>),
+    /// The record is past its retention: delete it, its index entry and its other keys
+    /// (listing entries, alert markers: their table and keys); for a saga, its type and
+    /// state, for the census once the deletion is durable.
+    Expire(Table, Vec<(Table, Vec<Vec<u8>>)>, Option<(String, SagaState)>),
     /// The record is gone, or no longer the one indexed: delete the index entry.
     Stale,
     /// Not to be deleted now (a saga still running under the key): indexed again as of now,
@@ -88,15 +92,29 @@ enum Verdict {
 }
 
 /// Deletes what expired by `now`; returns how many records (index entries not counted).
-pub async fn sweep_retained(store: &Store, retention: Retention, now: Timestamp) -> Result<usize, AppError> {
+/// Sagas are left alone until the census has counted the finished ones (a deletion that
+/// count may or may not have seen would make it inexact); every deleted saga leaves it.
+pub async fn sweep_retained(
+    store: &Store,
+    retention: Retention,
+    now: Timestamp,
+    census: &SagaCensus,
+) -> Result<usize, AppError> {
     let cutoff = now.plus_millis(-retention.idempotency_ms);
-    let keys = sweep_index(store, Table::IdempotencyByTime, cutoff, now, |entry| idempotency_verdict(store, entry));
+    let keys =
+        sweep_index(store, Table::IdempotencyByTime, cutoff, now, census, |entry| idempotency_verdict(store, entry));
     let keys = keys.await?;
-    let cutoff = now.plus_millis(-retention.sagas_ms);
-    let sagas = sweep_index(store, Table::FinishedSagas, cutoff, now, |entry| saga_verdict(store, entry)).await?;
+    let sagas = match census.is_complete() {
+        true => {
+            let cutoff = now.plus_millis(-retention.sagas_ms);
+            sweep_index(store, Table::FinishedSagas, cutoff, now, census, |entry| saga_verdict(store, entry)).await?
+        }
+        false => 0,
+    };
     let cutoff = now.plus_millis(-retention.webhooks_ms);
-    let webhooks =
-        sweep_index(store, Table::WebhookEventsByTime, cutoff, now, |entry| webhook_verdict(store, entry, cutoff));
+    let webhooks = sweep_index(store, Table::WebhookEventsByTime, cutoff, now, census, |entry| {
+        webhook_verdict(store, entry, cutoff)
+    });
     Ok(keys + sagas + webhooks.await?)
 }
 
@@ -106,6 +124,7 @@ async fn sweep_index(
     index: Table,
     cutoff: Timestamp,
     now: Timestamp,
+    census: &SagaCensus,
     verdict: impl Fn(&[u8]) -> Result<Verdict, StoreError>,
 ) -> Result<usize, AppError> {
     let end = time_bound(cutoff.0.saturating_add(1));
@@ -116,13 +135,15 @@ async fn sweep_index(
         let Some(last) = entries.last() else { break };
         from = [last.as_slice(), &[0]].concat();
         let mut ws = WriteSet::new();
+        let mut sagas_deleted = Vec::new();
         for entry in entries {
             match verdict(&entry) {
-                Ok(Verdict::Expire(table, listed)) => {
+                Ok(Verdict::Expire(table, others, saga)) => {
                     ws = ws.delete(table, time_key_rest(&entry).to_vec()).delete(index, entry);
-                    if let Some((listing, keys)) = listed {
-                        ws = unindex(ws, listing, &keys);
+                    for (other, keys) in others {
+                        ws = unindex(ws, other, &keys);
                     }
+                    sagas_deleted.extend(saga);
                     deleted += 1;
                 }
                 Ok(Verdict::Stale) => ws = ws.delete(index, entry),
@@ -139,6 +160,9 @@ async fn sweep_index(
         if !ws.is_empty() {
             store.commit(ws).await?;
         }
+        for (saga_type, state) in sagas_deleted {
+            census.deleted(&saga_type, state);
+        }
     }
     Ok(deleted)
 }
@@ -153,7 +177,7 @@ fn idempotency_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreErro
             if store.contains(Table::ActiveSagas, current.as_bytes())? {
                 Ok(Verdict::Requeue(current))
             } else {
-                Ok(Verdict::Expire(Table::Idempotency, None))
+                Ok(Verdict::Expire(Table::Idempotency, Vec::new(), None))
             }
         }
         _ => Ok(Verdict::Stale),
@@ -165,7 +189,9 @@ fn saga_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreError> {
     let id = time_key_rest(entry);
     match store.get::<SagaInstance>(Table::Sagas, id)? {
         Some(saga) if saga.state.is_terminal() && !store.contains(Table::ActiveSagas, id)? => {
-            Ok(Verdict::Expire(Table::Sagas, Some((Table::SagasByFilter, saga_index_of(&saga)))))
+            let markers = store.scan_prefix_keys(Table::SagaAlerts, alerts::marker_prefix(id), usize::MAX)?;
+            let others = vec![(Table::SagasByFilter, saga_index_of(&saga)), (Table::SagaAlerts, markers)];
+            Ok(Verdict::Expire(Table::Sagas, others, Some((saga.saga_type, saga.state))))
         }
         // Not terminal any more: it is indexed again when it becomes terminal.
         Some(saga) if !saga.state.is_terminal() => Ok(Verdict::Stale),
@@ -178,7 +204,7 @@ fn saga_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreError> {
 fn webhook_verdict(store: &Store, entry: &[u8], cutoff: Timestamp) -> Result<Verdict, StoreError> {
     match store.get::<WebhookEvent>(Table::WebhookEvents, time_key_rest(entry))? {
         Some(event) if event.received_at <= cutoff => {
-            Ok(Verdict::Expire(Table::WebhookEvents, Some((Table::WebhooksByFilter, webhook_index(&event)))))
+            Ok(Verdict::Expire(Table::WebhookEvents, vec![(Table::WebhooksByFilter, webhook_index(&event))], None))
         }
         _ => Ok(Verdict::Stale),
     }
@@ -186,7 +212,7 @@ fn webhook_verdict(store: &Store, entry: &[u8], cutoff: Timestamp) -> Result<Ver
 
 /// Runs the sweep of expired sessions and tokens and [`sweep_retained`] every `every` until
 /// the store closes.
-pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention) {
+pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention, census: Arc<SagaCensus>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -199,7 +225,7 @@ pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention) {
                 Err(AppError::ShuttingDown) => break,
                 Err(e) => tracing::warn!(error = %e, "sweep of expired sessions and tokens failed; next pass retries"),
             }
-            match sweep_retained(&store, retention, now).await {
+            match sweep_retained(&store, retention, now, &census).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(deleted = n, "expired idempotency keys, finished sagas and webhook events deleted")
@@ -215,7 +241,6 @@ pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention) {
 mod tests {
     use super::*;
     use crate::saga::coordinator::log_write;
-    use crate::saga::SagaState;
 
     fn saga_with(state: SagaState) -> SagaInstance {
         let def = &crate::saga::definition::embedded().unwrap()[0];
@@ -256,9 +281,21 @@ mod tests {
         let recent = saga_with(SagaState::Completed);
         ws = saga_finished(log_write(ws, &stuck, None), stuck.saga_id, old);
         ws = saga_finished(log_write(ws, &recent, None), recent.saga_id, now);
+        // An alert marker of a deleted saga goes with it.
+        let marker = [finished[0].as_bytes().as_slice(), &[0; 8]].concat();
+        ws = ws.put(Table::SagaAlerts, marker, &finished[0].0);
         store.commit(ws).await.unwrap();
 
-        assert_eq!(sweep_retained(&store, retention(5_000), now).await.unwrap(), BATCH + 5);
+        // Until the census has counted the finished sagas, none is deleted.
+        let census = SagaCensus::new();
+        census.seed_unfinished(std::slice::from_ref(&stuck));
+        assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), 0);
+        census.count_finished(&store).unwrap();
+        let completed = |c: &SagaCensus| c.counts().iter().find(|x| x.1 == SagaState::Completed).map_or(0, |x| x.2);
+        assert_eq!(completed(&census), (BATCH as u64 + 5) / 3 + 1);
+        assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), BATCH + 5);
+        assert_eq!(completed(&census), 1, "the deleted ones leave the census");
+        assert!(store.scan_prefix_keys(Table::SagaAlerts, &[], 10).unwrap().is_empty());
         assert!(finished.iter().all(|id| !store.contains(Table::Sagas, id.as_bytes()).unwrap()));
         assert!(store.contains(Table::Sagas, stuck.saga_id.as_bytes()).unwrap(), "STUCK kept");
         assert!(store.contains(Table::Sagas, recent.saga_id.as_bytes()).unwrap(), "recent kept");
@@ -268,7 +305,7 @@ mod tests {
         let kept = [saga_index_of(&stuck), saga_index_of(&recent)].concat();
         assert_eq!(listed.len(), kept.len(), "deleted sagas leave no listing entries");
         assert!(kept.iter().all(|k| listed.contains(k)));
-        assert_eq!(sweep_retained(&store, retention(5_000), now).await.unwrap(), 0);
+        assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), 0);
         store.close().unwrap();
     }
 
@@ -296,7 +333,8 @@ mod tests {
         ws = webhook_event(ws, &event(now), None, false);
         store.commit(ws).await.unwrap();
 
-        assert_eq!(sweep_retained(&store, retention(5_000), now).await.unwrap(), 1);
+        let census = SagaCensus::new();
+        assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), 1);
         assert!(!store.contains(Table::Idempotency, b"key-done").unwrap());
         assert!(store.contains(Table::Idempotency, b"key-running").unwrap(), "its saga still runs");
         let requeued = store.scan_prefix_keys(Table::IdempotencyByTime, &[], usize::MAX).unwrap();
@@ -310,7 +348,7 @@ mod tests {
         });
         // Once past its retention, the event leaves the listings too.
         let later = now.plus_millis(10_000);
-        assert_eq!(sweep_retained(&store, retention(5_000), later).await.unwrap(), 1);
+        assert_eq!(sweep_retained(&store, retention(5_000), later, &census).await.unwrap(), 1);
         assert!(store.scan_prefix_keys(Table::WebhooksByFilter, &[], usize::MAX).unwrap().is_empty());
         store.close().unwrap();
     }

@@ -9,6 +9,7 @@
 mod codec;
 mod committer;
 mod files;
+mod gauges;
 mod indexes;
 mod listing;
 mod records;

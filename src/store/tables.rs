@@ -75,10 +75,13 @@ pub enum Table {
     IndexBuilds,
     /// kind (1 byte) ++ id -> QuarantineEntry ; keys an operator paused
     Quarantine,
+    /// saga id ++ retrying since (ms, BE) -> notification id ; the alert sent for a saga that
+    /// stays RETRYING, once per retry episode (see `saga::alerts`)
+    SagaAlerts,
 }
 
 impl Table {
-    pub const ALL: [Table; 35] = [
+    pub const ALL: [Table; 36] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -114,6 +117,7 @@ impl Table {
         Table::AuditByType,
         Table::IndexBuilds,
         Table::Quarantine,
+        Table::SagaAlerts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -153,6 +157,7 @@ impl Table {
             Table::AuditByType => "audit_by_type",
             Table::IndexBuilds => "index_builds",
             Table::Quarantine => "quarantine",
+            Table::SagaAlerts => "saga_alerts",
         }
     }
 }
@@ -245,6 +250,15 @@ impl ListingFilter<'_> {
     }
 }
 
+/// The inverse of a one-value filter's key (`SagaType`, `SagaState`...): its family byte, its
+/// value and the order key after it; `None` for a key of another shape.
+pub fn split_listing_key(key: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&family, rest) = key.split_first()?;
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let value = rest.get(4..4 + len)?;
+    Some((family, value, &rest[4 + len..]))
+}
+
 fn prefix_of(family: u8, parts: &[&str]) -> Vec<u8> {
     let mut k = vec![family];
     for p in parts {
@@ -309,5 +323,8 @@ mod tests {
         assert!(WebhookAll.key(&webhook_order_key(5, "p", "e")).starts_with(&WebhookAll.prefix()));
         assert_eq!(WebhookSourceStatus("payment", "processed").table(), Table::WebhooksByFilter);
         assert_eq!(AuditType("order").key(&9u64.to_be_bytes()).len(), 1 + 4 + 5 + 8);
+        let key = SagaType("place_order").key(&a);
+        assert_eq!(split_listing_key(&key), Some((SagaType("x").prefix()[0], &b"place_order"[..], &a[..])));
+        assert_eq!(split_listing_key(&[1, 0, 0]), None);
     }
 }

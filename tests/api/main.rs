@@ -28,3 +28,4 @@ mod smtp;
 mod startup;
 mod storage;
 mod throttle;
+mod triage;

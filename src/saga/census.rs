@@ -1,0 +1,620 @@
+//! The saga census: how many sagas there are of each type in each state, exactly, and what
+//! each unfinished saga is doing (state, current step, last error, since when), in memory,
+//! so that triage, the gauges and the alerts never read the store.
+//!
+//! Kept exact by construction: seeded at start, then moved by every transition a coordinator
+//! has made durable and every deletion the retention sweep has committed. Nothing is written
+//! for it: the commit path carries no extra row.
+//!
+//! Seeded in two parts, so that a start with a million sagas listens at once:
+//! - the unfinished sagas, from the instances the engine reads anyway to resume them (the
+//!   active list: the work in flight, not the history), before the server listens;
+//! - the finished ones, counted on a background thread from the saga listing index, keys
+//!   only: every saga has a type entry, FAILED and ABORTED ones also a state entry, so a saga
+//!   that was not unfinished at start (and was not started since) is COMPLETED unless its
+//!   state entry says otherwise. Until that count is done the census says `complete: false`
+//!   and its finished counts hold only what finished since the start; sagas started
+//!   meanwhile are noted so the count passes over them (their own transitions count them),
+//!   and the retention sweep leaves sagas alone (a deletion the count may or may not have
+//!   seen would make it inexact).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{json, Value};
+
+use super::instance::{SagaInstance, SagaState};
+use crate::domain::ids::SagaId;
+use crate::domain::time::Timestamp;
+use crate::store::Store;
+
+/// Every state, in the order the census keeps its counts.
+pub const STATES: [SagaState; 8] = [
+    SagaState::Running,
+    SagaState::Retrying,
+    SagaState::Compensating,
+    SagaState::Stuck,
+    SagaState::Completed,
+    SagaState::Failed,
+    SagaState::Aborted,
+    SagaState::Paused,
+];
+
+fn slot(state: SagaState) -> usize {
+    match state {
+        SagaState::Running => 0,
+        SagaState::Retrying => 1,
+        SagaState::Compensating => 2,
+        SagaState::Stuck => 3,
+        SagaState::Completed => 4,
+        SagaState::Failed => 5,
+        SagaState::Aborted => 6,
+        SagaState::Paused => 7,
+    }
+}
+
+/// The states an operator triages: their sagas are grouped by step and error.
+fn triaged(state: SagaState) -> bool {
+    matches!(state, SagaState::Stuck | SagaState::Retrying | SagaState::Compensating | SagaState::Paused)
+}
+
+/// Longest error text kept per unfinished saga (the log's own is bounded too).
+const ERROR_CHARS: usize = 300;
+/// Index keys the background count checks against the noted sagas per lock.
+const COUNT_BATCH: usize = 4096;
+
+/// What an unfinished saga is doing, as of its last durable transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unfinished {
+    pub saga_type: String,
+    pub state: SagaState,
+    /// The current step or compensation (kept for the triaged states only).
+    pub step: Option<String>,
+    /// Its last error, ids replaced by `{id}` so that one cause makes one group.
+    pub error: Option<String>,
+    /// Since when it is in its state (see [`state_since`]); for RETRYING, since the first
+    /// attempt of the step it retries (a retry runs it again, RETRYING -> RUNNING ->
+    /// RETRYING: one episode).
+    pub since: Timestamp,
+}
+
+impl Unfinished {
+    fn of(saga: &SagaInstance, since: Timestamp) -> Unfinished {
+        let detail = triaged(saga.state);
+        let work = saga.current().filter(|_| detail);
+        Unfinished {
+            saga_type: saga.saga_type.clone(),
+            state: saga.state,
+            step: work.map(|w| w.name.clone()),
+            error: work.and_then(|w| w.last_error.as_deref()).map(normalize_error),
+            since,
+        }
+    }
+}
+
+/// When the saga entered its state, as far as its record says: for a STUCK one, when its
+/// current step failed for good; for a RETRYING one, the first attempt of its current step;
+/// otherwise its last transition (which a recovery on start also is).
+pub fn state_since(saga: &SagaInstance) -> Timestamp {
+    let work = saga.current();
+    let since = match saga.state {
+        // A paused step's attempt ended when it found its key quarantined.
+        SagaState::Stuck | SagaState::Paused => work.and_then(|w| w.finished_at),
+        SagaState::Retrying => work.and_then(|w| w.started_at),
+        SagaState::Running
+        | SagaState::Compensating
+        | SagaState::Completed
+        | SagaState::Failed
+        | SagaState::Aborted => None,
+    };
+    since.unwrap_or(saga.updated_at)
+}
+
+/// What one transition changes in the census, taken from the saga when its write is
+/// submitted (the coordinator may move on before the write is durable) and applied once it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub saga_id: SagaId,
+    pub before: Option<SagaState>,
+    /// The saga as of the write (its state is the state after).
+    pub entry: Unfinished,
+}
+
+impl Change {
+    /// `None` when the census does not change: the common case, a step of a running saga
+    /// that succeeded, costs no lock and no allocation.
+    pub fn of(saga: &SagaInstance, before: Option<SagaState>) -> Option<Change> {
+        let moved = before != Some(saga.state);
+        (moved || triaged(saga.state)).then(|| Change {
+            saga_id: saga.saga_id,
+            before,
+            entry: Unfinished::of(saga, state_since(saga)),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct SagaCensus {
+    inner: Mutex<Inner>,
+    /// The finished sagas of before the start are counted (read without the lock on the
+    /// hot path; written under it).
+    complete: AtomicBool,
+}
+
+#[derive(Default)]
+struct Inner {
+    counts: HashMap<String, [i64; STATES.len()]>,
+    unfinished: HashMap<SagaId, Unfinished>,
+    /// Until the count of finished sagas is done: the sagas whose transitions count them
+    /// (unfinished at start, or started since), which that count passes over.
+    counted_live: HashSet<SagaId>,
+    complete: bool,
+}
+
+impl Inner {
+    fn add(&mut self, saga_type: &str, state: SagaState, n: i64) {
+        match self.counts.get_mut(saga_type) {
+            Some(c) => c[slot(state)] += n,
+            None => {
+                let mut c = [0; STATES.len()];
+                c[slot(state)] = n;
+                self.counts.insert(saga_type.to_string(), c);
+            }
+        }
+    }
+}
+
+/// One triage group: sagas in the same state, of the same type, at the same step, with
+/// the same error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriageGroup {
+    pub state: SagaState,
+    pub saga_type: String,
+    pub step: Option<String>,
+    pub error: Option<String>,
+    pub count: u64,
+    pub oldest_saga_id: SagaId,
+    pub oldest_since: Timestamp,
+}
+
+/// The triage view: counts by type and state, and the groups of sagas needing attention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Triage {
+    pub complete: bool,
+    /// type -> state -> count (states with none left out).
+    pub counts: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// STUCK first, then RETRYING, then COMPENSATING; within one, the largest group first.
+    pub groups: Vec<TriageGroup>,
+}
+
+impl Triage {
+    pub fn to_json(&self, now: Timestamp) -> Value {
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .map(|g| {
+                json!({
+                    "state": g.state.as_str(),
+                    "type": g.saga_type,
+                    "step": g.step,
+                    "error": g.error,
+                    "count": g.count,
+                    "oldest_saga_id": g.oldest_saga_id,
+                    "oldest_since": g.oldest_since.rfc3339(),
+                    "oldest_age_secs": age_secs(now, g.oldest_since),
+                })
+            })
+            .collect();
+        json!({
+            "complete": self.complete,
+            "counts": self.counts,
+            "groups": groups,
+            "generated_at": now.rfc3339(),
+        })
+    }
+}
+
+pub fn age_secs(now: Timestamp, since: Timestamp) -> f64 {
+    (now.0 - since.0).max(0) as f64 / 1000.0
+}
+
+impl SagaCensus {
+    pub fn new() -> SagaCensus {
+        SagaCensus::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.complete.load(Ordering::Acquire)
+    }
+
+    /// The unfinished sagas, as read from the log at start, before anything runs.
+    pub fn seed_unfinished(&self, sagas: &[SagaInstance]) {
+        let mut inner = self.lock();
+        for saga in sagas {
+            inner.add(&saga.saga_type, saga.state, 1);
+            inner.counted_live.insert(saga.saga_id);
+            if !saga.state.is_terminal() {
+                inner.unfinished.insert(saga.saga_id, Unfinished::of(saga, state_since(saga)));
+            }
+        }
+    }
+
+    /// A new saga, before its first write: the background count must pass over it.
+    pub fn starting(&self, id: SagaId) {
+        if !self.is_complete() {
+            let mut inner = self.lock();
+            if !inner.complete {
+                inner.counted_live.insert(id);
+            }
+        }
+    }
+
+    /// A transition is durable: `saga` as written, `before` the state it was logged in
+    /// (`None`: its first write).
+    pub fn record(&self, saga: &SagaInstance, before: Option<SagaState>) {
+        if let Some(change) = Change::of(saga, before) {
+            self.apply(change);
+        }
+    }
+
+    /// Applies a change taken when its write was submitted (see [`Change`]).
+    pub fn apply(&self, change: Change) {
+        let Change { saga_id, before, entry } = change;
+        let after = entry.state;
+        let moved = before != Some(after);
+        let mut inner = self.lock();
+        if moved {
+            if let Some(b) = before {
+                inner.add(&entry.saga_type, b, -1);
+            }
+            inner.add(&entry.saga_type, after, 1);
+        }
+        if after.is_terminal() {
+            inner.unfinished.remove(&saga_id);
+            return;
+        }
+        let entry = match inner.unfinished.get(&saga_id) {
+            Some(u) if !moved => Unfinished { since: u.since, ..entry },
+            _ => entry,
+        };
+        inner.unfinished.insert(saga_id, entry);
+    }
+
+    /// Finished sagas the retention sweep deleted (its write is durable).
+    pub fn deleted(&self, saga_type: &str, state: SagaState) {
+        self.lock().add(saga_type, state, -1);
+    }
+
+    /// Counts the finished sagas of before the start on a background thread (see the module
+    /// comment), then marks the census complete.
+    pub fn count_finished_in_background(self: &Arc<Self>, store: Store) {
+        let census = self.clone();
+        let spawned = std::thread::Builder::new().name("saga-census".into()).spawn(move || {
+            let started = std::time::Instant::now();
+            match census.count_finished(&store) {
+                Ok(n) => tracing::info!(
+                    finished_sagas = n,
+                    ms = started.elapsed().as_millis() as u64,
+                    "saga census complete"
+                ),
+                Err(e) => tracing::error!(error = %e, "counting finished sagas failed; the census stays incomplete"),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the saga census thread; the census stays incomplete");
+        }
+    }
+
+    /// The count itself; returns how many finished sagas it found.
+    pub fn count_finished(&self, store: &Store) -> Result<u64, crate::store::StoreError> {
+        let ids = |state| -> Result<HashSet<Vec<u8>>, crate::store::StoreError> {
+            Ok(store.saga_ids_indexed_in(state)?.into_iter().collect())
+        };
+        let (failed, aborted) = (ids(SagaState::Failed)?, ids(SagaState::Aborted)?);
+        let mut found: HashMap<String, [i64; STATES.len()]> = HashMap::new();
+        let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(COUNT_BATCH);
+        let mut total = 0;
+        let mut settle = |batch: &mut Vec<(String, Vec<u8>)>| {
+            let inner = self.lock();
+            for (saga_type, id) in batch.drain(..) {
+                let Ok(uuid) = uuid::Uuid::from_slice(&id) else { continue };
+                if inner.counted_live.contains(&SagaId(uuid)) {
+                    continue;
+                }
+                let state = if failed.contains(&id) {
+                    SagaState::Failed
+                } else if aborted.contains(&id) {
+                    SagaState::Aborted
+                } else {
+                    SagaState::Completed
+                };
+                found.entry(saga_type).or_default()[slot(state)] += 1;
+                total += 1;
+            }
+        };
+        store.each_saga_by_type(|saga_type, id| {
+            batch.push((String::from_utf8_lossy(saga_type).into_owned(), id.to_vec()));
+            if batch.len() == COUNT_BATCH {
+                settle(&mut batch);
+            }
+            true
+        })?;
+        settle(&mut batch);
+        let mut inner = self.lock();
+        for (saga_type, counts) in found {
+            for state in STATES {
+                inner.add(&saga_type, state, counts[slot(state)]);
+            }
+        }
+        inner.counted_live = HashSet::new();
+        inner.complete = true;
+        self.complete.store(true, Ordering::Release);
+        Ok(total)
+    }
+
+    /// (type, state, count) for every pair with sagas.
+    pub fn counts(&self) -> Vec<(String, SagaState, u64)> {
+        let inner = self.lock();
+        let mut out = Vec::new();
+        for (saga_type, counts) in &inner.counts {
+            for state in STATES {
+                let n = counts[slot(state)];
+                if n > 0 {
+                    out.push((saga_type.clone(), state, n as u64));
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.0, slot(a.1)).cmp(&(&b.0, slot(b.1))));
+        out
+    }
+
+    /// (type, state, since) of the longest-standing unfinished saga of every pair.
+    pub fn oldest(&self) -> Vec<(String, SagaState, Timestamp)> {
+        let inner = self.lock();
+        let mut oldest: HashMap<(&str, usize), Timestamp> = HashMap::new();
+        for u in inner.unfinished.values() {
+            let at = oldest.entry((&u.saga_type, slot(u.state))).or_insert(u.since);
+            *at = (*at).min(u.since);
+        }
+        oldest.into_iter().map(|((t, s), at)| (t.to_string(), STATES[s], at)).collect()
+    }
+
+    /// The RETRYING sagas retrying since `cutoff` or earlier, with since when.
+    pub fn retrying_since(&self, cutoff: Timestamp) -> Vec<(SagaId, Timestamp)> {
+        let inner = self.lock();
+        inner
+            .unfinished
+            .iter()
+            .filter(|(_, u)| u.state == SagaState::Retrying && u.since <= cutoff)
+            .map(|(id, u)| (*id, u.since))
+            .collect()
+    }
+
+    /// Counts by type and state, and the STUCK, RETRYING and COMPENSATING sagas grouped by
+    /// (state, type, step, error) with their count and oldest member. Reads memory only:
+    /// the work is proportional to the unfinished sagas, never to the history.
+    pub fn triage(&self) -> Triage {
+        let mut counts: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
+        for (saga_type, state, n) in self.counts() {
+            counts.entry(saga_type).or_default().insert(state.as_str(), n);
+        }
+        type Key<'a> = (usize, &'a str, Option<&'a str>, Option<&'a str>);
+        let inner = self.lock();
+        let mut groups: HashMap<Key, (u64, SagaId, Timestamp)> = HashMap::new();
+        for (id, u) in inner.unfinished.iter().filter(|(_, u)| triaged(u.state)) {
+            let key = (slot(u.state), u.saga_type.as_str(), u.step.as_deref(), u.error.as_deref());
+            let group = groups.entry(key).or_insert((0, *id, u.since));
+            group.0 += 1;
+            if (u.since, *id) < (group.2, group.1) {
+                (group.1, group.2) = (*id, u.since);
+            }
+        }
+        let mut groups: Vec<TriageGroup> = groups
+            .into_iter()
+            .map(|((state, saga_type, step, error), (count, oldest_saga_id, oldest_since))| TriageGroup {
+                state: STATES[state],
+                saga_type: saga_type.to_string(),
+                step: step.map(str::to_string),
+                error: error.map(str::to_string),
+                count,
+                oldest_saga_id,
+                oldest_since,
+            })
+            .collect();
+        let rank = |s: SagaState| match s {
+            SagaState::Stuck => 0,
+            SagaState::Retrying => 1,
+            _ => 2,
+        };
+        groups.sort_by(|a, b| {
+            (rank(a.state), std::cmp::Reverse(a.count), a.oldest_since, &a.saga_type, &a.step, &a.error).cmp(&(
+                rank(b.state),
+                std::cmp::Reverse(b.count),
+                b.oldest_since,
+                &b.saga_type,
+                &b.step,
+                &b.error,
+            ))
+        });
+        Triage { complete: inner.complete, counts, groups }
+    }
+}
+
+/// An error text with its ids (UUIDs) replaced by `{id}` and cut to a bounded length, so that
+/// the same cause for different sagas or orders reads the same.
+pub fn normalize_error(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(ERROR_CHARS));
+    let mut rest = text;
+    while !rest.is_empty() {
+        if rest.len() >= 36 && rest.is_char_boundary(36) && uuid::Uuid::try_parse(&rest[..36]).is_ok() {
+            out.push_str("{id}");
+            rest = &rest[36..];
+            continue;
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    match out.char_indices().nth(ERROR_CHARS) {
+        Some((cut, _)) => out[..cut].to_string(),
+        None => out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::saga::coordinator::log_write;
+    use crate::saga::instance::Phase;
+    use crate::store::{Table, WriteSet};
+
+    fn saga(state: SagaState) -> SagaInstance {
+        let def = &crate::saga::definition::embedded().unwrap()[0];
+        let mut saga = SagaInstance::new(def, |_| crate::retry::RetryPolicy::NONE, json!({}), None, None);
+        saga.state = state;
+        saga
+    }
+
+    fn stuck_at(mut saga: SagaInstance, step: u32, error: &str, at: i64) -> SagaInstance {
+        saga.state = SagaState::Stuck;
+        saga.phase = Phase::Forward;
+        saga.cursor = step;
+        saga.steps[step as usize].step.last_error = Some(error.into());
+        saga.steps[step as usize].step.finished_at = Some(Timestamp(at));
+        // A recovery on start writes the log again: not when it became STUCK.
+        saga.updated_at = Timestamp(at + 60_000);
+        saga
+    }
+
+    fn count(census: &SagaCensus, saga_type: &str, state: SagaState) -> u64 {
+        census.counts().iter().find(|(t, s, _)| t == saga_type && *s == state).map_or(0, |c| c.2)
+    }
+
+    #[test]
+    fn transitions_move_counts_and_a_step_of_a_running_saga_changes_nothing() {
+        let census = SagaCensus::new();
+        let mut s = saga(SagaState::Running);
+        let t = s.saga_type.clone();
+        census.record(&s, None);
+        assert_eq!(count(&census, &t, SagaState::Running), 1);
+        s.cursor = 1;
+        census.record(&s, Some(SagaState::Running));
+        assert_eq!(census.counts().len(), 1);
+        s.state = SagaState::Retrying;
+        census.record(&s, Some(SagaState::Running));
+        assert_eq!((count(&census, &t, SagaState::Running), count(&census, &t, SagaState::Retrying)), (0, 1));
+        s.state = SagaState::Completed;
+        census.record(&s, Some(SagaState::Retrying));
+        assert_eq!(census.counts(), vec![(t.clone(), SagaState::Completed, 1)]);
+        assert!(census.oldest().is_empty(), "a finished saga leaves the unfinished ones");
+        census.deleted(&t, SagaState::Completed);
+        assert!(census.counts().is_empty());
+    }
+
+    #[test]
+    fn a_retry_episode_keeps_its_start_and_a_new_state_starts_anew() {
+        let census = SagaCensus::new();
+        let mut s = saga(SagaState::Running);
+        census.record(&s, None);
+        s.steps[0].step.started_at = Some(Timestamp(1_000));
+        s.updated_at = Timestamp(5_000);
+        s.state = SagaState::Retrying;
+        census.record(&s, Some(SagaState::Running));
+        assert_eq!(census.retrying_since(Timestamp(1_000)), vec![(s.saga_id, Timestamp(1_000))]);
+        assert!(census.retrying_since(Timestamp(999)).is_empty());
+        // The retry runs (RUNNING), fails again (RETRYING): the same episode.
+        s.state = SagaState::Running;
+        census.record(&s, Some(SagaState::Retrying));
+        s.state = SagaState::Retrying;
+        s.updated_at = Timestamp(9_000);
+        census.record(&s, Some(SagaState::Running));
+        assert_eq!(census.retrying_since(Timestamp(1_000)), vec![(s.saga_id, Timestamp(1_000))]);
+        let s = stuck_at(s, 0, "gone", 12_000);
+        census.record(&s, Some(SagaState::Retrying));
+        assert!(census.retrying_since(Timestamp(i64::MAX)).is_empty());
+        let oldest = census.oldest();
+        assert_eq!(oldest, vec![(s.saga_type.clone(), SagaState::Stuck, Timestamp(12_000))]);
+    }
+
+    #[test]
+    fn triage_groups_by_state_type_step_and_error_with_ids_normalized() {
+        let census = SagaCensus::new();
+        let order = uuid::Uuid::now_v7();
+        let a = stuck_at(saga(SagaState::Running), 2, &format!("order {order} not found"), 3_000);
+        let b = stuck_at(saga(SagaState::Running), 2, &format!("order {} not found", uuid::Uuid::now_v7()), 2_000);
+        let c = stuck_at(saga(SagaState::Running), 2, "timeout", 1_000);
+        let d = saga(SagaState::Running);
+        census.seed_unfinished(&[a.clone(), b.clone(), c.clone(), d]);
+        let triage = census.triage();
+        assert!(!triage.complete);
+        assert_eq!(triage.counts[&a.saga_type]["STUCK"], 3);
+        assert_eq!(triage.counts[&a.saga_type]["RUNNING"], 1);
+        assert_eq!(triage.groups.len(), 2, "{:?}", triage.groups);
+        let first = &triage.groups[0];
+        assert_eq!(first.count, 2);
+        assert_eq!(first.error.as_deref(), Some("order {id} not found"));
+        assert_eq!(first.step.as_deref(), Some(a.steps[2].step.name.as_str()));
+        assert_eq!((first.oldest_saga_id, first.oldest_since), (b.saga_id, Timestamp(2_000)));
+        assert_eq!((triage.groups[1].count, triage.groups[1].oldest_saga_id), (1, c.saga_id));
+        let json = triage.to_json(Timestamp(4_000));
+        assert_eq!(json["groups"][0]["oldest_age_secs"], 2.0);
+        assert_eq!(json["groups"][0]["state"], "STUCK");
+    }
+
+    #[test]
+    fn errors_are_normalized_and_bounded() {
+        let id = uuid::Uuid::now_v7();
+        assert_eq!(normalize_error(&format!("{id}:{id} x")), "{id}:{id} x");
+        assert_eq!(normalize_error("é plain"), "é plain");
+        assert_eq!(normalize_error(&"é".repeat(1000)).chars().count(), ERROR_CHARS);
+    }
+
+    /// The background count agrees with the store whatever runs beside it: sagas unfinished
+    /// at start and started since are counted by their transitions only.
+    #[tokio::test]
+    async fn the_count_of_finished_sagas_is_exact_beside_live_transitions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::load_layers(None, false).unwrap();
+        settings.storage.path = dir.path().into();
+        let store = Store::open(&settings.storage).unwrap();
+        let mut ws = WriteSet::new();
+        let finished: Vec<SagaInstance> = (0..10)
+            .map(|n| saga([SagaState::Completed, SagaState::Completed, SagaState::Failed, SagaState::Aborted][n % 4]))
+            .collect();
+        for s in &finished {
+            ws = log_write(ws, s, None);
+        }
+        let retrying = saga(SagaState::Retrying);
+        ws = log_write(ws, &retrying, None).put(Table::ActiveSagas, retrying.saga_id.as_bytes().to_vec(), &0u32);
+        store.commit(ws).await.unwrap();
+
+        let census = SagaCensus::new();
+        census.seed_unfinished(std::slice::from_ref(&retrying));
+        // Started after the start and already finished before the count reaches it.
+        let mut late = saga(SagaState::Running);
+        census.starting(late.saga_id);
+        store.commit(log_write(WriteSet::new(), &late, None)).await.unwrap();
+        census.record(&late, None);
+        late.state = SagaState::Completed;
+        store.commit(log_write(WriteSet::new(), &late, Some(SagaState::Running))).await.unwrap();
+        census.record(&late, Some(SagaState::Running));
+
+        assert_eq!(census.count_finished(&store).unwrap(), 10);
+        assert!(census.is_complete() && census.triage().complete);
+        let t = &retrying.saga_type;
+        assert_eq!(count(&census, t, SagaState::Completed), 6 + 1, "six before the start, one since");
+        assert_eq!(count(&census, t, SagaState::Failed), 2);
+        assert_eq!(count(&census, t, SagaState::Aborted), 2);
+        assert_eq!(count(&census, t, SagaState::Retrying), 1);
+        // Once complete, new sagas are no longer noted.
+        census.starting(saga(SagaState::Running).saga_id);
+        assert!(census.lock().counted_live.is_empty());
+        store.close().unwrap();
+    }
+}
