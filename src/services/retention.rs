@@ -14,8 +14,8 @@ use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::SagaInstance;
 use crate::store::{
-    reindex, saga_index_of, time_bound, time_key, time_key_rest, unindex, webhook_index, Store, StoreError, Table,
-    WebhookEvent, WriteSet,
+    reindex, saga_index_of, saga_owner_index, time_bound, time_key, time_key_rest, unindex, webhook_index, Store,
+    StoreError, Table, WebhookEvent, WriteSet,
 };
 
 /// Index entries looked at, and deleted, per write.
@@ -76,7 +76,7 @@ pub fn webhook_event(ws: WriteSet, event: &WebhookEvent, before: Option<&Webhook
 enum Verdict {
     /// The record is past its retention: delete it, its index entry and its listing entries
     /// (their table and keys).
-    Expire(Table, Option<(Table, Vec<Vec<u8>>)>),
+    Expire(Table, Vec<(Table, Vec<Vec<u8>>)>),
     /// The record is gone, or no longer the one indexed: delete the index entry.
     Stale,
     /// Not to be deleted now (a saga still running under the key): indexed again as of now,
@@ -120,7 +120,7 @@ async fn sweep_index(
             match verdict(&entry) {
                 Ok(Verdict::Expire(table, listed)) => {
                     ws = ws.delete(table, time_key_rest(&entry).to_vec()).delete(index, entry);
-                    if let Some((listing, keys)) = listed {
+                    for (listing, keys) in listed {
                         ws = unindex(ws, listing, &keys);
                     }
                     deleted += 1;
@@ -153,7 +153,7 @@ fn idempotency_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreErro
             if store.contains(Table::ActiveSagas, current.as_bytes())? {
                 Ok(Verdict::Requeue(current))
             } else {
-                Ok(Verdict::Expire(Table::Idempotency, None))
+                Ok(Verdict::Expire(Table::Idempotency, Vec::new()))
             }
         }
         _ => Ok(Verdict::Stale),
@@ -165,7 +165,9 @@ fn saga_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreError> {
     let id = time_key_rest(entry);
     match store.get::<SagaInstance>(Table::Sagas, id)? {
         Some(saga) if saga.state.is_terminal() && !store.contains(Table::ActiveSagas, id)? => {
-            Ok(Verdict::Expire(Table::Sagas, Some((Table::SagasByFilter, saga_index_of(&saga)))))
+            let listed =
+                vec![(Table::SagasByFilter, saga_index_of(&saga)), (Table::SagasByOwner, saga_owner_index(&saga))];
+            Ok(Verdict::Expire(Table::Sagas, listed))
         }
         // Not terminal any more: it is indexed again when it becomes terminal.
         Some(saga) if !saga.state.is_terminal() => Ok(Verdict::Stale),
@@ -178,7 +180,7 @@ fn saga_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreError> {
 fn webhook_verdict(store: &Store, entry: &[u8], cutoff: Timestamp) -> Result<Verdict, StoreError> {
     match store.get::<WebhookEvent>(Table::WebhookEvents, time_key_rest(entry))? {
         Some(event) if event.received_at <= cutoff => {
-            Ok(Verdict::Expire(Table::WebhookEvents, Some((Table::WebhooksByFilter, webhook_index(&event)))))
+            Ok(Verdict::Expire(Table::WebhookEvents, vec![(Table::WebhooksByFilter, webhook_index(&event))]))
         }
         _ => Ok(Verdict::Stale),
     }
