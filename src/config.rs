@@ -33,6 +33,7 @@ pub struct Settings {
     pub notifications: NotificationSettings,
     pub orders: OrderSettings,
     pub sagas: SagaSettings,
+    pub operator: OperatorSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +192,12 @@ pub struct SagaSettings {
     pub retention_secs: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct OperatorSettings {
+    /// Most sagas one bulk resume or abort acts on (the rest of a larger match is left).
+    pub bulk_max: usize,
+}
+
 /// `CARTWRIGHT__SECTION__KEY` variables (the `config` crate lowercases the key).
 pub fn env_source() -> Environment {
     Environment::with_prefix("CARTWRIGHT").prefix_separator("__").separator("__").try_parsing(true)
@@ -267,6 +274,9 @@ impl Settings {
         if self.checkout.idempotency_ttl_secs > self.sagas.retention_secs {
             // A key outliving its saga would answer a repeat with 404 instead of the saga.
             return bad("checkout.idempotency_ttl_secs must not exceed sagas.retention_secs");
+        }
+        if self.operator.bulk_max == 0 {
+            return bad("operator.bulk_max must be >= 1");
         }
         if !matches!(self.notifications.transport.as_str(), "log" | "smtp") {
             return bad("notifications.transport must be \"log\" or \"smtp\"");

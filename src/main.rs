@@ -25,6 +25,13 @@ enum Command {
         #[command(subcommand)]
         command: cartwright::cli::SagaCommand,
     },
+    /// Replay webhook events kept for review on a running server.
+    Webhooks {
+        #[command(flatten)]
+        remote: cartwright::cli::Remote,
+        #[command(subcommand)]
+        command: cartwright::cli::WebhookCommand,
+    },
     /// Save a consistent backup of a running server's store into a directory.
     Backup {
         #[command(flatten)]
@@ -56,6 +63,7 @@ fn main() -> anyhow::Result<()> {
             cartwright::app::run(settings, cartwright::app::shutdown_signal(), |_| {})
         }
         Command::Sagas { remote, command } => cartwright::cli::run(remote, command),
+        Command::Webhooks { remote, command } => cartwright::cli::webhooks(remote, command),
         Command::Backup { remote, to, force } => cartwright::cli::backup(remote, &to, force),
         Command::Restore { from, to } => cartwright::cli::restore(&from, &to),
     }

@@ -7,6 +7,7 @@
 //! - [`instance`]: the persisted instance and its views.
 //! - [`machine`]: the pure state machine (`transition(instance, input) -> action`).
 //! - [`coordinator`]: the actor that persists, then acts.
+//! - [`query`]: the operators' saga filter, a bounded walk of the narrowest index.
 //! - [`engine`]: start, watch, recover, resume, abort, retry policies.
 //! - [`steps`]: the step handlers by name.
 //! - [`versions`]: every definition version this build runs, checked against handlers and
@@ -17,6 +18,7 @@ pub mod definition;
 pub mod engine;
 pub mod instance;
 pub mod machine;
+pub mod query;
 pub mod steps;
 pub mod versions;
 

@@ -1,5 +1,7 @@
 //! The seed's services, thin: validate, talk to actors or the store, shape the answer.
 
+pub mod audit;
+pub mod bulk;
 pub mod cart;
 pub mod catalog;
 pub mod credential_sweep;
@@ -41,6 +43,7 @@ pub struct Shop {
     pub orders: orders::OrderService,
     pub sagas: Arc<crate::saga::SagaEngine>,
     pub webhooks: webhooks::WebhookService,
+    pub bulk: bulk::BulkService,
     /// Digests of the configured staff tokens, computed once.
     pub staff_tokens: StaffTokens,
 }
@@ -93,6 +96,7 @@ impl Shop {
                 fulfillment: token_hash(&settings.auth.fulfillment_token),
             },
             webhooks: webhooks::WebhookService::new(store.clone(), settings.clone(), orders.clone(), sagas.clone()),
+            bulk: bulk::BulkService::new(store.clone(), sagas.clone(), settings.operator.bulk_max),
             customers,
             logs: logs::LogService::new(store.clone()),
             catalog,
