@@ -72,6 +72,11 @@ pub async fn events(shop: &Shop, req: &Request) -> Reply {
 pub async fn audit(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let get = |k: &str| req.query.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    for field in ["actor", "action"] {
+        if get(field).is_some_and(|v| v.chars().count() > 200) {
+            return Err(AppError::invalid(field, format!("{field} must be at most 200 characters")));
+        }
+    }
     let filter = AuditFilter {
         entity_type: get("entity_type"),
         entity_id: get("entity_id"),

@@ -23,7 +23,7 @@ use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::query::{self, Direction, Paging, SagaFilter};
-use crate::saga::{SagaEngine, SagaInstance, SagaState};
+use crate::saga::{machine, SagaEngine, SagaInstance, SagaState};
 use crate::store::{Page, Record, Store, Table, Walk, WriteSet};
 
 /// Sagas shown by a dry run.
@@ -154,6 +154,8 @@ struct Matches {
     ids: Vec<SagaId>,
     sample: Vec<SagaInstance>,
     capped: bool,
+    /// Of `ids`, those an abort would skip (past their point of no return).
+    past_point_of_no_return: usize,
 }
 
 impl BulkService {
@@ -169,7 +171,9 @@ impl BulkService {
     pub async fn dry_run(&self, req: &BulkRequest) -> Result<Value, AppError> {
         let m = self.matches(req).await?;
         let sample: Vec<Value> = m.sample.iter().map(summary).collect();
+        let skipped = (req.kind == BulkKind::Abort).then_some(m.past_point_of_no_return);
         Ok(json!({
+            "past_point_of_no_return": skipped,
             "dry_run": true,
             "action": req.kind.name(),
             "filter": req.filter.to_json(),
@@ -269,10 +273,12 @@ impl BulkService {
     async fn matches(&self, req: &BulkRequest) -> Result<Matches, AppError> {
         self.store.barrier().await?;
         let (store, filter, kind, cap) = (self.store.clone(), req.filter.clone(), req.kind, self.cap);
+        let engine = self.sagas.clone();
         let found = tokio::task::spawn_blocking(move || {
             let mut all: Vec<SagaInstance> = Vec::new();
             let mut cursor = None;
             let mut ids = Vec::new();
+            let mut past_point_of_no_return = 0;
             loop {
                 let want = cap + 1 - ids.len();
                 let keep = |s: &SagaInstance| kind.applies_to(s.state);
@@ -285,6 +291,9 @@ impl BulkService {
                 };
                 let (page, next) = query::page(&store, &filter, &paging, keep)?;
                 for s in page {
+                    let point = engine.point_of_no_return(&s);
+                    let refused = machine::abort_plan(&s, point.as_deref()).is_err();
+                    past_point_of_no_return += usize::from(refused && ids.len() < cap);
                     ids.push(s.saga_id);
                     if all.len() < SAMPLE {
                         all.push(s);
@@ -297,7 +306,7 @@ impl BulkService {
             }
             let capped = ids.len() > cap;
             ids.truncate(cap);
-            Ok::<_, AppError>(Matches { ids, sample: all, capped })
+            Ok::<_, AppError>(Matches { ids, sample: all, capped, past_point_of_no_return })
         });
         found.await.map_err(|e| AppError::Internal(format!("bulk match task: {e}")))?
     }

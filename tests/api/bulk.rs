@@ -178,6 +178,8 @@ async fn bulk_abort_skips_sagas_past_the_point_of_no_return() {
     let app = spawn_app().await;
     let (_, _, stuck) = stuck_cancel(&app).await;
     let (_, p, retrying) = retrying_checkout_with(&app, 5, 60_000, 2).await;
+    let (_, dry) = bulk(&app, "abort", json!({ "dry_run": true })).await;
+    assert_eq!((dry["matched"].as_u64(), dry["past_point_of_no_return"].as_u64()), (Some(2), Some(1)), "{dry}");
     let (status, started) = bulk(&app, "abort", json!({ "reason": "gateway incident 42" })).await;
     assert_eq!(status, 202, "{started}");
     assert_eq!(started["matched"], 2);
@@ -330,6 +332,8 @@ async fn operator_actions_are_audited_with_who_did_them() {
         )
         .await;
     assert_eq!(resumes["entries"].as_array().unwrap().len(), 1);
+    let (status, body) = app.get(&format!("/admin/v1/audit?actor={}", "a".repeat(201)), Some(ADMIN)).await;
+    assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("actor")));
 
     // X-Operator is checked: 1 to 100 printable characters.
     for bad in ["x".repeat(101), "   ".to_string()] {
