@@ -264,6 +264,23 @@ mod tests {
     }
 
     #[test]
+    fn the_walk_starts_from_the_narrowest_index() {
+        let order = OrderId::new();
+        let by_order = SagaFilter { order_id: Some(order), state: Some(SagaState::Stuck), ..SagaFilter::default() };
+        assert_eq!(by_order.source(true), (Table::SagasByOwner, saga_owner_prefix(SagaOwner::Order, order.as_bytes())));
+        let customer = CustomerId::new();
+        let by_customer = SagaFilter { customer_id: Some(customer), ..SagaFilter::default() };
+        let prefix = saga_owner_prefix(SagaOwner::Customer, customer.as_bytes());
+        assert_eq!(by_customer.source(false), (Table::SagasByOwner, prefix));
+        let failed = SagaFilter { state: Some(SagaState::Failed), step: Some("x".into()), ..SagaFilter::default() };
+        assert_eq!(failed.source(false).0, Table::SagasByFilter);
+        assert_eq!(failed.source(true).0, Table::ActiveSagas, "bulk actions only look at unfinished sagas");
+        let stuck = SagaFilter { state: Some(SagaState::Stuck), ..SagaFilter::default() };
+        assert_eq!(stuck.source(false).0, Table::ActiveSagas);
+        assert_eq!(SagaFilter::default().source(false).0, Table::Sagas);
+    }
+
+    #[test]
     fn id_floor_orders_like_uuid_v7_ids() {
         let id = uuid::Uuid::now_v7();
         let ms = Timestamp::now().0;

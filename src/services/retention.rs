@@ -221,7 +221,9 @@ mod tests {
 
     fn saga_with(state: SagaState) -> SagaInstance {
         let def = &crate::saga::definition::embedded().unwrap()[0];
-        let mut saga = SagaInstance::new(def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), None, None);
+        let (customer, order) = (Some(crate::domain::ids::CustomerId::new()), Some(crate::domain::ids::OrderId::new()));
+        let mut saga =
+            SagaInstance::new(def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), customer, order);
         saga.state = state;
         saga
     }
@@ -270,6 +272,10 @@ mod tests {
         let kept = [saga_index_of(&stuck), saga_index_of(&recent)].concat();
         assert_eq!(listed.len(), kept.len(), "deleted sagas leave no listing entries");
         assert!(kept.iter().all(|k| listed.contains(k)));
+        let owned = store.scan_prefix_keys(Table::SagasByOwner, &[], usize::MAX).unwrap();
+        let kept = [saga_owner_index(&stuck), saga_owner_index(&recent)].concat();
+        assert_eq!(owned.len(), kept.len(), "nor entries under their order and customer");
+        assert!(kept.iter().all(|k| owned.contains(k)));
         assert_eq!(sweep_retained(&store, retention(5_000), now).await.unwrap(), 0);
         store.close().unwrap();
     }

@@ -284,7 +284,9 @@ mod tests {
         let mut settings = Settings::load_layers(None, false).unwrap();
         settings.storage.path = dir.path().into();
         let orders: Vec<Order> = (0..25).map(|n| order([OrderStatus::Pending, OrderStatus::Shipped][n % 2])).collect();
-        let sagas = [saga(SagaState::Running), saga(SagaState::Stuck)];
+        let mut owned = saga(SagaState::Running);
+        (owned.order_id, owned.customer_id) = (Some(OrderId::new()), Some(CustomerId::new()));
+        let sagas = [owned, saga(SagaState::Stuck)];
         let mut note = Notification::queued("order_shipped", "a@example.com", "s".into(), serde_json::json!({}));
         note.status = crate::store::NotificationStatus::Sent;
         let store = Store::open(&settings.storage).unwrap();
@@ -308,6 +310,9 @@ mod tests {
         let mut want: Vec<Vec<u8>> = sagas.iter().flat_map(saga_index_of).collect();
         want.sort();
         assert_eq!(all_keys(&store, Table::SagasByFilter), want);
+        let mut want: Vec<Vec<u8>> = sagas.iter().flat_map(saga_owner_index).collect();
+        want.sort();
+        assert_eq!((want.len(), all_keys(&store, Table::SagasByOwner)), (2, want));
         let mut want = notification_index(&note);
         want.sort();
         assert_eq!(all_keys(&store, Table::NotificationsByFilter), want);
