@@ -319,10 +319,18 @@ async fn operator_actions_are_audited_with_who_did_them() {
     );
     let restock = app.audit("inventory", &p).await;
     assert!(restock.iter().any(|r| r["actor"] == "admin:bob"), "{restock:?}");
+    let resp = as_bob(app.client.put(format!("{}/admin/v1/products/{p}/price", app.url)))
+        .json(&json!({ "price": "11.00" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let product = app.audit("product", &p).await;
+    assert_eq!(product.last().unwrap()["actor"], "admin:bob", "{product:?}");
 
     // Filtered by actor (a role takes in its named operators) and by action.
     let (_, by_bob) = app.get("/admin/v1/audit?actor=admin:bob", Some(ADMIN)).await;
-    assert_eq!(by_bob["entries"].as_array().unwrap().len(), 3, "{by_bob}");
+    assert_eq!(by_bob["entries"].as_array().unwrap().len(), 4, "{by_bob}");
     let (_, by_admin) = app.get("/admin/v1/audit?actor=admin&action=saga.resume", Some(ADMIN)).await;
     assert_eq!(by_admin["entries"].as_array().unwrap().len(), 2, "{by_admin}");
     let (_, resumes) = app
