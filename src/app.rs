@@ -62,6 +62,7 @@ async fn serve(
         payment_gateway(&settings)?,
     )?);
     shop.sagas.boot().await?;
+    shop.bulk.mark_interrupted().await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = DeliveryWorker::new(store.clone(), transport(&settings)?, &settings.notifications);

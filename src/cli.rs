@@ -1,6 +1,9 @@
-//! The operator CLI: `cartwright sagas list|show|resume|abort|abort-preview|policy`,
-//! `cartwright quarantine list|pause|release` and `cartwright backup`, thin clients of a running server's admin API (`--url`/`--token` or
-//! `CARTWRIGHT_URL`/`CARTWRIGHT_TOKEN`), and `cartwright restore`, which needs no server.
+//! The operator CLI: `cartwright sagas list|show|resume|abort|abort-preview|policy|
+//! bulk-resume|bulk-abort|bulk-status|bulk-list`, `cartwright quarantine list|pause|release`,
+//! `cartwright webhooks replay` and `cartwright backup`, thin clients of a running server's
+//! admin API (`--url`/`--token` or `CARTWRIGHT_URL`/`CARTWRIGHT_TOKEN`;
+//! `--operator`/`CARTWRIGHT_OPERATOR` names who acts, for the audit trail), and
+//! `cartwright restore`, which needs no server.
 
 pub mod quarantine;
 
@@ -16,6 +19,54 @@ pub struct Remote {
     /// that should not be running with it.
     #[arg(long, env = "CARTWRIGHT_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// Who is acting, as the audit trail names them (sent as `X-Operator`).
+    #[arg(long, env = "CARTWRIGHT_OPERATOR", global = true)]
+    pub operator: Option<String>,
+}
+
+/// The saga filter, as `sagas list`, `bulk-resume` and `bulk-abort` take it.
+#[derive(Args, Default)]
+pub struct SagaFilterArgs {
+    /// RUNNING, RETRYING, COMPENSATING, COMPLETED, FAILED, STUCK or ABORTED.
+    #[arg(long)]
+    state: Option<String>,
+    #[arg(long = "type")]
+    saga_type: Option<String>,
+    /// The current step (or compensation).
+    #[arg(long)]
+    step: Option<String>,
+    /// Text in the saga's error or a step's last error (case-insensitive).
+    #[arg(long)]
+    error: Option<String>,
+    #[arg(long)]
+    order_id: Option<String>,
+    #[arg(long)]
+    customer_id: Option<String>,
+    /// RFC 3339, e.g. 2026-11-26T08:00:00Z.
+    #[arg(long)]
+    created_after: Option<String>,
+    #[arg(long)]
+    created_before: Option<String>,
+}
+
+impl SagaFilterArgs {
+    fn pairs(&self) -> Vec<(&'static str, &str)> {
+        let fields = [
+            ("state", &self.state),
+            ("type", &self.saga_type),
+            ("step", &self.step),
+            ("error", &self.error),
+            ("order_id", &self.order_id),
+            ("customer_id", &self.customer_id),
+            ("created_after", &self.created_after),
+            ("created_before", &self.created_before),
+        ];
+        fields.into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))).collect()
+    }
+
+    fn to_json(&self) -> serde_json::Map<String, Value> {
+        self.pairs().into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+    }
 }
 
 impl Remote {
@@ -30,15 +81,40 @@ impl Remote {
 
 #[derive(Subcommand)]
 pub enum SagaCommand {
-    /// List sagas (newest last), optionally by state and type.
+    /// List sagas (oldest first; `--newest` for newest first), optionally filtered.
     List {
+        #[command(flatten)]
+        filter: SagaFilterArgs,
         #[arg(long)]
-        state: Option<String>,
-        #[arg(long = "type")]
-        saga_type: Option<String>,
+        newest: bool,
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Resume every STUCK or RETRYING saga the filter matches (in the background; capped).
+    BulkResume {
+        #[command(flatten)]
+        filter: SagaFilterArgs,
+        /// Give each saga's step a fresh set of attempts.
+        #[arg(long)]
+        reset_attempts: bool,
+        /// Only count the matching sagas and show a sample.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Abort every unfinished saga the filter matches (those past their point of no return
+    /// are skipped).
+    BulkAbort {
+        #[command(flatten)]
+        filter: SagaFilterArgs,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A bulk action's progress.
+    BulkStatus { bulk_action_id: String },
+    /// The bulk actions, newest first.
+    BulkList,
     /// Show one saga with its full step history.
     Show { saga_id: String },
     /// Run a STUCK or RETRYING saga's parked step now.
@@ -78,22 +154,62 @@ pub enum PolicyCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum WebhookCommand {
+    /// Process a `needs_review` webhook event again, with corrected data from a file.
+    Replay {
+        /// payment or carrier.
+        source: String,
+        event_id: String,
+        /// A JSON file holding the corrected `data` object of the event.
+        #[arg(long)]
+        payload: Option<std::path::PathBuf>,
+    },
+}
+
+impl Remote {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client {
+            http: reqwest::Client::new(),
+            url: self.url.trim_end_matches('/').to_string(),
+            token: self.token()?.to_string(),
+            operator: self.operator.clone(),
+        })
+    }
+}
+
+/// `cartwright webhooks ...`.
+pub fn webhooks(remote: Remote, command: WebhookCommand) -> anyhow::Result<()> {
+    let client = remote.client()?;
+    let WebhookCommand::Replay { source, event_id, payload } = command;
+    let body = match payload {
+        Some(file) => {
+            let text = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let data: Value =
+                serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", file.display()))?;
+            json!({ "payload": data })
+        }
+        None => json!({}),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let path = format!("/admin/v1/webhooks/{source}/{event_id}/replay");
+    print(&rt.block_on(client.call(reqwest::Method::POST, &path, Some(body)))?);
+    Ok(())
+}
+
 /// Runs one command; the error is what to print before exiting non-zero.
 pub fn run(remote: Remote, command: SagaCommand) -> anyhow::Result<()> {
-    let token = remote.token()?.to_string();
+    let client = remote.client()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
-        let client = Client { http: reqwest::Client::new(), url: remote.url.trim_end_matches('/').to_string(), token };
         match command {
-            SagaCommand::List { state, saga_type, limit } => {
-                let mut q = format!("?limit={limit}");
-                if let Some(s) = state {
-                    q.push_str(&format!("&state={s}"));
+            SagaCommand::List { filter, newest, limit } => {
+                let mut q = vec![("limit", limit.to_string())];
+                q.extend(filter.pairs().into_iter().map(|(k, v)| (k, v.to_string())));
+                if newest {
+                    q.push(("order", "newest".into()));
                 }
-                if let Some(t) = saga_type {
-                    q.push_str(&format!("&type={t}"));
-                }
-                let body = client.call(reqwest::Method::GET, &format!("/admin/v1/sagas{q}"), None).await?;
+                let body = client.get_query("/admin/v1/sagas", &q).await?;
                 println!("{:<38} {:<14} {:<13} {:<22} UPDATED", "SAGA", "TYPE", "STATE", "STEP");
                 for s in body["sagas"].as_array().into_iter().flatten() {
                     println!(
@@ -127,6 +243,28 @@ pub fn run(remote: Remote, command: SagaCommand) -> anyhow::Result<()> {
                     )
                     .await?,
             ),
+            SagaCommand::BulkResume { filter, reset_attempts, dry_run } => {
+                let mut body = filter.to_json();
+                body.insert("dry_run".into(), json!(dry_run));
+                if reset_attempts {
+                    body.insert("reset_attempts".into(), json!(true));
+                }
+                let path = "/admin/v1/sagas/bulk-resume";
+                print(&client.call(reqwest::Method::POST, path, Some(Value::Object(body))).await?)
+            }
+            SagaCommand::BulkAbort { filter, reason, dry_run } => {
+                let mut body = filter.to_json();
+                body.insert("dry_run".into(), json!(dry_run));
+                if let Some(r) = reason {
+                    body.insert("reason".into(), json!(r));
+                }
+                let path = "/admin/v1/sagas/bulk-abort";
+                print(&client.call(reqwest::Method::POST, path, Some(Value::Object(body))).await?)
+            }
+            SagaCommand::BulkStatus { bulk_action_id } => print(
+                &client.call(reqwest::Method::GET, &format!("/admin/v1/bulk-actions/{bulk_action_id}"), None).await?,
+            ),
+            SagaCommand::BulkList => print(&client.call(reqwest::Method::GET, "/admin/v1/bulk-actions", None).await?),
             SagaCommand::AbortPreview { saga_id } => print(
                 &client.call(reqwest::Method::GET, &format!("/admin/v1/sagas/{saga_id}/abort-preview"), None).await?,
             ),
@@ -194,17 +332,31 @@ fn print(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     url: String,
     token: String,
+    operator: Option<String>,
 }
 
 impl Client {
+    /// A GET with its query string encoded (error texts may hold anything).
+    async fn get_query(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.url)).query(query)).await
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut rb = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        let mut rb = self.http.request(method, format!("{}{path}", self.url));
         if let Some(b) = body {
             rb = rb.json(&b);
+        }
+        self.send(rb).await
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let mut rb = rb.bearer_auth(&self.token);
+        if let Some(name) = &self.operator {
+            rb = rb.header("X-Operator", name);
         }
         let resp = rb.send().await.map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", self.url))?;
         let status = resp.status();

@@ -34,6 +34,7 @@ pub struct Settings {
     pub orders: OrderSettings,
     pub sagas: SagaSettings,
     pub alerts: AlertSettings,
+    pub operator: OperatorSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +203,12 @@ pub struct AlertSettings {
     pub check_interval_ms: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct OperatorSettings {
+    /// Most sagas one bulk resume or abort acts on (the rest of a larger match is left).
+    pub bulk_max: usize,
+}
+
 /// `CARTWRIGHT__SECTION__KEY` variables (the `config` crate lowercases the key).
 pub fn env_source() -> Environment {
     Environment::with_prefix("CARTWRIGHT").prefix_separator("__").separator("__").try_parsing(true)
@@ -278,6 +285,9 @@ impl Settings {
         if self.checkout.idempotency_ttl_secs > self.sagas.retention_secs {
             // A key outliving its saga would answer a repeat with 404 instead of the saga.
             return bad("checkout.idempotency_ttl_secs must not exceed sagas.retention_secs");
+        }
+        if self.operator.bulk_max == 0 {
+            return bad("operator.bulk_max must be >= 1");
         }
         if !matches!(self.notifications.transport.as_str(), "log" | "smtp") {
             return bad("notifications.transport must be \"log\" or \"smtp\"");

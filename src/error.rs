@@ -100,6 +100,13 @@ pub enum AppError {
     InvalidSignature,
     #[error("unknown event type {0}")]
     UnknownEventType(String),
+    #[error("bulk action not found")]
+    BulkActionNotFound,
+    #[error("webhook event not found")]
+    WebhookEventNotFound,
+    /// Only an event kept for review can be replayed (a replayed one is no longer).
+    #[error("{0}")]
+    WebhookNotReplayable(String),
     /// An error recorded earlier (a failed saga) answered again exactly as it was.
     #[error("{}", .0.message)]
     Recorded(ErrorRecord),
@@ -132,7 +139,7 @@ impl AppError {
             Forbidden | EmailNotVerified => 403,
             InvalidSignature => 401,
             RouteNotFound(_) | CategoryNotFound | ProductNotFound | VariantNotFound | ItemNotFound | OrderNotFound
-            | SagaNotFound => 404,
+            | SagaNotFound | BulkActionNotFound | WebhookEventNotFound => 404,
             MethodNotAllowed => 405,
             KeyQuarantined { .. } => 423,
             EmailAlreadyRegistered
@@ -145,7 +152,8 @@ impl AppError {
             | InvalidStatusTransition(_)
             | CancellationNotAllowed(_)
             | InvalidSagaState(_)
-            | AbortNotAllowed(_) => 409,
+            | AbortNotAllowed(_)
+            | WebhookNotReplayable(_) => 409,
             RequestTimeout { .. } => 408,
             PayloadTooLarge { .. } => 413,
             TooManyRequests { .. } => 429,
@@ -214,6 +222,9 @@ impl AppError {
             TrackingNumberInUse(_) => "TRACKING_NUMBER_IN_USE",
             InvalidSignature => "INVALID_SIGNATURE",
             UnknownEventType(_) => "UNKNOWN_EVENT_TYPE",
+            BulkActionNotFound => "BULK_ACTION_NOT_FOUND",
+            WebhookEventNotFound => "WEBHOOK_EVENT_NOT_FOUND",
+            WebhookNotReplayable(_) => "WEBHOOK_NOT_REPLAYABLE",
             Recorded(_) => "RECORDED",
             TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             ServerBusy { .. } => "SERVER_BUSY",

@@ -32,6 +32,13 @@ enum Command {
         #[command(subcommand)]
         command: cartwright::cli::quarantine::QuarantineCommand,
     },
+    /// Replay webhook events kept for review on a running server.
+    Webhooks {
+        #[command(flatten)]
+        remote: cartwright::cli::Remote,
+        #[command(subcommand)]
+        command: cartwright::cli::WebhookCommand,
+    },
     /// Save a consistent backup of a running server's store into a directory.
     Backup {
         #[command(flatten)]
@@ -64,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Sagas { remote, command } => cartwright::cli::run(remote, command),
         Command::Quarantine { remote, command } => cartwright::cli::quarantine::run(remote, command),
+        Command::Webhooks { remote, command } => cartwright::cli::webhooks(remote, command),
         Command::Backup { remote, to, force } => cartwright::cli::backup(remote, &to, force),
         Command::Restore { from, to } => cartwright::cli::restore(&from, &to),
     }

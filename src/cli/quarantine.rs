@@ -1,9 +1,9 @@
 //! `cartwright quarantine list|pause|release`: the quarantine admin API from a shell.
 
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use serde_json::json;
 
-use super::{print, Client, Remote};
+use super::{print, Remote};
 
 #[derive(Subcommand)]
 pub enum QuarantineCommand {
@@ -16,38 +16,14 @@ pub enum QuarantineCommand {
         id: String,
         #[arg(long)]
         reason: String,
-        #[command(flatten)]
-        who: Operator,
     },
     /// Release a key and resume the sagas parked on it.
-    Release {
-        kind: String,
-        id: String,
-        #[command(flatten)]
-        who: Operator,
-    },
-}
-
-#[derive(Args)]
-pub struct Operator {
-    /// Your name for the audit trail (sent as X-Operator; recorded as `admin:NAME`).
-    #[arg(long, env = "CARTWRIGHT_OPERATOR")]
-    operator: Option<String>,
+    Release { kind: String, id: String },
 }
 
 /// Runs one command; the error is what to print before exiting non-zero.
 pub fn run(remote: Remote, command: QuarantineCommand) -> anyhow::Result<()> {
-    let token = remote.token()?.to_string();
-    let operator = match &command {
-        QuarantineCommand::Pause { who, .. } | QuarantineCommand::Release { who, .. } => who.operator.clone(),
-        QuarantineCommand::List => None,
-    };
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(name) = operator {
-        headers.insert("x-operator", name.parse().map_err(|_| anyhow::anyhow!("--operator must be visible ASCII"))?);
-    }
-    let http = reqwest::Client::builder().default_headers(headers).build()?;
-    let client = Client { http, url: remote.url.trim_end_matches('/').to_string(), token };
+    let client = remote.client()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         match command {

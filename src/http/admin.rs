@@ -10,7 +10,7 @@ use super::routes::Reply;
 use crate::domain::ids::{NotificationId, OwnerId, ProductId, VariantId};
 use crate::domain::quantity::Quantity;
 use crate::error::AppError;
-use crate::services::logs::MAX_PAGE;
+use crate::services::logs::{AuditFilter, MAX_PAGE};
 use crate::services::Shop;
 
 #[derive(Deserialize)]
@@ -36,31 +36,31 @@ pub async fn inventory(shop: &Shop, req: &Request, id: &str) -> Reply {
 }
 
 pub async fn restock(shop: &Shop, req: &Request, id: &str) -> Reply {
-    let by = auth::admin(shop, req)?;
+    let by = auth::admin_actor(shop, req)?;
     let id = product_id(id)?;
     let body: Restock = req.json()?;
     let quantity = Quantity::from_json(&body.quantity).map_err(AppError::InvalidQuantity)?;
-    let stock = shop.inventory.restock(id, body.variant_id, quantity, by.name()).await?;
+    let stock = shop.inventory.restock(id, body.variant_id, quantity, &by).await?;
     tracing::info!(product_id = %id, quantity = quantity.get(), "restocked");
     Ok(json(200, &stock))
 }
 
 /// An operator's hold on stock, keyed by owner: repeating it is a no-op.
 pub async fn reserve(shop: &Shop, req: &Request, id: &str) -> Reply {
-    let by = auth::admin(shop, req)?;
+    let by = auth::admin_actor(shop, req)?;
     let id = product_id(id)?;
     let body: Reserve = req.json()?;
     let quantity = Quantity::from_json(&body.quantity).map_err(AppError::InvalidQuantity)?;
-    Ok(json(200, &shop.inventory.reserve(id, body.variant_id, body.owner_id, quantity, by.name()).await?))
+    Ok(json(200, &shop.inventory.reserve(id, body.variant_id, body.owner_id, quantity, &by).await?))
 }
 
 /// Releases an owner's hold; releasing an unknown owner is a no-op.
 pub async fn release(shop: &Shop, req: &Request, id: &str, owner: &str) -> Reply {
-    let by = auth::admin(shop, req)?;
+    let by = auth::admin_actor(shop, req)?;
     let id = product_id(id)?;
     let owner: OwnerId = owner.parse().map_err(|_| AppError::invalid("owner_id", "owner id must be a UUID"))?;
     let variant_id = req.query_param::<VariantId>("variant_id")?;
-    Ok(json(200, &shop.inventory.release(id, variant_id, owner, by.name()).await?))
+    Ok(json(200, &shop.inventory.release(id, variant_id, owner, &by).await?))
 }
 
 pub async fn events(shop: &Shop, req: &Request) -> Reply {
@@ -71,10 +71,20 @@ pub async fn events(shop: &Shop, req: &Request) -> Reply {
 
 pub async fn audit(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
-    let entity_type = req.query.get("entity_type").map(String::as_str);
-    let entity_id = req.query.get("entity_id").map(String::as_str);
+    let get = |k: &str| req.query.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    for field in ["actor", "action"] {
+        if get(field).is_some_and(|v| v.chars().count() > 200) {
+            return Err(AppError::invalid(field, format!("{field} must be at most 200 characters")));
+        }
+    }
+    let filter = AuditFilter {
+        entity_type: get("entity_type"),
+        entity_id: get("entity_id"),
+        actor: get("actor"),
+        action: get("action"),
+    };
     let cursor = req.query_param::<u64>("cursor")?;
-    Ok(json(200, &shop.logs.audit(entity_type, entity_id, cursor, req.limit(100, MAX_PAGE)?)?))
+    Ok(json(200, &shop.logs.audit(&filter, cursor, req.limit(100, MAX_PAGE)?)?))
 }
 
 /// Webhook events, oldest first: `?source=payment|carrier&status=processed|needs_review|ignored|rejected&cursor=`.

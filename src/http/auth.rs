@@ -53,3 +53,23 @@ pub fn admin(shop: &Shop, req: &Request) -> Result<Staff, AppError> {
         Staff::Fulfillment => Err(AppError::Forbidden),
     }
 }
+
+/// Longest `X-Operator` name.
+const MAX_OPERATOR_NAME: usize = 100;
+
+/// Who does an operator action, as the audit trail names them: the credential's role, and
+/// the person when the request says (`X-Operator: alice` gives `admin:alice`). The header
+/// is the operator's word, not a credential: it names, it does not authorize.
+pub fn actor(staff: Staff, req: &Request) -> Result<String, AppError> {
+    let Some(value) = req.headers.get("x-operator") else { return Ok(staff.name().to_string()) };
+    let name = value.to_str().ok().map(str::trim).unwrap_or_default();
+    if name.is_empty() || name.chars().count() > MAX_OPERATOR_NAME || name.chars().any(char::is_control) {
+        return Err(AppError::invalid("X-Operator", "X-Operator must be 1 to 100 printable characters"));
+    }
+    Ok(format!("{}:{name}", staff.name()))
+}
+
+/// The admin token, and the audit actor it acts as (see [`actor`]).
+pub fn admin_actor(shop: &Shop, req: &Request) -> Result<String, AppError> {
+    actor(admin(shop, req)?, req)
+}

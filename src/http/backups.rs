@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::Read;
 
 use bytes::Bytes;
+use serde_json::json;
 use warp::Reply as _;
 
 use super::auth;
@@ -12,17 +13,19 @@ use super::request::Request;
 use super::routes::Reply;
 use crate::backup;
 use crate::error::AppError;
-use crate::services::Shop;
+use crate::services::{audit, Shop};
 
 const CHUNK: usize = 256 << 10;
 
 pub async fn create(shop: &Shop, req: &Request) -> Reply {
-    auth::admin(shop, req)?;
+    let actor = auth::admin_actor(shop, req)?;
     let store = shop.store.clone();
     let file = tokio::task::spawn_blocking(move || backup::take(&store))
         .await
         .map_err(|e| AppError::Internal(format!("backup task: {e}")))??;
     let len = file.metadata().map_err(|e| AppError::Internal(format!("backup file: {e}")))?.len();
+    let row = audit::entry(&actor, "backup.taken", ("store", "backup"), json!(null), json!({ "bytes": len }));
+    audit::record(&shop.store, row).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || send_chunks(file, tx));
     let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });

@@ -102,13 +102,13 @@ pub async fn admin_list_categories(shop: &Shop, req: &Request) -> Reply {
 }
 
 pub async fn create_category(shop: &Shop, req: &Request) -> Reply {
-    let by = auth::admin(shop, req)?;
+    let by = auth::admin_actor(shop, req)?;
     let body: NewCategory = req.json()?;
-    Ok(json(201, &shop.catalog.create_category(&body.name, by.name()).await?))
+    Ok(json(201, &shop.catalog.create_category(&body.name, &by).await?))
 }
 
 pub async fn create_product(shop: &Shop, req: &Request) -> Reply {
-    let by = auth::admin(shop, req)?;
+    let by = auth::admin_actor(shop, req)?;
     let body: ProductBody = req.json()?;
     let variants = match body.variants {
         Some(vs) => Some(
@@ -126,15 +126,15 @@ pub async fn create_product(shop: &Shop, req: &Request) -> Reply {
         initial_stock: stock(body.initial_stock.as_ref())?,
         variants,
     };
-    let product = shop.catalog.create_product(new, by.name()).await?;
+    let product = shop.catalog.create_product(new, &by).await?;
     Ok(json(201, &product_json(&product, None)))
 }
 
 pub async fn update_price(shop: &Shop, req: &Request, id: &str) -> Reply {
-    let by = auth::admin(shop, req)?;
+    let by = auth::admin_actor(shop, req)?;
     let id: ProductId = path_id(id, AppError::ProductNotFound)?;
     let body: PriceBody = req.json()?;
-    let product = shop.catalog.update_price(id, &body.price, by.name()).await?;
+    let product = shop.catalog.update_price(id, &body.price, &by).await?;
     Ok(json(200, &product_json(&product, None)))
 }
 

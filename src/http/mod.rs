@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod backups;
+mod bulk;
 mod cart;
 mod catalog;
 mod customers;

@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::saga::engine::Started;
 use crate::saga::{SagaInstance, SagaState};
 use crate::services::orders::order_json;
-use crate::services::Shop;
+use crate::services::{audit, Shop};
 
 #[derive(Deserialize)]
 struct PlaceOrder {
@@ -239,7 +239,12 @@ pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
         None => None,
     };
     let order = shop.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
+    let actor = auth::actor(staff, req)?;
     let input = json!({ "order_id": order_id, "tracking_number": tracking, "carrier": carrier, "by": staff.name() });
     let started = shop.sagas.start("ship_order", input, Some(order.customer_id), Some(order_id), None).await?;
+    // Who asked for the shipment: the saga's own changes are audited as the saga's.
+    let after = json!({ "tracking_number": tracking, "saga_id": started.saga_id });
+    let row = audit::entry(&actor, "order.ship", ("order", &order_id.to_string()), json!(null), after);
+    audit::record(&shop.store, row).await?;
     answer(shop, started, 200, None).await
 }

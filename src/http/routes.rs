@@ -4,7 +4,7 @@
 use warp::http::Method;
 
 use super::request::Request;
-use super::{admin, backups, cart, catalog, customers, orders, quarantine, response, sagas, webhooks};
+use super::{admin, backups, bulk, cart, catalog, customers, orders, quarantine, response, sagas, webhooks};
 use crate::error::AppError;
 use crate::services::webhooks::Source;
 use crate::services::Shop;
@@ -59,6 +59,16 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
         (Method::GET, ["admin", "v1", "orders"]) => route!("admin.orders.list", orders::admin_list(shop, req)),
         (Method::GET, ["admin", "v1", "orders", id]) => route!("admin.orders.get", orders::admin_get(shop, req, id)),
         (Method::GET, ["admin", "v1", "sagas"]) => route!("admin.sagas.list", sagas::list(shop, req)),
+        (Method::POST, ["admin", "v1", "sagas", "bulk-resume"]) => {
+            route!("admin.sagas.bulk_resume", bulk::resume(shop, req))
+        }
+        (Method::POST, ["admin", "v1", "sagas", "bulk-abort"]) => {
+            route!("admin.sagas.bulk_abort", bulk::abort(shop, req))
+        }
+        (Method::GET, ["admin", "v1", "bulk-actions"]) => route!("admin.bulk_actions.list", bulk::list(shop, req)),
+        (Method::GET, ["admin", "v1", "bulk-actions", id]) => {
+            route!("admin.bulk_actions.get", bulk::get(shop, req, id))
+        }
         (Method::GET, ["admin", "v1", "sagas", id]) => route!("admin.sagas.get", sagas::get(shop, req, id)),
         (Method::POST, ["admin", "v1", "sagas", id, "resume"]) => {
             route!("admin.sagas.resume", sagas::resume(shop, req, id))
@@ -108,6 +118,9 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
         (Method::GET, ["admin", "v1", "events"]) => route!("admin.events", admin::events(shop, req)),
         (Method::GET, ["admin", "v1", "audit"]) => route!("admin.audit", admin::audit(shop, req)),
         (Method::GET, ["admin", "v1", "webhooks"]) => route!("admin.webhooks", admin::webhooks(shop, req)),
+        (Method::POST, ["admin", "v1", "webhooks", source, id, "replay"]) => {
+            route!("admin.webhooks.replay", webhooks::replay(shop, req, source, id))
+        }
         (Method::GET, ["admin", "v1", "notifications"]) => {
             route!("admin.notifications", admin::notifications(shop, req))
         }
@@ -163,6 +176,9 @@ fn known_path(segments: &[&str]) -> bool {
             | ["admin", "v1", "orders", _]
             | ["admin", "v1", "sagas"]
             | ["admin", "v1", "sagas", _]
+            | ["admin", "v1", "bulk-actions"]
+            | ["admin", "v1", "bulk-actions", _]
+            | ["admin", "v1", "webhooks", _, _, "replay"]
             | ["admin", "v1", "sagas", _, "resume"]
             | ["admin", "v1", "sagas", _, "abort"]
             | ["admin", "v1", "sagas", _, "abort-preview"]

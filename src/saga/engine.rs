@@ -16,6 +16,7 @@ use super::definition::{self, SagaDefinition};
 use super::instance::{SagaInstance, SagaState};
 use super::machine::{self, Input, MachineError, PlannedCompensation};
 use super::metrics::SagaMetrics;
+use super::query::{self, Direction, Paging, SagaFilter};
 use super::steps::{self, StepDeps, StepHandler};
 use super::versions::{check_definitions, check_instances, Definitions, Handlers};
 use crate::actors::registry::{send_leased, Lease, Registry};
@@ -24,7 +25,7 @@ use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::retry::RetryPolicy;
-use crate::store::{self, Page, Store, Table, WriteSet};
+use crate::store::{AuditEntry, Store, Table, WriteSet};
 
 pub struct SagaEngine {
     store: Store,
@@ -113,7 +114,8 @@ impl SagaEngine {
         let mut parked = Vec::new();
         let mut cursor = None;
         loop {
-            let (page, next) = self.list(Some(SagaState::Paused), None, cursor, 500).await?;
+            let filter = SagaFilter { state: Some(SagaState::Paused), ..SagaFilter::default() };
+            let (page, next) = self.list(&filter, Direction::OldestFirst, cursor, 500).await?;
             parked.extend(page.iter().filter(|s| s.paused_on == Some(key)).map(|s| s.saga_id));
             match next {
                 Some(n) => cursor = Some(n),
@@ -284,14 +286,23 @@ impl SagaEngine {
     }
 
     /// Stores a policy; new sagas take it, running ones at their next failure.
-    pub async fn set_policy(&self, saga_type: &str, step: &str, p: RetryPolicy) -> Result<(), AppError> {
+    pub async fn set_policy(&self, saga_type: &str, step: &str, p: RetryPolicy, by: &str) -> Result<(), AppError> {
         let versions = self.definitions.get(saga_type).ok_or(AppError::SagaNotFound)?;
         if !versions.values().any(|def| def.handler_names().contains(&step)) {
             return Err(AppError::InvalidRetryPolicy(format!("saga {saga_type} has no step {step}")));
         }
         definition::validate_policy(&p).map_err(AppError::InvalidRetryPolicy)?;
         let key = policy_key(saga_type, step);
-        self.store.commit(WriteSet::new().put(Table::RetryPolicies, key.clone().into_bytes(), &p)).await?;
+        let audit = AuditEntry {
+            at: Timestamp::now(),
+            actor: by.to_string(),
+            action: "retry_policy.changed".into(),
+            entity_type: "retry_policy".into(),
+            entity_id: key.clone(),
+            before: json!(self.policy(saga_type, step)).to_string(),
+            after: json!(p).to_string(),
+        };
+        self.store.commit(WriteSet::new().put(Table::RetryPolicies, key.clone().into_bytes(), &p).audit(audit)).await?;
         self.policies.write().unwrap_or_else(|e| e.into_inner()).insert(key, p);
         tracing::info!(saga_type, step, ?p, "retry policy changed");
         Ok(())
@@ -436,25 +447,32 @@ impl SagaEngine {
         Ok(self.store.get::<SagaInstance>(Table::Sagas, id.as_bytes())?)
     }
 
+    /// A page of sagas in creation order (see [`query::page`]).
     pub async fn list(
         &self,
-        state: Option<SagaState>,
-        saga_type: Option<&str>,
+        filter: &SagaFilter,
+        direction: Direction,
         cursor: Option<SagaId>,
         limit: usize,
     ) -> Result<(Vec<SagaInstance>, Option<SagaId>), AppError> {
         self.store.barrier().await?;
-        let after = cursor.map(|c| c.as_bytes().to_vec());
-        let keep =
-            |s: &SagaInstance| state.is_none_or(|st| st == s.state) && saga_type.is_none_or(|t| t == s.saga_type);
-        let source = store::saga_listing(state, saga_type);
-        let page: Page<SagaInstance> = match source {
-            None => self.store.page_table(Table::Sagas, after.as_deref(), limit)?,
-            Some((table, prefix)) => {
-                self.store.page_index((table, &prefix), Table::Sagas, |k| k, after.as_deref(), limit, keep)?
-            }
-        };
-        Ok((page.rows, page.next.and_then(|k| uuid::Uuid::from_slice(&k).ok()).map(SagaId)))
+        let paging = Paging { direction, cursor, limit, budget: query::SCAN_BUDGET, unfinished_only: false };
+        Ok(query::page(&self.store, filter, &paging, |_| true)?)
+    }
+
+    /// Whether this build knows sagas of `saga_type`.
+    pub fn has_type(&self, saga_type: &str) -> bool {
+        self.definitions.contains_key(saga_type)
+    }
+
+    /// Whether `step` is a step or compensation of some version of `saga_type` (of any type
+    /// without one).
+    pub fn has_step(&self, saga_type: Option<&str>, step: &str) -> bool {
+        self.definitions
+            .iter()
+            .filter(|(name, _)| saga_type.is_none_or(|t| t == name.as_str()))
+            .flat_map(|(_, versions)| versions.values())
+            .any(|def| def.handler_names().contains(&step))
     }
 
     /// Runs a STUCK, RETRYING or PAUSED saga's parked work now (a PAUSED one whose key is

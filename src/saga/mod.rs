@@ -9,6 +9,7 @@
 //! - [`instance`]: the persisted instance and its views.
 //! - [`machine`]: the pure state machine (`transition(instance, input) -> action`).
 //! - [`coordinator`]: the actor that persists, then acts.
+//! - [`query`]: the operators' saga filter, a bounded walk of the narrowest index.
 //! - [`engine`]: start, watch, recover, resume, abort, retry policies.
 //! - [`metrics`]: the engine's Prometheus counters, histograms and gauges.
 //! - [`steps`]: the step handlers by name.
@@ -23,6 +24,7 @@ pub mod engine;
 pub mod instance;
 pub mod machine;
 pub mod metrics;
+pub mod query;
 pub mod steps;
 pub mod versions;
 

@@ -4,9 +4,20 @@ use serde_json::{json, Value};
 
 use crate::domain::ids::NotificationId;
 use crate::error::AppError;
-use crate::store::{AuditEntry, EventRecord, ListingFilter, Notification, Page, Store, Table, WebhookEvent};
+use crate::store::{AuditEntry, EventRecord, ListingFilter, Notification, Page, Store, Table, Walk, WebhookEvent};
 
 pub const MAX_PAGE: usize = 1000;
+/// Audit rows read at most for one page filtered by actor or action.
+pub const AUDIT_SCAN_BUDGET: usize = 5_000;
+
+/// Which audit rows (all optional).
+#[derive(Debug, Default)]
+pub struct AuditFilter<'a> {
+    pub entity_type: Option<&'a str>,
+    pub entity_id: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub action: Option<&'a str>,
+}
 
 #[derive(Clone)]
 pub struct LogService {
@@ -38,31 +49,37 @@ impl LogService {
 
     /// Audit rows, oldest first, after the row `cursor` (a seq): one entity's rows, or one
     /// entity type's, come from their index, the rest from the table, a page at a time.
-    pub fn audit(
-        &self,
-        entity_type: Option<&str>,
-        entity_id: Option<&str>,
-        cursor: Option<u64>,
-        limit: usize,
-    ) -> Result<Value, AppError> {
+    /// `actor` (a role, `admin`, or a role and name, `admin:alice`) and `action` narrow no
+    /// index: rows are checked as read, at most [`AUDIT_SCAN_BUDGET`] per page, so a page
+    /// may hold fewer rows than `limit` while `next_cursor` says where to go on.
+    pub fn audit(&self, filter: &AuditFilter, cursor: Option<u64>, limit: usize) -> Result<Value, AppError> {
         let after = cursor.map(u64::to_be_bytes);
         let after = after.as_ref().map(|a| a.as_slice());
-        let page: Page<AuditEntry> = match (entity_type, entity_id) {
-            (Some(t), Some(id)) => {
-                let prefix = crate::store::audit_entity_prefix(t, id);
-                let keep = |a: &AuditEntry| a.entity_type == t && a.entity_id == id;
-                self.store.page_index((Table::AuditByEntity, &prefix), Table::Audit, |k| k, after, limit, keep)?
-            }
-            (Some(t), None) => {
-                let prefix = ListingFilter::AuditType(t).prefix();
-                let keep = |a: &AuditEntry| a.entity_type == t;
-                self.store.page_index((Table::AuditByType, &prefix), Table::Audit, |k| k, after, limit, keep)?
-            }
-            (None, Some(_)) => {
-                return Err(AppError::invalid("entity_type", "entity_id needs its entity_type"));
-            }
-            (None, None) => self.store.page_table(Table::Audit, after, limit)?,
+        let (index, prefix) = match (filter.entity_type, filter.entity_id) {
+            (Some(t), Some(id)) => (Table::AuditByEntity, crate::store::audit_entity_prefix(t, id)),
+            (Some(t), None) => (Table::AuditByType, ListingFilter::AuditType(t).prefix()),
+            (None, Some(_)) => return Err(AppError::invalid("entity_type", "entity_id needs its entity_type")),
+            (None, None) => (Table::Audit, Vec::new()),
         };
+        let keep = |a: &AuditEntry| {
+            filter.entity_type.is_none_or(|t| a.entity_type == t)
+                && filter.entity_id.is_none_or(|id| a.entity_id == id)
+                && filter.action.is_none_or(|x| a.action == x)
+                && filter
+                    .actor
+                    .is_none_or(|x| a.actor == x || a.actor.strip_prefix(x).is_some_and(|r| r.starts_with(':')))
+        };
+        let lower = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let walk = Walk {
+            index,
+            prefix: &prefix,
+            main: Table::Audit,
+            lower,
+            upper: std::ops::Bound::Unbounded,
+            reverse: false,
+        };
+        let budget = if filter.actor.is_some() || filter.action.is_some() { AUDIT_SCAN_BUDGET } else { usize::MAX };
+        let page: Page<AuditEntry> = self.store.page_walk(&walk, limit, budget, keep)?;
         let entries: Vec<Value> = page
             .rows
             .into_iter()

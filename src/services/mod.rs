@@ -1,5 +1,7 @@
 //! The seed's services, thin: validate, talk to actors or the store, shape the answer.
 
+pub mod audit;
+pub mod bulk;
 pub mod cart;
 pub mod catalog;
 pub mod credential_sweep;
@@ -44,6 +46,7 @@ pub struct Shop {
     pub sagas: Arc<crate::saga::SagaEngine>,
     pub webhooks: webhooks::WebhookService,
     pub quarantine: quarantine::QuarantineService,
+    pub bulk: bulk::BulkService,
     /// Digests of the configured staff tokens, computed once.
     pub staff_tokens: StaffTokens,
 }
@@ -109,6 +112,7 @@ impl Shop {
             },
             webhooks: webhooks::WebhookService::new(store.clone(), settings.clone(), orders.clone(), sagas.clone()),
             quarantine: quarantine::QuarantineService::new(store.clone(), board, sagas.clone()),
+            bulk: bulk::BulkService::new(store.clone(), sagas.clone(), settings.operator.bulk_max),
             customers,
             logs: logs::LogService::new(store.clone()),
             catalog,

@@ -17,8 +17,8 @@ use crate::saga::alerts;
 use crate::saga::census::SagaCensus;
 use crate::saga::{SagaInstance, SagaState};
 use crate::store::{
-    reindex, saga_index_of, time_bound, time_key, time_key_rest, unindex, webhook_index, Store, StoreError, Table,
-    WebhookEvent, WriteSet,
+    reindex, saga_index_of, saga_owner_index, time_bound, time_key, time_key_rest, unindex, webhook_index, Store,
+    StoreError, Table, WebhookEvent, WriteSet,
 };
 
 /// Index entries looked at, and deleted, per write.
@@ -190,7 +190,11 @@ fn saga_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreError> {
     match store.get::<SagaInstance>(Table::Sagas, id)? {
         Some(saga) if saga.state.is_terminal() && !store.contains(Table::ActiveSagas, id)? => {
             let markers = store.scan_prefix_keys(Table::SagaAlerts, alerts::marker_prefix(id), usize::MAX)?;
-            let others = vec![(Table::SagasByFilter, saga_index_of(&saga)), (Table::SagaAlerts, markers)];
+            let others = vec![
+                (Table::SagasByFilter, saga_index_of(&saga)),
+                (Table::SagasByOwner, saga_owner_index(&saga)),
+                (Table::SagaAlerts, markers),
+            ];
             Ok(Verdict::Expire(Table::Sagas, others, Some((saga.saga_type, saga.state))))
         }
         // Not terminal any more: it is indexed again when it becomes terminal.
@@ -244,7 +248,9 @@ mod tests {
 
     fn saga_with(state: SagaState) -> SagaInstance {
         let def = &crate::saga::definition::embedded().unwrap()[0];
-        let mut saga = SagaInstance::new(def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), None, None);
+        let (customer, order) = (Some(crate::domain::ids::CustomerId::new()), Some(crate::domain::ids::OrderId::new()));
+        let mut saga =
+            SagaInstance::new(def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), customer, order);
         saga.state = state;
         saga
     }
@@ -305,6 +311,10 @@ mod tests {
         let kept = [saga_index_of(&stuck), saga_index_of(&recent)].concat();
         assert_eq!(listed.len(), kept.len(), "deleted sagas leave no listing entries");
         assert!(kept.iter().all(|k| listed.contains(k)));
+        let owned = store.scan_prefix_keys(Table::SagasByOwner, &[], usize::MAX).unwrap();
+        let kept = [saga_owner_index(&stuck), saga_owner_index(&recent)].concat();
+        assert_eq!(owned.len(), kept.len(), "nor entries under their order and customer");
+        assert!(kept.iter().all(|k| owned.contains(k)));
         assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), 0);
         store.close().unwrap();
     }

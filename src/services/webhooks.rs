@@ -132,14 +132,24 @@ pub struct WebhookService {
     settings: Arc<Settings>,
     orders: OrderService,
     sagas: Arc<SagaEngine>,
+    /// Replays run one at a time (they are rare), so one event is never replayed twice.
+    replays: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The answer: status code and `{"status": ...}`.
 pub type Outcome = (u16, &'static str);
 
+/// A replay that was tried: its outcome (an error as the webhook would have answered it),
+/// and the event's record before and after.
+pub struct Replayed {
+    pub outcome: Result<Outcome, AppError>,
+    pub before: WebhookEvent,
+    pub after: WebhookEvent,
+}
+
 impl WebhookService {
     pub fn new(store: Store, settings: Arc<Settings>, orders: OrderService, sagas: Arc<SagaEngine>) -> WebhookService {
-        WebhookService { store, settings, orders, sagas }
+        WebhookService { store, settings, orders, sagas, replays: Arc::default() }
     }
 
     pub fn secret(&self, source: Source) -> &str {
@@ -171,18 +181,69 @@ impl WebhookService {
         }
         let span = tracing::info_span!("webhook", source = source.name(), event_id = %envelope.id, event_type = %envelope.event_type);
         let _e = span.enter();
+        self.process(source, &envelope, record, None).await
+    }
+
+    /// Applies an event: a new one (`replacing` is `None`), or a replay of the recorded
+    /// event `replacing`, whose record it then takes the place of.
+    async fn process(
+        &self,
+        source: Source,
+        envelope: &Envelope,
+        record: WebhookEvent,
+        replacing: Option<&WebhookEvent>,
+    ) -> Result<Outcome, AppError> {
         match (source, envelope.event_type.as_str()) {
-            (Source::Payment, "payment.captured") => self.payment_captured(&envelope.data, record).await,
-            (Source::Carrier, "delivery.confirmed") => self.delivery_confirmed(&envelope.data, record).await,
+            (Source::Payment, "payment.captured") => self.payment_captured(&envelope.data, record, replacing).await,
+            (Source::Carrier, "delivery.confirmed") => self.delivery_confirmed(&envelope.data, record, replacing).await,
             (_, other) => {
                 let other = other.to_string();
-                self.record_only(record, "rejected", &format!("unknown event type {other}"), None).await?;
+                self.record_only(record, "rejected", &format!("unknown event type {other}"), None, replacing).await?;
                 Err(AppError::UnknownEventType(other))
             }
         }
     }
 
-    async fn payment_captured(&self, data: &Value, record: WebhookEvent) -> Result<Outcome, AppError> {
+    /// Replays a `needs_review` event, with its `data` replaced by `payload` when given, as
+    /// if it had just arrived (no signature: the caller is an authenticated admin). Applied
+    /// at most once: replays of one event run one at a time, and only while the event still
+    /// needs review (after a replay it is processed, rejected or ignored, and a second
+    /// replay is 409 WEBHOOK_NOT_REPLAYABLE; one that needs review again may be replayed
+    /// again). Answers the event's outcome and its record before and after.
+    pub async fn replay(&self, source: Source, event_id: &str, payload: Option<Value>) -> Result<Replayed, AppError> {
+        let _one_at_a_time = self.replays.lock().await;
+        let key = WebhookEvent::key(source.name(), event_id);
+        self.store.barrier().await?;
+        let before =
+            self.store.get::<WebhookEvent>(Table::WebhookEvents, &key)?.ok_or(AppError::WebhookEventNotFound)?;
+        if before.status != "needs_review" {
+            return Err(AppError::WebhookNotReplayable(format!(
+                "only an event that needs review can be replayed; this one is {}",
+                before.status
+            )));
+        }
+        let mut body: Value = serde_json::from_str(&before.body)
+            .map_err(|e| AppError::Internal(format!("stored webhook body {event_id}: {e}")))?;
+        if let Some(data) = payload {
+            body["data"] = data;
+        }
+        let envelope: Envelope = serde_json::from_value(body.clone())
+            .map_err(|e| AppError::InvalidRequest { message: format!("invalid webhook body: {e}"), field: None })?;
+        let record =
+            WebhookEvent { body: body.to_string(), status: String::new(), detail: String::new(), ..before.clone() };
+        let span = tracing::info_span!("webhook.replay", source = source.name(), event_id = %event_id);
+        let outcome =
+            tracing::Instrument::instrument(self.process(source, &envelope, record, Some(&before)), span).await;
+        let after = self.store.get::<WebhookEvent>(Table::WebhookEvents, &key)?.unwrap_or_else(|| before.clone());
+        Ok(Replayed { outcome, before, after })
+    }
+
+    async fn payment_captured(
+        &self,
+        data: &Value,
+        record: WebhookEvent,
+        replacing: Option<&WebhookEvent>,
+    ) -> Result<Outcome, AppError> {
         let authorization_id = data["authorization_id"]
             .as_str()
             .ok_or_else(|| AppError::invalid("data.authorization_id", "a string is required"))?;
@@ -193,7 +254,7 @@ impl WebhookService {
         let Some(order_id) = self.orders.find_by(Table::OrdersByAuthorization, authorization_id)? else {
             tracing::error!(%authorization_id, "payment captured for an authorization no order has; kept for manual review");
             let alert = format!("payment captured for unknown authorization {authorization_id}");
-            return self.needs_review(record, &alert, None).await;
+            return self.needs_review(record, &alert, None, replacing).await;
         };
         let cmd = OrderCommand::Confirm { event_id: record.event_id.clone(), amount };
         let processed = WebhookEvent { status: "processed".into(), order_id: Some(order_id.0), ..record.clone() };
@@ -205,14 +266,14 @@ impl WebhookService {
             Ok((_, false)) => Ok((200, "duplicate")),
             Err(AppError::AmountMismatch(detail)) => {
                 tracing::error!(%order_id, %detail, "captured amount differs from the order total; kept for manual review");
-                self.needs_review(record, &detail, Some(order_id)).await
+                self.needs_review(record, &detail, Some(order_id), replacing).await
             }
             Err(e @ AppError::InvalidStatusTransition(_)) => {
                 let order = self.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
                 if captured_after_cancellation(&order) {
-                    return self.refund_capture(record, &order, authorization_id, amount, e).await;
+                    return self.refund_capture(record, &order, (authorization_id, amount), e, replacing).await;
                 }
-                self.record_only(record, "rejected", &e.to_string(), Some(order_id)).await?;
+                self.record_only(record, "rejected", &e.to_string(), Some(order_id), replacing).await?;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -228,9 +289,9 @@ impl WebhookService {
         &self,
         record: WebhookEvent,
         order: &Order,
-        authorization_id: &str,
-        amount: Money,
+        (authorization_id, amount): (&str, Money),
         answer: AppError,
+        replacing: Option<&WebhookEvent>,
     ) -> Result<Outcome, AppError> {
         let order_id = order.order_id;
         let detail =
@@ -244,7 +305,7 @@ impl WebhookService {
         });
         let once_per_authorization = [b"refund_capture:".as_slice(), authorization_id.as_bytes()].concat();
         let with = |saga_id: SagaId| {
-            super::retention::webhook_event(WriteSet::new(), &record, None, true).put_if_absent(
+            record_write(WriteSet::new(), &record, replacing).put_if_absent(
                 Table::Idempotency,
                 once_per_authorization,
                 &saga_id.0,
@@ -260,7 +321,7 @@ impl WebhookService {
             Err(_) => {
                 let detail = "a refund of this authorization's capture is already under way";
                 tracing::error!(%order_id, %authorization_id, "another capture event for a refunded authorization; not refunded twice");
-                match self.record_only(record, "rejected", detail, Some(order_id)).await? {
+                match self.record_only(record, "rejected", detail, Some(order_id), replacing).await? {
                     true => Err(answer),
                     false => Ok((200, "duplicate")),
                 }
@@ -268,14 +329,19 @@ impl WebhookService {
         }
     }
 
-    async fn delivery_confirmed(&self, data: &Value, record: WebhookEvent) -> Result<Outcome, AppError> {
+    async fn delivery_confirmed(
+        &self,
+        data: &Value,
+        record: WebhookEvent,
+        replacing: Option<&WebhookEvent>,
+    ) -> Result<Outcome, AppError> {
         let tracking = data["tracking_number"]
             .as_str()
             .ok_or_else(|| AppError::invalid("data.tracking_number", "a string is required"))?;
         let Some(order_id) = self.orders.find_by(Table::OrdersByTracking, tracking)? else {
             tracing::error!(tracking_number = %tracking, "delivery confirmed for an unknown tracking number; kept for manual review");
             let alert = format!("delivery confirmed for unknown tracking number {tracking}");
-            return self.needs_review(record, &alert, None).await;
+            return self.needs_review(record, &alert, None, replacing).await;
         };
         let order = self.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
         let cmd = OrderCommand::Deliver { event_id: record.event_id.clone() };
@@ -289,7 +355,7 @@ impl WebhookService {
             Ok((_, false)) => Ok((200, "duplicate")),
             Err(AppError::InvalidStatusTransition(detail)) => {
                 tracing::warn!(%order_id, status = order.status.as_str(), "delivery for an order that is not SHIPPED (duplicate or out-of-order webhook); ignored");
-                self.record_only(record, "ignored", &detail, Some(order_id)).await?;
+                self.record_only(record, "ignored", &detail, Some(order_id), replacing).await?;
                 Ok((200, "ignored"))
             }
             Err(e) => Err(e),
@@ -303,6 +369,7 @@ impl WebhookService {
         record: WebhookEvent,
         reason: &str,
         order: Option<OrderId>,
+        replacing: Option<&WebhookEvent>,
     ) -> Result<Outcome, AppError> {
         let alert = DomainEvent::WebhookNeedsReview {
             source: record.source.clone(),
@@ -317,7 +384,7 @@ impl WebhookService {
             order_id: order.map(|o| o.0),
             ..record
         };
-        match self.commit_record(record, Some(alert)).await? {
+        match self.commit_record(record, Some(alert), replacing).await? {
             true => Ok((202, "needs_review")),
             false => Ok((200, "duplicate")),
         }
@@ -329,15 +396,21 @@ impl WebhookService {
         status: &str,
         detail: &str,
         order: Option<OrderId>,
+        replacing: Option<&WebhookEvent>,
     ) -> Result<bool, AppError> {
         let record =
             WebhookEvent { status: status.into(), detail: detail.into(), order_id: order.map(|o| o.0), ..record };
-        self.commit_record(record, None).await
+        self.commit_record(record, None, replacing).await
     }
 
     /// Records the event once; false if it was already recorded (a duplicate).
-    async fn commit_record(&self, record: WebhookEvent, alert: Option<DomainEvent>) -> Result<bool, AppError> {
-        let mut ws = super::retention::webhook_event(WriteSet::new(), &record, None, true);
+    async fn commit_record(
+        &self,
+        record: WebhookEvent,
+        alert: Option<DomainEvent>,
+        replacing: Option<&WebhookEvent>,
+    ) -> Result<bool, AppError> {
+        let mut ws = record_write(WriteSet::new(), &record, replacing);
         if let Some(a) = alert {
             ws = ws.event(&a);
         }
@@ -347,6 +420,12 @@ impl WebhookService {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The write of an event's record: a new one only if its id is not recorded yet (a
+/// duplicate otherwise), a replayed one in place of the record it replays.
+fn record_write(ws: WriteSet, record: &WebhookEvent, replacing: Option<&WebhookEvent>) -> WriteSet {
+    super::retention::webhook_event(ws, record, replacing, replacing.is_none())
 }
 
 /// A capture for an order that was cancelled (or expired) before any capture reached it:

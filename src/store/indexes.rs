@@ -4,7 +4,7 @@
 
 use super::codec::Record;
 use super::records::{AuditEntry, Notification, WebhookEvent};
-use super::tables::{webhook_order_key, ListingFilter, Table};
+use super::tables::{saga_owner_prefix, webhook_order_key, ListingFilter, SagaOwner, Table};
 use super::{StoreError, WriteSet};
 use crate::domain::order::Order;
 use crate::saga::{SagaInstance, SagaState};
@@ -77,6 +77,15 @@ pub fn saga_index_of(s: &SagaInstance) -> Vec<Vec<u8>> {
     saga_index(s.saga_id.as_bytes(), &s.saga_type, s.state)
 }
 
+/// A saga's entries in [`Table::SagasByOwner`]: its order's and its customer's. They never
+/// change, so they are written once, with the saga's first log write.
+pub fn saga_owner_index(s: &SagaInstance) -> Vec<Vec<u8>> {
+    let id = s.saga_id.as_bytes();
+    let order = s.order_id.map(|o| [saga_owner_prefix(SagaOwner::Order, o.as_bytes()), id.to_vec()].concat());
+    let customer = s.customer_id.map(|c| [saga_owner_prefix(SagaOwner::Customer, c.as_bytes()), id.to_vec()].concat());
+    order.into_iter().chain(customer).collect()
+}
+
 /// A webhook event's entries in [`Table::WebhooksByFilter`].
 pub fn webhook_index(w: &WebhookEvent) -> Vec<Vec<u8>> {
     let order = webhook_order_key(w.received_at.0, &w.source, &w.event_id);
@@ -140,7 +149,7 @@ fn decoded<T: Record>(
     T::decode(table, bytes).map(|row| index(&row))
 }
 
-const BACKFILLS: [Backfill; 5] = [
+const BACKFILLS: [Backfill; 6] = [
     Backfill {
         index: Table::OrdersByStatus,
         main: Table::Orders,
@@ -160,6 +169,11 @@ const BACKFILLS: [Backfill; 5] = [
         index: Table::NotificationsByFilter,
         main: Table::Outbox,
         entries: |_, v| decoded(Table::Outbox, v, notification_index),
+    },
+    Backfill {
+        index: Table::SagasByOwner,
+        main: Table::Sagas,
+        entries: |_, v| decoded(Table::Sagas, v, saga_owner_index),
     },
     Backfill {
         index: Table::AuditByType,
@@ -270,7 +284,9 @@ mod tests {
         let mut settings = Settings::load_layers(None, false).unwrap();
         settings.storage.path = dir.path().into();
         let orders: Vec<Order> = (0..25).map(|n| order([OrderStatus::Pending, OrderStatus::Shipped][n % 2])).collect();
-        let sagas = [saga(SagaState::Running), saga(SagaState::Stuck)];
+        let mut owned = saga(SagaState::Running);
+        (owned.order_id, owned.customer_id) = (Some(OrderId::new()), Some(CustomerId::new()));
+        let sagas = [owned, saga(SagaState::Stuck)];
         let mut note = Notification::queued("order_shipped", "a@example.com", "s".into(), serde_json::json!({}));
         note.status = crate::store::NotificationStatus::Sent;
         let store = Store::open(&settings.storage).unwrap();
@@ -294,6 +310,9 @@ mod tests {
         let mut want: Vec<Vec<u8>> = sagas.iter().flat_map(saga_index_of).collect();
         want.sort();
         assert_eq!(all_keys(&store, Table::SagasByFilter), want);
+        let mut want: Vec<Vec<u8>> = sagas.iter().flat_map(saga_owner_index).collect();
+        want.sort();
+        assert_eq!((want.len(), all_keys(&store, Table::SagasByOwner)), (2, want));
         let mut want = notification_index(&note);
         want.sort();
         assert_eq!(all_keys(&store, Table::NotificationsByFilter), want);

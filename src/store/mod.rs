@@ -15,6 +15,7 @@ mod listing;
 mod records;
 mod snapshot;
 mod tables;
+mod walk;
 mod writeset;
 
 use std::path::Path;
@@ -27,8 +28,8 @@ pub use codec::{decode_version, Record};
 pub use committer::FAIL_STOP_EXIT_CODE;
 pub use files::MAX_RECORD_BYTES;
 pub use indexes::{
-    notification_index, order_index, reindex, saga_index, saga_index_of, saga_listing, saga_state_source, unindex,
-    webhook_index, SagaStateSource,
+    notification_index, order_index, reindex, saga_index, saga_index_of, saga_listing, saga_owner_index,
+    saga_state_source, unindex, webhook_index, SagaStateSource,
 };
 pub use listing::Page;
 pub use records::{
@@ -36,8 +37,10 @@ pub use records::{
 };
 pub use snapshot::{Importer, Snapshot};
 pub use tables::{
-    audit_entity_prefix, due_key, time_bound, time_key, time_key_rest, webhook_order_key, ListingFilter, Table,
+    audit_entity_prefix, due_key, saga_owner_prefix, time_bound, time_key, time_key_rest, webhook_order_key,
+    ListingFilter, SagaOwner, Table,
 };
+pub use walk::Walk;
 pub use writeset::{CommitTicket, WriteSet};
 
 use crate::config::{Durability, StorageSettings};

@@ -78,10 +78,15 @@ pub enum Table {
     /// saga id ++ retrying since (ms, BE) -> notification id ; the alert sent for a saga that
     /// stays RETRYING, once per retry episode (see `saga::alerts`)
     SagaAlerts,
+    /// owner kind (b'o' order, b'c' customer) ++ owner id ++ saga id -> () ; the sagas of one
+    /// order or customer, written with the saga's first log write (see [`saga_owner_prefix`])
+    SagasByOwner,
+    /// bulk action id -> BulkAction ; operators' bulk resumes and aborts, with their progress
+    BulkActions,
 }
 
 impl Table {
-    pub const ALL: [Table; 36] = [
+    pub const ALL: [Table; 38] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -118,6 +123,8 @@ impl Table {
         Table::IndexBuilds,
         Table::Quarantine,
         Table::SagaAlerts,
+        Table::SagasByOwner,
+        Table::BulkActions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -158,6 +165,8 @@ impl Table {
             Table::IndexBuilds => "index_builds",
             Table::Quarantine => "quarantine",
             Table::SagaAlerts => "saga_alerts",
+            Table::SagasByOwner => "sagas_by_owner",
+            Table::BulkActions => "bulk_actions",
         }
     }
 }
@@ -184,6 +193,23 @@ pub fn time_bound(at_ms: i64) -> Vec<u8> {
 /// The indexed key of a time-index entry.
 pub fn time_key_rest(key: &[u8]) -> &[u8] {
     key.get(8..).unwrap_or_default()
+}
+
+/// Whose sagas an entry of [`Table::SagasByOwner`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SagaOwner {
+    Order,
+    Customer,
+}
+
+/// Where the entries of one order's (or customer's) sagas begin in [`Table::SagasByOwner`];
+/// the saga id follows.
+pub fn saga_owner_prefix(owner: SagaOwner, id: &[u8; 16]) -> Vec<u8> {
+    let kind = match owner {
+        SagaOwner::Order => b'o',
+        SagaOwner::Customer => b'c',
+    };
+    [&[kind][..], id].concat()
 }
 
 pub fn audit_entity_prefix(entity_type: &str, entity_id: &str) -> Vec<u8> {

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod backup;
+mod bulk;
 mod cart;
 mod catalog;
 mod concurrency;

@@ -1,0 +1,110 @@
+//! Bulk actions over the sagas a filter matches: `POST /admin/v1/sagas/bulk-resume` and
+//! `bulk-abort` (a dry run, or a background action), `GET /admin/v1/bulk-actions[/{id}]`.
+
+use serde::Deserialize;
+
+use super::auth;
+use super::request::{path_id, Request};
+use super::response::json;
+use super::routes::Reply;
+use crate::error::AppError;
+use crate::saga::query::{FilterParams, SagaFilter};
+use crate::services::bulk::{BulkKind, BulkRequest};
+use crate::services::logs::MAX_PAGE;
+use crate::services::Shop;
+
+/// The body of both: the saga filter's fields, and the action's own. An unknown field is
+/// refused, not ignored: a misspelt filter must not widen what a bulk action touches.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    state: Option<String>,
+    #[serde(rename = "type")]
+    saga_type: Option<String>,
+    step: Option<String>,
+    error: Option<String>,
+    order_id: Option<String>,
+    customer_id: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    reason: Option<String>,
+    reset_attempts: Option<bool>,
+}
+
+impl Body {
+    fn filter(&self) -> FilterParams {
+        FilterParams {
+            state: self.state.clone(),
+            saga_type: self.saga_type.clone(),
+            step: self.step.clone(),
+            error: self.error.clone(),
+            order_id: self.order_id.clone(),
+            customer_id: self.customer_id.clone(),
+            created_after: self.created_after.clone(),
+            created_before: self.created_before.clone(),
+        }
+    }
+}
+
+pub async fn resume(shop: &Shop, req: &Request) -> Reply {
+    bulk(shop, req, |b| {
+        if b.reason.is_some() {
+            return Err(AppError::invalid("reason", "a reason is for bulk-abort; bulk-resume takes reset_attempts"));
+        }
+        Ok(BulkKind::Resume { reset_attempts: b.reset_attempts.unwrap_or(false) })
+    })
+    .await
+}
+
+pub async fn abort(shop: &Shop, req: &Request) -> Reply {
+    bulk(shop, req, |b| {
+        if b.reset_attempts.is_some() {
+            return Err(AppError::invalid("reset_attempts", "reset_attempts is for bulk-resume"));
+        }
+        Ok(BulkKind::Abort)
+    })
+    .await
+}
+
+async fn bulk(shop: &Shop, req: &Request, kind: impl Fn(&Body) -> Result<BulkKind, AppError>) -> Reply {
+    let actor = auth::admin_actor(shop, req)?;
+    let body: Body = req.json()?;
+    let kind = kind(&body)?;
+    let filter = SagaFilter::parse(&body.filter(), &shop.sagas)?;
+    if let Some(state) = filter.state.filter(|s| !kind.applies_to(*s)) {
+        let applies = match kind {
+            BulkKind::Resume { .. } => "STUCK or RETRYING",
+            BulkKind::Abort => "unfinished (RUNNING, RETRYING, COMPENSATING, STUCK)",
+        };
+        let message = format!("bulk {} applies to {applies} sagas, not {}", kind.name(), state.as_str());
+        return Err(AppError::invalid("state", message));
+    }
+    let reason = match (kind, body.reason.as_deref()) {
+        (BulkKind::Abort, Some(r)) => Some(super::sagas::abort_reason(r)?.to_string()),
+        (BulkKind::Abort, None) if !body.dry_run => {
+            return Err(AppError::invalid("reason", "reason must be 1 to 500 characters"));
+        }
+        _ => None,
+    };
+    let request = BulkRequest { kind, filter, reason, actor };
+    if body.dry_run {
+        return Ok(json(200, &shop.bulk.dry_run(&request).await?));
+    }
+    let action = shop.bulk.start(request).await?;
+    Ok(json(202, &action.to_json()))
+}
+
+pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
+    auth::admin(shop, req)?;
+    let id: uuid::Uuid = path_id(id, AppError::BulkActionNotFound)?;
+    let action = shop.bulk.get(id)?.ok_or(AppError::BulkActionNotFound)?;
+    Ok(json(200, &action.to_json()))
+}
+
+pub async fn list(shop: &Shop, req: &Request) -> Reply {
+    auth::admin(shop, req)?;
+    let cursor = req.query_param::<uuid::Uuid>("cursor")?;
+    Ok(json(200, &shop.bulk.list(cursor, req.limit(50, MAX_PAGE)?)?))
+}
