@@ -33,6 +33,7 @@ pub struct Settings {
     pub notifications: NotificationSettings,
     pub orders: OrderSettings,
     pub sagas: SagaSettings,
+    pub console: ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +190,22 @@ pub struct OrderSettings {
 pub struct SagaSettings {
     /// How long a COMPLETED, FAILED or ABORTED saga is kept after it finished.
     pub retention_secs: u64,
+}
+
+/// The operators' web console (docs/console.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsoleSettings {
+    /// Serves `/console`; off, every console path is 404.
+    pub enabled: bool,
+    /// A session ends this long after sign-in, whatever the browser keeps.
+    pub session_ttl_secs: u64,
+    /// Marks the session cookie `Secure` (the console is reached over HTTPS).
+    pub secure_cookies: bool,
+    /// Peers whose `X-Forwarded-Proto: https` is believed (a TLS-terminating proxy): it
+    /// marks the cookie `Secure` and makes `https` the origin the CSRF check expects.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Sign-in attempts per client address per minute, right or wrong; 0 means no limit.
+    pub sign_in_per_ip_per_minute: u32,
 }
 
 /// `CARTWRIGHT__SECTION__KEY` variables (the `config` crate lowercases the key).

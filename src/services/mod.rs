@@ -44,6 +44,8 @@ pub struct Shop {
     pub sagas: Arc<crate::saga::SagaEngine>,
     pub webhooks: webhooks::WebhookService,
     pub quarantine: quarantine::QuarantineService,
+    /// The console's sign-in sessions (in memory).
+    pub console: Arc<crate::console::Sessions>,
     /// Digests of the configured staff tokens, computed once.
     pub staff_tokens: StaffTokens,
 }
@@ -101,7 +103,10 @@ impl Shop {
             quarantine: board.clone(),
         };
         let sagas = crate::saga::SagaEngine::new(store.clone(), deps, arbiters)?;
+        let console = Arc::new(crate::console::Sessions::new(&settings));
+        login_guard::spawn_upkeep(console.throttle());
         Ok(Shop {
+            console,
             staff_tokens: StaffTokens {
                 admin: token_hash(&settings.auth.admin_token),
                 fulfillment: token_hash(&settings.auth.fulfillment_token),
