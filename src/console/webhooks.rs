@@ -7,7 +7,7 @@ use super::{Ctx, Page};
 
 const PAGE: usize = 50;
 const SOURCES: [&str; 2] = ["payment", "carrier"];
-const OUTCOMES: [&str; 4] = ["processed", "needs_review", "ignored", "rejected"];
+const OUTCOMES: [&str; 5] = ["processed", "needs_review", "refund_started", "ignored", "rejected"];
 
 pub fn list(ctx: &Ctx<'_>) -> Page {
     ctx.admin()?;

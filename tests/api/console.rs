@@ -226,8 +226,12 @@ async fn every_page_renders_for_the_admin() {
 
     let policies = b.get("/console/policies").await;
     assert!(policies.status == 200 && policies.body.contains("refund_payment"), "{}", policies.body);
-    let webhooks = b.get("/console/webhooks?source=payment").await;
+    let webhooks = b.get("/console/webhooks?source=carrier").await;
     assert!(webhooks.status == 200 && webhooks.body.contains("No webhook event matches"), "{}", webhooks.body);
+    let (status, _) = app.capture("evt_console_<b>", "auth_nobody_knows", "1.00").await;
+    assert!(status < 500);
+    let webhooks = b.get("/console/webhooks?source=payment").await;
+    assert!(webhooks.body.contains("evt_console_&lt;b&gt;"), "{}", webhooks.body);
     let stock = b.get(&format!("/console/stock/{p}")).await;
     assert!(stock.status == 200 && stock.body.contains("Dune"), "{}", stock.body);
     assert!(stock.body.contains("<td>5</td><td>2</td><td><strong>3</strong></td>"), "on hand, reserved, available");
