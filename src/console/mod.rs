@@ -60,6 +60,13 @@ impl ConsoleError {
         }
     }
 
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ConsoleError::App(e) => e.retry_after_secs(),
+            _ => None,
+        }
+    }
+
     /// What the page says: an internal failure's text stays in the log.
     fn message(&self) -> String {
         match self {
@@ -152,7 +159,11 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
             if e.status() >= 500 {
                 tracing::error!(error = %e, "console page failed");
             }
-            layout::error_page(&ctx, e.status(), &e.message())
+            let mut response = layout::error_page(&ctx, e.status(), &e.message());
+            if let Some(secs) = e.retry_after_secs() {
+                response.headers_mut().insert(warp::http::header::RETRY_AFTER, secs.into());
+            }
+            response
         }
     };
     (label, Ok(layout::secured(response)))

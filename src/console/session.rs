@@ -196,3 +196,67 @@ pub fn same_origin(settings: &Settings, req: &Request) -> bool {
         None => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&'static str, &str)], peer: &str) -> Request {
+        let mut map = warp::http::HeaderMap::new();
+        for (k, v) in headers {
+            map.append(*k, v.parse().unwrap());
+        }
+        Request {
+            method: warp::http::Method::POST,
+            path: "/console/sign-in".into(),
+            query: Default::default(),
+            headers: map,
+            body: Default::default(),
+            remote: Some(peer.parse().unwrap()),
+        }
+    }
+
+    fn settings(adjust: impl FnOnce(&mut Settings)) -> Settings {
+        let mut s = Settings::load_layers(None, false).unwrap();
+        adjust(&mut s);
+        s
+    }
+
+    #[test]
+    fn only_our_own_origin_or_referer_passes_and_https_only_behind_tls() {
+        let plain = settings(|_| {});
+        let host = ("host", "shop.example:8080");
+        let check = |s: &Settings, h: &[(&'static str, &str)]| same_origin(s, &request(h, "10.0.0.1:5000"));
+        assert!(check(&plain, &[host, ("origin", "http://shop.example:8080")]));
+        assert!(check(&plain, &[host, ("origin", "HTTP://Shop.Example:8080")]));
+        assert!(!check(&plain, &[host, ("origin", "http://shop.example:8081")]));
+        assert!(!check(&plain, &[host, ("origin", "https://shop.example:8080")]));
+        assert!(!check(&plain, &[host, ("origin", "null")]));
+        assert!(check(&plain, &[host, ("referer", "http://shop.example:8080/console/sagas")]));
+        assert!(!check(&plain, &[host, ("referer", "http://shop.example:8080.evil.example/")]));
+        assert!(check(&plain, &[host]), "neither header: the CSRF token decides");
+        assert!(!check(&plain, &[("origin", "http://shop.example:8080")]), "an origin and no host");
+
+        let proxied = settings(|s| s.console.trusted_proxies = vec!["10.0.0.1".parse().unwrap()]);
+        let https = [host, ("x-forwarded-proto", "https"), ("origin", "https://shop.example:8080")];
+        assert!(check(&proxied, &https));
+        assert!(behind_tls(&proxied, &request(&https, "[::ffff:10.0.0.1]:5000")), "v4-mapped peer");
+        assert!(!same_origin(&proxied, &request(&https, "10.0.0.2:5000")), "not a trusted proxy");
+        assert!(behind_tls(&settings(|s| s.console.secure_cookies = true), &request(&[], "10.0.0.9:1")));
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others_and_expired_sessions_are_gone() {
+        let sessions = Sessions::new(&settings(|_| {}));
+        let id = sessions.create(Role::Admin, Some("Ada".into()));
+        let cookie = format!("theme=dark; {COOKIE}={id}; other=1");
+        let found = sessions.current(&request(&[("cookie", &cookie)], "127.0.0.1:1")).unwrap();
+        assert_eq!((found.role, found.actor()), (Role::Admin, "admin:Ada".to_string()));
+        assert!(found.csrf_matches(&found.csrf.clone()) && !found.csrf_matches("csrf_guess"));
+        assert!(sessions.current(&request(&[("cookie", &format!("{COOKIE}=cws_guess"))], "127.0.0.1:1")).is_none());
+
+        let expired = Sessions::new(&settings(|s| s.console.session_ttl_secs = 0));
+        let id = expired.create(Role::Fulfillment, None);
+        assert!(expired.current(&request(&[("cookie", &format!("{COOKIE}={id}"))], "127.0.0.1:1")).is_none());
+    }
+}

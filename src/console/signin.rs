@@ -109,3 +109,23 @@ pub fn sign_out(ctx: &Ctx<'_>) -> Page {
     }
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_only_ever_a_console_path() {
+        assert_eq!(safe_next(Some("/console/sagas?state=STUCK")), Some("/console/sagas?state=STUCK"));
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/console/",
+            "/console//evil",
+            "/console\\x",
+            "/admin/v1/sagas",
+            "/console/\nx",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad}");
+        }
+    }
+}

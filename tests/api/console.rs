@@ -192,6 +192,7 @@ async fn sign_in_failures_are_throttled_per_address() {
     assert_eq!(b.sign_in("wrong", "").await.status, 401);
     let third = b.sign_in(ADMIN, "").await;
     assert_eq!(third.status, 429);
+    assert!(third.headers.contains_key("retry-after"));
     assert!(third.set_cookie().is_empty());
 }
 
@@ -226,6 +227,9 @@ async fn every_page_renders_for_the_admin() {
 
     let policies = b.get("/console/policies").await;
     assert!(policies.status == 200 && policies.body.contains("refund_payment"), "{}", policies.body);
+    assert!(policies.body.contains("compensation of <code>reserve_inventory</code>"), "{}", policies.body);
+    assert!(policies.body.contains("the saga compensates (its point of no return)"), "{}", policies.body);
+    assert!(policies.body.contains("step 7 of 7; when its attempts run out, the saga parks STUCK"));
     let webhooks = b.get("/console/webhooks?source=carrier").await;
     assert!(webhooks.status == 200 && webhooks.body.contains("No webhook event matches"), "{}", webhooks.body);
     let (status, _) = app.capture("evt_console_<b>", "auth_nobody_knows", "1.00").await;
