@@ -243,6 +243,11 @@ async fn every_page_renders_for_the_admin() {
     assert_eq!(b.get(&format!("/console/stock?product_id={p}")).await.location(), format!("/console/stock/{p}"));
     let audit = b.get(&format!("/console/audit?entity_type=product&entity_id={p}")).await;
     assert!(audit.status == 200 && audit.body.contains("product.created"), "{}", audit.body);
+    let everything = b.get("/console/audit").await;
+    assert!(everything.status == 200 && everything.body.contains("category.created"), "{}", everything.body);
+    assert!(b.get("/console/stock").await.body.contains(r#"name="product_id""#));
+    let all_orders = b.get("/console/orders?status=PENDING").await;
+    assert!(all_orders.status == 200 && all_orders.body.contains("No orders."), "{}", all_orders.body);
     let orders = b.get(&format!("/console/orders?q={}", c.email)).await;
     assert_eq!(orders.status, 200);
     let missing = b.get(&format!("/console/orders/{}", uuid::Uuid::now_v7())).await;
