@@ -30,9 +30,13 @@ pub async fn show(ctx: &Ctx<'_>, id: &str) -> Page {
     let id = saga_id(id)?;
     let saga = ctx.shop.sagas.get(id).await?.ok_or(AppError::SagaNotFound)?;
     let preview = ctx.shop.sagas.abort_preview(id).await?;
+    let order_exists = match saga.order_id {
+        Some(o) => ctx.shop.orders.get_committed(o)?.is_some(),
+        None => false,
+    };
     let content = html! {
         (layout::notice(ctx, NOTICES))
-        (facts(&saga))
+        (facts(&saga, order_exists))
         h2 { "Why it is here" }
         (why(&saga))
         h2 { "Actions" }
@@ -48,7 +52,8 @@ pub async fn show(ctx: &Ctx<'_>, id: &str) -> Page {
     Ok(layout::html_response(200, layout::page(ctx, &title, Shell::default(), content)))
 }
 
-fn facts(saga: &SagaInstance) -> Markup {
+/// `order_exists`: a checkout names its order before its create_order step makes it.
+fn facts(saga: &SagaInstance, order_exists: bool) -> Markup {
     html! {
         div.panel {
             dl.facts {
@@ -57,7 +62,10 @@ fn facts(saga: &SagaInstance) -> Markup {
                 dt { "State" } dd { span class=(format!("state state-{}", saga.state.as_str())) { (saga.state.as_str()) } }
                 dt { "Order" } dd {
                     @match saga.order_id {
-                        Some(o) => a.id href=(format!("/console/orders/{o}")) { (o) },
+                        Some(o) => {
+                            a.id href=(format!("/console/orders/{o}")) { (o) }
+                            @if !order_exists { span.muted { " (not created yet)" } }
+                        },
                         None => span.none { "—" },
                     }
                 }

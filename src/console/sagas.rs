@@ -48,6 +48,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Page {
             }
             button type="submit" { "Filter" }
         }
+        p.muted { "Oldest first." }
         @if sagas.is_empty() {
             p.muted { "No saga matches this filter." }
         } @else {
