@@ -476,3 +476,24 @@ async fn the_console_can_be_turned_off() {
     let page = Browser::new(&app).get("/console/sign-in").await;
     assert_eq!(page.status, 404);
 }
+
+#[tokio::test]
+async fn a_paused_saga_says_which_key_holds_it() {
+    let app = spawn_app().await;
+    let p = app.product("10.00", 5).await;
+    let (status, body) =
+        app.put(&format!("/admin/v1/quarantine/inventory/{p}"), Some(ADMIN), json!({ "reason": "recount" })).await;
+    assert_eq!(status, 200, "{body}");
+    let c = app.verified_customer().await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+    let (status, body) = app.place_order(&c.token, "tok_visa").await;
+    assert_eq!((status, body["state"].as_str()), (202, Some("PAUSED")), "{body}");
+    let saga_id = body["saga_id"].as_str().unwrap();
+
+    let b = Browser::signed_in(&app, ADMIN).await;
+    assert!(b.get("/console/sagas?state=PAUSED").await.body.contains(saga_id));
+    let page = b.get(&format!("/console/sagas/{saga_id}")).await;
+    for text in ["touches a quarantined key", "Paused on", &p, "recount", "Resume now"] {
+        assert!(page.body.contains(text), "{text}: {}", page.body);
+    }
+}
