@@ -497,3 +497,29 @@ async fn a_paused_saga_says_which_key_holds_it() {
         assert!(page.body.contains(text), "{text}: {}", page.body);
     }
 }
+
+#[tokio::test]
+async fn the_binary_serves_the_console_by_default_and_takes_its_proxies_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        ServerProcess::start_with(dir.path(), &[("CARTWRIGHT__CONSOLE__TRUSTED_PROXIES", "10.9.9.9, 127.0.0.1")]);
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = client.get(format!("{}/console/sign-in", server.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Staff token"));
+    let https = server.url.replace("http:", "https:");
+    let signed_in = client
+        .post(format!("{}/console/sign-in", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", &https)
+        .header("x-forwarded-proto", "https")
+        .body(format!("token={ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+}
