@@ -35,6 +35,7 @@ pub struct Settings {
     pub sagas: SagaSettings,
     pub alerts: AlertSettings,
     pub operator: OperatorSettings,
+    pub console: ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -207,6 +208,42 @@ pub struct AlertSettings {
 pub struct OperatorSettings {
     /// Most sagas one bulk resume or abort acts on (the rest of a larger match is left).
     pub bulk_max: usize,
+}
+
+/// The operators' web console (docs/console.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsoleSettings {
+    /// Serves `/console`; off, every console path is 404.
+    pub enabled: bool,
+    /// A session ends this long after sign-in, whatever the browser keeps.
+    pub session_ttl_secs: u64,
+    /// Marks the session cookie `Secure` (the console is reached over HTTPS).
+    pub secure_cookies: bool,
+    /// Peers whose `X-Forwarded-Proto: https` is believed (a TLS-terminating proxy): it
+    /// marks the cookie `Secure` and makes `https` the origin the CSRF check expects.
+    /// A list, or one comma-separated text (what an environment variable can hold).
+    #[serde(deserialize_with = "ip_list")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Sign-in attempts per client address per minute, right or wrong; 0 means no limit.
+    pub sign_in_per_ip_per_minute: u32,
+}
+
+/// IP addresses from a list, or from one comma-separated text.
+fn ip_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<std::net::IpAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Text(String),
+        List(Vec<String>),
+    }
+    let items = match Given::deserialize(d)? {
+        Given::Text(t) => t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        Given::List(l) => l,
+    };
+    items
+        .iter()
+        .map(|s| s.trim().parse().map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IP address"))))
+        .collect()
 }
 
 /// `CARTWRIGHT__SECTION__KEY` variables (the `config` crate lowercases the key).
@@ -420,5 +457,18 @@ mod tests {
         let message = weak[1].to_string();
         assert!(message.contains("webhooks.payment_secret is empty"), "{message}");
         assert!(message.contains("CARTWRIGHT__WEBHOOKS__PAYMENT_SECRET"), "{message}");
+    }
+
+    #[test]
+    fn console_trusted_proxies_are_a_list_or_comma_separated_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("local.toml");
+        for (text, n) in [("[\"10.0.0.1\", \"::1\"]", 2), ("\"10.0.0.1, 10.0.0.2,\"", 2), ("\"\"", 0)] {
+            std::fs::write(&file, format!("[console]\ntrusted_proxies = {text}\n")).unwrap();
+            assert_eq!(Settings::load_layers(file.to_str(), false).unwrap().console.trusted_proxies.len(), n, "{text}");
+        }
+        std::fs::write(&file, "[console]\ntrusted_proxies = \"proxy.local\"\n").unwrap();
+        let err = Settings::load_layers(file.to_str(), false).unwrap_err().to_string();
+        assert!(err.contains("not an IP address"), "{err}");
     }
 }

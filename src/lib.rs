@@ -7,6 +7,7 @@
 //! - [`actors`]: one actix actor per cart and per inventory item, activated on demand and
 //!   passivated when idle, through a sharded registry.
 //! - [`services`]: the seed's services (customers, catalog, inventory, cart, notifications).
+//! - [`console`]: the operators' web console (server-rendered HTML under `/console`).
 //! - [`http`]: the warp front door; [`error`] maps every failure to the HTTP contract's codes once.
 //! - [`saga`]: the durable saga engine (definitions, log, coordinator, recovery, steps).
 //! - [`gateways`]: the outside world (payment gateways, email transports).
@@ -20,6 +21,7 @@ pub mod app;
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod error;
 pub mod gateways;

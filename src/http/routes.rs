@@ -125,6 +125,8 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
             route!("admin.notifications", admin::notifications(shop, req))
         }
 
+        (_, ["console", ..]) => crate::console::dispatch(shop, req).await,
+
         (Method::POST, ["admin", "v1", "backups"]) => route!("admin.backups.create", backups::create(shop, req)),
 
         (Method::GET, ["admin", "v1", "quarantine"]) => route!("admin.quarantine.list", quarantine::list(shop, req)),

@@ -168,7 +168,7 @@ impl SagaEngine {
     }
 
     /// The definition new sagas of this type start under.
-    fn current_definition(&self, saga_type: &str) -> Option<&SagaDefinition> {
+    pub fn current_definition(&self, saga_type: &str) -> Option<&SagaDefinition> {
         self.definitions.get(saga_type)?.values().next_back()
     }
 

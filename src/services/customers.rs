@@ -189,7 +189,8 @@ impl CustomerService {
         Ok(self.store.get::<Customer>(Table::Customers, id.as_bytes())?)
     }
 
-    fn find_by_email(&self, email: &Email) -> Result<Option<Customer>, AppError> {
+    /// The customer registered under this email (normalized as accounts are looked up).
+    pub fn find_by_email(&self, email: &Email) -> Result<Option<Customer>, AppError> {
         match self.store.get::<uuid::Uuid>(Table::CustomerEmails, email.lookup_key().as_bytes())? {
             Some(id) => self.get(CustomerId(id)),
             None => Ok(None),

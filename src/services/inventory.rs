@@ -15,7 +15,7 @@ use crate::domain::inventory::{InventoryCommand, StockRecord};
 use crate::domain::product::Product;
 use crate::domain::quantity::Quantity;
 use crate::error::AppError;
-use crate::store::Store;
+use crate::store::{Store, Table};
 
 #[derive(Clone)]
 pub struct InventoryService {
@@ -90,6 +90,17 @@ impl InventoryService {
             items.push(self.ask(key, || GetStock).await??.into());
         }
         Ok(ProductStock { product_id, items })
+    }
+
+    /// The holds on an item as committed (owner, quantity), in owner order: what makes up
+    /// its `reserved`.
+    pub async fn reservations(&self, key: ItemKey) -> Result<Vec<(OwnerId, u32)>, AppError> {
+        self.store.barrier().await?;
+        let rows = self.store.scan_prefix::<u32>(Table::Reservations, &key.to_bytes())?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, q)| Some((OwnerId(uuid::Uuid::from_slice(k.get(32..)?).ok()?), q)))
+            .collect())
     }
 
     /// Runs `cmd` on the item of (product, variant) chosen per the product's variants.

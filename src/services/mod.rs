@@ -47,6 +47,8 @@ pub struct Shop {
     pub webhooks: webhooks::WebhookService,
     pub quarantine: quarantine::QuarantineService,
     pub bulk: bulk::BulkService,
+    /// The console's sign-in sessions (in memory).
+    pub console: Arc<crate::console::Sessions>,
     /// Digests of the configured staff tokens, computed once.
     pub staff_tokens: StaffTokens,
 }
@@ -105,7 +107,10 @@ impl Shop {
             retention::Retention::from_settings(&settings),
             sagas.census().clone(),
         );
+        let console = Arc::new(crate::console::Sessions::new(&settings));
+        login_guard::spawn_upkeep(console.throttle());
         Ok(Shop {
+            console,
             staff_tokens: StaffTokens {
                 admin: token_hash(&settings.auth.admin_token),
                 fulfillment: token_hash(&settings.auth.fulfillment_token),

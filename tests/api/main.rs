@@ -9,6 +9,7 @@ mod cart;
 mod catalog;
 mod concurrency;
 mod connections;
+mod console;
 mod crash;
 mod customers;
 mod durability;
