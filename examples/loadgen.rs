@@ -106,6 +106,11 @@ struct Opts {
     /// Where the JSON report goes.
     #[arg(long, default_value = "loadgen.json")]
     out: String,
+    /// An operator watching the console during the run: every this many seconds (0: none),
+    /// one signed-in session loads the triage page and the saga list, as the console's
+    /// auto-refresh does (about every 10 s).
+    #[arg(long, default_value_t = 0.0)]
+    console_refresh_secs: f64,
 }
 
 const PASSWORD: &str = "loadgen-password-1";
@@ -984,7 +989,16 @@ async fn main() {
             report
         }
         _ => {
+            let console = (opts.console_refresh_secs > 0.0).then(|| watch_console(&opts, &server.url));
             let mut report = run_load(&opts, &api, &server, customers, products).await;
+            if let Some((task, counts)) = console {
+                task.abort();
+                let (pages, failed) = (counts.0.load(Ordering::Relaxed), counts.1.load(Ordering::Relaxed));
+                println!(
+                    "console     {pages} pages loaded during the run ({failed} not 200), one every {} s",
+                    opts.console_refresh_secs
+                );
+            }
             report.setup_secs = (setup_secs * 10.0).round() / 10.0;
             print_summary(&report);
             serde_json::to_value(&report).expect("json")
@@ -994,4 +1008,44 @@ async fn main() {
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", opts.out));
     println!("report written to {}", opts.out);
     drop(server);
+}
+
+/// An operator's console left open on the triage page and the saga list, reloading every
+/// `--console-refresh-secs`: signs in once, then loads the pages in turn. Counts the pages
+/// loaded and those that were not 200.
+fn watch_console(opts: &Opts, url: &str) -> (tokio::task::JoinHandle<()>, Arc<(AtomicU64, AtomicU64)>) {
+    let (url, token, every) =
+        (url.to_string(), opts.admin_token.clone(), Duration::from_secs_f64(opts.console_refresh_secs));
+    let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let task = tokio::spawn({
+        let counts = counts.clone();
+        async move {
+            let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+            let signed = http
+                .post(format!("{url}/console/sign-in"))
+                .form(&[("token", token.as_str()), ("name", "loadgen")])
+                .send()
+                .await;
+            let cookie = signed
+                .ok()
+                .and_then(|r| r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).map(str::to_string))
+                .and_then(|c| c.split(';').next().map(str::to_string))
+                .expect("the console signs the load generator in");
+            let pages = ["/console/triage", "/console/sagas?state=RUNNING", "/console/sagas"];
+            for page in pages.iter().cycle() {
+                tokio::time::sleep(every).await;
+                let status = http
+                    .get(format!("{url}{page}"))
+                    .header("cookie", &cookie)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16());
+                counts.0.fetch_add(1, Ordering::Relaxed);
+                if status.ok() != Some(200) {
+                    counts.1.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    (task, counts)
 }
