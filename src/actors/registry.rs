@@ -371,6 +371,26 @@ mod tests {
         }
     }
 
+    /// Leases the counter of key 1, starting it on the registry's arbiter when absent.
+    fn counter_lease(
+        registry: &Arc<Registry<u32, Counter>>,
+        applied: &Arc<AtomicUsize>,
+        tickets: &Arc<Mutex<VecDeque<Ticket>>>,
+    ) -> impl Fn() -> Result<Lease<Counter>, AppError> + Clone {
+        let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
+        move || {
+            registry.lease(&1, |arbiter| {
+                let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
+                Ok::<_, AppError>(Counter::start_in_arbiter(arbiter, move |_| Counter {
+                    applied,
+                    tickets,
+                    registry,
+                    pipeline: Pipeline::default(),
+                }))
+            })
+        }
+    }
+
     /// Two writes in flight; the second fails before the first is durable. The first still
     /// gets its own answer, nothing is applied a second time, and the actor leaves only then.
     #[test]
@@ -382,20 +402,7 @@ mod tests {
             let (ok_a, rx_a) = oneshot::channel();
             let (fail_b, rx_b) = oneshot::channel();
             tickets.lock().unwrap().extend([rx_a, rx_b]);
-            let lease = {
-                let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
-                move || {
-                    registry.lease(&1, |arbiter| {
-                        let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
-                        Ok::<_, AppError>(Counter::start_in_arbiter(arbiter, move |_| Counter {
-                            applied,
-                            tickets,
-                            registry,
-                            pipeline: Pipeline::default(),
-                        }))
-                    })
-                }
-            };
+            let lease = counter_lease(&registry, &applied, &tickets);
             let a = tokio::task::spawn_local(send_leased(lease.clone(), || Increment));
             let b = tokio::task::spawn_local(send_leased(lease.clone(), || Increment));
             while applied.load(Ordering::SeqCst) < 2 {
@@ -451,20 +458,7 @@ mod tests {
             );
             let applied = Arc::new(AtomicUsize::new(0));
             let tickets = Arc::new(Mutex::new(VecDeque::new()));
-            let lease = {
-                let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
-                move || {
-                    registry.lease(&1, |arbiter| {
-                        let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
-                        Ok::<_, AppError>(Counter::start_in_arbiter(arbiter, move |_| Counter {
-                            applied,
-                            tickets,
-                            registry,
-                            pipeline: Pipeline::default(),
-                        }))
-                    })
-                }
-            };
+            let lease = counter_lease(&registry, &applied, &tickets);
             board.hold(key_of(&1), "poisoned");
             let refused = send_leased(lease.clone(), || Increment).await;
             assert!(
