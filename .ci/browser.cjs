@@ -273,7 +273,10 @@ async function resumeStuckCancellation(page, sagaId) {
     await group.first().waitFor();
     assert((await group.count()) === 1, 'one STUCK cancel_order group');
     assert(/refund_payment/.test(await group.innerText()), 'the group names its step, refund_payment');
-    if (DOCS_SCREENSHOT) await page.screenshot({ path: DOCS_SCREENSHOT });
+    if (DOCS_SCREENSHOT) {
+      const box = await page.locator('main').boundingBox();
+      await page.screenshot({ path: DOCS_SCREENSHOT, clip: { x: 0, y: 0, width: 1280, height: Math.ceil(box.y + box.height + 16) } });
+    }
     await group.getByRole('link', { name: 'List them' }).click();
     await page.waitForLoadState();
   } else {
@@ -396,6 +399,14 @@ async function signOut(page) {
 async function main() {
   const started = Date.now();
   const { server, address } = startServer();
+  // `timeout` in .ci/browser.sh ends a run that hangs: the server goes with it.
+  for (const signal of ['SIGTERM', 'SIGINT']) {
+    process.on(signal, () => {
+      server.kill('SIGKILL');
+      console.error(`BROWSER TEST FAILED: stopped by ${signal} (over its time limit?)`);
+      process.exit(1);
+    });
+  }
   let browser;
   const problems = [];
   try {
