@@ -50,6 +50,8 @@ pub fn page(ctx: &Ctx<'_>, title: &str, shell: Shell, content: Markup) -> Markup
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Cartwright console" }
                 link rel="stylesheet" href="/console/style.css";
+                // Named, or every browser asks for /favicon.ico and logs its 404.
+                link rel="icon" href="/console/favicon.svg" type="image/svg+xml";
                 script src="/console/app.js" defer {}
             }
             body data-refresh=[shell.refresh.then_some("10")] {
@@ -163,6 +165,10 @@ fn asset(body: &'static str, content_type: &'static str) -> warp::reply::Respons
 
 pub fn stylesheet() -> warp::reply::Response {
     asset(include_str!("assets/style.css"), "text/css; charset=utf-8")
+}
+
+pub fn favicon() -> warp::reply::Response {
+    asset(include_str!("assets/favicon.svg"), "image/svg+xml")
 }
 
 pub fn script() -> warp::reply::Response {

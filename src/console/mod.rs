@@ -159,6 +159,7 @@ async fn route(ctx: &Ctx<'_>) -> (&'static str, Page) {
         (Method::GET, ["console"]) => ("console.home", signin::home(ctx)),
         (Method::GET, ["console", "style.css"]) => ("console.asset", Ok(layout::stylesheet())),
         (Method::GET, ["console", "app.js"]) => ("console.asset", Ok(layout::script())),
+        (Method::GET, ["console", "favicon.svg"]) => ("console.asset", Ok(layout::favicon())),
         (Method::GET, ["console", "sign-in"]) => {
             ("console.sign_in", Ok(signin::form(ctx, 200, None, ctx.query("next"))))
         }

@@ -261,6 +261,19 @@ async fn every_page_renders_for_the_admin() {
 }
 
 #[tokio::test]
+async fn every_page_names_an_icon_the_console_serves_so_browsers_log_no_404() {
+    let app = spawn_app().await;
+    let b = Browser::signed_in(&app, ADMIN).await;
+    for path in ["/console/sign-in", "/console/sagas"] {
+        let page = b.get(path).await;
+        assert!(page.body.contains(r#"<link rel="icon" href="/console/favicon.svg""#), "{path}: {}", page.body);
+    }
+    let icon = b.get("/console/favicon.svg").await;
+    assert_eq!((icon.status, icon.headers["content-type"].to_str().unwrap()), (200, "image/svg+xml"));
+    assert!(icon.body.starts_with("<svg"), "{}", icon.body);
+}
+
+#[tokio::test]
 async fn resume_and_abort_forms_move_the_saga_and_are_audited_with_the_operator() {
     let app = spawn_app_with(|s| s.checkout.sync_wait_ms = 50).await;
     let (_, _, saga_id) = retrying_checkout_with(&app, 5, 60_000, 1).await;
