@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::layout::{self, Shell};
 use super::sagas::{filter_fields, saga_types};
+use super::session::Session;
 use super::{ConsoleError, Ctx, Page};
 use crate::error::AppError;
 use crate::saga::query::{FilterParams, SagaFilter};
@@ -20,27 +21,33 @@ use crate::services::bulk::{BulkKind, BulkRequest};
 const RECENT: usize = 20;
 const MAX_REASON_CHARS: usize = 500;
 
-/// The action the form asks for, checked against the filter's state as the API does.
-fn kind(fields: &HashMap<String, String>, filter: &SagaFilter) -> Result<BulkKind, ConsoleError> {
-    let kind = match fields.get("action").map(String::as_str) {
+/// The action the form asks for (resume unless it says abort).
+fn kind(fields: &HashMap<String, String>) -> Result<BulkKind, ConsoleError> {
+    match fields.get("action").map(String::as_str) {
         Some("resume") | None => {
-            BulkKind::Resume { reset_attempts: fields.get("reset_attempts").is_some_and(|v| v == "true") }
+            Ok(BulkKind::Resume { reset_attempts: fields.get("reset_attempts").is_some_and(|v| v == "true") })
         }
-        Some("abort") => BulkKind::Abort,
-        Some(_) => return Err(ConsoleError::Invalid("the action is resume or abort".into())),
-    };
-    if let Some(state) = filter.state.filter(|s| !kind.applies_to(*s)) {
-        let applies = match kind {
-            BulkKind::Resume { .. } => "STUCK or RETRYING",
-            BulkKind::Abort => "unfinished",
-        };
-        return Err(ConsoleError::Invalid(format!(
-            "bulk {} applies to {applies} sagas, not {}",
-            kind.name(),
-            state.as_str()
-        )));
+        Some("abort") => Ok(BulkKind::Abort),
+        Some(_) => Err(ConsoleError::Invalid("the action is resume or abort".into())),
     }
-    Ok(kind)
+}
+
+/// A filter naming a state the action does not apply to is refused, as the API does.
+fn check_applies(kind: BulkKind, filter: &SagaFilter) -> Result<(), ConsoleError> {
+    match filter.state.filter(|s| !kind.applies_to(*s)) {
+        None => Ok(()),
+        Some(state) => {
+            let applies = match kind {
+                BulkKind::Resume { .. } => "STUCK or RETRYING",
+                BulkKind::Abort => "unfinished",
+            };
+            Err(ConsoleError::Invalid(format!(
+                "bulk {} applies to {applies} sagas, not {}",
+                kind.name(),
+                state.as_str()
+            )))
+        }
+    }
 }
 
 fn reason(fields: &HashMap<String, String>) -> Option<String> {
@@ -54,10 +61,13 @@ pub async fn form(ctx: &Ctx<'_>) -> Page {
     let params = FilterParams::from_query(&ctx.req.query);
     let filter = SagaFilter::parse(&params, &ctx.shop.sagas)?;
     let fields = ctx.req.query.clone();
-    let kind = kind(&fields, &filter)?;
+    let kind = kind(&fields)?;
     let reason = reason(&fields);
+    // Opening the page with any list's filter shows the form; only a dry run is refused
+    // a state the action does not apply to.
     let dry_run = match ctx.query("dry_run") {
         Some(_) => {
+            check_applies(kind, &filter)?;
             let request = BulkRequest { kind, filter: filter.clone(), reason: reason.clone(), actor: session.actor() };
             Some(ctx.shop.bulk.dry_run(&request).await?)
         }
@@ -80,15 +90,14 @@ pub async fn form(ctx: &Ctx<'_>) -> Page {
             label { "Reason (abort)" input type="text" name="reason" maxlength="500" value=(reason.clone().unwrap_or_default()); }
             button.primary type="submit" name="dry_run" value="1" { "Dry run" }
         }
-        @if let Some(d) = &dry_run { (dry_run_result(ctx, d, kind, reason.as_deref())) }
+        @if let Some(d) = &dry_run { (dry_run_result(ctx, session, d, kind, reason.as_deref())) }
         h2 { "Recent bulk actions" }
         (recent_table(&recent))
     };
     Ok(layout::html_response(200, layout::page(ctx, "Bulk actions", Shell::default(), content)))
 }
 
-fn dry_run_result(ctx: &Ctx<'_>, d: &Value, kind: BulkKind, reason: Option<&str>) -> Markup {
-    let session = ctx.session.as_ref().expect("an admin page has a session");
+fn dry_run_result(ctx: &Ctx<'_>, session: &Session, d: &Value, kind: BulkKind, reason: Option<&str>) -> Markup {
     let matched = d["matched"].as_u64().unwrap_or(0);
     let verb = match kind {
         BulkKind::Resume { .. } => "Resume",
@@ -177,7 +186,8 @@ pub async fn start(ctx: &Ctx<'_>) -> Page {
     let session = ctx.admin()?;
     let fields = ctx.form()?;
     let filter = SagaFilter::parse(&FilterParams::from_query(&fields), &ctx.shop.sagas)?;
-    let kind = kind(&fields, &filter)?;
+    let kind = kind(&fields)?;
+    check_applies(kind, &filter)?;
     let reason = reason(&fields);
     if kind == BulkKind::Abort && reason.as_ref().is_none_or(|r| r.chars().count() > MAX_REASON_CHARS) {
         return Err(ConsoleError::Invalid("a bulk abort needs a reason of 1 to 500 characters".into()));

@@ -145,6 +145,8 @@ async fn a_bulk_abort_needs_a_reason_and_aborts_the_matching_sagas() {
     assert!(dry.body.contains("<strong>0</strong> of them would be skipped"));
     assert!(dry.body.contains("Abort these 2 sagas") && dry.body.contains(r#"value="bad batch""#), "{}", dry.body);
     assert_eq!(b.get("/console/bulk?state=COMPLETED&action=abort&dry_run=1").await.status, 400);
+    let from_a_list = b.get("/console/bulk?state=COMPLETED&action=abort").await;
+    assert_eq!(from_a_list.status, 200, "the form opens with any list's filter: {}", from_a_list.body);
 
     let fields = [("state", "RETRYING"), ("type", "place_order"), ("action", "abort")];
     assert_eq!(b.post("/console/bulk", &fields).await.status, 400, "no reason");
