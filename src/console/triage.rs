@@ -15,18 +15,20 @@ const MAX_ERROR_FILTER: usize = 200;
 
 pub fn show(ctx: &Ctx<'_>) -> Page {
     ctx.admin()?;
-    let triage = ctx.shop.sagas.triage();
-    let now = Timestamp::now();
-    let content = html! {
+    let content = body(&ctx.shop.sagas.triage(), Timestamp::now());
+    Ok(layout::html_response(200, layout::page(ctx, "Triage", Shell { refresh: true }, content)))
+}
+
+fn body(triage: &Triage, now: Timestamp) -> Markup {
+    html! {
         h2 { "Needing attention" }
-        (groups(&triage, now))
+        (groups(triage, now))
         h2 { "Sagas by type and state" }
         @if !triage.complete {
             p.notice role="status" { "Still counting: the finished sagas (COMPLETED, FAILED, ABORTED) are being counted in the background since the start; until then those columns hold only what finished since." }
         }
-        (counts(&triage))
-    };
-    Ok(layout::html_response(200, layout::page(ctx, "Triage", Shell { refresh: true }, content)))
+        (counts(triage))
+    }
 }
 
 fn groups(triage: &Triage, now: Timestamp) -> Markup {
@@ -122,6 +124,15 @@ pub fn human_age(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_says_when_the_census_is_still_counting() {
+        let mut triage = Triage { complete: false, counts: Default::default(), groups: Vec::new() };
+        let now = Timestamp::now();
+        assert!(body(&triage, now).into_string().contains("Still counting"));
+        triage.complete = true;
+        assert!(!body(&triage, now).into_string().contains("Still counting"));
+    }
 
     #[test]
     fn ages_read_in_the_largest_whole_unit() {
