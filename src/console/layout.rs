@@ -18,7 +18,10 @@ struct NavItem {
 }
 
 const NAV: &[NavItem] = &[
+    NavItem { path: "/console/triage", label: "Triage", admin_only: true },
     NavItem { path: "/console/sagas", label: "Sagas", admin_only: true },
+    NavItem { path: "/console/bulk", label: "Bulk actions", admin_only: true },
+    NavItem { path: "/console/quarantine", label: "Quarantine", admin_only: true },
     NavItem { path: "/console/policies", label: "Retry policies", admin_only: true },
     NavItem { path: "/console/webhooks", label: "Webhooks", admin_only: true },
     NavItem { path: "/console/orders", label: "Orders", admin_only: false },

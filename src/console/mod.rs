@@ -3,20 +3,23 @@
 //!
 //! - [`session`]: sign-in sessions, cookies, CSRF and origin checks.
 //! - [`layout`]: the page shell, the navigation, error pages, small renderers.
-//! - one module per page: [`signin`], [`sagas`], [`saga`], [`policies`], [`webhooks`],
-//!   [`orders`], [`audit`].
+//! - one module per page: [`signin`], [`triage`], [`sagas`], [`saga`], [`bulk`],
+//!   [`quarantine`], [`policies`], [`webhooks`], [`orders`], [`audit`].
 //!
 //! Every answer is HTML (errors too, with their status); maud escapes every value it
 //! renders, and no page renders a token or a session id.
 
 mod audit;
+mod bulk;
 mod layout;
 mod orders;
 mod policies;
+mod quarantine;
 mod saga;
 mod sagas;
 pub mod session;
 mod signin;
+mod triage;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -165,6 +168,19 @@ async fn route(ctx: &Ctx<'_>) -> (&'static str, Page) {
         }
         (Method::POST, ["console", "sign-in"]) => page!("console.sign_in", signin::sign_in(ctx)),
         (Method::POST, ["console", "sign-out"]) => ("console.sign_out", signin::sign_out(ctx)),
+        (Method::GET, ["console", "triage"]) => ("console.triage", triage::show(ctx)),
+        (Method::GET, ["console", "bulk"]) => page!("console.bulk", bulk::form(ctx)),
+        (Method::POST, ["console", "bulk"]) => page!("console.bulk.start", bulk::start(ctx)),
+        (Method::GET, ["console", "bulk", id]) => ("console.bulk.progress", bulk::progress(ctx, id)),
+        (Method::GET, ["console", "quarantine"]) => page!("console.quarantine", quarantine::list(ctx)),
+        (Method::POST, ["console", "quarantine"]) => page!("console.quarantine.pause", quarantine::pause(ctx)),
+        (Method::POST, ["console", "quarantine", kind, id, "release"]) => {
+            page!("console.quarantine.release", quarantine::release(ctx, kind, id))
+        }
+        (Method::GET, ["console", "webhooks", source, id]) => ("console.webhook", webhooks::show(ctx, source, id)),
+        (Method::POST, ["console", "webhooks", source, id, "replay"]) => {
+            page!("console.webhook.replay", webhooks::replay(ctx, source, id))
+        }
         (Method::GET, ["console", "sagas"]) => page!("console.sagas", sagas::list(ctx)),
         (Method::GET, ["console", "sagas", id]) => page!("console.saga", saga::show(ctx, id)),
         (Method::POST, ["console", "sagas", id, "resume"]) => page!("console.saga.resume", saga::resume(ctx, id)),

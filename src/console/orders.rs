@@ -8,11 +8,13 @@ use maud::{html, Markup};
 use serde_json::Value;
 
 use super::layout::{self, Shell};
+use super::quarantine;
 use super::session::Role;
 use super::{ConsoleError, Ctx, Page};
 use crate::domain::email::Email;
 use crate::domain::ids::{OrderId, ProductId, SagaId};
 use crate::domain::order::{Order, OrderStatus};
+use crate::domain::quarantine::{KeyKind, QuarantineKey};
 use crate::error::AppError;
 use crate::services::inventory::item_keys;
 use crate::services::orders::order_json;
@@ -158,7 +160,11 @@ pub async fn show(ctx: &Ctx<'_>, id: &str) -> Page {
         }
         h2 { "Shipping address" }
         (layout::json_block(&j["shipping_address"]))
-        @if admin { (sagas_and_audit(ctx, &order).await?) }
+        @if admin {
+            @let key = QuarantineKey::new(KeyKind::Order, order.order_id.0);
+            (quarantine::key_panel(ctx, session, key, &format!("/console/orders/{id}")).await?)
+            (sagas_and_audit(ctx, &order).await?)
+        }
         h2 { "Events" }
         p.muted { "The event log has no index by order; the order's changes are in its audit trail (admin), and the whole log in GET /admin/v1/events." }
     };
@@ -241,7 +247,7 @@ fn stock_form() -> Markup {
 }
 
 pub async fn stock(ctx: &Ctx<'_>, id: &str) -> Page {
-    ctx.admin()?;
+    let session = ctx.admin()?;
     let id: ProductId = id.parse().map_err(|_| ConsoleError::App(AppError::ProductNotFound))?;
     let product = ctx.shop.catalog.product(id)?;
     let stock = ctx.shop.inventory.stock(id).await?;
@@ -279,6 +285,7 @@ pub async fn stock(ctx: &Ctx<'_>, id: &str) -> Page {
                 }
             }
         }
+        (quarantine::key_panel(ctx, session, QuarantineKey::new(KeyKind::Inventory, id.0), &format!("/console/stock/{id}")).await?)
         p { a href=(format!("/console/audit?entity_type=product&entity_id={id}")) { "Audit rows of this product" } }
     };
     Ok(layout::html_response(200, layout::page(ctx, "Stock", Shell::default(), content)))

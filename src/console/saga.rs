@@ -110,7 +110,10 @@ fn why(saga: &SagaInstance) -> Markup {
                     dt { "Last error" } dd { @match &w.last_error { Some(e) => span.error { (e) }, None => span.none { "—" } } }
                     dt { "Next attempt" } dd { (next_attempt(saga, w)) }
                     @if let Some(key) = saga.paused_on {
-                        dt { "Paused on" } dd { (key.kind.as_str()) " " span.id { (key.id) } }
+                        dt { "Paused on" } dd {
+                            (key.kind.as_str()) " " span.id { (key.id) }
+                            " (" a href="/console/quarantine" { "quarantine" } ")"
+                        }
                     }
                 }
             }

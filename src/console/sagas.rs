@@ -35,27 +35,9 @@ pub async fn list(ctx: &Ctx<'_>) -> Page {
     };
     let (sagas, next) = ctx.shop.sagas.list(&filter, direction, cursor, PAGE).await?;
     let types = saga_types(ctx);
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let content = html! {
         form.filter method="get" action="/console/sagas" {
-            label { "State"
-                select name="state" {
-                    option value="" { "any" }
-                    @for s in STATES { option value=(s) selected[filter.state.map(SagaState::as_str) == Some(s)] { (s) } }
-                }
-            }
-            label { "Type"
-                select name="type" {
-                    option value="" { "any" }
-                    @for t in &types { option value=(t) selected[filter.saga_type.as_deref() == Some(t.as_str())] { (t) } }
-                }
-            }
-            label { "Current step" input type="text" name="step" value=(text(&params.step)); }
-            label { "Error text" input type="text" name="error" value=(text(&params.error)); }
-            label { "Order id" input type="text" name="order_id" value=(text(&params.order_id)); }
-            label { "Customer id" input type="text" name="customer_id" value=(text(&params.customer_id)); }
-            label { "Created after (RFC 3339)" input type="text" name="created_after" value=(text(&params.created_after)); }
-            label { "Created before" input type="text" name="created_before" value=(text(&params.created_before)); }
+            (filter_fields(&types, &params, filter.state))
             label { "Order"
                 select name="order" {
                     option value="oldest" selected[direction == Direction::OldestFirst] { "oldest first" }
@@ -64,6 +46,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Page {
             }
             button type="submit" { "Filter" }
         }
+        p { a href=(bulk_link(ctx)) { "Bulk action on this filter" } }
         @if sagas.is_empty() {
             p.muted { "No saga matches this filter on this page." @if next.is_some() { " More may follow: a page reads a bounded number of sagas." } }
         } @else {
@@ -72,6 +55,38 @@ pub async fn list(ctx: &Ctx<'_>) -> Page {
         @if let Some(n) = next { (layout::next_page(ctx, &serde_json::json!(n))) }
     };
     Ok(layout::html_response(200, layout::page(ctx, "Sagas", Shell { refresh: true }, content)))
+}
+
+/// The filter's fields (the saga list's and the bulk actions' forms share them).
+pub fn filter_fields(types: &[String], params: &FilterParams, state: Option<SagaState>) -> maud::Markup {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    html! {
+        label { "State"
+            select name="state" {
+                option value="" { "any" }
+                @for s in STATES { option value=(s) selected[state.map(SagaState::as_str) == Some(s)] { (s) } }
+            }
+        }
+        label { "Type"
+            select name="type" {
+                option value="" { "any" }
+                @for t in types { option value=(t) selected[params.saga_type.as_deref() == Some(t.as_str())] { (t) } }
+            }
+        }
+        label { "Current step" input type="text" name="step" value=(text(&params.step)); }
+        label { "Error text" input type="text" name="error" value=(text(&params.error)); }
+        label { "Order id" input type="text" name="order_id" value=(text(&params.order_id)); }
+        label { "Customer id" input type="text" name="customer_id" value=(text(&params.customer_id)); }
+        label { "Created after (RFC 3339)" input type="text" name="created_after" value=(text(&params.created_after)); }
+        label { "Created before" input type="text" name="created_before" value=(text(&params.created_before)); }
+    }
+}
+
+/// The bulk actions page with this list's filter (not its order or cursor).
+fn bulk_link(ctx: &Ctx<'_>) -> String {
+    let pairs = ctx.req.query.iter().filter(|(k, v)| !matches!(k.as_str(), "cursor" | "order") && !v.is_empty());
+    let query: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    format!("/console/bulk?{query}")
 }
 
 fn table(sagas: &[SagaInstance]) -> maud::Markup {

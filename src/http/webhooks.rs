@@ -8,9 +8,8 @@ use super::request::Request;
 use super::response::json;
 use super::routes::Reply;
 use crate::error::AppError;
-use crate::services::webhooks::{verify_signature, Source};
-use crate::services::{audit, Shop};
-use crate::store::WebhookEvent;
+use crate::services::webhooks::{replay_view, verify_signature, Source};
+use crate::services::Shop;
 
 pub async fn receive(shop: &Shop, req: &Request, source: Source) -> Reply {
     let header = req.headers.get("cartwright-signature").and_then(|v| v.to_str().ok());
@@ -37,19 +36,7 @@ pub async fn replay(shop: &Shop, req: &Request, source: &str, id: &str) -> Reply
         _ => return Err(AppError::WebhookEventNotFound),
     };
     let body: Replay = if req.body.is_empty() { Replay::default() } else { req.json()? };
-    let replayed = shop.webhooks.replay(source, id, body.payload.map(Value::Object)).await?;
-    let view = |w: &WebhookEvent| {
-        let data = serde_json::from_str::<Value>(&w.body).map(|b| b["data"].clone()).unwrap_or(Value::Null);
-        json!({ "status": w.status, "detail": w.detail, "data": data })
-    };
-    let mut after = view(&replayed.after);
-    after["result"] = match &replayed.outcome {
-        Ok((_, status)) => json!(status),
-        Err(e) => json!({ "error": e.code() }),
-    };
-    let entity = format!("{}/{id}", source.name());
-    let row = audit::entry(&actor, "webhook.replay", ("webhook_event", &entity), view(&replayed.before), after);
-    audit::record(&shop.store, row).await?;
-    let (status, outcome) = replayed.outcome?;
-    Ok(json(status, &json!({ "status": outcome, "event": view(&replayed.after) })))
+    let payload = body.payload.map(Value::Object);
+    let ((status, outcome), after) = shop.webhooks.replay_audited(&actor, source, id, payload).await?;
+    Ok(json(status, &json!({ "status": outcome, "event": replay_view(&after) })))
 }

@@ -238,6 +238,33 @@ impl WebhookService {
         Ok(Replayed { outcome, before, after })
     }
 
+    /// [`replay`](Self::replay), then the audit row naming `actor` (whatever the outcome:
+    /// a refused or failed replay is recorded too), as the admin API and the console do it.
+    pub async fn replay_audited(
+        &self,
+        actor: &str,
+        source: Source,
+        event_id: &str,
+        payload: Option<Value>,
+    ) -> Result<(Outcome, WebhookEvent), AppError> {
+        let replayed = self.replay(source, event_id, payload).await?;
+        let mut after = replay_view(&replayed.after);
+        after["result"] = match &replayed.outcome {
+            Ok((_, status)) => serde_json::json!(status),
+            Err(e) => serde_json::json!({ "error": e.code() }),
+        };
+        let entity = format!("{}/{event_id}", source.name());
+        let before = replay_view(&replayed.before);
+        let row = super::audit::entry(actor, "webhook.replay", ("webhook_event", &entity), before, after);
+        super::audit::record(&self.store, row).await?;
+        Ok((replayed.outcome?, replayed.after))
+    }
+
+    /// One recorded event.
+    pub fn event(&self, source: Source, event_id: &str) -> Result<Option<WebhookEvent>, AppError> {
+        Ok(self.store.get::<WebhookEvent>(Table::WebhookEvents, &WebhookEvent::key(source.name(), event_id))?)
+    }
+
     async fn payment_captured(
         &self,
         data: &Value,
@@ -433,6 +460,12 @@ fn record_write(ws: WriteSet, record: &WebhookEvent, replacing: Option<&WebhookE
 /// by its cancel_order saga; a second capture of it is only rejected.)
 fn captured_after_cancellation(order: &Order) -> bool {
     order.status == OrderStatus::Cancelled && order.confirmed_by_event.is_none()
+}
+
+/// What a replay's audit row and answer show of an event: its outcome and its `data`.
+pub fn replay_view(w: &WebhookEvent) -> Value {
+    let data = serde_json::from_str::<Value>(&w.body).map(|b| b["data"].clone()).unwrap_or(Value::Null);
+    serde_json::json!({ "status": w.status, "detail": w.detail, "data": data })
 }
 
 #[cfg(test)]

@@ -7,43 +7,43 @@ use serde_json::json;
 use crate::helpers::*;
 
 /// One browser: no redirects followed, its session cookie and CSRF token kept by hand.
-struct Browser<'a> {
+pub struct Browser<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
-    cookie: Option<String>,
-    csrf: Option<String>,
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
 }
 
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
+pub struct Page {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
 }
 
 impl Page {
-    fn location(&self) -> &str {
+    pub fn location(&self) -> &str {
         self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 
-    fn set_cookie(&self) -> &str {
+    pub fn set_cookie(&self) -> &str {
         self.headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Browser<'a> {
+    pub fn new(app: &'a TestApp) -> Browser<'a> {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Browser { app, client, cookie: None, csrf: None }
     }
 
-    async fn signed_in(app: &'a TestApp, token: &str) -> Browser<'a> {
+    pub async fn signed_in(app: &'a TestApp, token: &str) -> Browser<'a> {
         let mut b = Browser::new(app);
         let page = b.sign_in(token, "Ada").await;
         assert_eq!(page.status, 303, "{}", page.body);
         b
     }
 
-    async fn sign_in(&mut self, token: &str, name: &str) -> Page {
+    pub async fn sign_in(&mut self, token: &str, name: &str) -> Page {
         let page = self.post_with("/console/sign-in", &[("token", token), ("name", name)], &[]).await;
         if let Some(id) = page.set_cookie().strip_prefix("cartwright_console=").and_then(|c| c.split(';').next()) {
             self.cookie = Some(id.to_string());
@@ -54,13 +54,13 @@ impl<'a> Browser<'a> {
         page
     }
 
-    async fn get(&self, path: &str) -> Page {
+    pub async fn get(&self, path: &str) -> Page {
         self.send(self.client.get(format!("{}{path}", self.app.url)), &[]).await
     }
 
     /// A form post as a browser sends it from our own page: the session's CSRF token, and
     /// our origin.
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
         let mut all: Vec<(&str, &str)> = fields.to_vec();
         if let Some(csrf) = &self.csrf {
             all.push(("csrf", csrf));
@@ -68,7 +68,7 @@ impl<'a> Browser<'a> {
         self.post_with(path, &all, &[]).await
     }
 
-    async fn post_with(&self, path: &str, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
+    pub async fn post_with(&self, path: &str, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
         let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
         let mut rb = self
             .client
@@ -81,7 +81,7 @@ impl<'a> Browser<'a> {
         self.send(rb, headers).await
     }
 
-    async fn send(&self, mut rb: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> Page {
+    pub async fn send(&self, mut rb: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> Page {
         if let Some(c) = &self.cookie {
             rb = rb.header("cookie", format!("cartwright_console={c}"));
         }
@@ -135,10 +135,10 @@ async fn signing_in_exchanges_the_token_for_a_strict_cookie_and_signing_out_ends
     assert_eq!(sagas.status, 200);
     assert!(sagas.body.contains("Signed in as <strong>admin</strong> (Ada)"), "{}", sagas.body);
     assert!(!sagas.body.contains(ADMIN) && !sagas.body.contains(b.cookie.as_deref().unwrap()), "no secret in a page");
-    assert_eq!(b.get("/console").await.location(), "/console/sagas");
+    assert_eq!(b.get("/console").await.location(), "/console/triage");
     // An open redirect through `next` is refused.
     let page = b.post_with("/console/sign-in", &[("token", ADMIN), ("next", "//evil.example/")], &[]).await;
-    assert_eq!(page.location(), "/console/sagas");
+    assert_eq!(page.location(), "/console/triage");
 
     let out = b.post("/console/sign-out", &[]).await;
     assert_eq!((out.status, out.location()), (303, "/console/sign-in"));

@@ -10,6 +10,7 @@ mod catalog;
 mod concurrency;
 mod connections;
 mod console;
+mod console_ops;
 mod crash;
 mod customers;
 mod durability;
