@@ -33,7 +33,6 @@ const OPERATOR = 'CI';
 // two minutes .ci/browser.sh allows.
 const WAIT_MS = 15000;
 
-const skipped = [];
 let base;
 
 // ----- the server -----
@@ -237,18 +236,6 @@ async function visit(page, p, name) {
   return res;
 }
 
-/// Whether this build serves a console page (an unknown console path is 404 before any
-/// sign-in check; a known one sends an anonymous visitor to sign in).
-async function served(p) {
-  const { status } = await api('GET', p, { token: null });
-  if (status === 404) {
-    skipped.push(p);
-    console.log(`!!!!!!!! SKIPPED the steps on ${p}: this build does not serve it !!!!!!!!`);
-    return false;
-  }
-  return true;
-}
-
 const pathOf = (page) => new URL(page.url()).pathname;
 
 async function signIn(page) {
@@ -266,22 +253,18 @@ async function signIn(page) {
 
 async function resumeStuckCancellation(page, sagaId) {
   console.log('resume the STUCK cancellation from the triage page');
-  if (await served('/console/triage')) {
-    await visit(page, '/console', 'triage');
-    assert(pathOf(page) === '/console/triage', '/console lands on the triage page');
-    const group = page.locator('[data-testid=triage-groups] tr').filter({ hasText: 'cancel_order' }).filter({ hasText: 'STUCK' });
-    await group.first().waitFor();
-    assert((await group.count()) === 1, 'one STUCK cancel_order group');
-    assert(/refund_payment/.test(await group.innerText()), 'the group names its step, refund_payment');
-    if (DOCS_SCREENSHOT) {
-      const box = await page.locator('main').boundingBox();
-      await page.screenshot({ path: DOCS_SCREENSHOT, clip: { x: 0, y: 0, width: 1280, height: Math.ceil(box.y + box.height + 16) } });
-    }
-    await group.getByRole('link', { name: 'List them' }).click();
-    await page.waitForLoadState();
-  } else {
-    await page.goto(`${base}/console/sagas?state=STUCK&type=cancel_order`);
+  await visit(page, '/console', 'triage');
+  assert(pathOf(page) === '/console/triage', '/console lands on the triage page');
+  const group = page.locator('[data-testid=triage-groups] tr').filter({ hasText: 'cancel_order' }).filter({ hasText: 'STUCK' });
+  await group.first().waitFor();
+  assert((await group.count()) === 1, 'one STUCK cancel_order group');
+  assert(/refund_payment/.test(await group.innerText()), 'the group names its step, refund_payment');
+  if (DOCS_SCREENSHOT) {
+    const box = await page.locator('main').boundingBox();
+    await page.screenshot({ path: DOCS_SCREENSHOT, clip: { x: 0, y: 0, width: 1280, height: Math.ceil(box.y + box.height + 16) } });
   }
+  await group.getByRole('link', { name: 'List them' }).click();
+  await page.waitForLoadState();
   await screenshot(page, 'stuck-cancellations');
   assert(pathOf(page) === '/console/sagas', 'the group links to the saga list');
   const link = page.locator(`a[href="/console/sagas/${sagaId}"]`);
@@ -320,7 +303,6 @@ async function expectState(page, state) {
 
 async function bulkAbort(page, ids) {
   console.log('bulk-abort the RETRYING checkouts');
-  if (!(await served('/console/bulk'))) return;
   await visit(page, '/console/bulk?state=RETRYING&type=place_order', 'bulk');
   const filter = page.locator('form', { has: page.getByRole('button', { name: 'Dry run' }) });
   await filter.locator('select[name=action]').selectOption('abort');
@@ -353,7 +335,6 @@ async function bulkAbort(page, ids) {
 async function quarantineProduct(page) {
   console.log('quarantine a product, see a checkout park PAUSED, release it');
   const p = await product('Disputed stock');
-  if (!(await served('/console/quarantine'))) return;
   await visit(page, '/console/quarantine', 'quarantine');
   const form = page.locator('form', { has: page.getByRole('button', { name: 'Pause', exact: true }) });
   await form.locator('select[name=kind]').selectOption('inventory');
@@ -452,7 +433,6 @@ async function main() {
     throw new Error(`the browser reported errors:\n  ${problems.join('\n  ')}`);
   }
   console.log(`browser scenario passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  if (skipped.length > 0) console.log(`!!!!!!!! SKIPPED (not served by this build): ${skipped.join(', ')} !!!!!!!!`);
 }
 
 main().catch((e) => {

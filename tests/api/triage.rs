@@ -60,6 +60,10 @@ async fn triage_counts_sagas_by_type_and_state_and_groups_the_stuck_and_retrying
     let second = stuck_cancellation(&app).await;
     let (_, _, retrying) = retrying_checkout_with(&app, 5, 60_000, 1).await;
 
+    // The census moves once a transition's write is durable, a moment after the saga's
+    // own view (read from the log) shows it: wait for it to catch up.
+    let expected = json!({ "cancel_order": { "STUCK": 2 }, "place_order": { "COMPLETED": 2, "RETRYING": 1 } });
+    app.eventually("the census counts every saga", || async { triage(&app).await["counts"] == expected }).await;
     let body = complete_triage(&app).await;
     let counts = &body["counts"];
     assert_eq!(counts["cancel_order"], json!({ "STUCK": 2 }), "{body}");
@@ -106,6 +110,9 @@ async fn triage_counts_sagas_by_type_and_state_and_groups_the_stuck_and_retrying
         app.post(&format!("/admin/v1/sagas/{retrying}/abort"), Some(ADMIN), json!({ "reason": "drill" })).await;
     assert_eq!(status, 200);
     app.saga_reaches(&retrying, "ABORTED").await;
+    let aborted = json!({ "COMPLETED": 2, "ABORTED": 1 });
+    app.eventually("the census counts the abort", || async { triage(&app).await["counts"]["place_order"] == aborted })
+        .await;
     let after = triage(&app).await;
     assert_eq!(after["counts"]["place_order"], json!({ "COMPLETED": 2, "ABORTED": 1 }), "{after}");
     assert_eq!(after["groups"].as_array().unwrap().len(), 1);
