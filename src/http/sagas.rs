@@ -2,25 +2,30 @@
 
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::auth;
 use super::request::{path_id, Request};
 use super::response::json;
 use super::routes::Reply;
+use super::spec::schemas as doc;
 use crate::domain::ids::SagaId;
 use crate::error::AppError;
 use crate::retry::RetryPolicy;
 use crate::saga::SagaState;
 use crate::services::Shop;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct Resume {
+    /// Start the parked step's attempts from zero.
     #[serde(default)]
     reset_attempts: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Abort {
+    /// 1 to 500 characters, kept with the saga.
+    #[schema(min_length = 1)]
     reason: String,
 }
 
@@ -28,6 +33,16 @@ fn saga_id(id: &str) -> Result<SagaId, AppError> {
     path_id(id, AppError::SagaNotFound)
 }
 
+/// Sagas, a page at a time.
+#[utoipa::path(get, path = "/admin/v1/sagas", operation_id = "admin.sagas.list", tag = "sagas",
+    security(("admin_token" = [])),
+    params(
+        ("state" = Option<String>, Query, description = "`RUNNING`, `RETRYING`, `COMPENSATING`, `COMPLETED`, `FAILED`, `STUCK` or `ABORTED`; another value is 400"),
+        ("type" = Option<String>, Query, description = "`place_order`, `cancel_order`, `ship_order`, ..."),
+        ("cursor" = Option<uuid::Uuid>, Query, description = "`next_cursor` of the page before"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
+    ),
+    responses((status = 200, description = "Sagas", body = doc::SagaPage)))]
 pub async fn list(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let state = match req.query.get("state").filter(|s| !s.is_empty()) {
@@ -41,12 +56,30 @@ pub async fn list(shop: &Shop, req: &Request) -> Reply {
     Ok(json(200, &json!({ "sagas": sagas, "next_cursor": next })))
 }
 
+/// A saga with its full step history.
+#[utoipa::path(get, path = "/admin/v1/sagas/{id}", operation_id = "admin.sagas.get", tag = "sagas",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Saga id")),
+    responses(
+        (status = 200, description = "The saga", body = doc::Saga),
+        (status = 404, description = "`SAGA_NOT_FOUND` (also once deleted past `sagas.retention_secs`)"),
+    ))]
 pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
     let saga = shop.sagas.get(saga_id(id)?).await?.ok_or(AppError::SagaNotFound)?;
     Ok(json(200, &saga.to_json()))
 }
 
+/// Run the parked step now: only a `STUCK` or `RETRYING` saga (or a `RUNNING` one nothing drives).
+#[utoipa::path(post, path = "/admin/v1/sagas/{id}/resume", operation_id = "admin.sagas.resume", tag = "sagas",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Saga id")),
+    request_body(content = Option<Resume>, description = "Optional"),
+    responses(
+        (status = 200, description = "The saga", body = doc::Saga),
+        (status = 404, description = "`SAGA_NOT_FOUND`"),
+        (status = 409, description = "`INVALID_SAGA_STATE`"),
+    ))]
 pub async fn resume(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
     let id = saga_id(id)?;
@@ -55,6 +88,16 @@ pub async fn resume(shop: &Shop, req: &Request, id: &str) -> Reply {
     Ok(json(200, &shop.sagas.resume(id, body.reset_attempts).await?.to_json()))
 }
 
+/// Compensate the completed steps in reverse order and end `ABORTED`.
+#[utoipa::path(post, path = "/admin/v1/sagas/{id}/abort", operation_id = "admin.sagas.abort", tag = "sagas",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Saga id")),
+    request_body = Abort,
+    responses(
+        (status = 200, description = "The saga", body = doc::Saga),
+        (status = 404, description = "`SAGA_NOT_FOUND`"),
+        (status = 409, description = "`INVALID_SAGA_STATE` (finished); `ABORT_NOT_ALLOWED` (past the point of no return)"),
+    ))]
 pub async fn abort(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
     let id = saga_id(id)?;
@@ -69,16 +112,40 @@ pub async fn abort(shop: &Shop, req: &Request, id: &str) -> Reply {
 
 /// `GET /admin/v1/sagas/{id}/abort-preview`: whether an abort is allowed now, and the
 /// compensations it would run, in order.
+#[utoipa::path(get, path = "/admin/v1/sagas/{id}/abort-preview", operation_id = "admin.sagas.abort_preview", tag = "sagas",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Saga id")),
+    responses(
+        (status = 200, description = "What an abort would do now", body = doc::AbortPreview),
+        (status = 404, description = "`SAGA_NOT_FOUND`"),
+    ))]
 pub async fn abort_preview(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
     Ok(json(200, &shop.sagas.abort_preview(saga_id(id)?).await?))
 }
 
+/// Every retry policy, by saga type and step.
+#[utoipa::path(get, path = "/admin/v1/retry-policies", operation_id = "admin.policies.list", tag = "sagas",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "Policies", body = doc::RetryPolicies)))]
 pub async fn policies(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     Ok(json(200, &shop.sagas.policies_json()))
 }
 
+/// Store a step's retry policy: new sagas take it, running ones at their next attempt.
+#[utoipa::path(put, path = "/admin/v1/retry-policies/{saga_type}/{step}", operation_id = "admin.policies.set", tag = "sagas",
+    security(("admin_token" = [])),
+    params(
+        ("saga_type" = String, Path, description = "`place_order`, `cancel_order`, `ship_order`, ..."),
+        ("step" = String, Path, description = "A step or compensation of that saga"),
+    ),
+    request_body = crate::retry::RetryPolicy,
+    responses(
+        (status = 200, description = "Stored", body = doc::PolicySet),
+        (status = 404, description = "`SAGA_NOT_FOUND`: no such saga type"),
+        (status = 422, description = "`INVALID_RETRY_POLICY`: no such step, or values out of range"),
+    ))]
 pub async fn set_policy(shop: &Shop, req: &Request, saga_type: &str, step: &str) -> Reply {
     auth::admin(shop, req)?;
     let policy: RetryPolicy = req.json()?;

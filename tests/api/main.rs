@@ -8,6 +8,7 @@ mod cart;
 mod catalog;
 mod concurrency;
 mod connections;
+mod contract;
 mod crash;
 mod customers;
 mod durability;
