@@ -72,7 +72,7 @@ fn contents(out: &mut String, doc: &Value) {
                 "<tr><td><a href=\"#{}\"><span class=\"m {method}\">{method}</span> <code>{}</code></a></td><td>{}</td></tr>",
                 anchor(op),
                 esc(path),
-                esc(op["summary"].as_str().unwrap_or_default())
+                markdown_inline(op["summary"].as_str().unwrap_or_default())
             );
         }
     }
