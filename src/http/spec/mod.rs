@@ -131,11 +131,14 @@ const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 /// status, and the statuses that every route of a kind shares.
 fn complete(doc: &mut Value) {
     doc["components"]["securitySchemes"] = security_schemes();
+    unsigned_formats(doc);
     let Some(paths) = doc["paths"].as_object_mut() else { return };
     for item in paths.values_mut() {
         for method in METHODS {
             if let Some(op) = item.get_mut(method) {
                 empty_query_values_are_absent(op);
+                optional_bodies(op);
+                binary_bodies(op);
                 camel_case_links(op);
                 add_shared_statuses(op);
                 add_error_bodies(op);
@@ -174,6 +177,47 @@ fn empty_query_values_are_absent(op: &mut Value) {
             let own = p["schema"].take();
             p["schema"] = json!({ "anyOf": [own, { "type": "string", "maxLength": 0 }] });
         }
+    }
+}
+
+/// utoipa writes an optional body (`Option<T>`) as "null or T", but the server reads an
+/// *empty* body as "no options" and a JSON `null` as malformed: the body is T, not required.
+fn optional_bodies(op: &mut Value) {
+    let Some(body) = op.get_mut("requestBody") else { return };
+    for content in body["content"].as_object_mut().into_iter().flatten().map(|(_, c)| c) {
+        let Some(alternatives) = content["schema"]["oneOf"].as_array() else { continue };
+        let null = json!({ "type": "null" });
+        if alternatives.len() == 2 && alternatives.contains(&null) {
+            let own = alternatives.iter().find(|a| **a != null).cloned().unwrap_or_default();
+            content["schema"] = own;
+            body["required"] = json!(false);
+            return;
+        }
+    }
+}
+
+/// A file answer is bytes, not a JSON array of numbers (OpenAPI 3.1's spelling).
+fn binary_bodies(op: &mut Value) {
+    for response in op["responses"].as_object_mut().into_iter().flatten().map(|(_, r)| r) {
+        if let Some(content) = response.get_mut("content").and_then(|c| c.get_mut("application/octet-stream")) {
+            content["schema"] = json!({ "type": "string", "contentMediaType": "application/octet-stream" });
+        }
+    }
+}
+
+/// utoipa spells unsigned integer formats `u-int32`; the common spelling is `uint32`.
+fn unsigned_formats(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(f)) = o.get_mut("format") {
+                if let Some(bits) = f.strip_prefix("u-int") {
+                    *f = format!("uint{bits}");
+                }
+            }
+            o.values_mut().for_each(unsigned_formats);
+        }
+        Value::Array(a) => a.iter_mut().for_each(unsigned_formats),
+        _ => {}
     }
 }
 
@@ -342,6 +386,16 @@ mod tests {
             }
         }
         walk(&doc(), "");
+    }
+
+    /// An optional body is the body's own schema, not required (an empty body is no options).
+    #[test]
+    fn optional_bodies_are_not_required_and_not_null() {
+        let doc = doc();
+        let body = &doc["paths"]["/v1/orders/{id}/cancel"]["post"]["requestBody"];
+        assert_eq!(body["required"], false);
+        assert_eq!(body["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/CancelOrder");
+        assert!(!document().contains("u-int"));
     }
 
     /// Every link names an operation of the document (as `operationId`, the OpenAPI spelling).
