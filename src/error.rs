@@ -18,8 +18,9 @@ pub enum AppError {
     RequestTimeout { timeout_ms: u64 },
     #[error("no route for {0}")]
     RouteNotFound(String),
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// `allow` lists the path's methods, for the `Allow` header.
+    #[error("method not allowed; this path takes {allow}")]
+    MethodNotAllowed { allow: String },
     #[error("missing or invalid credentials")]
     Unauthenticated,
     #[error("not allowed with these credentials")]
@@ -140,7 +141,7 @@ impl AppError {
             InvalidSignature => 401,
             RouteNotFound(_) | CategoryNotFound | ProductNotFound | VariantNotFound | ItemNotFound | OrderNotFound
             | SagaNotFound | BulkActionNotFound | WebhookEventNotFound => 404,
-            MethodNotAllowed => 405,
+            MethodNotAllowed { .. } => 405,
             KeyQuarantined { .. } => 423,
             EmailAlreadyRegistered
             | OutOfStock
@@ -182,7 +183,7 @@ impl AppError {
             PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             RequestTimeout { .. } => "REQUEST_TIMEOUT",
             RouteNotFound(_) => "NOT_FOUND",
-            MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Unauthenticated => "UNAUTHENTICATED",
             Forbidden => "FORBIDDEN",
             InvalidCredentials => "INVALID_CREDENTIALS",
@@ -240,6 +241,7 @@ impl AppError {
             InvalidRequest { field: Some(f), .. } => json!({ "field": f }),
             PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
             RequestTimeout { timeout_ms } => json!({ "timeout_ms": timeout_ms }),
+            MethodNotAllowed { allow } => json!({ "allow": allow }),
             WeakPassword { unmet } => json!({
                 "requirements": crate::domain::password::REQUIREMENTS,
                 "unmet": unmet,

@@ -8,7 +8,7 @@ use backoff::backoff::Backoff;
 use backoff::ExponentialBackoff;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RetryPolicy {
     /// Attempts in all, the first one included.
     pub max_attempts: u32,

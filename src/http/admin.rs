@@ -2,27 +2,36 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::auth;
 use super::request::{path_id, Request};
 use super::response::json;
 use super::routes::Reply;
+use super::spec::schemas as doc;
 use crate::domain::ids::{NotificationId, OwnerId, ProductId, VariantId};
 use crate::domain::quantity::Quantity;
 use crate::error::AppError;
 use crate::services::logs::{AuditFilter, MAX_PAGE};
 use crate::services::Shop;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Restock {
+    #[schema(value_type = i64, minimum = 1, maximum = 1_000_000_000)]
     quantity: Value,
+    /// Required for a product with variants.
+    #[schema(value_type = Option<uuid::Uuid>)]
     variant_id: Option<VariantId>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Reserve {
+    /// Whose hold this is: one hold per owner and item; repeating it is a no-op.
+    #[schema(value_type = uuid::Uuid)]
     owner_id: OwnerId,
+    #[schema(value_type = i64, minimum = 1, maximum = 1_000_000_000)]
     quantity: Value,
+    #[schema(value_type = Option<uuid::Uuid>)]
     variant_id: Option<VariantId>,
 }
 
@@ -30,11 +39,29 @@ fn product_id(id: &str) -> Result<ProductId, AppError> {
     path_id(id, AppError::ProductNotFound)
 }
 
+/// A product's stock, per item.
+#[utoipa::path(get, path = "/admin/v1/inventory/{id}", operation_id = "admin.inventory.get", tag = "inventory",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "Stock", body = doc::Stock),
+        (status = 404, description = "`PRODUCT_NOT_FOUND`"),
+    ))]
 pub async fn inventory(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
     Ok(json(200, &shop.inventory.stock(product_id(id)?).await?))
 }
 
+/// Add stock (audited).
+#[utoipa::path(post, path = "/admin/v1/inventory/{id}/restock", operation_id = "admin.inventory.restock", tag = "inventory",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Product id")),
+    request_body = Restock,
+    responses(
+        (status = 200, description = "Stock", body = doc::Stock),
+        (status = 404, description = "`PRODUCT_NOT_FOUND`, `VARIANT_NOT_FOUND`"),
+        (status = 422, description = "`INVALID_QUANTITY` (also past the stock limit), `VARIANT_REQUIRED`"),
+    ))]
 pub async fn restock(shop: &Shop, req: &Request, id: &str) -> Reply {
     let by = auth::admin_actor(shop, req)?;
     let id = product_id(id)?;
@@ -46,6 +73,16 @@ pub async fn restock(shop: &Shop, req: &Request, id: &str) -> Reply {
 }
 
 /// An operator's hold on stock, keyed by owner: repeating it is a no-op.
+#[utoipa::path(post, path = "/admin/v1/inventory/{id}/reservations", operation_id = "admin.inventory.reserve", tag = "inventory",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Product id")),
+    request_body = Reserve,
+    responses(
+        (status = 200, description = "Stock", body = doc::Stock),
+        (status = 404, description = "`PRODUCT_NOT_FOUND`, `VARIANT_NOT_FOUND`"),
+        (status = 409, description = "`INSUFFICIENT_STOCK` with `details.items`; `RESERVATION_CONFLICT` (the owner holds another quantity; `details.held`)"),
+        (status = 422, description = "`INVALID_QUANTITY`, `VARIANT_REQUIRED`"),
+    ))]
 pub async fn reserve(shop: &Shop, req: &Request, id: &str) -> Reply {
     let by = auth::admin_actor(shop, req)?;
     let id = product_id(id)?;
@@ -55,6 +92,18 @@ pub async fn reserve(shop: &Shop, req: &Request, id: &str) -> Reply {
 }
 
 /// Releases an owner's hold; releasing an unknown owner is a no-op.
+#[utoipa::path(delete, path = "/admin/v1/inventory/{id}/reservations/{owner_id}", operation_id = "admin.inventory.release", tag = "inventory",
+    security(("admin_token" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "Product id"),
+        ("owner_id" = uuid::Uuid, Path, description = "The hold's owner"),
+        ("variant_id" = Option<uuid::Uuid>, Query, description = "The variant, for a product with variants"),
+    ),
+    responses(
+        (status = 200, description = "Stock", body = doc::Stock),
+        (status = 404, description = "`PRODUCT_NOT_FOUND`, `VARIANT_NOT_FOUND`"),
+        (status = 422, description = "`VARIANT_REQUIRED`"),
+    ))]
 pub async fn release(shop: &Shop, req: &Request, id: &str, owner: &str) -> Reply {
     let by = auth::admin_actor(shop, req)?;
     let id = product_id(id)?;
@@ -63,12 +112,30 @@ pub async fn release(shop: &Shop, req: &Request, id: &str, owner: &str) -> Reply
     Ok(json(200, &shop.inventory.release(id, variant_id, owner, &by).await?))
 }
 
+/// The domain event log, oldest first.
+#[utoipa::path(get, path = "/admin/v1/events", operation_id = "admin.events", tag = "operators",
+    security(("admin_token" = [])),
+    params(
+        ("after" = Option<u64>, Query, description = "Events with a greater `seq` (default 0)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+    ),
+    responses((status = 200, description = "Events", body = doc::Events)))]
 pub async fn events(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let after = req.query_param::<u64>("after")?.unwrap_or(0);
     Ok(json(200, &shop.logs.events(after, req.limit(100, MAX_PAGE)?)?))
 }
 
+/// The audit trail, oldest first: everything, one entity type's rows, or one entity's.
+#[utoipa::path(get, path = "/admin/v1/audit", operation_id = "admin.audit", tag = "operators",
+    security(("admin_token" = [])),
+    params(
+        ("entity_type" = Option<String>, Query, description = "`product`, `category`, `inventory`, `order`, ..."),
+        ("entity_id" = Option<String>, Query, description = "Needs `entity_type`"),
+        ("cursor" = Option<u64>, Query, description = "`next_cursor` of the page before"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+    ),
+    responses((status = 200, description = "Audit rows", body = doc::AuditPage)))]
 pub async fn audit(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let get = |k: &str| req.query.get(k).map(String::as_str).filter(|v| !v.is_empty());
@@ -88,6 +155,15 @@ pub async fn audit(shop: &Shop, req: &Request) -> Reply {
 }
 
 /// Webhook events, oldest first: `?source=payment|carrier&status=processed|needs_review|ignored|rejected&cursor=`.
+#[utoipa::path(get, path = "/admin/v1/webhooks", operation_id = "admin.webhooks", tag = "operators",
+    security(("admin_token" = [])),
+    params(
+        ("source" = Option<String>, Query, description = "`payment` or `carrier`"),
+        ("status" = Option<String>, Query, description = "`processed`, `needs_review`, `ignored`, `rejected`, ..."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the page before (hex)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+    ),
+    responses((status = 200, description = "Received webhook events", body = doc::WebhookEventPage)))]
 pub async fn webhooks(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let source = req.query.get("source").map(String::as_str);
@@ -96,6 +172,16 @@ pub async fn webhooks(shop: &Shop, req: &Request) -> Reply {
     Ok(json(200, &shop.logs.webhooks(source, status, cursor, req.limit(100, MAX_PAGE)?)?))
 }
 
+/// The notification outbox, oldest first.
+#[utoipa::path(get, path = "/admin/v1/notifications", operation_id = "admin.notifications", tag = "operators",
+    security(("admin_token" = [])),
+    params(
+        ("status" = Option<String>, Query, description = "`QUEUED`, `SENT` or `FAILED`"),
+        ("kind" = Option<String>, Query, description = "`email_verification`, `order_shipped`, `order_delivered`, `order_cancelled`, `out_of_stock_alert`, `needs_review_alert`, `refund_failed_alert`, ..."),
+        ("cursor" = Option<uuid::Uuid>, Query, description = "`next_cursor` of the page before"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+    ),
+    responses((status = 200, description = "Notifications", body = doc::NotificationPage)))]
 pub async fn notifications(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let status = req.query.get("status").map(String::as_str);
@@ -105,6 +191,9 @@ pub async fn notifications(shop: &Shop, req: &Request) -> Reply {
 }
 
 /// What is in memory right now: passivation keeps this bounded by the active set.
+#[utoipa::path(get, path = "/admin/v1/stats", operation_id = "admin.stats", tag = "operators",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "Actors in memory", body = doc::Stats)))]
 pub async fn stats(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     Ok(json(200, &serde_json::json!({ "actors": shop.active_actors() })))

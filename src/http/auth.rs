@@ -63,7 +63,8 @@ const MAX_OPERATOR_NAME: usize = 100;
 pub fn actor(staff: Staff, req: &Request) -> Result<String, AppError> {
     let Some(value) = req.headers.get("x-operator") else { return Ok(staff.name().to_string()) };
     let name = value.to_str().ok().map(str::trim).unwrap_or_default();
-    if name.is_empty() || name.chars().count() > MAX_OPERATOR_NAME || name.chars().any(char::is_control) {
+    let visible = crate::domain::text::is_visible_text(name, crate::domain::text::Layout::SingleLine);
+    if name.is_empty() || name.chars().count() > MAX_OPERATOR_NAME || !visible {
         return Err(AppError::invalid("X-Operator", "X-Operator must be 1 to 100 printable characters"));
     }
     Ok(format!("{}:{name}", staff.name()))

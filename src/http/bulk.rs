@@ -2,6 +2,7 @@
 //! `bulk-abort` (a dry run, or a background action), `GET /admin/v1/bulk-actions[/{id}]`.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::auth;
 use super::request::{path_id, Request};
@@ -15,9 +16,9 @@ use crate::services::Shop;
 
 /// The body of both: the saga filter's fields, and the action's own. An unknown field is
 /// refused, not ignored: a misspelt filter must not widen what a bulk action touches.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Body {
+pub struct Body {
     state: Option<String>,
     #[serde(rename = "type")]
     saga_type: Option<String>,
@@ -48,6 +49,14 @@ impl Body {
     }
 }
 
+/// Resume every STUCK or RETRYING saga the filter matches: a dry run, or a background action.
+#[utoipa::path(post, path = "/admin/v1/sagas/bulk-resume", operation_id = "admin.sagas.bulk_resume", tag = "sagas",
+    security(("admin_token" = [])),
+    request_body = Body,
+    responses(
+        (status = 200, description = "Dry run: `{\"matched\", \"capped\", \"sample\"}`", body = Object),
+        (status = 202, description = "The bulk action, started in the background", body = Object),
+    ))]
 pub async fn resume(shop: &Shop, req: &Request) -> Reply {
     bulk(shop, req, |b| {
         if b.reason.is_some() {
@@ -58,6 +67,15 @@ pub async fn resume(shop: &Shop, req: &Request) -> Reply {
     .await
 }
 
+/// Abort every unfinished saga the filter matches (those past their point of no return are
+/// skipped): a dry run, or a background action.
+#[utoipa::path(post, path = "/admin/v1/sagas/bulk-abort", operation_id = "admin.sagas.bulk_abort", tag = "sagas",
+    security(("admin_token" = [])),
+    request_body = Body,
+    responses(
+        (status = 200, description = "Dry run: `{\"matched\", \"capped\", \"skipped\", \"sample\"}`", body = Object),
+        (status = 202, description = "The bulk action, started in the background", body = Object),
+    ))]
 pub async fn abort(shop: &Shop, req: &Request) -> Reply {
     bulk(shop, req, |b| {
         if b.reset_attempts.is_some() {
@@ -96,6 +114,14 @@ async fn bulk(shop: &Shop, req: &Request, kind: impl Fn(&Body) -> Result<BulkKin
     Ok(json(202, &action.to_json()))
 }
 
+/// One bulk action and its progress.
+#[utoipa::path(get, path = "/admin/v1/bulk-actions/{id}", operation_id = "admin.bulk_actions.get", tag = "sagas",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Bulk action id")),
+    responses(
+        (status = 200, description = "`state` (`running`, `done`, `failed`, `interrupted`), `matched`, `done`, `skipped`, `failed`", body = Object),
+        (status = 404, description = "`BULK_ACTION_NOT_FOUND`"),
+    ))]
 pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
     let id: uuid::Uuid = path_id(id, AppError::BulkActionNotFound)?;
@@ -103,6 +129,14 @@ pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
     Ok(json(200, &action.to_json()))
 }
 
+/// Bulk actions, newest first.
+#[utoipa::path(get, path = "/admin/v1/bulk-actions", operation_id = "admin.bulk_actions.list", tag = "sagas",
+    security(("admin_token" = [])),
+    params(
+        ("cursor" = Option<uuid::Uuid>, Query, description = "`next_cursor` of the page before"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
+    ),
+    responses((status = 200, description = "`{\"bulk_actions\", \"next_cursor\"}`", body = Object)))]
 pub async fn list(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let cursor = req.query_param::<uuid::Uuid>("cursor")?;

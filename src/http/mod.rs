@@ -15,6 +15,7 @@ mod request;
 mod response;
 mod routes;
 mod sagas;
+mod spec;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -100,6 +101,11 @@ where
                 tracing::debug!(code = e.stable_code(), "request refused");
             }
             let mut response = response::error(&e);
+            if let AppError::MethodNotAllowed { allow } = &e {
+                if let Ok(v) = warp::http::HeaderValue::from_str(allow) {
+                    response.headers_mut().insert(warp::http::header::ALLOW, v);
+                }
+            }
             if let Some(secs) = e.retry_after_secs() {
                 response.headers_mut().insert(warp::http::header::RETRY_AFTER, secs.into());
             }

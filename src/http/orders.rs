@@ -7,11 +7,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use super::auth;
 use super::request::{path_id, Request};
 use super::response::json;
 use super::routes::Reply;
+use super::spec::schemas as doc;
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::order::OrderStatus;
 use crate::domain::text::{is_visible_text, Layout};
@@ -21,13 +23,15 @@ use crate::saga::{SagaInstance, SagaState};
 use crate::services::orders::order_json;
 use crate::services::{audit, Shop};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct PlaceOrder {
     shipping_address: Address,
     payment: Payment,
 }
 
-#[derive(Deserialize)]
+/// Each field one line of 1 to 200 characters (city 100, postal code 20); `country` an ISO
+/// 3166-1 alpha-2 code, only `shipping.domestic_country` is served.
+#[derive(Deserialize, ToSchema)]
 struct Address {
     name: String,
     line1: String,
@@ -36,13 +40,15 @@ struct Address {
     country: String,
 }
 
-#[derive(Deserialize)]
+/// The payment gateway's card token (the simulated gateway: `tok_visa`, `tok_declined`, ...).
+#[derive(Deserialize, ToSchema)]
 struct Payment {
     token: String,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct CancelOrder {
+    /// Default `customer_request`.
     reason: Option<String>,
 }
 
@@ -111,7 +117,28 @@ fn accepted(saga_id: SagaId, state: &str) -> warp::reply::Response {
     json(202, &json!({ "saga_id": saga_id, "state": state }))
 }
 
-/// `POST /v1/orders`.
+/// Place an order from the cart: runs the `place_order` saga (reserve, shipping,
+/// authorize, create the order, clear the ordered lines). On any error every compensation
+/// has run: nothing is left held or charged.
+#[utoipa::path(post, path = "/v1/orders", operation_id = "orders.place", tag = "orders",
+    security(("customer_token" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by the same customer answers the first outcome and starts nothing new")),
+    request_body = PlaceOrder,
+    responses(
+        (status = 201, description = "The order, `PENDING`", body = doc::Order, links(
+            ("GetOrder" = (operation_id = "orders.get", parameters(("id" = "$response.body#/order_id")))),
+            ("CancelOrder" = (operation_id = "orders.cancel", parameters(("id" = "$response.body#/order_id")))),
+            ("GetSaga" = (operation_id = "sagas.get", parameters(("id" = "$response.body#/saga_id")))),
+        )),
+        (status = 202, description = "Not settled within `checkout.sync_wait_ms`: poll the saga", body = doc::Accepted, links(
+            ("GetSaga" = (operation_id = "sagas.get", parameters(("id" = "$response.body#/saga_id")))),
+        )),
+        (status = 401, description = "`REGISTRATION_REQUIRED`: no or an unknown token"),
+        (status = 402, description = "`PAYMENT_FAILED` with `details.reason`"),
+        (status = 403, description = "`EMAIL_NOT_VERIFIED`"),
+        (status = 409, description = "`INSUFFICIENT_STOCK` with `details.items` (`[{product_id, variant_id, requested, available}]`)"),
+        (status = 422, description = "`EMPTY_CART`; `INTERNATIONAL_SHIPPING_NOT_AVAILABLE` (`details.country`)"),
+    ))]
 pub async fn place(shop: &Shop, req: &Request) -> Reply {
     let customer = auth::customer(shop, req).map_err(|_| AppError::RegistrationRequired)?;
     // Refused before a saga exists: an unverified account must not fill the saga log.
@@ -152,7 +179,18 @@ fn failure(saga: &SagaInstance) -> AppError {
     }
 }
 
-/// `POST /v1/orders/{id}/cancel`.
+/// Cancel an order: runs the `cancel_order` saga (cancel, release the stock, void or
+/// refund, email). A refund that keeps failing leaves the refund `PENDING_MANUAL`.
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", operation_id = "orders.cancel", tag = "orders",
+    security(("customer_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by the same customer answers the first outcome and starts nothing new")),
+    request_body(content = Option<CancelOrder>, description = "Optional"),
+    responses(
+        (status = 200, description = "The order, `CANCELLED`, with `refund`", body = doc::Order),
+        (status = 202, description = "Not settled within `checkout.sync_wait_ms`: poll the saga", body = doc::Accepted),
+        (status = 404, description = "`ORDER_NOT_FOUND` (also another customer's)"),
+        (status = 409, description = "`CANCELLATION_NOT_ALLOWED` (shipped or delivered); `INVALID_STATUS_TRANSITION` (already cancelled)"),
+    ))]
 pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
     let order_id: OrderId = path_id(id, AppError::OrderNotFound)?;
@@ -176,12 +214,24 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     answer(shop, started, 200, Some(customer)).await
 }
 
+/// The customer's own orders.
+#[utoipa::path(get, path = "/v1/orders", operation_id = "orders.list", tag = "orders",
+    security(("customer_token" = [])),
+    responses((status = 200, description = "Orders", body = doc::Orders)))]
 pub async fn list(shop: &Shop, req: &Request) -> Reply {
     let customer = auth::customer(shop, req)?;
     let orders: Vec<_> = shop.orders.list_for_customer(customer).await?.iter().map(order_json).collect();
     Ok(json(200, &json!({ "orders": orders })))
 }
 
+/// One of the customer's own orders.
+#[utoipa::path(get, path = "/v1/orders/{id}", operation_id = "orders.get", tag = "orders",
+    security(("customer_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = doc::Order),
+        (status = 404, description = "`ORDER_NOT_FOUND` (also another customer's)"),
+    ))]
 pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
     let id: OrderId = path_id(id, AppError::OrderNotFound)?;
@@ -189,6 +239,13 @@ pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
 }
 
 /// `GET /v1/sagas/{id}`: the customer's own sagas only.
+#[utoipa::path(get, path = "/v1/sagas/{id}", operation_id = "sagas.get", tag = "orders",
+    security(("customer_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Saga id")),
+    responses(
+        (status = 200, description = "The saga", body = doc::CustomerSaga),
+        (status = 404, description = "`SAGA_NOT_FOUND` (also another customer's)"),
+    ))]
 pub async fn saga(shop: &Shop, req: &Request, id: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
     let id: SagaId = path_id(id, AppError::SagaNotFound)?;
@@ -196,7 +253,15 @@ pub async fn saga(shop: &Shop, req: &Request, id: &str) -> Reply {
     Ok(json(200, &saga.to_customer_json()))
 }
 
-/// `GET /admin/v1/orders?status=`.
+/// `GET /admin/v1/orders?status=`: every order, a page at a time (fulfillment or admin).
+#[utoipa::path(get, path = "/admin/v1/orders", operation_id = "admin.orders.list", tag = "fulfillment",
+    security(("admin_token" = []), ("fulfillment_token" = [])),
+    params(
+        ("status" = Option<doc::OrderStatus>, Query, description = "Only orders in this status"),
+        ("cursor" = Option<uuid::Uuid>, Query, description = "`next_cursor` of the page before"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+    ),
+    responses((status = 200, description = "Orders", body = doc::OrderPage)))]
 pub async fn admin_list(shop: &Shop, req: &Request) -> Reply {
     auth::staff(shop, req)?;
     let status = match req.query.get("status").filter(|s| !s.is_empty()) {
@@ -209,6 +274,14 @@ pub async fn admin_list(shop: &Shop, req: &Request) -> Reply {
     Ok(json(200, &json!({ "orders": orders, "next_cursor": next })))
 }
 
+/// Any order (fulfillment or admin).
+#[utoipa::path(get, path = "/admin/v1/orders/{id}", operation_id = "admin.orders.get", tag = "fulfillment",
+    security(("admin_token" = []), ("fulfillment_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = doc::Order),
+        (status = 404, description = "`ORDER_NOT_FOUND`"),
+    ))]
 pub async fn admin_get(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::staff(shop, req)?;
     let id: OrderId = path_id(id, AppError::OrderNotFound)?;
@@ -216,13 +289,26 @@ pub async fn admin_get(shop: &Shop, req: &Request, id: &str) -> Reply {
     Ok(json(200, &order_json(&order)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Ship {
+    /// 1 to 64 letters, digits, `-` or `_`; one order per tracking number.
+    #[schema(min_length = 1)]
     tracking_number: String,
     carrier: Option<String>,
 }
 
-/// `POST /admin/v1/orders/{id}/ship` (fulfillment or admin): runs the ship_order saga.
+/// `POST /admin/v1/orders/{id}/ship` (fulfillment or admin): runs the ship_order saga
+/// (claim the tracking number, mark SHIPPED, deduct the reserved stock; the email follows).
+#[utoipa::path(post, path = "/admin/v1/orders/{id}/ship", operation_id = "admin.orders.ship", tag = "fulfillment",
+    security(("admin_token" = []), ("fulfillment_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    request_body = Ship,
+    responses(
+        (status = 200, description = "The order, `SHIPPED`", body = doc::Order),
+        (status = 202, description = "Not settled within `checkout.sync_wait_ms`", body = doc::Accepted),
+        (status = 404, description = "`ORDER_NOT_FOUND`"),
+        (status = 409, description = "`INVALID_STATUS_TRANSITION` (not `CONFIRMED`; nothing deducted); `TRACKING_NUMBER_IN_USE`"),
+    ))]
 pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
     let staff = auth::staff(shop, req)?;
     let order_id: OrderId = path_id(id, AppError::OrderNotFound)?;

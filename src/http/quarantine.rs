@@ -2,37 +2,19 @@
 
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::auth;
 use super::request::Request;
 use super::response::json;
 use super::routes::Reply;
 use crate::domain::quarantine::{self, KeyKind, QuarantineEntry, QuarantineKey};
-use crate::domain::text::{is_visible_text, Layout};
 use crate::error::AppError;
 use crate::services::Shop;
 
-#[derive(Deserialize)]
-struct Pause {
+#[derive(Deserialize, ToSchema)]
+pub struct Pause {
     reason: String,
-}
-
-/// Longest `X-Operator` name, in characters.
-const MAX_OPERATOR_CHARS: usize = 100;
-
-/// Who does it, for the audit row and the list: the credential's role, plus the name the
-/// optional `X-Operator` header gives (`admin:ada`). The name is the caller's word, not
-/// authenticated: it tells operators sharing one token apart, nothing more.
-fn operator(shop: &Shop, req: &Request) -> Result<String, AppError> {
-    let role = auth::admin(shop, req)?.name();
-    let Some(raw) = req.headers.get("x-operator") else { return Ok(role.to_string()) };
-    let invalid =
-        || AppError::invalid("X-Operator", format!("X-Operator must be 1 to {MAX_OPERATOR_CHARS} visible characters"));
-    let name = raw.to_str().map_err(|_| invalid())?.trim();
-    if name.is_empty() || name.chars().count() > MAX_OPERATOR_CHARS || !is_visible_text(name, Layout::SingleLine) {
-        return Err(invalid());
-    }
-    Ok(format!("{role}:{name}"))
 }
 
 /// The key a `{kind}/{id}` path names; a bad kind or id is 400 naming it.
@@ -45,16 +27,28 @@ fn key(kind: &str, id: &str) -> Result<QuarantineKey, AppError> {
     Ok(QuarantineKey::new(kind, id))
 }
 
-/// `GET /admin/v1/quarantine`.
+/// Every paused key: kind, key, who paused it, when and why.
+#[utoipa::path(get, path = "/admin/v1/quarantine", operation_id = "admin.quarantine.list", tag = "operators",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "`{\"keys\": [...]}`", body = Object)))]
 pub async fn list(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let keys: Vec<_> = shop.quarantine.list().await?.iter().map(QuarantineEntry::to_json).collect();
     Ok(json(200, &json!({ "keys": keys })))
 }
 
-/// `PUT /admin/v1/quarantine/{kind}/{id}` `{"reason"}`: idempotent.
+/// Pause a key: commands to its actor answer `423 KEY_QUARANTINED`, sagas reaching it park
+/// `PAUSED`. Idempotent.
+#[utoipa::path(put, path = "/admin/v1/quarantine/{kind}/{id}", operation_id = "admin.quarantine.pause", tag = "operators",
+    security(("admin_token" = [])),
+    params(
+        ("kind" = String, Path, description = "`cart`, `order` or `inventory`"),
+        ("id" = uuid::Uuid, Path, description = "The customer id (cart), order id or product id"),
+    ),
+    request_body = Pause,
+    responses((status = 200, description = "The paused key, with `changed`", body = Object)))]
 pub async fn pause(shop: &Shop, req: &Request, kind: &str, id: &str) -> Reply {
-    let by = operator(shop, req)?;
+    let by = auth::admin_actor(shop, req)?;
     let key = key(kind, id)?;
     let body: Pause = req.json()?;
     let reason = quarantine::reason(&body.reason).map_err(|m| AppError::invalid("reason", m))?;
@@ -64,10 +58,16 @@ pub async fn pause(shop: &Shop, req: &Request, kind: &str, id: &str) -> Reply {
     Ok(json(200, &out))
 }
 
-/// `DELETE /admin/v1/quarantine/{kind}/{id}`: releases the key (no error if it was not
-/// paused) and resumes the sagas parked on it.
+/// Release a key (no error if it was not paused) and resume the sagas parked on it.
+#[utoipa::path(delete, path = "/admin/v1/quarantine/{kind}/{id}", operation_id = "admin.quarantine.release", tag = "operators",
+    security(("admin_token" = [])),
+    params(
+        ("kind" = String, Path, description = "`cart`, `order` or `inventory`"),
+        ("id" = uuid::Uuid, Path, description = "The customer id (cart), order id or product id"),
+    ),
+    responses((status = 200, description = "`{\"kind\", \"key\", \"released\", \"resumed_sagas\"}`", body = Object)))]
 pub async fn release(shop: &Shop, req: &Request, kind: &str, id: &str) -> Reply {
-    let by = operator(shop, req)?;
+    let by = auth::admin_actor(shop, req)?;
     let key = key(kind, id)?;
     let released = shop.quarantine.release(key, &by).await?;
     Ok(json(

@@ -1,198 +1,201 @@
-//! The route table: (method, path) to handler, in one match so the whole API reads at once.
-//! A known path with another method is 405; anything else 404.
+//! The route table: every (method, path pattern, label) with its handler, in one list so the
+//! whole API reads at once. Dispatch, the 405 answer (with `Allow`) and the test that the
+//! OpenAPI document lists the same routes ([`super::spec`]) all read this one table.
+//!
+//! Adding a route: one `route(...)` line here (literal paths before patterns that could also
+//! match them: the first match wins), a `#[utoipa::path]` on its handler whose
+//! `operation_id` is the label, and the handler's name in `paths(...)` in `spec/mod.rs`.
 
+use futures::future::BoxFuture;
 use warp::http::Method;
 
 use super::request::Request;
-use super::{admin, backups, bulk, cart, catalog, customers, orders, quarantine, response, sagas, webhooks};
+use super::{admin, backups, bulk, cart, catalog, customers, orders, quarantine, response, sagas, spec, webhooks};
 use crate::error::AppError;
-use crate::services::webhooks::Source;
 use crate::services::Shop;
 
 pub type Reply = Result<warp::reply::Response, AppError>;
 
-/// Returns the route's label (for metrics) and the reply.
-pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
-    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-    let m = &req.method;
-    macro_rules! route {
-        ($label:expr, $call:expr) => {
-            ($label, $call.await)
-        };
-    }
-    match (m.clone(), segments.as_slice()) {
-        (Method::GET, ["healthz"]) => ("healthz", Ok(response::json(200, &serde_json::json!({ "status": "ok" })))),
-        (Method::GET, ["metrics"]) => {
-            ("metrics", Ok(response::text(200, shop.sagas.metrics_text(), "text/plain; version=0.0.4")))
-        }
+/// A handler gets the shop, the request and the path parameters (the `{...}` segments, in order).
+type Handler = for<'a> fn(&'a Shop, &'a Request, &'a [&'a str]) -> BoxFuture<'a, Reply>;
 
-        (Method::POST, ["v1", "customers"]) => route!("customers.register", customers::register(shop, req)),
-        (Method::POST, ["v1", "customers", "verify-email"]) => route!("customers.verify", customers::verify(shop, req)),
-        (Method::POST, ["v1", "sessions"]) => route!("sessions.create", customers::login(shop, req)),
-        (Method::DELETE, ["v1", "sessions", "current"]) => route!("sessions.delete", customers::logout(shop, req)),
-        (Method::GET, ["v1", "me"]) => route!("me", customers::me(shop, req)),
+pub struct Route {
+    pub method: Method,
+    /// The path as the OpenAPI document writes it: `/v1/products/{id}`.
+    pub path: &'static str,
+    /// The metrics label, also the operation's `operationId` in the document.
+    pub label: &'static str,
+    handler: Handler,
+}
 
-        (Method::GET, ["v1", "categories"]) => route!("categories.list", catalog::list_categories(shop)),
-        (Method::GET, ["v1", "products"]) => route!("products.list", catalog::list_products(shop, req)),
-        (Method::GET, ["v1", "products", id]) => route!("products.get", catalog::get_product(shop, id)),
+const fn route(method: Method, path: &'static str, label: &'static str, handler: Handler) -> Route {
+    Route { method, path, label, handler }
+}
 
-        (Method::GET, ["v1", "cart"]) => route!("cart.get", cart::get(shop, req)),
-        (Method::POST, ["v1", "cart", "items"]) => route!("cart.add", cart::add(shop, req)),
-        (Method::PATCH, ["v1", "cart", "items", line]) => route!("cart.update", cart::update(shop, req, line)),
-        (Method::DELETE, ["v1", "cart", "items", line]) => route!("cart.remove", cart::remove(shop, req, line)),
+use Method as M;
 
-        (Method::POST, ["webhooks", "payment"]) => {
-            route!("webhooks.payment", webhooks::receive(shop, req, Source::Payment))
-        }
-        (Method::POST, ["webhooks", "carrier"]) => {
-            route!("webhooks.carrier", webhooks::receive(shop, req, Source::Carrier))
-        }
-        (Method::POST, ["admin", "v1", "orders", id, "ship"]) => {
-            route!("admin.orders.ship", orders::ship(shop, req, id))
-        }
-        (Method::POST, ["v1", "orders"]) => route!("orders.place", orders::place(shop, req)),
-        (Method::GET, ["v1", "orders"]) => route!("orders.list", orders::list(shop, req)),
-        (Method::GET, ["v1", "orders", id]) => route!("orders.get", orders::get(shop, req, id)),
-        (Method::POST, ["v1", "orders", id, "cancel"]) => route!("orders.cancel", orders::cancel(shop, req, id)),
-        (Method::GET, ["v1", "sagas", id]) => route!("sagas.get", orders::saga(shop, req, id)),
+pub static ROUTES: &[Route] = &[
+    route(M::GET, "/healthz", "healthz", |_, _, _| Box::pin(async { Ok(health()) })),
+    route(M::GET, "/metrics", "metrics", |s, _, _| Box::pin(async move { Ok(metrics(s)) })),
+    route(M::GET, "/openapi.json", "openapi", |_, _, _| Box::pin(async { Ok(spec::document_reply()) })),
+    route(M::GET, "/docs", "docs", |_, _, _| Box::pin(async { Ok(spec::page_reply()) })),
+    route(M::POST, "/v1/customers", "customers.register", |s, r, _| Box::pin(customers::register(s, r))),
+    route(M::POST, "/v1/customers/verify-email", "customers.verify", |s, r, _| Box::pin(customers::verify(s, r))),
+    route(M::POST, "/v1/sessions", "sessions.create", |s, r, _| Box::pin(customers::login(s, r))),
+    route(M::DELETE, "/v1/sessions/current", "sessions.delete", |s, r, _| Box::pin(customers::logout(s, r))),
+    route(M::GET, "/v1/me", "me", |s, r, _| Box::pin(customers::me(s, r))),
+    route(M::GET, "/v1/categories", "categories.list", |s, _, _| Box::pin(catalog::list_categories(s))),
+    route(M::GET, "/v1/products", "products.list", |s, r, _| Box::pin(catalog::list_products(s, r))),
+    route(M::GET, "/v1/products/{id}", "products.get", |s, _, p| Box::pin(catalog::get_product(s, p[0]))),
+    route(M::GET, "/v1/cart", "cart.get", |s, r, _| Box::pin(cart::get(s, r))),
+    route(M::POST, "/v1/cart/items", "cart.add", |s, r, _| Box::pin(cart::add(s, r))),
+    route(M::PATCH, "/v1/cart/items/{line_id}", "cart.update", |s, r, p| Box::pin(cart::update(s, r, p[0]))),
+    route(M::DELETE, "/v1/cart/items/{line_id}", "cart.remove", |s, r, p| Box::pin(cart::remove(s, r, p[0]))),
+    route(M::POST, "/webhooks/payment", "webhooks.payment", |s, r, _| Box::pin(webhooks::payment(s, r))),
+    route(M::POST, "/webhooks/carrier", "webhooks.carrier", |s, r, _| Box::pin(webhooks::carrier(s, r))),
+    route(M::POST, "/v1/orders", "orders.place", |s, r, _| Box::pin(orders::place(s, r))),
+    route(M::GET, "/v1/orders", "orders.list", |s, r, _| Box::pin(orders::list(s, r))),
+    route(M::GET, "/v1/orders/{id}", "orders.get", |s, r, p| Box::pin(orders::get(s, r, p[0]))),
+    route(M::POST, "/v1/orders/{id}/cancel", "orders.cancel", |s, r, p| Box::pin(orders::cancel(s, r, p[0]))),
+    route(M::GET, "/v1/sagas/{id}", "sagas.get", |s, r, p| Box::pin(orders::saga(s, r, p[0]))),
+    route(M::GET, "/admin/v1/orders", "admin.orders.list", |s, r, _| Box::pin(orders::admin_list(s, r))),
+    route(M::GET, "/admin/v1/orders/{id}", "admin.orders.get", |s, r, p| Box::pin(orders::admin_get(s, r, p[0]))),
+    route(M::POST, "/admin/v1/orders/{id}/ship", "admin.orders.ship", |s, r, p| Box::pin(orders::ship(s, r, p[0]))),
+    route(M::GET, "/admin/v1/sagas", "admin.sagas.list", |s, r, _| Box::pin(sagas::list(s, r))),
+    route(M::POST, "/admin/v1/sagas/bulk-resume", "admin.sagas.bulk_resume", |s, r, _| Box::pin(bulk::resume(s, r))),
+    route(M::POST, "/admin/v1/sagas/bulk-abort", "admin.sagas.bulk_abort", |s, r, _| Box::pin(bulk::abort(s, r))),
+    route(M::GET, "/admin/v1/bulk-actions", "admin.bulk_actions.list", |s, r, _| Box::pin(bulk::list(s, r))),
+    route(M::GET, "/admin/v1/bulk-actions/{id}", "admin.bulk_actions.get", |s, r, p| Box::pin(bulk::get(s, r, p[0]))),
+    route(M::GET, "/admin/v1/triage", "admin.triage", |s, r, _| Box::pin(sagas::triage(s, r))),
+    route(M::GET, "/admin/v1/sagas/{id}", "admin.sagas.get", |s, r, p| Box::pin(sagas::get(s, r, p[0]))),
+    route(M::POST, "/admin/v1/sagas/{id}/resume", "admin.sagas.resume", |s, r, p| Box::pin(sagas::resume(s, r, p[0]))),
+    route(M::POST, "/admin/v1/sagas/{id}/abort", "admin.sagas.abort", |s, r, p| Box::pin(sagas::abort(s, r, p[0]))),
+    route(M::GET, "/admin/v1/sagas/{id}/abort-preview", "admin.sagas.abort_preview", |s, r, p| {
+        Box::pin(sagas::abort_preview(s, r, p[0]))
+    }),
+    route(M::GET, "/admin/v1/retry-policies", "admin.policies.list", |s, r, _| Box::pin(sagas::policies(s, r))),
+    route(M::PUT, "/admin/v1/retry-policies/{saga_type}/{step}", "admin.policies.set", |s, r, p| {
+        Box::pin(sagas::set_policy(s, r, p[0], p[1]))
+    }),
+    route(M::GET, "/admin/v1/categories", "admin.categories.list", |s, r, _| {
+        Box::pin(catalog::admin_list_categories(s, r))
+    }),
+    route(M::POST, "/admin/v1/categories", "admin.categories.create", |s, r, _| {
+        Box::pin(catalog::create_category(s, r))
+    }),
+    route(M::POST, "/admin/v1/products", "admin.products.create", |s, r, _| Box::pin(catalog::create_product(s, r))),
+    route(M::GET, "/admin/v1/products/{id}", "admin.products.get", |s, r, p| {
+        Box::pin(catalog::admin_get_product(s, r, p[0]))
+    }),
+    route(M::PUT, "/admin/v1/products/{id}/price", "admin.products.price", |s, r, p| {
+        Box::pin(catalog::update_price(s, r, p[0]))
+    }),
+    route(M::GET, "/admin/v1/inventory/{id}", "admin.inventory.get", |s, r, p| Box::pin(admin::inventory(s, r, p[0]))),
+    route(M::POST, "/admin/v1/inventory/{id}/restock", "admin.inventory.restock", |s, r, p| {
+        Box::pin(admin::restock(s, r, p[0]))
+    }),
+    route(M::POST, "/admin/v1/inventory/{id}/reservations", "admin.inventory.reserve", |s, r, p| {
+        Box::pin(admin::reserve(s, r, p[0]))
+    }),
+    route(M::DELETE, "/admin/v1/inventory/{id}/reservations/{owner_id}", "admin.inventory.release", |s, r, p| {
+        Box::pin(admin::release(s, r, p[0], p[1]))
+    }),
+    route(M::GET, "/admin/v1/stats", "admin.stats", |s, r, _| Box::pin(admin::stats(s, r))),
+    route(M::GET, "/admin/v1/events", "admin.events", |s, r, _| Box::pin(admin::events(s, r))),
+    route(M::GET, "/admin/v1/audit", "admin.audit", |s, r, _| Box::pin(admin::audit(s, r))),
+    route(M::GET, "/admin/v1/webhooks", "admin.webhooks", |s, r, _| Box::pin(admin::webhooks(s, r))),
+    route(M::GET, "/admin/v1/notifications", "admin.notifications", |s, r, _| Box::pin(admin::notifications(s, r))),
+    route(M::POST, "/admin/v1/webhooks/{source}/{id}/replay", "admin.webhooks.replay", |s, r, p| {
+        Box::pin(webhooks::replay(s, r, p[0], p[1]))
+    }),
+    route(M::POST, "/admin/v1/backups", "admin.backups.create", |s, r, _| Box::pin(backups::create(s, r))),
+    route(M::GET, "/admin/v1/quarantine", "admin.quarantine.list", |s, r, _| Box::pin(quarantine::list(s, r))),
+    route(M::PUT, "/admin/v1/quarantine/{kind}/{id}", "admin.quarantine.pause", |s, r, p| {
+        Box::pin(quarantine::pause(s, r, p[0], p[1]))
+    }),
+    route(M::DELETE, "/admin/v1/quarantine/{kind}/{id}", "admin.quarantine.release", |s, r, p| {
+        Box::pin(quarantine::release(s, r, p[0], p[1]))
+    }),
+];
 
-        (Method::GET, ["admin", "v1", "orders"]) => route!("admin.orders.list", orders::admin_list(shop, req)),
-        (Method::GET, ["admin", "v1", "orders", id]) => route!("admin.orders.get", orders::admin_get(shop, req, id)),
-        (Method::GET, ["admin", "v1", "sagas"]) => route!("admin.sagas.list", sagas::list(shop, req)),
-        (Method::POST, ["admin", "v1", "sagas", "bulk-resume"]) => {
-            route!("admin.sagas.bulk_resume", bulk::resume(shop, req))
+impl Route {
+    /// The path parameters when `segments` fit this route's pattern (a `{name}` segment
+    /// matches any one segment).
+    fn matches<'p>(&self, segments: &[&'p str]) -> Option<Vec<&'p str>> {
+        let pattern: Vec<&str> = self.path.trim_matches('/').split('/').collect();
+        if pattern.len() != segments.len() {
+            return None;
         }
-        (Method::POST, ["admin", "v1", "sagas", "bulk-abort"]) => {
-            route!("admin.sagas.bulk_abort", bulk::abort(shop, req))
+        let mut params = Vec::new();
+        for (want, got) in pattern.iter().zip(segments) {
+            if want.starts_with('{') {
+                params.push(*got);
+            } else if want != got {
+                return None;
+            }
         }
-        (Method::GET, ["admin", "v1", "bulk-actions"]) => route!("admin.bulk_actions.list", bulk::list(shop, req)),
-        (Method::GET, ["admin", "v1", "bulk-actions", id]) => {
-            route!("admin.bulk_actions.get", bulk::get(shop, req, id))
-        }
-        (Method::GET, ["admin", "v1", "sagas", id]) => route!("admin.sagas.get", sagas::get(shop, req, id)),
-        (Method::POST, ["admin", "v1", "sagas", id, "resume"]) => {
-            route!("admin.sagas.resume", sagas::resume(shop, req, id))
-        }
-        (Method::POST, ["admin", "v1", "sagas", id, "abort"]) => {
-            route!("admin.sagas.abort", sagas::abort(shop, req, id))
-        }
-        (Method::GET, ["admin", "v1", "sagas", id, "abort-preview"]) => {
-            route!("admin.sagas.abort_preview", sagas::abort_preview(shop, req, id))
-        }
-        (Method::GET, ["admin", "v1", "triage"]) => route!("admin.triage", sagas::triage(shop, req)),
-        (Method::GET, ["admin", "v1", "retry-policies"]) => route!("admin.policies.list", sagas::policies(shop, req)),
-        (Method::PUT, ["admin", "v1", "retry-policies", saga_type, step]) => {
-            route!("admin.policies.set", sagas::set_policy(shop, req, saga_type, step))
-        }
-
-        (Method::GET, ["admin", "v1", "categories"]) => {
-            route!("admin.categories.list", catalog::admin_list_categories(shop, req))
-        }
-        (Method::POST, ["admin", "v1", "categories"]) => {
-            route!("admin.categories.create", catalog::create_category(shop, req))
-        }
-        (Method::POST, ["admin", "v1", "products"]) => {
-            route!("admin.products.create", catalog::create_product(shop, req))
-        }
-        (Method::GET, ["admin", "v1", "products", id]) => {
-            route!("admin.products.get", catalog::admin_get_product(shop, req, id))
-        }
-        (Method::PUT, ["admin", "v1", "products", id, "price"]) => {
-            route!("admin.products.price", catalog::update_price(shop, req, id))
-        }
-
-        (Method::GET, ["admin", "v1", "inventory", id]) => {
-            route!("admin.inventory.get", admin::inventory(shop, req, id))
-        }
-        (Method::POST, ["admin", "v1", "inventory", id, "restock"]) => {
-            route!("admin.inventory.restock", admin::restock(shop, req, id))
-        }
-        (Method::POST, ["admin", "v1", "inventory", id, "reservations"]) => {
-            route!("admin.inventory.reserve", admin::reserve(shop, req, id))
-        }
-        (Method::DELETE, ["admin", "v1", "inventory", id, "reservations", owner]) => {
-            route!("admin.inventory.release", admin::release(shop, req, id, owner))
-        }
-
-        (Method::GET, ["admin", "v1", "stats"]) => route!("admin.stats", admin::stats(shop, req)),
-        (Method::GET, ["admin", "v1", "events"]) => route!("admin.events", admin::events(shop, req)),
-        (Method::GET, ["admin", "v1", "audit"]) => route!("admin.audit", admin::audit(shop, req)),
-        (Method::GET, ["admin", "v1", "webhooks"]) => route!("admin.webhooks", admin::webhooks(shop, req)),
-        (Method::POST, ["admin", "v1", "webhooks", source, id, "replay"]) => {
-            route!("admin.webhooks.replay", webhooks::replay(shop, req, source, id))
-        }
-        (Method::GET, ["admin", "v1", "notifications"]) => {
-            route!("admin.notifications", admin::notifications(shop, req))
-        }
-
-        (_, ["console", ..]) => crate::console::dispatch(shop, req).await,
-
-        (Method::POST, ["admin", "v1", "backups"]) => route!("admin.backups.create", backups::create(shop, req)),
-
-        (Method::GET, ["admin", "v1", "quarantine"]) => route!("admin.quarantine.list", quarantine::list(shop, req)),
-        (Method::PUT, ["admin", "v1", "quarantine", kind, id]) => {
-            route!("admin.quarantine.pause", quarantine::pause(shop, req, kind, id))
-        }
-        (Method::DELETE, ["admin", "v1", "quarantine", kind, id]) => {
-            route!("admin.quarantine.release", quarantine::release(shop, req, kind, id))
-        }
-
-        (_, path) if known_path(path) => ("method_not_allowed", Err(AppError::MethodNotAllowed)),
-        _ => ("not_found", Err(AppError::RouteNotFound(req.path.clone()))),
+        Some(params)
     }
 }
 
-fn known_path(segments: &[&str]) -> bool {
-    matches!(
-        segments,
-        ["healthz"]
-            | ["metrics"]
-            | ["v1", "customers"]
-            | ["v1", "customers", "verify-email"]
-            | ["v1", "sessions"]
-            | ["v1", "sessions", "current"]
-            | ["v1", "me"]
-            | ["v1", "categories"]
-            | ["v1", "products"]
-            | ["v1", "products", _]
-            | ["v1", "cart"]
-            | ["v1", "cart", "items"]
-            | ["v1", "cart", "items", _]
-            | ["admin", "v1", "categories"]
-            | ["admin", "v1", "products"]
-            | ["admin", "v1", "products", _]
-            | ["admin", "v1", "products", _, "price"]
-            | ["admin", "v1", "inventory", _]
-            | ["admin", "v1", "inventory", _, "restock"]
-            | ["admin", "v1", "inventory", _, "reservations"]
-            | ["admin", "v1", "inventory", _, "reservations", _]
-            | ["admin", "v1", "stats"]
-            | ["webhooks", "payment"]
-            | ["webhooks", "carrier"]
-            | ["admin", "v1", "orders", _, "ship"]
-            | ["v1", "orders"]
-            | ["v1", "orders", _]
-            | ["v1", "orders", _, "cancel"]
-            | ["v1", "sagas", _]
-            | ["admin", "v1", "orders"]
-            | ["admin", "v1", "orders", _]
-            | ["admin", "v1", "sagas"]
-            | ["admin", "v1", "sagas", _]
-            | ["admin", "v1", "bulk-actions"]
-            | ["admin", "v1", "bulk-actions", _]
-            | ["admin", "v1", "webhooks", _, _, "replay"]
-            | ["admin", "v1", "sagas", _, "resume"]
-            | ["admin", "v1", "sagas", _, "abort"]
-            | ["admin", "v1", "sagas", _, "abort-preview"]
-            | ["admin", "v1", "triage"]
-            | ["admin", "v1", "retry-policies"]
-            | ["admin", "v1", "retry-policies", _, _]
-            | ["admin", "v1", "events"]
-            | ["admin", "v1", "audit"]
-            | ["admin", "v1", "notifications"]
-            | ["admin", "v1", "webhooks"]
-            | ["admin", "v1", "backups"]
-            | ["admin", "v1", "quarantine"]
-            | ["admin", "v1", "quarantine", _, _]
-    )
+/// Returns the route's label (for metrics) and the reply. A known path with another method
+/// is 405 naming the methods it has (`Allow`); anything else 404.
+pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
+    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    // The operators' console: HTML pages and forms, not part of the JSON contract.
+    if segments.first() == Some(&"console") {
+        return crate::console::dispatch(shop, req).await;
+    }
+    let mut allowed: Vec<&str> = Vec::new();
+    for route in ROUTES {
+        let Some(params) = route.matches(&segments) else { continue };
+        if route.method == req.method {
+            return (route.label, (route.handler)(shop, req, &params).await);
+        }
+        if !allowed.contains(&route.method.as_str()) {
+            allowed.push(route.method.as_str());
+        }
+    }
+    if allowed.is_empty() {
+        ("not_found", Err(AppError::RouteNotFound(req.path.clone())))
+    } else {
+        ("method_not_allowed", Err(AppError::MethodNotAllowed { allow: allowed.join(", ") }))
+    }
+}
+
+/// Liveness: no auth.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "meta",
+    responses((status = 200, description = "Up", body = super::spec::schemas::Health)))]
+pub fn health() -> warp::reply::Response {
+    response::json(200, &serde_json::json!({ "status": "ok" }))
+}
+
+/// Prometheus metrics: no auth.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub fn metrics(shop: &Shop) -> warp::reply::Response {
+    response::text(200, shop.sagas.metrics_text(), "text/plain; version=0.0.4")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_their_segments_and_collect_parameters() {
+        let release = ROUTES.iter().find(|r| r.label == "admin.inventory.release").unwrap();
+        assert_eq!(release.matches(&["admin", "v1", "inventory", "p", "reservations", "o"]), Some(vec!["p", "o"]));
+        assert_eq!(release.matches(&["admin", "v1", "inventory", "p", "reservations"]), None);
+        assert_eq!(release.matches(&["admin", "v1", "inventory", "p", "other", "o"]), None);
+    }
+
+    #[test]
+    fn no_two_routes_share_a_method_and_path() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.method == b.method && a.path == b.path), "{} {} twice", a.method, a.path);
+                assert_ne!(a.label, b.label, "label used twice");
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod concurrency;
 mod connections;
 mod console;
 mod console_ops;
+mod contract;
 mod crash;
 mod customers;
 mod durability;
