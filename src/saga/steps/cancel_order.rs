@@ -1,5 +1,6 @@
 //! SEQ-ORDER-005 steps: validate, cancel the order, (release inventory: shared), void or
-//! refund the payment, tell the customer.
+//! refund the payment. The customer's email follows from the OrderCancelled event (the
+//! notification handler).
 
 use serde::Serialize;
 

@@ -1,5 +1,6 @@
-//! SEQ-ORDER-003 steps: validate, claim the tracking number, mark shipped, deduct the
-//! reserved stock, queue the shipping email (SEQ-NOTIF-001).
+//! SEQ-ORDER-003 steps: validate, claim the tracking number (released if the shipment
+//! fails before it is marked), mark shipped, deduct the reserved stock. The shipping email
+//! follows from the OrderShipped event (the notification handler, SEQ-NOTIF-001).
 
 use serde::Serialize;
 
