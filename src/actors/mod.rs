@@ -1,5 +1,5 @@
-//! Entity actors: one `Cart` per customer and one `InventoryItem` per product or variant,
-//! each with its own mailbox (one writer per key). They are activated on first message
+//! Entity actors: one `Cart` per customer, one `InventoryItem` per product or variant and
+//! one `Order` per order, each with its own mailbox (one writer per key). They are activated on first message
 //! from their persisted state and passivated when idle; see [`registry`]. Commands to a key an operator paused are
 //! refused there too; see [`quarantine`].
 

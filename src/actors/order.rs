@@ -1,5 +1,17 @@
-//! The `Order` actor: one per order, a thin shell over the pure [`Order`] aggregate.
-//! Creation is idempotent (a saga step that runs twice finds its order already there).
+//! The `Order` actor: one per order (one writer per order), over the pure [`Order`]
+//! aggregate. The aggregate decides; the actor persists the new order in one durable write
+//! with what goes along with it, and replies only once that write is durable:
+//! - creation: the `OrderPlaced` event, the customer and authorization indexes and, when
+//!   given, the unpaid-order expiry timer. Creation is idempotent (a saga step that runs
+//!   twice finds its order already there and gets it back);
+//! - a change: its events, an `order.status_changed` audit row, the notifications and the
+//!   webhook event that caused it, if any; a command already applied changes nothing;
+//! - every write moves the order's status-index entry.
+//!
+//! A read waits for the writes before it (a store barrier). An unknown order id is refused
+//! without starting an actor. After a failed write the activation refuses new messages
+//! ("retry") and leaves once its writes in flight have answered; the next one loads the
+//! order afresh from the store (see [`super::registry::Pipeline`]).
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! Email transports. `log` records the message in the log (the outbox row is the record);
-//! [`FaultInjecting`] wraps any transport to fail the first attempts, for drills and tests.
+//! `smtp` ([`SmtpTransport`]) sends real mail; [`FaultInjecting`] wraps any transport to fail
+//! the first attempts, for drills and tests.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,4 +1,4 @@
-//! The outside world: email transports (and, later, payment gateways).
+//! The outside world: email transports ([`email`]) and payment gateways ([`payment`]).
 
 pub mod email;
 pub mod payment;

@@ -1,6 +1,14 @@
-//! Payment gateways. `simulated` answers in process by card token (docs/http-contract.md lists them);
-//! `http` speaks the gateway protocol with reqwest: every call carries an idempotency key
-//! (saga id + step), 5xx, timeouts and connection errors are transient, 4xx permanent.
+//! Payment gateways: authorize, void, refund, each call with an idempotency key (saga id +
+//! step), each failure either [`GatewayError::Declined`] (permanent) or
+//! [`GatewayError::Transient`] (the step retries).
+//! - `simulated` answers in process by card token (the tokens are listed in
+//!   docs/http-contract.md): `tok_visa` authorizes, `tok_flaky` fails its first two
+//!   authorizations per key, `tok_refund_flaky` authorizes, then fails its first three voids
+//!   or refunds; any other token is declined. Its ids derive from the key, so a repeated
+//!   call answers the same.
+//! - `http` speaks the gateway protocol with reqwest: 5xx, 408, 429, timeouts and connection
+//!   errors are transient, any other non-2xx is a decline (with the gateway's `reason`), and
+//!   an authorization answered without an `authorization_id` is transient.
 
 use std::collections::HashMap;
 use std::future::Future;

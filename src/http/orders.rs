@@ -15,10 +15,11 @@ use super::response::json;
 use super::routes::Reply;
 use super::spec::schemas as doc;
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
-use crate::domain::order::OrderStatus;
+use crate::domain::order::{OrderStatus, ShippingAddress};
 use crate::domain::text::{is_visible_text, Layout};
 use crate::error::AppError;
 use crate::saga::engine::Started;
+use crate::saga::shapes::{to_input, CancelOrderInput, PlaceOrderInput, ShipOrderInput};
 use crate::saga::{SagaInstance, SagaState};
 use crate::services::orders::order_json;
 use crate::services::{audit, Shop};
@@ -152,22 +153,17 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
     if country.len() != 2 || !country.chars().all(|c| c.is_ascii_alphabetic()) {
         return Err(AppError::invalid("shipping_address.country", "an ISO 3166-1 alpha-2 code"));
     }
-    let address = json!({
-        "name": text("shipping_address.name", &a.name, 200)?,
-        "line1": text("shipping_address.line1", &a.line1, 200)?,
-        "city": text("shipping_address.city", &a.city, 100)?,
-        "postal_code": text("shipping_address.postal_code", &a.postal_code, 20)?,
-        "country": country,
-    });
+    let shipping_address = ShippingAddress {
+        name: text("shipping_address.name", &a.name, 200)?,
+        line1: text("shipping_address.line1", &a.line1, 200)?,
+        city: text("shipping_address.city", &a.city, 100)?,
+        postal_code: text("shipping_address.postal_code", &a.postal_code, 20)?,
+        country,
+    };
     let token = text("payment.token", &body.payment.token, 100)?;
     let key = idempotency(req, customer, b"place")?;
     let order_id = OrderId::new();
-    let input = json!({
-        "customer_id": customer,
-        "order_id": order_id,
-        "shipping_address": address,
-        "payment_token": token,
-    });
+    let input = to_input(&PlaceOrderInput { customer_id: customer, order_id, shipping_address, payment_token: token })?;
     let started = shop.sagas.start("place_order", input, Some(customer), Some(order_id), key).await?;
     answer(shop, started, 201, Some(customer)).await
 }
@@ -209,7 +205,9 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
         // (With a key, a repeat must answer the first outcome, so only the saga decides.)
         order.cancellable(false)?;
     }
-    let input = json!({ "order_id": order_id, "customer_id": customer, "reason": reason });
+    let input =
+        CancelOrderInput { order_id, customer_id: Some(customer), reason: Some(reason), only_if_pending: false };
+    let input = to_input(&input)?;
     let started = shop.sagas.start("cancel_order", input, Some(customer), Some(order_id), key).await?;
     answer(shop, started, 200, Some(customer)).await
 }
@@ -326,7 +324,9 @@ pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
     };
     let order = shop.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
     let actor = auth::actor(staff, req)?;
-    let input = json!({ "order_id": order_id, "tracking_number": tracking, "carrier": carrier, "by": staff.name() });
+    let input =
+        ShipOrderInput { order_id, tracking_number: tracking.clone(), carrier, by: Some(staff.name().to_string()) };
+    let input = to_input(&input)?;
     let started = shop.sagas.start("ship_order", input, Some(order.customer_id), Some(order_id), None).await?;
     // Who asked for the shipment: the saga's own changes are audited as the saga's.
     let after = json!({ "tracking_number": tracking, "saga_id": started.saga_id });

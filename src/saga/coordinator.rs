@@ -186,8 +186,8 @@ impl SagaCoordinator {
         let step_ctx = StepContext {
             saga_id: self.saga.saga_id,
             saga_type: self.saga.saga_type.clone(),
-            input: self.saga.input_json(),
-            data: self.saga.data_json(),
+            raw_input: self.saga.input_json(),
+            raw_data: self.saga.data_json(),
             attempt: work.attempts,
             max_attempts: work.policy.max_attempts,
             deps: self.engine.deps(),

@@ -134,9 +134,9 @@ pub struct SagaInstance {
     /// The step whose work (forward, or its compensation) is current.
     pub cursor: u32,
     pub steps: Vec<StepRecord>,
-    /// JSON text: what the saga was started with.
+    /// JSON text: what the saga was started with (typed: `saga::shapes`, `*Input`).
     pub input: String,
-    /// JSON text: an object of the steps' outputs, merged in order.
+    /// JSON text: an object of the steps' outputs, merged in order (typed: `*Data`).
     pub data: String,
     /// The business error that made it fail (answered to the client).
     pub error: Option<ErrorRecord>,

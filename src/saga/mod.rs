@@ -12,6 +12,7 @@
 //! - [`query`]: the operators' saga filter, a bounded walk of the narrowest index.
 //! - [`engine`]: start, watch, recover, resume, abort, retry policies.
 //! - [`metrics`]: the engine's Prometheus counters, histograms and gauges.
+//! - [`shapes`]: the typed input and data of each saga, as stored.
 //! - [`steps`]: the step handlers by name.
 //! - [`versions`]: every definition version this build runs, checked against handlers and
 //!   against the unfinished sagas at boot.
@@ -25,6 +26,7 @@ pub mod instance;
 pub mod machine;
 pub mod metrics;
 pub mod query;
+pub mod shapes;
 pub mod steps;
 pub mod versions;
 

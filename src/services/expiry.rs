@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::sync::watch;
 
 use super::orders::OrderService;
@@ -16,6 +15,7 @@ use crate::domain::ids::OrderId;
 use crate::domain::order::OrderStatus;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
+use crate::saga::shapes::{to_input, CancelOrderInput};
 use crate::saga::SagaEngine;
 use crate::store::{due_key, Store, Table, WriteSet};
 
@@ -57,7 +57,13 @@ impl ExpiryWorker {
             if let Some(order) = self.orders.get_committed(id)?.filter(|o| o.status == OrderStatus::Pending) {
                 let mut idempotency = b"expire:".to_vec();
                 idempotency.extend_from_slice(id.as_bytes());
-                let input = json!({ "order_id": id, "reason": "payment_timeout", "only_if_pending": true });
+                let input = CancelOrderInput {
+                    order_id: id,
+                    customer_id: None,
+                    reason: Some("payment_timeout".into()),
+                    only_if_pending: true,
+                };
+                let input = to_input(&input)?;
                 let saga = self
                     .sagas
                     .start("cancel_order", input, Some(order.customer_id), Some(id), Some(idempotency))

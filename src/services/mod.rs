@@ -1,4 +1,6 @@
-//! The seed's services, thin: validate, talk to actors or the store, shape the answer.
+//! The services, thin: validate, talk to actors or the store, shape the answer. [`Shop`]
+//! builds them (with the actor registries and the saga engine) and is what every request
+//! handler holds.
 
 pub mod audit;
 pub mod bulk;

@@ -18,6 +18,7 @@ use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
+use crate::saga::shapes::RefundCaptureInput;
 use crate::saga::SagaEngine;
 use crate::store::{Store, StoreError, Table, WebhookEvent, WriteSet};
 
@@ -324,12 +325,13 @@ impl WebhookService {
         let detail =
             format!("order is {}: the captured {amount} is refunded (refund_capture saga)", order.status.as_str());
         let record = WebhookEvent { status: "refund_started".into(), detail, order_id: Some(order_id.0), ..record };
-        let input = serde_json::json!({
-            "order_id": order_id,
-            "authorization_id": authorization_id,
-            "amount": amount,
-            "event_id": record.event_id,
-        });
+        let input = RefundCaptureInput {
+            order_id,
+            authorization_id: authorization_id.to_string(),
+            amount,
+            event_id: record.event_id.clone(),
+        };
+        let input = crate::saga::shapes::to_input(&input)?;
         let once_per_authorization = [b"refund_capture:".as_slice(), authorization_id.as_bytes()].concat();
         let with = |saga_id: SagaId| {
             record_write(WriteSet::new(), &record, replacing).put_if_absent(

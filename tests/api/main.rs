@@ -27,6 +27,7 @@ mod mail_server;
 mod orders;
 mod quarantine;
 mod retention;
+mod saga_data;
 mod sagas;
 mod smtp;
 mod startup;

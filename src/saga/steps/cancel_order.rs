@@ -1,55 +1,78 @@
 //! SEQ-ORDER-005 steps: validate, cancel the order, (release inventory: shared), void or
-//! refund the payment, tell the customer.
+//! refund the payment. The customer's email follows from the OrderCancelled event (the
+//! notification handler).
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
-use super::shared::field;
-use super::{business, classify, StepContext};
-use crate::domain::ids::{CustomerId, OrderId};
-use crate::domain::order::{OrderCommand, PaymentStatus, RefundStatus};
+use super::{business, classify, NoOutput, StepContext};
+use crate::domain::ids::{CustomerId, OrderId, SagaId};
+use crate::domain::money::Money;
+use crate::domain::order::{OrderCommand, OrderLine, PaymentStatus, RefundStatus};
 use crate::error::AppError;
 use crate::gateways::payment::GatewayError;
 use crate::saga::machine::Failure;
+use crate::saga::shapes::CancelOrderInput;
 
-fn order_id(ctx: &StepContext) -> Result<OrderId, Failure> {
-    field::<uuid::Uuid>(&ctx.input, "order_id").map(OrderId)
+/// validate_cancellation's output: fields of `CancelOrderData`.
+#[derive(Serialize)]
+pub struct CancellationChecked {
+    reservation_owner: SagaId,
+    lines: Vec<OrderLine>,
+    customer_id: CustomerId,
+    total: Money,
 }
 
-/// Set when the engine expires an unpaid order: a capture that got there first wins.
-fn only_if_pending(ctx: &StepContext) -> bool {
-    ctx.input.get("only_if_pending").and_then(Value::as_bool).unwrap_or(false)
+/// refund_payment's output (`refund` in `CancelOrderData`); absent when there was no
+/// order to settle.
+#[derive(Serialize)]
+pub struct RefundOutcome {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refund: Option<&'static str>,
 }
 
-pub async fn validate_cancellation(ctx: StepContext) -> Result<Value, Failure> {
-    let id = order_id(&ctx)?;
-    let requester: Option<uuid::Uuid> =
-        ctx.input.get("customer_id").and_then(|v| serde_json::from_value(v.clone()).ok());
-    let order = ctx.deps.orders.get(id).await.map_err(classify)?;
+impl RefundOutcome {
+    pub fn nothing() -> RefundOutcome {
+        RefundOutcome { refund: None }
+    }
+}
+
+fn input(ctx: &StepContext) -> Result<CancelOrderInput, Failure> {
+    ctx.input()
+}
+
+pub async fn validate_cancellation(ctx: StepContext) -> Result<CancellationChecked, Failure> {
+    let input = input(&ctx)?;
+    let order = ctx.deps.orders.get(input.order_id).await.map_err(classify)?;
     let order = order
-        .filter(|o| requester.is_none_or(|c| o.customer_id == CustomerId(c)))
+        .filter(|o| input.customer_id.is_none_or(|c| o.customer_id == c))
         .ok_or_else(|| business(AppError::OrderNotFound))?;
-    order.cancellable(only_if_pending(&ctx)).map_err(|e| business(e.into()))?;
-    Ok(json!({
-        "reservation_owner": order.saga_id,
-        "lines": order.items,
-        "customer_id": order.customer_id,
-        "total": order.total,
-    }))
+    order.cancellable(input.only_if_pending).map_err(|e| business(e.into()))?;
+    Ok(CancellationChecked {
+        reservation_owner: order.saga_id,
+        lines: order.items,
+        customer_id: order.customer_id,
+        total: order.total,
+    })
 }
 
 /// The point of no return: from here on the order is cancelled whatever happens.
-pub async fn cancel_order(ctx: StepContext) -> Result<Value, Failure> {
-    let reason = ctx.input.get("reason").and_then(Value::as_str).unwrap_or("customer_request").to_string();
-    let cmd = OrderCommand::Cancel { by: ctx.saga_id, reason, only_if_pending: only_if_pending(&ctx) };
-    ctx.deps.orders.execute(order_id(&ctx)?, cmd, &ctx.by(), Vec::new()).await.map_err(classify)?;
-    Ok(json!({}))
+pub async fn cancel_order(ctx: StepContext) -> Result<NoOutput, Failure> {
+    let input = input(&ctx)?;
+    let reason = input.reason.unwrap_or_else(|| "customer_request".to_string());
+    let cmd = OrderCommand::Cancel { by: ctx.saga_id, reason, only_if_pending: input.only_if_pending };
+    ctx.deps.orders.execute(input.order_id, cmd, &ctx.by(), Vec::new()).await.map_err(classify)?;
+    Ok(NoOutput {})
+}
+
+pub async fn refund_payment(ctx: StepContext) -> Result<RefundOutcome, Failure> {
+    let order_id = input(&ctx)?.order_id;
+    refund_order_payment(&ctx, order_id).await
 }
 
 /// Voids an authorization that was never captured, refunds a captured one (also the second
 /// half of place_order's cancel_created_order). When the gateway
 /// keeps failing, the order's refund becomes PENDING_MANUAL and the saga parks for an operator.
-pub async fn refund_payment(ctx: StepContext) -> Result<Value, Failure> {
-    let id = order_id(&ctx)?;
+pub async fn refund_order_payment(ctx: &StepContext, id: OrderId) -> Result<RefundOutcome, Failure> {
     let order = ctx.deps.orders.get(id).await.map_err(classify)?.ok_or_else(|| business(AppError::OrderNotFound))?;
     let key = ctx.key("refund_payment");
     let (result, done) = match order.payment_status {
@@ -59,7 +82,7 @@ pub async fn refund_payment(ctx: StepContext) -> Result<Value, Failure> {
         ),
         PaymentStatus::Authorized => (ctx.deps.gateway.void(&order.authorization_id, &key).await, RefundStatus::Voided),
         PaymentStatus::Voided | PaymentStatus::Refunded => {
-            return Ok(json!({ "refund": order.payment_status.as_str() }))
+            return Ok(RefundOutcome { refund: Some(order.payment_status.as_str()) })
         }
     };
     let (status, failure) = match result {
@@ -78,6 +101,29 @@ pub async fn refund_payment(ctx: StepContext) -> Result<Value, Failure> {
             tracing::error!(order_id = %id, "refund failed for good: PENDING_MANUAL, saga parked for an operator");
             Err(f)
         }
-        None => Ok(json!({ "refund": status.as_str() })),
+        None => Ok(RefundOutcome { refund: Some(status.as_str()) }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::saga::shapes::CancelOrderData;
+
+    #[test]
+    fn the_steps_outputs_are_the_fields_of_the_data_shape() {
+        let checked = CancellationChecked {
+            reservation_owner: SagaId::new(),
+            lines: Vec::new(),
+            customer_id: CustomerId::new(),
+            total: Money::ZERO,
+        };
+        let mut data = serde_json::to_value(checked).unwrap();
+        let refund = serde_json::to_value(RefundOutcome { refund: Some("VOIDED") }).unwrap();
+        data.as_object_mut().unwrap().extend(refund.as_object().unwrap().clone());
+        let data: CancelOrderData = serde_json::from_value(data).unwrap();
+        let json = serde_json::to_value(&data).unwrap();
+        assert!(json.as_object().unwrap().values().all(|v| !v.is_null()), "{json}");
+        assert_eq!(serde_json::to_value(RefundOutcome::nothing()).unwrap(), serde_json::json!({}));
     }
 }

@@ -12,9 +12,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use super::machine::Failure;
+use super::shapes::{self, SagaShape};
 use crate::config::Settings;
 use crate::domain::ids::SagaId;
 use crate::error::AppError;
@@ -26,18 +29,37 @@ use crate::services::inventory::InventoryService;
 use crate::services::orders::OrderService;
 use crate::store::Store;
 
-/// What a step's run sees: the saga's input and the outputs of the steps before it.
+/// What a step's run sees: the saga's input and the outputs of the steps before it, read
+/// through the typed shapes (`ctx.input::<PlaceOrderInput>()?`).
 pub struct StepContext {
     pub saga_id: SagaId,
     pub saga_type: String,
-    pub input: Value,
-    pub data: Value,
+    /// The stored JSON, as the saga log holds it; steps read [`StepContext::input`].
+    pub raw_input: Value,
+    /// The stored JSON; steps read [`StepContext::data`] (or [`StepContext::view`]).
+    pub raw_data: Value,
     pub attempt: u32,
     pub max_attempts: u32,
     pub deps: Arc<StepDeps>,
 }
 
 impl StepContext {
+    /// The saga's input as its typed shape. Missing or malformed is a bug (in whatever
+    /// started the saga), so it is a business failure, not retried.
+    pub fn input<T: SagaShape>(&self) -> Result<T, Failure> {
+        shapes::parse("input", &self.raw_input).map_err(business)
+    }
+
+    /// The outputs of the steps before this one, as the saga's typed data shape.
+    pub fn data<T: SagaShape>(&self) -> Result<T, Failure> {
+        self.view()
+    }
+
+    /// The data through a view shared by several sagas (release_inventory's lines).
+    pub fn view<T: DeserializeOwned>(&self) -> Result<T, Failure> {
+        shapes::parse("data", &self.raw_data).map_err(business)
+    }
+
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts
     }
@@ -73,14 +95,30 @@ pub trait StepHandler: Send + Sync {
     fn run(&self, ctx: StepContext) -> StepFuture;
 }
 
-impl<F, Fut> StepHandler for F
+/// A step is an async function from its context to its typed output, which the machine
+/// merges into the saga's data as JSON (the field names of the saga's data shape).
+impl<F, Fut, O> StepHandler for F
 where
     F: Fn(StepContext) -> Fut + Send + Sync,
-    Fut: Future<Output = Result<Value, Failure>> + Send + 'static,
+    Fut: Future<Output = Result<O, Failure>> + Send + 'static,
+    O: Serialize,
 {
     fn run(&self, ctx: StepContext) -> StepFuture {
-        Box::pin(self(ctx))
+        let future = self(ctx);
+        Box::pin(async move {
+            let output = future.await?;
+            serde_json::to_value(&output).map_err(|e| business(AppError::Internal(format!("step output: {e}"))))
+        })
     }
+}
+
+/// The output of a step that adds nothing to the saga's data (`{}`).
+#[derive(Debug, Serialize)]
+pub struct NoOutput {}
+
+/// A required data field, as a step failure naming it.
+pub fn required<T>(value: Option<T>, name: &str) -> Result<T, Failure> {
+    shapes::required(value, name).map_err(business)
 }
 
 /// Every handler this build has.

@@ -2,28 +2,32 @@
 //! cancelled or expired, so the money goes back. The order records the outcome: refund
 //! REFUNDED, or PENDING_MANUAL with an admin alert when the gateway refuses or keeps failing.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
-use super::shared::field;
 use super::{business, classify, StepContext};
 use crate::domain::ids::OrderId;
-use crate::domain::money::Money;
 use crate::domain::order::{OrderCommand, RefundStatus};
 use crate::error::AppError;
 use crate::gateways::payment::GatewayError;
 use crate::saga::machine::Failure;
+use crate::saga::shapes::RefundCaptureInput;
 use crate::store::{Notification, StoreError, Table, WriteSet};
 
-pub async fn refund_captured_payment(ctx: StepContext) -> Result<Value, Failure> {
-    let order_id = OrderId(field(&ctx.input, "order_id")?);
-    let authorization_id: String = field(&ctx.input, "authorization_id")?;
-    let amount: Money = field(&ctx.input, "amount")?;
+/// refund_captured_payment's output (`RefundCaptureData`).
+#[derive(Serialize)]
+pub struct CaptureRefunded {
+    refund_id: String,
+}
+
+pub async fn refund_captured_payment(ctx: StepContext) -> Result<CaptureRefunded, Failure> {
+    let RefundCaptureInput { order_id, authorization_id, amount, event_id } = ctx.input()?;
     let key = ctx.key("refund_captured_payment");
     let failure = match ctx.deps.gateway.refund(&authorization_id, amount, &key).await {
         Ok(refund_id) => {
             set_refund(&ctx, order_id, RefundStatus::Refunded).await?;
             tracing::info!(%order_id, %authorization_id, %amount, "capture of a cancelled order refunded");
-            return Ok(json!({ "refund_id": refund_id }));
+            return Ok(CaptureRefunded { refund_id });
         }
         Err(GatewayError::Declined(reason)) => business(AppError::PaymentFailed { reason }),
         Err(GatewayError::Transient(m)) if ctx.is_last_attempt() => super::transient(m),
@@ -44,7 +48,7 @@ pub async fn refund_captured_payment(ctx: StepContext) -> Result<Value, Failure>
             "authorization_id": authorization_id,
             "amount": amount,
             "saga_id": ctx.saga_id,
-            "event_id": ctx.input.get("event_id"),
+            "event_id": event_id,
             "reason": reason,
         }),
     );
@@ -67,4 +71,17 @@ async fn set_refund(ctx: &StepContext, order_id: OrderId, status: RefundStatus) 
         .await
         .map_err(classify)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::saga::shapes::RefundCaptureData;
+
+    #[test]
+    fn the_steps_output_is_the_data_shape() {
+        let output = serde_json::to_value(CaptureRefunded { refund_id: "ref_1".into() }).unwrap();
+        let data: RefundCaptureData = serde_json::from_value(output).unwrap();
+        assert_eq!(data.refund_id.as_deref(), Some("ref_1"));
+    }
 }
