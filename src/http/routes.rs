@@ -120,21 +120,20 @@ pub static ROUTES: &[Route] = &[
 
 impl Route {
     /// The path parameters when `segments` fit this route's pattern (a `{name}` segment
-    /// matches any one segment).
+    /// matches any one segment). Every request is tried against the routes in turn, so a
+    /// route that does not fit costs no allocation.
     fn matches<'p>(&self, segments: &[&'p str]) -> Option<Vec<&'p str>> {
-        let pattern: Vec<&str> = self.path.trim_matches('/').split('/').collect();
-        if pattern.len() != segments.len() {
+        if !self.fits(segments) {
             return None;
         }
-        let mut params = Vec::new();
-        for (want, got) in pattern.iter().zip(segments) {
-            if want.starts_with('{') {
-                params.push(*got);
-            } else if want != got {
-                return None;
-            }
-        }
-        Some(params)
+        let pattern = self.path.trim_matches('/').split('/');
+        Some(pattern.zip(segments).filter(|(want, _)| want.starts_with('{')).map(|(_, got)| *got).collect())
+    }
+
+    fn fits(&self, segments: &[&str]) -> bool {
+        let mut pattern = self.path.trim_matches('/').split('/');
+        let same = segments.iter().all(|got| pattern.next().is_some_and(|want| want.starts_with('{') || want == *got));
+        same && pattern.next().is_none()
     }
 }
 
@@ -187,6 +186,9 @@ mod tests {
         assert_eq!(release.matches(&["admin", "v1", "inventory", "p", "reservations", "o"]), Some(vec!["p", "o"]));
         assert_eq!(release.matches(&["admin", "v1", "inventory", "p", "reservations"]), None);
         assert_eq!(release.matches(&["admin", "v1", "inventory", "p", "other", "o"]), None);
+        assert_eq!(release.matches(&["admin", "v1", "inventory", "p", "reservations", "o", "more"]), None);
+        let health = ROUTES.iter().find(|r| r.label == "healthz").unwrap();
+        assert_eq!(health.matches(&["healthz"]), Some(vec![]));
     }
 
     #[test]
