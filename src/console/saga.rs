@@ -184,16 +184,36 @@ fn actions(session: &Session, saga: &SagaInstance, preview: &Value) -> Markup {
 
 fn timeline(saga: &SagaInstance) -> Markup {
     html! {
-        p.muted { "The log keeps, for each step and compensation, its attempt count, when it first started and finished, and its last error; earlier attempts' errors are not kept." }
+        p.muted { "Each step and compensation: its attempts, when it first started and finished, its last error. Every failed attempt is listed below it." }
         table {
             thead { tr { th { "Work" } th { "State" } th { "Attempts" } th { "Started" } th { "Finished" } th { "Duration" } th { "Last error" } } }
             tbody {
                 @for (i, r) in saga.steps.iter().enumerate() {
                     (work_row(&r.step, i as u32 == saga.cursor && saga.phase == Phase::Forward, false))
+                    (failed_attempts(saga, &r.step.name, false))
                     @if let Some(c) = &r.compensation {
                         (work_row(c, i as u32 == saga.cursor && saga.phase == Phase::Compensating, true))
+                        (failed_attempts(saga, &c.name, true))
                     }
                 }
+            }
+        }
+    }
+}
+
+/// One row per failed attempt of a work: its number, start, duration, kind and error.
+fn failed_attempts(saga: &SagaInstance, work: &str, compensation: bool) -> Markup {
+    let attempts = saga.failed_attempts.iter().filter(|f| f.work == work && f.compensation == compensation);
+    html! {
+        @for f in attempts {
+            tr.attempt {
+                td { "attempt " (f.attempt) " failed" }
+                td { span class="state state-FAILED" { (f.kind) } }
+                td {}
+                td { (layout::time(f.started_at)) }
+                td { (layout::time(Some(f.finished_at))) }
+                td { @match f.started_at { Some(s) => (format!("{:.3} s", (f.finished_at.0 - s.0).max(0) as f64 / 1000.0)), None => span.none { "—" } } }
+                td { span.error { (f.error) } }
             }
         }
     }

@@ -134,7 +134,7 @@ pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
     security(("admin_token" = [])),
     params(
         ("cursor" = Option<uuid::Uuid>, Query, description = "`next_cursor` of the page before"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 50)"),
     ),
     responses((status = 200, description = "`{\"bulk_actions\", \"next_cursor\"}`", body = Object)))]
 pub async fn list(shop: &Shop, req: &Request) -> Reply {

@@ -46,7 +46,10 @@ pub async fn list(shop: &Shop, req: &Request) -> Reply {
         ("id" = uuid::Uuid, Path, description = "The customer id (cart), order id or product id"),
     ),
     request_body = Pause,
-    responses((status = 200, description = "The paused key, with `changed`", body = Object)))]
+    responses(
+        (status = 200, description = "The paused key, with `changed`", body = Object),
+        (status = 400, description = "`INVALID_REQUEST`: a kind, id, reason or `X-Operator` that is not valid"),
+    ))]
 pub async fn pause(shop: &Shop, req: &Request, kind: &str, id: &str) -> Reply {
     let by = auth::admin_actor(shop, req)?;
     let key = key(kind, id)?;
@@ -65,7 +68,10 @@ pub async fn pause(shop: &Shop, req: &Request, kind: &str, id: &str) -> Reply {
         ("kind" = String, Path, description = "`cart`, `order` or `inventory`"),
         ("id" = uuid::Uuid, Path, description = "The customer id (cart), order id or product id"),
     ),
-    responses((status = 200, description = "`{\"kind\", \"key\", \"released\", \"resumed_sagas\"}`", body = Object)))]
+    responses(
+        (status = 200, description = "`{\"kind\", \"key\", \"released\", \"resumed_sagas\"}`", body = Object),
+        (status = 400, description = "`INVALID_REQUEST`: a kind, id or `X-Operator` that is not valid"),
+    ))]
 pub async fn release(shop: &Shop, req: &Request, kind: &str, id: &str) -> Reply {
     let by = auth::admin_actor(shop, req)?;
     let key = key(kind, id)?;

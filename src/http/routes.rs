@@ -130,6 +130,10 @@ impl Route {
         Some(pattern.zip(segments).filter(|(want, _)| want.starts_with('{')).map(|(_, got)| *got).collect())
     }
 
+    fn parameter_count(&self) -> usize {
+        self.path.matches('{').count()
+    }
+
     fn fits(&self, segments: &[&str]) -> bool {
         let mut pattern = self.path.trim_matches('/').split('/');
         let same = segments.iter().all(|got| pattern.next().is_some_and(|want| want.starts_with('{') || want == *got));
@@ -145,21 +149,24 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
     if segments.first() == Some(&"console") {
         return crate::console::dispatch(shop, req).await;
     }
+    // The resource is the most literal pattern the path fits: `/admin/v1/sagas/bulk-resume`
+    // is that route's path, not a saga id for `/admin/v1/sagas/{id}`.
+    let fitting: Vec<&Route> = ROUTES.iter().filter(|r| r.fits(&segments)).collect();
+    let Some(fewest) = fitting.iter().map(|r| r.parameter_count()).min() else {
+        return ("not_found", Err(AppError::RouteNotFound(req.path.clone())));
+    };
+    let resource: Vec<&Route> = fitting.into_iter().filter(|r| r.parameter_count() == fewest).collect();
+    if let Some(route) = resource.iter().find(|r| r.method == req.method) {
+        let params = route.matches(&segments).unwrap_or_default();
+        return (route.label, (route.handler)(shop, req, &params).await);
+    }
     let mut allowed: Vec<&str> = Vec::new();
-    for route in ROUTES {
-        let Some(params) = route.matches(&segments) else { continue };
-        if route.method == req.method {
-            return (route.label, (route.handler)(shop, req, &params).await);
-        }
+    for route in &resource {
         if !allowed.contains(&route.method.as_str()) {
             allowed.push(route.method.as_str());
         }
     }
-    if allowed.is_empty() {
-        ("not_found", Err(AppError::RouteNotFound(req.path.clone())))
-    } else {
-        ("method_not_allowed", Err(AppError::MethodNotAllowed { allow: allowed.join(", ") }))
-    }
+    ("method_not_allowed", Err(AppError::MethodNotAllowed { allow: allowed.join(", ") }))
 }
 
 /// Liveness: no auth.
@@ -189,6 +196,16 @@ mod tests {
         assert_eq!(release.matches(&["admin", "v1", "inventory", "p", "reservations", "o", "more"]), None);
         let health = ROUTES.iter().find(|r| r.label == "healthz").unwrap();
         assert_eq!(health.matches(&["healthz"]), Some(vec![]));
+    }
+
+    #[test]
+    fn a_literal_path_is_its_own_resource_not_a_parameter_of_another() {
+        let segments = ["admin", "v1", "sagas", "bulk-resume"];
+        let fitting: Vec<_> = ROUTES.iter().filter(|r| r.fits(&segments)).collect();
+        assert!(fitting.iter().any(|r| r.label == "admin.sagas.get"), "the pattern fits too");
+        let fewest = fitting.iter().map(|r| r.parameter_count()).min().unwrap();
+        let resource: Vec<_> = fitting.iter().filter(|r| r.parameter_count() == fewest).map(|r| r.label).collect();
+        assert_eq!(resource, ["admin.sagas.bulk_resume"]);
     }
 
     #[test]

@@ -149,6 +149,44 @@ pub struct SagaInstance {
     pub updated_at: Timestamp,
     /// The quarantined key it waits on: set exactly while the saga is PAUSED.
     pub paused_on: Option<QuarantineKey>,
+    /// When the attempt in progress (or the last one) began.
+    pub attempt_started_at: Option<Timestamp>,
+    /// Every attempt that failed, oldest first (the last [`MAX_FAILED_ATTEMPTS`]): what an
+    /// operator reads to see why a saga is where it is. Empty on the happy path, so a
+    /// checkout's log writes carry nothing more.
+    pub failed_attempts: Vec<FailedAttempt>,
+}
+
+/// Failed attempts kept per saga; older ones are dropped (the counts stay on each work).
+pub const MAX_FAILED_ATTEMPTS: usize = 50;
+
+/// One failed attempt of a step or compensation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedAttempt {
+    pub work: String,
+    pub compensation: bool,
+    /// Its number among the work's attempts (1 for the first).
+    pub attempt: u32,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Timestamp,
+    /// `transient`, `business` or `quarantined`.
+    pub kind: String,
+    pub error: String,
+}
+
+impl FailedAttempt {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "work": self.work,
+            "compensation": self.compensation,
+            "attempt": self.attempt,
+            "started_at": self.started_at.map(Timestamp::rfc3339),
+            "finished_at": self.finished_at.rfc3339(),
+            "duration_ms": self.started_at.map(|s| (self.finished_at.0 - s.0).max(0)),
+            "kind": self.kind,
+            "error": self.error,
+        })
+    }
 }
 
 impl SagaInstance {
@@ -187,6 +225,8 @@ impl SagaInstance {
             created_at: now,
             updated_at: now,
             paused_on: None,
+            attempt_started_at: None,
+            failed_attempts: Vec::new(),
         }
     }
 
@@ -263,6 +303,7 @@ impl SagaInstance {
             "abort_reason": self.abort_reason,
             "order_id": self.order_id,
             "paused_on": self.paused_on.map(|k| json!({ "kind": k.kind.as_str(), "key": k.id })),
+            "failed_attempts": self.failed_attempts.iter().map(FailedAttempt::to_json).collect::<Vec<_>>(),
         })
     }
 
@@ -288,16 +329,65 @@ pub fn error_json(e: &ErrorRecord) -> Value {
     })
 }
 
-/// Version 2 added `paused_on`; version 1 records (written before quarantine existed) are
-/// read as never paused.
+/// Version 3 added the failed-attempt history (`attempt_started_at`, `failed_attempts`);
+/// version 2 added `paused_on`. Older records read as never paused, with no history.
 impl crate::store::Record for SagaInstance {
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
 
     fn decode(table: crate::store::Table, bytes: &[u8]) -> Result<Self, crate::store::StoreError> {
         use crate::store::decode_version;
         match bytes.first() {
-            Some(1) => decode_version::<SagaInstanceV1>(table, bytes, 1).map(SagaInstance::from),
+            Some(1) => decode_version::<SagaInstanceV1>(table, bytes, 1).map(|v| SagaInstanceV2::from(v).into()),
+            Some(2) => decode_version::<SagaInstanceV2>(table, bytes, 2).map(SagaInstance::from),
             _ => decode_version(table, bytes, Self::VERSION),
+        }
+    }
+}
+
+/// A saga log record of version 2: [`SagaInstance`] without the failed-attempt history.
+#[derive(Serialize, Deserialize)]
+struct SagaInstanceV2 {
+    saga_id: SagaId,
+    saga_type: String,
+    definition_version: u32,
+    state: SagaState,
+    phase: Phase,
+    cursor: u32,
+    steps: Vec<StepRecord>,
+    input: String,
+    data: String,
+    error: Option<ErrorRecord>,
+    abort_requested: bool,
+    abort_reason: Option<String>,
+    customer_id: Option<CustomerId>,
+    order_id: Option<OrderId>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    paused_on: Option<QuarantineKey>,
+}
+
+impl From<SagaInstanceV2> for SagaInstance {
+    fn from(v: SagaInstanceV2) -> SagaInstance {
+        SagaInstance {
+            saga_id: v.saga_id,
+            saga_type: v.saga_type,
+            definition_version: v.definition_version,
+            state: v.state,
+            phase: v.phase,
+            cursor: v.cursor,
+            steps: v.steps,
+            input: v.input,
+            data: v.data,
+            error: v.error,
+            abort_requested: v.abort_requested,
+            abort_reason: v.abort_reason,
+            customer_id: v.customer_id,
+            order_id: v.order_id,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            paused_on: v.paused_on,
+            attempt_started_at: None,
+            failed_attempts: Vec::new(),
         }
     }
 }
@@ -323,9 +413,9 @@ struct SagaInstanceV1 {
     updated_at: Timestamp,
 }
 
-impl From<SagaInstanceV1> for SagaInstance {
-    fn from(v: SagaInstanceV1) -> SagaInstance {
-        SagaInstance {
+impl From<SagaInstanceV1> for SagaInstanceV2 {
+    fn from(v: SagaInstanceV1) -> SagaInstanceV2 {
+        SagaInstanceV2 {
             saga_id: v.saga_id,
             saga_type: v.saga_type,
             definition_version: v.definition_version,
@@ -369,7 +459,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_record_reads_as_never_paused_and_version_2_round_trips() {
+    fn older_records_read_as_never_paused_without_history_and_version_3_round_trips() {
         use crate::store::{Record, Table};
         let def = &crate::saga::definition::embedded().unwrap()[0];
         let mut saga = SagaInstance::new(def, |_| RetryPolicy::NONE, json!({"a": 1}), None, None);
@@ -398,8 +488,24 @@ mod tests {
 
         saga.state = SagaState::Paused;
         saga.paused_on = Some(QuarantineKey::new(crate::domain::quarantine::KeyKind::Inventory, uuid::Uuid::now_v7()));
+        let v2 = SagaInstanceV2::from(v1);
+        let v2 = SagaInstanceV2 { state: saga.state, paused_on: saga.paused_on, ..v2 };
+        let mut bytes = vec![2u8];
+        bytes.extend(bincode::serde::encode_to_vec(&v2, bincode::config::standard()).unwrap());
+        assert_eq!(SagaInstance::decode(Table::Sagas, &bytes).unwrap(), saga, "version 2: no history");
+
+        saga.attempt_started_at = Some(Timestamp(5));
+        saga.failed_attempts.push(FailedAttempt {
+            work: "reserve_inventory".into(),
+            compensation: false,
+            attempt: 1,
+            started_at: Some(Timestamp(5)),
+            finished_at: Timestamp(9),
+            kind: "transient".into(),
+            error: "timeout".into(),
+        });
         let encoded = saga.encode();
-        assert_eq!(encoded[0], 2);
+        assert_eq!(encoded[0], 3);
         assert_eq!(SagaInstance::decode(Table::Sagas, &encoded).unwrap(), saga);
     }
 }

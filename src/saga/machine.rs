@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::definition::OnExhausted;
-use super::instance::{Phase, SagaInstance, SagaState, StepState};
+use super::instance::{FailedAttempt, Phase, SagaInstance, SagaState, StepState, MAX_FAILED_ATTEMPTS};
 use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::ErrorRecord;
@@ -22,6 +22,28 @@ pub enum Failure {
     /// The work touches a key an operator quarantined: park PAUSED on it, the attempt not
     /// counted, until the key is released.
     Quarantined { key: QuarantineKey, message: String },
+}
+
+impl Failure {
+    /// How the failed-attempt history names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Business(_) => "business",
+            Failure::Transient { .. } => "transient",
+            Failure::Quarantined { .. } => "quarantined",
+        }
+    }
+
+    /// What the failed-attempt history says of it (a business error with its code), cut to
+    /// a bounded length so that the history cannot make the saga's record heavy.
+    pub fn describe(&self) -> String {
+        const MAX_CHARS: usize = 500;
+        let text = match self {
+            Failure::Business(e) => format!("{}: {}", e.code, e.message),
+            Failure::Transient { message, .. } | Failure::Quarantined { message, .. } => message.clone(),
+        };
+        text.chars().take(MAX_CHARS).collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -217,6 +239,7 @@ fn running_state(phase: Phase) -> SagaState {
 
 /// Records that the current work starts a new attempt.
 fn begin_attempt(saga: &mut SagaInstance, now: Timestamp) -> Action {
+    saga.attempt_started_at = Some(now);
     match saga.current_mut() {
         Some(w) => {
             w.state = StepState::Running;
@@ -288,6 +311,24 @@ fn on_failure(
     if let Some(p) = policy(&work.name) {
         work.policy = p;
     }
+    let (name, attempt) = (work.name.clone(), work.attempts);
+    let failed = FailedAttempt {
+        work: name,
+        compensation: phase == Phase::Compensating,
+        attempt,
+        started_at: saga.attempt_started_at,
+        finished_at: now,
+        kind: failure.kind().to_string(),
+        error: failure.describe(),
+    };
+    if saga.failed_attempts.len() >= MAX_FAILED_ATTEMPTS {
+        saga.failed_attempts.remove(0);
+    }
+    saga.failed_attempts.push(failed);
+    // `saga` was borrowed for the history; the current work again.
+    let Some(work) = saga.current_mut() else {
+        return finish(saga, now);
+    };
     let (message, business) = match failure {
         Failure::Quarantined { key, message } => {
             // Not the work's fault: the attempt is given back, and its effects (if any)
@@ -434,6 +475,26 @@ on_exhausted = "stuck"
 
     fn current(s: &SagaInstance) -> String {
         s.current().unwrap().name.clone()
+    }
+
+    #[test]
+    fn every_failed_attempt_is_kept_with_its_start_end_and_error_and_a_success_adds_none() {
+        let mut s = saga();
+        step(&mut s, Input::Start);
+        assert!(s.failed_attempts.is_empty(), "the happy path records nothing");
+        step(&mut s, Input::Failed(transient()));
+        step(&mut s, Input::RetryDue);
+        step(&mut s, Input::Failed(transient()));
+        step(&mut s, Input::RetryDue);
+        step(&mut s, Input::Succeeded(json!({})));
+        let attempts: Vec<_> =
+            s.failed_attempts.iter().map(|f| (f.work.as_str(), f.attempt, f.kind.as_str())).collect();
+        assert_eq!(attempts, [("a", 1, "transient"), ("a", 2, "transient")]);
+        assert!(s.failed_attempts.iter().all(|f| f.started_at.is_some() && !f.error.is_empty()));
+        step(&mut s, Input::Failed(business()));
+        let last = s.failed_attempts.last().unwrap();
+        assert_eq!((last.work.as_str(), last.kind.as_str()), ("b", "business"));
+        assert_eq!(last.error, "NOPE: no");
     }
 
     #[test]

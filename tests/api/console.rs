@@ -288,6 +288,9 @@ async fn resume_and_abort_forms_move_the_saga_and_are_audited_with_the_operator(
     assert_eq!(page.status, 303, "{}", page.body);
     let saga = app.saga_reaches(&saga_id, "COMPLETED").await;
     assert_eq!(saga["steps"][4]["attempts"], 1, "attempts were reset before the third try");
+    let timeline = b.get(&format!("/console/sagas/{saga_id}")).await;
+    assert_eq!(timeline.body.matches("attempt 1 failed").count(), 1, "{}", timeline.body);
+    assert_eq!(timeline.body.matches("attempt 2 failed").count(), 1, "every failed attempt is on the timeline");
     let shown = b.get(&format!("/console/sagas/{saga_id}?done=resumed_reset")).await;
     assert!(shown.body.contains("Resumed with its attempts reset"));
     assert!(!shown.body.contains("Resume now"), "a completed saga has no resume button");

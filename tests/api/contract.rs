@@ -20,6 +20,9 @@ async fn a_known_path_with_another_method_is_405_with_an_allow_header() {
         (reqwest::Method::POST, "/v1/orders/0190a5e0-0000-7000-8000-000000000001", "GET"),
         (reqwest::Method::DELETE, "/v1/orders", "POST, GET"),
         (reqwest::Method::HEAD, "/healthz", "GET"),
+        // A literal path is its own resource, not a saga id for /admin/v1/sagas/{id}.
+        (reqwest::Method::GET, "/admin/v1/sagas/bulk-resume", "POST"),
+        (reqwest::Method::OPTIONS, "/admin/v1/sagas/bulk-abort", "POST"),
     ] {
         let resp = app.client.request(method.clone(), format!("{}{path}", app.url)).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 405, "{method} {path}");

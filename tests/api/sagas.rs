@@ -46,6 +46,24 @@ async fn resume_runs_a_retrying_step_now() {
     assert_eq!(status, 200);
     let saga = app.saga_reaches(&saga_id, "COMPLETED").await;
     assert_eq!(saga["steps"][4]["attempts"], 3);
+    // Each failed attempt stays in the saga's history with its times and error; the one
+    // that passed adds nothing.
+    let failed = saga["failed_attempts"].as_array().unwrap();
+    let seen: Vec<_> = failed.iter().map(|f| (f["work"].as_str(), f["attempt"].as_u64(), f["kind"].as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("authorize_payment"), Some(1), Some("transient")),
+            (Some("authorize_payment"), Some(2), Some("transient"))
+        ]
+    );
+    for f in failed {
+        assert!(f["error"].as_str().unwrap().contains("simulated timeout"), "{f}");
+        assert!(
+            f["started_at"].is_string() && f["finished_at"].is_string() && f["duration_ms"].as_i64().unwrap() >= 0,
+            "{f}"
+        );
+    }
     assert_eq!(app.stock_of(&p).await, (5, 2));
     assert_eq!(app.get("/v1/orders", Some(&c.token)).await.1["orders"].as_array().unwrap().len(), 1);
 }

@@ -239,7 +239,7 @@ pub struct CustomerSaga {
 }
 
 /// A saga with its full step history, for operators. States: `RUNNING`, `RETRYING`,
-/// `COMPENSATING`, `COMPLETED`, `FAILED`, `STUCK`, `ABORTED`.
+/// `PAUSED`, `COMPENSATING`, `COMPLETED`, `FAILED`, `STUCK`, `ABORTED`.
 #[derive(ToSchema)]
 pub struct Saga {
     saga_id: Uuid,
@@ -261,6 +261,27 @@ pub struct Saga {
     error: Option<ErrorObject>,
     abort_reason: Option<String>,
     order_id: Option<Uuid>,
+    /// The key a `PAUSED` saga waits on: `{"kind", "key"}`.
+    #[schema(value_type = Option<Object>)]
+    paused_on: Option<Value>,
+    /// Every failed attempt, oldest first (the last 50); empty on the happy path.
+    failed_attempts: Vec<FailedAttempt>,
+}
+
+/// One failed attempt of a step or compensation.
+#[derive(ToSchema)]
+pub struct FailedAttempt {
+    work: String,
+    compensation: bool,
+    attempt: u32,
+    #[schema(format = DateTime)]
+    started_at: Option<String>,
+    #[schema(format = DateTime)]
+    finished_at: String,
+    duration_ms: Option<u64>,
+    /// `transient`, `business` or `quarantined`.
+    kind: String,
+    error: String,
 }
 
 /// One step (`PENDING`, `RUNNING`, `SUCCEEDED`, `FAILED`, `COMPENSATED`) and its compensation.
