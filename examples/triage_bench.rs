@@ -4,7 +4,8 @@
 //! - the census's start: the unfinished sagas read from the active list (before the
 //!   server listens) and the background count of the finished ones;
 //! - `SagaCensus::triage()` and its JSON, as `GET /admin/v1/triage` computes them;
-//! - `GET /admin/v1/triage` over HTTP against the server started on that store.
+//! - `GET /admin/v1/triage` over HTTP against the server started on that store;
+//! - the console's triage page (`GET /console/triage`, HTML) for a signed-in operator.
 //!
 //! ```sh
 //! cargo build --release --example triage_bench
@@ -202,6 +203,37 @@ async fn http(settings: Settings, runs: usize) {
     }
     times.sort();
     println!("GET /admin/v1/triage: {} (median of {runs}), slowest {}", ms(times[runs / 2]), ms(times[runs - 1]));
+    console_page(&addr.to_string(), runs).await;
     let _ = stop_tx.send(());
     server.join().expect("server thread").expect("server stops cleanly");
+}
+
+/// The operator's landing page: signs in to the console once, then times `GET /console/triage`.
+async fn console_page(addr: &str, runs: usize) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let signed = client
+        .post(format!("http://{addr}/console/sign-in"))
+        .form(&[("token", ADMIN_TOKEN), ("name", "bench")])
+        .send()
+        .await
+        .expect("sign-in answers");
+    let cookie = signed
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("the console signs the bench in")
+        .to_string();
+    let page = format!("http://{addr}/console/triage");
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let resp = client.get(&page).header("cookie", &cookie).send().await.expect("the page answers");
+        assert_eq!(resp.status().as_u16(), 200);
+        let html = resp.text().await.expect("HTML");
+        assert!(html.contains("triage-groups"), "the page holds the groups");
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!("GET /console/triage (HTML): {} (median of {runs}), slowest {}", ms(times[runs / 2]), ms(times[runs - 1]));
 }
