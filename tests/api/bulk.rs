@@ -36,19 +36,6 @@ async fn bulk(app: &TestApp, action: &str, body: Value) -> (u16, Value) {
     app.post(&format!("/admin/v1/sagas/bulk-{action}"), Some(ADMIN), body).await
 }
 
-/// Polls a bulk action until it is no longer running.
-async fn finished(app: &TestApp, id: &str) -> Value {
-    for _ in 0..400 {
-        let (status, action) = app.get(&format!("/admin/v1/bulk-actions/{id}"), Some(ADMIN)).await;
-        assert_eq!(status, 200, "{action}");
-        if action["state"] != "running" {
-            return action;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("bulk action {id} never finished");
-}
-
 #[tokio::test]
 async fn each_saga_filter_narrows_the_list() {
     let app = spawn_app().await;
@@ -146,7 +133,7 @@ async fn bulk_resume_completes_stuck_sagas_and_audits_each_one() {
     let id = started["bulk_action_id"].as_str().unwrap().to_string();
     assert_eq!((started["matched"].as_u64(), started["state"].as_str()), (Some(2), Some("running")));
 
-    let action = finished(&app, &id).await;
+    let action = app.bulk_finished(&id).await;
     assert_eq!(action["state"], "done", "{action}");
     assert_eq!(
         (action["done"].as_u64(), action["skipped"].as_u64(), action["failed"].as_u64()),
@@ -183,7 +170,7 @@ async fn bulk_abort_skips_sagas_past_the_point_of_no_return() {
     let (status, started) = bulk(&app, "abort", json!({ "reason": "gateway incident 42" })).await;
     assert_eq!(status, 202, "{started}");
     assert_eq!(started["matched"], 2);
-    let action = finished(&app, started["bulk_action_id"].as_str().unwrap()).await;
+    let action = app.bulk_finished(started["bulk_action_id"].as_str().unwrap()).await;
     assert_eq!((action["done"].as_u64(), action["skipped"].as_u64()), (Some(1), Some(1)), "{action}");
     assert_eq!(action["problems"][0]["saga_id"], stuck.as_str());
     assert!(action["problems"][0]["reason"].as_str().unwrap().contains("point of no return"), "{action}");
@@ -207,7 +194,7 @@ async fn a_bulk_action_acts_on_at_most_the_cap() {
     assert_eq!((dry["matched"].as_u64(), dry["capped"].as_bool(), dry["cap"].as_u64()), (Some(1), Some(true), Some(1)));
     let (status, started) = bulk(&app, "resume", json!({ "state": "STUCK" })).await;
     assert_eq!((status, started["matched"].as_u64(), started["capped"].as_bool()), (202, Some(1), Some(true)));
-    let action = finished(&app, started["bulk_action_id"].as_str().unwrap()).await;
+    let action = app.bulk_finished(started["bulk_action_id"].as_str().unwrap()).await;
     assert_eq!(action["done"], 1);
     app.saga_reaches(&first, "COMPLETED").await;
     assert_eq!(app.saga(&second).await["state"], "STUCK", "beyond the cap: left alone");
@@ -455,7 +442,7 @@ async fn the_cli_runs_bulk_actions_and_replays_webhooks() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let started: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = started["bulk_action_id"].as_str().unwrap().to_string();
-    finished(&app, &id).await;
+    app.bulk_finished(&id).await;
     let out = tokio::task::block_in_place(|| cli(&app, &["sagas", "bulk-status", &id]));
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(

@@ -30,19 +30,6 @@ fn href_of(html: &str, text: &str) -> String {
     html[start..end].split('"').next().unwrap().replace("&amp;", "&")
 }
 
-/// Polls a bulk action through the JSON API until it is no longer running.
-async fn bulk_finished(app: &TestApp, id: &str) -> Value {
-    for _ in 0..400 {
-        let (status, action) = app.get(&format!("/admin/v1/bulk-actions/{id}"), Some(ADMIN)).await;
-        assert_eq!(status, 200, "{action}");
-        if action["state"] != "running" {
-            return action;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("bulk action {id} never finished");
-}
-
 async fn bulk_actions(app: &TestApp) -> Vec<Value> {
     let (_, list) = app.get("/admin/v1/bulk-actions", Some(ADMIN)).await;
     list["bulk_actions"].as_array().unwrap().clone()
@@ -115,7 +102,7 @@ async fn a_bulk_resume_dry_runs_then_runs_in_the_background_audited_with_the_ope
     let started = b.post("/console/bulk", &fields).await;
     assert_eq!(started.status, 303, "{}", started.body);
     let id = started.location().strip_prefix("/console/bulk/").expect("the progress page").to_string();
-    let action = bulk_finished(&app, &id).await;
+    let action = app.bulk_finished(&id).await;
     assert_eq!((action["matched"].as_u64(), action["done"].as_u64()), (Some(1), Some(1)), "{action}");
     assert_eq!(action["actor"], "admin:Ada");
     app.saga_reaches(&saga_id, "COMPLETED").await;
@@ -156,7 +143,7 @@ async fn a_bulk_abort_needs_a_reason_and_aborts_the_matching_sagas() {
     let started = b.post("/console/bulk", &with_reason).await;
     assert_eq!(started.status, 303, "{}", started.body);
     let id = started.location().strip_prefix("/console/bulk/").unwrap().to_string();
-    let action = bulk_finished(&app, &id).await;
+    let action = app.bulk_finished(&id).await;
     assert_eq!((action["done"].as_u64(), action["reason"].as_str()), (Some(2), Some("bad batch")), "{action}");
     for saga_id in [&first, &second] {
         let saga = app.saga_reaches(saga_id, "ABORTED").await;

@@ -522,6 +522,19 @@ impl TestApp {
         body
     }
 
+    /// Polls a bulk action through the JSON API until it is no longer running.
+    pub async fn bulk_finished(&self, id: &str) -> Value {
+        for _ in 0..400 {
+            let (status, action) = self.get(&format!("/admin/v1/bulk-actions/{id}"), Some(ADMIN)).await;
+            assert_eq!(status, 200, "{action}");
+            if action["state"] != "running" {
+                return action;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("bulk action {id} never finished");
+    }
+
     /// Polls the operator view until the saga is in `state`.
     pub async fn saga_reaches(&self, saga_id: &str, state: &str) -> Value {
         for _ in 0..400 {
