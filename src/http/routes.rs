@@ -149,24 +149,29 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
     if segments.first() == Some(&"console") {
         return crate::console::dispatch(shop, req).await;
     }
-    // The resource is the most literal pattern the path fits: `/admin/v1/sagas/bulk-resume`
-    // is that route's path, not a saga id for `/admin/v1/sagas/{id}`.
-    let fitting: Vec<&Route> = ROUTES.iter().filter(|r| r.fits(&segments)).collect();
-    let Some(fewest) = fitting.iter().map(|r| r.parameter_count()).min() else {
-        return ("not_found", Err(AppError::RouteNotFound(req.path.clone())));
-    };
-    let resource: Vec<&Route> = fitting.into_iter().filter(|r| r.parameter_count() == fewest).collect();
-    if let Some(route) = resource.iter().find(|r| r.method == req.method) {
+    if let Some(route) = resource(&segments).find(|r| r.method == req.method) {
         let params = route.matches(&segments).unwrap_or_default();
         return (route.label, (route.handler)(shop, req, &params).await);
     }
     let mut allowed: Vec<&str> = Vec::new();
-    for route in &resource {
+    for route in resource(&segments) {
         if !allowed.contains(&route.method.as_str()) {
             allowed.push(route.method.as_str());
         }
     }
-    ("method_not_allowed", Err(AppError::MethodNotAllowed { allow: allowed.join(", ") }))
+    if allowed.is_empty() {
+        ("not_found", Err(AppError::RouteNotFound(req.path.clone())))
+    } else {
+        ("method_not_allowed", Err(AppError::MethodNotAllowed { allow: allowed.join(", ") }))
+    }
+}
+
+/// The routes of the resource a path names: the most literal patterns it fits, so that
+/// `/admin/v1/sagas/bulk-resume` is that route's path, not a saga id for
+/// `/admin/v1/sagas/{id}`. Two walks of the table, no allocation.
+fn resource<'a>(segments: &'a [&'a str]) -> impl Iterator<Item = &'static Route> + 'a {
+    let fewest = ROUTES.iter().filter(|r| r.fits(segments)).map(Route::parameter_count).min();
+    ROUTES.iter().filter(move |r| Some(r.parameter_count()) == fewest && r.fits(segments))
 }
 
 /// Liveness: no auth.
@@ -201,11 +206,11 @@ mod tests {
     #[test]
     fn a_literal_path_is_its_own_resource_not_a_parameter_of_another() {
         let segments = ["admin", "v1", "sagas", "bulk-resume"];
-        let fitting: Vec<_> = ROUTES.iter().filter(|r| r.fits(&segments)).collect();
-        assert!(fitting.iter().any(|r| r.label == "admin.sagas.get"), "the pattern fits too");
-        let fewest = fitting.iter().map(|r| r.parameter_count()).min().unwrap();
-        let resource: Vec<_> = fitting.iter().filter(|r| r.parameter_count() == fewest).map(|r| r.label).collect();
-        assert_eq!(resource, ["admin.sagas.bulk_resume"]);
+        assert!(ROUTES.iter().any(|r| r.label == "admin.sagas.get" && r.fits(&segments)), "the pattern fits too");
+        assert_eq!(resource(&segments).map(|r| r.label).collect::<Vec<_>>(), ["admin.sagas.bulk_resume"]);
+        let saga = ["admin", "v1", "sagas", "01a2171c-069e-7033-8a4f-bfa6b3c9f9dd"];
+        assert_eq!(resource(&saga).map(|r| r.label).collect::<Vec<_>>(), ["admin.sagas.get"]);
+        assert_eq!(resource(&["nothing", "here"]).count(), 0);
     }
 
     #[test]

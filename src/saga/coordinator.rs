@@ -214,13 +214,7 @@ impl SagaCoordinator {
         }
         .instrument(span);
         ctx.spawn(future.into_actor(self).then(move |(result, secs), act, ctx| {
-            let outcome = match &result {
-                Ok(_) => StepOutcome::Succeeded,
-                Err(Failure::Business(_)) => StepOutcome::BusinessError,
-                Err(Failure::Transient { .. }) => StepOutcome::TransientError,
-                Err(Failure::Quarantined { .. }) => StepOutcome::Quarantined,
-            };
-            act.engine.metrics().step_ended(&act.saga.saga_type, &work.name, outcome, secs);
+            act.engine.metrics().step_ended(&act.saga.saga_type, &work.name, StepOutcome::of(&result), secs);
             let input = match result {
                 Ok(output) => Input::Succeeded(output),
                 Err(failure) => Input::Failed(failure),

@@ -47,6 +47,17 @@ pub enum StepOutcome {
 }
 
 impl StepOutcome {
+    /// The outcome of a step's result (the failure kinds are the machine's).
+    pub fn of(result: &Result<serde_json::Value, super::machine::Failure>) -> StepOutcome {
+        use super::machine::Failure;
+        match result {
+            Ok(_) => StepOutcome::Succeeded,
+            Err(Failure::Business(_)) => StepOutcome::BusinessError,
+            Err(Failure::Transient { .. }) => StepOutcome::TransientError,
+            Err(Failure::Quarantined { .. }) => StepOutcome::Quarantined,
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             StepOutcome::Succeeded => "succeeded",
