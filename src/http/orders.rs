@@ -163,7 +163,13 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
     let token = text("payment.token", &body.payment.token, 100)?;
     let key = idempotency(req, customer, b"place")?;
     let order_id = OrderId::new();
-    let input = to_input(&PlaceOrderInput { customer_id: customer, order_id, shipping_address, payment_token: token })?;
+    let input = to_input(&PlaceOrderInput {
+        customer_id: customer,
+        order_id,
+        shipping_address,
+        payment_token: token,
+        shipping: Some(shop.settings.shipping.clone()),
+    })?;
     let started = shop.sagas.start("place_order", input, Some(customer), Some(order_id), key).await?;
     answer(shop, started, 201, Some(customer)).await
 }
