@@ -25,7 +25,7 @@ use super::codec::Record;
 use super::files::{BlobSyncer, SyncFault, MAX_RECORD_BYTES};
 use super::indexes::notification_index;
 use super::records::EventRecord;
-use super::tables::{audit_entity_prefix, due_key, ListingFilter};
+use super::tables::{audit_entity_prefix, due_key, order_event_key, ListingFilter};
 use super::writeset::{CommitTicket, Op, WriteSet};
 use super::{StoreError, Table};
 use crate::domain::time::Timestamp;
@@ -240,11 +240,14 @@ fn apply_one(
             }
         }
     }
-    for (event_type, data) in &ws.events {
+    for event in &ws.events {
         let seq = seqs.0;
         seqs.0 += 1;
-        let record = EventRecord { seq, event_type: event_type.clone(), at: now, data: data.clone() };
+        let record = EventRecord { seq, event_type: event.event_type.clone(), at: now, data: event.data.clone() };
         t(Table::Events).insert(&seq.to_be_bytes(), record.encode())?;
+        if let Some(order) = event.order_id {
+            t(Table::EventsByOrder).insert(&order_event_key(order.as_bytes(), seq), &[])?;
+        }
     }
     for entry in &ws.audit {
         let seq = seqs.1;
@@ -276,7 +279,7 @@ fn oversized(ws: &WriteSet) -> Option<Refused> {
         Op::Put(table, key, value) | Op::PutIfAbsent(table, key, value, _) => Some((*table, key.len() + value.len())),
         Op::Delete(..) => None,
     });
-    let events = ws.events.iter().map(|(ty, data)| (Table::Events, ty.len() + data.len() + LOG_ROW_OVERHEAD));
+    let events = ws.events.iter().map(|e| (Table::Events, e.event_type.len() + e.data.len() + LOG_ROW_OVERHEAD));
     let audit = ws.audit.iter().map(|a| {
         let text = a.actor.len() + a.action.len() + a.entity_type.len() + a.entity_id.len();
         (Table::Audit, text + a.before.len() + a.after.len() + LOG_ROW_OVERHEAD)

@@ -83,10 +83,13 @@ pub enum Table {
     SagasByOwner,
     /// bulk action id -> BulkAction ; operators' bulk resumes and aborts, with their progress
     BulkActions,
+    /// order id ++ event seq (u64 BE) -> () ; an order's domain events, written with each
+    /// event (see [`order_event_key`])
+    EventsByOrder,
 }
 
 impl Table {
-    pub const ALL: [Table; 38] = [
+    pub const ALL: [Table; 39] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -125,6 +128,7 @@ impl Table {
         Table::SagaAlerts,
         Table::SagasByOwner,
         Table::BulkActions,
+        Table::EventsByOrder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -167,6 +171,7 @@ impl Table {
             Table::SagaAlerts => "saga_alerts",
             Table::SagasByOwner => "sagas_by_owner",
             Table::BulkActions => "bulk_actions",
+            Table::EventsByOrder => "events_by_order",
         }
     }
 }
@@ -210,6 +215,15 @@ pub fn saga_owner_prefix(owner: SagaOwner, id: &[u8; 16]) -> Vec<u8> {
         SagaOwner::Customer => b'c',
     };
     [&[kind][..], id].concat()
+}
+
+/// An order's entry for the event `seq` in [`Table::EventsByOrder`]: the order id (its
+/// entries are the 16-byte prefix), then the seq, so they sort in log order.
+pub fn order_event_key(order_id: &[u8; 16], seq: u64) -> [u8; 24] {
+    let mut k = [0; 24];
+    k[..16].copy_from_slice(order_id);
+    k[16..].copy_from_slice(&seq.to_be_bytes());
+    k
 }
 
 pub fn audit_entity_prefix(entity_type: &str, entity_id: &str) -> Vec<u8> {
@@ -320,6 +334,16 @@ mod tests {
         assert!(time_key(5, &[0xff; 40]) < time_bound(6));
         assert!(time_bound(6) <= time_key(6, &[]));
         assert_eq!(time_key_rest(&time_key(7, b"abc")), b"abc");
+    }
+
+    #[test]
+    fn an_orders_event_keys_share_its_id_and_sort_by_seq() {
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        let k = order_event_key(&a, 0x0102);
+        assert_eq!((&k[..16], &k[16..]), (&a[..], &0x0102u64.to_be_bytes()[..]));
+        // Numeric order past a byte boundary, and every entry of `a` before any of `b`.
+        assert!(order_event_key(&a, 255) < order_event_key(&a, 256));
+        assert!(order_event_key(&a, u64::MAX) < order_event_key(&b, 0));
     }
 
     #[test]
