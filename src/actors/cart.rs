@@ -26,7 +26,12 @@ pub struct CartActor {
 /// A command; the reply is the cart after it, and whether an update was capped.
 #[derive(Message)]
 #[rtype(result = "Result<CartReply, AppError>")]
-pub struct ExecuteCart(pub CartCommand);
+pub struct ExecuteCart {
+    pub cmd: CartCommand,
+    /// Committed with the command's change, or alone when it changes nothing (a saga step's
+    /// success riding on it: `saga::fold`).
+    pub also: WriteSet,
+}
 
 #[derive(Debug, Clone)]
 pub struct CartReply {
@@ -96,19 +101,21 @@ impl Handler<ExecuteCart> for CartActor {
         if self.pipeline.failed() {
             return refused();
         }
-        let decision = match self.cart.handle(&msg.0, self.limits) {
+        let decision = match self.cart.handle(&msg.cmd, self.limits) {
             Ok(d) => d,
             Err(e) => return Box::pin(fut::ready(Err(e.into()))),
         };
         let mut next = self.cart.clone();
         decision.events.iter().for_each(|e| next.apply(e));
-        let ticket = if decision.events.is_empty() {
-            self.store.barrier()
+        let ws = if decision.events.is_empty() {
+            msg.also
         } else {
-            let ws =
-                WriteSet::new().put(Table::Carts, next.customer_id.as_bytes().to_vec(), &next).events(&decision.events);
-            self.store.commit(ws)
+            WriteSet::new()
+                .put(Table::Carts, next.customer_id.as_bytes().to_vec(), &next)
+                .events(&decision.events)
+                .merge(msg.also)
         };
+        let ticket = if ws.is_empty() { self.store.barrier() } else { self.store.commit(ws) };
         self.cart = next.clone();
         let capped_at = decision.capped_at;
         reply_when_durable(self, ticket, CartReply { cart: next, capped_at })

@@ -42,6 +42,9 @@ pub struct OrderActor {
 pub struct CreateOrder {
     pub order: Order,
     pub expires_at: Option<Timestamp>,
+    /// Committed with the order, or alone when it exists already (the checkout saga's log
+    /// entry of its creation: `saga::fold`).
+    pub also: WriteSet,
 }
 
 /// A change, with the audit row, notifications and extra events it carries along.
@@ -150,8 +153,13 @@ impl Handler<CreateOrder> for OrderActor {
         if self.pipeline.failed() {
             return refused();
         }
-        if self.order.is_some() {
-            return self.current();
+        if let Some(existing) = self.order.clone() {
+            // Created already (a repeat after a crash or a lost reply): `also` still lands.
+            if msg.also.is_empty() {
+                return self.current();
+            }
+            let ticket = self.store.commit(msg.also);
+            return reply_when_durable(self, ticket, existing);
         }
         let order = msg.order;
         let placed = DomainEvent::OrderPlaced {
@@ -168,7 +176,7 @@ impl Handler<CreateOrder> for OrderActor {
             Some(at) => ws.put(Table::OrderExpiry, crate::store::due_key(at.0, order.order_id.as_bytes()), &0u32),
             None => ws,
         };
-        self.persist(order, ws)
+        self.persist(order, ws.merge(msg.also))
     }
 }
 

@@ -17,7 +17,8 @@ use tracing::Instrument;
 use super::alerts;
 use super::census::Change;
 use super::engine::SagaEngine;
-use super::instance::{SagaInstance, SagaState};
+use super::fold::{self, SuccessLog};
+use super::instance::{Phase, SagaInstance, SagaState};
 use super::machine::{self, Action, Failure, Input, Rules};
 use super::metrics::StepOutcome;
 use super::steps::StepContext;
@@ -49,6 +50,9 @@ pub struct SagaCoordinator {
     /// A log write failed: memory may be ahead of the log, so no further input is taken and
     /// the coordinator leaves once its writes in flight have answered.
     failed: bool,
+    /// The running step was offered to carry its own success in its effect's write (see
+    /// [`super::fold`]): until it answers, no other input may change the saga.
+    folding: bool,
 }
 
 /// What a new saga's first log write carries, and who hears whether it landed.
@@ -56,6 +60,9 @@ pub struct FirstWrite {
     pub write: WriteSet,
     pub registered: oneshot::Sender<Result<(), AppError>>,
 }
+
+/// What the coordinator does next, once a step has answered.
+type Next = std::pin::Pin<Box<dyn ActorFuture<SagaCoordinator, Output = ()>>>;
 
 /// Feeds an input; answers the instance as persisted after it.
 #[derive(Message)]
@@ -111,6 +118,7 @@ impl SagaCoordinator {
             timer: None,
             writes_in_flight: 0,
             failed: false,
+            folding: false,
         }
     }
 
@@ -120,17 +128,21 @@ impl SagaCoordinator {
             return Box::pin(fut::ready(Err(AppError::Unavailable("the saga is reloading from its log; retry"))));
         }
         let engine = self.engine.clone();
-        let saga_type = self.saga.saga_type.clone();
-        let point = engine.point_of_no_return(&self.saga);
-        let policy = |step: &str| engine.policy(&saga_type, step);
-        let rules = Rules { point_of_no_return: point.as_deref(), policy: &policy };
+        if self.folding {
+            // The running step carries this state's successor in its effect's write: an
+            // input the machine would accept now must wait (a refusal is answered as is).
+            let refusal = transition(&engine, &mut self.saga.clone(), input)
+                .err()
+                .unwrap_or(AppError::Unavailable("the saga is committing its current step; retry"));
+            return Box::pin(fut::ready(Err(refusal)));
+        }
         let state_before = self.saga.state;
         // A local step's success goes to the log with the next write.
         let local_success = matches!(input, Input::Succeeded(_)) && engine.current_step_is_local(&self.saga);
         let starting = matches!(input, Input::Start);
-        let action = match machine::transition(&mut self.saga, input, Timestamp::now(), &rules) {
+        let action = match transition(&engine, &mut self.saga, input) {
             Ok(a) => a,
-            Err(e) => return Box::pin(fut::ready(Err(engine.refusal(&self.saga, e)))),
+            Err(refusal) => return Box::pin(fut::ready(Err(refusal))),
         };
         // The state changed: whatever timer was armed belongs to the state before.
         if let Some(timer) = self.timer.take() {
@@ -147,21 +159,9 @@ impl SagaCoordinator {
             self.perform(action, ctx);
             return Box::pin(fut::ready(Ok(())));
         }
-        let id = self.saga.saga_id.as_bytes().to_vec();
-        let (mut ws, logged_before) = match self.first_write.take() {
-            // The first write registers the saga as unfinished, for recovery on start.
-            Some(first) => (first.put(Table::ActiveSagas, id.clone(), &0u32), None),
-            None => (WriteSet::new(), Some(state_before)),
-        };
-        ws = log_write(ws, &self.saga, logged_before);
-        if self.saga.state.is_terminal() {
-            ws = ws.delete(Table::ActiveSagas, id);
-            ws = crate::services::retention::saga_finished(ws, self.saga.saga_id, Timestamp::now());
-        }
-        if alerts::became_stuck(&self.saga, state_before) {
-            ws = ws.notify(alerts::alert(alerts::STUCK_KIND, &self.saga, &self.engine.deps().settings));
-        }
-        let counted = Counted::of(&self.saga, logged_before);
+        let first = self.first_write.take();
+        let logged_before = if first.is_some() { None } else { Some(state_before) };
+        let (ws, counted) = transition_write(&engine, &self.saga, first, state_before);
         let ticket = self.engine.store().commit(ws);
         self.writes_in_flight += 1;
         Box::pin(ticket.into_actor(self).map(move |res, act, ctx| {
@@ -232,6 +232,9 @@ impl SagaCoordinator {
             saga.step = %work.name,
             saga.attempt = work.attempts
         );
+        let slot: fold::Slot<Counted> = Default::default();
+        let success_log = self.offer_fold(&slot);
+        self.folding = success_log.is_some();
         let step_ctx = StepContext {
             saga_id: self.saga.saga_id,
             saga_type: self.saga.saga_type.clone(),
@@ -240,6 +243,7 @@ impl SagaCoordinator {
             attempt: work.attempts,
             max_attempts: work.policy.max_attempts,
             deps: self.engine.deps(),
+            success_log,
         };
         let future = match self.engine.handler(&work.name) {
             Some(handler) => handler.run(step_ctx),
@@ -264,12 +268,73 @@ impl SagaCoordinator {
         .instrument(span);
         ctx.spawn(future.into_actor(self).then(move |(result, secs), act, ctx| {
             act.engine.metrics().step_ended(&act.saga.saga_type, &work.name, StepOutcome::of(&result), secs);
-            let input = match result {
-                Ok(output) => Input::Succeeded(output),
-                Err(failure) => Input::Failed(failure),
-            };
-            act.advance(input, ctx).map(|_, _, _| ())
+            act.folding = false;
+            match (result, fold::take(&slot)) {
+                (Ok(output), Some(folded)) if output == folded.output => {
+                    act.adopt(folded, ctx);
+                    Box::pin(fut::ready(())) as Next
+                }
+                (Ok(output), Some(_)) => {
+                    tracing::error!(saga.id = %act.saga.saga_id, "a step answered another output than it logged; logging the answer");
+                    Box::pin(act.advance(Input::Succeeded(output), ctx).map(|_, _, _| ()))
+                }
+                (Err(failure), Some(folded)) => act.after_failed_fold(failure, folded),
+                (result, None) => {
+                    let input = match result {
+                        Ok(output) => Input::Succeeded(output),
+                        Err(failure) => Input::Failed(failure),
+                    };
+                    Box::pin(act.advance(input, ctx).map(|_, _, _| ()))
+                }
+            }
         }));
+    }
+
+    /// A carried log write for the step about to run, if its definition says its effect
+    /// carries it and the saga is already in the log.
+    fn offer_fold(&self, slot: &fold::Slot<Counted>) -> Option<SuccessLog> {
+        let forward = self.saga.phase == Phase::Forward;
+        if !forward || self.first_write.is_some() || !self.engine.current_step_is_logged_with_effect(&self.saga) {
+            return None;
+        }
+        let (snapshot, engine, slot) = (self.saga.clone(), self.engine.clone(), slot.clone());
+        Some(SuccessLog::new(move |output| {
+            let mut saga = snapshot;
+            let state_before = saga.state;
+            match transition(&engine, &mut saga, Input::Succeeded(output.clone())) {
+                Ok(action) => {
+                    let (ws, mut counted) = transition_write(&engine, &saga, None, state_before);
+                    counted.carried = true;
+                    fold::put(&slot, fold::Folded { output, saga, action, counted });
+                    ws
+                }
+                // A success the machine refuses is not carried; the coordinator will say why.
+                Err(_) => WriteSet::new(),
+            }
+        }))
+    }
+
+    /// The step's effect carried its success to the log: memory catches up, no write.
+    fn adopt(&mut self, folded: fold::Folded<Counted>, ctx: &mut Context<Self>) {
+        self.saga = folded.saga;
+        folded.counted.apply(&self.engine);
+        self.perform(folded.action, ctx);
+    }
+
+    /// The step failed after building its carried entry: whether that entry (and so the
+    /// effect) landed decides, so the log is read once every write before is applied.
+    fn after_failed_fold(&mut self, failure: machine::Failure, folded: fold::Folded<Counted>) -> Next {
+        let barrier = self.engine.store().barrier();
+        Box::pin(barrier.into_actor(self).then(move |_, act, ctx| {
+            let id = act.saga.saga_id;
+            let logged = act.engine.store().get::<SagaInstance>(Table::Sagas, id.as_bytes());
+            if matches!(&logged, Ok(Some(saga)) if *saga == folded.saga) {
+                tracing::warn!(saga.id = %id, "the step's effect and its success are durable although it reported a failure");
+                act.adopt(folded, ctx);
+                return Box::pin(fut::ready(())) as Next;
+            }
+            Box::pin(act.advance(Input::Failed(failure), ctx).map(|_, _, _| ()))
+        }))
     }
 
     /// Settled: answer the waiters and leave memory (the log has everything).
@@ -295,8 +360,10 @@ impl SagaCoordinator {
 
 /// What a transition's write changes in the census and the counters, taken when it is
 /// submitted and applied once it is durable (never for a write that failed).
-struct Counted {
+pub(super) struct Counted {
     saga_type: String,
+    /// Written with a step's effect (see [`super::fold`]), not on its own.
+    carried: bool,
     census: Option<Change>,
     started: Option<String>,
     /// A transition into a terminal state: (type, state, seconds since its start).
@@ -308,6 +375,7 @@ impl Counted {
         let finished = saga.state.is_terminal() && logged_before != Some(saga.state);
         Counted {
             saga_type: saga.saga_type.clone(),
+            carried: false,
             census: Change::of(saga, logged_before),
             started: logged_before.is_none().then(|| saga.saga_type.clone()),
             finished: finished.then(|| {
@@ -318,7 +386,7 @@ impl Counted {
     }
 
     fn apply(self, engine: &SagaEngine) {
-        engine.metrics().log_written(&self.saga_type);
+        engine.metrics().log_written(&self.saga_type, self.carried);
         if let Some(change) = self.census {
             engine.census().apply(change);
         }
@@ -329,6 +397,40 @@ impl Counted {
             engine.metrics().saga_finished(&saga_type, state, secs);
         }
     }
+}
+
+/// Applies `input` to `saga` under its definition's rules; a refusal as the caller hears it.
+fn transition(engine: &SagaEngine, saga: &mut SagaInstance, input: Input) -> Result<Action, AppError> {
+    let saga_type = saga.saga_type.clone();
+    let point = engine.point_of_no_return(saga);
+    let policy = |step: &str| engine.policy(&saga_type, step);
+    let rules = Rules { point_of_no_return: point.as_deref(), policy: &policy };
+    machine::transition(saga, input, Timestamp::now(), &rules).map_err(|e| engine.refusal(saga, e))
+}
+
+/// Everything a transition of `saga` from `state_before` writes: the log and its listing
+/// entries; for a new saga, `first` and its registration as unfinished (recovered on start);
+/// for a finished one, its retention entry; an alert if it just became STUCK.
+fn transition_write(
+    engine: &SagaEngine,
+    saga: &SagaInstance,
+    first: Option<WriteSet>,
+    state_before: SagaState,
+) -> (WriteSet, Counted) {
+    let id = saga.saga_id.as_bytes().to_vec();
+    let (mut ws, logged_before) = match first {
+        Some(first) => (first.put(Table::ActiveSagas, id.clone(), &0u32), None),
+        None => (WriteSet::new(), Some(state_before)),
+    };
+    ws = log_write(ws, saga, logged_before);
+    if saga.state.is_terminal() {
+        ws = ws.delete(Table::ActiveSagas, id);
+        ws = crate::services::retention::saga_finished(ws, saga.saga_id, Timestamp::now());
+    }
+    if alerts::became_stuck(saga, state_before) {
+        ws = ws.notify(alerts::alert(alerts::STUCK_KIND, saga, &engine.deps().settings));
+    }
+    (ws, Counted::of(saga, logged_before))
 }
 
 /// The saga log write of `saga`, with its listing entries moved from the state it was

@@ -43,6 +43,12 @@ pub struct StepDefinition {
     /// it changes nothing: so it may have no compensation.
     #[serde(default)]
     pub local: bool,
+    /// A step whose effect is one write carries its own success in that write (see
+    /// `saga::fold`): one durable write fewer on the caller's path, and the effect never
+    /// lands without the log knowing. While it runs, an input that would change the saga
+    /// (an operator's abort) is answered "retry": the entry it carries is already built.
+    #[serde(default)]
+    pub logged_with_effect: bool,
 }
 
 fn compensate() -> OnExhausted {
@@ -98,6 +104,12 @@ impl SagaDefinition {
         if let Some(s) = def.steps.iter().find(|s| s.local && s.compensation.is_some()) {
             return Err(format!(
                 "saga {}: step {} is local but has a compensation: a local step changes nothing to undo",
+                def.name, s.name
+            ));
+        }
+        if let Some(s) = def.steps.iter().find(|s| s.local && s.logged_with_effect) {
+            return Err(format!(
+                "saga {}: step {} is local and logged_with_effect: a local step has no effect to carry its log",
                 def.name, s.name
             ));
         }
@@ -194,6 +206,27 @@ mod tests {
     }
 
     #[test]
+    fn a_local_step_has_no_effect_to_carry_its_log() {
+        let source = r#"
+            name = "s"
+            version = 1
+            [default_retry]
+            max_attempts = 1
+            initial_backoff_ms = 1
+            multiplier = 1.0
+            max_backoff_ms = 1
+            [[steps]]
+            name = "look"
+            local = true
+            logged_with_effect = true
+        "#;
+        let e = SagaDefinition::parse(source).unwrap_err();
+        assert!(e.contains("step look is local and logged_with_effect"), "{e}");
+        let ok = SagaDefinition::parse(&source.replace("local = true", "")).unwrap();
+        assert!(ok.steps[0].logged_with_effect && !ok.steps[0].local);
+    }
+
+    #[test]
     fn embedded_definitions_parse() {
         let defs = embedded().unwrap();
         let place = defs.iter().find(|d| d.name == "place_order").unwrap();
@@ -201,6 +234,10 @@ mod tests {
         assert_eq!(place.policies()["authorize_payment"].max_attempts, 4);
         assert_eq!(place.policies()["release_inventory"].max_attempts, 5);
         assert_eq!(place.steps[6].on_exhausted, OnExhausted::Stuck);
+        let flags = |name: &str| place.steps.iter().find(|s| s.name == name).map(|s| (s.local, s.logged_with_effect));
+        assert_eq!(flags("calculate_shipping"), Some((true, false)));
+        assert_eq!(flags("create_order"), Some((false, true)));
+        assert_eq!(flags("clear_cart"), Some((false, true)));
     }
 
     #[test]

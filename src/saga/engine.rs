@@ -176,9 +176,22 @@ impl SagaEngine {
     /// The step after whose success the saga only goes forward, per its own version.
     /// Whether the saga's current forward step is local (see [`definition::StepDefinition::local`]).
     pub fn current_step_is_local(&self, saga: &SagaInstance) -> bool {
-        let Some(work) = saga.current() else { return false };
-        saga.state == SagaState::Running
-            && self.definition_of(saga).is_some_and(|d| d.steps.iter().any(|s| s.local && s.name == work.name))
+        self.current_forward_step(saga).is_some_and(|s| s.local)
+    }
+
+    /// The definition of the step a RUNNING saga is at.
+    fn current_forward_step<'a>(&'a self, saga: &SagaInstance) -> Option<&'a definition::StepDefinition> {
+        let work = saga.current()?;
+        if saga.state != SagaState::Running {
+            return None;
+        }
+        self.definition_of(saga)?.steps.iter().find(|s| s.name == work.name)
+    }
+
+    /// Whether the saga's current forward step carries its success in its effect's write
+    /// (see [`definition::StepDefinition::logged_with_effect`]).
+    pub fn current_step_is_logged_with_effect(&self, saga: &SagaInstance) -> bool {
+        self.current_forward_step(saga).is_some_and(|s| s.logged_with_effect)
     }
 
     pub fn point_of_no_return(&self, saga: &SagaInstance) -> Option<String> {

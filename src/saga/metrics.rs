@@ -103,8 +103,9 @@ impl SagaMetrics {
             )),
             log_writes: registered!(counter(
                 "cartwright_saga_log_writes_total",
-                "Saga log writes made durable, by type (each is a group-commit wait on the saga's path)",
-                &["type"]
+                "Saga log writes made durable, by type, and whether each was its own commit (with=\"own\", \
+                 a group-commit wait on the saga's path) or carried by a step's effect (with=\"effect\")",
+                &["type", "with"]
             )),
             step_attempts: registered!(counter(
                 "cartwright_saga_step_attempts_total",
@@ -163,9 +164,9 @@ impl SagaMetrics {
         self.started.with_label_values(&[saga_type]).inc();
     }
 
-    /// A write of the saga's log is durable.
-    pub fn log_written(&self, saga_type: &str) {
-        self.log_writes.with_label_values(&[saga_type]).inc();
+    /// A write of the saga's log is durable: its own, or `carried` by a step's effect.
+    pub fn log_written(&self, saga_type: &str, carried: bool) {
+        self.log_writes.with_label_values(&[saga_type, if carried { "effect" } else { "own" }]).inc();
     }
 
     /// A transition into a terminal state is durable.

@@ -22,6 +22,7 @@ pub mod census;
 pub mod coordinator;
 pub mod definition;
 pub mod engine;
+pub mod fold;
 pub mod instance;
 pub mod machine;
 pub mod metrics;

@@ -16,7 +16,7 @@ use crate::domain::ids::{CustomerId, ItemKey, LineId, ProductId, SagaId, Variant
 use crate::domain::money::Money;
 use crate::domain::quantity::Quantity;
 use crate::error::AppError;
-use crate::store::Store;
+use crate::store::{Store, WriteSet};
 
 #[derive(Clone)]
 pub struct CartService {
@@ -66,7 +66,17 @@ impl CartService {
     }
 
     async fn execute(&self, customer: CustomerId, cmd: CartCommand) -> Result<CartReply, AppError> {
-        send_leased(|| self.lease(customer), || ExecuteCart(cmd.clone())).await?
+        self.execute_with(customer, cmd, WriteSet::new()).await
+    }
+
+    /// As `execute`, committing `also` with the change (or alone, if there is none).
+    async fn execute_with(
+        &self,
+        customer: CustomerId,
+        cmd: CartCommand,
+        also: WriteSet,
+    ) -> Result<CartReply, AppError> {
+        send_leased(|| self.lease(customer), || ExecuteCart { cmd: cmd.clone(), also: also.clone() }).await?
     }
 
     async fn cart(&self, customer: CustomerId) -> Result<Cart, AppError> {
@@ -130,8 +140,16 @@ impl CartService {
     }
 
     /// Takes out of the cart what checkout `by` ordered; once per checkout.
-    pub async fn clear(&self, customer: CustomerId, by: SagaId, taken: Vec<TakenLine>) -> Result<Cart, AppError> {
-        Ok(self.execute(customer, CartCommand::Clear { by, taken }).await?.cart)
+    /// Takes what checkout `by` ordered out of the cart; `also` (the saga's log entry of
+    /// it) lands in the same write.
+    pub async fn clear(
+        &self,
+        customer: CustomerId,
+        by: SagaId,
+        taken: Vec<TakenLine>,
+        also: WriteSet,
+    ) -> Result<Cart, AppError> {
+        Ok(self.execute_with(customer, CartCommand::Clear { by, taken }, also).await?.cart)
     }
 
     /// Names and prices as they are now, not as they were when added.

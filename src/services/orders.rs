@@ -10,7 +10,7 @@ use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{ListingFilter, Notification, Page, Store, Table, WebhookEvent};
+use crate::store::{ListingFilter, Notification, Page, Store, Table, WebhookEvent, WriteSet};
 
 #[derive(Clone)]
 pub struct OrderService {
@@ -40,9 +40,11 @@ impl OrderService {
     }
 
     /// Creates the order unless it exists (idempotent).
-    pub async fn create(&self, order: Order, expires_at: Option<Timestamp>) -> Result<Order, AppError> {
+    /// Creates `order` (or finds it, created by the same checkout); `also` (the checkout
+    /// saga's log entry of it) lands in the same write.
+    pub async fn create(&self, order: Order, expires_at: Option<Timestamp>, also: WriteSet) -> Result<Order, AppError> {
         let id = order.order_id;
-        let msg = || CreateOrder { order: order.clone(), expires_at };
+        let msg = || CreateOrder { order: order.clone(), expires_at, also: also.clone() };
         send_leased(|| self.lease(id, Activation::Create), msg).await?
     }
 

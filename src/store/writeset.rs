@@ -12,7 +12,7 @@ use super::{StoreError, Table};
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::OrderId;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Op {
     Put(Table, Vec<u8>, Vec<u8>),
     Delete(Table, Vec<u8>),
@@ -23,14 +23,14 @@ pub(crate) enum Op {
 
 /// A domain event as the log stores it, and the order whose history it belongs to (the
 /// committer indexes it there, with its seq).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct LoggedEvent {
     pub(crate) event_type: String,
     pub(crate) data: String,
     pub(crate) order_id: Option<OrderId>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct WriteSet {
     pub(crate) ops: Vec<Op>,
     /// Each domain event, in order.
@@ -68,6 +68,15 @@ impl WriteSet {
         conflict: &'static str,
     ) -> Self {
         self.ops.push(Op::PutIfAbsent(table, key.into(), value.encode(), conflict));
+        self
+    }
+
+    /// This write set followed by `other`, applied together (all or nothing).
+    pub fn merge(mut self, other: WriteSet) -> Self {
+        self.ops.extend(other.ops);
+        self.events.extend(other.events);
+        self.audit.extend(other.audit);
+        self.notifications.extend(other.notifications);
         self
     }
 

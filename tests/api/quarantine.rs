@@ -267,3 +267,32 @@ async fn the_cli_pauses_lists_and_releases_a_key() {
     assert!(ok && out.contains("\"released\": true"), "{out}");
     assert_eq!(app.restock(&p, json!({ "quantity": 1 })).await.0, 200);
 }
+
+/// clear_cart carries the checkout's completion in the cart's write. A paused cart refuses
+/// that write: the entry it carried never lands, the checkout parks PAUSED at clear_cart
+/// with its order placed, and completes once the cart is released.
+#[tokio::test]
+async fn a_checkout_meeting_a_paused_cart_at_clear_cart_parks_there_then_completes() {
+    let app = spawn_app().await;
+    let p = app.product("10.00", 5).await;
+    let c = app.verified_customer().await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 2 })).await;
+    pause(&app, "cart", &c.id, "chargeback review").await;
+    let (status, body) = app.place_order(&c.token, "tok_visa").await;
+    assert_eq!((status, body["state"].as_str()), (202, Some("PAUSED")), "{body}");
+    let saga_id = body["saga_id"].as_str().unwrap().to_string();
+    let saga = app.saga(&saga_id).await;
+    assert_eq!(saga["current_step"], "clear_cart", "{saga}");
+    assert_eq!(saga["steps"][5]["state"], "SUCCEEDED", "{saga}");
+    assert_eq!(saga["steps"][6]["state"], "PENDING", "{saga}");
+    let order_id = saga["order_id"].as_str().unwrap().to_string();
+    assert_eq!(app.get(&format!("/v1/orders/{order_id}"), Some(&c.token)).await.1["status"], "PENDING");
+    assert_eq!(app.cart(&c.token).await["items"].as_array().unwrap().len(), 1, "nothing taken out yet");
+
+    let released = release(&app, "cart", &c.id).await;
+    assert_eq!(released["resumed_sagas"], 1);
+    let saga = app.saga_reaches(&saga_id, "COMPLETED").await;
+    assert_eq!(saga["steps"][6]["state"], "SUCCEEDED", "{saga}");
+    assert!(app.cart(&c.token).await["items"].as_array().unwrap().is_empty());
+    assert_eq!(app.stock_of(&p).await, (5, 2));
+}

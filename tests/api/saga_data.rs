@@ -135,3 +135,35 @@ async fn a_version_1_checkout_without_a_shipping_rule_runs_to_the_end() {
     assert_eq!(app.stock_of(&p).await, (10, 3));
     assert!(app.cart(&c.token).await["items"].as_array().unwrap().is_empty());
 }
+
+/// create_order carries its success in the order's write. Run again for an order that
+/// exists already (its reply was lost, or an older build created it before a crash), it
+/// creates nothing more, and the checkout completes.
+#[tokio::test]
+async fn create_order_run_again_for_an_existing_order_creates_nothing_and_the_checkout_completes() {
+    let mut app = spawn_app().await;
+    let (c, p, order) = app.pending_order(1).await;
+    let order_id = order["order_id"].as_str().unwrap().to_string();
+    let mut input = checkout_input(&c.id);
+    input["order_id"] = json!(order_id);
+    let data = json!({
+        "customer_email": c.email,
+        "lines": [line(&p, 1)],
+        "subtotal": order["subtotal"],
+        "shipping_cost": order["shipping_cost"],
+        "total": order["total"],
+        "authorization_id": order["payment"]["authorization_id"],
+    });
+    let saga_id = place_order_in_the_log(&mut app, input, 5, data).await;
+
+    let saga = app.saga_reaches(&saga_id, "COMPLETED").await;
+    assert_eq!(
+        (saga["steps"][5]["state"].as_str(), saga["steps"][5]["attempts"].as_u64()),
+        (Some("SUCCEEDED"), Some(1))
+    );
+    assert_eq!(saga["data"]["order_id"], order_id.as_str());
+    let placed = app.events("OrderPlaced").await;
+    assert_eq!(placed.iter().filter(|e| e["data"]["order_id"] == order_id.as_str()).count(), 1, "{placed:?}");
+    let (_, now) = app.get(&format!("/v1/orders/{order_id}"), Some(&c.token)).await;
+    assert_eq!((now["status"].as_str(), now["total"].clone()), (Some("PENDING"), order["total"].clone()));
+}

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::fold::SuccessLog;
 use super::machine::Failure;
 use super::shapes::{self, SagaShape};
 use crate::config::Settings;
@@ -27,7 +28,7 @@ use crate::services::catalog::CatalogService;
 use crate::services::customers::CustomerService;
 use crate::services::inventory::InventoryService;
 use crate::services::orders::OrderService;
-use crate::store::Store;
+use crate::store::{Store, WriteSet};
 
 /// What a step's run sees: the saga's input and the outputs of the steps before it, read
 /// through the typed shapes (`ctx.input::<PlaceOrderInput>()?`).
@@ -41,6 +42,9 @@ pub struct StepContext {
     pub attempt: u32,
     pub max_attempts: u32,
     pub deps: Arc<StepDeps>,
+    /// Offered when this step's success may ride on its effect's write (see
+    /// [`crate::saga::fold`]); taken by [`StepContext::success_log`].
+    pub success_log: Option<SuccessLog>,
 }
 
 impl StepContext {
@@ -58,6 +62,17 @@ impl StepContext {
     /// The data through a view shared by several sagas (release_inventory's lines).
     pub fn view<T: DeserializeOwned>(&self) -> Result<T, Failure> {
         shapes::parse("data", &self.raw_data).map_err(business)
+    }
+
+    /// The saga log write of this step succeeding with `output`, for a step whose effect is
+    /// one write to carry it: the step passes it to that write (committed even when the
+    /// command repeats one already applied) and must then answer exactly `output`. Empty
+    /// when the coordinator logs the step on its own.
+    pub fn success_log<O: Serialize>(&mut self, output: &O) -> WriteSet {
+        match (self.success_log.take(), serde_json::to_value(output)) {
+            (Some(log), Ok(output)) => log.build(output),
+            _ => WriteSet::new(),
+        }
     }
 
     pub fn is_last_attempt(&self) -> bool {

@@ -187,7 +187,8 @@ pub async fn void_authorization(ctx: StepContext) -> Result<VoidOutcome, Failure
     }
 }
 
-pub async fn create_order(ctx: StepContext) -> Result<OrderCreated, Failure> {
+/// Its success rides on the order's write (see `saga::fold`).
+pub async fn create_order(mut ctx: StepContext) -> Result<OrderCreated, Failure> {
     let now = Timestamp::now();
     let input = input(&ctx)?;
     let data = data(&ctx)?;
@@ -206,8 +207,10 @@ pub async fn create_order(ctx: StepContext) -> Result<OrderCreated, Failure> {
         now,
     );
     let expire_after_ms = ctx.deps.settings.orders.expire_unpaid_after_secs.saturating_mul(1000) as i64;
-    let order = ctx.deps.orders.create(order, Some(now.plus_millis(expire_after_ms))).await.map_err(classify)?;
-    Ok(OrderCreated { order_id: order.order_id })
+    let created = OrderCreated { order_id: order.order_id };
+    let logged = ctx.success_log(&created);
+    ctx.deps.orders.create(order, Some(now.plus_millis(expire_after_ms)), logged).await.map_err(classify)?;
+    Ok(created)
 }
 
 /// Compensation of create_order: it only runs before the point of no return (create_order
@@ -227,14 +230,17 @@ pub async fn cancel_created_order(ctx: StepContext) -> Result<RefundOutcome, Fai
 }
 
 /// Takes out of the cart exactly what load_cart put in the order: a line added or
-/// increased while the payment was retrying keeps the difference.
-pub async fn clear_cart(ctx: StepContext) -> Result<NoOutput, Failure> {
+/// increased while the payment was retrying keeps the difference. Its success (the saga's
+/// completion) rides on the cart's write (see `saga::fold`).
+pub async fn clear_cart(mut ctx: StepContext) -> Result<NoOutput, Failure> {
     let lines = required(data(&ctx)?.lines, "lines")?;
     let taken = lines
         .iter()
         .map(|l| TakenLine { product_id: l.product_id, variant_id: l.variant_id, quantity: l.quantity })
         .collect();
-    ctx.deps.carts.clear(input(&ctx)?.customer_id, ctx.saga_id, taken).await.map_err(classify)?;
+    let customer = input(&ctx)?.customer_id;
+    let logged = ctx.success_log(&NoOutput {});
+    ctx.deps.carts.clear(customer, ctx.saga_id, taken, logged).await.map_err(classify)?;
     Ok(NoOutput {})
 }
 
