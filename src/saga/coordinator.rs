@@ -108,15 +108,15 @@ impl SagaCoordinator {
             self.perform(action, ctx);
             return Box::pin(fut::ready(Ok(())));
         }
-        let id = self.saga.saga_id.as_bytes().to_vec();
+        let active = store::keys::active_saga(self.saga.saga_id);
         let (mut ws, logged_before) = match self.first_write.take() {
             // The first write registers the saga as unfinished, for recovery on start.
-            Some(first) => (first.put(Table::ActiveSagas, id.clone(), &0u32), None),
+            Some(first) => (first.save(active.clone(), &0u32), None),
             None => (WriteSet::new(), Some(state_before)),
         };
         ws = log_write(ws, &self.saga, logged_before);
         if self.saga.state.is_terminal() {
-            ws = ws.delete(Table::ActiveSagas, id);
+            ws = ws.remove(active);
             ws = crate::services::retention::saga_finished(ws, self.saga.saga_id, Timestamp::now());
         }
         if alerts::became_stuck(&self.saga, state_before) {
@@ -289,7 +289,7 @@ pub fn log_write(ws: WriteSet, saga: &SagaInstance, logged_before: Option<SagaSt
         // Its order and customer never change: listed under them once, at the first write.
         ws = store::saga_owner_index(saga).into_iter().fold(ws, |ws, k| ws.put_key(Table::SagasByOwner, k));
     }
-    ws.put(Table::Sagas, id.to_vec(), saga)
+    ws.save(store::keys::saga(saga.saga_id), saga)
 }
 
 impl Actor for SagaCoordinator {

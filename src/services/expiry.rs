@@ -17,7 +17,7 @@ use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::shapes::{to_input, CancelOrderInput};
 use crate::saga::SagaEngine;
-use crate::store::{due_key, Store, Table, WriteSet};
+use crate::store::{keys, Store, WriteSet};
 
 pub struct ExpiryWorker {
     store: Store,
@@ -45,18 +45,13 @@ impl ExpiryWorker {
 
     /// Fires every timer due now; returns how many cancellations it started.
     pub async fn expire_due(&self) -> Result<usize, AppError> {
-        let due = self.store.keys_between(
-            Table::OrderExpiry,
-            &due_key(0, &[0; 16]),
-            &due_key(Timestamp::now().0 + 1, &[0; 16]),
-            256,
-        )?;
+        let now = Timestamp::now();
+        let due = self.store.keys_in(&keys::order_expiry_from(0), &keys::order_expiry_from(now.0 + 1), 256)?;
         let mut started = 0;
         for key in due {
-            let Ok(id) = uuid::Uuid::from_slice(&key[8..]).map(OrderId) else { continue };
+            let Ok(id) = uuid::Uuid::from_slice(keys::time_key_rest(&key)).map(OrderId) else { continue };
             if let Some(order) = self.orders.get_committed(id)?.filter(|o| o.status == OrderStatus::Pending) {
-                let mut idempotency = b"expire:".to_vec();
-                idempotency.extend_from_slice(id.as_bytes());
+                let idempotency = keys::expiry_cancellation(id).into_bytes();
                 let input = CancelOrderInput {
                     order_id: id,
                     customer_id: None,
@@ -72,7 +67,7 @@ impl ExpiryWorker {
                 started += 1;
             }
             // Fired (or nothing left to do): the timer is spent.
-            self.store.commit(WriteSet::new().delete(Table::OrderExpiry, key)).await?;
+            self.store.commit(WriteSet::new().remove(keys::order_expiry_at(&key))).await?;
         }
         Ok(started)
     }

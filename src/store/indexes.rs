@@ -3,8 +3,9 @@
 //! backfill of an index that a store written by an older build does not have yet.
 
 use super::codec::Record;
+use super::keys::{saga_owner_prefix, webhook_order_key, SagaOwner};
 use super::records::{AuditEntry, Notification, WebhookEvent};
-use super::tables::{saga_owner_prefix, webhook_order_key, ListingFilter, SagaOwner, Table};
+use super::tables::{ListingFilter, Table};
 use super::{StoreError, WriteSet};
 use crate::domain::order::Order;
 use crate::saga::{SagaInstance, SagaState};
