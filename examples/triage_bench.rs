@@ -90,7 +90,7 @@ async fn fill(store: &Store, opts: &Opts) {
             let saga = if i < opts.finished { instance(def, i) } else { stuck(def, i) };
             ws = log_write(ws, &saga, None);
             ws = match saga.state.is_terminal() {
-                true => cartwright::services::retention::saga_finished(ws, saga.saga_id, Timestamp::now()),
+                true => cartwright::store::retained::saga_finished(ws, saga.saga_id, Timestamp::now()),
                 false => ws.put(Table::ActiveSagas, saga.saga_id.as_bytes().to_vec(), &0u32),
             };
         }

@@ -205,7 +205,7 @@ impl Handler<ExecuteOrder> for OrderActor {
                 Ok(before) => before,
                 Err(e) => return Box::pin(fut::ready(Err(e.into()))),
             };
-            ws = crate::services::retention::webhook_event(ws, &w, before.as_ref(), false);
+            ws = store::retained::webhook_event(ws, &w, before.as_ref(), false);
         }
         Box::pin(self.persist(next, ws).map(|r, _, _| r.map(|o| (o, true))))
     }

@@ -117,7 +117,7 @@ impl SagaCoordinator {
         ws = log_write(ws, &self.saga, logged_before);
         if self.saga.state.is_terminal() {
             ws = ws.remove(active);
-            ws = crate::services::retention::saga_finished(ws, self.saga.saga_id, Timestamp::now());
+            ws = store::retained::saga_finished(ws, self.saga.saga_id, Timestamp::now());
         }
         if alerts::became_stuck(&self.saga, state_before) {
             ws = ws.notify(alerts::alert(alerts::STUCK_KIND, &self.saga, &self.engine.deps().settings));

@@ -323,7 +323,7 @@ impl SagaEngine {
         }
         let first_write = |saga_id: SagaId| match &idempotency {
             Some(key) => {
-                crate::services::retention::idempotency_key(WriteSet::new(), key.clone(), saga_id, Timestamp::now())
+                crate::store::retained::idempotency_key(WriteSet::new(), key.clone(), saga_id, Timestamp::now())
             }
             None => WriteSet::new(),
         };

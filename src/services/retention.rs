@@ -1,6 +1,6 @@
 //! What would otherwise stay in sled forever: Idempotency-Keys (one per checkout), finished
 //! sagas and received webhook events. Each is indexed by time in the same commit that
-//! writes it (or, for a saga, that makes it terminal), so a sweep reads only the index range
+//! writes it (or, for a saga, that makes it terminal; see `store::retained`), so a sweep reads only the index range
 //! older than its cutoff and never scans a whole table. The sweeper task runs every
 //! `auth.sweep_interval_secs`, together with the sweep of expired sessions and tokens.
 //!
@@ -16,7 +16,7 @@ use crate::error::AppError;
 use crate::saga::census::SagaCensus;
 use crate::saga::{SagaInstance, SagaState};
 use crate::store::{
-    keys, reindex, saga_index_of, saga_owner_index, time_bound, time_key, time_key_rest, unindex, webhook_index, Store,
+    keys, saga_index_of, saga_owner_index, time_bound, time_key, time_key_rest, unindex, webhook_index, Store,
     StoreError, Table, WebhookEvent, WriteSet,
 };
 
@@ -42,32 +42,6 @@ impl Retention {
             sagas_ms: ms(s.sagas.retention_secs),
             webhooks_ms: ms(s.webhooks.retention_secs),
         }
-    }
-}
-
-/// The Idempotency-Key of a new saga (the bytes of a `keys::idempotency` row), with its
-/// place in the TTL index (first write).
-pub fn idempotency_key(ws: WriteSet, key: Vec<u8>, saga_id: SagaId, now: Timestamp) -> WriteSet {
-    let key = keys::idempotency_from_bytes(key);
-    ws.save(keys::idempotency_by_time(now.0, &key), &saga_id.0).save_new(key, &saga_id.0, "idempotency_key")
-}
-
-/// A saga's place in the retention index, written with its terminal state.
-pub fn saga_finished(ws: WriteSet, saga_id: SagaId, now: Timestamp) -> WriteSet {
-    ws.save(keys::finished_saga(now.0, saga_id), &0u32)
-}
-
-/// A received webhook event, its place in the retention index and its listing entries
-/// (moved from those of `before`, the record it replaces, if any).
-pub fn webhook_event(ws: WriteSet, event: &WebhookEvent, before: Option<&WebhookEvent>, if_absent: bool) -> WriteSet {
-    let key = keys::webhook_event(&event.source, &event.event_id);
-    let ws = ws.save(keys::webhook_event_by_time(event.received_at.0, &event.source, &event.event_id), &0u32);
-    let old = before.map(webhook_index).unwrap_or_default();
-    let ws = reindex(ws, Table::WebhooksByFilter, &old, &webhook_index(event));
-    if if_absent {
-        ws.save_new(key, event, "webhook_event")
-    } else {
-        ws.save(key, event)
     }
 }
 
@@ -241,6 +215,7 @@ pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention, census
 mod tests {
     use super::*;
     use crate::saga::coordinator::log_write;
+    use crate::store::retained::{idempotency_key, saga_finished, webhook_event};
 
     fn saga_with(state: SagaState) -> SagaInstance {
         let def = &crate::saga::definition::embedded().unwrap()[0];

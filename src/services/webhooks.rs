@@ -451,7 +451,7 @@ impl WebhookService {
 /// The write of an event's record: a new one only if its id is not recorded yet (a
 /// duplicate otherwise), a replayed one in place of the record it replays.
 fn record_write(ws: WriteSet, record: &WebhookEvent, replacing: Option<&WebhookEvent>) -> WriteSet {
-    super::retention::webhook_event(ws, record, replacing, replacing.is_none())
+    crate::store::retained::webhook_event(ws, record, replacing, replacing.is_none())
 }
 
 /// A capture for an order that was cancelled (or expired) before any capture reached it:

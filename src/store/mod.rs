@@ -14,6 +14,7 @@ mod indexes;
 pub mod keys;
 mod listing;
 mod records;
+pub mod retained;
 mod snapshot;
 mod tables;
 mod walk;
