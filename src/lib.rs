@@ -13,7 +13,9 @@
 //! - [`gateways`]: the outside world (payment gateways, email transports).
 //! - [`server`]: accepts connections and serves HTTP/1.1 with deadlines and a connection cap.
 //! - [`backup`]: consistent backups of a running store, and restoring them.
-//! - [`app`]: wiring, start-up and graceful shutdown; [`config`], [`telemetry`], [`metrics`].
+//! - [`startup`]: builds the store's users in dependency order (entity services, saga engine,
+//!   the operations driving sagas) into the `Shop`, and the background workers.
+//! - [`app`]: start-up and graceful shutdown; [`config`], [`telemetry`], [`metrics`].
 #![forbid(unsafe_code)]
 
 pub mod actors;
@@ -31,5 +33,6 @@ pub mod retry;
 pub mod saga;
 pub mod server;
 pub mod services;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
