@@ -104,6 +104,57 @@ async fn serve(
     Ok(())
 }
 
+/// A server running on a thread of its own, as tests and benchmarks start one.
+pub struct Spawned {
+    pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts [`run`] on a new thread and waits until it listens. `Err` with the server's own
+/// reason when it stops before listening (settings refused, store unreadable...).
+pub async fn spawn(settings: Settings) -> anyhow::Result<Spawned> {
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        run(
+            settings,
+            async move {
+                let _ = stop_rx.await;
+            },
+            move |addr| {
+                let _ = addr_tx.send(addr);
+            },
+        )
+    });
+    match addr_rx.await {
+        Ok(addr) => Ok(Spawned { addr, stop, thread }),
+        Err(_) => Err(join(thread).await.err().unwrap_or_else(|| anyhow::anyhow!("stopped without an error"))),
+    }
+}
+
+impl Spawned {
+    /// Graceful stop (as on SIGTERM); the server's result once it has stopped.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        join(self.thread).await
+    }
+
+    /// As [`Spawned::stop`], blocking the calling thread: for a `Drop`, which cannot await.
+    pub fn stop_blocking(self) -> std::thread::Result<anyhow::Result<()>> {
+        let _ = self.stop.send(());
+        self.thread.join()
+    }
+}
+
+/// The server thread's result; a panic on it goes on in the caller.
+async fn join(thread: std::thread::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+    match tokio::task::spawn_blocking(move || thread.join()).await? {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// Public secrets are tolerated only where nobody else can connect: on a loopback address
 /// each one is logged loudly, anywhere else the server does not start.
 fn refuse_weak_secrets(settings: &Settings) -> anyhow::Result<()> {
