@@ -17,7 +17,11 @@ use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::shapes::{to_input, CancelOrderInput};
 use crate::saga::SagaEngine;
-use crate::store::{keys, Store, WriteSet};
+use crate::store::keys::{self, DueQueue};
+use crate::store::{Store, WriteSet};
+
+/// The unpaid orders' timers, by due time.
+const QUEUE: DueQueue = DueQueue::OrderExpiry;
 
 pub struct ExpiryWorker {
     store: Store,
@@ -46,7 +50,7 @@ impl ExpiryWorker {
     /// Fires every timer due now; returns how many cancellations it started.
     pub async fn expire_due(&self) -> Result<usize, AppError> {
         let now = Timestamp::now();
-        let due = self.store.keys_in(&keys::order_expiry_from(0), &keys::order_expiry_from(now.0 + 1), 256)?;
+        let due = self.store.keys_in(&QUEUE.from(0), &QUEUE.from(now.0 + 1), 256)?;
         let mut started = 0;
         for key in due {
             let Ok(id) = uuid::Uuid::from_slice(keys::time_key_rest(&key)).map(OrderId) else { continue };
@@ -67,7 +71,7 @@ impl ExpiryWorker {
                 started += 1;
             }
             // Fired (or nothing left to do): the timer is spent.
-            self.store.commit(WriteSet::new().remove(keys::order_expiry_at(&key))).await?;
+            self.store.commit(WriteSet::new().remove(QUEUE.entry(&key))).await?;
         }
         Ok(started)
     }

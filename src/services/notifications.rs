@@ -14,11 +14,12 @@ use crate::domain::time::Timestamp;
 use crate::gateways::email::EmailTransport;
 use crate::metrics;
 use crate::retry::RetryPolicy;
-use crate::store::{
-    keys, notification_index, reindex, Notification, NotificationStatus, Store, StoreError, Table, WriteSet,
-};
+use crate::store::keys::{self, DueQueue};
+use crate::store::{notification_index, reindex, Notification, NotificationStatus, Store, StoreError, Table, WriteSet};
 
 const BATCH: usize = 64;
+/// What the worker owes, by due time.
+const QUEUE: DueQueue = DueQueue::Outbox;
 
 pub struct DeliveryWorker {
     store: Store,
@@ -67,7 +68,7 @@ impl DeliveryWorker {
         let mut attempted = 0;
         loop {
             let now = Timestamp::now();
-            let due = self.store.keys_in(&keys::outbox_due_from(0), &keys::outbox_due_from(now.0 + 1), BATCH)?;
+            let due = self.store.keys_in(&QUEUE.from(0), &QUEUE.from(now.0 + 1), BATCH)?;
             if due.is_empty() {
                 return Ok(attempted);
             }
@@ -82,7 +83,7 @@ impl DeliveryWorker {
     }
 
     async fn attempt(&self, due_entry: &[u8]) -> Result<(), StoreError> {
-        let due = keys::outbox_due_at(due_entry);
+        let due = QUEUE.entry(due_entry);
         let Some(mut n) = self.store.get::<Notification>(Table::Outbox, keys::time_key_rest(due_entry))? else {
             return self.store.commit(WriteSet::new().remove(due)).await.map(drop);
         };

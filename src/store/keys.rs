@@ -147,17 +147,35 @@ pub fn outbox_due(at_ms: i64, id: NotificationId) -> Key {
     Key::new(Table::OutboxDue, due_key(at_ms, id.as_bytes()))
 }
 
-/// A delivery queue entry read back from its table (to delete it once attempted).
-pub fn outbox_due_at(key: &[u8]) -> Key {
-    Key::new(Table::OutboxDue, key)
+/// A table of timers keyed by due time (ms, u64 BE; before 1970 counts as 0) then a 16-byte
+/// id, so that what is due is one range from the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueQueue {
+    /// Notifications to deliver ([`outbox_due`]).
+    Outbox,
+    /// Unpaid orders to cancel ([`order_expiry`]).
+    OrderExpiry,
 }
 
-/// Where the delivery queue's entries due at `at_ms` begin (the bound of a range).
-pub fn outbox_due_from(at_ms: i64) -> Key {
-    Key::new(Table::OutboxDue, due_key(at_ms, &[0; 16]))
+impl DueQueue {
+    fn table(self) -> Table {
+        match self {
+            DueQueue::Outbox => Table::OutboxDue,
+            DueQueue::OrderExpiry => Table::OrderExpiry,
+        }
+    }
+
+    /// Where the entries due at `at_ms` begin (the bound of a range).
+    pub fn from(self, at_ms: i64) -> Key {
+        Key::new(self.table(), due_key(at_ms, &[0; 16]))
+    }
+
+    /// An entry read back from the queue (to delete it once handled).
+    pub fn entry(self, key: &[u8]) -> Key {
+        Key::new(self.table(), key)
+    }
 }
 
-/// Due time (ms, u64 BE; before 1970 counts as 0) then a 16-byte id.
 fn due_key(at_ms: i64, id: &[u8; 16]) -> Vec<u8> {
     [&(at_ms.max(0) as u64).to_be_bytes()[..], id].concat()
 }
@@ -193,16 +211,6 @@ pub fn order_by_tracking(tracking_number: &str) -> Key {
 /// An unpaid order's expiry timer: the time first, so what is due is a range.
 pub fn order_expiry(at_ms: i64, order: OrderId) -> Key {
     Key::new(Table::OrderExpiry, due_key(at_ms, order.as_bytes()))
-}
-
-/// An expiry timer read back from its table (to delete it once fired).
-pub fn order_expiry_at(key: &[u8]) -> Key {
-    Key::new(Table::OrderExpiry, key)
-}
-
-/// Where the expiry timers due at `at_ms` begin (the bound of a range).
-pub fn order_expiry_from(at_ms: i64) -> Key {
-    Key::new(Table::OrderExpiry, due_key(at_ms, &[0; 16]))
 }
 
 pub fn saga(id: SagaId) -> Key {
@@ -384,7 +392,7 @@ mod tests {
         let n = NotificationId(id(9));
         let due = |at, n| outbox_due(at, n).into_bytes();
         assert!(due(5, n) < due(6, NotificationId(id(0))));
-        let from = |at| outbox_due_from(at).into_bytes();
+        let from = |at| DueQueue::Outbox.from(at).into_bytes();
         assert!(from(5) <= due(5, n) && due(5, n) < from(6));
         assert!(time_key(5, &[0xff; 40]) < time_bound(6));
         assert!(time_bound(6) <= time_key(6, &[]));
