@@ -122,7 +122,9 @@ pub struct ShopSettings {
     pub currency: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Also carried in a checkout's saga input: the rule as of the checkout prices it, whatever
+/// the configuration says when a step runs again after a restart.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct ShippingSettings {
     pub domestic_country: String,
     pub flat_rate: Money,

@@ -4,7 +4,7 @@
 //! - [`session`]: sign-in sessions, cookies, CSRF and origin checks.
 //! - [`layout`]: the page shell, the navigation, error pages, small renderers.
 //! - one module per page: [`signin`], [`triage`], [`sagas`], [`saga`], [`bulk`],
-//!   [`quarantine`], [`policies`], [`webhooks`], [`orders`], [`audit`].
+//!   [`quarantine`], [`policies`], [`webhooks`], [`orders`] (with [`order_events`]), [`audit`].
 //!
 //! Every answer is HTML (errors too, with their status); maud escapes every value it
 //! renders, and no page renders a token or a session id.
@@ -12,6 +12,7 @@
 mod audit;
 mod bulk;
 mod layout;
+mod order_events;
 mod orders;
 mod policies;
 mod quarantine;

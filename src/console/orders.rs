@@ -1,5 +1,5 @@
-//! Orders and stock: an order looked up by id or by its customer's email, with its sagas
-//! and audit trail; an inventory item's on-hand / reserved / available with its holds.
+//! Orders and stock: an order looked up by id or by its customer's email, with its sagas,
+//! events and audit trail; an inventory item's on-hand / reserved / available with its holds.
 //! Fulfillment staff see orders (not their sagas or audit rows); stock is the admin's.
 
 use std::collections::BTreeSet;
@@ -8,8 +8,8 @@ use maud::{html, Markup};
 use serde_json::Value;
 
 use super::layout::{self, Shell};
-use super::quarantine;
 use super::session::Role;
+use super::{order_events, quarantine};
 use super::{ConsoleError, Ctx, Page};
 use crate::domain::email::Email;
 use crate::domain::ids::{OrderId, ProductId, SagaId};
@@ -165,8 +165,7 @@ pub async fn show(ctx: &Ctx<'_>, id: &str) -> Page {
             (quarantine::key_panel(ctx, session, key, &format!("/console/orders/{id}")).await?)
             (sagas_and_audit(ctx, &order).await?)
         }
-        h2 { "Events" }
-        p.muted { "The event log has no index by order; the order's changes are in its audit trail (admin), and the whole log in GET /admin/v1/events." }
+        (order_events::section(ctx, order.order_id, session.role).await?)
     };
     Ok(layout::html_response(200, layout::page(ctx, "Order", Shell::default(), content)))
 }

@@ -20,6 +20,7 @@ use crate::error::AppError;
 use crate::saga::engine::Started;
 use crate::saga::shapes::{to_input, CancelOrderInput, PlaceOrderInput, ShipOrderInput};
 use crate::saga::{SagaInstance, SagaState};
+use crate::services::logs::MAX_PAGE;
 use crate::services::orders::order_json;
 use crate::services::{audit, Shop};
 use crate::store::keys;
@@ -160,7 +161,13 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
     let token = text("payment.token", &body.payment.token, 100)?;
     let key = idempotency(req, customer, b"place")?;
     let order_id = OrderId::new();
-    let input = to_input(&PlaceOrderInput { customer_id: customer, order_id, shipping_address, payment_token: token })?;
+    let input = to_input(&PlaceOrderInput {
+        customer_id: customer,
+        order_id,
+        shipping_address,
+        payment_token: token,
+        shipping: Some(shop.settings.shipping.clone()),
+    })?;
     let started = shop.sagas.start("place_order", input, Some(customer), Some(order_id), key).await?;
     answer(shop, started, 201, Some(customer)).await
 }
@@ -282,6 +289,29 @@ pub async fn admin_get(shop: &Shop, req: &Request, id: &str) -> Reply {
     let id: OrderId = path_id(id, AppError::OrderNotFound)?;
     let order = shop.orders.get(id).await?.ok_or(AppError::OrderNotFound)?;
     Ok(json(200, &order_json(&order)))
+}
+
+/// One order's domain events, oldest first (fulfillment or admin): its placing, payment,
+/// shipment, delivery, cancellation and refund, and webhooks about it kept for review.
+#[utoipa::path(get, path = "/admin/v1/orders/{id}/events", operation_id = "admin.orders.events", tag = "fulfillment",
+    security(("admin_token" = []), ("fulfillment_token" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "Order id"),
+        ("cursor" = Option<u64>, Query, description = "`next_cursor` of the page before"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "The order's events", body = doc::OrderEventPage),
+        (status = 404, description = "`ORDER_NOT_FOUND`"),
+    ))]
+pub async fn admin_events(shop: &Shop, req: &Request, id: &str) -> Reply {
+    auth::staff(shop, req)?;
+    let id: OrderId = path_id(id, AppError::OrderNotFound)?;
+    let cursor = req.query_param::<u64>("cursor")?;
+    let limit = req.limit(100, MAX_PAGE)?;
+    // Nothing shown that a crash could still take back.
+    shop.store.barrier().await?;
+    Ok(json(200, &shop.logs.order_events(id, cursor, limit)?))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -61,6 +61,9 @@ pub static ROUTES: &[Route] = &[
     route(M::GET, "/admin/v1/orders", "admin.orders.list", |s, r, _| Box::pin(orders::admin_list(s, r))),
     route(M::GET, "/admin/v1/orders/{id}", "admin.orders.get", |s, r, p| Box::pin(orders::admin_get(s, r, p[0]))),
     route(M::POST, "/admin/v1/orders/{id}/ship", "admin.orders.ship", |s, r, p| Box::pin(orders::ship(s, r, p[0]))),
+    route(M::GET, "/admin/v1/orders/{id}/events", "admin.orders.events", |s, r, p| {
+        Box::pin(orders::admin_events(s, r, p[0]))
+    }),
     route(M::GET, "/admin/v1/sagas", "admin.sagas.list", |s, r, _| Box::pin(sagas::list(s, r))),
     route(M::POST, "/admin/v1/sagas/bulk-resume", "admin.sagas.bulk_resume", |s, r, _| Box::pin(bulk::resume(s, r))),
     route(M::POST, "/admin/v1/sagas/bulk-abort", "admin.sagas.bulk_abort", |s, r, _| Box::pin(bulk::abort(s, r))),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::Instrument;
 
 use super::alerts;
@@ -35,6 +35,10 @@ pub struct SagaCoordinator {
     /// Written with the first transition of a new saga (its Idempotency-Key...); `None`
     /// once the saga is in the log.
     first_write: Option<WriteSet>,
+    /// Whoever started the saga, told once its first write has landed (or was refused).
+    /// A saga that begins with local steps has done nothing before the write that follows
+    /// them, so that write registers it (one log write fewer per checkout).
+    registered: Option<oneshot::Sender<Result<(), AppError>>>,
     /// The armed retry timer. Cancelled at every transition: a timer armed for an earlier
     /// state (before a resume, say) must never run a step early.
     timer: Option<SpawnHandle>,
@@ -45,6 +49,12 @@ pub struct SagaCoordinator {
     /// A log write failed: memory may be ahead of the log, so no further input is taken and
     /// the coordinator leaves once its writes in flight have answered.
     failed: bool,
+}
+
+/// What a new saga's first log write carries, and who hears whether it landed.
+pub struct FirstWrite {
+    pub write: WriteSet,
+    pub registered: oneshot::Sender<Result<(), AppError>>,
 }
 
 /// Feeds an input; answers the instance as persisted after it.
@@ -69,15 +79,39 @@ pub fn settled_channel() -> (watch::Sender<Option<SagaInstance>>, Settled) {
 }
 
 impl SagaCoordinator {
-    /// `first_write` is set for a saga that has never been persisted (a new one); `settled`
-    /// is told when it settles.
-    pub fn new(
+    /// A saga already in the log; `settled` is told when it settles.
+    pub fn new(saga: SagaInstance, engine: Arc<SagaEngine>, settled: watch::Sender<Option<SagaInstance>>) -> Self {
+        Self::with_first_write(saga, engine, None, settled)
+    }
+
+    /// A new saga: `first` is written with its first log write, and its sender told how
+    /// that write went (the saga is registered, or not at all).
+    pub fn new_saga(
         saga: SagaInstance,
         engine: Arc<SagaEngine>,
-        first_write: Option<WriteSet>,
+        first: FirstWrite,
+        settled: watch::Sender<Option<SagaInstance>>,
+    ) -> Self {
+        Self::with_first_write(saga, engine, Some(first), settled)
+    }
+
+    fn with_first_write(
+        saga: SagaInstance,
+        engine: Arc<SagaEngine>,
+        first: Option<FirstWrite>,
         settled: watch::Sender<Option<SagaInstance>>,
     ) -> SagaCoordinator {
-        SagaCoordinator { saga, engine, settled, first_write, timer: None, writes_in_flight: 0, failed: false }
+        let (first_write, registered) = first.map_or((None, None), |f| (Some(f.write), Some(f.registered)));
+        SagaCoordinator {
+            saga,
+            engine,
+            settled,
+            first_write,
+            registered,
+            timer: None,
+            writes_in_flight: 0,
+            failed: false,
+        }
     }
 
     /// Transition, persist, then act.
@@ -91,11 +125,9 @@ impl SagaCoordinator {
         let policy = |step: &str| engine.policy(&saga_type, step);
         let rules = Rules { point_of_no_return: point.as_deref(), policy: &policy };
         let state_before = self.saga.state;
-        // A local step's success goes to the log with the next write (the first write
-        // always goes now: it registers the saga).
-        let unlogged_success = matches!(input, Input::Succeeded(_))
-            && self.first_write.is_none()
-            && engine.current_step_is_local(&self.saga);
+        // A local step's success goes to the log with the next write.
+        let local_success = matches!(input, Input::Succeeded(_)) && engine.current_step_is_local(&self.saga);
+        let starting = matches!(input, Input::Start);
         let action = match machine::transition(&mut self.saga, input, Timestamp::now(), &rules) {
             Ok(a) => a,
             Err(e) => return Box::pin(fut::ready(Err(engine.refusal(&self.saga, e)))),
@@ -104,7 +136,14 @@ impl SagaCoordinator {
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
         }
-        if unlogged_success && action == Action::Run && self.saga.state == state_before {
+        let still_running = action == Action::Run && self.saga.state == SagaState::Running;
+        if local_success && still_running && state_before == SagaState::Running {
+            self.perform(action, ctx);
+            return Box::pin(fut::ready(Ok(())));
+        }
+        // A saga whose first step is local has done nothing yet: it is registered by the
+        // write after its local steps (its starter hears of it through `registered`).
+        if starting && still_running && self.first_write.is_some() && engine.current_step_is_local(&self.saga) {
             self.perform(action, ctx);
             return Box::pin(fut::ready(Ok(())));
         }
@@ -145,7 +184,17 @@ impl SagaCoordinator {
                 }
             };
             act.leave_if_done(ctx);
-            reply
+            match act.registered.take() {
+                // The saga's first write: its starter hears how it went.
+                Some(starter) if logged_before.is_none() => {
+                    let _ = starter.send(reply);
+                    Ok(())
+                }
+                other => {
+                    act.registered = other;
+                    reply
+                }
+            }
         }))
     }
 
@@ -247,6 +296,7 @@ impl SagaCoordinator {
 /// What a transition's write changes in the census and the counters, taken when it is
 /// submitted and applied once it is durable (never for a write that failed).
 struct Counted {
+    saga_type: String,
     census: Option<Change>,
     started: Option<String>,
     /// A transition into a terminal state: (type, state, seconds since its start).
@@ -257,6 +307,7 @@ impl Counted {
     fn of(saga: &SagaInstance, logged_before: Option<SagaState>) -> Counted {
         let finished = saga.state.is_terminal() && logged_before != Some(saga.state);
         Counted {
+            saga_type: saga.saga_type.clone(),
             census: Change::of(saga, logged_before),
             started: logged_before.is_none().then(|| saga.saga_type.clone()),
             finished: finished.then(|| {
@@ -267,6 +318,7 @@ impl Counted {
     }
 
     fn apply(self, engine: &SagaEngine) {
+        engine.metrics().log_written(&self.saga_type);
         if let Some(change) = self.census {
             engine.census().apply(change);
         }

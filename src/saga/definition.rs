@@ -9,8 +9,9 @@ use crate::retry::RetryPolicy;
 
 /// Every version that ever shipped stays here until no instance of it can be left: an
 /// instance runs the steps it was started with, under its own version's rules.
-pub const EMBEDDED: [(&str, &str); 6] = [
+pub const EMBEDDED: [(&str, &str); 7] = [
     ("place_order.toml", include_str!("../../sagas/place_order.toml")),
+    ("place_order.v1.toml", include_str!("../../sagas/place_order.v1.toml")),
     ("cancel_order.toml", include_str!("../../sagas/cancel_order.toml")),
     ("cancel_order.v1.toml", include_str!("../../sagas/cancel_order.v1.toml")),
     ("ship_order.toml", include_str!("../../sagas/ship_order.toml")),

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, ArbiterHandle};
 use serde_json::{json, Value};
+use tokio::sync::oneshot;
 
 use super::census::{SagaCensus, Triage};
-use super::coordinator::{settled_channel, Drive, SagaCoordinator, Settled, Watch};
+use super::coordinator::{settled_channel, Drive, FirstWrite, SagaCoordinator, Settled, Watch};
 use super::definition::{self, SagaDefinition};
 use super::instance::{SagaInstance, SagaState};
 use super::machine::{self, Input, MachineError, PlannedCompensation};
@@ -378,16 +379,21 @@ impl SagaEngine {
         );
         let saga_id = saga.saga_id;
         self.census.starting(saga_id);
-        let first_write = first_write(saga_id);
+        let (registered, is_registered) = oneshot::channel();
+        let first = FirstWrite { write: first_write(saga_id), registered };
         let engine = self.clone();
         let (tx, rx) = settled_channel();
         let mut lease = self.registry.lease(&saga_id, move |arbiter| {
             Ok::<_, AppError>(SagaCoordinator::start_in_arbiter(arbiter, move |_| {
-                SagaCoordinator::new(saga, engine, Some(first_write), tx)
+                SagaCoordinator::new_saga(saga, engine, first, tx)
             }))
         })?;
         tracing::info!(saga.id = %saga_id, saga.r#type = saga_type, "saga started");
         lease.send(Drive(Input::Start)).await??;
+        // Answered outside the coordinator, which may leave right after that write.
+        is_registered
+            .await
+            .unwrap_or(Err(AppError::Unavailable("the saga stopped before it was registered; retry")))?;
         Ok(Started { saga_id, settled: Some(rx) })
     }
 
@@ -553,5 +559,5 @@ impl SagaEngine {
 }
 
 fn start_coordinator(arbiter: &ArbiterHandle, saga: SagaInstance, engine: Arc<SagaEngine>) -> Addr<SagaCoordinator> {
-    SagaCoordinator::start_in_arbiter(arbiter, move |_| SagaCoordinator::new(saga, engine, None, settled_channel().0))
+    SagaCoordinator::start_in_arbiter(arbiter, move |_| SagaCoordinator::new(saga, engine, settled_channel().0))
 }

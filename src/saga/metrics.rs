@@ -24,6 +24,7 @@ pub struct SagaMetrics {
     scrape: std::sync::Mutex<()>,
     started: IntCounterVec,
     finished: IntCounterVec,
+    log_writes: IntCounterVec,
     step_attempts: IntCounterVec,
     duration: HistogramVec,
     step_duration: HistogramVec,
@@ -100,6 +101,11 @@ impl SagaMetrics {
                 "Sagas finished, by type and outcome (completed, failed, aborted)",
                 &["type", "outcome"]
             )),
+            log_writes: registered!(counter(
+                "cartwright_saga_log_writes_total",
+                "Saga log writes made durable, by type (each is a group-commit wait on the saga's path)",
+                &["type"]
+            )),
             step_attempts: registered!(counter(
                 "cartwright_saga_step_attempts_total",
                 "Attempts of saga steps and compensations, by outcome (succeeded, business_error, transient_error)",
@@ -155,6 +161,11 @@ impl SagaMetrics {
     /// A saga's first write is durable.
     pub fn saga_started(&self, saga_type: &str) {
         self.started.with_label_values(&[saga_type]).inc();
+    }
+
+    /// A write of the saga's log is durable.
+    pub fn log_written(&self, saga_type: &str) {
+        self.log_writes.with_label_values(&[saga_type]).inc();
     }
 
     /// A transition into a terminal state is durable.

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::ShippingSettings;
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::money::Money;
 use crate::domain::order::{OrderLine, ShippingAddress};
@@ -55,7 +56,7 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// place_order, definition version 1: the checkout the customer asked for.
+/// place_order, definition versions 1 and 2: the checkout the customer asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlaceOrderInput {
     pub customer_id: CustomerId,
@@ -64,14 +65,19 @@ pub struct PlaceOrderInput {
     /// Validated at the edge, carried as the domain type.
     pub shipping_address: ShippingAddress,
     pub payment_token: String,
+    /// The shop's shipping rule when the checkout began (version 2), so that
+    /// calculate_shipping gives the same amount however often it runs. Absent in version 1
+    /// inputs, which price with the configuration of the moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<ShippingSettings>,
 }
 
 impl SagaShape for PlaceOrderInput {
     const SAGA: &'static str = "place_order";
-    const VERSIONS: &'static [u32] = &[1];
+    const VERSIONS: &'static [u32] = &[1, 2];
 }
 
-/// place_order, definition version 1: the outputs of its steps, in step order.
+/// place_order, definition versions 1 and 2: the outputs of its steps, in step order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlaceOrderData {
     /// validate_customer.
@@ -90,7 +96,7 @@ pub struct PlaceOrderData {
 
 impl SagaShape for PlaceOrderData {
     const SAGA: &'static str = "place_order";
-    const VERSIONS: &'static [u32] = &[1];
+    const VERSIONS: &'static [u32] = &[1, 2];
 }
 
 /// cancel_order, definition versions 1 and 2: a customer's cancellation (with

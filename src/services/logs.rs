@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::ids::NotificationId;
+use crate::domain::ids::{NotificationId, OrderId};
 use crate::error::AppError;
 use crate::store::{
     keys, AuditEntry, EventRecord, ListingFilter, Notification, Page, Prefix, Store, Table, Walk, WebhookEvent,
@@ -35,19 +35,32 @@ impl LogService {
     pub fn events(&self, after: u64, limit: usize) -> Result<Value, AppError> {
         let after = keys::event(after);
         let page = self.store.page::<EventRecord>(after.table(), Some(after.as_bytes()), limit)?;
-        let events: Vec<Value> = page
-            .into_iter()
-            .map(|(_, e)| {
-                json!({
-                    "seq": e.seq,
-                    "type": e.event_type,
-                    "at": e.at.rfc3339(),
-                    "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
-                })
-            })
-            .collect();
+        let events: Vec<Value> = page.iter().map(|(_, e)| event_json(e)).collect();
         let next_after = events.last().map(|e| e["seq"].clone());
         Ok(json!({ "events": events, "next_after": next_after }))
+    }
+
+    /// One order's events, oldest first, after the event `cursor` (a seq), from their index;
+    /// ORDER_NOT_FOUND for an order that does not exist.
+    pub fn order_events(&self, order: OrderId, cursor: Option<u64>, limit: usize) -> Result<Value, AppError> {
+        if !self.store.exists(&keys::order(order))? {
+            return Err(AppError::OrderNotFound);
+        }
+        let after = cursor.map(u64::to_be_bytes);
+        let entries = keys::events_of_order(order);
+        let index = (entries.table(), entries.as_bytes());
+        // The order key after the prefix is the seq, which is the event's key.
+        let page: Page<EventRecord> = self.store.page_index(
+            index,
+            Table::Events,
+            |seq| seq,
+            after.as_ref().map(|a| a.as_slice()),
+            limit,
+            |_| true,
+        )?;
+        let events: Vec<Value> = page.rows.iter().map(event_json).collect();
+        let next_cursor = page.next.and_then(|k| Some(u64::from_be_bytes(k.try_into().ok()?)));
+        Ok(json!({ "events": events, "next_cursor": next_cursor }))
     }
 
     /// Audit rows, oldest first, after the row `cursor` (a seq): one entity's rows, or one
@@ -178,6 +191,16 @@ impl LogService {
         let next_cursor = page.next.and_then(|k| uuid::Uuid::from_slice(&k).ok());
         Ok(json!({ "notifications": out, "next_cursor": next_cursor }))
     }
+}
+
+/// A domain event on the wire: `{"seq", "type", "at", "data"}`.
+pub fn event_json(e: &EventRecord) -> Value {
+    json!({
+        "seq": e.seq,
+        "type": e.event_type,
+        "at": e.at.rfc3339(),
+        "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
+    })
 }
 
 pub fn notification_json(n: &Notification) -> Value {

@@ -242,11 +242,14 @@ fn apply_one(
         }
     }
     let insert = |key: Key, value: Vec<u8>| t(key.table()).insert(key.into_bytes(), value);
-    for (event_type, data) in &ws.events {
+    for event in &ws.events {
         let seq = seqs.0;
         seqs.0 += 1;
-        let record = EventRecord { seq, event_type: event_type.clone(), at: now, data: data.clone() };
+        let record = EventRecord { seq, event_type: event.event_type.clone(), at: now, data: event.data.clone() };
         insert(keys::event(seq), record.encode())?;
+        if let Some(order) = event.order_id {
+            insert(keys::order_event(order, seq), Vec::new())?;
+        }
     }
     for entry in &ws.audit {
         let seq = seqs.1;
@@ -275,7 +278,7 @@ fn oversized(ws: &WriteSet) -> Option<Refused> {
         Op::Put(table, key, value) | Op::PutIfAbsent(table, key, value, _) => Some((*table, key.len() + value.len())),
         Op::Delete(..) => None,
     });
-    let events = ws.events.iter().map(|(ty, data)| (Table::Events, ty.len() + data.len() + LOG_ROW_OVERHEAD));
+    let events = ws.events.iter().map(|e| (Table::Events, e.event_type.len() + e.data.len() + LOG_ROW_OVERHEAD));
     let audit = ws.audit.iter().map(|a| {
         let text = a.actor.len() + a.action.len() + a.entity_type.len() + a.entity_id.len();
         (Table::Audit, text + a.before.len() + a.after.len() + LOG_ROW_OVERHEAD)

@@ -3,10 +3,11 @@
 //! backfill of an index that a store written by an older build does not have yet.
 
 use super::codec::Record;
-use super::keys::{saga_owner_prefix, webhook_order_key, SagaOwner};
-use super::records::{AuditEntry, Notification, WebhookEvent};
+use super::keys::{self, saga_owner_prefix, webhook_order_key, SagaOwner};
+use super::records::{AuditEntry, EventRecord, Notification, WebhookEvent};
 use super::tables::{ListingFilter, Table};
 use super::{StoreError, WriteSet};
+use crate::domain::events::DomainEvent;
 use crate::domain::order::Order;
 use crate::saga::{SagaInstance, SagaState};
 
@@ -139,7 +140,15 @@ type Entries = fn(&[u8], &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
 struct Backfill {
     index: Table,
     main: Table,
+    /// A table whose rows mean the index has entries (most often `main`): the index is
+    /// built when this table has rows and the index has none.
+    implied_by: Table,
     entries: Entries,
+}
+
+/// A logged event's entry in [`Table::EventsByOrder`], if it concerns an order.
+fn order_event_index(e: &EventRecord) -> Vec<Vec<u8>> {
+    DomainEvent::order_in_data(&e.data).map(|o| keys::order_event(o, e.seq).into_bytes()).into_iter().collect()
 }
 
 fn decoded<T: Record>(
@@ -150,43 +159,57 @@ fn decoded<T: Record>(
     T::decode(table, bytes).map(|row| index(&row))
 }
 
-const BACKFILLS: [Backfill; 6] = [
+const BACKFILLS: [Backfill; 7] = [
     Backfill {
         index: Table::OrdersByStatus,
         main: Table::Orders,
+        implied_by: Table::Orders,
         entries: |_, v| decoded(Table::Orders, v, order_index),
     },
     Backfill {
         index: Table::SagasByFilter,
         main: Table::Sagas,
+        implied_by: Table::Sagas,
         entries: |_, v| decoded(Table::Sagas, v, saga_index_of),
     },
     Backfill {
         index: Table::WebhooksByFilter,
         main: Table::WebhookEvents,
+        implied_by: Table::WebhookEvents,
         entries: |_, v| decoded(Table::WebhookEvents, v, webhook_index),
     },
     Backfill {
         index: Table::NotificationsByFilter,
         main: Table::Outbox,
+        implied_by: Table::Outbox,
         entries: |_, v| decoded(Table::Outbox, v, notification_index),
     },
     Backfill {
         index: Table::SagasByOwner,
         main: Table::Sagas,
+        implied_by: Table::Sagas,
         entries: |_, v| decoded(Table::Sagas, v, saga_owner_index),
     },
     Backfill {
         index: Table::AuditByType,
         main: Table::Audit,
+        implied_by: Table::Audit,
         entries: |k, v| {
             decoded(Table::Audit, v, |a: &AuditEntry| vec![ListingFilter::AuditType(&a.entity_type).key(k)])
         },
     },
+    // Most events concern no order, so the events alone say nothing; but every order was
+    // created with its OrderPlaced event, so a store with orders has entries here.
+    Backfill {
+        index: Table::EventsByOrder,
+        main: Table::Events,
+        implied_by: Table::Orders,
+        entries: |_, v| decoded(Table::Events, v, order_event_index),
+    },
 ];
 
-/// Builds every index that is empty while its main table is not (a store written before
-/// the index existed), from the main table in batches; runs on open, before any write is
+/// Builds every index that is empty while the table implying its entries is not (a store
+/// written before the index existed), from the main table in batches; runs on open, before any write is
 /// accepted, so nothing changes under it. A build is marked under way in
 /// [`Table::IndexBuilds`] until its entries are flushed: one cut short by a crash (its index
 /// no longer empty) is done again, with the same entries, on the next open.
@@ -194,9 +217,9 @@ pub(super) fn backfill(db: &sled::Db, trees: &[sled::Tree]) -> Result<(), StoreE
     let under_way = &trees[Table::IndexBuilds as usize];
     for b in &BACKFILLS {
         let marker = b.index.name().as_bytes();
-        let (main, index) = (&trees[b.main as usize], &trees[b.index as usize]);
+        let (implied_by, index) = (&trees[b.implied_by as usize], &trees[b.index as usize]);
         let unfinished = under_way.contains_key(marker)?;
-        if !unfinished && (main.is_empty() || !index.is_empty()) {
+        if !unfinished && (implied_by.is_empty() || !index.is_empty()) {
             continue;
         }
         tracing::info!(index = b.index.name(), from = b.main.name(), "building index from existing rows");
@@ -276,6 +299,40 @@ mod tests {
         let ws = reindex(WriteSet::new(), Table::OrdersByStatus, &before, &after);
         assert_eq!(ws.ops.len(), 2, "one delete and one put: {:?}", ws.ops);
         assert!(reindex(WriteSet::new(), Table::OrdersByStatus, &before, &before).is_empty());
+    }
+
+    /// A store written before the index of events by order existed: its orders' events are
+    /// indexed on open, and only those.
+    #[tokio::test]
+    async fn an_older_stores_events_are_indexed_by_order_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::load_layers(None, false).unwrap();
+        settings.storage.path = dir.path().into();
+        let (a, b) = (order(OrderStatus::Pending), order(OrderStatus::Pending));
+        let placed = |o: &Order| DomainEvent::OrderPlaced {
+            order_id: o.order_id,
+            customer_id: o.customer_id,
+            total: Money::ZERO,
+            saga_id: o.saga_id,
+        };
+        let other = DomainEvent::CustomerEmailVerified { customer_id: a.customer_id };
+        let store = Store::open(&settings.storage).unwrap();
+        let ws = WriteSet::new().put(Table::Orders, a.order_id.as_bytes().to_vec(), &a);
+        store.commit(ws.events([&placed(&a), &other, &placed(&b)])).await.unwrap();
+        let written = all_keys(&store, Table::EventsByOrder);
+        let mut want =
+            vec![keys::order_event(a.order_id, 1).into_bytes(), keys::order_event(b.order_id, 3).into_bytes()];
+        want.sort();
+        assert_eq!(written, want, "written by the committer with each event");
+        let ws = written.iter().fold(WriteSet::new(), |ws, k| ws.delete(Table::EventsByOrder, k.clone()));
+        store.commit(ws).await.unwrap();
+        store.close().unwrap();
+        drop(store);
+
+        let store = Store::open(&settings.storage).unwrap();
+        assert_eq!(all_keys(&store, Table::EventsByOrder), want);
+        assert!(all_keys(&store, Table::IndexBuilds).is_empty());
+        store.close().unwrap();
     }
 
     /// A store written before the listing indexes existed: rows without their entries.

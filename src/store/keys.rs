@@ -114,6 +114,16 @@ pub fn event(seq: u64) -> Key {
     Key::new(Table::Events, seq.to_be_bytes())
 }
 
+/// An order's entry for the event `seq`: the order id (an order's entries are that
+/// prefix), then the seq, so they sort in log order.
+pub fn order_event(order: OrderId, seq: u64) -> Key {
+    Key::new(Table::EventsByOrder, [order.as_bytes().as_slice(), &seq.to_be_bytes()].concat())
+}
+
+pub fn events_of_order(order: OrderId) -> Prefix {
+    Prefix::new(Table::EventsByOrder, order.as_bytes().as_slice())
+}
+
 /// An audit row by its sequence number.
 pub fn audit(seq: u64) -> Key {
     Key::new(Table::Audit, seq.to_be_bytes())
@@ -385,6 +395,17 @@ mod tests {
         assert_eq!(cursor("alerts").as_bytes(), b"alerts");
         assert_eq!(expiry_cancellation(o).as_bytes(), [&b"expire:"[..], &[2; 16]].concat());
         assert_eq!(saga_owner_prefix(SagaOwner::Customer, &[1; 16]), [&[b'c'][..], &[1; 16]].concat());
+    }
+
+    #[test]
+    fn an_orders_event_keys_share_its_id_and_sort_by_seq() {
+        let (a, b) = (OrderId(id(1)), OrderId(id(2)));
+        let k = order_event(a, 0x0102).into_bytes();
+        assert_eq!((&k[..16], &k[16..]), (&[1u8; 16][..], &0x0102u64.to_be_bytes()[..]));
+        assert!(k.starts_with(events_of_order(a).as_bytes()));
+        // Numeric order past a byte boundary, and every entry of `a` before any of `b`.
+        assert!(order_event(a, 255).into_bytes() < order_event(a, 256).into_bytes());
+        assert!(order_event(a, u64::MAX).into_bytes() < order_event(b, 0).into_bytes());
     }
 
     #[test]

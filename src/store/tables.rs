@@ -83,10 +83,13 @@ pub enum Table {
     SagasByOwner,
     /// bulk action id -> BulkAction ; operators' bulk resumes and aborts, with their progress
     BulkActions,
+    /// order id ++ event seq (u64 BE) -> () ; an order's domain events, written with each
+    /// event (see `keys::order_event`)
+    EventsByOrder,
 }
 
 impl Table {
-    pub const ALL: [Table; 38] = [
+    pub const ALL: [Table; 39] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -125,6 +128,7 @@ impl Table {
         Table::SagaAlerts,
         Table::SagasByOwner,
         Table::BulkActions,
+        Table::EventsByOrder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -167,6 +171,7 @@ impl Table {
             Table::SagaAlerts => "saga_alerts",
             Table::SagasByOwner => "sagas_by_owner",
             Table::BulkActions => "bulk_actions",
+            Table::EventsByOrder => "events_by_order",
         }
     }
 }

@@ -11,6 +11,7 @@ use super::keys::Key;
 use super::records::{AuditEntry, Notification};
 use super::{StoreError, Table};
 use crate::domain::events::DomainEvent;
+use crate::domain::ids::OrderId;
 
 #[derive(Debug)]
 pub(crate) enum Op {
@@ -21,11 +22,20 @@ pub(crate) enum Op {
     PutIfAbsent(Table, Vec<u8>, Vec<u8>, &'static str),
 }
 
+/// A domain event as the log stores it, and the order whose history it belongs to (the
+/// committer indexes it there, with its seq).
+#[derive(Debug)]
+pub(crate) struct LoggedEvent {
+    pub(crate) event_type: String,
+    pub(crate) data: String,
+    pub(crate) order_id: Option<OrderId>,
+}
+
 #[derive(Debug, Default)]
 pub struct WriteSet {
     pub(crate) ops: Vec<Op>,
-    /// (type, JSON data) of each domain event, in order.
-    pub(crate) events: Vec<(String, String)>,
+    /// Each domain event, in order.
+    pub(crate) events: Vec<LoggedEvent>,
     pub(crate) audit: Vec<AuditEntry>,
     pub(crate) notifications: Vec<Notification>,
 }
@@ -83,7 +93,8 @@ impl WriteSet {
     }
 
     pub fn event(mut self, event: &DomainEvent) -> Self {
-        self.events.push(event.split());
+        let (event_type, data) = event.split();
+        self.events.push(LoggedEvent { event_type, data, order_id: event.order_id() });
         self
     }
 

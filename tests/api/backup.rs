@@ -133,6 +133,7 @@ async fn restores_a_shop_whose_books_balance(
 ) {
     let records = |name: &str| summary.trees.iter().find(|t| t.name == name).map_or(0, |t| t.records);
     assert!(records("orders") as usize >= before.placed.len(), "{:?}", summary.trees);
+    assert!(records("events_by_order") >= records("orders"), "each order's events are indexed: {:?}", summary.trees);
     println!("backup: {} orders, {} sagas unfinished when it was taken", records("orders"), records("active_sagas"));
     let target = dir.join("restored-store");
     let (from, to) = (dir.to_path_buf(), target.clone());
@@ -156,6 +157,11 @@ async fn restores_a_shop_whose_books_balance(
     }
     for id in &before.cancelled {
         assert_eq!(status_of[id.as_str()], "CANCELLED", "order {id} was cancelled before the backup");
+    }
+    // An order's events come with it.
+    if let Some(id) = before.placed.first() {
+        let (status, events) = shop.get(&format!("/admin/v1/orders/{id}/events"), Some(ADMIN)).await;
+        assert_eq!((status, events["events"][0]["type"].as_str()), (200, Some("OrderPlaced")), "{events}");
     }
 
     // reserved is exactly what the live orders hold.

@@ -24,6 +24,7 @@ mod inventory;
 mod lifecycle;
 mod listings;
 mod mail_server;
+mod order_events;
 mod orders;
 mod quarantine;
 mod retention;

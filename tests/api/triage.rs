@@ -150,6 +150,24 @@ async fn metrics(app: &TestApp) -> String {
     resp.text().await.unwrap()
 }
 
+/// Every saga log write is a group-commit wait on the checkout's path. The local steps
+/// (validate_customer, calculate_shipping) ride on the next write, and the first write waits
+/// for the first step that is not local: five writes for seven steps.
+#[tokio::test]
+async fn a_checkout_writes_its_saga_log_five_times() {
+    let app = spawn_app().await;
+    let p = app.product("10.00", 5).await;
+    let c = app.verified_customer().await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+    let (status, order) = app.place_order(&c.token, "tok_visa").await;
+    assert_eq!(status, 201, "{order}");
+    let saga = app.saga(order["saga_id"].as_str().unwrap()).await;
+    assert!(saga["steps"].as_array().unwrap().iter().all(|s| s["state"] == "SUCCEEDED"), "{saga}");
+
+    let text = metrics(&app).await;
+    assert_eq!(sample(&text, "cartwright_saga_log_writes_total", &[("type", "place_order")]), Some(5.0), "{text}");
+}
+
 #[tokio::test]
 async fn saga_metrics_after_a_checkout_count_its_start_finish_steps_and_retries() {
     let app = spawn_app().await;

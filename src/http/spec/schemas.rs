@@ -346,6 +346,14 @@ pub struct Events {
     next_after: Option<u64>,
 }
 
+/// One order's events, oldest first.
+#[derive(ToSchema)]
+pub struct OrderEventPage {
+    events: Vec<Event>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<u64>,
+}
+
 /// One domain event (`ItemAddedToCart`, `OrderPlaced`, `OutOfStock`, ...).
 #[derive(ToSchema)]
 pub struct Event {

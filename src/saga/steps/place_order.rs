@@ -138,8 +138,9 @@ pub async fn reserve_inventory(ctx: StepContext) -> Result<NoOutput, Failure> {
 
 /// Flat rate, free over the threshold; domestic addresses only.
 pub async fn calculate_shipping(ctx: StepContext) -> Result<ShippingPriced, Failure> {
-    let shipping = &ctx.deps.settings.shipping;
-    let address = input(&ctx)?.shipping_address;
+    let input = input(&ctx)?;
+    let shipping = input.shipping.as_ref().unwrap_or(&ctx.deps.settings.shipping);
+    let address = input.shipping_address;
     if !address.country.eq_ignore_ascii_case(&shipping.domestic_country) {
         return Err(business(AppError::InternationalShippingNotAvailable(address.country)));
     }
