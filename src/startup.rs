@@ -4,12 +4,13 @@
 //! 2. the actor registries (carts, inventory items, orders), paused by that board;
 //! 3. the entity services over them (catalog, inventory, carts, customers, orders);
 //! 4. the saga engine, whose steps call those services ([`StepDeps`]);
-//! 5. the operations that start or drive sagas (webhooks, quarantine, bulk actions);
+//! 5. the operations that start or drive sagas (`operations`: webhooks, quarantine, bulk
+//!    actions, expiry, retention);
 //! 6. the [`Shop`] every request handler holds.
 //!
 //! The background workers ([`Workers`]) start once the engine has booted. Nothing below
-//! this module builds anything above it: the services do not know the saga engine's steps,
-//! and the engine does not know the operations that drive it.
+//! this module builds anything above it: the services do not know the saga engine, and the
+//! engine does not know the operations that drive it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,17 +28,52 @@ use crate::config::Settings;
 use crate::domain::quarantine::{KeyKind, QuarantineKey};
 use crate::gateways::email::{EmailTransport, FaultInjecting, LogTransport, SmtpTransport};
 use crate::gateways::payment::{HttpGateway, PaymentGateway, SimulatedGateway};
+use crate::operations::expiry::ExpiryWorker;
+use crate::operations::{bulk, quarantine, retention, webhooks};
 use crate::saga::alerts::RetryingWatch;
 use crate::saga::steps::StepDeps;
 use crate::saga::SagaEngine;
-use crate::services::expiry::ExpiryWorker;
 use crate::services::notification_handler::NotificationHandler;
 use crate::services::notifications::DeliveryWorker;
-use crate::services::{
-    bulk, cart, catalog, customers, inventory, login_guard, logs, orders, quarantine, retention, token_hash, webhooks,
-    Shop, StaffTokens,
-};
+use crate::services::{cart, catalog, customers, inventory, login_guard, logs, orders, token_hash};
 use crate::store::Store;
+
+/// Everything a request handler needs: settings, the store and the services.
+pub struct Shop {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub customers: customers::CustomerService,
+    pub catalog: catalog::CatalogService,
+    pub inventory: inventory::InventoryService,
+    pub carts: cart::CartService,
+    pub logs: logs::LogService,
+    pub orders: orders::OrderService,
+    pub sagas: Arc<SagaEngine>,
+    pub webhooks: webhooks::WebhookService,
+    pub quarantine: quarantine::QuarantineService,
+    pub bulk: bulk::BulkService,
+    /// The console's sign-in sessions (in memory).
+    pub console: Arc<crate::console::Sessions>,
+    /// Digests of the configured staff tokens, computed once.
+    pub staff_tokens: StaffTokens,
+}
+
+pub struct StaffTokens {
+    pub admin: [u8; 32],
+    pub fulfillment: [u8; 32],
+}
+
+impl Shop {
+    /// Actors in memory: what passivation keeps bounded.
+    pub fn active_actors(&self) -> serde_json::Value {
+        serde_json::json!({
+            "carts": self.carts.active(),
+            "inventory_items": self.inventory.active(),
+            "orders": self.orders.active(),
+            "sagas": self.sagas.active(),
+        })
+    }
+}
 
 /// Layers 2 and 3: the services that own the shop's entities, over their actors.
 struct Entities {

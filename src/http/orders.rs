@@ -20,9 +20,10 @@ use crate::error::AppError;
 use crate::saga::engine::Started;
 use crate::saga::shapes::{to_input, CancelOrderInput, PlaceOrderInput, ShipOrderInput};
 use crate::saga::{SagaInstance, SagaState};
+use crate::services::audit;
 use crate::services::logs::MAX_PAGE;
 use crate::services::orders::order_json;
-use crate::services::{audit, Shop};
+use crate::startup::Shop;
 use crate::store::keys;
 
 #[derive(Deserialize, ToSchema)]

@@ -1,6 +1,6 @@
 //! Writes of records kept only for a while (Idempotency-Keys, finished sagas, webhook
 //! events): each goes with its entry in a time index, in the same write set, so that the
-//! retention sweep (`services::retention`) reads only the index range older than its cutoff.
+//! retention sweep (`operations::retention`) reads only the index range older than its cutoff.
 //! Here, below the saga engine and the services, so that both can write them.
 
 use super::indexes::{reindex, webhook_index};

@@ -233,7 +233,7 @@ async fn bulk_requests_are_validated_and_admin_only() {
 #[tokio::test]
 async fn a_bulk_action_a_restart_cut_short_shows_as_interrupted() {
     use cartwright::domain::time::Timestamp;
-    use cartwright::services::bulk::BulkAction;
+    use cartwright::operations::bulk::BulkAction;
     use cartwright::store::Table;
     let mut app = spawn_app().await;
     let id = uuid::Uuid::now_v7();

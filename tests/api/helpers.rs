@@ -545,7 +545,7 @@ impl TestApp {
     pub async fn webhook_signed(&self, source: &str, secret: &str, t: Option<i64>, body: &Value) -> (u16, Value) {
         let raw = serde_json::to_vec(body).unwrap();
         let t = t.unwrap_or_else(|| chrono::Utc::now().timestamp());
-        let signature = cartwright::services::webhooks::sign(secret, t, &raw);
+        let signature = cartwright::operations::webhooks::sign(secret, t, &raw);
         self.webhook_raw(source, &signature, raw).await
     }
 

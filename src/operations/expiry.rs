@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::orders::OrderService;
 use crate::domain::ids::OrderId;
 use crate::domain::order::OrderStatus;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::shapes::{to_input, CancelOrderInput};
 use crate::saga::SagaEngine;
+use crate::services::orders::OrderService;
 use crate::store::keys::{self, DueQueue};
 use crate::store::{Store, WriteSet};
 

@@ -193,7 +193,7 @@ pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention, census
         loop {
             tick.tick().await;
             let now = Timestamp::now();
-            match super::credential_sweep::sweep_expired(&store, now).await {
+            match crate::services::credential_sweep::sweep_expired(&store, now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "expired sessions and verification tokens deleted"),
                 Err(AppError::ShuttingDown) => break,

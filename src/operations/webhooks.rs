@@ -10,7 +10,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::orders::OrderService;
 use crate::config::Settings;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::{OrderId, SagaId};
@@ -20,6 +19,8 @@ use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::shapes::RefundCaptureInput;
 use crate::saga::SagaEngine;
+use crate::services::audit;
+use crate::services::orders::OrderService;
 use crate::store::{keys, Store, StoreError, WebhookEvent, WriteSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,8 +256,8 @@ impl WebhookService {
         };
         let entity = format!("{}/{event_id}", source.name());
         let before = replay_view(&replayed.before);
-        let row = super::audit::entry(actor, "webhook.replay", ("webhook_event", &entity), before, after);
-        super::audit::record(&self.store, row).await?;
+        let row = audit::entry(actor, "webhook.replay", ("webhook_event", &entity), before, after);
+        audit::record(&self.store, row).await?;
         Ok((replayed.outcome?, replayed.after))
     }
 

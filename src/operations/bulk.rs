@@ -18,12 +18,13 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::audit;
+use super::saga_audit;
 use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::query::{self, Direction, Paging, SagaFilter};
 use crate::saga::{machine, SagaEngine, SagaInstance, SagaState};
+use crate::services::audit;
 use crate::store::{keys, Page, Prefix, Record, Store, Table, Walk, WriteSet};
 
 /// Sagas shown by a dry run.
@@ -128,7 +129,7 @@ impl BulkAction {
                 self.done += 1;
                 return;
             }
-            Err(e) => audit::result_of(e),
+            Err(e) => saga_audit::result_of(e),
         };
         if result == "skipped" {
             self.skipped += 1;
@@ -319,7 +320,7 @@ impl BulkService {
             action.updated_at = Timestamp::now();
             let extra = json!({ "bulk_action_id": action.id });
             let verb = format!("saga.{}", req.kind.name());
-            let row = audit::saga_action(&req.actor, &verb, id, before, &outcome, extra);
+            let row = saga_audit::saga_action(&req.actor, &verb, id, before, &outcome, extra);
             if let Err(e) = self.store.commit(self.write(&action).audit(row)).await {
                 tracing::error!(bulk_action = %action.id, error = %e, "bulk action could not record its progress; stopped");
                 action.state = "failed".into();
