@@ -177,7 +177,7 @@ async function checkout(productId, card, wantStatus) {
 }
 
 /// The payment gateway's signed webhook: `Cartwright-Signature: t=<unix>,v1=<hex HMAC-SHA256
-/// of "<t>.<body>">` (src/services/webhooks.rs).
+/// of "<t>.<body>">` (src/operations/webhooks.rs).
 async function paymentCaptured(authorizationId, amount) {
   const raw = JSON.stringify({
     id: `evt_${crypto.randomUUID()}`,

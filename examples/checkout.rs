@@ -59,7 +59,7 @@ impl Api {
     /// A webhook signed as the contract says: `t=<unix>,v1=hex(HMAC-SHA256(secret, "<t>.<body>"))`.
     async fn webhook(&self, source: &str, secret: &str, body: Value) -> (u16, Value) {
         let raw = serde_json::to_vec(&body).expect("json");
-        let signature = cartwright::services::webhooks::sign(secret, chrono::Utc::now().timestamp(), &raw);
+        let signature = cartwright::operations::webhooks::sign(secret, chrono::Utc::now().timestamp(), &raw);
         let resp = self
             .http
             .post(format!("{}/webhooks/{source}", self.url))

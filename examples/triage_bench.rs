@@ -90,7 +90,7 @@ async fn fill(store: &Store, opts: &Opts) {
             let saga = if i < opts.finished { instance(def, i) } else { stuck(def, i) };
             ws = log_write(ws, &saga, None);
             ws = match saga.state.is_terminal() {
-                true => cartwright::services::retention::saga_finished(ws, saga.saga_id, Timestamp::now()),
+                true => cartwright::store::retained::saga_finished(ws, saga.saga_id, Timestamp::now()),
                 false => ws.put(Table::ActiveSagas, saga.saga_id.as_bytes().to_vec(), &0u32),
             };
         }
@@ -168,21 +168,9 @@ async fn main() {
 
 /// The server on the filled store; `GET /admin/v1/triage` timed once its census is complete.
 async fn http(settings: Settings, runs: usize) {
-    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let started = Instant::now();
-    let server = std::thread::spawn(move || {
-        cartwright::app::run(
-            settings,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |addr| {
-                let _ = addr_tx.send(addr);
-            },
-        )
-    });
-    let addr = addr_rx.await.expect("the server listens");
+    let server = cartwright::app::spawn(settings).await.expect("the server listens");
+    let addr = server.addr;
     println!("server listening after {}", ms(started.elapsed()));
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/admin/v1/triage");
@@ -204,8 +192,7 @@ async fn http(settings: Settings, runs: usize) {
     times.sort();
     println!("GET /admin/v1/triage: {} (median of {runs}), slowest {}", ms(times[runs / 2]), ms(times[runs - 1]));
     console_page(&addr.to_string(), runs).await;
-    let _ = stop_tx.send(());
-    server.join().expect("server thread").expect("server stops cleanly");
+    server.stop().await.expect("server stops cleanly");
 }
 
 /// The operator's landing page: signs in to the console once, then times `GET /console/triage`.

@@ -1,7 +1,7 @@
-//! Wiring and lifecycle: open the store, start the arbiters and workers, serve HTTP until
-//! the shutdown signal, then stop in order: stop accepting, finish open requests (bounded
-//! by `server.shutdown_grace_secs`), stop workers, let the committer drain every queued
-//! write, flush the store, stop the arbiters.
+//! Lifecycle: open the store, start the arbiters, build the shop and its workers (in
+//! [`crate::startup`]), serve HTTP until the shutdown signal, then stop in order: stop
+//! accepting, finish open requests (bounded by `server.shutdown_grace_secs`), stop workers,
+//! let the committer drain every queued write, flush the store, stop the arbiters.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,13 +10,9 @@ use std::time::Duration;
 
 use actix::Arbiter;
 use anyhow::Context as _;
-use tokio::sync::watch;
 
 use crate::config::Settings;
-use crate::gateways::email::{EmailTransport, FaultInjecting, LogTransport, SmtpTransport};
-use crate::gateways::payment::{HttpGateway, PaymentGateway, SimulatedGateway};
-use crate::services::notifications::DeliveryWorker;
-use crate::services::Shop;
+use crate::startup::{self, Workers};
 use crate::store::Store;
 
 /// Runs the server on the current thread until `shutdown` resolves. Builds the actix system
@@ -55,33 +51,15 @@ async fn serve(
     let store = Store::open(&settings.storage)
         .with_context(|| format!("opening the store at {}", settings.storage.path.display()))?;
     let arbiters: Vec<Arbiter> = (0..settings.arbiter_count()).map(|_| Arbiter::new()).collect();
-    let shop = Arc::new(Shop::new(
+    let shop = Arc::new(startup::shop(
         settings.clone(),
         store.clone(),
         arbiters.iter().map(|a| a.handle()).collect(),
-        payment_gateway(&settings)?,
+        startup::payment_gateway(&settings)?,
     )?);
     shop.sagas.boot().await?;
     shop.bulk.mark_interrupted().await?;
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = DeliveryWorker::new(store.clone(), transport(&settings)?, &settings.notifications);
-    let worker = tokio::spawn(worker.run(stop_rx.clone()));
-    let expiry = crate::services::expiry::ExpiryWorker::new(
-        store.clone(),
-        shop.orders.clone(),
-        shop.sagas.clone(),
-        settings.orders.expiry_check_interval_ms,
-    );
-    let expiry = tokio::spawn(expiry.run(stop_rx.clone()));
-    let handler = crate::services::notification_handler::NotificationHandler::new(
-        store.clone(),
-        shop.customers.clone(),
-        settings.clone(),
-    );
-    let handler = tokio::spawn(handler.run(stop_rx.clone()));
-    let retrying = crate::saga::alerts::RetryingWatch::new(shop.sagas.clone(), settings.clone());
-    let retrying = tokio::spawn(retrying.run(stop_rx));
+    let workers = Workers::start(&shop)?;
 
     let listener = tokio::net::TcpListener::bind(settings.server.addr)
         .await
@@ -112,11 +90,7 @@ async fn serve(
         }
     }
 
-    let _ = stop_tx.send(true);
-    let _ = worker.await;
-    let _ = expiry.await;
-    let _ = handler.await;
-    let _ = retrying.await;
+    workers.stop().await;
     // Every reply already waited for its write; this drains writes nobody waits for.
     let store_for_close = store.clone();
     tokio::task::spawn_blocking(move || store_for_close.close()).await??;
@@ -128,6 +102,57 @@ async fn serve(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// A server running on a thread of its own, as tests and benchmarks start one.
+pub struct Spawned {
+    pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts [`run`] on a new thread and waits until it listens. `Err` with the server's own
+/// reason when it stops before listening (settings refused, store unreadable...).
+pub async fn spawn(settings: Settings) -> anyhow::Result<Spawned> {
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        run(
+            settings,
+            async move {
+                let _ = stop_rx.await;
+            },
+            move |addr| {
+                let _ = addr_tx.send(addr);
+            },
+        )
+    });
+    match addr_rx.await {
+        Ok(addr) => Ok(Spawned { addr, stop, thread }),
+        Err(_) => Err(join(thread).await.err().unwrap_or_else(|| anyhow::anyhow!("stopped without an error"))),
+    }
+}
+
+impl Spawned {
+    /// Graceful stop (as on SIGTERM); the server's result once it has stopped.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        join(self.thread).await
+    }
+
+    /// As [`Spawned::stop`], blocking the calling thread: for a `Drop`, which cannot await.
+    pub fn stop_blocking(self) -> std::thread::Result<anyhow::Result<()>> {
+        let _ = self.stop.send(());
+        self.thread.join()
+    }
+}
+
+/// The server thread's result; a panic on it goes on in the caller.
+async fn join(thread: std::thread::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+    match tokio::task::spawn_blocking(move || thread.join()).await? {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// Public secrets are tolerated only where nobody else can connect: on a loopback address
@@ -146,30 +171,6 @@ fn refuse_weak_secrets(settings: &Settings) -> anyhow::Result<()> {
     }
     let reasons: String = weak.iter().map(|w| format!("\n  - {w}")).collect();
     anyhow::bail!("refusing to serve on {addr} with weak secrets:{reasons}")
-}
-
-fn payment_gateway(settings: &Settings) -> anyhow::Result<Arc<dyn PaymentGateway>> {
-    Ok(match settings.payment.gateway.as_str() {
-        "simulated" => Arc::new(SimulatedGateway::default()),
-        "http" => Arc::new(HttpGateway::new(&settings.payment.http.base_url, settings.payment.http.timeout_ms)?),
-        other => anyhow::bail!("payment.gateway = {other:?}: expected \"simulated\" or \"http\""),
-    })
-}
-
-fn transport(settings: &Settings) -> anyhow::Result<Arc<dyn EmailTransport>> {
-    let n = settings.notifications.fail_first_attempts;
-    Ok(match settings.notifications.transport.as_str() {
-        "log" => with_faults(LogTransport { from: settings.notifications.from.clone() }, n),
-        "smtp" => with_faults(SmtpTransport::new(&settings.notifications).map_err(anyhow::Error::msg)?, n),
-        other => anyhow::bail!("notifications.transport = {other:?}: expected \"log\" or \"smtp\""),
-    })
-}
-
-fn with_faults<T: EmailTransport + 'static>(transport: T, fail_first_attempts: u32) -> Arc<dyn EmailTransport> {
-    match fail_first_attempts {
-        0 => Arc::new(transport),
-        n => Arc::new(FaultInjecting { inner: transport, fail_first_attempts: n }),
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -6,14 +6,19 @@
 //! - [`store`]: the only code touching sled: tables, versioned records, group commit.
 //! - [`actors`]: one actix actor per cart and per inventory item, activated on demand and
 //!   passivated when idle, through a sharded registry.
-//! - [`services`]: the seed's services (customers, catalog, inventory, cart, notifications).
+//! - [`services`]: the entities' services (customers, catalog, inventory, cart, orders,
+//!   notifications), which the saga engine's steps call.
+//! - [`operations`]: what starts or drives sagas (webhooks, quarantine, bulk actions, expiry,
+//!   retention), above the engine.
 //! - [`console`]: the operators' web console (server-rendered HTML under `/console`).
 //! - [`http`]: the warp front door; [`error`] maps every failure to the HTTP contract's codes once.
 //! - [`saga`]: the durable saga engine (definitions, log, coordinator, recovery, steps).
 //! - [`gateways`]: the outside world (payment gateways, email transports).
 //! - [`server`]: accepts connections and serves HTTP/1.1 with deadlines and a connection cap.
 //! - [`backup`]: consistent backups of a running store, and restoring them.
-//! - [`app`]: wiring, start-up and graceful shutdown; [`config`], [`telemetry`], [`metrics`].
+//! - [`startup`]: builds everything in dependency order (entity services, saga engine, the
+//!   operations driving sagas) into the `Shop` every handler holds, and the background workers.
+//! - [`app`]: start-up and graceful shutdown; [`config`], [`telemetry`], [`metrics`].
 #![forbid(unsafe_code)]
 
 pub mod actors;
@@ -27,9 +32,11 @@ pub mod error;
 pub mod gateways;
 pub mod http;
 pub mod metrics;
+pub mod operations;
 pub mod retry;
 pub mod saga;
 pub mod server;
 pub mod services;
+pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -11,7 +11,7 @@ use super::registry::{refused, reply_when_durable, Entity, Pipeline, Registry};
 use crate::domain::cart::{Cart, CartCommand, CartLimits};
 use crate::domain::ids::CustomerId;
 use crate::error::AppError;
-use crate::store::{Store, Table, WriteSet};
+use crate::store::{keys, Store, WriteSet};
 
 pub type CartRegistry = Registry<CustomerId, CartActor>;
 
@@ -61,7 +61,7 @@ impl CartActor {
         limits: CartLimits,
         registry: Arc<CartRegistry>,
     ) -> Result<Addr<CartActor>, AppError> {
-        let cart = store.get::<Cart>(Table::Carts, customer_id.as_bytes())?.unwrap_or_else(|| Cart::new(customer_id));
+        let cart = store.load::<Cart>(&keys::cart(customer_id))?.unwrap_or_else(|| Cart::new(customer_id));
         Ok(CartActor::start_in_arbiter(arbiter, move |_| CartActor {
             cart,
             limits,
@@ -110,10 +110,7 @@ impl Handler<ExecuteCart> for CartActor {
         let ws = if decision.events.is_empty() {
             msg.also
         } else {
-            WriteSet::new()
-                .put(Table::Carts, next.customer_id.as_bytes().to_vec(), &next)
-                .events(&decision.events)
-                .merge(msg.also)
+            WriteSet::new().save(keys::cart(next.customer_id), &next).events(&decision.events).merge(msg.also)
         };
         let ticket = if ws.is_empty() { self.store.barrier() } else { self.store.commit(ws) };
         self.cart = next.clone();

@@ -13,7 +13,7 @@ use crate::domain::ids::{ItemKey, OwnerId};
 use crate::domain::inventory::{Inventory, InventoryCommand, StockRecord};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{AuditEntry, Store, Table, WriteSet};
+use crate::store::{keys, AuditEntry, Store, WriteSet};
 
 pub type InventoryRegistry = Registry<ItemKey, InventoryItemActor>;
 
@@ -67,12 +67,6 @@ pub struct Available;
 
 crate::entity_messages!(commands: ExecuteInventory; reads: GetStock, Available);
 
-pub fn reservation_key(key: &ItemKey, owner: &OwnerId) -> Vec<u8> {
-    let mut k = key.to_bytes().to_vec();
-    k.extend_from_slice(owner.as_bytes());
-    k
-}
-
 impl InventoryItemActor {
     /// Loads the item and its reservations; `None` when the item does not exist.
     pub fn activate(
@@ -82,12 +76,13 @@ impl InventoryItemActor {
         registry: Arc<InventoryRegistry>,
         board: Arc<StockBoard>,
     ) -> Result<Option<Addr<InventoryItemActor>>, AppError> {
-        let Some(record) = store.get::<StockRecord>(Table::Stock, &key.to_bytes())? else {
+        let Some(record) = store.load::<StockRecord>(&keys::stock(&key))? else {
             return Ok(None);
         };
         let mut inventory = Inventory::new(key, record.on_hand);
-        for (k, q) in store.scan_prefix::<u32>(Table::Reservations, &key.to_bytes())? {
-            let owner = uuid::Uuid::from_slice(&k[32..]).map_err(|e| AppError::Internal(e.to_string()))?;
+        for (k, q) in store.scan::<u32>(&keys::reservations_of(&key))? {
+            let owner = uuid::Uuid::from_slice(keys::owner_in_reservation(&k))
+                .map_err(|e| AppError::Internal(e.to_string()))?;
             inventory.reservations.insert(OwnerId(owner), q);
         }
         if inventory.reserved() != record.reserved {
@@ -106,14 +101,14 @@ impl InventoryItemActor {
     fn write_set(&self, before: &StockRecord, events: &[DomainEvent], by: &str) -> WriteSet {
         let key = self.inventory.key;
         let after = self.inventory.record();
-        let mut ws = WriteSet::new().put(Table::Stock, key.to_bytes().to_vec(), &after).events(events);
+        let mut ws = WriteSet::new().save(keys::stock(&key), &after).events(events);
         for e in events {
             ws = match e {
                 DomainEvent::InventoryReserved { owner_id, quantity, .. } => {
-                    ws.put(Table::Reservations, reservation_key(&key, owner_id), quantity)
+                    ws.save(keys::reservation(&key, owner_id), quantity)
                 }
                 DomainEvent::InventoryReleased { owner_id, .. } | DomainEvent::InventoryDeducted { owner_id, .. } => {
-                    ws.delete(Table::Reservations, reservation_key(&key, owner_id))
+                    ws.remove(keys::reservation(&key, owner_id))
                 }
                 _ => ws,
             };

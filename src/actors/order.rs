@@ -23,7 +23,7 @@ use crate::domain::ids::OrderId;
 use crate::domain::order::{Order, OrderCommand};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{self, AuditEntry, Notification, Store, Table, WebhookEvent, WriteSet};
+use crate::store::{self, keys, AuditEntry, Notification, Store, Table, WebhookEvent, WriteSet};
 
 pub type OrderRegistry = Registry<OrderId, OrderActor>;
 
@@ -65,12 +65,6 @@ pub struct GetOrder;
 
 crate::entity_messages!(commands: CreateOrder, ExecuteOrder; reads: GetOrder);
 
-pub fn customer_index_key(order: &Order) -> Vec<u8> {
-    let mut k = order.customer_id.as_bytes().to_vec();
-    k.extend_from_slice(order.order_id.as_bytes());
-    k
-}
-
 /// Why an order actor is activated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -89,7 +83,7 @@ impl OrderActor {
         registry: Arc<OrderRegistry>,
         why: Activation,
     ) -> Result<Addr<OrderActor>, AppError> {
-        let order = store.get::<Order>(Table::Orders, order_id.as_bytes())?;
+        let order = store.load::<Order>(&keys::order(order_id))?;
         if order.is_none() && why == Activation::Existing {
             return Err(AppError::OrderNotFound);
         }
@@ -106,7 +100,7 @@ impl OrderActor {
     fn persist(&mut self, next: Order, ws: WriteSet) -> ResponseActFuture<Self, Result<Order, AppError>> {
         let before = self.order.as_ref().map(store::order_index).unwrap_or_default();
         let ws = store::reindex(ws, Table::OrdersByStatus, &before, &store::order_index(&next));
-        let ticket = self.store.commit(ws.put(Table::Orders, next.order_id.as_bytes().to_vec(), &next));
+        let ticket = self.store.commit(ws.save(keys::order(next.order_id), &next));
         self.order = Some(next.clone());
         reply_when_durable(self, ticket, next)
     }
@@ -169,11 +163,11 @@ impl Handler<CreateOrder> for OrderActor {
             saga_id: order.saga_id,
         };
         let ws = WriteSet::new()
-            .put(Table::OrdersByCustomer, customer_index_key(&order), &0u32)
-            .put(Table::OrdersByAuthorization, order.authorization_id.as_bytes().to_vec(), &order.order_id.0)
+            .save(keys::customer_order(order.customer_id, order.order_id), &0u32)
+            .save(keys::order_by_authorization(&order.authorization_id), &order.order_id.0)
             .event(&placed);
         let ws = match msg.expires_at {
-            Some(at) => ws.put(Table::OrderExpiry, crate::store::due_key(at.0, order.order_id.as_bytes()), &0u32),
+            Some(at) => ws.save(keys::order_expiry(at.0, order.order_id), &0u32),
             None => ws,
         };
         self.persist(order, ws.merge(msg.also))
@@ -215,14 +209,11 @@ impl Handler<ExecuteOrder> for OrderActor {
         if let Some(w) = msg.webhook {
             // Recorded by nobody before in practice (the caller saw no record), but were it
             // recorded, its listing entries move with it.
-            let before = match self
-                .store
-                .get::<WebhookEvent>(Table::WebhookEvents, &WebhookEvent::key(&w.source, &w.event_id))
-            {
+            let before = match self.store.load::<WebhookEvent>(&keys::webhook_event(&w.source, &w.event_id)) {
                 Ok(before) => before,
                 Err(e) => return Box::pin(fut::ready(Err(e.into()))),
             };
-            ws = crate::services::retention::webhook_event(ws, &w, before.as_ref(), false);
+            ws = store::retained::webhook_event(ws, &w, before.as_ref(), false);
         }
         Box::pin(self.persist(next, ws).map(|r, _, _| r.map(|o| (o, true))))
     }

@@ -14,8 +14,8 @@ use super::sagas::{filter_fields, saga_types};
 use super::session::Session;
 use super::{ConsoleError, Ctx, Page};
 use crate::error::AppError;
+use crate::operations::bulk::{BulkKind, BulkRequest};
 use crate::saga::query::{FilterParams, SagaFilter};
-use crate::services::bulk::{BulkKind, BulkRequest};
 
 /// Recent bulk actions listed under the form.
 const RECENT: usize = 20;

@@ -29,7 +29,7 @@ use warp::http::Method;
 
 use crate::error::AppError;
 use crate::http::Request;
-use crate::services::Shop;
+use crate::startup::Shop;
 pub use session::Sessions;
 use session::{Role, Session};
 

@@ -12,6 +12,7 @@ use super::{ConsoleError, Ctx, Page};
 use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
+use crate::operations::saga_audit;
 use crate::saga::instance::{Phase, Work};
 use crate::saga::{SagaInstance, SagaState};
 use crate::services::audit;
@@ -249,7 +250,7 @@ pub async fn resume(ctx: &Ctx<'_>, id: &str) -> Page {
     let before = ctx.shop.sagas.get(id).await?.ok_or(AppError::SagaNotFound)?;
     let outcome = ctx.shop.sagas.resume(id, reset).await;
     let extra = json!({ "reset_attempts": reset });
-    let row = audit::saga_action(&session.actor(), "saga.resume", id, Some(before.state), &outcome, extra);
+    let row = saga_audit::saga_action(&session.actor(), "saga.resume", id, Some(before.state), &outcome, extra);
     audit::record(&ctx.shop.store, row).await?;
     outcome?;
     let done = if reset { "resumed_reset" } else { "resumed" };
@@ -266,7 +267,7 @@ pub async fn abort(ctx: &Ctx<'_>, id: &str) -> Page {
     }
     let before = ctx.shop.sagas.get(id).await?.ok_or(AppError::SagaNotFound)?;
     let outcome = ctx.shop.sagas.abort(id, reason).await;
-    let row = audit::saga_action(
+    let row = saga_audit::saga_action(
         &session.actor(),
         "saga.abort",
         id,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::layout::{self, Shell};
 use super::{ConsoleError, Ctx, Page};
 use crate::error::AppError;
-use crate::services::webhooks::Source;
+use crate::operations::webhooks::Source;
 use crate::store::WebhookEvent;
 
 const PAGE: usize = 50;

@@ -13,7 +13,7 @@ use crate::domain::ids::{NotificationId, OwnerId, ProductId, VariantId};
 use crate::domain::quantity::Quantity;
 use crate::error::AppError;
 use crate::services::logs::{AuditFilter, MAX_PAGE};
-use crate::services::Shop;
+use crate::startup::Shop;
 
 #[derive(Deserialize, ToSchema)]
 struct Restock {

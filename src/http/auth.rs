@@ -5,7 +5,8 @@
 use super::request::Request;
 use crate::domain::ids::CustomerId;
 use crate::error::AppError;
-use crate::services::{token_hash, Shop};
+use crate::services::token_hash;
+use crate::startup::Shop;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Staff {

@@ -13,7 +13,8 @@ use super::request::Request;
 use super::routes::Reply;
 use crate::backup;
 use crate::error::AppError;
-use crate::services::{audit, Shop};
+use crate::services::audit;
+use crate::startup::Shop;
 
 const CHUNK: usize = 256 << 10;
 

@@ -9,10 +9,10 @@ use super::request::{path_id, Request};
 use super::response::json;
 use super::routes::Reply;
 use crate::error::AppError;
+use crate::operations::bulk::{BulkKind, BulkRequest};
 use crate::saga::query::{FilterParams, SagaFilter};
-use crate::services::bulk::{BulkKind, BulkRequest};
 use crate::services::logs::MAX_PAGE;
-use crate::services::Shop;
+use crate::startup::Shop;
 
 /// The body of both: the saga filter's fields, and the action's own. An unknown field is
 /// refused, not ignored: a misspelt filter must not widen what a bulk action touches.

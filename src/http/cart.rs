@@ -12,7 +12,7 @@ use super::spec::schemas as doc;
 use crate::domain::ids::{LineId, ProductId, VariantId};
 use crate::domain::quantity::{Quantity, MAX_QUANTITY};
 use crate::error::AppError;
-use crate::services::Shop;
+use crate::startup::Shop;
 
 #[derive(Deserialize, ToSchema)]
 struct AddItem {

@@ -15,7 +15,7 @@ use crate::domain::product::Product;
 use crate::error::AppError;
 use crate::services::catalog::{NewProduct, NewVariant};
 use crate::services::inventory::item_keys;
-use crate::services::Shop;
+use crate::startup::Shop;
 
 #[derive(Deserialize, ToSchema)]
 struct NewCategory {

@@ -10,7 +10,7 @@ use super::response::json;
 use super::routes::Reply;
 use super::spec::schemas as doc;
 use crate::error::AppError;
-use crate::services::Shop;
+use crate::startup::Shop;
 use crate::store::Customer;
 
 #[derive(Deserialize, ToSchema)]

@@ -34,7 +34,7 @@ pub use request::Request;
 use crate::error::AppError;
 use crate::metrics;
 use crate::server::ClientAddr;
-use crate::services::Shop;
+use crate::startup::Shop;
 
 /// The whole API as one warp filter.
 pub fn api(shop: Arc<Shop>) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::auth;
@@ -21,9 +20,11 @@ use crate::error::AppError;
 use crate::saga::engine::Started;
 use crate::saga::shapes::{to_input, CancelOrderInput, PlaceOrderInput, ShipOrderInput};
 use crate::saga::{SagaInstance, SagaState};
+use crate::services::audit;
 use crate::services::logs::MAX_PAGE;
 use crate::services::orders::order_json;
-use crate::services::{audit, Shop};
+use crate::startup::Shop;
+use crate::store::keys;
 
 #[derive(Deserialize, ToSchema)]
 struct PlaceOrder {
@@ -76,10 +77,7 @@ fn idempotency(req: &Request, customer: CustomerId, operation: &[u8]) -> Result<
     if key.is_empty() || key.len() > 255 {
         return Err(AppError::invalid("Idempotency-Key", "must be 1 to 255 characters"));
     }
-    let mut k = customer.as_bytes().to_vec();
-    k.extend_from_slice(&Sha256::digest(key.as_bytes()));
-    k.extend_from_slice(operation);
-    Ok(Some(k))
+    Ok(Some(keys::idempotency(customer, key, operation).into_bytes()))
 }
 
 fn wait_time(shop: &Shop) -> Duration {

@@ -10,7 +10,7 @@ use super::response::json;
 use super::routes::Reply;
 use crate::domain::quarantine::{self, KeyKind, QuarantineEntry, QuarantineKey};
 use crate::error::AppError;
-use crate::services::Shop;
+use crate::startup::Shop;
 
 #[derive(Deserialize, ToSchema)]
 pub struct Pause {

@@ -12,7 +12,7 @@ use warp::http::Method;
 use super::request::Request;
 use super::{admin, backups, bulk, cart, catalog, customers, orders, quarantine, response, sagas, spec, webhooks};
 use crate::error::AppError;
-use crate::services::Shop;
+use crate::startup::Shop;
 
 pub type Reply = Result<warp::reply::Response, AppError>;
 

@@ -11,10 +11,12 @@ use super::routes::Reply;
 use super::spec::schemas as doc;
 use crate::domain::ids::SagaId;
 use crate::error::AppError;
+use crate::operations::saga_audit;
 use crate::retry::RetryPolicy;
 use crate::saga::query::{Direction, FilterParams, SagaFilter};
 use crate::saga::SagaInstance;
-use crate::services::{audit, Shop};
+use crate::services::audit;
+use crate::startup::Shop;
 use crate::store::AuditEntry;
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -94,7 +96,8 @@ pub async fn resume(shop: &Shop, req: &Request, id: &str) -> Reply {
     let before = shop.sagas.get(id).await?.ok_or(AppError::SagaNotFound)?;
     let outcome = shop.sagas.resume(id, body.reset_attempts).await;
     let extra = json!({ "reset_attempts": body.reset_attempts });
-    audited(shop, audit::saga_action(&actor, "saga.resume", id, Some(before.state), &outcome, extra), outcome).await
+    audited(shop, saga_audit::saga_action(&actor, "saga.resume", id, Some(before.state), &outcome, extra), outcome)
+        .await
 }
 
 /// Compensate the completed steps in reverse order and end `ABORTED`.
@@ -115,7 +118,7 @@ pub async fn abort(shop: &Shop, req: &Request, id: &str) -> Reply {
     let before = shop.sagas.get(id).await?.ok_or(AppError::SagaNotFound)?;
     let outcome = shop.sagas.abort(id, reason).await;
     let extra = json!({ "reason": reason });
-    audited(shop, audit::saga_action(&actor, "saga.abort", id, Some(before.state), &outcome, extra), outcome).await
+    audited(shop, saga_audit::saga_action(&actor, "saga.abort", id, Some(before.state), &outcome, extra), outcome).await
 }
 
 /// 1 to 500 characters once trimmed.

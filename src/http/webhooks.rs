@@ -9,8 +9,8 @@ use super::response::json;
 use super::routes::Reply;
 use super::spec::schemas as doc;
 use crate::error::AppError;
-use crate::services::webhooks::{replay_view, verify_signature, Source};
-use crate::services::Shop;
+use crate::operations::webhooks::{replay_view, verify_signature, Source};
+use crate::startup::Shop;
 
 async fn receive(shop: &Shop, req: &Request, source: Source) -> Reply {
     let header = req.headers.get("cartwright-signature").and_then(|v| v.to_str().ok());

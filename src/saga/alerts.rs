@@ -20,7 +20,7 @@ use super::engine::SagaEngine;
 use super::instance::{SagaInstance, SagaState};
 use crate::config::Settings;
 use crate::domain::time::Timestamp;
-use crate::store::{time_key, Notification, StoreError, Table, WriteSet};
+use crate::store::{keys, Notification, StoreError, WriteSet};
 
 pub const STUCK_KIND: &str = "saga_stuck_alert";
 pub const RETRYING_KIND: &str = "saga_retrying_alert";
@@ -60,16 +60,6 @@ pub fn became_stuck(saga: &SagaInstance, before: SagaState) -> bool {
     saga.state == SagaState::Stuck && before != SagaState::Stuck
 }
 
-/// The marker of one retry episode: the saga, then when the episode began.
-fn episode_key(saga: &SagaInstance, since: Timestamp) -> Vec<u8> {
-    [saga.saga_id.as_bytes().as_slice(), &time_key(since.0, &[])].concat()
-}
-
-/// Every saga's alert markers start with its id (the retention sweep deletes them with it).
-pub fn marker_prefix(saga_id: &[u8]) -> &[u8] {
-    saga_id
-}
-
 /// The periodic check for sagas that stay RETRYING too long.
 pub struct RetryingWatch {
     engine: Arc<SagaEngine>,
@@ -103,18 +93,16 @@ impl RetryingWatch {
         let mut alerted = 0;
         for (id, since) in self.engine.census().retrying_since(now.plus_millis(-after_ms)) {
             // The census follows durable transitions; the log says whether it still holds.
-            let Some(saga) = store.get::<SagaInstance>(Table::Sagas, id.as_bytes())? else { continue };
+            let Some(saga) = store.load::<SagaInstance>(&keys::saga(id))? else { continue };
             if saga.state != SagaState::Retrying || state_since(&saga) != since {
                 continue;
             }
-            let key = episode_key(&saga, since);
-            if store.contains(Table::SagaAlerts, &key)? {
+            let key = keys::saga_alert(saga.saga_id, since.0);
+            if store.exists(&key)? {
                 continue;
             }
             let note = alert(RETRYING_KIND, &saga, &self.settings);
-            let ws = WriteSet::new()
-                .put_if_absent(Table::SagaAlerts, key, &note.notification_id.0, "saga_alert")
-                .notify(note);
+            let ws = WriteSet::new().save_new(key, &note.notification_id.0, "saga_alert").notify(note);
             match store.commit(ws).await {
                 Ok(()) => alerted += 1,
                 Err(StoreError::Conflict(_)) => {}

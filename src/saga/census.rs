@@ -472,7 +472,7 @@ mod tests {
     use crate::config::Settings;
     use crate::saga::coordinator::log_write;
     use crate::saga::instance::Phase;
-    use crate::store::{Table, WriteSet};
+    use crate::store::WriteSet;
 
     fn saga(state: SagaState) -> SagaInstance {
         let def = &crate::saga::definition::embedded().unwrap()[0];
@@ -591,7 +591,7 @@ mod tests {
             ws = log_write(ws, s, None);
         }
         let retrying = saga(SagaState::Retrying);
-        ws = log_write(ws, &retrying, None).put(Table::ActiveSagas, retrying.saga_id.as_bytes().to_vec(), &0u32);
+        ws = log_write(ws, &retrying, None).save(crate::store::keys::active_saga(retrying.saga_id), &0u32);
         store.commit(ws).await.unwrap();
 
         let census = SagaCensus::new();

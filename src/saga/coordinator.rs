@@ -327,7 +327,7 @@ impl SagaCoordinator {
         let barrier = self.engine.store().barrier();
         Box::pin(barrier.into_actor(self).then(move |_, act, ctx| {
             let id = act.saga.saga_id;
-            let logged = act.engine.store().get::<SagaInstance>(Table::Sagas, id.as_bytes());
+            let logged = act.engine.store().load::<SagaInstance>(&store::keys::saga(id));
             if matches!(&logged, Ok(Some(saga)) if *saga == folded.saga) {
                 tracing::warn!(saga.id = %id, "the step's effect and its success are durable although it reported a failure");
                 act.adopt(folded, ctx);
@@ -417,15 +417,15 @@ fn transition_write(
     first: Option<WriteSet>,
     state_before: SagaState,
 ) -> (WriteSet, Counted) {
-    let id = saga.saga_id.as_bytes().to_vec();
+    let active = store::keys::active_saga(saga.saga_id);
     let (mut ws, logged_before) = match first {
-        Some(first) => (first.put(Table::ActiveSagas, id.clone(), &0u32), None),
+        Some(first) => (first.save(active.clone(), &0u32), None),
         None => (WriteSet::new(), Some(state_before)),
     };
     ws = log_write(ws, saga, logged_before);
     if saga.state.is_terminal() {
-        ws = ws.delete(Table::ActiveSagas, id);
-        ws = crate::services::retention::saga_finished(ws, saga.saga_id, Timestamp::now());
+        ws = ws.remove(active);
+        ws = store::retained::saga_finished(ws, saga.saga_id, Timestamp::now());
     }
     if alerts::became_stuck(saga, state_before) {
         ws = ws.notify(alerts::alert(alerts::STUCK_KIND, saga, &engine.deps().settings));
@@ -443,7 +443,7 @@ pub fn log_write(ws: WriteSet, saga: &SagaInstance, logged_before: Option<SagaSt
         // Its order and customer never change: listed under them once, at the first write.
         ws = store::saga_owner_index(saga).into_iter().fold(ws, |ws, k| ws.put_key(Table::SagasByOwner, k));
     }
-    ws.put(Table::Sagas, id.to_vec(), saga)
+    ws.save(store::keys::saga(saga.saga_id), saga)
 }
 
 impl Actor for SagaCoordinator {

@@ -337,7 +337,7 @@ impl SagaEngine {
         }
         let first_write = |saga_id: SagaId| match &idempotency {
             Some(key) => {
-                crate::services::retention::idempotency_key(WriteSet::new(), key.clone(), saga_id, Timestamp::now())
+                crate::store::retained::idempotency_key(WriteSet::new(), key.clone(), saga_id, Timestamp::now())
             }
             None => WriteSet::new(),
         };
@@ -421,7 +421,8 @@ impl SagaEngine {
     fn lease(self: &Arc<Self>, id: SagaId) -> Result<Lease<SagaCoordinator>, AppError> {
         let engine = self.clone();
         self.registry.lease(&id, move |arbiter| {
-            let saga = engine.store.get::<SagaInstance>(Table::Sagas, id.as_bytes())?.ok_or(AppError::SagaNotFound)?;
+            let saga =
+                engine.store.load::<SagaInstance>(&crate::store::keys::saga(id))?.ok_or(AppError::SagaNotFound)?;
             Ok(start_coordinator(arbiter, saga, engine.clone()))
         })
     }
@@ -463,7 +464,7 @@ impl SagaEngine {
     /// The saga as durably recorded.
     pub async fn get(&self, id: SagaId) -> Result<Option<SagaInstance>, AppError> {
         self.store.barrier().await?;
-        Ok(self.store.get::<SagaInstance>(Table::Sagas, id.as_bytes())?)
+        Ok(self.store.load::<SagaInstance>(&crate::store::keys::saga(id))?)
     }
 
     /// A page of sagas in creation order (see [`query::page`]).
@@ -528,7 +529,8 @@ impl SagaEngine {
         let mut activated_in = None;
         let engine = self.clone();
         let mut lease = self.registry.lease(&id, |arbiter| {
-            let saga = engine.store.get::<SagaInstance>(Table::Sagas, id.as_bytes())?.ok_or(AppError::SagaNotFound)?;
+            let saga =
+                engine.store.load::<SagaInstance>(&crate::store::keys::saga(id))?.ok_or(AppError::SagaNotFound)?;
             activated_in = Some(saga.state);
             Ok::<_, AppError>(start_coordinator(arbiter, saga, engine.clone()))
         })?;

@@ -16,7 +16,7 @@ use crate::domain::product::{
 };
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{AuditEntry, Store, Table, WriteSet};
+use crate::store::{keys, AuditEntry, Store, Table, WriteSet};
 
 /// At most this many variants per product (bounds the product record).
 pub const MAX_VARIANTS: usize = 100;
@@ -58,7 +58,7 @@ impl CatalogService {
             check_name(name, 1, self.settings.catalog.category_name_max).map_err(AppError::InvalidCategoryName)?;
         let category = Category { category_id: CategoryId::new(), name };
         let ws = WriteSet::new()
-            .put(Table::Categories, category.category_id.as_bytes().to_vec(), &category)
+            .save(keys::category(category.category_id), &category)
             .event(&DomainEvent::CategoryCreated { category_id: category.category_id, name: category.name.clone() })
             .audit(audit(
                 by,
@@ -100,7 +100,7 @@ impl CatalogService {
             product_variants.push(Variant { variant_id: VariantId::new(), name: vname });
         }
         check_stock(new.initial_stock.unwrap_or(0))?;
-        if self.store.get::<Category>(Table::Categories, new.category_id.as_bytes())?.is_none() {
+        if !self.store.exists(&keys::category(new.category_id))? {
             return Err(AppError::CategoryNotFound);
         }
         let now = Timestamp::now();
@@ -121,19 +121,17 @@ impl CatalogService {
             product.variants.iter().zip(&variants).map(|(pv, v)| (Some(pv.variant_id), v.initial_stock)).collect()
         };
         let pid = product.product_id;
-        let mut ws = WriteSet::new().put(Table::Products, pid.as_bytes().to_vec(), &product).event(
-            &DomainEvent::ProductCreated {
-                product_id: pid,
-                name: product.name.clone(),
-                price,
-                category_id: product.category_id,
-                variant_ids: product.variants.iter().map(|v| v.variant_id).collect(),
-            },
-        );
+        let mut ws = WriteSet::new().save(keys::product(pid), &product).event(&DomainEvent::ProductCreated {
+            product_id: pid,
+            name: product.name.clone(),
+            price,
+            category_id: product.category_id,
+            variant_ids: product.variants.iter().map(|v| v.variant_id).collect(),
+        });
         for (variant_id, on_hand) in items {
             let key = ItemKey { product_id: pid, variant_id };
             ws = ws
-                .put(Table::Stock, key.to_bytes().to_vec(), &StockRecord { key, on_hand, reserved: 0 })
+                .save(keys::stock(&key), &StockRecord { key, on_hand, reserved: 0 })
                 .event(&DomainEvent::InventoryInitialized { product_id: pid, variant_id, on_hand });
         }
         ws = ws.audit(audit(by, "product.created", "product", &pid.to_string(), json!(null), json!(product)));
@@ -155,7 +153,7 @@ impl CatalogService {
         product.price = price;
         product.updated_at = Timestamp::now();
         let ws = WriteSet::new()
-            .put(Table::Products, id.as_bytes().to_vec(), &product)
+            .save(keys::product(id), &product)
             .event(&DomainEvent::ProductUpdated { product_id: id, old_price, new_price: price })
             .audit(audit(
                 by,
@@ -176,7 +174,7 @@ impl CatalogService {
         if let Some(p) = self.products.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
             return Ok(p.clone());
         }
-        let product = self.store.get::<Product>(Table::Products, id.as_bytes())?.ok_or(AppError::ProductNotFound)?;
+        let product = self.store.load::<Product>(&keys::product(id))?.ok_or(AppError::ProductNotFound)?;
         Ok(self.cache(product, false))
     }
 
@@ -205,7 +203,7 @@ impl CatalogService {
         limit: usize,
     ) -> Result<(Vec<Product>, Option<ProductId>), AppError> {
         let mut out = Vec::with_capacity(limit);
-        let mut after = cursor.map(|c| c.as_bytes().to_vec());
+        let mut after = cursor.map(|c| keys::product(c).into_bytes());
         loop {
             let page = self.store.page::<Product>(Table::Products, after.as_deref(), limit.max(1) * 2)?;
             let exhausted = page.len() < limit.max(1) * 2;

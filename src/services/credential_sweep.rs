@@ -50,9 +50,11 @@ mod tests {
     use crate::config::Settings;
     use crate::domain::ids::CustomerId;
 
-    /// A 32-byte key numbered `n`.
-    fn key(n: usize) -> Vec<u8> {
-        let mut k = vec![0u8; 32];
+    use crate::store::keys;
+
+    /// A token digest numbered `n`.
+    fn key(n: usize) -> [u8; 32] {
+        let mut k = [0u8; 32];
         k[..8].copy_from_slice(&(n as u64).to_be_bytes());
         k
     }
@@ -75,13 +77,13 @@ mod tests {
         // More than one batch of expired sessions, and live ones among them.
         for n in 0..=(BATCH + 10) {
             let expires = if n.is_multiple_of(3) { now.plus_millis(60_000) } else { now.plus_millis(-1) };
-            ws = ws.put(Table::Sessions, key(n), &session(expires));
+            ws = ws.save(keys::session(&key(n)), &session(expires));
         }
         ws = ws
-            .put(Table::VerifyTokens, key(1), &token(now))
-            .put(Table::VerifyTokens, key(2), &token(now.plus_millis(60_000)))
+            .save(keys::verify_token(&key(1)), &token(now))
+            .save(keys::verify_token(&key(2)), &token(now.plus_millis(60_000)))
             // A token from before tokens expired: a bare customer id.
-            .put(Table::VerifyTokens, key(3), &who.0);
+            .save(keys::verify_token(&key(3)), &who.0);
         store.commit(ws).await.unwrap();
 
         let live_sessions = (0..=(BATCH + 10)).filter(|n| n.is_multiple_of(3)).count();
@@ -90,9 +92,9 @@ mod tests {
         let left = store.scan_prefix_keys(Table::Sessions, &[], usize::MAX).unwrap();
         assert_eq!(left.len(), live_sessions);
         assert!(left.iter().all(|k| number(k).is_multiple_of(3)));
-        assert!(!store.contains(Table::VerifyTokens, &key(1)).unwrap(), "expired token deleted");
-        assert!(store.contains(Table::VerifyTokens, &key(2)).unwrap(), "live token kept");
-        assert!(store.contains(Table::VerifyTokens, &key(3)).unwrap(), "old-format token kept");
+        assert!(!store.exists(&keys::verify_token(&key(1))).unwrap(), "expired token deleted");
+        assert!(store.exists(&keys::verify_token(&key(2))).unwrap(), "live token kept");
+        assert!(store.exists(&keys::verify_token(&key(3))).unwrap(), "old-format token kept");
         assert_eq!(sweep_expired(&store, now).await.unwrap(), 0, "nothing left to sweep");
         store.close().unwrap();
     }

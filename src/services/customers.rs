@@ -19,7 +19,7 @@ use crate::domain::password::Password;
 use crate::domain::product::check_name;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{Customer, Notification, Session, Store, StoreError, Table, VerifyToken, WriteSet};
+use crate::store::{keys, Customer, Notification, Session, Store, StoreError, VerifyToken, WriteSet};
 
 #[derive(Clone)]
 pub struct CustomerService {
@@ -59,9 +59,8 @@ impl CustomerService {
             Some(n) => Some(check_name(n, 1, 100).map_err(|m| AppError::invalid("name", m))?),
             None => None,
         };
-        let lookup = email.lookup_key();
-        // Cheap early answer; the put_if_absent below is what really guarantees uniqueness.
-        if self.store.contains(Table::CustomerEmails, lookup.as_bytes())? {
+        // Cheap early answer; the save_new below is what really guarantees uniqueness.
+        if self.store.exists(&keys::customer_email(&email))? {
             return Err(AppError::EmailAlreadyRegistered);
         }
         let settings = self.settings.clone();
@@ -86,10 +85,10 @@ impl CustomerService {
             json!({ "customer_id": id, "verification_token": token }),
         );
         let ws = WriteSet::new()
-            .put_if_absent(Table::CustomerEmails, lookup.into_bytes(), &id.0, "email")
-            .put(Table::Customers, id.as_bytes().to_vec(), &customer)
-            .put(Table::Carts, id.as_bytes().to_vec(), &Cart::new(id))
-            .put(Table::VerifyTokens, token_hash(&token).to_vec(), &verify)
+            .save_new(keys::customer_email(&email), &id.0, "email")
+            .save(keys::customer(id), &customer)
+            .save(keys::cart(id), &Cart::new(id))
+            .save(keys::verify_token(&token_hash(&token)), &verify)
             .event(&DomainEvent::CustomerRegistered { customer_id: id, email: customer.email.clone() })
             .notify(notification);
         match self.store.commit(ws).await {
@@ -117,7 +116,7 @@ impl CustomerService {
         if !customer.email_verified {
             customer.email_verified = true;
             let ws = WriteSet::new()
-                .put(Table::Customers, id.as_bytes().to_vec(), &customer)
+                .save(keys::customer(id), &customer)
                 .event(&DomainEvent::CustomerEmailVerified { customer_id: id });
             self.store.commit(ws).await?;
         }
@@ -126,13 +125,13 @@ impl CustomerService {
 
     /// The record of a verification token, if it was ever issued.
     fn verify_token(&self, token: &str) -> Result<Option<VerifyToken>, AppError> {
-        let key = token_hash(token);
-        match self.store.get::<VerifyToken>(Table::VerifyTokens, &key) {
+        let key = keys::verify_token(&token_hash(token));
+        match self.store.load::<VerifyToken>(&key) {
             // Issued before tokens had an expiry (a bare customer id): honoured as before,
             // since those customers have no other way to verify.
             Err(StoreError::Codec { .. }) => Ok(self
                 .store
-                .get::<uuid::Uuid>(Table::VerifyTokens, &key)?
+                .load::<uuid::Uuid>(&key)?
                 .map(|id| VerifyToken { customer_id: CustomerId(id), expires_at: Timestamp(i64::MAX) })),
             other => Ok(other?),
         }
@@ -166,13 +165,13 @@ impl CustomerService {
             created_at: now,
             expires_at: now.plus_millis(self.settings.auth.session_ttl_secs.saturating_mul(1000)),
         };
-        self.store.commit(WriteSet::new().put(Table::Sessions, token_hash(&token).to_vec(), &session)).await?;
+        self.store.commit(WriteSet::new().save(keys::session(&token_hash(&token)), &session)).await?;
         Ok((token, customer.customer_id))
     }
 
     /// Ends the session of `token` (logout). Unknown tokens are already ended.
     pub async fn logout(&self, token: &str) -> Result<(), AppError> {
-        self.store.commit(WriteSet::new().delete(Table::Sessions, token_hash(token).to_vec())).await?;
+        self.store.commit(WriteSet::new().remove(keys::session(&token_hash(token)))).await?;
         Ok(())
     }
 
@@ -181,17 +180,17 @@ impl CustomerService {
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
-        let session = self.store.get::<Session>(Table::Sessions, &token_hash(token))?;
+        let session = self.store.load::<Session>(&keys::session(&token_hash(token)))?;
         Ok(session.filter(|s| s.expires_at > Timestamp::now()).map(|s| s.customer_id))
     }
 
     pub fn get(&self, id: CustomerId) -> Result<Option<Customer>, AppError> {
-        Ok(self.store.get::<Customer>(Table::Customers, id.as_bytes())?)
+        Ok(self.store.load::<Customer>(&keys::customer(id))?)
     }
 
     /// The customer registered under this email (normalized as accounts are looked up).
     pub fn find_by_email(&self, email: &Email) -> Result<Option<Customer>, AppError> {
-        match self.store.get::<uuid::Uuid>(Table::CustomerEmails, email.lookup_key().as_bytes())? {
+        match self.store.load::<uuid::Uuid>(&keys::customer_email(email))? {
             Some(id) => self.get(CustomerId(id)),
             None => Ok(None),
         }

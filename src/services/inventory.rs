@@ -15,7 +15,7 @@ use crate::domain::inventory::{InventoryCommand, StockRecord};
 use crate::domain::product::Product;
 use crate::domain::quantity::Quantity;
 use crate::error::AppError;
-use crate::store::{Store, Table};
+use crate::store::{keys, Store};
 
 #[derive(Clone)]
 pub struct InventoryService {
@@ -96,10 +96,10 @@ impl InventoryService {
     /// its `reserved`.
     pub async fn reservations(&self, key: ItemKey) -> Result<Vec<(OwnerId, u32)>, AppError> {
         self.store.barrier().await?;
-        let rows = self.store.scan_prefix::<u32>(Table::Reservations, &key.to_bytes())?;
+        let rows = self.store.scan::<u32>(&keys::reservations_of(&key))?;
         Ok(rows
             .into_iter()
-            .filter_map(|(k, q)| Some((OwnerId(uuid::Uuid::from_slice(k.get(32..)?).ok()?), q)))
+            .filter_map(|(k, q)| Some((OwnerId(uuid::Uuid::from_slice(keys::owner_in_reservation(&k)).ok()?), q)))
             .collect())
     }
 

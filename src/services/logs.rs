@@ -4,7 +4,9 @@ use serde_json::{json, Value};
 
 use crate::domain::ids::{NotificationId, OrderId};
 use crate::error::AppError;
-use crate::store::{AuditEntry, EventRecord, ListingFilter, Notification, Page, Store, Table, Walk, WebhookEvent};
+use crate::store::{
+    keys, AuditEntry, EventRecord, ListingFilter, Notification, Page, Prefix, Store, Table, Walk, WebhookEvent,
+};
 
 pub const MAX_PAGE: usize = 1000;
 /// Audit rows read at most for one page filtered by actor or action.
@@ -31,7 +33,8 @@ impl LogService {
 
     /// Events with `seq > after`, oldest first.
     pub fn events(&self, after: u64, limit: usize) -> Result<Value, AppError> {
-        let page = self.store.page::<EventRecord>(Table::Events, Some(&after.to_be_bytes()), limit)?;
+        let after = keys::event(after);
+        let page = self.store.page::<EventRecord>(after.table(), Some(after.as_bytes()), limit)?;
         let events: Vec<Value> = page.iter().map(|(_, e)| event_json(e)).collect();
         let next_after = events.last().map(|e| e["seq"].clone());
         Ok(json!({ "events": events, "next_after": next_after }))
@@ -40,11 +43,12 @@ impl LogService {
     /// One order's events, oldest first, after the event `cursor` (a seq), from their index;
     /// ORDER_NOT_FOUND for an order that does not exist.
     pub fn order_events(&self, order: OrderId, cursor: Option<u64>, limit: usize) -> Result<Value, AppError> {
-        if !self.store.contains(Table::Orders, order.as_bytes())? {
+        if !self.store.exists(&keys::order(order))? {
             return Err(AppError::OrderNotFound);
         }
         let after = cursor.map(u64::to_be_bytes);
-        let index = (Table::EventsByOrder, order.as_bytes().as_slice());
+        let entries = keys::events_of_order(order);
+        let index = (entries.table(), entries.as_bytes());
         // The order key after the prefix is the seq, which is the event's key.
         let page: Page<EventRecord> = self.store.page_index(
             index,
@@ -67,11 +71,11 @@ impl LogService {
     pub fn audit(&self, filter: &AuditFilter, cursor: Option<u64>, limit: usize) -> Result<Value, AppError> {
         let after = cursor.map(u64::to_be_bytes);
         let after = after.as_ref().map(|a| a.as_slice());
-        let (index, prefix) = match (filter.entity_type, filter.entity_id) {
-            (Some(t), Some(id)) => (Table::AuditByEntity, crate::store::audit_entity_prefix(t, id)),
-            (Some(t), None) => (Table::AuditByType, ListingFilter::AuditType(t).prefix()),
+        let rows = match (filter.entity_type, filter.entity_id) {
+            (Some(t), Some(id)) => keys::audit_of_entity(t, id),
+            (Some(t), None) => keys::listing(ListingFilter::AuditType(t)),
             (None, Some(_)) => return Err(AppError::invalid("entity_type", "entity_id needs its entity_type")),
-            (None, None) => (Table::Audit, Vec::new()),
+            (None, None) => Prefix::all(Table::Audit),
         };
         let keep = |a: &AuditEntry| {
             filter.entity_type.is_none_or(|t| a.entity_type == t)
@@ -83,8 +87,8 @@ impl LogService {
         };
         let lower = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         let walk = Walk {
-            index,
-            prefix: &prefix,
+            index: rows.table(),
+            prefix: rows.as_bytes(),
             main: Table::Audit,
             lower,
             upper: std::ops::Bound::Unbounded,
@@ -135,12 +139,9 @@ impl LogService {
         let prefix = filter.prefix();
         let keep = |w: &WebhookEvent| source.is_none_or(|s| w.source == s) && status.is_none_or(|s| w.status == s);
         let index = (filter.table(), prefix.as_slice());
-        // An order key is the reception time (8 bytes), then the event's own key.
-        fn event_key(k: &[u8]) -> &[u8] {
-            k.get(8..).unwrap_or_default()
-        }
+        // An order key is the reception time, then the event's own key.
         let page: Page<WebhookEvent> =
-            self.store.page_index(index, Table::WebhookEvents, event_key, after.as_deref(), limit, keep)?;
+            self.store.page_index(index, Table::WebhookEvents, keys::time_key_rest, after.as_deref(), limit, keep)?;
         let events: Vec<Value> = page
             .rows
             .iter()

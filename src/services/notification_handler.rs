@@ -15,9 +15,9 @@ use super::customers::CustomerService;
 use crate::config::Settings;
 use crate::domain::ids::CustomerId;
 use crate::error::AppError;
-use crate::store::{EventRecord, Notification, Store, Table, WriteSet};
+use crate::store::{keys, EventRecord, Notification, Store, WriteSet};
 
-const CURSOR: &[u8] = b"notification_handler";
+const CONSUMER: &str = "notification_handler";
 const BATCH: usize = 256;
 /// The event types that become notifications; the rest are skipped without decoding.
 const RELEVANT: [&str; 5] = ["OrderShipped", "OrderDelivered", "OrderCancelled", "OutOfStock", "WebhookNeedsReview"];
@@ -71,11 +71,12 @@ impl NotificationHandler {
         let (read, stored) = match *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(c) => c,
             None => {
-                let c = self.store.get::<u64>(Table::Cursors, CURSOR)?.unwrap_or(0);
+                let c = self.store.load::<u64>(&keys::cursor(CONSUMER))?.unwrap_or(0);
                 (c, c)
             }
         };
-        let events = self.store.page::<EventRecord>(Table::Events, Some(&read.to_be_bytes()), BATCH)?;
+        let after = keys::event(read);
+        let events = self.store.page::<EventRecord>(after.table(), Some(after.as_bytes()), BATCH)?;
         let Some(last) = events.last().map(|(_, e)| e.seq) else { return Ok(0) };
         let mut ws = WriteSet::new();
         for (_, event) in events.iter().filter(|(_, e)| RELEVANT.contains(&e.event_type.as_str())) {
@@ -84,7 +85,7 @@ impl NotificationHandler {
             }
         }
         let stored = if !ws.is_empty() || last - stored >= IDLE_CURSOR_STRIDE {
-            self.store.commit(ws.put(Table::Cursors, CURSOR.to_vec(), &last)).await?;
+            self.store.commit(ws.save(keys::cursor(CONSUMER), &last)).await?;
             last
         } else {
             stored
@@ -175,10 +176,10 @@ mod tests {
 
         assert_eq!(handler.handle_batch().await.unwrap(), 3);
         assert_eq!(handler.handle_batch().await.unwrap(), 0, "consumed once");
-        let outbox = store.page::<Notification>(Table::Outbox, None, 10).unwrap();
+        let outbox = store.page::<Notification>(crate::store::Table::Outbox, None, 10).unwrap();
         let kinds: Vec<&str> = outbox.iter().map(|(_, n)| n.kind.as_str()).collect();
         assert_eq!(kinds, ["out_of_stock_alert"], "the shipping email to an unknown customer is skipped");
-        assert_eq!(store.get::<u64>(Table::Cursors, CURSOR).unwrap(), Some(3), "stored with the alert");
+        assert_eq!(store.load::<u64>(&keys::cursor(CONSUMER)).unwrap(), Some(3), "stored with the alert");
         store.close().unwrap();
     }
 }

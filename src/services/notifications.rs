@@ -14,9 +14,12 @@ use crate::domain::time::Timestamp;
 use crate::gateways::email::EmailTransport;
 use crate::metrics;
 use crate::retry::RetryPolicy;
+use crate::store::keys::{self, DueQueue};
 use crate::store::{notification_index, reindex, Notification, NotificationStatus, Store, StoreError, Table, WriteSet};
 
 const BATCH: usize = 64;
+/// What the worker owes, by due time.
+const QUEUE: DueQueue = DueQueue::Outbox;
 
 pub struct DeliveryWorker {
     store: Store,
@@ -65,12 +68,7 @@ impl DeliveryWorker {
         let mut attempted = 0;
         loop {
             let now = Timestamp::now();
-            let due = self.store.keys_between(
-                Table::OutboxDue,
-                &crate::store::due_key(0, &[0; 16]),
-                &crate::store::due_key(now.0 + 1, &[0; 16]),
-                BATCH,
-            )?;
+            let due = self.store.keys_in(&QUEUE.from(0), &QUEUE.from(now.0 + 1), BATCH)?;
             if due.is_empty() {
                 return Ok(attempted);
             }
@@ -84,13 +82,13 @@ impl DeliveryWorker {
         }
     }
 
-    async fn attempt(&self, due_key: &[u8]) -> Result<(), StoreError> {
-        let id = &due_key[8..];
-        let Some(mut n) = self.store.get::<Notification>(Table::Outbox, id)? else {
-            return self.store.commit(WriteSet::new().delete(Table::OutboxDue, due_key.to_vec())).await.map(drop);
+    async fn attempt(&self, due_entry: &[u8]) -> Result<(), StoreError> {
+        let due = QUEUE.entry(due_entry);
+        let Some(mut n) = self.store.get::<Notification>(Table::Outbox, keys::time_key_rest(due_entry))? else {
+            return self.store.commit(WriteSet::new().remove(due)).await.map(drop);
         };
         if n.status != NotificationStatus::Queued {
-            return self.store.commit(WriteSet::new().delete(Table::OutboxDue, due_key.to_vec())).await.map(drop);
+            return self.store.commit(WriteSet::new().remove(due)).await.map(drop);
         }
         let span =
             tracing::info_span!("notification", id = %n.notification_id, kind = %n.kind, attempt = n.attempts + 1);
@@ -103,7 +101,7 @@ impl DeliveryWorker {
         let now = Timestamp::now();
         n.attempts += 1;
         n.updated_at = now;
-        let mut ws = WriteSet::new().delete(Table::OutboxDue, due_key.to_vec());
+        let mut ws = WriteSet::new().remove(due);
         match result {
             Ok(()) => {
                 metrics::NOTIFICATIONS.with_label_values(&["sent"]).inc();
@@ -116,11 +114,7 @@ impl DeliveryWorker {
                     tracing::warn!(parent: &span, error = %reason, retry_in_ms = delay.as_millis() as u64, "delivery failed; will retry");
                     n.last_error = Some(reason);
                     n.next_attempt_at = now.plus_millis(delay.as_millis() as i64);
-                    ws = ws.put(
-                        Table::OutboxDue,
-                        crate::store::due_key(n.next_attempt_at.0, n.notification_id.as_bytes()),
-                        &0u32,
-                    );
+                    ws = ws.save(keys::outbox_due(n.next_attempt_at.0, n.notification_id), &0u32);
                 }
                 None => {
                     metrics::NOTIFICATIONS.with_label_values(&["failed"]).inc();
@@ -132,7 +126,7 @@ impl DeliveryWorker {
         }
         // A retry stays QUEUED and writes nothing here; SENT or FAILED moves its entries.
         ws = reindex(ws, Table::NotificationsByFilter, &listed_before, &notification_index(&n));
-        ws = ws.put(Table::Outbox, n.notification_id.as_bytes().to_vec(), &n);
+        ws = ws.save(keys::notification(n.notification_id), &n);
         self.store.commit(ws).await.map(drop)
     }
 }

@@ -10,7 +10,7 @@ use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{ListingFilter, Notification, Page, Store, Table, WebhookEvent, WriteSet};
+use crate::store::{keys, Key, ListingFilter, Notification, Page, Store, Table, WebhookEvent, WriteSet};
 
 #[derive(Clone)]
 pub struct OrderService {
@@ -85,15 +85,16 @@ impl OrderService {
         .await?
     }
 
-    /// The order an index (authorization id, tracking number) points at.
-    pub fn find_by(&self, index: Table, key: &str) -> Result<Option<OrderId>, AppError> {
-        Ok(self.store.get::<uuid::Uuid>(index, key.as_bytes())?.map(OrderId))
+    /// The order an index entry (`keys::order_by_authorization`, `keys::order_by_tracking`)
+    /// points at.
+    pub fn find_by(&self, entry: &Key) -> Result<Option<OrderId>, AppError> {
+        Ok(self.store.load::<uuid::Uuid>(entry)?.map(OrderId))
     }
 
     /// The order as committed, read without its actor: for answering after a saga settled,
     /// whose every write was committed before the saga's last log write.
     pub fn get_committed(&self, id: OrderId) -> Result<Option<Order>, AppError> {
-        Ok(self.store.get::<Order>(Table::Orders, id.as_bytes())?)
+        Ok(self.store.load::<Order>(&keys::order(id))?)
     }
 
     /// A customer's own order; anybody else's is not found.
@@ -104,10 +105,10 @@ impl OrderService {
     /// A customer's orders, oldest first.
     pub async fn list_for_customer(&self, customer: CustomerId) -> Result<Vec<Order>, AppError> {
         self.store.barrier().await?;
-        let keys = self.store.scan_prefix_keys(Table::OrdersByCustomer, customer.as_bytes(), 10_000)?;
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            if let Some(o) = self.store.get::<Order>(Table::Orders, &k[16..])? {
+        let entries = self.store.scan_keys(&keys::orders_of_customer(customer), 10_000)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for k in entries {
+            if let Some(o) = self.store.get::<Order>(Table::Orders, keys::order_in_customer_order(&k))? {
                 out.push(o);
             }
         }

@@ -24,8 +24,9 @@ use tokio::sync::oneshot;
 use super::codec::Record;
 use super::files::{BlobSyncer, SyncFault, MAX_RECORD_BYTES};
 use super::indexes::notification_index;
+use super::keys::{self, Key};
 use super::records::EventRecord;
-use super::tables::{audit_entity_prefix, due_key, order_event_key, ListingFilter};
+use super::tables::ListingFilter;
 use super::writeset::{CommitTicket, Op, WriteSet};
 use super::{StoreError, Table};
 use crate::domain::time::Timestamp;
@@ -240,13 +241,14 @@ fn apply_one(
             }
         }
     }
+    let insert = |key: Key, value: Vec<u8>| t(key.table()).insert(key.into_bytes(), value);
     for event in &ws.events {
         let seq = seqs.0;
         seqs.0 += 1;
         let record = EventRecord { seq, event_type: event.event_type.clone(), at: now, data: event.data.clone() };
-        t(Table::Events).insert(&seq.to_be_bytes(), record.encode())?;
+        insert(keys::event(seq), record.encode())?;
         if let Some(order) = event.order_id {
-            t(Table::EventsByOrder).insert(&order_event_key(order.as_bytes(), seq), &[])?;
+            insert(keys::order_event(order, seq), Vec::new())?;
         }
     }
     for entry in &ws.audit {
@@ -254,16 +256,13 @@ fn apply_one(
         seqs.1 += 1;
         let mut entry = entry.clone();
         entry.at = now;
-        t(Table::Audit).insert(&seq.to_be_bytes(), entry.encode())?;
-        let mut index = audit_entity_prefix(&entry.entity_type, &entry.entity_id);
-        index.extend_from_slice(&seq.to_be_bytes());
-        t(Table::AuditByEntity).insert(index, &[])?;
+        insert(keys::audit(seq), entry.encode())?;
+        insert(keys::audit_entity_row(&entry.entity_type, &entry.entity_id, seq), Vec::new())?;
         t(Table::AuditByType).insert(ListingFilter::AuditType(&entry.entity_type).key(&seq.to_be_bytes()), &[])?;
     }
     for n in &ws.notifications {
-        let id = n.notification_id.as_bytes();
-        t(Table::Outbox).insert(id.as_slice(), n.encode())?;
-        t(Table::OutboxDue).insert(due_key(n.next_attempt_at.0, id), &[])?;
+        insert(keys::notification(n.notification_id), n.encode())?;
+        insert(keys::outbox_due(n.next_attempt_at.0, n.notification_id), Vec::new())?;
         for entry in notification_index(n) {
             t(Table::NotificationsByFilter).insert(entry, &[])?;
         }

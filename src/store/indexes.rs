@@ -3,8 +3,9 @@
 //! backfill of an index that a store written by an older build does not have yet.
 
 use super::codec::Record;
+use super::keys::{self, saga_owner_prefix, webhook_order_key, SagaOwner};
 use super::records::{AuditEntry, EventRecord, Notification, WebhookEvent};
-use super::tables::{order_event_key, saga_owner_prefix, webhook_order_key, ListingFilter, SagaOwner, Table};
+use super::tables::{ListingFilter, Table};
 use super::{StoreError, WriteSet};
 use crate::domain::events::DomainEvent;
 use crate::domain::order::Order;
@@ -147,7 +148,7 @@ struct Backfill {
 
 /// A logged event's entry in [`Table::EventsByOrder`], if it concerns an order.
 fn order_event_index(e: &EventRecord) -> Vec<Vec<u8>> {
-    DomainEvent::order_in_data(&e.data).map(|o| order_event_key(o.as_bytes(), e.seq).to_vec()).into_iter().collect()
+    DomainEvent::order_in_data(&e.data).map(|o| keys::order_event(o, e.seq).into_bytes()).into_iter().collect()
 }
 
 fn decoded<T: Record>(
@@ -319,8 +320,8 @@ mod tests {
         let ws = WriteSet::new().put(Table::Orders, a.order_id.as_bytes().to_vec(), &a);
         store.commit(ws.events([&placed(&a), &other, &placed(&b)])).await.unwrap();
         let written = all_keys(&store, Table::EventsByOrder);
-        let want = [order_event_key(a.order_id.as_bytes(), 1), order_event_key(b.order_id.as_bytes(), 3)];
-        let mut want = want.map(|k| k.to_vec()).to_vec();
+        let mut want =
+            vec![keys::order_event(a.order_id, 1).into_bytes(), keys::order_event(b.order_id, 3).into_bytes()];
         want.sort();
         assert_eq!(written, want, "written by the committer with each event");
         let ws = written.iter().fold(WriteSet::new(), |ws, k| ws.delete(Table::EventsByOrder, k.clone()));

@@ -11,8 +11,10 @@ mod committer;
 mod files;
 mod gauges;
 mod indexes;
+pub mod keys;
 mod listing;
 mod records;
+pub mod retained;
 mod snapshot;
 mod tables;
 mod walk;
@@ -31,15 +33,13 @@ pub use indexes::{
     notification_index, order_index, reindex, saga_index, saga_index_of, saga_listing, saga_owner_index,
     saga_state_source, unindex, webhook_index, SagaStateSource,
 };
+pub use keys::{saga_owner_prefix, time_bound, time_key, time_key_rest, webhook_order_key, Key, Prefix, SagaOwner};
 pub use listing::Page;
 pub use records::{
     AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, VerifyToken, WebhookEvent,
 };
 pub use snapshot::{Importer, Snapshot};
-pub use tables::{
-    audit_entity_prefix, due_key, saga_owner_prefix, time_bound, time_key, time_key_rest, webhook_order_key,
-    ListingFilter, SagaOwner, Table,
-};
+pub use tables::{ListingFilter, Table};
 pub use walk::Walk;
 pub use writeset::{CommitTicket, WriteSet};
 
@@ -162,6 +162,33 @@ impl Store {
         self.commit(WriteSet::new())
     }
 
+    /// The record at `key` (built by [`keys`]).
+    pub fn load<T: Record>(&self, key: &Key) -> Result<Option<T>, StoreError> {
+        self.get(key.table(), key.as_bytes())
+    }
+
+    pub fn exists(&self, key: &Key) -> Result<bool, StoreError> {
+        self.contains(key.table(), key.as_bytes())
+    }
+
+    /// The records under `prefix` (built by [`keys`]), in key order.
+    pub fn scan<T: Record>(&self, prefix: &Prefix) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
+        self.scan_prefix(prefix.table(), prefix.as_bytes())
+    }
+
+    /// The keys under `prefix`, in order, up to `limit`.
+    pub fn scan_keys(&self, prefix: &Prefix, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.scan_prefix_keys(prefix.table(), prefix.as_bytes(), limit)
+    }
+
+    /// The keys in `[from, to)` of their table, in order, up to `limit`.
+    pub fn keys_in(&self, from: &Key, to: &Key, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        debug_assert_eq!(from.table(), to.table(), "a range within one table");
+        self.keys_between(from.table(), from.as_bytes(), to.as_bytes(), limit)
+    }
+
+    /// By table and raw key: for keys read back from a table (sweeps, index walks); any other
+    /// key is built by [`keys`] and read with [`Store::load`].
     pub fn get<T: Record>(&self, table: Table, key: &[u8]) -> Result<Option<T>, StoreError> {
         match self.tree(table).get(key)? {
             Some(bytes) => Ok(Some(T::decode(table, &bytes)?)),

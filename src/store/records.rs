@@ -125,15 +125,6 @@ pub struct WebhookEvent {
     pub received_at: Timestamp,
 }
 
-impl WebhookEvent {
-    pub fn key(source: &str, event_id: &str) -> Vec<u8> {
-        let mut k = source.as_bytes().to_vec();
-        k.push(0);
-        k.extend_from_slice(event_id.as_bytes());
-        k
-    }
-}
-
 impl Record for WebhookEvent {
     const VERSION: u8 = 1;
 }

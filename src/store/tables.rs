@@ -84,7 +84,7 @@ pub enum Table {
     /// bulk action id -> BulkAction ; operators' bulk resumes and aborts, with their progress
     BulkActions,
     /// order id ++ event seq (u64 BE) -> () ; an order's domain events, written with each
-    /// event (see [`order_event_key`])
+    /// event (see `keys::order_event`)
     EventsByOrder,
 }
 
@@ -176,65 +176,6 @@ impl Table {
     }
 }
 
-/// Key of an outbox row in `OutboxDue`: due time first so a range scan finds what is due.
-pub fn due_key(at_ms: i64, id: &[u8; 16]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(24);
-    k.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
-    k.extend_from_slice(id);
-    k
-}
-
-/// Key of a time-ordered index (`IdempotencyByTime`, `FinishedSagas`...): the time first, so
-/// everything older than a cutoff is one range from the start, then the indexed key.
-pub fn time_key(at_ms: i64, key: &[u8]) -> Vec<u8> {
-    [&(at_ms.max(0) as u64).to_be_bytes()[..], key].concat()
-}
-
-/// Where the entries of a time index at or after `at_ms` begin.
-pub fn time_bound(at_ms: i64) -> Vec<u8> {
-    (at_ms.max(0) as u64).to_be_bytes().to_vec()
-}
-
-/// The indexed key of a time-index entry.
-pub fn time_key_rest(key: &[u8]) -> &[u8] {
-    key.get(8..).unwrap_or_default()
-}
-
-/// Whose sagas an entry of [`Table::SagasByOwner`] lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SagaOwner {
-    Order,
-    Customer,
-}
-
-/// Where the entries of one order's (or customer's) sagas begin in [`Table::SagasByOwner`];
-/// the saga id follows.
-pub fn saga_owner_prefix(owner: SagaOwner, id: &[u8; 16]) -> Vec<u8> {
-    let kind = match owner {
-        SagaOwner::Order => b'o',
-        SagaOwner::Customer => b'c',
-    };
-    [&[kind][..], id].concat()
-}
-
-/// An order's entry for the event `seq` in [`Table::EventsByOrder`]: the order id (its
-/// entries are the 16-byte prefix), then the seq, so they sort in log order.
-pub fn order_event_key(order_id: &[u8; 16], seq: u64) -> [u8; 24] {
-    let mut k = [0; 24];
-    k[..16].copy_from_slice(order_id);
-    k[16..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
-pub fn audit_entity_prefix(entity_type: &str, entity_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(entity_type.len() + entity_id.len() + 2);
-    k.extend_from_slice(entity_type.as_bytes());
-    k.push(0);
-    k.extend_from_slice(entity_id.as_bytes());
-    k.push(0);
-    k
-}
-
 /// One filter of an admin listing: which index table holds it and which key prefix it is.
 /// An index key is the prefix, then the listing's order key (an id, a seq, a reception
 /// time and event key); the prefix is a family byte, then each filter value as its length
@@ -308,17 +249,9 @@ fn prefix_of(family: u8, parts: &[&str]) -> Vec<u8> {
     k
 }
 
-/// A webhook event's place in the order of reception: received (ms, BE) ++ its key.
-pub fn webhook_order_key(received_ms: i64, source: &str, event_id: &str) -> Vec<u8> {
-    let mut k = (received_ms.max(0) as u64).to_be_bytes().to_vec();
-    k.extend_from_slice(source.as_bytes());
-    k.push(0);
-    k.extend_from_slice(event_id.as_bytes());
-    k
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::keys::webhook_order_key;
     use super::*;
 
     #[test]
@@ -326,24 +259,6 @@ mod tests {
         for (i, t) in Table::ALL.iter().enumerate() {
             assert_eq!(*t as usize, i, "{}", t.name());
         }
-    }
-
-    #[test]
-    fn due_keys_sort_by_time() {
-        assert!(due_key(5, &[9; 16]) < due_key(6, &[0; 16]));
-        assert!(time_key(5, &[0xff; 40]) < time_bound(6));
-        assert!(time_bound(6) <= time_key(6, &[]));
-        assert_eq!(time_key_rest(&time_key(7, b"abc")), b"abc");
-    }
-
-    #[test]
-    fn an_orders_event_keys_share_its_id_and_sort_by_seq() {
-        let (a, b) = ([1u8; 16], [2u8; 16]);
-        let k = order_event_key(&a, 0x0102);
-        assert_eq!((&k[..16], &k[16..]), (&a[..], &0x0102u64.to_be_bytes()[..]));
-        // Numeric order past a byte boundary, and every entry of `a` before any of `b`.
-        assert!(order_event_key(&a, 255) < order_event_key(&a, 256));
-        assert!(order_event_key(&a, u64::MAX) < order_event_key(&b, 0));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 use super::codec::Record;
+use super::keys::Key;
 use super::records::{AuditEntry, Notification};
 use super::{StoreError, Table};
 use crate::domain::events::DomainEvent;
@@ -44,6 +45,26 @@ impl WriteSet {
         WriteSet::default()
     }
 
+    /// Writes `value` at `key` (built by [`super::keys`]).
+    pub fn save<T: Record>(self, key: Key, value: &T) -> Self {
+        let table = key.table();
+        self.put(table, key.into_bytes(), value)
+    }
+
+    /// Writes `value` at `key` if nothing is there; otherwise the whole write set is refused
+    /// with `StoreError::Conflict(conflict)`.
+    pub fn save_new<T: Record>(self, key: Key, value: &T, conflict: &'static str) -> Self {
+        let table = key.table();
+        self.put_if_absent(table, key.into_bytes(), value, conflict)
+    }
+
+    pub fn remove(self, key: Key) -> Self {
+        let table = key.table();
+        self.delete(table, key.into_bytes())
+    }
+
+    /// By table and raw key: for keys read back from a table (sweeps, index maintenance); any
+    /// other key is built by [`super::keys`] and written with [`WriteSet::save`].
     pub fn put<T: Record>(mut self, table: Table, key: impl Into<Vec<u8>>, value: &T) -> Self {
         self.ops.push(Op::Put(table, key.into(), value.encode()));
         self

@@ -233,7 +233,7 @@ async fn bulk_requests_are_validated_and_admin_only() {
 #[tokio::test]
 async fn a_bulk_action_a_restart_cut_short_shows_as_interrupted() {
     use cartwright::domain::time::Timestamp;
-    use cartwright::services::bulk::BulkAction;
+    use cartwright::operations::bulk::BulkAction;
     use cartwright::store::Table;
     let mut app = spawn_app().await;
     let id = uuid::Uuid::now_v7();
@@ -376,11 +376,9 @@ async fn fulfillment_names_itself_when_it_ships() {
 #[tokio::test]
 async fn a_corrected_webhook_is_replayed_once_and_audited() {
     let app = spawn_app().await;
-    let (c, _, order) = app.pending_order(1).await;
-    let id = order["order_id"].as_str().unwrap();
-    let (a, total) = (order["payment"]["authorization_id"].as_str().unwrap(), order["total"].as_str().unwrap());
-    let (status, body) = app.capture("evt_wrong_amount", a, "1.00").await;
-    assert_eq!((status, body["status"].as_str()), (202, Some("needs_review")));
+    let review = app.order_needing_review("evt_wrong_amount").await;
+    let (c, id, a, total) =
+        (&review.customer, review.order_id.as_str(), review.authorization_id.as_str(), review.total.as_str());
 
     let path = "/admin/v1/webhooks/payment/evt_wrong_amount/replay";
     assert_eq!(app.post(path, Some(FULFILLMENT), json!({})).await.0, 403);

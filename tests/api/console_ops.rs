@@ -229,11 +229,9 @@ async fn keys_are_paused_and_released_from_the_console_and_parked_sagas_resume()
 #[tokio::test]
 async fn a_webhook_needing_review_is_corrected_and_replayed_from_its_page() {
     let app = spawn_app().await;
-    let (c, _, order) = app.pending_order(1).await;
-    let order_id = order["order_id"].as_str().unwrap();
-    let (a, total) = (order["payment"]["authorization_id"].as_str().unwrap(), order["total"].as_str().unwrap());
-    let (status, body) = app.capture("evt_console_review", a, "1.00").await;
-    assert_eq!((status, body["status"].as_str()), (202, Some("needs_review")));
+    let review = app.order_needing_review("evt_console_review").await;
+    let (c, order_id, a, total) =
+        (&review.customer, review.order_id.as_str(), review.authorization_id.as_str(), review.total.as_str());
     let b = Browser::signed_in(&app, ADMIN).await;
 
     let list = b.get("/console/webhooks").await;

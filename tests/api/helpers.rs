@@ -1,7 +1,6 @@
 //! `spawn_app()` and a client with one method per request, in the zero-to-production style.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,16 +8,10 @@ use std::time::Duration;
 use cartwright::config::Settings;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio::sync::oneshot;
 
 pub const ADMIN: &str = "test-admin-token";
 pub const FULFILLMENT: &str = "test-fulfillment-token";
 pub const PASSWORD: &str = "correct-horse-9";
-
-struct Running {
-    stop: oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<anyhow::Result<()>>,
-}
 
 pub struct TestApp {
     pub url: String,
@@ -26,7 +19,7 @@ pub struct TestApp {
     /// Kept so the directory outlives the server (and survives restarts).
     _dir: Arc<TempDir>,
     settings: Settings,
-    running: Option<Running>,
+    running: Option<cartwright::app::Spawned>,
 }
 
 /// A customer registered and logged in.
@@ -88,39 +81,19 @@ impl TestApp {
 
     /// Starts the server; `Err` with the reason if it refused to start.
     pub async fn try_start(&mut self) -> Result<(), String> {
-        let (addr_tx, addr_rx) = oneshot::channel::<SocketAddr>();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let settings = self.settings.clone();
-        let thread = std::thread::spawn(move || {
-            cartwright::app::run(
-                settings,
-                async move {
-                    let _ = stop_rx.await;
-                },
-                move |addr| {
-                    let _ = addr_tx.send(addr);
-                },
-            )
-        });
-        let addr = match tokio::time::timeout(Duration::from_secs(20), addr_rx).await.expect("server started in time") {
-            Ok(addr) => addr,
-            Err(_) => {
-                let result = tokio::task::spawn_blocking(move || thread.join()).await.unwrap();
-                let error = result.expect("server thread did not panic").err();
-                return Err(error.map_or_else(|| "stopped without an error".into(), |e| format!("{e:#}")));
-            }
-        };
-        self.url = format!("http://{addr}");
-        self.running = Some(Running { stop: stop_tx, thread });
+        let spawned = tokio::time::timeout(Duration::from_secs(20), cartwright::app::spawn(self.settings.clone()))
+            .await
+            .expect("server started in time")
+            .map_err(|e| format!("{e:#}"))?;
+        self.url = format!("http://{}", spawned.addr);
+        self.running = Some(spawned);
         Ok(())
     }
 
     /// Graceful stop: stops accepting, drains, flushes, closes the store.
     pub async fn stop(&mut self) {
-        if let Some(r) = self.running.take() {
-            let _ = r.stop.send(());
-            let result = tokio::task::spawn_blocking(move || r.thread.join()).await.unwrap();
-            result.expect("server thread did not panic").expect("server stopped cleanly");
+        if let Some(server) = self.running.take() {
+            server.stop().await.expect("server stopped cleanly");
         }
         // Connections to the old server are dead; start with a fresh pool.
         self.client = reqwest::Client::new();
@@ -368,9 +341,8 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(r) = self.running.take() {
-            let _ = r.stop.send(());
-            let _ = r.thread.join();
+        if let Some(server) = self.running.take() {
+            let _ = server.stop_blocking();
         }
     }
 }
@@ -573,7 +545,7 @@ impl TestApp {
     pub async fn webhook_signed(&self, source: &str, secret: &str, t: Option<i64>, body: &Value) -> (u16, Value) {
         let raw = serde_json::to_vec(body).unwrap();
         let t = t.unwrap_or_else(|| chrono::Utc::now().timestamp());
-        let signature = cartwright::services::webhooks::sign(secret, t, &raw);
+        let signature = cartwright::operations::webhooks::sign(secret, t, &raw);
         self.webhook_raw(source, &signature, raw).await
     }
 
@@ -621,6 +593,26 @@ impl TestApp {
         assert_eq!(status, 201, "{order}");
         (c, p, order)
     }
+
+    /// A pending order whose payment capture `event_id` came with the wrong amount (1.00),
+    /// so the event waits for review: what an operator corrects and replays.
+    pub async fn order_needing_review(&self, event_id: &str) -> NeedsReview {
+        let (customer, _, order) = self.pending_order(1).await;
+        let text = |field: &Value| field.as_str().unwrap().to_string();
+        let authorization_id = text(&order["payment"]["authorization_id"]);
+        let (status, body) = self.capture(event_id, &authorization_id, "1.00").await;
+        assert_eq!((status, body["status"].as_str()), (202, Some("needs_review")), "{body}");
+        NeedsReview { customer, order_id: text(&order["order_id"]), authorization_id, total: text(&order["total"]) }
+    }
+}
+
+/// See [`TestApp::order_needing_review`].
+pub struct NeedsReview {
+    pub customer: Customer,
+    pub order_id: String,
+    pub authorization_id: String,
+    /// The amount a corrected capture carries.
+    pub total: String,
 }
 
 /// One request to a server that may be gone (the child-process tests): transport errors

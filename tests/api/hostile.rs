@@ -26,7 +26,7 @@ async fn a_signature_header_with_thousands_of_entries_is_refused_and_records_not
     let app = spawn_app().await;
     let body = json!({ "id": "evt_flood", "type": "payment.captured", "data": { "authorization_id": "sim_auth_x", "amount": "1.00" } });
     let raw = serde_json::to_vec(&body).unwrap();
-    let genuine = cartwright::services::webhooks::sign(PAYMENT_SECRET, chrono::Utc::now().timestamp(), &raw);
+    let genuine = cartwright::operations::webhooks::sign(PAYMENT_SECRET, chrono::Utc::now().timestamp(), &raw);
     let (t, v1) = genuine.split_once(',').unwrap();
     // Thousands of empty candidates, then the genuine one: refused before any MAC is computed.
     let flood = format!("{t},{}{v1}", "v1=,".repeat(5_000));

@@ -91,7 +91,7 @@ async fn bad_signatures_are_refused_and_record_nothing() {
     }
     // Tampered body: signed one thing, sent another.
     let raw = serde_json::to_vec(&body).unwrap();
-    let sig = cartwright::services::webhooks::sign(PAYMENT_SECRET, chrono::Utc::now().timestamp(), &raw);
+    let sig = cartwright::operations::webhooks::sign(PAYMENT_SECRET, chrono::Utc::now().timestamp(), &raw);
     let mut tampered = raw.clone();
     let n = tampered.len();
     tampered[n - 3] = b'9';

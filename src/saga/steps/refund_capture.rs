@@ -12,7 +12,7 @@ use crate::error::AppError;
 use crate::gateways::payment::GatewayError;
 use crate::saga::machine::Failure;
 use crate::saga::shapes::RefundCaptureInput;
-use crate::store::{Notification, StoreError, Table, WriteSet};
+use crate::store::{keys, Notification, StoreError, WriteSet};
 
 /// refund_captured_payment's output (`RefundCaptureData`).
 #[derive(Serialize)]
@@ -54,9 +54,8 @@ pub async fn refund_captured_payment(ctx: StepContext) -> Result<CaptureRefunded
     );
     set_refund(&ctx, order_id, RefundStatus::PendingManual).await?;
     // Once per saga (a marker keyed by it): a resumed saga that fails again does not alert twice.
-    let mut marker = b"refund_failed_alert:".to_vec();
-    marker.extend_from_slice(ctx.saga_id.as_bytes());
-    let ws = WriteSet::new().put_if_absent(Table::Idempotency, marker, &ctx.saga_id.0, "refund_alert").notify(alert);
+    let marker = keys::refund_failed_alert(ctx.saga_id);
+    let ws = WriteSet::new().save_new(marker, &ctx.saga_id.0, "refund_alert").notify(alert);
     match ctx.deps.store.commit(ws).await {
         Ok(_) | Err(StoreError::Conflict(_)) => Err(failure),
         Err(e) => Err(classify(e.into())),

@@ -11,7 +11,7 @@ use crate::domain::order::{OrderCommand, OrderLine, OrderStatus};
 use crate::error::AppError;
 use crate::saga::machine::Failure;
 use crate::saga::shapes::{ShipOrderData, ShipOrderInput};
-use crate::store::{StoreError, Table, WriteSet};
+use crate::store::{keys, StoreError, WriteSet};
 
 /// validate_shipment's output: fields of `ShipOrderData`.
 #[derive(Serialize)]
@@ -40,12 +40,11 @@ pub async fn validate_shipment(ctx: StepContext) -> Result<ShipmentChecked, Fail
 /// A tracking number names one order: claimed with a conditional put.
 pub async fn claim_tracking_number(ctx: StepContext) -> Result<NoOutput, Failure> {
     let ShipOrderInput { order_id: id, tracking_number: number, .. } = input(&ctx)?;
-    let ws =
-        WriteSet::new().put_if_absent(Table::OrdersByTracking, number.clone().into_bytes(), &id.0, "tracking_number");
+    let ws = WriteSet::new().save_new(keys::order_by_tracking(&number), &id.0, "tracking_number");
     match ctx.deps.store.commit(ws).await {
         Ok(_) => Ok(NoOutput {}),
         Err(StoreError::Conflict(_)) => {
-            match ctx.deps.orders.find_by(Table::OrdersByTracking, &number).map_err(classify)? {
+            match ctx.deps.orders.find_by(&keys::order_by_tracking(&number)).map_err(classify)? {
                 Some(owner) if owner == id => Ok(NoOutput {}),
                 _ => Err(business(AppError::TrackingNumberInUse(number))),
             }
@@ -57,12 +56,9 @@ pub async fn claim_tracking_number(ctx: StepContext) -> Result<NoOutput, Failure
 /// Compensation: frees the number if this order holds it.
 pub async fn release_tracking_number(ctx: StepContext) -> Result<NoOutput, Failure> {
     let ShipOrderInput { order_id: id, tracking_number: number, .. } = input(&ctx)?;
-    if ctx.deps.orders.find_by(Table::OrdersByTracking, &number).map_err(classify)? == Some(id) {
-        ctx.deps
-            .store
-            .commit(WriteSet::new().delete(Table::OrdersByTracking, number.into_bytes()))
-            .await
-            .map_err(|e| classify(e.into()))?;
+    let claim = keys::order_by_tracking(&number);
+    if ctx.deps.orders.find_by(&claim).map_err(classify)? == Some(id) {
+        ctx.deps.store.commit(WriteSet::new().remove(claim)).await.map_err(|e| classify(e.into()))?;
     }
     Ok(NoOutput {})
 }

@@ -10,14 +10,18 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::orders::OrderService;
 use crate::domain::ids::OrderId;
 use crate::domain::order::OrderStatus;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::shapes::{to_input, CancelOrderInput};
 use crate::saga::SagaEngine;
-use crate::store::{due_key, Store, Table, WriteSet};
+use crate::services::orders::OrderService;
+use crate::store::keys::{self, DueQueue};
+use crate::store::{Store, WriteSet};
+
+/// The unpaid orders' timers, by due time.
+const QUEUE: DueQueue = DueQueue::OrderExpiry;
 
 pub struct ExpiryWorker {
     store: Store,
@@ -45,18 +49,13 @@ impl ExpiryWorker {
 
     /// Fires every timer due now; returns how many cancellations it started.
     pub async fn expire_due(&self) -> Result<usize, AppError> {
-        let due = self.store.keys_between(
-            Table::OrderExpiry,
-            &due_key(0, &[0; 16]),
-            &due_key(Timestamp::now().0 + 1, &[0; 16]),
-            256,
-        )?;
+        let now = Timestamp::now();
+        let due = self.store.keys_in(&QUEUE.from(0), &QUEUE.from(now.0 + 1), 256)?;
         let mut started = 0;
         for key in due {
-            let Ok(id) = uuid::Uuid::from_slice(&key[8..]).map(OrderId) else { continue };
+            let Ok(id) = uuid::Uuid::from_slice(keys::time_key_rest(&key)).map(OrderId) else { continue };
             if let Some(order) = self.orders.get_committed(id)?.filter(|o| o.status == OrderStatus::Pending) {
-                let mut idempotency = b"expire:".to_vec();
-                idempotency.extend_from_slice(id.as_bytes());
+                let idempotency = keys::expiry_cancellation(id).into_bytes();
                 let input = CancelOrderInput {
                     order_id: id,
                     customer_id: None,
@@ -72,7 +71,7 @@ impl ExpiryWorker {
                 started += 1;
             }
             // Fired (or nothing left to do): the timer is spent.
-            self.store.commit(WriteSet::new().delete(Table::OrderExpiry, key)).await?;
+            self.store.commit(WriteSet::new().remove(QUEUE.entry(&key))).await?;
         }
         Ok(started)
     }

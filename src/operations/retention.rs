@@ -1,6 +1,6 @@
 //! What would otherwise stay in sled forever: Idempotency-Keys (one per checkout), finished
 //! sagas and received webhook events. Each is indexed by time in the same commit that
-//! writes it (or, for a saga, that makes it terminal), so a sweep reads only the index range
+//! writes it (or, for a saga, that makes it terminal; see `store::retained`), so a sweep reads only the index range
 //! older than its cutoff and never scans a whole table. The sweeper task runs every
 //! `auth.sweep_interval_secs`, together with the sweep of expired sessions and tokens.
 //!
@@ -13,11 +13,10 @@ use crate::config::Settings;
 use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::saga::alerts;
 use crate::saga::census::SagaCensus;
 use crate::saga::{SagaInstance, SagaState};
 use crate::store::{
-    reindex, saga_index_of, saga_owner_index, time_bound, time_key, time_key_rest, unindex, webhook_index, Store,
+    keys, saga_index_of, saga_owner_index, time_bound, time_key, time_key_rest, unindex, webhook_index, Store,
     StoreError, Table, WebhookEvent, WriteSet,
 };
 
@@ -43,35 +42,6 @@ impl Retention {
             sagas_ms: ms(s.sagas.retention_secs),
             webhooks_ms: ms(s.webhooks.retention_secs),
         }
-    }
-}
-
-/// The Idempotency-Key of a new saga, with its place in the TTL index (first write).
-pub fn idempotency_key(ws: WriteSet, key: Vec<u8>, saga_id: SagaId, now: Timestamp) -> WriteSet {
-    ws.put(Table::IdempotencyByTime, time_key(now.0, &key), &saga_id.0).put_if_absent(
-        Table::Idempotency,
-        key,
-        &saga_id.0,
-        "idempotency_key",
-    )
-}
-
-/// A saga's place in the retention index, written with its terminal state.
-pub fn saga_finished(ws: WriteSet, saga_id: SagaId, now: Timestamp) -> WriteSet {
-    ws.put(Table::FinishedSagas, time_key(now.0, saga_id.as_bytes()), &0u32)
-}
-
-/// A received webhook event, its place in the retention index and its listing entries
-/// (moved from those of `before`, the record it replaces, if any).
-pub fn webhook_event(ws: WriteSet, event: &WebhookEvent, before: Option<&WebhookEvent>, if_absent: bool) -> WriteSet {
-    let key = WebhookEvent::key(&event.source, &event.event_id);
-    let ws = ws.put(Table::WebhookEventsByTime, time_key(event.received_at.0, &key), &0u32);
-    let old = before.map(webhook_index).unwrap_or_default();
-    let ws = reindex(ws, Table::WebhooksByFilter, &old, &webhook_index(event));
-    if if_absent {
-        ws.put_if_absent(Table::WebhookEvents, key, event, "webhook_event")
-    } else {
-        ws.put(Table::WebhookEvents, key, event)
     }
 }
 
@@ -174,7 +144,7 @@ fn idempotency_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreErro
     let Some(indexed) = store.get::<uuid::Uuid>(Table::IdempotencyByTime, entry)? else { return Ok(Verdict::Stale) };
     match store.get::<uuid::Uuid>(Table::Idempotency, key)? {
         Some(current) if current == indexed => {
-            if store.contains(Table::ActiveSagas, current.as_bytes())? {
+            if store.exists(&keys::active_saga(SagaId(current)))? {
                 Ok(Verdict::Requeue(current))
             } else {
                 Ok(Verdict::Expire(Table::Idempotency, Vec::new(), None))
@@ -189,7 +159,7 @@ fn saga_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreError> {
     let id = time_key_rest(entry);
     match store.get::<SagaInstance>(Table::Sagas, id)? {
         Some(saga) if saga.state.is_terminal() && !store.contains(Table::ActiveSagas, id)? => {
-            let markers = store.scan_prefix_keys(Table::SagaAlerts, alerts::marker_prefix(id), usize::MAX)?;
+            let markers = store.scan_keys(&keys::saga_alerts_of(id), usize::MAX)?;
             let others = vec![
                 (Table::SagasByFilter, saga_index_of(&saga)),
                 (Table::SagasByOwner, saga_owner_index(&saga)),
@@ -223,7 +193,7 @@ pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention, census
         loop {
             tick.tick().await;
             let now = Timestamp::now();
-            match super::credential_sweep::sweep_expired(&store, now).await {
+            match crate::services::credential_sweep::sweep_expired(&store, now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "expired sessions and verification tokens deleted"),
                 Err(AppError::ShuttingDown) => break,
@@ -245,6 +215,7 @@ pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention, census
 mod tests {
     use super::*;
     use crate::saga::coordinator::log_write;
+    use crate::store::retained::{idempotency_key, saga_finished, webhook_event};
 
     fn saga_with(state: SagaState) -> SagaInstance {
         let def = &crate::saga::definition::embedded().unwrap()[0];
@@ -288,8 +259,7 @@ mod tests {
         ws = saga_finished(log_write(ws, &stuck, None), stuck.saga_id, old);
         ws = saga_finished(log_write(ws, &recent, None), recent.saga_id, now);
         // An alert marker of a deleted saga goes with it.
-        let marker = [finished[0].as_bytes().as_slice(), &[0; 8]].concat();
-        ws = ws.put(Table::SagaAlerts, marker, &finished[0].0);
+        ws = ws.save(keys::saga_alert(finished[0], 0), &finished[0].0);
         store.commit(ws).await.unwrap();
 
         // Until the census has counted the finished sagas, none is deleted.
@@ -302,9 +272,9 @@ mod tests {
         assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), BATCH + 5);
         assert_eq!(completed(&census), 1, "the deleted ones leave the census");
         assert!(store.scan_prefix_keys(Table::SagaAlerts, &[], 10).unwrap().is_empty());
-        assert!(finished.iter().all(|id| !store.contains(Table::Sagas, id.as_bytes()).unwrap()));
-        assert!(store.contains(Table::Sagas, stuck.saga_id.as_bytes()).unwrap(), "STUCK kept");
-        assert!(store.contains(Table::Sagas, recent.saga_id.as_bytes()).unwrap(), "recent kept");
+        assert!(finished.iter().all(|id| !store.exists(&keys::saga(*id)).unwrap()));
+        assert!(store.exists(&keys::saga(stuck.saga_id)).unwrap(), "STUCK kept");
+        assert!(store.exists(&keys::saga(recent.saga_id)).unwrap(), "recent kept");
         let index = store.scan_prefix_keys(Table::FinishedSagas, &[], usize::MAX).unwrap();
         assert_eq!(index.len(), 1, "the stuck saga's stale entry and the deleted ones are gone");
         let listed = store.scan_prefix_keys(Table::SagasByFilter, &[], usize::MAX).unwrap();
@@ -327,7 +297,7 @@ mod tests {
         let (done, running) = (SagaId(uuid::Uuid::now_v7()), SagaId(uuid::Uuid::now_v7()));
         let mut ws = idempotency_key(WriteSet::new(), b"key-done".to_vec(), done, old);
         ws = idempotency_key(ws, b"key-running".to_vec(), running, old);
-        ws = ws.put(Table::ActiveSagas, running.as_bytes().to_vec(), &0u32);
+        ws = ws.save(keys::active_saga(running), &0u32);
         let event = |at| WebhookEvent {
             source: "payment".into(),
             event_id: "evt_1".into(),
@@ -339,7 +309,7 @@ mod tests {
             received_at: at,
         };
         // An old index entry whose event was since recorded again (after an earlier sweep).
-        ws = ws.put(Table::WebhookEventsByTime, time_key(old.0, &WebhookEvent::key("payment", "evt_1")), &0u32);
+        ws = ws.save(keys::webhook_event_by_time(old.0, "payment", "evt_1"), &0u32);
         ws = webhook_event(ws, &event(now), None, false);
         store.commit(ws).await.unwrap();
 
@@ -349,7 +319,7 @@ mod tests {
         assert!(store.contains(Table::Idempotency, b"key-running").unwrap(), "its saga still runs");
         let requeued = store.scan_prefix_keys(Table::IdempotencyByTime, &[], usize::MAX).unwrap();
         assert_eq!(requeued, vec![time_key(now.0, b"key-running")], "looked at again one TTL later");
-        assert!(store.contains(Table::WebhookEvents, &WebhookEvent::key("payment", "evt_1")).unwrap());
+        assert!(store.exists(&keys::webhook_event("payment", "evt_1")).unwrap());
         let listed = store.scan_prefix_keys(Table::WebhooksByFilter, &[], usize::MAX).unwrap();
         assert_eq!(listed, {
             let mut k = webhook_index(&event(now));

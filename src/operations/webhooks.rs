@@ -10,7 +10,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::orders::OrderService;
 use crate::config::Settings;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::{OrderId, SagaId};
@@ -20,7 +19,9 @@ use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::shapes::RefundCaptureInput;
 use crate::saga::SagaEngine;
-use crate::store::{Store, StoreError, Table, WebhookEvent, WriteSet};
+use crate::services::audit;
+use crate::services::orders::OrderService;
+use crate::store::{keys, Store, StoreError, WebhookEvent, WriteSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -177,7 +178,7 @@ impl WebhookService {
             order_id: None,
             received_at: Timestamp::now(),
         };
-        if self.store.contains(Table::WebhookEvents, &WebhookEvent::key(source.name(), &envelope.id))? {
+        if self.store.exists(&keys::webhook_event(source.name(), &envelope.id))? {
             return Ok((200, "duplicate"));
         }
         let span = tracing::info_span!("webhook", source = source.name(), event_id = %envelope.id, event_type = %envelope.event_type);
@@ -213,10 +214,9 @@ impl WebhookService {
     /// again). Answers the event's outcome and its record before and after.
     pub async fn replay(&self, source: Source, event_id: &str, payload: Option<Value>) -> Result<Replayed, AppError> {
         let _one_at_a_time = self.replays.lock().await;
-        let key = WebhookEvent::key(source.name(), event_id);
+        let key = keys::webhook_event(source.name(), event_id);
         self.store.barrier().await?;
-        let before =
-            self.store.get::<WebhookEvent>(Table::WebhookEvents, &key)?.ok_or(AppError::WebhookEventNotFound)?;
+        let before = self.store.load::<WebhookEvent>(&key)?.ok_or(AppError::WebhookEventNotFound)?;
         if before.status != "needs_review" {
             return Err(AppError::WebhookNotReplayable(format!(
                 "only an event that needs review can be replayed; this one is {}",
@@ -235,7 +235,7 @@ impl WebhookService {
         let span = tracing::info_span!("webhook.replay", source = source.name(), event_id = %event_id);
         let outcome =
             tracing::Instrument::instrument(self.process(source, &envelope, record, Some(&before)), span).await;
-        let after = self.store.get::<WebhookEvent>(Table::WebhookEvents, &key)?.unwrap_or_else(|| before.clone());
+        let after = self.store.load::<WebhookEvent>(&key)?.unwrap_or_else(|| before.clone());
         Ok(Replayed { outcome, before, after })
     }
 
@@ -256,14 +256,14 @@ impl WebhookService {
         };
         let entity = format!("{}/{event_id}", source.name());
         let before = replay_view(&replayed.before);
-        let row = super::audit::entry(actor, "webhook.replay", ("webhook_event", &entity), before, after);
-        super::audit::record(&self.store, row).await?;
+        let row = audit::entry(actor, "webhook.replay", ("webhook_event", &entity), before, after);
+        audit::record(&self.store, row).await?;
         Ok((replayed.outcome?, replayed.after))
     }
 
     /// One recorded event.
     pub fn event(&self, source: Source, event_id: &str) -> Result<Option<WebhookEvent>, AppError> {
-        Ok(self.store.get::<WebhookEvent>(Table::WebhookEvents, &WebhookEvent::key(source.name(), event_id))?)
+        Ok(self.store.load::<WebhookEvent>(&keys::webhook_event(source.name(), event_id))?)
     }
 
     async fn payment_captured(
@@ -279,7 +279,7 @@ impl WebhookService {
             .as_str()
             .and_then(|a| Money::parse(a).ok())
             .ok_or_else(|| AppError::invalid("data.amount", "a decimal string with at most two places is required"))?;
-        let Some(order_id) = self.orders.find_by(Table::OrdersByAuthorization, authorization_id)? else {
+        let Some(order_id) = self.orders.find_by(&keys::order_by_authorization(authorization_id))? else {
             tracing::error!(%authorization_id, "payment captured for an authorization no order has; kept for manual review");
             let alert = format!("payment captured for unknown authorization {authorization_id}");
             return self.needs_review(record, &alert, None, replacing).await;
@@ -332,11 +332,9 @@ impl WebhookService {
             event_id: record.event_id.clone(),
         };
         let input = crate::saga::shapes::to_input(&input)?;
-        let once_per_authorization = [b"refund_capture:".as_slice(), authorization_id.as_bytes()].concat();
         let with = |saga_id: SagaId| {
-            record_write(WriteSet::new(), &record, replacing).put_if_absent(
-                Table::Idempotency,
-                once_per_authorization,
+            record_write(WriteSet::new(), &record, replacing).save_new(
+                keys::refund_of_capture(authorization_id),
                 &saga_id.0,
                 "refund_capture",
             )
@@ -367,7 +365,7 @@ impl WebhookService {
         let tracking = data["tracking_number"]
             .as_str()
             .ok_or_else(|| AppError::invalid("data.tracking_number", "a string is required"))?;
-        let Some(order_id) = self.orders.find_by(Table::OrdersByTracking, tracking)? else {
+        let Some(order_id) = self.orders.find_by(&keys::order_by_tracking(tracking))? else {
             tracing::error!(tracking_number = %tracking, "delivery confirmed for an unknown tracking number; kept for manual review");
             let alert = format!("delivery confirmed for unknown tracking number {tracking}");
             return self.needs_review(record, &alert, None, replacing).await;
@@ -454,7 +452,7 @@ impl WebhookService {
 /// The write of an event's record: a new one only if its id is not recorded yet (a
 /// duplicate otherwise), a replayed one in place of the record it replays.
 fn record_write(ws: WriteSet, record: &WebhookEvent, replacing: Option<&WebhookEvent>) -> WriteSet {
-    super::retention::webhook_event(ws, record, replacing, replacing.is_none())
+    crate::store::retained::webhook_event(ws, record, replacing, replacing.is_none())
 }
 
 /// A capture for an order that was cancelled (or expired) before any capture reached it:

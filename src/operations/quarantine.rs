@@ -13,12 +13,12 @@ use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::SagaEngine;
 use crate::services::catalog::audit;
-use crate::store::{Store, StoreError, Table, WriteSet};
+use crate::store::{keys, Prefix, Store, StoreError, Table, WriteSet};
 
 /// The board as the table says, at start.
 pub fn load_board(store: &Store) -> Result<Arc<QuarantineBoard>, StoreError> {
     let board = QuarantineBoard::default();
-    for (_, entry) in store.scan_prefix::<QuarantineEntry>(Table::Quarantine, &[])? {
+    for (_, entry) in store.scan::<QuarantineEntry>(&Prefix::all(Table::Quarantine))? {
         board.hold(entry.key, &entry.reason);
     }
     Ok(Arc::new(board))
@@ -51,7 +51,7 @@ impl QuarantineService {
     /// Every paused key, in key order (kind, then id).
     pub async fn list(&self) -> Result<Vec<QuarantineEntry>, AppError> {
         self.store.barrier().await?;
-        Ok(self.store.scan_prefix::<QuarantineEntry>(Table::Quarantine, &[])?.into_iter().map(|(_, e)| e).collect())
+        Ok(self.store.scan::<QuarantineEntry>(&Prefix::all(Table::Quarantine))?.into_iter().map(|(_, e)| e).collect())
     }
 
     /// Pauses `key`. Pausing it again with the same reason changes nothing (`false`: it was
@@ -63,7 +63,7 @@ impl QuarantineService {
         by: &str,
     ) -> Result<(QuarantineEntry, bool), AppError> {
         let _one_at_a_time = self.changes.lock().await;
-        let before = self.store.get::<QuarantineEntry>(Table::Quarantine, &key.to_bytes())?;
+        let before = self.store.load::<QuarantineEntry>(&keys::quarantine(&key))?;
         if let Some(same) = before.as_ref().filter(|e| e.reason == reason) {
             return Ok((same.clone(), false));
         }
@@ -76,7 +76,7 @@ impl QuarantineService {
             before.as_ref().map_or(Value::Null, QuarantineEntry::to_json),
             entry.to_json(),
         );
-        let ws = WriteSet::new().put(Table::Quarantine, key.to_bytes().to_vec(), &entry).audit(row);
+        let ws = WriteSet::new().save(keys::quarantine(&key), &entry).audit(row);
         self.store.commit(ws).await?;
         // Only once durable: a refusal never cites a pause a crash could take back.
         self.board.hold(key, &entry.reason);
@@ -88,7 +88,7 @@ impl QuarantineService {
     pub async fn release(&self, key: QuarantineKey, by: &str) -> Result<Released, AppError> {
         let entry = {
             let _one_at_a_time = self.changes.lock().await;
-            let before = self.store.get::<QuarantineEntry>(Table::Quarantine, &key.to_bytes())?;
+            let before = self.store.load::<QuarantineEntry>(&keys::quarantine(&key))?;
             if let Some(entry) = &before {
                 let row = audit(
                     by,
@@ -98,9 +98,7 @@ impl QuarantineService {
                     entry.to_json(),
                     json!(null),
                 );
-                self.store
-                    .commit(WriteSet::new().delete(Table::Quarantine, key.to_bytes().to_vec()).audit(row))
-                    .await?;
+                self.store.commit(WriteSet::new().remove(keys::quarantine(&key)).audit(row)).await?;
                 self.board.release(&key);
                 tracing::info!(%key, by, "key released from quarantine");
             }

@@ -18,13 +18,14 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::audit;
+use super::saga_audit;
 use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::query::{self, Direction, Paging, SagaFilter};
 use crate::saga::{machine, SagaEngine, SagaInstance, SagaState};
-use crate::store::{Page, Record, Store, Table, Walk, WriteSet};
+use crate::services::audit;
+use crate::store::{keys, Page, Prefix, Record, Store, Table, Walk, WriteSet};
 
 /// Sagas shown by a dry run.
 pub const SAMPLE: usize = 20;
@@ -128,7 +129,7 @@ impl BulkAction {
                 self.done += 1;
                 return;
             }
-            Err(e) => audit::result_of(e),
+            Err(e) => saga_audit::result_of(e),
         };
         if result == "skipped" {
             self.skipped += 1;
@@ -223,7 +224,7 @@ impl BulkService {
     }
 
     pub fn get(&self, id: uuid::Uuid) -> Result<Option<BulkAction>, AppError> {
-        Ok(self.store.get::<BulkAction>(Table::BulkActions, id.as_bytes())?)
+        Ok(self.store.load::<BulkAction>(&keys::bulk_action(id))?)
     }
 
     /// Bulk actions, newest first, after `cursor`.
@@ -249,11 +250,11 @@ impl BulkService {
     pub async fn mark_interrupted(&self) -> Result<usize, AppError> {
         let mut ws = WriteSet::new();
         let mut n = 0;
-        for (_, mut action) in self.store.scan_prefix::<BulkAction>(Table::BulkActions, &[])? {
+        for (_, mut action) in self.store.scan::<BulkAction>(&Prefix::all(Table::BulkActions))? {
             if action.state == "running" {
                 action.state = "interrupted".into();
                 action.finished_at = Some(Timestamp::now());
-                ws = ws.put(Table::BulkActions, action.id.as_bytes().to_vec(), &action);
+                ws = ws.save(keys::bulk_action(action.id), &action);
                 n += 1;
             }
         }
@@ -265,7 +266,7 @@ impl BulkService {
     }
 
     fn write(&self, action: &BulkAction) -> WriteSet {
-        WriteSet::new().put(Table::BulkActions, action.id.as_bytes().to_vec(), action)
+        WriteSet::new().save(keys::bulk_action(action.id), action)
     }
 
     /// Every matching saga the action applies to, up to the cap (one more is looked for, to
@@ -319,7 +320,7 @@ impl BulkService {
             action.updated_at = Timestamp::now();
             let extra = json!({ "bulk_action_id": action.id });
             let verb = format!("saga.{}", req.kind.name());
-            let row = audit::saga_action(&req.actor, &verb, id, before, &outcome, extra);
+            let row = saga_audit::saga_action(&req.actor, &verb, id, before, &outcome, extra);
             if let Err(e) = self.store.commit(self.write(&action).audit(row)).await {
                 tracing::error!(bulk_action = %action.id, error = %e, "bulk action could not record its progress; stopped");
                 action.state = "failed".into();
@@ -341,7 +342,7 @@ impl BulkService {
     /// One saga: still in a state the action applies to (it may have moved since it was
     /// matched), then resumed or aborted through the engine, which refuses what it must.
     async fn act(&self, id: SagaId, req: &BulkRequest) -> (SagaId, Option<SagaState>, Result<SagaInstance, AppError>) {
-        let before = match self.store.get::<SagaInstance>(Table::Sagas, id.as_bytes()) {
+        let before = match self.store.load::<SagaInstance>(&keys::saga(id)) {
             Ok(Some(s)) => s,
             Ok(None) => return (id, None, Err(AppError::SagaNotFound)),
             Err(e) => return (id, None, Err(e.into())),
