@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
 use crate::domain::product::{ProductRuleError, VariantChoiceError};
+use crate::saga::SagaError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +124,9 @@ pub enum AppError {
     Unavailable(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A refusal of the saga layer.
+    #[error(transparent)]
+    Saga(#[from] crate::saga::SagaError),
 }
 
 impl AppError {
@@ -153,6 +157,7 @@ impl AppError {
             | InvalidStatusTransition(_)
             | CancellationNotAllowed(_)
             | InvalidSagaState(_)
+            | Saga(SagaError::FirstWriteConflict(_))
             | AbortNotAllowed(_)
             | WebhookNotReplayable(_) => 409,
             RequestTimeout { .. } => 408,
@@ -215,7 +220,7 @@ impl AppError {
             InternationalShippingNotAvailable(_) => "INTERNATIONAL_SHIPPING_NOT_AVAILABLE",
             PaymentFailed { .. } => "PAYMENT_FAILED",
             SagaNotFound => "SAGA_NOT_FOUND",
-            InvalidSagaState(_) => "INVALID_SAGA_STATE",
+            InvalidSagaState(_) | Saga(SagaError::FirstWriteConflict(_)) => "INVALID_SAGA_STATE",
             AbortNotAllowed(_) => "ABORT_NOT_ALLOWED",
             InvalidRetryPolicy(_) => "INVALID_RETRY_POLICY",
             KeyQuarantined { .. } => "KEY_QUARANTINED",
@@ -424,6 +429,14 @@ mod tests {
         assert_eq!(b["error"]["code"], "QUANTITY_EXCEEDS_STOCK");
         assert_eq!(b["error"]["details"]["available"], 3);
         assert_eq!(AppError::Internal("secret path".into()).body()["error"]["message"], "internal error");
+    }
+
+    #[test]
+    fn a_saga_refused_at_its_first_write_answers_as_a_saga_state_conflict() {
+        let e = AppError::from(SagaError::FirstWriteConflict("idempotency_key"));
+        assert_eq!((e.status(), e.code()), (409, "INVALID_SAGA_STATE"));
+        assert_eq!(e.body()["error"]["message"], "conflict on idempotency_key");
+        assert!(matches!(e, AppError::Saga(SagaError::FirstWriteConflict("idempotency_key"))), "typed, not text");
     }
 
     #[test]

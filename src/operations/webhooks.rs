@@ -344,7 +344,7 @@ impl WebhookService {
                 tracing::warn!(%order_id, %saga_id, %amount, "payment captured for a cancelled order; refunding");
                 Err(answer)
             }
-            Err(tag) if tag == "webhook_event" => Ok((200, "duplicate")),
+            Err(crate::store::retained::WEBHOOK_EVENT_TAKEN) => Ok((200, "duplicate")),
             Err(_) => {
                 let detail = "a refund of this authorization's capture is already under way";
                 tracing::error!(%order_id, %authorization_id, "another capture event for a refunded authorization; not refunded twice");

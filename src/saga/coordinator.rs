@@ -175,7 +175,7 @@ impl SagaCoordinator {
                 Err(StoreError::Conflict(tag)) => {
                     // Only a first write carries a condition: the saga never started.
                     act.failed = true;
-                    Err(AppError::InvalidSagaState(format!("conflict on {tag}")))
+                    Err(super::SagaError::FirstWriteConflict(tag).into())
                 }
                 Err(e) => {
                     tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; the saga waits in the log for a resume or the next start");

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use super::census::{SagaCensus, Triage};
 use super::coordinator::{settled_channel, Drive, FirstWrite, SagaCoordinator, Settled, Watch};
 use super::definition::{self, SagaDefinition};
+use super::error::SagaError;
 use super::instance::{SagaInstance, SagaState};
 use super::machine::{self, Input, MachineError, PlannedCompensation};
 use super::metrics::SagaMetrics;
@@ -26,7 +27,7 @@ use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::retry::RetryPolicy;
-use crate::store::{AuditEntry, Store, Table, WriteSet};
+use crate::store::{retained, AuditEntry, Store, Table, WriteSet};
 
 pub struct SagaEngine {
     store: Store,
@@ -336,15 +337,13 @@ impl SagaEngine {
             return Ok(Started { saga_id: existing, settled: None });
         }
         let first_write = |saga_id: SagaId| match &idempotency {
-            Some(key) => {
-                crate::store::retained::idempotency_key(WriteSet::new(), key.clone(), saga_id, Timestamp::now())
-            }
+            Some(key) => retained::idempotency_key(WriteSet::new(), key.clone(), saga_id, Timestamp::now()),
             None => WriteSet::new(),
         };
         match self.launch(saga_type, input, customer_id, order_id, first_write).await {
             Ok(started) => Ok(started),
             // Lost a race with the same Idempotency-Key: the other request's saga is the one.
-            Err(AppError::InvalidSagaState(m)) if m.contains("idempotency_key") => {
+            Err(AppError::Saga(SagaError::FirstWriteConflict(retained::IDEMPOTENCY_KEY_TAKEN))) => {
                 let existing = self.idempotent_saga(idempotency.as_deref())?.ok_or(AppError::SagaNotFound)?;
                 Ok(Started { saga_id: existing, settled: None })
             }
@@ -361,13 +360,11 @@ impl SagaEngine {
         input: Value,
         order_id: Option<OrderId>,
         with: impl FnOnce(SagaId) -> WriteSet,
-    ) -> Result<Result<SagaId, String>, AppError> {
+    ) -> Result<Result<SagaId, &'static str>, AppError> {
         match self.launch(saga_type, input, None, order_id, with).await {
             Ok(started) => Ok(Ok(started.saga_id)),
             // The coordinator's answer to a first write whose condition failed.
-            Err(AppError::InvalidSagaState(m)) if m.starts_with("conflict on ") => {
-                Ok(Err(m.trim_start_matches("conflict on ").to_string()))
-            }
+            Err(AppError::Saga(SagaError::FirstWriteConflict(tag))) => Ok(Err(tag)),
             Err(e) => Err(e),
         }
     }

@@ -11,6 +11,7 @@
 //! - [`coordinator`]: the actor that persists, then acts.
 //! - [`query`]: the operators' saga filter, a bounded walk of the narrowest index.
 //! - [`engine`]: start, watch, recover, resume, abort, retry policies.
+//! - [`error`]: the saga layer's refusals, typed.
 //! - [`metrics`]: the engine's Prometheus counters, histograms and gauges.
 //! - [`shapes`]: the typed input and data of each saga, as stored.
 //! - [`steps`]: the step handlers by name.
@@ -22,6 +23,7 @@ pub mod census;
 pub mod coordinator;
 pub mod definition;
 pub mod engine;
+pub mod error;
 pub mod fold;
 pub mod instance;
 pub mod machine;
@@ -32,4 +34,5 @@ pub mod steps;
 pub mod versions;
 
 pub use engine::SagaEngine;
+pub use error::SagaError;
 pub use instance::{SagaInstance, SagaState};

@@ -8,17 +8,23 @@ use super::{keys, Table, WebhookEvent, WriteSet};
 use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 
+/// The conflict tag of an Idempotency-Key already taken (see [`idempotency_key`]).
+pub const IDEMPOTENCY_KEY_TAKEN: &str = "idempotency_key";
+
 /// The Idempotency-Key of a new saga (the bytes of a `keys::idempotency` row), with its
 /// place in the TTL index (first write).
 pub fn idempotency_key(ws: WriteSet, key: Vec<u8>, saga_id: SagaId, now: Timestamp) -> WriteSet {
     let key = keys::idempotency_from_bytes(key);
-    ws.save(keys::idempotency_by_time(now.0, &key), &saga_id.0).save_new(key, &saga_id.0, "idempotency_key")
+    ws.save(keys::idempotency_by_time(now.0, &key), &saga_id.0).save_new(key, &saga_id.0, IDEMPOTENCY_KEY_TAKEN)
 }
 
 /// A saga's place in the retention index, written with its terminal state.
 pub fn saga_finished(ws: WriteSet, saga_id: SagaId, now: Timestamp) -> WriteSet {
     ws.save(keys::finished_saga(now.0, saga_id), &0u32)
 }
+
+/// The conflict tag of a webhook event already received (see [`webhook_event`]).
+pub const WEBHOOK_EVENT_TAKEN: &str = "webhook_event";
 
 /// A received webhook event, its place in the retention index and its listing entries
 /// (moved from those of `before`, the record it replaces, if any).
@@ -28,7 +34,7 @@ pub fn webhook_event(ws: WriteSet, event: &WebhookEvent, before: Option<&Webhook
     let old = before.map(webhook_index).unwrap_or_default();
     let ws = reindex(ws, Table::WebhooksByFilter, &old, &webhook_index(event));
     if if_absent {
-        ws.save_new(key, event, "webhook_event")
+        ws.save_new(key, event, WEBHOOK_EVENT_TAKEN)
     } else {
         ws.save(key, event)
     }
