@@ -122,14 +122,20 @@ pub enum AppError {
     /// Temporarily unable to serve the request, which was not applied; retrying is safe.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// A failure on the server's side; its cause is kept for the log (see [`InternalError`]).
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] InternalError),
     /// A refusal of the saga layer.
     #[error(transparent)]
     Saga(#[from] crate::saga::SagaError),
 }
 
 impl AppError {
+    /// A server-side failure while doing `context`, keeping the error that caused it.
+    pub fn internal(context: impl Into<String>, cause: impl Into<BoxError>) -> AppError {
+        AppError::Internal(InternalError { context: context.into(), cause: Some(cause.into()) })
+    }
+
     pub fn invalid(field: &str, message: impl Into<String>) -> AppError {
         AppError::InvalidRequest { message: message.into(), field: Some(field.to_string()) }
     }
@@ -299,7 +305,7 @@ impl AppError {
     pub fn body(&self) -> Value {
         // Internal details go to the log, not to the client.
         let (message, details) = match self {
-            AppError::Internal(_) => (INTERNAL_MESSAGE.to_string(), json!({})),
+            AppError::Internal { .. } => (INTERNAL_MESSAGE.to_string(), json!({})),
             AppError::Recorded(r) => {
                 let shown = r.for_customer();
                 (shown.message, serde_json::from_str(&shown.details).unwrap_or_else(|_| json!({})))
@@ -307,6 +313,47 @@ impl AppError {
             other => (other.to_string(), other.details()),
         };
         json!({ "error": { "code": self.stable_code(), "message": message, "details": details } })
+    }
+}
+
+/// Any error kept as the cause of another.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What failed on the server's side: what was being done, and the error that stopped it
+/// when there is one. The text is "{context}: {cause}" (only the cause when there is no
+/// context) for the log and the saga record; the cause stays reachable as `source()`.
+#[derive(Debug)]
+pub struct InternalError {
+    context: String,
+    cause: Option<BoxError>,
+}
+
+impl std::fmt::Display for InternalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.cause {
+            None => f.write_str(&self.context),
+            Some(cause) if self.context.is_empty() => write!(f, "{cause}"),
+            Some(cause) => write!(f, "{}: {cause}", self.context),
+        }
+    }
+}
+
+impl std::error::Error for InternalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A failure described by its text alone (no error value caused it).
+impl From<String> for InternalError {
+    fn from(context: String) -> InternalError {
+        InternalError { context, cause: None }
+    }
+}
+
+impl From<&str> for InternalError {
+    fn from(context: &str) -> InternalError {
+        context.to_string().into()
     }
 }
 
@@ -351,7 +398,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> AppError {
         match e {
             StoreError::Closed => AppError::ShuttingDown,
-            other => AppError::Internal(other.to_string()),
+            other => AppError::internal("", other),
         }
     }
 }
@@ -360,7 +407,7 @@ impl From<crate::backup::BackupError> for AppError {
     fn from(e: crate::backup::BackupError) -> AppError {
         match e {
             crate::backup::BackupError::Store(e) => e.into(),
-            other => AppError::Internal(format!("backup: {other}")),
+            other => AppError::internal("backup", other),
         }
     }
 }
@@ -437,6 +484,21 @@ mod tests {
         assert_eq!((e.status(), e.code()), (409, "INVALID_SAGA_STATE"));
         assert_eq!(e.body()["error"]["message"], "conflict on idempotency_key");
         assert!(matches!(e, AppError::Saga(SagaError::FirstWriteConflict("idempotency_key"))), "typed, not text");
+    }
+
+    #[test]
+    fn a_server_side_failure_keeps_its_cause_and_its_text() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "/var/data/db: denied");
+        let e = AppError::from(StoreError::from(io));
+        assert_eq!(e.to_string(), "internal error: i/o error: /var/data/db: denied");
+        let store = std::error::Error::source(&e).and_then(std::error::Error::source);
+        assert!(store.is_some_and(|s| s.downcast_ref::<StoreError>().is_some()), "the store error is kept: {e:?}");
+        let e = AppError::internal("backup task", std::io::Error::other("joined"));
+        assert_eq!(
+            (e.status(), e.code(), e.to_string().as_str()),
+            (500, "INTERNAL", "internal error: backup task: joined")
+        );
+        assert_eq!(e.body()["error"]["message"], "internal error");
     }
 
     #[test]

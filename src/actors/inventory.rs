@@ -81,8 +81,8 @@ impl InventoryItemActor {
         };
         let mut inventory = Inventory::new(key, record.on_hand);
         for (k, q) in store.scan::<u32>(&keys::reservations_of(&key))? {
-            let owner = uuid::Uuid::from_slice(keys::owner_in_reservation(&k))
-                .map_err(|e| AppError::Internal(e.to_string()))?;
+            let owner =
+                uuid::Uuid::from_slice(keys::owner_in_reservation(&k)).map_err(|e| AppError::internal("", e))?;
             inventory.reservations.insert(OwnerId(owner), q);
         }
         if inventory.reserved() != record.reserved {

@@ -27,8 +27,8 @@ pub async fn create(shop: &Shop, req: &Request) -> Reply {
     let store = shop.store.clone();
     let file = tokio::task::spawn_blocking(move || backup::take(&store))
         .await
-        .map_err(|e| AppError::Internal(format!("backup task: {e}")))??;
-    let len = file.metadata().map_err(|e| AppError::Internal(format!("backup file: {e}")))?.len();
+        .map_err(|e| AppError::internal("backup task", e))??;
+    let len = file.metadata().map_err(|e| AppError::internal("backup file", e))?.len();
     let row = audit::entry(&actor, "backup.taken", ("store", "backup"), json!(null), json!({ "bytes": len }));
     audit::record(&shop.store, row).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);

@@ -309,7 +309,7 @@ impl BulkService {
             ids.truncate(cap);
             Ok::<_, AppError>(Matches { ids, sample: all, capped, past_point_of_no_return })
         });
-        found.await.map_err(|e| AppError::Internal(format!("bulk match task: {e}")))?
+        found.await.map_err(|e| AppError::internal("bulk match task", e))?
     }
 
     async fn run(self, mut action: BulkAction, req: BulkRequest, ids: Vec<SagaId>) {

@@ -224,7 +224,7 @@ impl WebhookService {
             )));
         }
         let mut body: Value = serde_json::from_str(&before.body)
-            .map_err(|e| AppError::Internal(format!("stored webhook body {event_id}: {e}")))?;
+            .map_err(|e| AppError::internal(format!("stored webhook body {event_id}"), e))?;
         if let Some(data) = payload {
             body["data"] = data;
         }

@@ -248,7 +248,7 @@ impl SagaCoordinator {
         let future = match self.engine.handler(&work.name) {
             Some(handler) => handler.run(step_ctx),
             None => {
-                let e = AppError::Internal(format!("no handler for step {}", work.name));
+                let e = AppError::Internal(format!("no handler for step {}", work.name).into());
                 Box::pin(async move { Err(super::steps::business(e)) })
             }
         };

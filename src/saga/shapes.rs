@@ -36,20 +36,20 @@ pub fn parse<T: DeserializeOwned>(what: &str, v: &Value) -> Result<T, AppError> 
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         match path.as_str() {
-            "." => AppError::Internal(format!("saga {what}: {}", e.inner())),
-            _ => AppError::Internal(format!("saga {what} field {path}: {}", e.inner())),
+            "." => AppError::internal(format!("saga {what}"), e.into_inner()),
+            _ => AppError::internal(format!("saga {what} field {path}"), e.into_inner()),
         }
     })
 }
 
 /// A data field an earlier step should have written.
 pub fn required<T>(value: Option<T>, name: &str) -> Result<T, AppError> {
-    value.ok_or_else(|| AppError::Internal(format!("saga data: missing field `{name}`")))
+    value.ok_or_else(|| AppError::Internal(format!("saga data: missing field `{name}`").into()))
 }
 
 /// The JSON a saga is started with.
 pub fn to_input<T: SagaShape>(input: &T) -> Result<Value, AppError> {
-    serde_json::to_value(input).map_err(|e| AppError::Internal(format!("saga input of {}: {e}", T::SAGA)))
+    serde_json::to_value(input).map_err(|e| AppError::internal(format!("saga input of {}", T::SAGA), e))
 }
 
 fn is_false(b: &bool) -> bool {

@@ -199,7 +199,7 @@ impl CustomerService {
 
 fn argon2(settings: &Settings) -> Result<Argon2<'static>, AppError> {
     let params = Params::new(settings.auth.argon2_memory_kib, settings.auth.argon2_iterations, 1, None)
-        .map_err(|e| AppError::Internal(format!("argon2 params: {e}")))?;
+        .map_err(|e| AppError::Internal(format!("argon2 params: {e}").into()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -208,7 +208,7 @@ fn hash_password(settings: &Settings, password: &str) -> Result<String, AppError
     argon2(settings)?
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| AppError::Internal(format!("argon2: {e}")))
+        .map_err(|e| AppError::Internal(format!("argon2: {e}").into()))
 }
 
 /// Verifies with the parameters recorded in the hash itself.

@@ -63,7 +63,7 @@ impl HashPermits {
             work()
         })
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))
+        .map_err(|e| AppError::internal("", e))
     }
 }
 

@@ -5,7 +5,7 @@ use crate::saga::definition;
 
 fn message(e: AppError) -> String {
     match e {
-        AppError::Internal(m) => m,
+        AppError::Internal(m) => m.to_string(),
         other => panic!("expected an internal error, got {other:?}"),
     }
 }

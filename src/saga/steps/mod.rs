@@ -122,7 +122,7 @@ where
         let future = self(ctx);
         Box::pin(async move {
             let output = future.await?;
-            serde_json::to_value(&output).map_err(|e| business(AppError::Internal(format!("step output: {e}"))))
+            serde_json::to_value(&output).map_err(|e| business(AppError::internal("step output", e)))
         })
     }
 }
@@ -183,7 +183,7 @@ pub fn classify(e: AppError) -> Failure {
 }
 
 pub fn transient(message: String) -> Failure {
-    Failure::Transient { exhausted: AppError::Internal(message.clone()).record(), message }
+    Failure::Transient { exhausted: AppError::Internal(message.clone().into()).record(), message }
 }
 
 /// A gateway answer as a step outcome: declines are business errors, the rest is retried.
