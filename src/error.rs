@@ -82,13 +82,6 @@ pub enum AppError {
     InternationalShippingNotAvailable(String),
     #[error("payment failed: {reason}")]
     PaymentFailed { reason: String },
-    #[error("saga not found")]
-    SagaNotFound,
-    #[error("{0}")]
-    InvalidSagaState(String),
-    /// The saga passed its point of no return; the message says what to do instead.
-    #[error("{0}")]
-    AbortNotAllowed(String),
     #[error("{0}")]
     InvalidRetryPolicy(String),
     /// An operator paused this key: commands to it wait until it is released.
@@ -149,8 +142,15 @@ impl AppError {
             PaymentFailed { .. } => 402,
             Forbidden | EmailNotVerified => 403,
             InvalidSignature => 401,
-            RouteNotFound(_) | CategoryNotFound | ProductNotFound | VariantNotFound | ItemNotFound | OrderNotFound
-            | SagaNotFound | BulkActionNotFound | WebhookEventNotFound => 404,
+            RouteNotFound(_)
+            | CategoryNotFound
+            | ProductNotFound
+            | VariantNotFound
+            | ItemNotFound
+            | OrderNotFound
+            | Saga(SagaError::NotFound)
+            | BulkActionNotFound
+            | WebhookEventNotFound => 404,
             MethodNotAllowed { .. } => 405,
             KeyQuarantined { .. } => 423,
             EmailAlreadyRegistered
@@ -162,9 +162,7 @@ impl AppError {
             | TrackingNumberInUse(_)
             | InvalidStatusTransition(_)
             | CancellationNotAllowed(_)
-            | InvalidSagaState(_)
-            | Saga(SagaError::FirstWriteConflict(_))
-            | AbortNotAllowed(_)
+            | Saga(SagaError::InvalidState(_) | SagaError::FirstWriteConflict(_) | SagaError::AbortNotAllowed(_))
             | WebhookNotReplayable(_) => 409,
             RequestTimeout { .. } => 408,
             PayloadTooLarge { .. } => 413,
@@ -225,9 +223,9 @@ impl AppError {
             EmptyCart => "EMPTY_CART",
             InternationalShippingNotAvailable(_) => "INTERNATIONAL_SHIPPING_NOT_AVAILABLE",
             PaymentFailed { .. } => "PAYMENT_FAILED",
-            SagaNotFound => "SAGA_NOT_FOUND",
-            InvalidSagaState(_) | Saga(SagaError::FirstWriteConflict(_)) => "INVALID_SAGA_STATE",
-            AbortNotAllowed(_) => "ABORT_NOT_ALLOWED",
+            Saga(SagaError::NotFound) => "SAGA_NOT_FOUND",
+            Saga(SagaError::InvalidState(_) | SagaError::FirstWriteConflict(_)) => "INVALID_SAGA_STATE",
+            Saga(SagaError::AbortNotAllowed(_)) => "ABORT_NOT_ALLOWED",
             InvalidRetryPolicy(_) => "INVALID_RETRY_POLICY",
             KeyQuarantined { .. } => "KEY_QUARANTINED",
             AmountMismatch(_) => "AMOUNT_MISMATCH",
@@ -484,6 +482,26 @@ mod tests {
         assert_eq!((e.status(), e.code()), (409, "INVALID_SAGA_STATE"));
         assert_eq!(e.body()["error"]["message"], "conflict on idempotency_key");
         assert!(matches!(e, AppError::Saga(SagaError::FirstWriteConflict("idempotency_key"))), "typed, not text");
+    }
+
+    #[test]
+    fn the_saga_layers_refusals_answer_with_their_contract_status_and_code() {
+        let answers = [
+            (SagaError::NotFound, 404, "SAGA_NOT_FOUND", "saga not found"),
+            (
+                SagaError::InvalidState("the saga is COMPLETED".into()),
+                409,
+                "INVALID_SAGA_STATE",
+                "the saga is COMPLETED",
+            ),
+            (SagaError::AbortNotAllowed("resume it instead".into()), 409, "ABORT_NOT_ALLOWED", "resume it instead"),
+        ];
+        for (refusal, status, code, message) in answers {
+            let e = AppError::from(refusal);
+            assert_eq!((e.status(), e.code()), (status, code));
+            assert_eq!(e.body()["error"]["message"], message);
+            assert_eq!(e.record().code, code, "a saga keeps the code it answered");
+        }
     }
 
     #[test]

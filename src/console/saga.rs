@@ -14,7 +14,7 @@ use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::operations::saga_audit;
 use crate::saga::instance::{Phase, Work};
-use crate::saga::{SagaInstance, SagaState};
+use crate::saga::{SagaError, SagaInstance, SagaState};
 use crate::services::audit;
 
 const NOTICES: &[(&str, &str)] = &[
@@ -24,13 +24,13 @@ const NOTICES: &[(&str, &str)] = &[
 ];
 
 fn saga_id(id: &str) -> Result<SagaId, ConsoleError> {
-    id.parse().map_err(|_| ConsoleError::App(AppError::SagaNotFound))
+    id.parse().map_err(|_| ConsoleError::App(SagaError::NotFound.into()))
 }
 
 pub async fn show(ctx: &Ctx<'_>, id: &str) -> Page {
     let session = ctx.admin()?;
     let id = saga_id(id)?;
-    let saga = ctx.shop.sagas.get(id).await?.ok_or(AppError::SagaNotFound)?;
+    let saga = ctx.shop.sagas.get(id).await?.ok_or(AppError::from(SagaError::NotFound))?;
     let preview = ctx.shop.sagas.abort_preview(id).await?;
     let order_exists = match saga.order_id {
         Some(o) => ctx.shop.orders.get_committed(o)?.is_some(),
@@ -247,7 +247,7 @@ pub async fn resume(ctx: &Ctx<'_>, id: &str) -> Page {
     let form = ctx.form()?;
     let id = saga_id(id)?;
     let reset = form.get("reset_attempts").is_some_and(|v| v == "true");
-    let before = ctx.shop.sagas.get(id).await?.ok_or(AppError::SagaNotFound)?;
+    let before = ctx.shop.sagas.get(id).await?.ok_or(AppError::from(SagaError::NotFound))?;
     let outcome = ctx.shop.sagas.resume(id, reset).await;
     let extra = json!({ "reset_attempts": reset });
     let row = saga_audit::saga_action(&session.actor(), "saga.resume", id, Some(before.state), &outcome, extra);
@@ -265,7 +265,7 @@ pub async fn abort(ctx: &Ctx<'_>, id: &str) -> Page {
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(ConsoleError::Invalid("an abort needs a reason of 1 to 500 characters".into()));
     }
-    let before = ctx.shop.sagas.get(id).await?.ok_or(AppError::SagaNotFound)?;
+    let before = ctx.shop.sagas.get(id).await?.ok_or(AppError::from(SagaError::NotFound))?;
     let outcome = ctx.shop.sagas.abort(id, reason).await;
     let row = saga_audit::saga_action(
         &session.actor(),

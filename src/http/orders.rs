@@ -176,7 +176,7 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
 fn failure(saga: &SagaInstance) -> AppError {
     match &saga.error {
         Some(e) => AppError::Recorded(e.clone()),
-        None => AppError::InvalidSagaState(format!("the saga ended {}", saga.state.as_str())),
+        None => crate::saga::SagaError::InvalidState(format!("the saga ended {}", saga.state.as_str())).into(),
     }
 }
 
@@ -251,8 +251,13 @@ pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
     ))]
 pub async fn saga(shop: &Shop, req: &Request, id: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
-    let id: SagaId = path_id(id, AppError::SagaNotFound)?;
-    let saga = shop.sagas.get(id).await?.filter(|s| s.customer_id == Some(customer)).ok_or(AppError::SagaNotFound)?;
+    let id: SagaId = path_id(id, crate::saga::SagaError::NotFound.into())?;
+    let saga = shop
+        .sagas
+        .get(id)
+        .await?
+        .filter(|s| s.customer_id == Some(customer))
+        .ok_or(crate::saga::SagaError::NotFound)?;
     Ok(json(200, &saga.to_customer_json()))
 }
 

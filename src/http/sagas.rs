@@ -34,7 +34,7 @@ struct Abort {
 }
 
 fn saga_id(id: &str) -> Result<SagaId, AppError> {
-    path_id(id, AppError::SagaNotFound)
+    path_id(id, crate::saga::SagaError::NotFound.into())
 }
 
 /// Sagas, a page at a time. A page reads at most `query::SCAN_BUDGET` sagas: it may hold
@@ -75,7 +75,7 @@ pub async fn list(shop: &Shop, req: &Request) -> Reply {
     ))]
 pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
-    let saga = shop.sagas.get(saga_id(id)?).await?.ok_or(AppError::SagaNotFound)?;
+    let saga = shop.sagas.get(saga_id(id)?).await?.ok_or(crate::saga::SagaError::NotFound)?;
     Ok(json(200, &saga.to_json()))
 }
 
@@ -93,7 +93,7 @@ pub async fn resume(shop: &Shop, req: &Request, id: &str) -> Reply {
     let actor = auth::admin_actor(shop, req)?;
     let id = saga_id(id)?;
     let body: Resume = if req.body.is_empty() { Resume::default() } else { req.json()? };
-    let before = shop.sagas.get(id).await?.ok_or(AppError::SagaNotFound)?;
+    let before = shop.sagas.get(id).await?.ok_or(crate::saga::SagaError::NotFound)?;
     let outcome = shop.sagas.resume(id, body.reset_attempts).await;
     let extra = json!({ "reset_attempts": body.reset_attempts });
     audited(shop, saga_audit::saga_action(&actor, "saga.resume", id, Some(before.state), &outcome, extra), outcome)
@@ -115,7 +115,7 @@ pub async fn abort(shop: &Shop, req: &Request, id: &str) -> Reply {
     let id = saga_id(id)?;
     let body: Abort = req.json()?;
     let reason = abort_reason(&body.reason)?;
-    let before = shop.sagas.get(id).await?.ok_or(AppError::SagaNotFound)?;
+    let before = shop.sagas.get(id).await?.ok_or(crate::saga::SagaError::NotFound)?;
     let outcome = shop.sagas.abort(id, reason).await;
     let extra = json!({ "reason": reason });
     audited(shop, saga_audit::saga_action(&actor, "saga.abort", id, Some(before.state), &outcome, extra), outcome).await

@@ -23,7 +23,7 @@ use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::query::{self, Direction, Paging, SagaFilter};
-use crate::saga::{machine, SagaEngine, SagaInstance, SagaState};
+use crate::saga::{machine, SagaEngine, SagaError, SagaInstance, SagaState};
 use crate::services::audit;
 use crate::store::{keys, Page, Prefix, Record, Store, Table, Walk, WriteSet};
 
@@ -344,12 +344,12 @@ impl BulkService {
     async fn act(&self, id: SagaId, req: &BulkRequest) -> (SagaId, Option<SagaState>, Result<SagaInstance, AppError>) {
         let before = match self.store.load::<SagaInstance>(&keys::saga(id)) {
             Ok(Some(s)) => s,
-            Ok(None) => return (id, None, Err(AppError::SagaNotFound)),
+            Ok(None) => return (id, None, Err(SagaError::NotFound.into())),
             Err(e) => return (id, None, Err(e.into())),
         };
         if !req.kind.applies_to(before.state) {
             let why = format!("the saga is {} now", before.state.as_str());
-            return (id, Some(before.state), Err(AppError::InvalidSagaState(why)));
+            return (id, Some(before.state), Err(SagaError::InvalidState(why).into()));
         }
         let outcome = match req.kind {
             BulkKind::Resume { reset_attempts } => self.sagas.resume(id, reset_attempts).await,

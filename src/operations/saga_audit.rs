@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::domain::ids::SagaId;
 use crate::error::AppError;
-use crate::saga::{SagaInstance, SagaState};
+use crate::saga::{SagaError, SagaInstance, SagaState};
 use crate::services::audit::entry;
 use crate::store::AuditEntry;
 
@@ -24,7 +24,7 @@ pub fn saga_outcome(outcome: &Result<SagaInstance, AppError>, extra: Value) -> V
 /// failed.
 pub fn result_of(e: &AppError) -> &'static str {
     match e {
-        AppError::InvalidSagaState(_) | AppError::AbortNotAllowed(_) | AppError::SagaNotFound => "skipped",
+        AppError::Saga(SagaError::InvalidState(_) | SagaError::AbortNotAllowed(_) | SagaError::NotFound) => "skipped",
         _ => "failed",
     }
 }

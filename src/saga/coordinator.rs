@@ -405,7 +405,7 @@ fn transition(engine: &SagaEngine, saga: &mut SagaInstance, input: Input) -> Res
     let point = engine.point_of_no_return(saga);
     let policy = |step: &str| engine.policy(&saga_type, step);
     let rules = Rules { point_of_no_return: point.as_deref(), policy: &policy };
-    machine::transition(saga, input, Timestamp::now(), &rules).map_err(|e| engine.refusal(saga, e))
+    machine::transition(saga, input, Timestamp::now(), &rules).map_err(|e| engine.refusal(saga, e).into())
 }
 
 /// Everything a transition of `saga` from `state_before` writes: the log and its listing

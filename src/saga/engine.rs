@@ -135,7 +135,7 @@ impl SagaEngine {
             let resumes = chunk.iter().map(|id| async move {
                 match self.operate(*id, || Input::Resume { reset_attempts: false }).await {
                     Ok(_) => true,
-                    Err(AppError::InvalidSagaState(_)) => false,
+                    Err(AppError::Saga(SagaError::InvalidState(_))) => false,
                     Err(e) => {
                         tracing::error!(saga.id = %id, error = %e, "could not resume a saga whose key was released");
                         false
@@ -201,9 +201,9 @@ impl SagaEngine {
 
     /// A machine refusal as the operator hears it: past the point of no return, what to do
     /// instead (resume, or the definition's forward remedy).
-    pub fn refusal(&self, saga: &SagaInstance, e: MachineError) -> AppError {
+    pub fn refusal(&self, saga: &SagaInstance, e: MachineError) -> SagaError {
         match e {
-            MachineError::InvalidState(..) => AppError::InvalidSagaState(e.to_string()),
+            MachineError::InvalidState(..) => SagaError::InvalidState(e.to_string()),
             MachineError::PastPointOfNoReturn(_) => {
                 let mut message = format!(
                     "{} {} is {e}; resume it instead (POST /admin/v1/sagas/{}/resume)",
@@ -214,14 +214,14 @@ impl SagaEngine {
                     message.push_str(", or ");
                     message.push_str(&remedy.replace("{order_id}", &order));
                 }
-                AppError::AbortNotAllowed(message)
+                SagaError::AbortNotAllowed(message)
             }
         }
     }
 
     /// What aborting the saga now would do (the same function the abort goes through).
     pub async fn abort_preview(&self, id: SagaId) -> Result<Value, AppError> {
-        let saga = self.get(id).await?.ok_or(AppError::SagaNotFound)?;
+        let saga = self.get(id).await?.ok_or(SagaError::NotFound)?;
         let point = self.point_of_no_return(&saga);
         Ok(match machine::abort_plan(&saga, point.as_deref()) {
             Ok(compensations) => json!({ "allowed": true, "compensations": compensations }),
@@ -302,7 +302,7 @@ impl SagaEngine {
 
     /// Stores a policy; new sagas take it, running ones at their next failure.
     pub async fn set_policy(&self, saga_type: &str, step: &str, p: RetryPolicy, by: &str) -> Result<(), AppError> {
-        let versions = self.definitions.get(saga_type).ok_or(AppError::SagaNotFound)?;
+        let versions = self.definitions.get(saga_type).ok_or(SagaError::NotFound)?;
         if !versions.values().any(|def| def.handler_names().contains(&step)) {
             return Err(AppError::InvalidRetryPolicy(format!("saga {saga_type} has no step {step}")));
         }
@@ -344,7 +344,7 @@ impl SagaEngine {
             Ok(started) => Ok(started),
             // Lost a race with the same Idempotency-Key: the other request's saga is the one.
             Err(AppError::Saga(SagaError::FirstWriteConflict(retained::IDEMPOTENCY_KEY_TAKEN))) => {
-                let existing = self.idempotent_saga(idempotency.as_deref())?.ok_or(AppError::SagaNotFound)?;
+                let existing = self.idempotent_saga(idempotency.as_deref())?.ok_or(SagaError::NotFound)?;
                 Ok(Started { saga_id: existing, settled: None })
             }
             Err(e) => Err(e),
@@ -378,7 +378,7 @@ impl SagaEngine {
         order_id: Option<OrderId>,
         first_write: impl FnOnce(SagaId) -> WriteSet,
     ) -> Result<Started, AppError> {
-        let def = self.current_definition(saga_type).ok_or(AppError::SagaNotFound)?;
+        let def = self.current_definition(saga_type).ok_or(SagaError::NotFound)?;
         let defaults = def.policies();
         let saga = SagaInstance::new(
             def,
@@ -418,8 +418,7 @@ impl SagaEngine {
     fn lease(self: &Arc<Self>, id: SagaId) -> Result<Lease<SagaCoordinator>, AppError> {
         let engine = self.clone();
         self.registry.lease(&id, move |arbiter| {
-            let saga =
-                engine.store.load::<SagaInstance>(&crate::store::keys::saga(id))?.ok_or(AppError::SagaNotFound)?;
+            let saga = engine.store.load::<SagaInstance>(&crate::store::keys::saga(id))?.ok_or(SagaError::NotFound)?;
             Ok(start_coordinator(arbiter, saga, engine.clone()))
         })
     }
@@ -526,8 +525,7 @@ impl SagaEngine {
         let mut activated_in = None;
         let engine = self.clone();
         let mut lease = self.registry.lease(&id, |arbiter| {
-            let saga =
-                engine.store.load::<SagaInstance>(&crate::store::keys::saga(id))?.ok_or(AppError::SagaNotFound)?;
+            let saga = engine.store.load::<SagaInstance>(&crate::store::keys::saga(id))?.ok_or(SagaError::NotFound)?;
             activated_in = Some(saga.state);
             Ok::<_, AppError>(start_coordinator(arbiter, saga, engine.clone()))
         })?;

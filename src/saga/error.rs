@@ -5,6 +5,16 @@
 /// A refusal of the saga engine or a coordinator.
 #[derive(Debug, thiserror::Error)]
 pub enum SagaError {
+    /// No saga (or no saga type) by that name; a customer also hears it for a saga that is
+    /// not theirs.
+    #[error("saga not found")]
+    NotFound,
+    /// The saga is not in a state the input applies to; the text says which it is in.
+    #[error("{0}")]
+    InvalidState(String),
+    /// The saga passed its point of no return; the text says what to do instead.
+    #[error("{0}")]
+    AbortNotAllowed(String),
     /// A new saga's first write found the key of one of its conditional puts taken (`tag`
     /// names which, e.g. `idempotency_key`): nothing was written and the saga never started.
     #[error("conflict on {0}")]
