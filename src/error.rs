@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::actors::ActorError;
 use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
 use crate::domain::product::{ProductRuleError, VariantChoiceError};
@@ -84,9 +85,6 @@ pub enum AppError {
     PaymentFailed { reason: String },
     #[error("{0}")]
     InvalidRetryPolicy(String),
-    /// An operator paused this key: commands to it wait until it is released.
-    #[error("{key} is quarantined: {reason}")]
-    KeyQuarantined { key: crate::domain::quarantine::QuarantineKey, reason: String },
     #[error("{0}")]
     AmountMismatch(String),
     #[error("tracking number {0} is already used by another order")]
@@ -118,6 +116,9 @@ pub enum AppError {
     /// A failure on the server's side; its cause is kept for the log (see [`InternalError`]).
     #[error("internal error: {0}")]
     Internal(#[source] InternalError),
+    /// A message an entity actor did not handle.
+    #[error(transparent)]
+    Actor(#[from] ActorError),
     /// A refusal of the saga layer.
     #[error(transparent)]
     Saga(#[from] crate::saga::SagaError),
@@ -152,7 +153,7 @@ impl AppError {
             | BulkActionNotFound
             | WebhookEventNotFound => 404,
             MethodNotAllowed { .. } => 405,
-            KeyQuarantined { .. } => 423,
+            Actor(ActorError::Quarantined { .. }) => 423,
             EmailAlreadyRegistered
             | OutOfStock
             | QuantityExceedsStock { .. }
@@ -181,7 +182,7 @@ impl AppError {
             | InvalidRetryPolicy(_)
             | UnknownEventType(_) => 422,
             Internal(_) => 500,
-            ShuttingDown | Unavailable(_) | ServerBusy { .. } => 503,
+            ShuttingDown | Unavailable(_) | Actor(ActorError::Reloading) | ServerBusy { .. } => 503,
         }
     }
 
@@ -227,7 +228,7 @@ impl AppError {
             Saga(SagaError::InvalidState(_) | SagaError::FirstWriteConflict(_)) => "INVALID_SAGA_STATE",
             Saga(SagaError::AbortNotAllowed(_)) => "ABORT_NOT_ALLOWED",
             InvalidRetryPolicy(_) => "INVALID_RETRY_POLICY",
-            KeyQuarantined { .. } => "KEY_QUARANTINED",
+            Actor(ActorError::Quarantined { .. }) => "KEY_QUARANTINED",
             AmountMismatch(_) => "AMOUNT_MISMATCH",
             TrackingNumberInUse(_) => "TRACKING_NUMBER_IN_USE",
             InvalidSignature => "INVALID_SIGNATURE",
@@ -239,7 +240,7 @@ impl AppError {
             TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             ServerBusy { .. } => "SERVER_BUSY",
             ShuttingDown => "SHUTTING_DOWN",
-            Unavailable(_) => "UNAVAILABLE",
+            Unavailable(_) | Actor(ActorError::Reloading) => "UNAVAILABLE",
             Internal(_) => "INTERNAL",
         }
     }
@@ -261,7 +262,9 @@ impl AppError {
             InsufficientStock { items } => json!({ "items": items }),
             ReservationConflict { held } => json!({ "held": held }),
             PaymentFailed { reason } => json!({ "reason": reason }),
-            KeyQuarantined { key, reason } => json!({ "kind": key.kind.as_str(), "key": key.id, "reason": reason }),
+            Actor(ActorError::Quarantined { key, reason }) => {
+                json!({ "kind": key.kind.as_str(), "key": key.id, "reason": reason })
+            }
             InternationalShippingNotAvailable(country) => json!({ "country": country }),
             TooManyRequests { retry_after_secs } | ServerBusy { retry_after_secs } => {
                 json!({ "retry_after_secs": retry_after_secs })
@@ -269,6 +272,12 @@ impl AppError {
             Recorded(r) => serde_json::from_str(&r.details).unwrap_or_else(|_| json!({})),
             _ => json!({}),
         }
+    }
+
+    /// A 503 for a message that was not handled (an actor or a saga reloading from the
+    /// store): sending it again, to a fresh activation, applies it at most once.
+    pub fn is_retry_safe_unavailable(&self) -> bool {
+        matches!(self, AppError::Unavailable(_) | AppError::Actor(ActorError::Reloading))
     }
 
     /// Seconds for a `Retry-After` header, for the errors that say when to come back.
@@ -457,10 +466,9 @@ impl From<VariantChoiceError> for AppError {
 }
 
 impl From<actix::MailboxError> for AppError {
-    /// The actor stopped with the message still in its mailbox: it was never handled (an
-    /// actor answers everything it took before it stops), so a retry is safe.
-    fn from(_: actix::MailboxError) -> AppError {
-        AppError::Unavailable("the entity is reloading; retry the request")
+    /// The actor stopped with the message still in its mailbox: see [`ActorError::Reloading`].
+    fn from(e: actix::MailboxError) -> AppError {
+        ActorError::from(e).into()
     }
 }
 
@@ -502,6 +510,21 @@ mod tests {
             assert_eq!(e.body()["error"]["message"], message);
             assert_eq!(e.record().code, code, "a saga keeps the code it answered");
         }
+    }
+
+    #[test]
+    fn the_actor_layers_refusals_answer_with_their_contract_status_code_and_details() {
+        use crate::domain::quarantine::{KeyKind, QuarantineKey};
+        let key = QuarantineKey::new(KeyKind::Order, uuid::Uuid::nil());
+        let e = AppError::from(ActorError::Quarantined { key, reason: "double capture".into() });
+        assert_eq!((e.status(), e.code()), (423, "KEY_QUARANTINED"));
+        let details = &e.body()["error"]["details"];
+        assert_eq!((details["kind"].as_str(), details["reason"].as_str()), (Some("order"), Some("double capture")));
+        let e = AppError::from(ActorError::Reloading);
+        assert_eq!((e.status(), e.code()), (503, "UNAVAILABLE"));
+        assert_eq!(e.body()["error"]["message"], "the entity is reloading; retry the request");
+        assert!(e.is_retry_safe_unavailable() && AppError::Unavailable("x").is_retry_safe_unavailable());
+        assert!(!AppError::ShuttingDown.is_retry_safe_unavailable());
     }
 
     #[test]

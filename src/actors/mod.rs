@@ -1,10 +1,13 @@
 //! Entity actors: one `Cart` per customer, one `InventoryItem` per product or variant and
 //! one `Order` per order, each with its own mailbox (one writer per key). They are activated on first message
 //! from their persisted state and passivated when idle; see [`registry`]. Commands to a key an operator paused are
-//! refused there too; see [`quarantine`].
+//! refused there too; see [`quarantine`]. What they refuse is an [`ActorError`].
 
 pub mod cart;
+pub mod error;
 pub mod inventory;
 pub mod order;
 pub mod quarantine;
 pub mod registry;
+
+pub use error::ActorError;

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use super::ActorError;
 use crate::domain::quarantine::QuarantineKey;
-use crate::error::AppError;
 
 #[derive(Default)]
 pub struct QuarantineBoard {
@@ -43,9 +43,9 @@ impl QuarantineBoard {
     }
 
     /// `Err(KEY_QUARANTINED)` with the reason while `key` is paused.
-    pub fn check(&self, key: &QuarantineKey) -> Result<(), AppError> {
+    pub fn check(&self, key: &QuarantineKey) -> Result<(), ActorError> {
         match self.reason(key) {
-            Some(reason) => Err(AppError::KeyQuarantined { key: *key, reason: reason.to_string() }),
+            Some(reason) => Err(ActorError::Quarantined { key: *key, reason: reason.to_string() }),
             None => Ok(()),
         }
     }
@@ -63,7 +63,7 @@ mod tests {
         let other = QuarantineKey::new(KeyKind::Cart, key.id);
         assert!(board.check(&key).is_ok());
         board.hold(key, "double capture");
-        let refused = board.check(&key).unwrap_err();
+        let refused = crate::error::AppError::from(board.check(&key).unwrap_err());
         assert_eq!((refused.status(), refused.code()), (423, "KEY_QUARANTINED"));
         assert!(refused.to_string().contains("double capture"), "{refused}");
         assert!(board.check(&other).is_ok(), "the same id under another kind is another key");

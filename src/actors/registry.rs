@@ -16,6 +16,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, ArbiterHandle, Context};
 
 use super::quarantine::QuarantineBoard;
+use super::ActorError;
 use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
@@ -50,7 +51,7 @@ pub struct Lease<A: Actor> {
     addr: Addr<A>,
     leases: Arc<AtomicUsize>,
     /// Set when the key was paused as the lease was taken: commands are refused with it.
-    paused: Option<AppError>,
+    paused: Option<ActorError>,
 }
 
 /// A message to an entity actor: whether it changes the entity (a command, refused while
@@ -71,7 +72,7 @@ macro_rules! entity_messages {
 impl<A: Actor<Context = Context<A>>> Lease<A> {
     /// Sends `msg` to the actor, unless it is a command and the key was quarantined when the
     /// lease was taken: then the refusal (423), and the message never reaches the mailbox.
-    pub async fn send<M>(&mut self, msg: M) -> Result<M::Result, AppError>
+    pub async fn send<M>(&mut self, msg: M) -> Result<M::Result, ActorError>
     where
         A: actix::Handler<M>,
         M: actix::Message + EntityMessage + Send + 'static,
@@ -113,7 +114,7 @@ where
     }
 
     /// The refusal a command to `key` gets right now, if its key is paused.
-    fn paused(&self, key: &K) -> Option<AppError> {
+    fn paused(&self, key: &K) -> Option<ActorError> {
         let q = self.quarantine.as_ref()?;
         q.board.check(&(q.key_of)(key)).err()
     }
@@ -241,7 +242,7 @@ where
     M: actix::Message + EntityMessage + Send + 'static,
     M::Result: Send,
 {
-    lease()?.send(msg()).await
+    Ok(lease()?.send(msg()).await?)
 }
 
 /// An entity actor: one per key, found through its registry.
@@ -272,7 +273,7 @@ impl Pipeline {
 
 /// The answer a failed activation gives to every new message.
 pub fn refused<A: Actor, T: 'static>() -> actix::ResponseActFuture<A, Result<T, crate::error::AppError>> {
-    Box::pin(actix::fut::ready(Err(crate::error::AppError::Unavailable("the entity is reloading; retry the request"))))
+    Box::pin(actix::fut::ready(Err(ActorError::Reloading.into())))
 }
 
 /// The reply to a command whose write is `ticket`: `ok` once the write is durable. If it
@@ -413,7 +414,10 @@ mod tests {
             assert!(matches!(b, Err(AppError::ShuttingDown)), "{b:?}");
             assert_eq!(registry.active(), 1, "stays registered while a write is in flight");
             let c = send_leased(lease.clone(), || Increment).await.and_then(|r| r);
-            assert!(matches!(c, Err(AppError::Unavailable(_))), "a failed activation takes no new command: {c:?}");
+            assert!(
+                matches!(c, Err(AppError::Actor(ActorError::Reloading))),
+                "a failed activation takes no new command: {c:?}"
+            );
             ok_a.send(Ok(())).unwrap();
             assert_eq!(a.await.unwrap().and_then(|r| r).unwrap(), 1);
             assert_eq!(applied.load(Ordering::SeqCst), 2, "nothing applied twice");
@@ -462,7 +466,7 @@ mod tests {
             board.hold(key_of(&1), "poisoned");
             let refused = send_leased(lease.clone(), || Increment).await;
             assert!(
-                matches!(&refused, Err(AppError::KeyQuarantined { reason, .. }) if reason == "poisoned"),
+                matches!(&refused, Err(AppError::Actor(ActorError::Quarantined { reason, .. })) if reason == "poisoned"),
                 "{refused:?}"
             );
             assert_eq!(send_leased(lease.clone(), || Peek).await.unwrap(), 0, "reads still answered");

@@ -435,7 +435,7 @@ impl SagaEngine {
         let mut left = RESENDS_TO_A_LEAVING_COORDINATOR;
         loop {
             match send_leased(|| self.lease(id), &msg).await {
-                Err(AppError::Unavailable(_)) if left > 0 => left -= 1,
+                Err(e) if e.is_retry_safe_unavailable() && left > 0 => left -= 1,
                 other => return other,
             }
         }
@@ -511,7 +511,7 @@ impl SagaEngine {
         let mut left = RESENDS_TO_A_LEAVING_COORDINATOR;
         loop {
             match self.operate_once(id, &input).await {
-                Err(AppError::Unavailable(_)) if left > 0 => left -= 1,
+                Err(e) if e.is_retry_safe_unavailable() && left > 0 => left -= 1,
                 other => return other,
             }
         }

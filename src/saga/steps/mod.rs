@@ -19,6 +19,7 @@ use serde_json::Value;
 use super::fold::SuccessLog;
 use super::machine::Failure;
 use super::shapes::{self, SagaShape};
+use crate::actors::ActorError;
 use crate::config::Settings;
 use crate::domain::ids::SagaId;
 use crate::error::AppError;
@@ -168,7 +169,7 @@ pub fn handlers() -> HashMap<&'static str, Arc<dyn StepHandler>> {
 /// is never one: the saga parks PAUSED on it, however the step reports it.
 pub fn business(e: AppError) -> Failure {
     match e {
-        AppError::KeyQuarantined { key, .. } => Failure::Quarantined { key, message: e.to_string() },
+        AppError::Actor(ActorError::Quarantined { key, .. }) => Failure::Quarantined { key, message: e.to_string() },
         other => Failure::Business(other.record()),
     }
 }

@@ -1,0 +1,22 @@
+//! What the actor layer refuses, as a type. Each becomes an
+//! [`AppError`](crate::error::AppError) (a status and a code) in `error.rs`.
+
+use crate::domain::quarantine::QuarantineKey;
+
+/// A message an entity actor did not handle.
+#[derive(Debug, thiserror::Error)]
+pub enum ActorError {
+    /// An operator paused this key: commands to it wait until it is released.
+    #[error("{key} is quarantined: {reason}")]
+    Quarantined { key: QuarantineKey, reason: String },
+    /// The actor stopped (a failed write) with the message unhandled: an actor answers
+    /// everything it took before it stops, so nothing was applied and a retry is safe.
+    #[error("the entity is reloading; retry the request")]
+    Reloading,
+}
+
+impl From<actix::MailboxError> for ActorError {
+    fn from(_: actix::MailboxError) -> ActorError {
+        ActorError::Reloading
+    }
+}
