@@ -84,8 +84,6 @@ pub enum AppError {
     #[error("payment failed: {reason}")]
     PaymentFailed { reason: String },
     #[error("{0}")]
-    InvalidRetryPolicy(String),
-    #[error("{0}")]
     AmountMismatch(String),
     #[error("tracking number {0} is already used by another order")]
     TrackingNumberInUse(String),
@@ -179,7 +177,7 @@ impl AppError {
             | CartFull { .. }
             | EmptyCart
             | InternationalShippingNotAvailable(_)
-            | InvalidRetryPolicy(_)
+            | Saga(SagaError::InvalidRetryPolicy(_))
             | UnknownEventType(_) => 422,
             Internal(_) => 500,
             ShuttingDown | Unavailable(_) | Actor(ActorError::Reloading) | ServerBusy { .. } => 503,
@@ -227,7 +225,7 @@ impl AppError {
             Saga(SagaError::NotFound) => "SAGA_NOT_FOUND",
             Saga(SagaError::InvalidState(_) | SagaError::FirstWriteConflict(_)) => "INVALID_SAGA_STATE",
             Saga(SagaError::AbortNotAllowed(_)) => "ABORT_NOT_ALLOWED",
-            InvalidRetryPolicy(_) => "INVALID_RETRY_POLICY",
+            Saga(SagaError::InvalidRetryPolicy(_)) => "INVALID_RETRY_POLICY",
             Actor(ActorError::Quarantined { .. }) => "KEY_QUARANTINED",
             AmountMismatch(_) => "AMOUNT_MISMATCH",
             TrackingNumberInUse(_) => "TRACKING_NUMBER_IN_USE",
@@ -503,6 +501,7 @@ mod tests {
                 "the saga is COMPLETED",
             ),
             (SagaError::AbortNotAllowed("resume it instead".into()), 409, "ABORT_NOT_ALLOWED", "resume it instead"),
+            (SagaError::InvalidRetryPolicy("no step x".into()), 422, "INVALID_RETRY_POLICY", "no step x"),
         ];
         for (refusal, status, code, message) in answers {
             let e = AppError::from(refusal);

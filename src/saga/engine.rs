@@ -304,9 +304,9 @@ impl SagaEngine {
     pub async fn set_policy(&self, saga_type: &str, step: &str, p: RetryPolicy, by: &str) -> Result<(), AppError> {
         let versions = self.definitions.get(saga_type).ok_or(SagaError::NotFound)?;
         if !versions.values().any(|def| def.handler_names().contains(&step)) {
-            return Err(AppError::InvalidRetryPolicy(format!("saga {saga_type} has no step {step}")));
+            return Err(SagaError::InvalidRetryPolicy(format!("saga {saga_type} has no step {step}")).into());
         }
-        definition::validate_policy(&p).map_err(AppError::InvalidRetryPolicy)?;
+        definition::validate_policy(&p).map_err(SagaError::InvalidRetryPolicy)?;
         let key = policy_key(saga_type, step);
         let audit = AuditEntry {
             at: Timestamp::now(),

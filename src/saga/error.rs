@@ -15,6 +15,9 @@ pub enum SagaError {
     /// The saga passed its point of no return; the text says what to do instead.
     #[error("{0}")]
     AbortNotAllowed(String),
+    /// A retry policy an operator set that no step could run under, or for no step.
+    #[error("{0}")]
+    InvalidRetryPolicy(String),
     /// A new saga's first write found the key of one of its conditional puts taken (`tag`
     /// names which, e.g. `idempotency_key`): nothing was written and the saga never started.
     #[error("conflict on {0}")]
