@@ -7,6 +7,7 @@ use crate::actors::ActorError;
 use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
 use crate::domain::product::{ProductRuleError, VariantChoiceError};
+use crate::operations::OperationError;
 use crate::saga::SagaError;
 use crate::store::StoreError;
 
@@ -87,17 +88,6 @@ pub enum AppError {
     AmountMismatch(String),
     #[error("tracking number {0} is already used by another order")]
     TrackingNumberInUse(String),
-    #[error("missing, malformed, stale or wrong webhook signature")]
-    InvalidSignature,
-    #[error("unknown event type {0}")]
-    UnknownEventType(String),
-    #[error("bulk action not found")]
-    BulkActionNotFound,
-    #[error("webhook event not found")]
-    WebhookEventNotFound,
-    /// Only an event kept for review can be replayed (a replayed one is no longer).
-    #[error("{0}")]
-    WebhookNotReplayable(String),
     /// An error recorded earlier (a failed saga) answered again exactly as it was.
     #[error("{}", .0.message)]
     Recorded(ErrorRecord),
@@ -117,6 +107,9 @@ pub enum AppError {
     /// A message an entity actor did not handle.
     #[error(transparent)]
     Actor(#[from] ActorError),
+    /// A refusal of a webhook or a bulk action.
+    #[error(transparent)]
+    Operation(#[from] OperationError),
     /// A refusal of the saga layer.
     #[error(transparent)]
     Saga(#[from] crate::saga::SagaError),
@@ -140,7 +133,7 @@ impl AppError {
             Unauthenticated | InvalidCredentials | RegistrationRequired => 401,
             PaymentFailed { .. } => 402,
             Forbidden | EmailNotVerified => 403,
-            InvalidSignature => 401,
+            Operation(OperationError::InvalidSignature) => 401,
             RouteNotFound(_)
             | CategoryNotFound
             | ProductNotFound
@@ -148,8 +141,7 @@ impl AppError {
             | ItemNotFound
             | OrderNotFound
             | Saga(SagaError::NotFound)
-            | BulkActionNotFound
-            | WebhookEventNotFound => 404,
+            | Operation(OperationError::BulkActionNotFound | OperationError::WebhookEventNotFound) => 404,
             MethodNotAllowed { .. } => 405,
             Actor(ActorError::Quarantined { .. }) => 423,
             EmailAlreadyRegistered
@@ -162,7 +154,7 @@ impl AppError {
             | InvalidStatusTransition(_)
             | CancellationNotAllowed(_)
             | Saga(SagaError::InvalidState(_) | SagaError::FirstWriteConflict(_) | SagaError::AbortNotAllowed(_))
-            | WebhookNotReplayable(_) => 409,
+            | Operation(OperationError::WebhookNotReplayable(_)) => 409,
             RequestTimeout { .. } => 408,
             PayloadTooLarge { .. } => 413,
             TooManyRequests { .. } => 429,
@@ -178,7 +170,7 @@ impl AppError {
             | EmptyCart
             | InternationalShippingNotAvailable(_)
             | Saga(SagaError::InvalidRetryPolicy(_))
-            | UnknownEventType(_) => 422,
+            | Operation(OperationError::UnknownEventType(_)) => 422,
             Internal(_) => 500,
             ShuttingDown | Unavailable(_) | Actor(ActorError::Reloading) | ServerBusy { .. } => 503,
         }
@@ -229,11 +221,11 @@ impl AppError {
             Actor(ActorError::Quarantined { .. }) => "KEY_QUARANTINED",
             AmountMismatch(_) => "AMOUNT_MISMATCH",
             TrackingNumberInUse(_) => "TRACKING_NUMBER_IN_USE",
-            InvalidSignature => "INVALID_SIGNATURE",
-            UnknownEventType(_) => "UNKNOWN_EVENT_TYPE",
-            BulkActionNotFound => "BULK_ACTION_NOT_FOUND",
-            WebhookEventNotFound => "WEBHOOK_EVENT_NOT_FOUND",
-            WebhookNotReplayable(_) => "WEBHOOK_NOT_REPLAYABLE",
+            Operation(OperationError::InvalidSignature) => "INVALID_SIGNATURE",
+            Operation(OperationError::UnknownEventType(_)) => "UNKNOWN_EVENT_TYPE",
+            Operation(OperationError::BulkActionNotFound) => "BULK_ACTION_NOT_FOUND",
+            Operation(OperationError::WebhookEventNotFound) => "WEBHOOK_EVENT_NOT_FOUND",
+            Operation(OperationError::WebhookNotReplayable(_)) => "WEBHOOK_NOT_REPLAYABLE",
             Recorded(_) => "RECORDED",
             TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             ServerBusy { .. } => "SERVER_BUSY",
@@ -524,6 +516,27 @@ mod tests {
         assert_eq!(e.body()["error"]["message"], "the entity is reloading; retry the request");
         assert!(e.is_retry_safe_unavailable() && AppError::Unavailable("x").is_retry_safe_unavailable());
         assert!(!AppError::ShuttingDown.is_retry_safe_unavailable());
+    }
+
+    #[test]
+    fn the_operations_layers_refusals_answer_with_their_contract_status_and_code() {
+        let answers = [
+            (OperationError::InvalidSignature, 401, "INVALID_SIGNATURE"),
+            (OperationError::UnknownEventType("x.y".into()), 422, "UNKNOWN_EVENT_TYPE"),
+            (OperationError::WebhookEventNotFound, 404, "WEBHOOK_EVENT_NOT_FOUND"),
+            (OperationError::WebhookNotReplayable("processed".into()), 409, "WEBHOOK_NOT_REPLAYABLE"),
+            (OperationError::BulkActionNotFound, 404, "BULK_ACTION_NOT_FOUND"),
+        ];
+        for (refusal, status, code) in answers {
+            let message = refusal.to_string();
+            let e = AppError::from(refusal);
+            assert_eq!((e.status(), e.code()), (status, code));
+            assert_eq!(e.body()["error"]["message"], message.as_str());
+        }
+        assert_eq!(
+            AppError::from(OperationError::UnknownEventType("x.y".into())).to_string(),
+            "unknown event type x.y"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::session::Session;
 use super::{ConsoleError, Ctx, Page};
 use crate::error::AppError;
 use crate::operations::bulk::{BulkKind, BulkRequest};
+use crate::operations::OperationError;
 use crate::saga::query::{FilterParams, SagaFilter};
 
 /// Recent bulk actions listed under the form.
@@ -200,8 +201,8 @@ pub async fn start(ctx: &Ctx<'_>) -> Page {
 /// `GET /console/bulk/{id}`: one action's progress; reloads itself while it runs.
 pub fn progress(ctx: &Ctx<'_>, id: &str) -> Page {
     ctx.admin()?;
-    let id: uuid::Uuid = id.parse().map_err(|_| ConsoleError::App(AppError::BulkActionNotFound))?;
-    let action = ctx.shop.bulk.get(id)?.ok_or(AppError::BulkActionNotFound)?;
+    let id: uuid::Uuid = id.parse().map_err(|_| ConsoleError::App(OperationError::BulkActionNotFound.into()))?;
+    let action = ctx.shop.bulk.get(id)?.ok_or(AppError::from(OperationError::BulkActionNotFound))?;
     let a = action.to_json();
     let running = action.state == "running";
     let problems = a["problems"].as_array().cloned().unwrap_or_default();

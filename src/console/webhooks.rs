@@ -9,6 +9,7 @@ use super::layout::{self, Shell};
 use super::{ConsoleError, Ctx, Page};
 use crate::error::AppError;
 use crate::operations::webhooks::Source;
+use crate::operations::OperationError;
 use crate::store::WebhookEvent;
 
 const PAGE: usize = 50;
@@ -81,7 +82,7 @@ fn source(name: &str) -> Result<Source, ConsoleError> {
     match name {
         "payment" => Ok(Source::Payment),
         "carrier" => Ok(Source::Carrier),
-        _ => Err(ConsoleError::App(AppError::WebhookEventNotFound)),
+        _ => Err(ConsoleError::App(OperationError::WebhookEventNotFound.into())),
     }
 }
 
@@ -101,7 +102,7 @@ pub fn show(ctx: &Ctx<'_>, source_name: &str, raw_id: &str) -> Page {
     let session = ctx.admin()?;
     let src = source(source_name)?;
     let id = event_id(raw_id);
-    let event = ctx.shop.webhooks.event(src, &id)?.ok_or(AppError::WebhookEventNotFound)?;
+    let event = ctx.shop.webhooks.event(src, &id)?.ok_or(AppError::from(OperationError::WebhookEventNotFound))?;
     let payload = serde_json::to_string_pretty(&data_of(&event)).unwrap_or_default();
     let action = format!("/console/webhooks/{source_name}/{raw_id}/replay");
     let result = ctx.query("result");

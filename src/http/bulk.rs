@@ -124,8 +124,8 @@ async fn bulk(shop: &Shop, req: &Request, kind: impl Fn(&Body) -> Result<BulkKin
     ))]
 pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
-    let id: uuid::Uuid = path_id(id, AppError::BulkActionNotFound)?;
-    let action = shop.bulk.get(id)?.ok_or(AppError::BulkActionNotFound)?;
+    let id: uuid::Uuid = path_id(id, crate::operations::OperationError::BulkActionNotFound.into())?;
+    let action = shop.bulk.get(id)?.ok_or(crate::operations::OperationError::BulkActionNotFound)?;
     Ok(json(200, &action.to_json()))
 }
 

@@ -47,7 +47,7 @@ pub async fn replay(shop: &Shop, req: &Request, source: &str, id: &str) -> Reply
     let source = match source {
         "payment" => Source::Payment,
         "carrier" => Source::Carrier,
-        _ => return Err(AppError::WebhookEventNotFound),
+        _ => return Err(AppError::from(crate::operations::OperationError::WebhookEventNotFound)),
     };
     let body: Replay = if req.body.is_empty() { Replay::default() } else { req.json()? };
     let payload = body.payload.map(Value::Object);

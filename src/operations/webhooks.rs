@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
+use super::OperationError;
 use crate::config::Settings;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::{OrderId, SagaId};
@@ -98,9 +99,9 @@ pub fn verify_signature(
     now_secs: i64,
     tolerance_secs: u64,
 ) -> Result<(), AppError> {
-    let parsed = header.and_then(parse_signature_header).ok_or(AppError::InvalidSignature)?;
+    let parsed = header.and_then(parse_signature_header).ok_or(OperationError::InvalidSignature)?;
     if now_secs.abs_diff(parsed.t) > tolerance_secs {
-        return Err(AppError::InvalidSignature);
+        return Err(OperationError::InvalidSignature.into());
     }
     let expected = mac(secret, parsed.t, body);
     // CtOutput's equality is constant-time; every candidate is compared (no early exit).
@@ -111,7 +112,7 @@ pub fn verify_signature(
     if matches {
         Ok(())
     } else {
-        Err(AppError::InvalidSignature)
+        Err(OperationError::InvalidSignature.into())
     }
 }
 
@@ -201,7 +202,7 @@ impl WebhookService {
             (_, other) => {
                 let other = other.to_string();
                 self.record_only(record, "rejected", &format!("unknown event type {other}"), None, replacing).await?;
-                Err(AppError::UnknownEventType(other))
+                Err(OperationError::UnknownEventType(other).into())
             }
         }
     }
@@ -216,12 +217,10 @@ impl WebhookService {
         let _one_at_a_time = self.replays.lock().await;
         let key = keys::webhook_event(source.name(), event_id);
         self.store.barrier().await?;
-        let before = self.store.load::<WebhookEvent>(&key)?.ok_or(AppError::WebhookEventNotFound)?;
+        let before = self.store.load::<WebhookEvent>(&key)?.ok_or(OperationError::WebhookEventNotFound)?;
         if before.status != "needs_review" {
-            return Err(AppError::WebhookNotReplayable(format!(
-                "only an event that needs review can be replayed; this one is {}",
-                before.status
-            )));
+            let why = format!("only an event that needs review can be replayed; this one is {}", before.status);
+            return Err(OperationError::WebhookNotReplayable(why).into());
         }
         let mut body: Value = serde_json::from_str(&before.body)
             .map_err(|e| AppError::internal(format!("stored webhook body {event_id}"), e))?;
