@@ -129,11 +129,11 @@ pub fn check_price(raw: &str, rules: &CatalogRules) -> Result<Money, ProductRule
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// The shipped defaults (config/default.toml).
-    fn rules() -> CatalogRules {
+    /// The shipped defaults (config/default.toml; the catalog service's tests check them).
+    pub(crate) fn rules() -> CatalogRules {
         CatalogRules {
             min_price: Money::from_cents(1),
             max_price: Money::from_cents(100_000_000),

@@ -289,16 +289,6 @@ mod tests {
     #[test]
     fn the_default_settings_give_the_limits_the_domain_tests_assume() {
         let rules = catalog_rules(&Settings::load_layers(None, false).unwrap().catalog);
-        assert_eq!(
-            rules,
-            CatalogRules {
-                min_price: Money::from_cents(1),
-                max_price: Money::from_cents(100_000_000),
-                name_min: 2,
-                name_max: 200,
-                description_max: 5000,
-                category_name_max: 100,
-            }
-        );
+        assert_eq!(rules, crate::domain::product::tests::rules());
     }
 }
