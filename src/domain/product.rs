@@ -6,7 +6,6 @@ use super::ids::{CategoryId, ProductId, VariantId};
 use super::money::Money;
 use super::text::{is_visible_text, Layout};
 use super::time::Timestamp;
-use crate::config::CatalogSettings;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Category {
@@ -71,6 +70,18 @@ pub enum ProductRuleError {
     InvalidPrice(String),
 }
 
+/// The catalogue's limits. The domain states the rules; how strict they are is configuration,
+/// which the service layer reads and hands over as this (the domain never reads settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogRules {
+    pub min_price: Money,
+    pub max_price: Money,
+    pub name_min: usize,
+    pub name_max: usize,
+    pub description_max: usize,
+    pub category_name_max: usize,
+}
+
 /// A display name: trimmed, no control, bidi or zero-width characters, length in
 /// characters within bounds.
 pub fn check_name(raw: &str, min: usize, max: usize) -> Result<String, String> {
@@ -85,11 +96,11 @@ pub fn check_name(raw: &str, min: usize, max: usize) -> Result<String, String> {
     Ok(name.to_string())
 }
 
-pub fn check_product_name(raw: &str, rules: &CatalogSettings) -> Result<String, ProductRuleError> {
+pub fn check_product_name(raw: &str, rules: &CatalogRules) -> Result<String, ProductRuleError> {
     check_name(raw, rules.name_min, rules.name_max).map_err(ProductRuleError::InvalidName)
 }
 
-pub fn check_description(raw: &str, rules: &CatalogSettings) -> Result<String, ProductRuleError> {
+pub fn check_description(raw: &str, rules: &CatalogRules) -> Result<String, ProductRuleError> {
     let len = raw.chars().count();
     if len > rules.description_max {
         return Err(ProductRuleError::DescriptionTooLong(format!(
@@ -106,7 +117,7 @@ pub fn check_description(raw: &str, rules: &CatalogSettings) -> Result<String, P
     Ok(raw.to_string())
 }
 
-pub fn check_price(raw: &str, rules: &CatalogSettings) -> Result<Money, ProductRuleError> {
+pub fn check_price(raw: &str, rules: &CatalogRules) -> Result<Money, ProductRuleError> {
     let price = Money::parse(raw).map_err(|e| ProductRuleError::InvalidPrice(format!("price {e}")))?;
     if price < rules.min_price {
         return Err(ProductRuleError::InvalidPrice(format!("price must be at least {}", rules.min_price)));
@@ -118,12 +129,19 @@ pub fn check_price(raw: &str, rules: &CatalogSettings) -> Result<Money, ProductR
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::config::Settings;
 
-    fn rules() -> CatalogSettings {
-        Settings::load_layers(None, false).unwrap().catalog
+    /// The shipped defaults (config/default.toml; the catalog service's tests check them).
+    pub(crate) fn rules() -> CatalogRules {
+        CatalogRules {
+            min_price: Money::from_cents(1),
+            max_price: Money::from_cents(100_000_000),
+            name_min: 2,
+            name_max: 200,
+            description_max: 5000,
+            category_name_max: 100,
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use warp::Reply as _;
 
 use super::auth;
 use super::request::Request;
-use super::routes::Reply;
+use super::response::Reply;
 use crate::backup;
 use crate::error::AppError;
 use crate::services::audit;

@@ -6,8 +6,7 @@ use utoipa::ToSchema;
 
 use super::auth;
 use super::request::{path_id, Request};
-use super::response::json;
-use super::routes::Reply;
+use super::response::{json, Reply};
 use crate::error::AppError;
 use crate::operations::bulk::{BulkKind, BulkRequest};
 use crate::saga::query::{FilterParams, SagaFilter};

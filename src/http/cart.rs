@@ -6,8 +6,7 @@ use utoipa::ToSchema;
 
 use super::auth;
 use super::request::{path_id, Request};
-use super::response::json;
-use super::routes::Reply;
+use super::response::{json, Reply};
 use super::spec::schemas as doc;
 use crate::domain::ids::{LineId, ProductId, VariantId};
 use crate::domain::quantity::{Quantity, MAX_QUANTITY};

@@ -9,6 +9,7 @@ mod bulk;
 mod cart;
 mod catalog;
 mod customers;
+mod meta;
 mod orders;
 mod quarantine;
 mod request;

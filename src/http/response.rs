@@ -1,9 +1,14 @@
 //! Responses: JSON with a status; errors as `{"error": {"code", "message", "details"}}`.
 
 use warp::http::StatusCode;
-use warp::Reply;
+use warp::Reply as _;
 
 use crate::error::AppError;
+
+/// What every handler returns. It lives here, not in the route table, so that handlers depend on
+/// this module and the table on the handlers, never the other way round; the front door turns
+/// the error into [`error`]'s body.
+pub type Reply = Result<warp::reply::Response, AppError>;
 
 pub fn json(status: u16, value: &impl serde::Serialize) -> warp::reply::Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

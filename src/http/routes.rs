@@ -10,11 +10,10 @@ use futures::future::BoxFuture;
 use warp::http::Method;
 
 use super::request::Request;
-use super::{admin, backups, bulk, cart, catalog, customers, orders, quarantine, response, sagas, spec, webhooks};
+use super::response::Reply;
+use super::{admin, backups, bulk, cart, catalog, customers, meta, orders, quarantine, sagas, spec, webhooks};
 use crate::error::AppError;
 use crate::startup::Shop;
-
-pub type Reply = Result<warp::reply::Response, AppError>;
 
 /// A handler gets the shop, the request and the path parameters (the `{...}` segments, in order).
 type Handler = for<'a> fn(&'a Shop, &'a Request, &'a [&'a str]) -> BoxFuture<'a, Reply>;
@@ -35,8 +34,8 @@ const fn route(method: Method, path: &'static str, label: &'static str, handler:
 use Method as M;
 
 pub static ROUTES: &[Route] = &[
-    route(M::GET, "/healthz", "healthz", |_, _, _| Box::pin(async { Ok(health()) })),
-    route(M::GET, "/metrics", "metrics", |s, _, _| Box::pin(async move { Ok(metrics(s)) })),
+    route(M::GET, "/healthz", "healthz", |_, _, _| Box::pin(async { Ok(meta::health()) })),
+    route(M::GET, "/metrics", "metrics", |s, _, _| Box::pin(async move { Ok(meta::metrics(s)) })),
     route(M::GET, "/openapi.json", "openapi", |_, _, _| Box::pin(async { Ok(spec::document_reply()) })),
     route(M::GET, "/docs", "docs", |_, _, _| Box::pin(async { Ok(spec::page_reply()) })),
     route(M::POST, "/v1/customers", "customers.register", |s, r, _| Box::pin(customers::register(s, r))),
@@ -175,20 +174,6 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
 fn resource<'a>(segments: &'a [&'a str]) -> impl Iterator<Item = &'static Route> + 'a {
     let fewest = ROUTES.iter().filter(|r| r.fits(segments)).map(Route::parameter_count).min();
     ROUTES.iter().filter(move |r| Some(r.parameter_count()) == fewest && r.fits(segments))
-}
-
-/// Liveness: no auth.
-#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "meta",
-    responses((status = 200, description = "Up", body = super::spec::schemas::Health)))]
-pub fn health() -> warp::reply::Response {
-    response::json(200, &serde_json::json!({ "status": "ok" }))
-}
-
-/// Prometheus metrics: no auth.
-#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "meta",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-pub fn metrics(shop: &Shop) -> warp::reply::Response {
-    response::text(200, shop.sagas.metrics_text(), "text/plain; version=0.0.4")
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ use serde_json::{json, Value};
 
 use super::auth;
 use super::request::Request;
-use super::response::json;
-use super::routes::Reply;
+use super::response::{json, Reply};
 use super::spec::schemas as doc;
 use crate::error::AppError;
 use crate::operations::webhooks::{replay_view, verify_signature, Source};

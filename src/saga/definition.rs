@@ -184,21 +184,17 @@ pub fn embedded() -> Result<Vec<SagaDefinition>, String> {
 mod tests {
     use super::*;
 
+    /// A one-step saga whose step is `name = "look"` and then `step`.
+    fn one_step(step: &str) -> String {
+        format!(
+            "name = \"s\"\nversion = 1\n[default_retry]\nmax_attempts = 1\ninitial_backoff_ms = 1\n\
+             multiplier = 1.0\nmax_backoff_ms = 1\n[[steps]]\nname = \"look\"\n{step}\n"
+        )
+    }
+
     #[test]
     fn a_local_step_may_not_have_a_compensation() {
-        let source = r#"
-            name = "s"
-            version = 1
-            [default_retry]
-            max_attempts = 1
-            initial_backoff_ms = 1
-            multiplier = 1.0
-            max_backoff_ms = 1
-            [[steps]]
-            name = "look"
-            local = true
-            compensation = "unlook"
-        "#;
+        let source = &one_step("local = true\ncompensation = \"unlook\"");
         let e = SagaDefinition::parse(source).unwrap_err();
         assert!(e.contains("step look is local but has a compensation"), "{e}");
         let ok = SagaDefinition::parse(&source.replace("compensation = \"unlook\"", "")).unwrap();
@@ -207,19 +203,7 @@ mod tests {
 
     #[test]
     fn a_local_step_has_no_effect_to_carry_its_log() {
-        let source = r#"
-            name = "s"
-            version = 1
-            [default_retry]
-            max_attempts = 1
-            initial_backoff_ms = 1
-            multiplier = 1.0
-            max_backoff_ms = 1
-            [[steps]]
-            name = "look"
-            local = true
-            logged_with_effect = true
-        "#;
+        let source = &one_step("local = true\nlogged_with_effect = true");
         let e = SagaDefinition::parse(source).unwrap_err();
         assert!(e.contains("step look is local and logged_with_effect"), "{e}");
         let ok = SagaDefinition::parse(&source.replace("local = true", "")).unwrap();

@@ -7,12 +7,12 @@ use std::sync::{Arc, RwLock};
 use serde_json::json;
 
 use super::Stripes;
-use crate::config::Settings;
+use crate::config::{CatalogSettings, Settings};
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::{CategoryId, ItemKey, ProductId, VariantId};
 use crate::domain::inventory::{StockRecord, MAX_STOCK};
 use crate::domain::product::{
-    check_description, check_name, check_price, check_product_name, Category, Product, Variant,
+    check_description, check_name, check_price, check_product_name, CatalogRules, Category, Product, Variant,
 };
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
@@ -40,7 +40,7 @@ pub struct NewProduct {
 #[derive(Clone)]
 pub struct CatalogService {
     store: Store,
-    settings: Arc<Settings>,
+    rules: CatalogRules,
     stripes: Arc<Stripes>,
     /// Products as last committed. Every cart view reads each line's product; the catalogue
     /// is small next to memory and only this service writes products, so it stays coherent:
@@ -50,12 +50,12 @@ pub struct CatalogService {
 
 impl CatalogService {
     pub fn new(store: Store, settings: Arc<Settings>) -> CatalogService {
-        CatalogService { store, settings, stripes: Arc::new(Stripes::new(64)), products: Default::default() }
+        let rules = catalog_rules(&settings.catalog);
+        CatalogService { store, rules, stripes: Arc::new(Stripes::new(64)), products: Default::default() }
     }
 
     pub async fn create_category(&self, name: &str, by: &str) -> Result<Category, AppError> {
-        let name =
-            check_name(name, 1, self.settings.catalog.category_name_max).map_err(AppError::InvalidCategoryName)?;
+        let name = check_name(name, 1, self.rules.category_name_max).map_err(AppError::InvalidCategoryName)?;
         let category = Category { category_id: CategoryId::new(), name };
         let ws = WriteSet::new()
             .save(keys::category(category.category_id), &category)
@@ -78,7 +78,7 @@ impl CatalogService {
 
     /// Validates everything first, then writes the product and its inventory items at once.
     pub async fn create_product(&self, new: NewProduct, by: &str) -> Result<Product, AppError> {
-        let rules = &self.settings.catalog;
+        let rules = &self.rules;
         let name = check_product_name(&new.name, rules)?;
         let description = check_description(&new.description, rules)?;
         let price = check_price(&new.price, rules)?;
@@ -145,7 +145,7 @@ impl CatalogService {
     pub async fn update_price(&self, id: ProductId, raw_price: &str, by: &str) -> Result<Product, AppError> {
         let _guard = self.stripes.lock(id.as_bytes()).await;
         let mut product: Product = (*self.product(id)?).clone();
-        let price = check_price(raw_price, &self.settings.catalog)?;
+        let price = check_price(raw_price, &self.rules)?;
         if price == product.price {
             return Ok(product);
         }
@@ -231,6 +231,18 @@ fn check_stock(n: u64) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The domain's view of the `[catalog]` settings.
+fn catalog_rules(settings: &CatalogSettings) -> CatalogRules {
+    CatalogRules {
+        min_price: settings.min_price,
+        max_price: settings.max_price,
+        name_min: settings.name_min,
+        name_max: settings.name_max,
+        description_max: settings.description_max,
+        category_name_max: settings.category_name_max,
+    }
+}
+
 pub fn audit(
     by: &str,
     action: &str,
@@ -247,5 +259,36 @@ pub fn audit(
         entity_id: entity_id.to_string(),
         before: before.to_string(),
         after: after.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::money::Money;
+
+    #[test]
+    fn catalog_rules_carry_each_setting_to_its_own_limit() {
+        let settings = CatalogSettings {
+            min_price: Money::from_cents(3),
+            max_price: Money::from_cents(700),
+            name_min: 4,
+            name_max: 50,
+            description_max: 600,
+            category_name_max: 70,
+        };
+        let rules = catalog_rules(&settings);
+        assert_eq!(rules.min_price, Money::from_cents(3));
+        assert_eq!(rules.max_price, Money::from_cents(700));
+        assert_eq!((rules.name_min, rules.name_max), (4, 50));
+        assert_eq!(rules.description_max, 600);
+        assert_eq!(rules.category_name_max, 70);
+    }
+
+    /// The domain's own tests use these numbers without reading the settings.
+    #[test]
+    fn the_default_settings_give_the_limits_the_domain_tests_assume() {
+        let rules = catalog_rules(&Settings::load_layers(None, false).unwrap().catalog);
+        assert_eq!(rules, crate::domain::product::tests::rules());
     }
 }

@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
-use super::{admin, backups, bulk, cart, catalog, customers, orders, quarantine, response, routes, sagas, webhooks};
+use super::{admin, backups, bulk, cart, catalog, customers, meta, orders, quarantine, response, sagas, webhooks};
 
 const DESCRIPTION: &str = include_str!("description.md");
 
@@ -31,8 +31,8 @@ const DESCRIPTION: &str = include_str!("description.md");
 #[openapi(
     info(title = "Cartwright", description = DESCRIPTION),
     paths(
-        routes::health,
-        routes::metrics,
+        meta::health,
+        meta::metrics,
         document_reply,
         page_reply,
         customers::register,
@@ -316,6 +316,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::http::routes;
 
     fn doc() -> Value {
         serde_json::from_str(document()).unwrap()
