@@ -7,6 +7,7 @@ use crate::actors::ActorError;
 use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
 use crate::domain::product::{ProductRuleError, VariantChoiceError};
+use crate::http::HttpError;
 use crate::operations::OperationError;
 use crate::saga::SagaError;
 use crate::store::StoreError;
@@ -15,15 +16,9 @@ use crate::store::StoreError;
 pub enum AppError {
     #[error("{message}")]
     InvalidRequest { message: String, field: Option<String> },
-    #[error("request body is larger than {limit} bytes")]
-    PayloadTooLarge { limit: usize },
-    #[error("the request body did not arrive within {timeout_ms} ms")]
-    RequestTimeout { timeout_ms: u64 },
-    #[error("no route for {0}")]
-    RouteNotFound(String),
-    /// `allow` lists the path's methods, for the `Allow` header.
-    #[error("method not allowed; this path takes {allow}")]
-    MethodNotAllowed { allow: String },
+    /// A request the front door refused (body, path, method).
+    #[error(transparent)]
+    Http(#[from] HttpError),
     #[error("missing or invalid credentials")]
     Unauthenticated,
     #[error("not allowed with these credentials")]
@@ -134,7 +129,7 @@ impl AppError {
             PaymentFailed { .. } => 402,
             Forbidden | EmailNotVerified => 403,
             Operation(OperationError::InvalidSignature) => 401,
-            RouteNotFound(_)
+            Http(HttpError::RouteNotFound(_))
             | CategoryNotFound
             | ProductNotFound
             | VariantNotFound
@@ -142,7 +137,7 @@ impl AppError {
             | OrderNotFound
             | Saga(SagaError::NotFound)
             | Operation(OperationError::BulkActionNotFound | OperationError::WebhookEventNotFound) => 404,
-            MethodNotAllowed { .. } => 405,
+            Http(HttpError::MethodNotAllowed { .. }) => 405,
             Actor(ActorError::Quarantined { .. }) => 423,
             EmailAlreadyRegistered
             | OutOfStock
@@ -155,8 +150,8 @@ impl AppError {
             | CancellationNotAllowed(_)
             | Saga(SagaError::InvalidState(_) | SagaError::FirstWriteConflict(_) | SagaError::AbortNotAllowed(_))
             | Operation(OperationError::WebhookNotReplayable(_)) => 409,
-            RequestTimeout { .. } => 408,
-            PayloadTooLarge { .. } => 413,
+            Http(HttpError::RequestTimeout { .. }) => 408,
+            Http(HttpError::PayloadTooLarge { .. }) => 413,
             TooManyRequests { .. } => 429,
             InvalidEmail(_)
             | WeakPassword { .. }
@@ -180,10 +175,10 @@ impl AppError {
         use AppError::*;
         match self {
             InvalidRequest { .. } => "INVALID_REQUEST",
-            PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
-            RequestTimeout { .. } => "REQUEST_TIMEOUT",
-            RouteNotFound(_) => "NOT_FOUND",
-            MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            Http(HttpError::PayloadTooLarge { .. }) => "PAYLOAD_TOO_LARGE",
+            Http(HttpError::RequestTimeout { .. }) => "REQUEST_TIMEOUT",
+            Http(HttpError::RouteNotFound(_)) => "NOT_FOUND",
+            Http(HttpError::MethodNotAllowed { .. }) => "METHOD_NOT_ALLOWED",
             Unauthenticated => "UNAUTHENTICATED",
             Forbidden => "FORBIDDEN",
             InvalidCredentials => "INVALID_CREDENTIALS",
@@ -239,9 +234,9 @@ impl AppError {
         use AppError::*;
         match self {
             InvalidRequest { field: Some(f), .. } => json!({ "field": f }),
-            PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
-            RequestTimeout { timeout_ms } => json!({ "timeout_ms": timeout_ms }),
-            MethodNotAllowed { allow } => json!({ "allow": allow }),
+            Http(HttpError::PayloadTooLarge { limit }) => json!({ "limit_bytes": limit }),
+            Http(HttpError::RequestTimeout { timeout_ms }) => json!({ "timeout_ms": timeout_ms }),
+            Http(HttpError::MethodNotAllowed { allow }) => json!({ "allow": allow }),
             WeakPassword { unmet } => json!({
                 "requirements": crate::domain::password::REQUIREMENTS,
                 "unmet": unmet,
@@ -537,6 +532,22 @@ mod tests {
             AppError::from(OperationError::UnknownEventType("x.y".into())).to_string(),
             "unknown event type x.y"
         );
+    }
+
+    #[test]
+    fn the_front_doors_refusals_answer_with_their_contract_status_code_and_details() {
+        let e = AppError::from(HttpError::PayloadTooLarge { limit: 10 });
+        assert_eq!((e.status(), e.code(), e.details()["limit_bytes"].as_u64()), (413, "PAYLOAD_TOO_LARGE", Some(10)));
+        let e = AppError::from(HttpError::RequestTimeout { timeout_ms: 5 });
+        assert_eq!((e.status(), e.code(), e.details()["timeout_ms"].as_u64()), (408, "REQUEST_TIMEOUT", Some(5)));
+        let e = AppError::from(HttpError::RouteNotFound("/nope".into()));
+        assert_eq!((e.status(), e.code(), e.to_string().as_str()), (404, "NOT_FOUND", "no route for /nope"));
+        let e = AppError::from(HttpError::MethodNotAllowed { allow: "GET, POST".into() });
+        assert_eq!(
+            (e.status(), e.code(), e.details()["allow"].as_str()),
+            (405, "METHOD_NOT_ALLOWED", Some("GET, POST"))
+        );
+        assert_eq!(e.to_string(), "method not allowed; this path takes GET, POST");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub type Reply = Result<warp::reply::Response, AppError>;
 /// Handles every `/console...` request; the answer is always HTML (or a redirect).
 pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
     if !shop.settings.console.enabled {
-        return ("not_found", Err(AppError::RouteNotFound(req.path.clone())));
+        return ("not_found", Err(crate::http::HttpError::RouteNotFound(req.path.clone()).into()));
     }
     let ctx = Ctx { shop, req, session: shop.console.current(req) };
     let (label, page) = route(&ctx).await;

@@ -9,6 +9,7 @@ mod bulk;
 mod cart;
 mod catalog;
 mod customers;
+mod error;
 mod meta;
 mod orders;
 mod quarantine;
@@ -30,6 +31,7 @@ use warp::http::{HeaderMap, Method};
 use warp::path::FullPath;
 use warp::{Buf, Filter};
 
+pub use error::HttpError;
 pub use request::Request;
 
 use crate::error::AppError;
@@ -83,7 +85,7 @@ where
     let result = async {
         // A client trickling (or stalling) its body must not hold the connection for ever.
         let body = tokio::time::timeout(Duration::from_millis(timeout_ms), read_body(body, &headers, limit)).await;
-        match body.unwrap_or(Err(AppError::RequestTimeout { timeout_ms })) {
+        match body.unwrap_or(Err(HttpError::RequestTimeout { timeout_ms }.into())) {
             Ok(body) => {
                 let req = Request { method, path, query, headers, body, remote };
                 routes::dispatch(&shop, &req).await
@@ -102,7 +104,7 @@ where
                 tracing::debug!(code = e.stable_code(), "request refused");
             }
             let mut response = response::error(&e);
-            if let AppError::MethodNotAllowed { allow } = &e {
+            if let AppError::Http(HttpError::MethodNotAllowed { allow }) = &e {
                 if let Ok(v) = warp::http::HeaderValue::from_str(allow) {
                     response.headers_mut().insert(warp::http::header::ALLOW, v);
                 }
@@ -110,8 +112,7 @@ where
             if let Some(secs) = e.retry_after_secs() {
                 response.headers_mut().insert(warp::http::header::RETRY_AFTER, secs.into());
             }
-            if matches!(e, AppError::PayloadTooLarge { .. } | AppError::RequestTimeout { .. }) {
-                // The rest of the body was not read: this connection cannot carry another request.
+            if matches!(&e, AppError::Http(refusal) if refusal.body_left_unread()) {
                 response.headers_mut().insert("connection", warp::http::HeaderValue::from_static("close"));
             }
             response
@@ -143,7 +144,7 @@ where
         .and_then(|v| v.parse::<u64>().ok());
     let mut too_large = declared.is_some_and(|n| n > limit as u64);
     if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
-        return Err(AppError::PayloadTooLarge { limit });
+        return Err(HttpError::PayloadTooLarge { limit }.into());
     }
     let mut body = std::pin::pin!(body);
     let mut out = Vec::new();
@@ -166,7 +167,7 @@ where
         }
     }
     if too_large {
-        return Err(AppError::PayloadTooLarge { limit });
+        return Err(HttpError::PayloadTooLarge { limit }.into());
     }
     Ok(Bytes::from(out))
 }

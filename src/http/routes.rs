@@ -9,10 +9,10 @@
 use futures::future::BoxFuture;
 use warp::http::Method;
 
+use super::error::HttpError;
 use super::request::Request;
 use super::response::Reply;
 use super::{admin, backups, bulk, cart, catalog, customers, meta, orders, quarantine, sagas, spec, webhooks};
-use crate::error::AppError;
 use crate::startup::Shop;
 
 /// A handler gets the shop, the request and the path parameters (the `{...}` segments, in order).
@@ -162,9 +162,9 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
         }
     }
     if allowed.is_empty() {
-        ("not_found", Err(AppError::RouteNotFound(req.path.clone())))
+        ("not_found", Err(HttpError::RouteNotFound(req.path.clone()).into()))
     } else {
-        ("method_not_allowed", Err(AppError::MethodNotAllowed { allow: allowed.join(", ") }))
+        ("method_not_allowed", Err(HttpError::MethodNotAllowed { allow: allowed.join(", ") }.into()))
     }
 }
 

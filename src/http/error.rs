@@ -1,0 +1,24 @@
+//! What the HTTP front door refuses before any handler runs, as a type. Each becomes an
+//! [`AppError`](crate::error::AppError) (a status and a code) in `error.rs`.
+
+/// A request refused by the front door: its body, its path or its method.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    RequestTimeout { timeout_ms: u64 },
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    /// `allow` lists the path's methods, for the `Allow` header.
+    #[error("method not allowed; this path takes {allow}")]
+    MethodNotAllowed { allow: String },
+}
+
+impl HttpError {
+    /// Whether the rest of the body was left unread, so the connection cannot carry another
+    /// request.
+    pub fn body_left_unread(&self) -> bool {
+        matches!(self, HttpError::PayloadTooLarge { .. } | HttpError::RequestTimeout { .. })
+    }
+}
