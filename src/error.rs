@@ -10,6 +10,7 @@ use crate::domain::product::{ProductRuleError, VariantChoiceError};
 use crate::http::HttpError;
 use crate::operations::OperationError;
 use crate::saga::SagaError;
+use crate::services::customers::AccountError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,16 +24,9 @@ pub enum AppError {
     Unauthenticated,
     #[error("not allowed with these credentials")]
     Forbidden,
-    #[error("email or password is wrong")]
-    InvalidCredentials,
-    #[error("unknown or expired token")]
-    InvalidToken,
-    #[error("this email is already registered")]
-    EmailAlreadyRegistered,
-    #[error("{0}")]
-    InvalidEmail(String),
-    #[error("password does not meet the requirements")]
-    WeakPassword { unmet: Vec<&'static str> },
+    /// A refusal of the customer service (registration, verification, sign-in).
+    #[error(transparent)]
+    Account(#[from] AccountError),
     #[error("{0}")]
     InvalidCategoryName(String),
     #[error("category not found")]
@@ -124,8 +118,8 @@ impl AppError {
         use AppError::*;
         match self {
             Recorded(r) => r.status,
-            InvalidRequest { .. } | InvalidToken => 400,
-            Unauthenticated | InvalidCredentials | RegistrationRequired => 401,
+            InvalidRequest { .. } | Account(AccountError::InvalidToken) => 400,
+            Unauthenticated | Account(AccountError::InvalidCredentials) | RegistrationRequired => 401,
             PaymentFailed { .. } => 402,
             Forbidden | EmailNotVerified => 403,
             Operation(OperationError::InvalidSignature) => 401,
@@ -139,7 +133,7 @@ impl AppError {
             | Operation(OperationError::BulkActionNotFound | OperationError::WebhookEventNotFound) => 404,
             Http(HttpError::MethodNotAllowed { .. }) => 405,
             Actor(ActorError::Quarantined { .. }) => 423,
-            EmailAlreadyRegistered
+            Account(AccountError::EmailAlreadyRegistered)
             | OutOfStock
             | QuantityExceedsStock { .. }
             | InsufficientStock { .. }
@@ -153,8 +147,7 @@ impl AppError {
             Http(HttpError::RequestTimeout { .. }) => 408,
             Http(HttpError::PayloadTooLarge { .. }) => 413,
             TooManyRequests { .. } => 429,
-            InvalidEmail(_)
-            | WeakPassword { .. }
+            Account(AccountError::InvalidEmail(_) | AccountError::WeakPassword { .. })
             | InvalidCategoryName(_)
             | VariantRequired
             | InvalidPrice(_)
@@ -181,11 +174,11 @@ impl AppError {
             Http(HttpError::MethodNotAllowed { .. }) => "METHOD_NOT_ALLOWED",
             Unauthenticated => "UNAUTHENTICATED",
             Forbidden => "FORBIDDEN",
-            InvalidCredentials => "INVALID_CREDENTIALS",
-            InvalidToken => "INVALID_TOKEN",
-            EmailAlreadyRegistered => "EMAIL_ALREADY_REGISTERED",
-            InvalidEmail(_) => "INVALID_EMAIL",
-            WeakPassword { .. } => "WEAK_PASSWORD",
+            Account(AccountError::InvalidCredentials) => "INVALID_CREDENTIALS",
+            Account(AccountError::InvalidToken) => "INVALID_TOKEN",
+            Account(AccountError::EmailAlreadyRegistered) => "EMAIL_ALREADY_REGISTERED",
+            Account(AccountError::InvalidEmail(_)) => "INVALID_EMAIL",
+            Account(AccountError::WeakPassword { .. }) => "WEAK_PASSWORD",
             InvalidCategoryName(_) => "INVALID_CATEGORY_NAME",
             CategoryNotFound => "CATEGORY_NOT_FOUND",
             ProductNotFound => "PRODUCT_NOT_FOUND",
@@ -237,7 +230,7 @@ impl AppError {
             Http(HttpError::PayloadTooLarge { limit }) => json!({ "limit_bytes": limit }),
             Http(HttpError::RequestTimeout { timeout_ms }) => json!({ "timeout_ms": timeout_ms }),
             Http(HttpError::MethodNotAllowed { allow }) => json!({ "allow": allow }),
-            WeakPassword { unmet } => json!({
+            Account(AccountError::WeakPassword { unmet }) => json!({
                 "requirements": crate::domain::password::REQUIREMENTS,
                 "unmet": unmet,
             }),
@@ -548,6 +541,24 @@ mod tests {
             (405, "METHOD_NOT_ALLOWED", Some("GET, POST"))
         );
         assert_eq!(e.to_string(), "method not allowed; this path takes GET, POST");
+    }
+
+    #[test]
+    fn the_customer_services_refusals_answer_with_their_contract_status_and_code() {
+        let answers = [
+            (AccountError::InvalidCredentials, 401, "INVALID_CREDENTIALS", "email or password is wrong"),
+            (AccountError::InvalidToken, 400, "INVALID_TOKEN", "unknown or expired token"),
+            (AccountError::EmailAlreadyRegistered, 409, "EMAIL_ALREADY_REGISTERED", "this email is already registered"),
+            (AccountError::InvalidEmail("not an email".into()), 422, "INVALID_EMAIL", "not an email"),
+        ];
+        for (refusal, status, code, message) in answers {
+            let e = AppError::from(refusal);
+            assert_eq!((e.status(), e.code(), e.to_string().as_str()), (status, code, message));
+        }
+        let e = AppError::from(AccountError::WeakPassword { unmet: vec!["length"] });
+        assert_eq!((e.status(), e.code()), (422, "WEAK_PASSWORD"));
+        assert_eq!(e.details()["unmet"], json!(["length"]));
+        assert_eq!(e.details()["requirements"], json!(crate::domain::password::REQUIREMENTS));
     }
 
     #[test]

@@ -21,6 +21,21 @@ use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::store::{keys, Customer, Notification, Session, Store, StoreError, VerifyToken, WriteSet};
 
+/// What the customer service refuses: registration, verification and sign-in.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("email or password is wrong")]
+    InvalidCredentials,
+    #[error("unknown or expired token")]
+    InvalidToken,
+    #[error("this email is already registered")]
+    EmailAlreadyRegistered,
+    #[error("{0}")]
+    InvalidEmail(String),
+    #[error("password does not meet the requirements")]
+    WeakPassword { unmet: Vec<&'static str> },
+}
+
 #[derive(Clone)]
 pub struct CustomerService {
     store: Store,
@@ -53,15 +68,15 @@ impl CustomerService {
     }
 
     pub async fn register(&self, email: &str, password: &str, name: Option<&str>) -> Result<Customer, AppError> {
-        let email = Email::parse(email).map_err(AppError::InvalidEmail)?;
-        let password = Password::parse(password).map_err(|unmet| AppError::WeakPassword { unmet })?;
+        let email = Email::parse(email).map_err(AccountError::InvalidEmail)?;
+        let password = Password::parse(password).map_err(|unmet| AccountError::WeakPassword { unmet })?;
         let name = match name {
             Some(n) => Some(check_name(n, 1, 100).map_err(|m| AppError::invalid("name", m))?),
             None => None,
         };
         // Cheap early answer; the save_new below is what really guarantees uniqueness.
         if self.store.exists(&keys::customer_email(&email))? {
-            return Err(AppError::EmailAlreadyRegistered);
+            return Err(AccountError::EmailAlreadyRegistered.into());
         }
         let settings = self.settings.clone();
         let pw = password.expose().to_string();
@@ -96,7 +111,7 @@ impl CustomerService {
                 tracing::info!(customer_id = %id, "customer registered; verification email queued");
                 Ok(customer)
             }
-            Err(StoreError::Conflict(_)) => Err(AppError::EmailAlreadyRegistered),
+            Err(StoreError::Conflict(_)) => Err(AccountError::EmailAlreadyRegistered.into()),
             Err(e) => Err(e.into()),
         }
     }
@@ -104,15 +119,15 @@ impl CustomerService {
     /// Marks the email verified. Idempotent: the same token again answers the same.
     pub async fn verify_email(&self, token: &str) -> Result<Customer, AppError> {
         if token.is_empty() || token.len() > 512 {
-            return Err(AppError::InvalidToken);
+            return Err(AccountError::InvalidToken.into());
         }
         let id = self
             .verify_token(token)?
             .filter(|t| t.expires_at > Timestamp::now())
             .map(|t| t.customer_id)
-            .ok_or(AppError::InvalidToken)?;
+            .ok_or(AccountError::InvalidToken)?;
         let _guard = self.stripes.lock(id.as_bytes()).await;
-        let mut customer = self.get(id)?.ok_or(AppError::InvalidToken)?;
+        let mut customer = self.get(id)?.ok_or(AccountError::InvalidToken)?;
         if !customer.email_verified {
             customer.email_verified = true;
             let ws = WriteSet::new()
@@ -156,7 +171,7 @@ impl CustomerService {
         let ok = self.hash_permits.run(move || verify_password(&stored_hash, &pw)).await?;
         let customer = match (ok, found) {
             (true, Some(c)) => c,
-            _ => return Err(AppError::InvalidCredentials),
+            _ => return Err(AccountError::InvalidCredentials.into()),
         };
         let token = new_token("cws");
         let now = Timestamp::now();
