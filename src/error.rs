@@ -1,5 +1,12 @@
 //! The one error type services return, and the one place it becomes an HTTP status, a
 //! stable code and details. Codes are the HTTP contract's; never rename one.
+//!
+//! Layers refuse with their own enums, nested here whole and mapped below, so callers
+//! match on types, never on text: the front door ([`HttpError`]), the customer service
+//! ([`AccountError`]), webhooks and bulk actions ([`OperationError`]), the saga engine
+//! ([`SagaError`]), entity actors ([`ActorError`]); the domain's refusals convert with
+//! `From`; a store failure becomes [`AppError::Internal`] with the store error kept as its
+//! cause (or [`AppError::ShuttingDown`] for a closed store).
 
 use serde_json::{json, Value};
 
