@@ -108,7 +108,7 @@ pub enum AppError {
     Operation(#[from] OperationError),
     /// A refusal of the saga layer.
     #[error(transparent)]
-    Saga(#[from] crate::saga::SagaError),
+    Saga(#[from] SagaError),
 }
 
 impl AppError {
