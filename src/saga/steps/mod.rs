@@ -179,6 +179,8 @@ pub fn business(e: AppError) -> Failure {
 pub fn classify(e: AppError) -> Failure {
     match e {
         AppError::Internal(_) | AppError::ShuttingDown => transient(e.to_string()),
+        // An actor reloading answered before applying anything: the next attempt can pass.
+        e if e.is_retry_safe_unavailable() => transient(e.to_string()),
         other => business(other),
     }
 }
@@ -192,5 +194,21 @@ pub fn gateway_failure(e: GatewayError, declined: impl FnOnce(String) -> AppErro
     match e {
         GatewayError::Declined(reason) => business(declined(reason)),
         GatewayError::Transient(message) => Failure::Transient { message, exhausted: exhausted.record() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::ActorError;
+
+    #[test]
+    fn an_actor_reloading_is_retried_and_a_refusal_is_not() {
+        let retried = [AppError::Actor(ActorError::Reloading), AppError::Unavailable("busy"), AppError::ShuttingDown];
+        for e in retried {
+            let shown = e.to_string();
+            assert!(matches!(classify(e), Failure::Transient { .. }), "{shown}");
+        }
+        assert!(matches!(classify(AppError::EmptyCart), Failure::Business(_)));
     }
 }
