@@ -17,6 +17,7 @@ use crate::domain::product::{ProductRuleError, VariantChoiceError};
 use crate::http::HttpError;
 use crate::operations::OperationError;
 use crate::saga::SagaError;
+use crate::services::catalog::CatalogError;
 use crate::services::customers::AccountError;
 use crate::store::StoreError;
 
@@ -34,22 +35,9 @@ pub enum AppError {
     /// A refusal of the customer service (registration, verification, sign-in).
     #[error(transparent)]
     Account(#[from] AccountError),
-    #[error("{0}")]
-    InvalidCategoryName(String),
-    #[error("category not found")]
-    CategoryNotFound,
-    #[error("product not found")]
-    ProductNotFound,
-    #[error("this product has variants: choose one")]
-    VariantRequired,
-    #[error("variant not found")]
-    VariantNotFound,
-    #[error("{0}")]
-    InvalidPrice(String),
-    #[error("{0}")]
-    InvalidProductName(String),
-    #[error("{0}")]
-    DescriptionTooLong(String),
+    /// A refusal of the catalogue (categories, products, variant choice).
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
     #[error("{0}")]
     InvalidQuantity(String),
     #[error("the product is out of stock")]
@@ -125,15 +113,19 @@ impl AppError {
         use AppError::*;
         match self {
             Recorded(r) => r.status,
-            InvalidRequest { .. } | Account(AccountError::InvalidToken) => 400,
+            InvalidRequest { .. }
+            | Account(AccountError::InvalidToken)
+            | Catalog(CatalogError::ProductRule(ProductRuleError::InvalidDescription(_))) => 400,
             Unauthenticated | Account(AccountError::InvalidCredentials) | RegistrationRequired => 401,
             PaymentFailed { .. } => 402,
             Forbidden | EmailNotVerified => 403,
             Operation(OperationError::InvalidSignature) => 401,
             Http(HttpError::RouteNotFound(_))
-            | CategoryNotFound
-            | ProductNotFound
-            | VariantNotFound
+            | Catalog(
+                CatalogError::CategoryNotFound
+                | CatalogError::ProductNotFound
+                | CatalogError::VariantChoice(VariantChoiceError::NotFound),
+            )
             | ItemNotFound
             | OrderNotFound
             | Saga(SagaError::NotFound)
@@ -155,11 +147,15 @@ impl AppError {
             Http(HttpError::PayloadTooLarge { .. }) => 413,
             TooManyRequests { .. } => 429,
             Account(AccountError::InvalidEmail(_) | AccountError::WeakPassword { .. })
-            | InvalidCategoryName(_)
-            | VariantRequired
-            | InvalidPrice(_)
-            | InvalidProductName(_)
-            | DescriptionTooLong(_)
+            | Catalog(
+                CatalogError::InvalidCategoryName(_)
+                | CatalogError::VariantChoice(VariantChoiceError::Required)
+                | CatalogError::ProductRule(
+                    ProductRuleError::InvalidPrice(_)
+                    | ProductRuleError::InvalidName(_)
+                    | ProductRuleError::DescriptionTooLong(_),
+                ),
+            )
             | InvalidQuantity(_)
             | CartFull { .. }
             | EmptyCart
@@ -174,7 +170,9 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         use AppError::*;
         match self {
-            InvalidRequest { .. } => "INVALID_REQUEST",
+            InvalidRequest { .. } | Catalog(CatalogError::ProductRule(ProductRuleError::InvalidDescription(_))) => {
+                "INVALID_REQUEST"
+            }
             Http(HttpError::PayloadTooLarge { .. }) => "PAYLOAD_TOO_LARGE",
             Http(HttpError::RequestTimeout { .. }) => "REQUEST_TIMEOUT",
             Http(HttpError::RouteNotFound(_)) => "NOT_FOUND",
@@ -186,14 +184,14 @@ impl AppError {
             Account(AccountError::EmailAlreadyRegistered) => "EMAIL_ALREADY_REGISTERED",
             Account(AccountError::InvalidEmail(_)) => "INVALID_EMAIL",
             Account(AccountError::WeakPassword { .. }) => "WEAK_PASSWORD",
-            InvalidCategoryName(_) => "INVALID_CATEGORY_NAME",
-            CategoryNotFound => "CATEGORY_NOT_FOUND",
-            ProductNotFound => "PRODUCT_NOT_FOUND",
-            VariantRequired => "VARIANT_REQUIRED",
-            VariantNotFound => "VARIANT_NOT_FOUND",
-            InvalidPrice(_) => "INVALID_PRICE",
-            InvalidProductName(_) => "INVALID_PRODUCT_NAME",
-            DescriptionTooLong(_) => "DESCRIPTION_TOO_LONG",
+            Catalog(CatalogError::InvalidCategoryName(_)) => "INVALID_CATEGORY_NAME",
+            Catalog(CatalogError::CategoryNotFound) => "CATEGORY_NOT_FOUND",
+            Catalog(CatalogError::ProductNotFound) => "PRODUCT_NOT_FOUND",
+            Catalog(CatalogError::VariantChoice(VariantChoiceError::Required)) => "VARIANT_REQUIRED",
+            Catalog(CatalogError::VariantChoice(VariantChoiceError::NotFound)) => "VARIANT_NOT_FOUND",
+            Catalog(CatalogError::ProductRule(ProductRuleError::InvalidPrice(_))) => "INVALID_PRICE",
+            Catalog(CatalogError::ProductRule(ProductRuleError::InvalidName(_))) => "INVALID_PRODUCT_NAME",
+            Catalog(CatalogError::ProductRule(ProductRuleError::DescriptionTooLong(_))) => "DESCRIPTION_TOO_LONG",
             InvalidQuantity(_) => "INVALID_QUANTITY",
             OutOfStock => "OUT_OF_STOCK",
             QuantityExceedsStock { .. } => "QUANTITY_EXCEEDS_STOCK",
@@ -234,6 +232,9 @@ impl AppError {
         use AppError::*;
         match self {
             InvalidRequest { field: Some(f), .. } => json!({ "field": f }),
+            Catalog(CatalogError::ProductRule(ProductRuleError::InvalidDescription(_))) => {
+                json!({ "field": "description" })
+            }
             Http(HttpError::PayloadTooLarge { limit }) => json!({ "limit_bytes": limit }),
             Http(HttpError::RequestTimeout { timeout_ms }) => json!({ "timeout_ms": timeout_ms }),
             Http(HttpError::MethodNotAllowed { allow }) => json!({ "allow": allow }),
@@ -432,21 +433,13 @@ impl From<InventoryError> for AppError {
 
 impl From<ProductRuleError> for AppError {
     fn from(e: ProductRuleError) -> AppError {
-        match e {
-            ProductRuleError::InvalidName(m) => AppError::InvalidProductName(m),
-            ProductRuleError::DescriptionTooLong(m) => AppError::DescriptionTooLong(m),
-            ProductRuleError::InvalidDescription(m) => AppError::invalid("description", m),
-            ProductRuleError::InvalidPrice(m) => AppError::InvalidPrice(m),
-        }
+        CatalogError::from(e).into()
     }
 }
 
 impl From<VariantChoiceError> for AppError {
     fn from(e: VariantChoiceError) -> AppError {
-        match e {
-            VariantChoiceError::Required => AppError::VariantRequired,
-            VariantChoiceError::NotFound => AppError::VariantNotFound,
-        }
+        CatalogError::from(e).into()
     }
 }
 
@@ -566,6 +559,33 @@ mod tests {
         assert_eq!((e.status(), e.code()), (422, "WEAK_PASSWORD"));
         assert_eq!(e.details()["unmet"], json!(["length"]));
         assert_eq!(e.details()["requirements"], json!(crate::domain::password::REQUIREMENTS));
+    }
+
+    #[test]
+    fn the_catalogs_refusals_answer_with_their_contract_status_and_code() {
+        let answers: [(CatalogError, u16, &str, &str); 9] = [
+            (CatalogError::InvalidCategoryName("too long".into()), 422, "INVALID_CATEGORY_NAME", "too long"),
+            (CatalogError::CategoryNotFound, 404, "CATEGORY_NOT_FOUND", "category not found"),
+            (CatalogError::ProductNotFound, 404, "PRODUCT_NOT_FOUND", "product not found"),
+            (VariantChoiceError::Required.into(), 422, "VARIANT_REQUIRED", "this product has variants: choose one"),
+            (VariantChoiceError::NotFound.into(), 404, "VARIANT_NOT_FOUND", "variant not found"),
+            (ProductRuleError::InvalidPrice("price x".into()).into(), 422, "INVALID_PRICE", "price x"),
+            (ProductRuleError::InvalidName("name x".into()).into(), 422, "INVALID_PRODUCT_NAME", "name x"),
+            (ProductRuleError::DescriptionTooLong("desc x".into()).into(), 422, "DESCRIPTION_TOO_LONG", "desc x"),
+            (ProductRuleError::InvalidDescription("bidi".into()).into(), 400, "INVALID_REQUEST", "bidi"),
+        ];
+        for (refusal, status, code, message) in answers {
+            let e = AppError::from(refusal);
+            assert_eq!((e.status(), e.code(), e.to_string().as_str()), (status, code, message));
+            assert_eq!(e.record().code, code, "a saga keeps the code it answered");
+        }
+        let e = AppError::from(ProductRuleError::InvalidDescription("bidi".into()));
+        assert_eq!(e.details(), json!({ "field": "description" }), "answered as a bad field, as before");
+        assert_eq!(AppError::from(CatalogError::ProductNotFound).details(), json!({}));
+        assert!(matches!(
+            AppError::from(VariantChoiceError::NotFound),
+            AppError::Catalog(CatalogError::VariantChoice(VariantChoiceError::NotFound))
+        ));
     }
 
     #[test]

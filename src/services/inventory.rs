@@ -12,9 +12,10 @@ use crate::actors::inventory::{
 use crate::actors::registry::{send_leased, Lease};
 use crate::domain::ids::{ItemKey, OwnerId, ProductId, VariantId};
 use crate::domain::inventory::{InventoryCommand, StockRecord};
-use crate::domain::product::Product;
+use crate::domain::product::{Product, VariantChoiceError};
 use crate::domain::quantity::Quantity;
 use crate::error::AppError;
+use crate::services::catalog::CatalogError;
 use crate::store::{keys, Store};
 
 #[derive(Clone)]
@@ -59,8 +60,8 @@ impl InventoryService {
         self.registry.lease(&key, |arbiter| {
             InventoryItemActor::activate(arbiter, key, self.store.clone(), self.registry.clone(), self.board.clone())?
                 .ok_or(match key.variant_id {
-                    Some(_) => AppError::VariantNotFound,
-                    None => AppError::ProductNotFound,
+                    Some(_) => VariantChoiceError::NotFound.into(),
+                    None => CatalogError::ProductNotFound.into(),
                 })
         })
     }

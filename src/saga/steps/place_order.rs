@@ -10,11 +10,13 @@ use crate::domain::ids::{ItemKey, OrderId, OwnerId};
 use crate::domain::inventory::InventoryCommand;
 use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderCommand, OrderLine, PaymentStatus};
+use crate::domain::product::VariantChoiceError;
 use crate::domain::quantity::Quantity;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::machine::Failure;
 use crate::saga::shapes::{PlaceOrderData, PlaceOrderInput};
+use crate::services::catalog::CatalogError;
 
 // The steps' outputs: each names fields of `PlaceOrderData`.
 
@@ -126,7 +128,9 @@ pub async fn reserve_inventory(ctx: StepContext) -> Result<NoOutput, Failure> {
         match ctx.deps.inventory.execute_item(key, InventoryCommand::Reserve { owner, quantity }, &ctx.by()).await {
             Ok(_) => {}
             Err(AppError::InsufficientStock { items }) => short.push(short_of(items[0]["available"].clone())),
-            Err(AppError::ProductNotFound | AppError::VariantNotFound) => short.push(short_of(0.into())),
+            Err(AppError::Catalog(
+                CatalogError::ProductNotFound | CatalogError::VariantChoice(VariantChoiceError::NotFound),
+            )) => short.push(short_of(0.into())),
             Err(e) => return Err(classify(e)),
         }
     }
