@@ -48,10 +48,12 @@ pub enum AppError {
     ItemNotFound,
     #[error("a cart holds at most {max} different items")]
     CartFull { max: usize },
+    /// A refusal of one inventory item, as the domain gave it.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    /// Lines short of stock, each named by product and variant (a reservation or a checkout).
     #[error("not enough stock")]
     InsufficientStock { items: Value },
-    #[error("this owner already holds a reservation of {held}")]
-    ReservationConflict { held: u32 },
     #[error("order not found")]
     OrderNotFound,
     #[error("{0}")]
@@ -136,7 +138,7 @@ impl AppError {
             | OutOfStock
             | QuantityExceedsStock { .. }
             | InsufficientStock { .. }
-            | ReservationConflict { .. }
+            | Inventory(InventoryError::InsufficientStock { .. } | InventoryError::ReservationConflict { .. })
             | AmountMismatch(_)
             | TrackingNumberInUse(_)
             | InvalidStatusTransition(_)
@@ -157,6 +159,7 @@ impl AppError {
                 ),
             )
             | InvalidQuantity(_)
+            | Inventory(InventoryError::StockLimit)
             | CartFull { .. }
             | EmptyCart
             | InternationalShippingNotAvailable(_)
@@ -192,13 +195,13 @@ impl AppError {
             Catalog(CatalogError::ProductRule(ProductRuleError::InvalidPrice(_))) => "INVALID_PRICE",
             Catalog(CatalogError::ProductRule(ProductRuleError::InvalidName(_))) => "INVALID_PRODUCT_NAME",
             Catalog(CatalogError::ProductRule(ProductRuleError::DescriptionTooLong(_))) => "DESCRIPTION_TOO_LONG",
-            InvalidQuantity(_) => "INVALID_QUANTITY",
+            InvalidQuantity(_) | Inventory(InventoryError::StockLimit) => "INVALID_QUANTITY",
             OutOfStock => "OUT_OF_STOCK",
             QuantityExceedsStock { .. } => "QUANTITY_EXCEEDS_STOCK",
             ItemNotFound => "ITEM_NOT_FOUND",
             CartFull { .. } => "CART_FULL",
-            InsufficientStock { .. } => "INSUFFICIENT_STOCK",
-            ReservationConflict { .. } => "RESERVATION_CONFLICT",
+            InsufficientStock { .. } | Inventory(InventoryError::InsufficientStock { .. }) => "INSUFFICIENT_STOCK",
+            Inventory(InventoryError::ReservationConflict { .. }) => "RESERVATION_CONFLICT",
             OrderNotFound => "ORDER_NOT_FOUND",
             InvalidStatusTransition(_) => "INVALID_STATUS_TRANSITION",
             CancellationNotAllowed(_) => "CANCELLATION_NOT_ALLOWED",
@@ -246,7 +249,10 @@ impl AppError {
             QuantityExceedsStock { available, cart: None } => json!({ "available": available }),
             CartFull { max } => json!({ "max_lines": max }),
             InsufficientStock { items } => json!({ "items": items }),
-            ReservationConflict { held } => json!({ "held": held }),
+            Inventory(InventoryError::InsufficientStock { requested, available }) => {
+                json!({ "items": [{ "requested": requested, "available": available }] })
+            }
+            Inventory(InventoryError::ReservationConflict { held }) => json!({ "held": held }),
             PaymentFailed { reason } => json!({ "reason": reason }),
             Actor(ActorError::Quarantined { key, reason }) => {
                 json!({ "kind": key.kind.as_str(), "key": key.id, "reason": reason })
@@ -419,18 +425,6 @@ impl From<CartError> for AppError {
     }
 }
 
-impl From<InventoryError> for AppError {
-    fn from(e: InventoryError) -> AppError {
-        match e {
-            InventoryError::InsufficientStock { requested, available } => {
-                AppError::InsufficientStock { items: json!([{ "requested": requested, "available": available }]) }
-            }
-            InventoryError::StockLimit => AppError::InvalidQuantity(e.to_string()),
-            InventoryError::ReservationConflict { held } => AppError::ReservationConflict { held },
-        }
-    }
-}
-
 impl From<ProductRuleError> for AppError {
     fn from(e: ProductRuleError) -> AppError {
         CatalogError::from(e).into()
@@ -586,6 +580,22 @@ mod tests {
             AppError::from(VariantChoiceError::NotFound),
             AppError::Catalog(CatalogError::VariantChoice(VariantChoiceError::NotFound))
         ));
+    }
+
+    #[test]
+    fn the_inventorys_refusals_answer_with_their_contract_status_code_and_details() {
+        let e = AppError::from(InventoryError::InsufficientStock { requested: 3, available: 1 });
+        assert_eq!((e.status(), e.code(), e.to_string().as_str()), (409, "INSUFFICIENT_STOCK", "not enough stock"));
+        assert_eq!(e.details(), json!({ "items": [{ "requested": 3, "available": 1 }] }));
+        let e = AppError::from(InventoryError::ReservationConflict { held: 4 });
+        assert_eq!((e.status(), e.code()), (409, "RESERVATION_CONFLICT"));
+        assert_eq!(e.to_string(), "this owner already holds a reservation of 4");
+        assert_eq!(e.details(), json!({ "held": 4 }));
+        let e = AppError::from(InventoryError::StockLimit);
+        assert_eq!((e.status(), e.code()), (422, "INVALID_QUANTITY"));
+        assert_eq!(e.to_string(), format!("stock cannot exceed {}", crate::domain::inventory::MAX_STOCK));
+        assert_eq!(e.record().code, "INVALID_QUANTITY", "a saga keeps the code it answered");
+        assert!(matches!(e, AppError::Inventory(InventoryError::StockLimit)), "held whole");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::cancel_order::{refund_order_payment, RefundOutcome};
 use super::{business, classify, gateway_failure, required, NoOutput, StepContext};
 use crate::domain::events::TakenLine;
 use crate::domain::ids::{ItemKey, OrderId, OwnerId};
-use crate::domain::inventory::InventoryCommand;
+use crate::domain::inventory::{InventoryCommand, InventoryError};
 use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderCommand, OrderLine, PaymentStatus};
 use crate::domain::product::VariantChoiceError;
@@ -127,7 +127,9 @@ pub async fn reserve_inventory(ctx: StepContext) -> Result<NoOutput, Failure> {
         };
         match ctx.deps.inventory.execute_item(key, InventoryCommand::Reserve { owner, quantity }, &ctx.by()).await {
             Ok(_) => {}
-            Err(AppError::InsufficientStock { items }) => short.push(short_of(items[0]["available"].clone())),
+            Err(AppError::Inventory(InventoryError::InsufficientStock { available, .. })) => {
+                short.push(short_of(available.into()))
+            }
             Err(AppError::Catalog(
                 CatalogError::ProductNotFound | CatalogError::VariantChoice(VariantChoiceError::NotFound),
             )) => short.push(short_of(0.into())),
