@@ -17,6 +17,7 @@ use crate::domain::product::{ProductRuleError, VariantChoiceError};
 use crate::http::HttpError;
 use crate::operations::OperationError;
 use crate::saga::SagaError;
+use crate::services::cart::CartRefusal;
 use crate::services::catalog::CatalogError;
 use crate::services::customers::AccountError;
 use crate::store::StoreError;
@@ -40,14 +41,9 @@ pub enum AppError {
     Catalog(#[from] CatalogError),
     #[error("{0}")]
     InvalidQuantity(String),
-    #[error("the product is out of stock")]
-    OutOfStock,
-    #[error("only {available} available")]
-    QuantityExceedsStock { available: u64, cart: Option<Value> },
-    #[error("no such item in the cart")]
-    ItemNotFound,
-    #[error("a cart holds at most {max} different items")]
-    CartFull { max: usize },
+    /// A refusal of the cart (the domain's, with the capped cart when there is one).
+    #[error(transparent)]
+    Cart(#[from] CartRefusal),
     /// A refusal of one inventory item, as the domain gave it.
     #[error(transparent)]
     Inventory(#[from] InventoryError),
@@ -128,15 +124,14 @@ impl AppError {
                 | CatalogError::ProductNotFound
                 | CatalogError::VariantChoice(VariantChoiceError::NotFound),
             )
-            | ItemNotFound
+            | Cart(CartRefusal { error: CartError::ItemNotFound, .. })
             | OrderNotFound
             | Saga(SagaError::NotFound)
             | Operation(OperationError::BulkActionNotFound | OperationError::WebhookEventNotFound) => 404,
             Http(HttpError::MethodNotAllowed { .. }) => 405,
             Actor(ActorError::Quarantined { .. }) => 423,
             Account(AccountError::EmailAlreadyRegistered)
-            | OutOfStock
-            | QuantityExceedsStock { .. }
+            | Cart(CartRefusal { error: CartError::OutOfStock | CartError::QuantityExceedsStock { .. }, .. })
             | InsufficientStock { .. }
             | Inventory(InventoryError::InsufficientStock { .. } | InventoryError::ReservationConflict { .. })
             | AmountMismatch(_)
@@ -160,7 +155,9 @@ impl AppError {
             )
             | InvalidQuantity(_)
             | Inventory(InventoryError::StockLimit)
-            | CartFull { .. }
+            | Cart(CartRefusal {
+                error: CartError::CartFull { .. } | CartError::LineQuantityTooLarge { .. }, ..
+            })
             | EmptyCart
             | InternationalShippingNotAvailable(_)
             | Saga(SagaError::InvalidRetryPolicy(_))
@@ -195,11 +192,13 @@ impl AppError {
             Catalog(CatalogError::ProductRule(ProductRuleError::InvalidPrice(_))) => "INVALID_PRICE",
             Catalog(CatalogError::ProductRule(ProductRuleError::InvalidName(_))) => "INVALID_PRODUCT_NAME",
             Catalog(CatalogError::ProductRule(ProductRuleError::DescriptionTooLong(_))) => "DESCRIPTION_TOO_LONG",
-            InvalidQuantity(_) | Inventory(InventoryError::StockLimit) => "INVALID_QUANTITY",
-            OutOfStock => "OUT_OF_STOCK",
-            QuantityExceedsStock { .. } => "QUANTITY_EXCEEDS_STOCK",
-            ItemNotFound => "ITEM_NOT_FOUND",
-            CartFull { .. } => "CART_FULL",
+            InvalidQuantity(_)
+            | Inventory(InventoryError::StockLimit)
+            | Cart(CartRefusal { error: CartError::LineQuantityTooLarge { .. }, .. }) => "INVALID_QUANTITY",
+            Cart(CartRefusal { error: CartError::OutOfStock, .. }) => "OUT_OF_STOCK",
+            Cart(CartRefusal { error: CartError::QuantityExceedsStock { .. }, .. }) => "QUANTITY_EXCEEDS_STOCK",
+            Cart(CartRefusal { error: CartError::ItemNotFound, .. }) => "ITEM_NOT_FOUND",
+            Cart(CartRefusal { error: CartError::CartFull { .. }, .. }) => "CART_FULL",
             InsufficientStock { .. } | Inventory(InventoryError::InsufficientStock { .. }) => "INSUFFICIENT_STOCK",
             Inventory(InventoryError::ReservationConflict { .. }) => "RESERVATION_CONFLICT",
             OrderNotFound => "ORDER_NOT_FOUND",
@@ -245,9 +244,13 @@ impl AppError {
                 "requirements": crate::domain::password::REQUIREMENTS,
                 "unmet": unmet,
             }),
-            QuantityExceedsStock { available, cart: Some(cart) } => json!({ "available": available, "cart": cart }),
-            QuantityExceedsStock { available, cart: None } => json!({ "available": available }),
-            CartFull { max } => json!({ "max_lines": max }),
+            Cart(CartRefusal { error: CartError::QuantityExceedsStock { available }, cart: Some(cart) }) => {
+                json!({ "available": available, "cart": cart })
+            }
+            Cart(CartRefusal { error: CartError::QuantityExceedsStock { available }, cart: None }) => {
+                json!({ "available": available })
+            }
+            Cart(CartRefusal { error: CartError::CartFull { max }, .. }) => json!({ "max_lines": max }),
             InsufficientStock { items } => json!({ "items": items }),
             Inventory(InventoryError::InsufficientStock { requested, available }) => {
                 json!({ "items": [{ "requested": requested, "available": available }] })
@@ -413,15 +416,7 @@ impl From<crate::backup::BackupError> for AppError {
 
 impl From<CartError> for AppError {
     fn from(e: CartError) -> AppError {
-        match e {
-            CartError::OutOfStock => AppError::OutOfStock,
-            CartError::QuantityExceedsStock { available } => AppError::QuantityExceedsStock { available, cart: None },
-            CartError::ItemNotFound => AppError::ItemNotFound,
-            CartError::CartFull { max } => AppError::CartFull { max },
-            CartError::LineQuantityTooLarge { max } => {
-                AppError::InvalidQuantity(format!("a cart line holds at most {max} units"))
-            }
-        }
+        CartRefusal::from(e).into()
     }
 }
 
@@ -450,7 +445,7 @@ mod tests {
 
     #[test]
     fn body_shape() {
-        let b = AppError::QuantityExceedsStock { available: 3, cart: None }.body();
+        let b = AppError::from(CartError::QuantityExceedsStock { available: 3 }).body();
         assert_eq!(b["error"]["code"], "QUANTITY_EXCEEDS_STOCK");
         assert_eq!(b["error"]["details"]["available"], 3);
         assert_eq!(AppError::Internal("secret path".into()).body()["error"]["message"], "internal error");
@@ -596,6 +591,56 @@ mod tests {
         assert_eq!(e.to_string(), format!("stock cannot exceed {}", crate::domain::inventory::MAX_STOCK));
         assert_eq!(e.record().code, "INVALID_QUANTITY", "a saga keeps the code it answered");
         assert!(matches!(e, AppError::Inventory(InventoryError::StockLimit)), "held whole");
+    }
+
+    #[test]
+    fn the_carts_refusals_answer_with_their_contract_status_code_and_details() {
+        let answers = [
+            (CartError::OutOfStock, 409, "OUT_OF_STOCK", "the product is out of stock", json!({})),
+            (
+                CartError::QuantityExceedsStock { available: 2 },
+                409,
+                "QUANTITY_EXCEEDS_STOCK",
+                "only 2 available",
+                json!({ "available": 2 }),
+            ),
+            (CartError::ItemNotFound, 404, "ITEM_NOT_FOUND", "no such item in the cart", json!({})),
+            (
+                CartError::CartFull { max: 3 },
+                422,
+                "CART_FULL",
+                "a cart holds at most 3 different items",
+                json!({ "max_lines": 3 }),
+            ),
+            (
+                CartError::LineQuantityTooLarge { max: 50 },
+                422,
+                "INVALID_QUANTITY",
+                "a cart line holds at most 50 units",
+                json!({}),
+            ),
+        ];
+        for (refusal, status, code, message, details) in answers {
+            let e = AppError::from(refusal);
+            assert_eq!((e.status(), e.code(), e.to_string().as_str()), (status, code, message));
+            assert_eq!(e.details(), details);
+        }
+    }
+
+    #[test]
+    fn a_capped_update_answers_with_the_cart_as_it_now_is() {
+        let cart = crate::services::cart::CartView {
+            cart_id: crate::domain::ids::LineId::new(),
+            customer_id: crate::domain::ids::CustomerId::new(),
+            items: vec![],
+            total_price: crate::domain::money::Money::ZERO,
+        };
+        let e = AppError::from(CartRefusal {
+            error: CartError::QuantityExceedsStock { available: 1 },
+            cart: Some(Box::new(cart.clone())),
+        });
+        assert_eq!((e.status(), e.code()), (409, "QUANTITY_EXCEEDS_STOCK"));
+        assert_eq!(e.details(), json!({ "available": 1, "cart": serde_json::to_value(&cart).unwrap() }));
     }
 
     #[test]
