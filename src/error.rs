@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::actors::ActorError;
 use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
+use crate::domain::order::OrderError;
 use crate::domain::product::{ProductRuleError, VariantChoiceError};
 use crate::http::HttpError;
 use crate::operations::OperationError;
@@ -52,10 +53,9 @@ pub enum AppError {
     InsufficientStock { items: Value },
     #[error("order not found")]
     OrderNotFound,
-    #[error("{0}")]
-    InvalidStatusTransition(String),
-    #[error("{0}")]
-    CancellationNotAllowed(String),
+    /// A refusal of an order's rules, as the domain gave it.
+    #[error(transparent)]
+    Order(#[from] OrderError),
     #[error("sign in (with a verified account) to place an order")]
     RegistrationRequired,
     #[error("verify your email address before placing an order")]
@@ -66,8 +66,6 @@ pub enum AppError {
     InternationalShippingNotAvailable(String),
     #[error("payment failed: {reason}")]
     PaymentFailed { reason: String },
-    #[error("{0}")]
-    AmountMismatch(String),
     #[error("tracking number {0} is already used by another order")]
     TrackingNumberInUse(String),
     /// An error recorded earlier (a failed saga) answered again exactly as it was.
@@ -134,10 +132,8 @@ impl AppError {
             | Cart(CartRefusal { error: CartError::OutOfStock | CartError::QuantityExceedsStock { .. }, .. })
             | InsufficientStock { .. }
             | Inventory(InventoryError::InsufficientStock { .. } | InventoryError::ReservationConflict { .. })
-            | AmountMismatch(_)
+            | Order(_)
             | TrackingNumberInUse(_)
-            | InvalidStatusTransition(_)
-            | CancellationNotAllowed(_)
             | Saga(SagaError::InvalidState(_) | SagaError::FirstWriteConflict(_) | SagaError::AbortNotAllowed(_))
             | Operation(OperationError::WebhookNotReplayable(_)) => 409,
             Http(HttpError::RequestTimeout { .. }) => 408,
@@ -202,8 +198,10 @@ impl AppError {
             InsufficientStock { .. } | Inventory(InventoryError::InsufficientStock { .. }) => "INSUFFICIENT_STOCK",
             Inventory(InventoryError::ReservationConflict { .. }) => "RESERVATION_CONFLICT",
             OrderNotFound => "ORDER_NOT_FOUND",
-            InvalidStatusTransition(_) => "INVALID_STATUS_TRANSITION",
-            CancellationNotAllowed(_) => "CANCELLATION_NOT_ALLOWED",
+            Order(OrderError::InvalidStatusTransition { .. } | OrderError::NotShippable(_)) => {
+                "INVALID_STATUS_TRANSITION"
+            }
+            Order(OrderError::CancellationNotAllowed(_)) => "CANCELLATION_NOT_ALLOWED",
             RegistrationRequired => "REGISTRATION_REQUIRED",
             EmailNotVerified => "EMAIL_NOT_VERIFIED",
             EmptyCart => "EMPTY_CART",
@@ -214,7 +212,7 @@ impl AppError {
             Saga(SagaError::AbortNotAllowed(_)) => "ABORT_NOT_ALLOWED",
             Saga(SagaError::InvalidRetryPolicy(_)) => "INVALID_RETRY_POLICY",
             Actor(ActorError::Quarantined { .. }) => "KEY_QUARANTINED",
-            AmountMismatch(_) => "AMOUNT_MISMATCH",
+            Order(OrderError::AmountMismatch { .. }) => "AMOUNT_MISMATCH",
             TrackingNumberInUse(_) => "TRACKING_NUMBER_IN_USE",
             Operation(OperationError::InvalidSignature) => "INVALID_SIGNATURE",
             Operation(OperationError::UnknownEventType(_)) => "UNKNOWN_EVENT_TYPE",
@@ -382,17 +380,6 @@ impl ErrorRecord {
             return self.clone();
         }
         ErrorRecord { message: INTERNAL_MESSAGE.to_string(), details: "{}".to_string(), ..self.clone() }
-    }
-}
-
-impl From<crate::domain::order::OrderError> for AppError {
-    fn from(e: crate::domain::order::OrderError) -> AppError {
-        use crate::domain::order::OrderError;
-        match e {
-            OrderError::InvalidStatusTransition { .. } => AppError::InvalidStatusTransition(e.to_string()),
-            OrderError::CancellationNotAllowed(_) => AppError::CancellationNotAllowed(e.to_string()),
-            OrderError::AmountMismatch { .. } => AppError::AmountMismatch(e.to_string()),
-        }
     }
 }
 
@@ -641,6 +628,42 @@ mod tests {
         });
         assert_eq!((e.status(), e.code()), (409, "QUANTITY_EXCEEDS_STOCK"));
         assert_eq!(e.details(), json!({ "available": 1, "cart": serde_json::to_value(&cart).unwrap() }));
+    }
+
+    #[test]
+    fn the_order_rules_refusals_answer_with_their_contract_status_and_code() {
+        use crate::domain::money::Money;
+        let answers = [
+            (
+                OrderError::InvalidStatusTransition { from: "SHIPPED", to: "CANCELLED" },
+                "INVALID_STATUS_TRANSITION",
+                "order is SHIPPED; it cannot become CANCELLED",
+            ),
+            (
+                OrderError::NotShippable("PENDING"),
+                "INVALID_STATUS_TRANSITION",
+                "order is PENDING; only a CONFIRMED order can be shipped",
+            ),
+            (
+                OrderError::CancellationNotAllowed("SHIPPED"),
+                "CANCELLATION_NOT_ALLOWED",
+                "an order that is SHIPPED cannot be cancelled",
+            ),
+            (
+                OrderError::AmountMismatch {
+                    captured: Money::parse("1.00").unwrap(),
+                    total: Money::parse("2.00").unwrap(),
+                },
+                "AMOUNT_MISMATCH",
+                "captured 1.00, but the order total is 2.00",
+            ),
+        ];
+        for (refusal, code, message) in answers {
+            let e = AppError::from(refusal);
+            assert_eq!((e.status(), e.code(), e.to_string().as_str()), (409, code, message));
+            assert_eq!(e.details(), json!({}));
+            assert_eq!(e.record().code, code, "a saga keeps the code it answered");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::domain::events::TakenLine;
 use crate::domain::ids::{ItemKey, OrderId, OwnerId};
 use crate::domain::inventory::{InventoryCommand, InventoryError};
 use crate::domain::money::Money;
-use crate::domain::order::{Order, OrderCommand, OrderLine, PaymentStatus};
+use crate::domain::order::{Order, OrderCommand, OrderError, OrderLine, PaymentStatus};
 use crate::domain::product::VariantChoiceError;
 use crate::domain::quantity::Quantity;
 use crate::domain::time::Timestamp;
@@ -230,7 +230,9 @@ pub async fn cancel_created_order(ctx: StepContext) -> Result<RefundOutcome, Fai
     match ctx.deps.orders.execute(order_id, cmd, &ctx.by(), Vec::new()).await {
         Ok(_) => refund_order_payment(&ctx, order_id).await,
         // Never created, or cancelled by someone else (whose saga settles the payment).
-        Err(AppError::OrderNotFound) | Err(AppError::InvalidStatusTransition(_)) => Ok(RefundOutcome::nothing()),
+        Err(AppError::OrderNotFound | AppError::Order(OrderError::InvalidStatusTransition { .. })) => {
+            Ok(RefundOutcome::nothing())
+        }
         Err(e) => Err(classify(e)),
     }
 }
