@@ -21,6 +21,7 @@ use crate::saga::SagaError;
 use crate::services::cart::CartRefusal;
 use crate::services::catalog::CatalogError;
 use crate::services::customers::AccountError;
+use crate::services::orders::CheckoutError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +57,9 @@ pub enum AppError {
     /// A refusal of an order's rules, as the domain gave it.
     #[error(transparent)]
     Order(#[from] OrderError),
-    #[error("sign in (with a verified account) to place an order")]
-    RegistrationRequired,
-    #[error("verify your email address before placing an order")]
-    EmailNotVerified,
-    #[error("the cart is empty")]
-    EmptyCart,
-    #[error("we do not ship to {0}")]
-    InternationalShippingNotAvailable(String),
+    /// A checkout refused before any order existed.
+    #[error(transparent)]
+    Checkout(#[from] CheckoutError),
     #[error("payment failed: {reason}")]
     PaymentFailed { reason: String },
     #[error("tracking number {0} is already used by another order")]
@@ -112,9 +108,11 @@ impl AppError {
             InvalidRequest { .. }
             | Account(AccountError::InvalidToken)
             | Catalog(CatalogError::ProductRule(ProductRuleError::InvalidDescription(_))) => 400,
-            Unauthenticated | Account(AccountError::InvalidCredentials) | RegistrationRequired => 401,
+            Unauthenticated
+            | Account(AccountError::InvalidCredentials)
+            | Checkout(CheckoutError::RegistrationRequired) => 401,
             PaymentFailed { .. } => 402,
-            Forbidden | EmailNotVerified => 403,
+            Forbidden | Checkout(CheckoutError::EmailNotVerified) => 403,
             Operation(OperationError::InvalidSignature) => 401,
             Http(HttpError::RouteNotFound(_))
             | Catalog(
@@ -154,8 +152,7 @@ impl AppError {
             | Cart(CartRefusal {
                 error: CartError::CartFull { .. } | CartError::LineQuantityTooLarge { .. }, ..
             })
-            | EmptyCart
-            | InternationalShippingNotAvailable(_)
+            | Checkout(CheckoutError::EmptyCart | CheckoutError::InternationalShippingNotAvailable(_))
             | Saga(SagaError::InvalidRetryPolicy(_))
             | Operation(OperationError::UnknownEventType(_)) => 422,
             Internal(_) => 500,
@@ -202,10 +199,10 @@ impl AppError {
                 "INVALID_STATUS_TRANSITION"
             }
             Order(OrderError::CancellationNotAllowed(_)) => "CANCELLATION_NOT_ALLOWED",
-            RegistrationRequired => "REGISTRATION_REQUIRED",
-            EmailNotVerified => "EMAIL_NOT_VERIFIED",
-            EmptyCart => "EMPTY_CART",
-            InternationalShippingNotAvailable(_) => "INTERNATIONAL_SHIPPING_NOT_AVAILABLE",
+            Checkout(CheckoutError::RegistrationRequired) => "REGISTRATION_REQUIRED",
+            Checkout(CheckoutError::EmailNotVerified) => "EMAIL_NOT_VERIFIED",
+            Checkout(CheckoutError::EmptyCart) => "EMPTY_CART",
+            Checkout(CheckoutError::InternationalShippingNotAvailable(_)) => "INTERNATIONAL_SHIPPING_NOT_AVAILABLE",
             PaymentFailed { .. } => "PAYMENT_FAILED",
             Saga(SagaError::NotFound) => "SAGA_NOT_FOUND",
             Saga(SagaError::InvalidState(_) | SagaError::FirstWriteConflict(_)) => "INVALID_SAGA_STATE",
@@ -258,7 +255,7 @@ impl AppError {
             Actor(ActorError::Quarantined { key, reason }) => {
                 json!({ "kind": key.kind.as_str(), "key": key.id, "reason": reason })
             }
-            InternationalShippingNotAvailable(country) => json!({ "country": country }),
+            Checkout(CheckoutError::InternationalShippingNotAvailable(country)) => json!({ "country": country }),
             TooManyRequests { retry_after_secs } | ServerBusy { retry_after_secs } => {
                 json!({ "retry_after_secs": retry_after_secs })
             }
@@ -664,6 +661,39 @@ mod tests {
             assert_eq!(e.details(), json!({}));
             assert_eq!(e.record().code, code, "a saga keeps the code it answered");
         }
+    }
+
+    #[test]
+    fn the_checkouts_refusals_answer_with_their_contract_status_code_and_details() {
+        let answers = [
+            (
+                CheckoutError::RegistrationRequired,
+                401,
+                "REGISTRATION_REQUIRED",
+                "sign in (with a verified account) to place an order",
+            ),
+            (
+                CheckoutError::EmailNotVerified,
+                403,
+                "EMAIL_NOT_VERIFIED",
+                "verify your email address before placing an order",
+            ),
+            (CheckoutError::EmptyCart, 422, "EMPTY_CART", "the cart is empty"),
+            (
+                CheckoutError::InternationalShippingNotAvailable("FR".into()),
+                422,
+                "INTERNATIONAL_SHIPPING_NOT_AVAILABLE",
+                "we do not ship to FR",
+            ),
+        ];
+        for (refusal, status, code, message) in answers {
+            let e = AppError::from(refusal);
+            assert_eq!((e.status(), e.code(), e.to_string().as_str()), (status, code, message));
+            assert_eq!(e.record().code, code, "a saga keeps the code it answered");
+        }
+        let e = AppError::from(CheckoutError::InternationalShippingNotAvailable("FR".into()));
+        assert_eq!(e.details(), json!({ "country": "FR" }));
+        assert_eq!(AppError::from(CheckoutError::EmptyCart).details(), json!({}));
     }
 
     #[test]

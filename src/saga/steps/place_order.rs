@@ -17,6 +17,7 @@ use crate::error::AppError;
 use crate::saga::machine::Failure;
 use crate::saga::shapes::{PlaceOrderData, PlaceOrderInput};
 use crate::services::catalog::CatalogError;
+use crate::services::orders::CheckoutError;
 
 // The steps' outputs: each names fields of `PlaceOrderData`.
 
@@ -65,9 +66,9 @@ fn data(ctx: &StepContext) -> Result<PlaceOrderData, Failure> {
 
 pub async fn validate_customer(ctx: StepContext) -> Result<CustomerChecked, Failure> {
     let customer = ctx.deps.customers.get(input(&ctx)?.customer_id).map_err(classify)?;
-    let customer = customer.ok_or_else(|| business(AppError::RegistrationRequired))?;
+    let customer = customer.ok_or_else(|| business(CheckoutError::RegistrationRequired.into()))?;
     if !customer.email_verified {
-        return Err(business(AppError::EmailNotVerified));
+        return Err(business(CheckoutError::EmailNotVerified.into()));
     }
     Ok(CustomerChecked { customer_email: customer.email })
 }
@@ -76,7 +77,7 @@ pub async fn validate_customer(ctx: StepContext) -> Result<CustomerChecked, Fail
 pub async fn load_cart(ctx: StepContext) -> Result<CartLoaded, Failure> {
     let cart = ctx.deps.carts.snapshot(input(&ctx)?.customer_id).await.map_err(classify)?;
     if cart.lines.is_empty() {
-        return Err(business(AppError::EmptyCart));
+        return Err(business(CheckoutError::EmptyCart.into()));
     }
     let view = ctx.deps.carts.view(&cart).map_err(classify)?;
     let lines: Vec<OrderLine> = view
@@ -148,7 +149,7 @@ pub async fn calculate_shipping(ctx: StepContext) -> Result<ShippingPriced, Fail
     let shipping = input.shipping.as_ref().unwrap_or(&ctx.deps.settings.shipping);
     let address = input.shipping_address;
     if !address.country.eq_ignore_ascii_case(&shipping.domestic_country) {
-        return Err(business(AppError::InternationalShippingNotAvailable(address.country)));
+        return Err(business(CheckoutError::InternationalShippingNotAvailable(address.country).into()));
     }
     let subtotal = required(data(&ctx)?.subtotal, "subtotal")?;
     let cost = if subtotal >= shipping.free_over { Money::ZERO } else { shipping.flat_rate };
