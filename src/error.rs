@@ -4,8 +4,9 @@
 //! Layers refuse with their own enums, nested here whole and mapped below, so callers
 //! match on types, never on text: the front door ([`HttpError`]), the customer service
 //! ([`AccountError`]), webhooks and bulk actions ([`OperationError`]), the saga engine
-//! ([`SagaError`]), entity actors ([`ActorError`]); the domain's refusals convert with
-//! `From`; a store failure becomes [`AppError::Internal`] with the store error kept as its
+//! ([`SagaError`]), entity actors ([`ActorError`]), the catalogue ([`CatalogError`]), the
+//! checkout ([`CheckoutError`]); the domain's refusals ([`OrderError`], [`InventoryError`],
+//! [`CartError`] inside [`CartRefusal`]) are held as the domain gave them; a store failure becomes [`AppError::Internal`] with the store error kept as its
 //! cause (or [`AppError::ShuttingDown`] for a closed store).
 
 use serde_json::{json, Value};
