@@ -4,8 +4,9 @@
 //! Layers refuse with their own enums, nested here whole and mapped below, so callers
 //! match on types, never on text: the front door ([`HttpError`]), the customer service
 //! ([`AccountError`]), webhooks and bulk actions ([`OperationError`]), the saga engine
-//! ([`SagaError`]), entity actors ([`ActorError`]); the domain's refusals convert with
-//! `From`; a store failure becomes [`AppError::Internal`] with the store error kept as its
+//! ([`SagaError`]), entity actors ([`ActorError`]), the catalogue ([`CatalogError`]), the
+//! checkout ([`CheckoutError`]); the domain's refusals ([`OrderError`], [`InventoryError`],
+//! [`CartError`] inside [`CartRefusal`]) are held as the domain gave them; a store failure becomes [`AppError::Internal`] with the store error kept as its
 //! cause (or [`AppError::ShuttingDown`] for a closed store).
 
 use serde_json::{json, Value};
@@ -13,11 +14,15 @@ use serde_json::{json, Value};
 use crate::actors::ActorError;
 use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
+use crate::domain::order::OrderError;
 use crate::domain::product::{ProductRuleError, VariantChoiceError};
 use crate::http::HttpError;
 use crate::operations::OperationError;
 use crate::saga::SagaError;
+use crate::services::cart::CartRefusal;
+use crate::services::catalog::CatalogError;
 use crate::services::customers::AccountError;
+use crate::services::orders::CheckoutError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,54 +39,30 @@ pub enum AppError {
     /// A refusal of the customer service (registration, verification, sign-in).
     #[error(transparent)]
     Account(#[from] AccountError),
-    #[error("{0}")]
-    InvalidCategoryName(String),
-    #[error("category not found")]
-    CategoryNotFound,
-    #[error("product not found")]
-    ProductNotFound,
-    #[error("this product has variants: choose one")]
-    VariantRequired,
-    #[error("variant not found")]
-    VariantNotFound,
-    #[error("{0}")]
-    InvalidPrice(String),
-    #[error("{0}")]
-    InvalidProductName(String),
-    #[error("{0}")]
-    DescriptionTooLong(String),
+    /// A refusal of the catalogue (categories, products, variant choice).
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
     #[error("{0}")]
     InvalidQuantity(String),
-    #[error("the product is out of stock")]
-    OutOfStock,
-    #[error("only {available} available")]
-    QuantityExceedsStock { available: u64, cart: Option<Value> },
-    #[error("no such item in the cart")]
-    ItemNotFound,
-    #[error("a cart holds at most {max} different items")]
-    CartFull { max: usize },
+    /// A refusal of the cart (the domain's, with the capped cart when there is one).
+    #[error(transparent)]
+    Cart(#[from] CartRefusal),
+    /// A refusal of one inventory item, as the domain gave it.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    /// Lines short of stock, each named by product and variant (a reservation or a checkout).
     #[error("not enough stock")]
     InsufficientStock { items: Value },
-    #[error("this owner already holds a reservation of {held}")]
-    ReservationConflict { held: u32 },
     #[error("order not found")]
     OrderNotFound,
-    #[error("{0}")]
-    InvalidStatusTransition(String),
-    #[error("{0}")]
-    CancellationNotAllowed(String),
-    #[error("sign in (with a verified account) to place an order")]
-    RegistrationRequired,
-    #[error("verify your email address before placing an order")]
-    EmailNotVerified,
-    #[error("the cart is empty")]
-    EmptyCart,
-    #[error("we do not ship to {0}")]
-    InternationalShippingNotAvailable(String),
+    /// A refusal of an order's rules, as the domain gave it.
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    /// A checkout refused before any order existed.
+    #[error(transparent)]
+    Checkout(#[from] CheckoutError),
     #[error("payment failed: {reason}")]
     PaymentFailed { reason: String },
-    #[error("{0}")]
-    AmountMismatch(String),
     #[error("tracking number {0} is already used by another order")]
     TrackingNumberInUse(String),
     /// An error recorded earlier (a failed saga) answered again exactly as it was.
@@ -125,45 +106,54 @@ impl AppError {
         use AppError::*;
         match self {
             Recorded(r) => r.status,
-            InvalidRequest { .. } | Account(AccountError::InvalidToken) => 400,
-            Unauthenticated | Account(AccountError::InvalidCredentials) | RegistrationRequired => 401,
+            InvalidRequest { .. }
+            | Account(AccountError::InvalidToken)
+            | Catalog(CatalogError::ProductRule(ProductRuleError::InvalidDescription(_))) => 400,
+            Unauthenticated
+            | Account(AccountError::InvalidCredentials)
+            | Checkout(CheckoutError::RegistrationRequired) => 401,
             PaymentFailed { .. } => 402,
-            Forbidden | EmailNotVerified => 403,
+            Forbidden | Checkout(CheckoutError::EmailNotVerified) => 403,
             Operation(OperationError::InvalidSignature) => 401,
             Http(HttpError::RouteNotFound(_))
-            | CategoryNotFound
-            | ProductNotFound
-            | VariantNotFound
-            | ItemNotFound
+            | Catalog(
+                CatalogError::CategoryNotFound
+                | CatalogError::ProductNotFound
+                | CatalogError::VariantChoice(VariantChoiceError::NotFound),
+            )
+            | Cart(CartRefusal { error: CartError::ItemNotFound, .. })
             | OrderNotFound
             | Saga(SagaError::NotFound)
             | Operation(OperationError::BulkActionNotFound | OperationError::WebhookEventNotFound) => 404,
             Http(HttpError::MethodNotAllowed { .. }) => 405,
             Actor(ActorError::Quarantined { .. }) => 423,
             Account(AccountError::EmailAlreadyRegistered)
-            | OutOfStock
-            | QuantityExceedsStock { .. }
+            | Cart(CartRefusal { error: CartError::OutOfStock | CartError::QuantityExceedsStock { .. }, .. })
             | InsufficientStock { .. }
-            | ReservationConflict { .. }
-            | AmountMismatch(_)
+            | Inventory(InventoryError::InsufficientStock { .. } | InventoryError::ReservationConflict { .. })
+            | Order(_)
             | TrackingNumberInUse(_)
-            | InvalidStatusTransition(_)
-            | CancellationNotAllowed(_)
             | Saga(SagaError::InvalidState(_) | SagaError::FirstWriteConflict(_) | SagaError::AbortNotAllowed(_))
             | Operation(OperationError::WebhookNotReplayable(_)) => 409,
             Http(HttpError::RequestTimeout { .. }) => 408,
             Http(HttpError::PayloadTooLarge { .. }) => 413,
             TooManyRequests { .. } => 429,
             Account(AccountError::InvalidEmail(_) | AccountError::WeakPassword { .. })
-            | InvalidCategoryName(_)
-            | VariantRequired
-            | InvalidPrice(_)
-            | InvalidProductName(_)
-            | DescriptionTooLong(_)
+            | Catalog(
+                CatalogError::InvalidCategoryName(_)
+                | CatalogError::VariantChoice(VariantChoiceError::Required)
+                | CatalogError::ProductRule(
+                    ProductRuleError::InvalidPrice(_)
+                    | ProductRuleError::InvalidName(_)
+                    | ProductRuleError::DescriptionTooLong(_),
+                ),
+            )
             | InvalidQuantity(_)
-            | CartFull { .. }
-            | EmptyCart
-            | InternationalShippingNotAvailable(_)
+            | Inventory(InventoryError::StockLimit)
+            | Cart(CartRefusal {
+                error: CartError::CartFull { .. } | CartError::LineQuantityTooLarge { .. }, ..
+            })
+            | Checkout(CheckoutError::EmptyCart | CheckoutError::InternationalShippingNotAvailable(_))
             | Saga(SagaError::InvalidRetryPolicy(_))
             | Operation(OperationError::UnknownEventType(_)) => 422,
             Internal(_) => 500,
@@ -174,7 +164,9 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         use AppError::*;
         match self {
-            InvalidRequest { .. } => "INVALID_REQUEST",
+            InvalidRequest { .. } | Catalog(CatalogError::ProductRule(ProductRuleError::InvalidDescription(_))) => {
+                "INVALID_REQUEST"
+            }
             Http(HttpError::PayloadTooLarge { .. }) => "PAYLOAD_TOO_LARGE",
             Http(HttpError::RequestTimeout { .. }) => "REQUEST_TIMEOUT",
             Http(HttpError::RouteNotFound(_)) => "NOT_FOUND",
@@ -186,35 +178,39 @@ impl AppError {
             Account(AccountError::EmailAlreadyRegistered) => "EMAIL_ALREADY_REGISTERED",
             Account(AccountError::InvalidEmail(_)) => "INVALID_EMAIL",
             Account(AccountError::WeakPassword { .. }) => "WEAK_PASSWORD",
-            InvalidCategoryName(_) => "INVALID_CATEGORY_NAME",
-            CategoryNotFound => "CATEGORY_NOT_FOUND",
-            ProductNotFound => "PRODUCT_NOT_FOUND",
-            VariantRequired => "VARIANT_REQUIRED",
-            VariantNotFound => "VARIANT_NOT_FOUND",
-            InvalidPrice(_) => "INVALID_PRICE",
-            InvalidProductName(_) => "INVALID_PRODUCT_NAME",
-            DescriptionTooLong(_) => "DESCRIPTION_TOO_LONG",
-            InvalidQuantity(_) => "INVALID_QUANTITY",
-            OutOfStock => "OUT_OF_STOCK",
-            QuantityExceedsStock { .. } => "QUANTITY_EXCEEDS_STOCK",
-            ItemNotFound => "ITEM_NOT_FOUND",
-            CartFull { .. } => "CART_FULL",
-            InsufficientStock { .. } => "INSUFFICIENT_STOCK",
-            ReservationConflict { .. } => "RESERVATION_CONFLICT",
+            Catalog(CatalogError::InvalidCategoryName(_)) => "INVALID_CATEGORY_NAME",
+            Catalog(CatalogError::CategoryNotFound) => "CATEGORY_NOT_FOUND",
+            Catalog(CatalogError::ProductNotFound) => "PRODUCT_NOT_FOUND",
+            Catalog(CatalogError::VariantChoice(VariantChoiceError::Required)) => "VARIANT_REQUIRED",
+            Catalog(CatalogError::VariantChoice(VariantChoiceError::NotFound)) => "VARIANT_NOT_FOUND",
+            Catalog(CatalogError::ProductRule(ProductRuleError::InvalidPrice(_))) => "INVALID_PRICE",
+            Catalog(CatalogError::ProductRule(ProductRuleError::InvalidName(_))) => "INVALID_PRODUCT_NAME",
+            Catalog(CatalogError::ProductRule(ProductRuleError::DescriptionTooLong(_))) => "DESCRIPTION_TOO_LONG",
+            InvalidQuantity(_)
+            | Inventory(InventoryError::StockLimit)
+            | Cart(CartRefusal { error: CartError::LineQuantityTooLarge { .. }, .. }) => "INVALID_QUANTITY",
+            Cart(CartRefusal { error: CartError::OutOfStock, .. }) => "OUT_OF_STOCK",
+            Cart(CartRefusal { error: CartError::QuantityExceedsStock { .. }, .. }) => "QUANTITY_EXCEEDS_STOCK",
+            Cart(CartRefusal { error: CartError::ItemNotFound, .. }) => "ITEM_NOT_FOUND",
+            Cart(CartRefusal { error: CartError::CartFull { .. }, .. }) => "CART_FULL",
+            InsufficientStock { .. } | Inventory(InventoryError::InsufficientStock { .. }) => "INSUFFICIENT_STOCK",
+            Inventory(InventoryError::ReservationConflict { .. }) => "RESERVATION_CONFLICT",
             OrderNotFound => "ORDER_NOT_FOUND",
-            InvalidStatusTransition(_) => "INVALID_STATUS_TRANSITION",
-            CancellationNotAllowed(_) => "CANCELLATION_NOT_ALLOWED",
-            RegistrationRequired => "REGISTRATION_REQUIRED",
-            EmailNotVerified => "EMAIL_NOT_VERIFIED",
-            EmptyCart => "EMPTY_CART",
-            InternationalShippingNotAvailable(_) => "INTERNATIONAL_SHIPPING_NOT_AVAILABLE",
+            Order(OrderError::InvalidStatusTransition { .. } | OrderError::NotShippable(_)) => {
+                "INVALID_STATUS_TRANSITION"
+            }
+            Order(OrderError::CancellationNotAllowed(_)) => "CANCELLATION_NOT_ALLOWED",
+            Checkout(CheckoutError::RegistrationRequired) => "REGISTRATION_REQUIRED",
+            Checkout(CheckoutError::EmailNotVerified) => "EMAIL_NOT_VERIFIED",
+            Checkout(CheckoutError::EmptyCart) => "EMPTY_CART",
+            Checkout(CheckoutError::InternationalShippingNotAvailable(_)) => "INTERNATIONAL_SHIPPING_NOT_AVAILABLE",
             PaymentFailed { .. } => "PAYMENT_FAILED",
             Saga(SagaError::NotFound) => "SAGA_NOT_FOUND",
             Saga(SagaError::InvalidState(_) | SagaError::FirstWriteConflict(_)) => "INVALID_SAGA_STATE",
             Saga(SagaError::AbortNotAllowed(_)) => "ABORT_NOT_ALLOWED",
             Saga(SagaError::InvalidRetryPolicy(_)) => "INVALID_RETRY_POLICY",
             Actor(ActorError::Quarantined { .. }) => "KEY_QUARANTINED",
-            AmountMismatch(_) => "AMOUNT_MISMATCH",
+            Order(OrderError::AmountMismatch { .. }) => "AMOUNT_MISMATCH",
             TrackingNumberInUse(_) => "TRACKING_NUMBER_IN_USE",
             Operation(OperationError::InvalidSignature) => "INVALID_SIGNATURE",
             Operation(OperationError::UnknownEventType(_)) => "UNKNOWN_EVENT_TYPE",
@@ -234,6 +230,9 @@ impl AppError {
         use AppError::*;
         match self {
             InvalidRequest { field: Some(f), .. } => json!({ "field": f }),
+            Catalog(CatalogError::ProductRule(ProductRuleError::InvalidDescription(_))) => {
+                json!({ "field": "description" })
+            }
             Http(HttpError::PayloadTooLarge { limit }) => json!({ "limit_bytes": limit }),
             Http(HttpError::RequestTimeout { timeout_ms }) => json!({ "timeout_ms": timeout_ms }),
             Http(HttpError::MethodNotAllowed { allow }) => json!({ "allow": allow }),
@@ -241,16 +240,23 @@ impl AppError {
                 "requirements": crate::domain::password::REQUIREMENTS,
                 "unmet": unmet,
             }),
-            QuantityExceedsStock { available, cart: Some(cart) } => json!({ "available": available, "cart": cart }),
-            QuantityExceedsStock { available, cart: None } => json!({ "available": available }),
-            CartFull { max } => json!({ "max_lines": max }),
+            Cart(CartRefusal { error: CartError::QuantityExceedsStock { available }, cart: Some(cart) }) => {
+                json!({ "available": available, "cart": cart })
+            }
+            Cart(CartRefusal { error: CartError::QuantityExceedsStock { available }, cart: None }) => {
+                json!({ "available": available })
+            }
+            Cart(CartRefusal { error: CartError::CartFull { max }, .. }) => json!({ "max_lines": max }),
             InsufficientStock { items } => json!({ "items": items }),
-            ReservationConflict { held } => json!({ "held": held }),
+            Inventory(InventoryError::InsufficientStock { requested, available }) => {
+                json!({ "items": [{ "requested": requested, "available": available }] })
+            }
+            Inventory(InventoryError::ReservationConflict { held }) => json!({ "held": held }),
             PaymentFailed { reason } => json!({ "reason": reason }),
             Actor(ActorError::Quarantined { key, reason }) => {
                 json!({ "kind": key.kind.as_str(), "key": key.id, "reason": reason })
             }
-            InternationalShippingNotAvailable(country) => json!({ "country": country }),
+            Checkout(CheckoutError::InternationalShippingNotAvailable(country)) => json!({ "country": country }),
             TooManyRequests { retry_after_secs } | ServerBusy { retry_after_secs } => {
                 json!({ "retry_after_secs": retry_after_secs })
             }
@@ -375,17 +381,6 @@ impl ErrorRecord {
     }
 }
 
-impl From<crate::domain::order::OrderError> for AppError {
-    fn from(e: crate::domain::order::OrderError) -> AppError {
-        use crate::domain::order::OrderError;
-        match e {
-            OrderError::InvalidStatusTransition { .. } => AppError::InvalidStatusTransition(e.to_string()),
-            OrderError::CancellationNotAllowed(_) => AppError::CancellationNotAllowed(e.to_string()),
-            OrderError::AmountMismatch { .. } => AppError::AmountMismatch(e.to_string()),
-        }
-    }
-}
-
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> AppError {
         match e {
@@ -406,47 +401,19 @@ impl From<crate::backup::BackupError> for AppError {
 
 impl From<CartError> for AppError {
     fn from(e: CartError) -> AppError {
-        match e {
-            CartError::OutOfStock => AppError::OutOfStock,
-            CartError::QuantityExceedsStock { available } => AppError::QuantityExceedsStock { available, cart: None },
-            CartError::ItemNotFound => AppError::ItemNotFound,
-            CartError::CartFull { max } => AppError::CartFull { max },
-            CartError::LineQuantityTooLarge { max } => {
-                AppError::InvalidQuantity(format!("a cart line holds at most {max} units"))
-            }
-        }
-    }
-}
-
-impl From<InventoryError> for AppError {
-    fn from(e: InventoryError) -> AppError {
-        match e {
-            InventoryError::InsufficientStock { requested, available } => {
-                AppError::InsufficientStock { items: json!([{ "requested": requested, "available": available }]) }
-            }
-            InventoryError::StockLimit => AppError::InvalidQuantity(e.to_string()),
-            InventoryError::ReservationConflict { held } => AppError::ReservationConflict { held },
-        }
+        CartRefusal::from(e).into()
     }
 }
 
 impl From<ProductRuleError> for AppError {
     fn from(e: ProductRuleError) -> AppError {
-        match e {
-            ProductRuleError::InvalidName(m) => AppError::InvalidProductName(m),
-            ProductRuleError::DescriptionTooLong(m) => AppError::DescriptionTooLong(m),
-            ProductRuleError::InvalidDescription(m) => AppError::invalid("description", m),
-            ProductRuleError::InvalidPrice(m) => AppError::InvalidPrice(m),
-        }
+        CatalogError::from(e).into()
     }
 }
 
 impl From<VariantChoiceError> for AppError {
     fn from(e: VariantChoiceError) -> AppError {
-        match e {
-            VariantChoiceError::Required => AppError::VariantRequired,
-            VariantChoiceError::NotFound => AppError::VariantNotFound,
-        }
+        CatalogError::from(e).into()
     }
 }
 
@@ -463,7 +430,7 @@ mod tests {
 
     #[test]
     fn body_shape() {
-        let b = AppError::QuantityExceedsStock { available: 3, cart: None }.body();
+        let b = AppError::from(CartError::QuantityExceedsStock { available: 3 }).body();
         assert_eq!(b["error"]["code"], "QUANTITY_EXCEEDS_STOCK");
         assert_eq!(b["error"]["details"]["available"], 3);
         assert_eq!(AppError::Internal("secret path".into()).body()["error"]["message"], "internal error");
@@ -566,6 +533,168 @@ mod tests {
         assert_eq!((e.status(), e.code()), (422, "WEAK_PASSWORD"));
         assert_eq!(e.details()["unmet"], json!(["length"]));
         assert_eq!(e.details()["requirements"], json!(crate::domain::password::REQUIREMENTS));
+    }
+
+    #[test]
+    fn the_catalogs_refusals_answer_with_their_contract_status_and_code() {
+        let answers: [(CatalogError, u16, &str, &str); 9] = [
+            (CatalogError::InvalidCategoryName("too long".into()), 422, "INVALID_CATEGORY_NAME", "too long"),
+            (CatalogError::CategoryNotFound, 404, "CATEGORY_NOT_FOUND", "category not found"),
+            (CatalogError::ProductNotFound, 404, "PRODUCT_NOT_FOUND", "product not found"),
+            (VariantChoiceError::Required.into(), 422, "VARIANT_REQUIRED", "this product has variants: choose one"),
+            (VariantChoiceError::NotFound.into(), 404, "VARIANT_NOT_FOUND", "variant not found"),
+            (ProductRuleError::InvalidPrice("price x".into()).into(), 422, "INVALID_PRICE", "price x"),
+            (ProductRuleError::InvalidName("name x".into()).into(), 422, "INVALID_PRODUCT_NAME", "name x"),
+            (ProductRuleError::DescriptionTooLong("desc x".into()).into(), 422, "DESCRIPTION_TOO_LONG", "desc x"),
+            (ProductRuleError::InvalidDescription("bidi".into()).into(), 400, "INVALID_REQUEST", "bidi"),
+        ];
+        for (refusal, status, code, message) in answers {
+            let e = AppError::from(refusal);
+            assert_eq!((e.status(), e.code(), e.to_string().as_str()), (status, code, message));
+            assert_eq!(e.record().code, code, "a saga keeps the code it answered");
+        }
+        let e = AppError::from(ProductRuleError::InvalidDescription("bidi".into()));
+        assert_eq!(e.details(), json!({ "field": "description" }), "answered as a bad field, as before");
+        assert_eq!(AppError::from(CatalogError::ProductNotFound).details(), json!({}));
+        assert!(matches!(
+            AppError::from(VariantChoiceError::NotFound),
+            AppError::Catalog(CatalogError::VariantChoice(VariantChoiceError::NotFound))
+        ));
+    }
+
+    #[test]
+    fn the_inventorys_refusals_answer_with_their_contract_status_code_and_details() {
+        let e = AppError::from(InventoryError::InsufficientStock { requested: 3, available: 1 });
+        assert_eq!((e.status(), e.code(), e.to_string().as_str()), (409, "INSUFFICIENT_STOCK", "not enough stock"));
+        assert_eq!(e.details(), json!({ "items": [{ "requested": 3, "available": 1 }] }));
+        let e = AppError::from(InventoryError::ReservationConflict { held: 4 });
+        assert_eq!((e.status(), e.code()), (409, "RESERVATION_CONFLICT"));
+        assert_eq!(e.to_string(), "this owner already holds a reservation of 4");
+        assert_eq!(e.details(), json!({ "held": 4 }));
+        let e = AppError::from(InventoryError::StockLimit);
+        assert_eq!((e.status(), e.code()), (422, "INVALID_QUANTITY"));
+        assert_eq!(e.to_string(), format!("stock cannot exceed {}", crate::domain::inventory::MAX_STOCK));
+        assert_eq!(e.record().code, "INVALID_QUANTITY", "a saga keeps the code it answered");
+        assert!(matches!(e, AppError::Inventory(InventoryError::StockLimit)), "held whole");
+    }
+
+    #[test]
+    fn the_carts_refusals_answer_with_their_contract_status_code_and_details() {
+        let answers = [
+            (CartError::OutOfStock, 409, "OUT_OF_STOCK", "the product is out of stock", json!({})),
+            (
+                CartError::QuantityExceedsStock { available: 2 },
+                409,
+                "QUANTITY_EXCEEDS_STOCK",
+                "only 2 available",
+                json!({ "available": 2 }),
+            ),
+            (CartError::ItemNotFound, 404, "ITEM_NOT_FOUND", "no such item in the cart", json!({})),
+            (
+                CartError::CartFull { max: 3 },
+                422,
+                "CART_FULL",
+                "a cart holds at most 3 different items",
+                json!({ "max_lines": 3 }),
+            ),
+            (
+                CartError::LineQuantityTooLarge { max: 50 },
+                422,
+                "INVALID_QUANTITY",
+                "a cart line holds at most 50 units",
+                json!({}),
+            ),
+        ];
+        for (refusal, status, code, message, details) in answers {
+            let e = AppError::from(refusal);
+            assert_eq!((e.status(), e.code(), e.to_string().as_str()), (status, code, message));
+            assert_eq!(e.details(), details);
+        }
+    }
+
+    #[test]
+    fn a_capped_update_answers_with_the_cart_as_it_now_is() {
+        let cart = crate::services::cart::CartView {
+            cart_id: crate::domain::ids::LineId::new(),
+            customer_id: crate::domain::ids::CustomerId::new(),
+            items: vec![],
+            total_price: crate::domain::money::Money::ZERO,
+        };
+        let e = AppError::from(CartRefusal {
+            error: CartError::QuantityExceedsStock { available: 1 },
+            cart: Some(Box::new(cart.clone())),
+        });
+        assert_eq!((e.status(), e.code()), (409, "QUANTITY_EXCEEDS_STOCK"));
+        assert_eq!(e.details(), json!({ "available": 1, "cart": serde_json::to_value(&cart).unwrap() }));
+    }
+
+    #[test]
+    fn the_order_rules_refusals_answer_with_their_contract_status_and_code() {
+        use crate::domain::money::Money;
+        let answers = [
+            (
+                OrderError::InvalidStatusTransition { from: "SHIPPED", to: "CANCELLED" },
+                "INVALID_STATUS_TRANSITION",
+                "order is SHIPPED; it cannot become CANCELLED",
+            ),
+            (
+                OrderError::NotShippable("PENDING"),
+                "INVALID_STATUS_TRANSITION",
+                "order is PENDING; only a CONFIRMED order can be shipped",
+            ),
+            (
+                OrderError::CancellationNotAllowed("SHIPPED"),
+                "CANCELLATION_NOT_ALLOWED",
+                "an order that is SHIPPED cannot be cancelled",
+            ),
+            (
+                OrderError::AmountMismatch {
+                    captured: Money::parse("1.00").unwrap(),
+                    total: Money::parse("2.00").unwrap(),
+                },
+                "AMOUNT_MISMATCH",
+                "captured 1.00, but the order total is 2.00",
+            ),
+        ];
+        for (refusal, code, message) in answers {
+            let e = AppError::from(refusal);
+            assert_eq!((e.status(), e.code(), e.to_string().as_str()), (409, code, message));
+            assert_eq!(e.details(), json!({}));
+            assert_eq!(e.record().code, code, "a saga keeps the code it answered");
+        }
+    }
+
+    #[test]
+    fn the_checkouts_refusals_answer_with_their_contract_status_code_and_details() {
+        let answers = [
+            (
+                CheckoutError::RegistrationRequired,
+                401,
+                "REGISTRATION_REQUIRED",
+                "sign in (with a verified account) to place an order",
+            ),
+            (
+                CheckoutError::EmailNotVerified,
+                403,
+                "EMAIL_NOT_VERIFIED",
+                "verify your email address before placing an order",
+            ),
+            (CheckoutError::EmptyCart, 422, "EMPTY_CART", "the cart is empty"),
+            (
+                CheckoutError::InternationalShippingNotAvailable("FR".into()),
+                422,
+                "INTERNATIONAL_SHIPPING_NOT_AVAILABLE",
+                "we do not ship to FR",
+            ),
+        ];
+        for (refusal, status, code, message) in answers {
+            let e = AppError::from(refusal);
+            assert_eq!((e.status(), e.code(), e.to_string().as_str()), (status, code, message));
+            assert_eq!(e.record().code, code, "a saga keeps the code it answered");
+        }
+        let e = AppError::from(CheckoutError::InternationalShippingNotAvailable("FR".into()));
+        assert_eq!(e.details(), json!({ "country": "FR" }));
+        assert_eq!(AppError::from(CheckoutError::EmptyCart).details(), json!({}));
     }
 
     #[test]

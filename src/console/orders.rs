@@ -16,6 +16,7 @@ use crate::domain::ids::{OrderId, ProductId, SagaId};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::quarantine::{KeyKind, QuarantineKey};
 use crate::error::AppError;
+use crate::services::catalog::CatalogError;
 use crate::services::inventory::item_keys;
 use crate::services::orders::order_json;
 
@@ -247,7 +248,7 @@ fn stock_form() -> Markup {
 
 pub async fn stock(ctx: &Ctx<'_>, id: &str) -> Page {
     let session = ctx.admin()?;
-    let id: ProductId = id.parse().map_err(|_| ConsoleError::App(AppError::ProductNotFound))?;
+    let id: ProductId = id.parse().map_err(|_| ConsoleError::App(CatalogError::ProductNotFound.into()))?;
     let product = ctx.shop.catalog.product(id)?;
     let stock = ctx.shop.inventory.stock(id).await?;
     let mut items = Vec::new();

@@ -63,9 +63,9 @@ pub enum CartError {
     OutOfStock,
     #[error("only {available} available")]
     QuantityExceedsStock { available: u64 },
-    #[error("no such line in the cart")]
+    #[error("no such item in the cart")]
     ItemNotFound,
-    #[error("a cart holds at most {max} lines")]
+    #[error("a cart holds at most {max} different items")]
     CartFull { max: usize },
     #[error("a cart line holds at most {max} units")]
     LineQuantityTooLarge { max: u32 },

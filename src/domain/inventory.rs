@@ -40,11 +40,11 @@ pub enum InventoryCommand {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InventoryError {
-    #[error("requested {requested}, only {available} available")]
+    #[error("not enough stock")]
     InsufficientStock { requested: u32, available: u64 },
     #[error("stock cannot exceed {MAX_STOCK}")]
     StockLimit,
-    #[error("owner already holds a reservation of {held}")]
+    #[error("this owner already holds a reservation of {held}")]
     ReservationConflict { held: u32 },
 }
 

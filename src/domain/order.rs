@@ -144,6 +144,9 @@ pub struct Order {
 pub enum OrderError {
     #[error("order is {from}; it cannot become {to}")]
     InvalidStatusTransition { from: &'static str, to: &'static str },
+    /// Only a CONFIRMED order can be shipped (the status it is in).
+    #[error("order is {0}; only a CONFIRMED order can be shipped")]
+    NotShippable(&'static str),
     #[error("an order that is {0} cannot be cancelled")]
     CancellationNotAllowed(&'static str),
     #[error("captured {captured}, but the order total is {total}")]

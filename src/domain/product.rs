@@ -52,9 +52,11 @@ impl Product {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum VariantChoiceError {
+    #[error("this product has variants: choose one")]
     Required,
+    #[error("variant not found")]
     NotFound,
 }
 

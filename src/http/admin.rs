@@ -11,6 +11,7 @@ use super::spec::schemas as doc;
 use crate::domain::ids::{NotificationId, OwnerId, ProductId, VariantId};
 use crate::domain::quantity::Quantity;
 use crate::error::AppError;
+use crate::services::catalog::CatalogError;
 use crate::services::logs::{AuditFilter, MAX_PAGE};
 use crate::startup::Shop;
 
@@ -35,7 +36,7 @@ struct Reserve {
 }
 
 fn product_id(id: &str) -> Result<ProductId, AppError> {
-    path_id(id, AppError::ProductNotFound)
+    path_id(id, CatalogError::ProductNotFound.into())
 }
 
 /// A product's stock, per item.

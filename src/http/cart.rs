@@ -8,6 +8,7 @@ use super::auth;
 use super::request::{path_id, Request};
 use super::response::{json, Reply};
 use super::spec::schemas as doc;
+use crate::domain::cart::CartError;
 use crate::domain::ids::{LineId, ProductId, VariantId};
 use crate::domain::quantity::{Quantity, MAX_QUANTITY};
 use crate::error::AppError;
@@ -75,7 +76,7 @@ pub async fn add(shop: &Shop, req: &Request) -> Reply {
     ))]
 pub async fn update(shop: &Shop, req: &Request, line: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
-    let line_id: LineId = path_id(line, AppError::ItemNotFound)?;
+    let line_id: LineId = path_id(line, CartError::ItemNotFound.into())?;
     let body: UpdateItem = req.json()?;
     // 0 is allowed here: it removes the line.
     let quantity = match body.quantity.as_u64() {
@@ -92,7 +93,7 @@ pub async fn update(shop: &Shop, req: &Request, line: &str) -> Reply {
     responses((status = 200, description = "The cart", body = doc::Cart)))]
 pub async fn remove(shop: &Shop, req: &Request, line: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
-    match path_id::<LineId>(line, AppError::ItemNotFound) {
+    match path_id::<LineId>(line, CartError::ItemNotFound.into()) {
         Ok(line_id) => Ok(json(200, &shop.carts.remove_item(customer, line_id).await?)),
         // Not an id: no such line can exist, and removing a missing line succeeds.
         Err(_) => Ok(json(200, &shop.carts.get(customer).await?)),

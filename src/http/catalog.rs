@@ -12,7 +12,7 @@ use crate::domain::ids::{CategoryId, ProductId};
 use crate::domain::inventory::MAX_STOCK;
 use crate::domain::product::Product;
 use crate::error::AppError;
-use crate::services::catalog::{NewProduct, NewVariant};
+use crate::services::catalog::{CatalogError, NewProduct, NewVariant};
 use crate::services::inventory::item_keys;
 use crate::startup::Shop;
 
@@ -187,7 +187,7 @@ pub async fn create_product(shop: &Shop, req: &Request) -> Reply {
     ))]
 pub async fn update_price(shop: &Shop, req: &Request, id: &str) -> Reply {
     let by = auth::admin_actor(shop, req)?;
-    let id: ProductId = path_id(id, AppError::ProductNotFound)?;
+    let id: ProductId = path_id(id, CatalogError::ProductNotFound.into())?;
     let body: PriceBody = req.json()?;
     let product = shop.catalog.update_price(id, &body.price, &by).await?;
     Ok(json(200, &product_json(&product, None)))
@@ -203,7 +203,7 @@ pub async fn update_price(shop: &Shop, req: &Request, id: &str) -> Reply {
     ))]
 pub async fn admin_get_product(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
-    let id: ProductId = path_id(id, AppError::ProductNotFound)?;
+    let id: ProductId = path_id(id, CatalogError::ProductNotFound.into())?;
     let product = shop.catalog.product(id)?;
     Ok(json(200, &with_availability(shop, &product).await?))
 }
@@ -216,7 +216,7 @@ pub async fn admin_get_product(shop: &Shop, req: &Request, id: &str) -> Reply {
         (status = 404, description = "`PRODUCT_NOT_FOUND`"),
     ))]
 pub async fn get_product(shop: &Shop, id: &str) -> Reply {
-    let id: ProductId = path_id(id, AppError::ProductNotFound)?;
+    let id: ProductId = path_id(id, CatalogError::ProductNotFound.into())?;
     let product = shop.catalog.active_product(id)?;
     Ok(json(200, &with_availability(shop, &product).await?))
 }

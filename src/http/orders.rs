@@ -21,7 +21,7 @@ use crate::saga::shapes::{to_input, CancelOrderInput, PlaceOrderInput, ShipOrder
 use crate::saga::{SagaInstance, SagaState};
 use crate::services::audit;
 use crate::services::logs::MAX_PAGE;
-use crate::services::orders::order_json;
+use crate::services::orders::{order_json, CheckoutError};
 use crate::startup::Shop;
 use crate::store::keys;
 
@@ -139,11 +139,11 @@ fn accepted(saga_id: SagaId, state: &str) -> warp::reply::Response {
         (status = 422, description = "`EMPTY_CART`; `INTERNATIONAL_SHIPPING_NOT_AVAILABLE` (`details.country`)"),
     ))]
 pub async fn place(shop: &Shop, req: &Request) -> Reply {
-    let customer = auth::customer(shop, req).map_err(|_| AppError::RegistrationRequired)?;
+    let customer = auth::customer(shop, req).map_err(|_| AppError::from(CheckoutError::RegistrationRequired))?;
     // Refused before a saga exists: an unverified account must not fill the saga log.
     // (validate_customer checks again inside the saga.)
     if !shop.customers.get(customer)?.is_some_and(|c| c.email_verified) {
-        return Err(AppError::EmailNotVerified);
+        return Err(CheckoutError::EmailNotVerified.into());
     }
     let body: PlaceOrder = req.json()?;
     let a = &body.shipping_address;

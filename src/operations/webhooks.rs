@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::{OrderId, SagaId};
 use crate::domain::money::Money;
-use crate::domain::order::{Order, OrderCommand, OrderStatus};
+use crate::domain::order::{Order, OrderCommand, OrderError, OrderStatus};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::shapes::RefundCaptureInput;
@@ -291,11 +291,12 @@ impl WebhookService {
                 Ok((200, "processed"))
             }
             Ok((_, false)) => Ok((200, "duplicate")),
-            Err(AppError::AmountMismatch(detail)) => {
+            Err(AppError::Order(mismatch @ OrderError::AmountMismatch { .. })) => {
+                let detail = mismatch.to_string();
                 tracing::error!(%order_id, %detail, "captured amount differs from the order total; kept for manual review");
                 self.needs_review(record, &detail, Some(order_id), replacing).await
             }
-            Err(e @ AppError::InvalidStatusTransition(_)) => {
+            Err(e @ AppError::Order(OrderError::InvalidStatusTransition { .. })) => {
                 let order = self.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
                 if captured_after_cancellation(&order) {
                     return self.refund_capture(record, &order, (authorization_id, amount), e, replacing).await;
@@ -379,7 +380,8 @@ impl WebhookService {
                 Ok((200, "processed"))
             }
             Ok((_, false)) => Ok((200, "duplicate")),
-            Err(AppError::InvalidStatusTransition(detail)) => {
+            Err(AppError::Order(refusal @ OrderError::InvalidStatusTransition { .. })) => {
+                let detail = refusal.to_string();
                 tracing::warn!(%order_id, status = order.status.as_str(), "delivery for an order that is not SHIPPED (duplicate or out-of-order webhook); ignored");
                 self.record_only(record, "ignored", &detail, Some(order_id), replacing).await?;
                 Ok((200, "ignored"))

@@ -454,7 +454,7 @@ mod tests {
         assert!(!customer.to_string().contains("/srv/secret"), "{customer}");
         assert!(saga.to_json()["error"]["message"].as_str().unwrap().contains("/srv/secret"));
 
-        saga.error = Some(AppError::EmptyCart.record());
+        saga.error = Some(AppError::from(crate::services::orders::CheckoutError::EmptyCart).record());
         assert_eq!(saga.to_customer_json()["error"]["message"], "the cart is empty");
     }
 

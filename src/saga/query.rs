@@ -259,7 +259,7 @@ mod tests {
         assert!(!f("timeout").matches(&s));
         s.steps[1].step.last_error = Some("Gateway TIMEOUT after 2s".into());
         assert!(f("timeout").matches(&s) && f("gateway timeout").matches(&s));
-        s.error = Some(AppError::EmptyCart.record());
+        s.error = Some(AppError::from(crate::services::orders::CheckoutError::EmptyCart).record());
         assert!(f("EMPTY_CART").matches(&s) && f("cart is empty").matches(&s));
     }
 

@@ -10,7 +10,7 @@ use super::inventory::InventoryService;
 use crate::actors::cart::{CartActor, CartRegistry, CartReply, ExecuteCart, GetCart, PeekCart};
 use crate::actors::registry::{send_leased, Lease};
 use crate::config::Settings;
-use crate::domain::cart::{Cart, CartCommand, CartLimits};
+use crate::domain::cart::{Cart, CartCommand, CartError, CartLimits};
 use crate::domain::events::TakenLine;
 use crate::domain::ids::{CustomerId, ItemKey, LineId, ProductId, SagaId, VariantId};
 use crate::domain::money::Money;
@@ -36,6 +36,21 @@ pub struct CartLineView {
     pub quantity: u32,
     pub unit_price: Money,
     pub subtotal: Money,
+}
+
+/// A refusal of the cart, as the domain gave it; an update capped to the stock also carries
+/// the cart as it now is (QUANTITY_EXCEEDS_STOCK answers with it).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct CartRefusal {
+    pub error: CartError,
+    pub cart: Option<Box<CartView>>,
+}
+
+impl From<CartError> for CartRefusal {
+    fn from(error: CartError) -> CartRefusal {
+        CartRefusal { error, cart: None }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,16 +129,16 @@ impl CartService {
     ) -> Result<CartView, AppError> {
         // Only to find the line's item; the cart actor checks the line again when it applies.
         let cart = self.snapshot(customer).await?;
-        let line = cart.line(line_id).ok_or(AppError::ItemNotFound)?;
+        let line = cart.line(line_id).ok_or(CartError::ItemNotFound)?;
         let key = ItemKey { product_id: line.product_id, variant_id: line.variant_id };
         let available = if quantity == 0 { 0 } else { self.inventory.available(key).await? };
         let reply = self.execute(customer, CartCommand::UpdateQuantity { line_id, quantity, available }).await?;
         let view = self.view(&reply.cart)?;
         match reply.capped_at {
-            Some(available) => Err(AppError::QuantityExceedsStock {
-                available,
-                cart: Some(serde_json::to_value(&view).unwrap_or_default()),
-            }),
+            Some(available) => {
+                Err(CartRefusal { error: CartError::QuantityExceedsStock { available }, cart: Some(Box::new(view)) }
+                    .into())
+            }
             None => Ok(view),
         }
     }

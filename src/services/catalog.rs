@@ -12,11 +12,28 @@ use crate::domain::events::DomainEvent;
 use crate::domain::ids::{CategoryId, ItemKey, ProductId, VariantId};
 use crate::domain::inventory::{StockRecord, MAX_STOCK};
 use crate::domain::product::{
-    check_description, check_name, check_price, check_product_name, CatalogRules, Category, Product, Variant,
+    check_description, check_name, check_price, check_product_name, CatalogRules, Category, Product, ProductRuleError,
+    Variant, VariantChoiceError,
 };
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::store::{keys, AuditEntry, Store, Table, WriteSet};
+
+/// A refusal of the catalogue: a category or product that is not there, or a rule of the
+/// domain's (product fields, variant choice) kept whole.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{0}")]
+    InvalidCategoryName(String),
+    #[error("category not found")]
+    CategoryNotFound,
+    #[error("product not found")]
+    ProductNotFound,
+    #[error(transparent)]
+    ProductRule(#[from] ProductRuleError),
+    #[error(transparent)]
+    VariantChoice(#[from] VariantChoiceError),
+}
 
 /// At most this many variants per product (bounds the product record).
 pub const MAX_VARIANTS: usize = 100;
@@ -55,7 +72,7 @@ impl CatalogService {
     }
 
     pub async fn create_category(&self, name: &str, by: &str) -> Result<Category, AppError> {
-        let name = check_name(name, 1, self.rules.category_name_max).map_err(AppError::InvalidCategoryName)?;
+        let name = check_name(name, 1, self.rules.category_name_max).map_err(CatalogError::InvalidCategoryName)?;
         let category = Category { category_id: CategoryId::new(), name };
         let ws = WriteSet::new()
             .save(keys::category(category.category_id), &category)
@@ -101,7 +118,7 @@ impl CatalogService {
         }
         check_stock(new.initial_stock.unwrap_or(0))?;
         if !self.store.exists(&keys::category(new.category_id))? {
-            return Err(AppError::CategoryNotFound);
+            return Err(CatalogError::CategoryNotFound.into());
         }
         let now = Timestamp::now();
         let product = Product {
@@ -174,13 +191,13 @@ impl CatalogService {
         if let Some(p) = self.products.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
             return Ok(p.clone());
         }
-        let product = self.store.load::<Product>(&keys::product(id))?.ok_or(AppError::ProductNotFound)?;
+        let product = self.store.load::<Product>(&keys::product(id))?.ok_or(CatalogError::ProductNotFound)?;
         Ok(self.cache(product, false))
     }
 
     /// A product customers may see and buy.
     pub fn active_product(&self, id: ProductId) -> Result<Arc<Product>, AppError> {
-        Some(self.product(id)?).filter(|p| p.is_active).ok_or(AppError::ProductNotFound)
+        Some(self.product(id)?).filter(|p| p.is_active).ok_or(CatalogError::ProductNotFound.into())
     }
 
     /// `replace` for writers (after their commit); readers only fill a missing entry, so a

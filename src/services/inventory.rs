@@ -11,10 +11,11 @@ use crate::actors::inventory::{
 };
 use crate::actors::registry::{send_leased, Lease};
 use crate::domain::ids::{ItemKey, OwnerId, ProductId, VariantId};
-use crate::domain::inventory::{InventoryCommand, StockRecord};
-use crate::domain::product::Product;
+use crate::domain::inventory::{InventoryCommand, InventoryError, StockRecord};
+use crate::domain::product::{Product, VariantChoiceError};
 use crate::domain::quantity::Quantity;
 use crate::error::AppError;
+use crate::services::catalog::CatalogError;
 use crate::store::{keys, Store};
 
 #[derive(Clone)]
@@ -59,8 +60,8 @@ impl InventoryService {
         self.registry.lease(&key, |arbiter| {
             InventoryItemActor::activate(arbiter, key, self.store.clone(), self.registry.clone(), self.board.clone())?
                 .ok_or(match key.variant_id {
-                    Some(_) => AppError::VariantNotFound,
-                    None => AppError::ProductNotFound,
+                    Some(_) => VariantChoiceError::NotFound.into(),
+                    None => CatalogError::ProductNotFound.into(),
                 })
         })
     }
@@ -179,23 +180,15 @@ pub fn item_keys(product: &Product) -> Vec<ItemKey> {
 /// INSUFFICIENT_STOCK names the item it is about.
 fn with_item(e: AppError, product_id: ProductId, variant_id: Option<VariantId>) -> AppError {
     match e {
-        AppError::InsufficientStock { items } => {
-            let items = items
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|i| {
-                            serde_json::json!({
-                                "product_id": product_id,
-                                "variant_id": variant_id,
-                                "requested": i["requested"],
-                                "available": i["available"],
-                            })
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
-            AppError::InsufficientStock { items: items.into() }
+        AppError::Inventory(InventoryError::InsufficientStock { requested, available }) => {
+            AppError::InsufficientStock {
+                items: serde_json::json!([{
+                    "product_id": product_id,
+                    "variant_id": variant_id,
+                    "requested": requested,
+                    "available": available,
+                }]),
+            }
         }
         other => other,
     }

@@ -209,6 +209,9 @@ mod tests {
             let shown = e.to_string();
             assert!(matches!(classify(e), Failure::Transient { .. }), "{shown}");
         }
-        assert!(matches!(classify(AppError::EmptyCart), Failure::Business(_)));
+        assert!(matches!(
+            classify(AppError::from(crate::services::orders::CheckoutError::EmptyCart)),
+            Failure::Business(_)
+        ));
     }
 }

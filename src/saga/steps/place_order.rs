@@ -7,14 +7,17 @@ use super::cancel_order::{refund_order_payment, RefundOutcome};
 use super::{business, classify, gateway_failure, required, NoOutput, StepContext};
 use crate::domain::events::TakenLine;
 use crate::domain::ids::{ItemKey, OrderId, OwnerId};
-use crate::domain::inventory::InventoryCommand;
+use crate::domain::inventory::{InventoryCommand, InventoryError};
 use crate::domain::money::Money;
-use crate::domain::order::{Order, OrderCommand, OrderLine, PaymentStatus};
+use crate::domain::order::{Order, OrderCommand, OrderError, OrderLine, PaymentStatus};
+use crate::domain::product::VariantChoiceError;
 use crate::domain::quantity::Quantity;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::machine::Failure;
 use crate::saga::shapes::{PlaceOrderData, PlaceOrderInput};
+use crate::services::catalog::CatalogError;
+use crate::services::orders::CheckoutError;
 
 // The steps' outputs: each names fields of `PlaceOrderData`.
 
@@ -63,9 +66,9 @@ fn data(ctx: &StepContext) -> Result<PlaceOrderData, Failure> {
 
 pub async fn validate_customer(ctx: StepContext) -> Result<CustomerChecked, Failure> {
     let customer = ctx.deps.customers.get(input(&ctx)?.customer_id).map_err(classify)?;
-    let customer = customer.ok_or_else(|| business(AppError::RegistrationRequired))?;
+    let customer = customer.ok_or_else(|| business(CheckoutError::RegistrationRequired.into()))?;
     if !customer.email_verified {
-        return Err(business(AppError::EmailNotVerified));
+        return Err(business(CheckoutError::EmailNotVerified.into()));
     }
     Ok(CustomerChecked { customer_email: customer.email })
 }
@@ -74,7 +77,7 @@ pub async fn validate_customer(ctx: StepContext) -> Result<CustomerChecked, Fail
 pub async fn load_cart(ctx: StepContext) -> Result<CartLoaded, Failure> {
     let cart = ctx.deps.carts.snapshot(input(&ctx)?.customer_id).await.map_err(classify)?;
     if cart.lines.is_empty() {
-        return Err(business(AppError::EmptyCart));
+        return Err(business(CheckoutError::EmptyCart.into()));
     }
     let view = ctx.deps.carts.view(&cart).map_err(classify)?;
     let lines: Vec<OrderLine> = view
@@ -125,8 +128,12 @@ pub async fn reserve_inventory(ctx: StepContext) -> Result<NoOutput, Failure> {
         };
         match ctx.deps.inventory.execute_item(key, InventoryCommand::Reserve { owner, quantity }, &ctx.by()).await {
             Ok(_) => {}
-            Err(AppError::InsufficientStock { items }) => short.push(short_of(items[0]["available"].clone())),
-            Err(AppError::ProductNotFound | AppError::VariantNotFound) => short.push(short_of(0.into())),
+            Err(AppError::Inventory(InventoryError::InsufficientStock { available, .. })) => {
+                short.push(short_of(available.into()))
+            }
+            Err(AppError::Catalog(
+                CatalogError::ProductNotFound | CatalogError::VariantChoice(VariantChoiceError::NotFound),
+            )) => short.push(short_of(0.into())),
             Err(e) => return Err(classify(e)),
         }
     }
@@ -142,7 +149,7 @@ pub async fn calculate_shipping(ctx: StepContext) -> Result<ShippingPriced, Fail
     let shipping = input.shipping.as_ref().unwrap_or(&ctx.deps.settings.shipping);
     let address = input.shipping_address;
     if !address.country.eq_ignore_ascii_case(&shipping.domestic_country) {
-        return Err(business(AppError::InternationalShippingNotAvailable(address.country)));
+        return Err(business(CheckoutError::InternationalShippingNotAvailable(address.country).into()));
     }
     let subtotal = required(data(&ctx)?.subtotal, "subtotal")?;
     let cost = if subtotal >= shipping.free_over { Money::ZERO } else { shipping.flat_rate };
@@ -224,7 +231,9 @@ pub async fn cancel_created_order(ctx: StepContext) -> Result<RefundOutcome, Fai
     match ctx.deps.orders.execute(order_id, cmd, &ctx.by(), Vec::new()).await {
         Ok(_) => refund_order_payment(&ctx, order_id).await,
         // Never created, or cancelled by someone else (whose saga settles the payment).
-        Err(AppError::OrderNotFound) | Err(AppError::InvalidStatusTransition(_)) => Ok(RefundOutcome::nothing()),
+        Err(AppError::OrderNotFound | AppError::Order(OrderError::InvalidStatusTransition { .. })) => {
+            Ok(RefundOutcome::nothing())
+        }
         Err(e) => Err(classify(e)),
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{business, classify, required, NoOutput, StepContext};
 use crate::domain::ids::{CustomerId, ItemKey, OwnerId, SagaId};
 use crate::domain::inventory::InventoryCommand;
-use crate::domain::order::{OrderCommand, OrderLine, OrderStatus};
+use crate::domain::order::{OrderCommand, OrderError, OrderLine, OrderStatus};
 use crate::error::AppError;
 use crate::saga::machine::Failure;
 use crate::saga::shapes::{ShipOrderData, ShipOrderInput};
@@ -29,10 +29,7 @@ pub async fn validate_shipment(ctx: StepContext) -> Result<ShipmentChecked, Fail
     let id = input(&ctx)?.order_id;
     let order = ctx.deps.orders.get(id).await.map_err(classify)?.ok_or_else(|| business(AppError::OrderNotFound))?;
     if order.status != OrderStatus::Confirmed && order.shipped_by != Some(ctx.saga_id) {
-        return Err(business(AppError::InvalidStatusTransition(format!(
-            "order is {}; only a CONFIRMED order can be shipped",
-            order.status.as_str()
-        ))));
+        return Err(business(OrderError::NotShippable(order.status.as_str()).into()));
     }
     Ok(ShipmentChecked { lines: order.items, reservation_owner: order.saga_id, customer_id: order.customer_id })
 }
