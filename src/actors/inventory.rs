@@ -47,7 +47,7 @@ pub struct InventoryItemActor {
     pipeline: Pipeline,
 }
 
-/// A stock change made by `by` (audit actor: "admin", "saga:<id>"...).
+/// A stock change made by `by` (audit actor: "admin", `saga:<id>`...).
 #[derive(Message)]
 #[rtype(result = "Result<StockRecord, AppError>")]
 pub struct ExecuteInventory {

@@ -1,7 +1,7 @@
 //! Backup and restore of a running shop. The server takes a consistent snapshot of every
 //! tree between two commit groups ([`take`], behind `POST /admin/v1/backups`); the operator
 //! CLI saves it into a directory ([`fetch`]) and later turns it into a store a server starts
-//! on ([`restore`]). The file format is ours ([`format`]), not sled's files.
+//! on ([`restore`]). The file format is ours ([`mod@format`]), not sled's files.
 
 pub mod format;
 

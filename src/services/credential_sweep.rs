@@ -1,6 +1,6 @@
 //! Expired sessions and verification tokens are refused when presented, but would otherwise
 //! stay in sled forever (every login adds a session). The sweeper task
-//! ([`super::retention::spawn_sweeper`]) deletes them every `auth.sweep_interval_secs`, a
+//! (`operations::retention::spawn_sweeper`) deletes them every `auth.sweep_interval_secs`, a
 //! batch at a time.
 
 use crate::domain::time::Timestamp;

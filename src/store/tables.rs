@@ -79,7 +79,7 @@ pub enum Table {
     /// stays RETRYING, once per retry episode (see `saga::alerts`)
     SagaAlerts,
     /// owner kind (b'o' order, b'c' customer) ++ owner id ++ saga id -> () ; the sagas of one
-    /// order or customer, written with the saga's first log write (see [`saga_owner_prefix`])
+    /// order or customer, written with the saga's first log write (see [`super::keys::saga_owner_prefix`])
     SagasByOwner,
     /// bulk action id -> BulkAction ; operators' bulk resumes and aborts, with their progress
     BulkActions,
