@@ -160,7 +160,7 @@ impl SagaCoordinator {
             return Box::pin(fut::ready(Ok(())));
         }
         let first = self.first_write.take();
-        let logged_before = if first.is_some() { None } else { Some(state_before) };
+        let registers = first.is_some();
         let (ws, counted) = transition_write(&engine, &self.saga, first, state_before);
         let ticket = self.engine.store().commit(ws);
         self.writes_in_flight += 1;
@@ -184,16 +184,14 @@ impl SagaCoordinator {
                 }
             };
             act.leave_if_done(ctx);
-            match act.registered.take() {
-                // The saga's first write: its starter hears how it went.
-                Some(starter) if logged_before.is_none() => {
+            // The saga's first write: its starter hears how it went.
+            let starter = if registers { act.registered.take() } else { None };
+            match starter {
+                Some(starter) => {
                     let _ = starter.send(reply);
                     Ok(())
                 }
-                other => {
-                    act.registered = other;
-                    reply
-                }
+                None => reply,
             }
         }))
     }
@@ -232,7 +230,7 @@ impl SagaCoordinator {
             saga.step = %work.name,
             saga.attempt = work.attempts
         );
-        let slot: fold::Slot<Counted> = Default::default();
+        let slot: fold::Slot = Default::default();
         let success_log = self.offer_fold(&slot);
         self.folding = success_log.is_some();
         let step_ctx = StepContext {
@@ -292,7 +290,7 @@ impl SagaCoordinator {
 
     /// A carried log write for the step about to run, if its definition says its effect
     /// carries it and the saga is already in the log.
-    fn offer_fold(&self, slot: &fold::Slot<Counted>) -> Option<SuccessLog> {
+    fn offer_fold(&self, slot: &fold::Slot) -> Option<SuccessLog> {
         let forward = self.saga.phase == Phase::Forward;
         if !forward || self.first_write.is_some() || !self.engine.current_step_is_logged_with_effect(&self.saga) {
             return None;
@@ -315,7 +313,7 @@ impl SagaCoordinator {
     }
 
     /// The step's effect carried its success to the log: memory catches up, no write.
-    fn adopt(&mut self, folded: fold::Folded<Counted>, ctx: &mut Context<Self>) {
+    fn adopt(&mut self, folded: fold::Folded, ctx: &mut Context<Self>) {
         self.saga = folded.saga;
         folded.counted.apply(&self.engine);
         self.perform(folded.action, ctx);
@@ -323,7 +321,7 @@ impl SagaCoordinator {
 
     /// The step failed after building its carried entry: whether that entry (and so the
     /// effect) landed decides, so the log is read once every write before is applied.
-    fn after_failed_fold(&mut self, failure: machine::Failure, folded: fold::Folded<Counted>) -> Next {
+    fn after_failed_fold(&mut self, failure: machine::Failure, folded: fold::Folded) -> Next {
         let barrier = self.engine.store().barrier();
         Box::pin(barrier.into_actor(self).then(move |_, act, ctx| {
             let id = act.saga.saga_id;

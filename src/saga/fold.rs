@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use super::coordinator::Counted;
 use super::instance::SagaInstance;
 use super::machine::Action;
 use crate::store::WriteSet;
@@ -37,22 +38,22 @@ impl SuccessLog {
 
 /// A transition prepared for a carried log write: what the coordinator adopts once the
 /// step reports that its effect (and so the entry) is durable.
-pub(super) struct Folded<C> {
+pub(super) struct Folded {
     /// The output the entry was built with; a step answering another one is logged anew.
     pub output: Value,
     pub saga: SagaInstance,
     pub action: Action,
     /// What the write changes in the census and the counters.
-    pub counted: C,
+    pub counted: Counted,
 }
 
-pub(super) type Slot<C> = Arc<Mutex<Option<Folded<C>>>>;
+pub(super) type Slot = Arc<Mutex<Option<Folded>>>;
 
 /// Takes what the slot holds (a poisoned lock still holds a valid value).
-pub(super) fn take<C>(slot: &Slot<C>) -> Option<Folded<C>> {
+pub(super) fn take(slot: &Slot) -> Option<Folded> {
     slot.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
-pub(super) fn put<C>(slot: &Slot<C>, folded: Folded<C>) {
+pub(super) fn put(slot: &Slot, folded: Folded) {
     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(folded);
 }
