@@ -23,7 +23,7 @@ use crate::services::audit;
 use crate::services::logs::MAX_PAGE;
 use crate::services::orders::{order_json, CheckoutError};
 use crate::startup::Shop;
-use crate::store::keys;
+use crate::store::{keys, Key};
 
 #[derive(Deserialize, ToSchema)]
 struct PlaceOrder {
@@ -70,13 +70,13 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
 }
 
 /// The Idempotency-Key of this request, scoped to the customer and the operation.
-fn idempotency(req: &Request, customer: CustomerId, operation: &[u8]) -> Result<Option<Vec<u8>>, AppError> {
+fn idempotency(req: &Request, customer: CustomerId, operation: &[u8]) -> Result<Option<Key>, AppError> {
     let Some(raw) = req.headers.get("idempotency-key") else { return Ok(None) };
     let key = raw.to_str().map_err(|_| AppError::invalid("Idempotency-Key", "must be visible ASCII"))?;
     if key.is_empty() || key.len() > 255 {
         return Err(AppError::invalid("Idempotency-Key", "must be 1 to 255 characters"));
     }
-    Ok(Some(keys::idempotency(customer, key, operation).into_bytes()))
+    Ok(Some(keys::idempotency(customer, key, operation)))
 }
 
 fn wait_time(shop: &Shop) -> Duration {

@@ -55,7 +55,7 @@ impl ExpiryWorker {
         for key in due {
             let Ok(id) = uuid::Uuid::from_slice(keys::time_key_rest(&key)).map(OrderId) else { continue };
             if let Some(order) = self.orders.get_committed(id)?.filter(|o| o.status == OrderStatus::Pending) {
-                let idempotency = keys::expiry_cancellation(id).into_bytes();
+                let idempotency = keys::expiry_cancellation(id);
                 let input = CancelOrderInput {
                     order_id: id,
                     customer_id: None,

@@ -295,8 +295,11 @@ mod tests {
         let now = Timestamp::now();
         let old = now.plus_millis(-10_000);
         let (done, running) = (SagaId(uuid::Uuid::now_v7()), SagaId(uuid::Uuid::now_v7()));
-        let mut ws = idempotency_key(WriteSet::new(), b"key-done".to_vec(), done, old);
-        ws = idempotency_key(ws, b"key-running".to_vec(), running, old);
+        let customer = crate::domain::ids::CustomerId(uuid::Uuid::now_v7());
+        let (key_done, key_running) =
+            (keys::idempotency(customer, "done", b"place"), keys::idempotency(customer, "running", b"place"));
+        let mut ws = idempotency_key(WriteSet::new(), key_done.clone(), done, old);
+        ws = idempotency_key(ws, key_running.clone(), running, old);
         ws = ws.save(keys::active_saga(running), &0u32);
         let event = |at| WebhookEvent {
             source: "payment".into(),
@@ -315,10 +318,10 @@ mod tests {
 
         let census = SagaCensus::new();
         assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), 1);
-        assert!(!store.contains(Table::Idempotency, b"key-done").unwrap());
-        assert!(store.contains(Table::Idempotency, b"key-running").unwrap(), "its saga still runs");
+        assert!(!store.exists(&key_done).unwrap());
+        assert!(store.exists(&key_running).unwrap(), "its saga still runs");
         let requeued = store.scan_prefix_keys(Table::IdempotencyByTime, &[], usize::MAX).unwrap();
-        assert_eq!(requeued, vec![time_key(now.0, b"key-running")], "looked at again one TTL later");
+        assert_eq!(requeued, vec![time_key(now.0, key_running.as_bytes())], "looked at again one TTL later");
         assert!(store.exists(&keys::webhook_event("payment", "evt_1")).unwrap());
         let listed = store.scan_prefix_keys(Table::WebhooksByFilter, &[], usize::MAX).unwrap();
         assert_eq!(listed, {

@@ -27,7 +27,7 @@ use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::retry::RetryPolicy;
-use crate::store::{retained, AuditEntry, Store, Table, WriteSet};
+use crate::store::{retained, AuditEntry, Key, Store, Table, WriteSet};
 
 pub struct SagaEngine {
     store: Store,
@@ -331,9 +331,9 @@ impl SagaEngine {
         input: Value,
         customer_id: Option<CustomerId>,
         order_id: Option<OrderId>,
-        idempotency: Option<Vec<u8>>,
+        idempotency: Option<Key>,
     ) -> Result<Started, AppError> {
-        if let Some(existing) = self.idempotent_saga(idempotency.as_deref())? {
+        if let Some(existing) = self.idempotent_saga(idempotency.as_ref())? {
             return Ok(Started { saga_id: existing, settled: None });
         }
         let first_write = |saga_id: SagaId| match &idempotency {
@@ -344,7 +344,7 @@ impl SagaEngine {
             Ok(started) => Ok(started),
             // Lost a race with the same Idempotency-Key: the other request's saga is the one.
             Err(AppError::Saga(SagaError::FirstWriteConflict(retained::IDEMPOTENCY_KEY_TAKEN))) => {
-                let existing = self.idempotent_saga(idempotency.as_deref())?.ok_or(SagaError::NotFound)?;
+                let existing = self.idempotent_saga(idempotency.as_ref())?.ok_or(SagaError::NotFound)?;
                 Ok(Started { saga_id: existing, settled: None })
             }
             Err(e) => Err(e),
@@ -407,9 +407,9 @@ impl SagaEngine {
         Ok(Started { saga_id, settled: Some(rx) })
     }
 
-    fn idempotent_saga(&self, key: Option<&[u8]>) -> Result<Option<SagaId>, AppError> {
+    fn idempotent_saga(&self, key: Option<&Key>) -> Result<Option<SagaId>, AppError> {
         match key {
-            Some(k) => Ok(self.store.get::<uuid::Uuid>(Table::Idempotency, k)?.map(SagaId)),
+            Some(k) => Ok(self.store.load::<uuid::Uuid>(k)?.map(SagaId)),
             None => Ok(None),
         }
     }

@@ -241,10 +241,6 @@ pub fn idempotency(customer: CustomerId, idempotency_key: &str, operation: &[u8]
 }
 
 /// The Idempotency row of a key the engine was handed as bytes (made by [`idempotency`]).
-pub fn idempotency_from_bytes(bytes: Vec<u8>) -> Key {
-    Key::new(Table::Idempotency, bytes)
-}
-
 /// Once per order: the cancellation started when its payment timed out.
 pub fn expiry_cancellation(order: OrderId) -> Key {
     Key::new(Table::Idempotency, [b"expire:".as_slice(), order.as_bytes()].concat())

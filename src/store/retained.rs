@@ -4,7 +4,7 @@
 //! Here, below the saga engine and the services, so that both can write them.
 
 use super::indexes::{reindex, webhook_index};
-use super::{keys, Table, WebhookEvent, WriteSet};
+use super::{keys, Key, Table, WebhookEvent, WriteSet};
 use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 
@@ -13,8 +13,7 @@ pub const IDEMPOTENCY_KEY_TAKEN: &str = "idempotency_key";
 
 /// The Idempotency-Key of a new saga (the bytes of a `keys::idempotency` row), with its
 /// place in the TTL index (first write).
-pub fn idempotency_key(ws: WriteSet, key: Vec<u8>, saga_id: SagaId, now: Timestamp) -> WriteSet {
-    let key = keys::idempotency_from_bytes(key);
+pub fn idempotency_key(ws: WriteSet, key: Key, saga_id: SagaId, now: Timestamp) -> WriteSet {
     ws.save(keys::idempotency_by_time(now.0, &key), &saga_id.0).save_new(key, &saga_id.0, IDEMPOTENCY_KEY_TAKEN)
 }
 
