@@ -279,11 +279,17 @@ fn open_with_retry(path: &Path, cache_mb: u64) -> Result<sled::Db, StoreError> {
             .open();
         match result {
             Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 => {
+            Err(sled::Error::Io(e)) if is_lock_held(&e) && attempts < 100 => {
                 attempts += 1;
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// sled reports a held lock as a plain `Other` error whose only trace of the cause is its
+/// text (sled 0.34 `config.rs`: "could not acquire lock on ..."), so that text is the signal.
+fn is_lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().starts_with("could not acquire lock")
 }
