@@ -64,11 +64,37 @@ pub enum Durability {
     Relaxed,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The embedded sled store under `storage.path`. The default.
+    Sled,
+    /// A PostgreSQL database at `storage.postgres.url`.
+    Postgres,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct StorageSettings {
+    pub backend: Backend,
     pub path: PathBuf,
     pub durability: Durability,
     pub cache_capacity_mb: u64,
+    pub postgres: PostgresSettings,
+}
+
+impl StorageSettings {
+    /// A durable sled store at `path` (restores and tools that build a store directory).
+    pub fn sled_at(path: PathBuf, cache_capacity_mb: u64) -> StorageSettings {
+        let postgres = PostgresSettings { url: String::new(), schema: "cartwright".into(), pool_size: 1 };
+        StorageSettings { backend: Backend::Sled, path, durability: Durability::Durable, cache_capacity_mb, postgres }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PostgresSettings {
+    pub url: String,
+    pub schema: String,
+    pub pool_size: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -292,6 +318,20 @@ impl Settings {
         if self.auth.admin_token == self.auth.fulfillment_token {
             return bad("auth.admin_token and auth.fulfillment_token must differ");
         }
+        if self.storage.backend == Backend::Postgres {
+            let pg = &self.storage.postgres;
+            if pg.url.is_empty() {
+                return bad("storage.backend = \"postgres\" needs storage.postgres.url");
+            }
+            if pg.pool_size == 0 {
+                return bad("storage.postgres.pool_size must be >= 1");
+            }
+            // The schema is spliced into SQL as an identifier: keep it to plain ones.
+            let plain = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+            if pg.schema.is_empty() || pg.schema.len() > 48 || !pg.schema.chars().all(plain) {
+                return bad("storage.postgres.schema must be 1-48 characters of a-z, 0-9 and _");
+            }
+        }
         let server = &self.server;
         if server.header_read_timeout_ms == 0
             || server.body_read_timeout_ms == 0
@@ -396,9 +436,9 @@ mod tests {
     fn an_unknown_key_in_a_file_is_refused_with_the_closest_known_one() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("local.toml");
-        std::fs::write(&file, "[storage]\nbackend = \"postgres\"\n[server]\nshutdown_grace = 3\n").unwrap();
+        std::fs::write(&file, "[storage]\nbakend = \"postgres\"\n[server]\nshutdown_grace = 3\n").unwrap();
         let err = Settings::load_from(file.to_str(), None).unwrap_err().to_string();
-        assert!(err.contains("unknown setting storage.backend (did you mean storage.path?)"), "{err}");
+        assert!(err.contains("unknown setting storage.bakend (did you mean storage.backend?)"), "{err}");
         assert!(
             err.contains("unknown setting server.shutdown_grace (did you mean server.shutdown_grace_secs?)"),
             "{err}"
@@ -408,10 +448,10 @@ mod tests {
 
     #[test]
     fn an_unknown_environment_variable_is_refused_naming_it() {
-        let err = Settings::load_from(None, env(&[("CARTWRIGHT__STORAGE__BACKEND", "postgres")])).unwrap_err();
+        let err = Settings::load_from(None, env(&[("CARTWRIGHT__STORAGE__BAKEND", "postgres")])).unwrap_err();
         let err = err.to_string();
-        assert!(err.contains("unknown setting storage.backend (did you mean storage.path?)"), "{err}");
-        assert!(err.contains("environment variable CARTWRIGHT__STORAGE__BACKEND"), "{err}");
+        assert!(err.contains("unknown setting storage.bakend (did you mean storage.backend?)"), "{err}");
+        assert!(err.contains("environment variable CARTWRIGHT__STORAGE__BAKEND"), "{err}");
         // A whole section that does not exist gets no far-fetched hint.
         let err = Settings::load_from(None, env(&[("CARTWRIGHT__QUEUE__KIND", "kafka")])).unwrap_err();
         assert!(err.to_string().starts_with("unknown setting queue.kind from"), "{err}");

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Durability, StorageSettings};
+use crate::config::StorageSettings;
 use crate::store::{Importer, Store, StoreError};
 pub use format::{Header, TreeSummary};
 
@@ -176,8 +176,7 @@ pub fn restore(from: &Path, to: &Path) -> Result<Summary, BackupError> {
 }
 
 fn build(input: &mut BufReader<File>, staging: &Path) -> Result<(Header, Vec<TreeSummary>), BackupError> {
-    let settings =
-        StorageSettings { path: staging.to_path_buf(), durability: Durability::Durable, cache_capacity_mb: 64 };
+    let settings = StorageSettings::sled_at(staging.to_path_buf(), 64);
     let mut importer = Importer::create(&settings)?;
     let decoded = format::decode(input, |tree, key, value| Ok(importer.insert(tree, key, value)?))?;
     importer.finish()?;
@@ -231,7 +230,7 @@ mod tests {
     }
 
     fn settings(path: &Path) -> StorageSettings {
-        StorageSettings { path: path.to_path_buf(), durability: Durability::Durable, cache_capacity_mb: 8 }
+        StorageSettings::sled_at(path.to_path_buf(), 8)
     }
 
     /// A store holding a few records in one of our tables, in a tree no table of this

@@ -1,6 +1,6 @@
 //! Refusing settings nobody reads. The embedded `default.toml` names every key, so any other
 //! key in the merged layers is a typo (`storage.pth`) or a setting that does not exist
-//! (`CARTWRIGHT__STORAGE__BACKEND`); starting anyway would run with the default the operator
+//! (`CARTWRIGHT__QUEUE__KIND`); starting anyway would run with the default the operator
 //! meant to replace.
 
 use std::collections::BTreeSet;

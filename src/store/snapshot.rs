@@ -124,8 +124,10 @@ mod tests {
     #[test]
     fn a_snapshot_sees_every_write_set_whole_while_writers_keep_committing() {
         let dir = tempfile::tempdir().unwrap();
-        let settings =
-            StorageSettings { path: dir.path().to_path_buf(), durability: Durability::Relaxed, cache_capacity_mb: 8 };
+        let settings = StorageSettings {
+            durability: Durability::Relaxed,
+            ..StorageSettings::sled_at(dir.path().to_path_buf(), 8)
+        };
         let store = Store::open(&settings).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..2u64)

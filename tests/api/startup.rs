@@ -5,10 +5,10 @@ use crate::helpers::*;
 #[test]
 fn a_misspelt_setting_stops_the_server_naming_the_closest_key() {
     let dir = tempfile::tempdir().unwrap();
-    let (status, output) = ServerProcess::run_to_exit(dir.path(), &[("CARTWRIGHT__STORAGE__BACKEND", "postgres")]);
+    let (status, output) = ServerProcess::run_to_exit(dir.path(), &[("CARTWRIGHT__STORAGE__BAKEND", "postgres")]);
     assert!(!status.success(), "{output}");
-    assert!(output.contains("unknown setting storage.backend (did you mean storage.path?)"), "{output}");
-    assert!(output.contains("CARTWRIGHT__STORAGE__BACKEND"), "{output}");
+    assert!(output.contains("unknown setting storage.bakend (did you mean storage.backend?)"), "{output}");
+    assert!(output.contains("CARTWRIGHT__STORAGE__BAKEND"), "{output}");
     assert!(!output.contains("listening on"), "{output}");
 }
 
