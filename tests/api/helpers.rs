@@ -1,11 +1,13 @@
 //! `spawn_app()` and a client with one method per request, in the zero-to-production style.
 
+use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cartwright::config::Settings;
+use cartwright::config::{Backend, Settings};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -50,7 +52,72 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     s.notifications.max_backoff_ms = 100;
     s.notifications.poll_interval_ms = 20;
     s.orders.expiry_check_interval_ms = 50;
+    if let Some(url) = postgres_url() {
+        use_postgres(&mut s, &url, dir.path());
+    }
     s
+}
+
+/// Set to a PostgreSQL URL, every test server stores in that database instead of sled
+/// (see main.rs); `.ci/postgres.sh` starts one and sets it.
+pub const POSTGRES_URL_VAR: &str = "CARTWRIGHT_TEST_POSTGRES_URL";
+
+/// The database the suite runs against, when [`POSTGRES_URL_VAR`] is set (and not empty).
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR).ok().filter(|url| !url.is_empty())
+}
+
+/// Points `s` at the PostgreSQL store at `url`, in the schema of the store directory `dir`.
+fn use_postgres(s: &mut Settings, url: &str, dir: &Path) {
+    s.storage.backend = Backend::Postgres;
+    s.storage.postgres.url = url.to_string();
+    s.storage.postgres.schema = postgres_schema(dir);
+    // Tests run in parallel, several servers each: keep well under max_connections.
+    s.storage.postgres.pool_size = 2;
+}
+
+/// The same for the real binary, as `CARTWRIGHT__...` variables (none without PostgreSQL).
+fn postgres_env(dir: &Path) -> Vec<(&'static str, String)> {
+    let Some(url) = postgres_url() else { return Vec::new() };
+    vec![
+        ("CARTWRIGHT__STORAGE__BACKEND", "postgres".to_string()),
+        ("CARTWRIGHT__STORAGE__POSTGRES__URL", url),
+        ("CARTWRIGHT__STORAGE__POSTGRES__SCHEMA", postgres_schema(dir)),
+        ("CARTWRIGHT__STORAGE__POSTGRES__POOL_SIZE", "2".to_string()),
+    ]
+}
+
+/// The PostgreSQL schema that stands for the store directory `dir`: its path under the temp
+/// directory, lower-cased, anything but a-z, 0-9 and _ as _, after `t_`. Derived, not drawn,
+/// so a restart on the same directory finds the same data; temp directories are unique, so
+/// no two tests share any. Past the 48 characters a schema name may have, a hash of the whole
+/// path keeps it unique.
+pub fn postgres_schema(dir: &Path) -> String {
+    let relative = dir.strip_prefix(std::env::temp_dir()).unwrap_or(dir);
+    let plain = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+    let name: String =
+        relative.to_string_lossy().to_lowercase().chars().map(|c| if plain(c) { c } else { '_' }).collect();
+    let schema = format!("t_{name}");
+    if schema.len() <= 48 {
+        return schema;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    relative.hash(&mut hasher);
+    format!("{}_{:016x}", &schema[..31], hasher.finish())
+}
+
+/// For a test about sled's own files, which PostgreSQL does not have: true (skip the test,
+/// saying so on stderr) when the suite runs against PostgreSQL. Use:
+/// `if sled_only("the_test_name", "why it is about sled's files") { return; }`.
+pub fn sled_only(test: &str, why: &str) -> bool {
+    if postgres_url().is_none() {
+        return false;
+    }
+    // Straight to the process's stderr: the test harness captures `eprintln!`, and the log
+    // of a run must show what it skipped.
+    let line = format!("SKIPPED on postgres: {test} ({why})\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    true
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -360,12 +427,14 @@ impl ServerProcess {
         Self::start_with(dir, &[])
     }
 
-    /// With extra `CARTWRIGHT__...` variables (they win over the test defaults).
+    /// With extra `CARTWRIGHT__...` variables (they win over the test defaults). `dir` is the
+    /// sled directory, or under PostgreSQL what names the schema.
     pub fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> ServerProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cartwright"));
         let mut child = command
             .env("CARTWRIGHT__SERVER__ADDR", "127.0.0.1:0")
             .env("CARTWRIGHT__STORAGE__PATH", dir)
+            .envs(postgres_env(dir))
             .env("CARTWRIGHT__AUTH__ADMIN_TOKEN", ADMIN)
             .env("CARTWRIGHT__AUTH__FULFILLMENT_TOKEN", FULFILLMENT)
             .env("CARTWRIGHT__AUTH__ARGON2_MEMORY_KIB", "1024")
@@ -416,6 +485,7 @@ impl ServerProcess {
     pub fn run_to_exit(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cartwright"))
             .env("CARTWRIGHT__STORAGE__PATH", dir)
+            .envs(postgres_env(dir))
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -658,4 +728,31 @@ pub async fn retrying_checkout_with(
     let saga_id = body["saga_id"].as_str().unwrap().to_string();
     app.saga_reaches(&saga_id, "RETRYING").await;
     (c, p, saga_id)
+}
+
+#[test]
+fn each_store_directory_has_its_own_postgres_schema_for_good() {
+    let valid = |s: &str| {
+        s.len() <= 48
+            && s.starts_with("t_")
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let schema = postgres_schema(a.path());
+    assert!(valid(&schema) && schema.starts_with("t__tmp"), "{schema}");
+    assert_eq!(schema, postgres_schema(a.path()), "a restart finds the same schema");
+    assert_ne!(schema, postgres_schema(b.path()));
+    let store = a.path().join("Store.v2");
+    assert_eq!(postgres_schema(&store), format!("{schema}_store_v2"));
+
+    let long = |end: &str| a.path().join("a-directory-whose-name-is-far-too-long-for-a-schema").join(end);
+    let (one, two) = (postgres_schema(&long("one")), postgres_schema(&long("two")));
+    assert!(valid(&one) && valid(&two) && one.len() == 48, "{one} {two}");
+    assert_ne!(one, two, "past 48 characters the hash keeps them apart");
+
+    let mut settings = test_settings(&a);
+    use_postgres(&mut settings, "postgres://u:p@127.0.0.1:55432/db", a.path());
+    let pg = &settings.storage.postgres;
+    assert_eq!(settings.storage.backend, Backend::Postgres);
+    assert_eq!((pg.url.as_str(), pg.schema.as_str(), pg.pool_size), ("postgres://u:p@127.0.0.1:55432/db", &*schema, 2));
 }
