@@ -73,7 +73,11 @@ async fn the_largest_accepted_inputs_never_reach_unsynced_blob_files() {
     let (status, answer) = app.webhook_signed("payment", PAYMENT_SECRET, None, &body).await;
     assert_eq!(status, 202, "{answer}");
 
-    assert_eq!(blob_files(&app), Vec::<String>::new(), "acknowledged records in sled's unsynced blobs/");
+    // PostgreSQL has no blobs/ (its data is not in this directory); the largest inputs must
+    // still be accepted and read back whole, so the rest runs on both.
+    if postgres_url().is_none() {
+        assert_eq!(blob_files(&app), Vec::<String>::new(), "acknowledged records in sled's unsynced blobs/");
+    }
     // The workload did write records near the limits, and every one stayed within the bound.
     let metrics = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
     let largest: usize = metrics
