@@ -3,6 +3,8 @@
 //! reading a single saga record (every saga has a type entry; FAILED and ABORTED ones also
 //! a state entry, see [`super::saga_index`]); and the outbox's backlog.
 
+use std::ops::Bound;
+
 use super::tables::{split_listing_key, ListingFilter};
 use super::{Store, StoreError, Table};
 use crate::domain::time::Timestamp;
@@ -12,7 +14,7 @@ impl Store {
     /// Every saga's (type, id) from its type entry, in index order; `visit` answers false to stop.
     pub fn each_saga_by_type(&self, mut visit: impl FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
         let family = ListingFilter::SagaType("").prefix()[0];
-        for kv in self.tree(Table::SagasByFilter).scan_prefix([family]) {
+        for kv in self.entries(Table::SagasByFilter, super::prefix_bounds(&[family]), false, 1024) {
             let (key, _) = kv?;
             if let Some((_, saga_type, id)) = split_listing_key(&key) {
                 if !visit(saga_type, id) {
@@ -33,16 +35,13 @@ impl Store {
     /// Queued notifications (due now or waiting for a retry), and when the most overdue one
     /// fell due, if one has. Reads the due index's keys: proportional to the backlog.
     pub fn outbox_backlog(&self, now: Timestamp) -> Result<(u64, Option<Timestamp>), StoreError> {
-        let tree = self.tree(Table::OutboxDue);
-        let first_due = match tree.first()? {
-            Some((key, _)) => {
-                key.get(..8).and_then(|b| b.try_into().ok()).map(|b| Timestamp(u64::from_be_bytes(b) as i64))
+        let (mut queued, mut first_due) = (0, None);
+        for kv in self.entries(Table::OutboxDue, (Bound::Unbounded, Bound::Unbounded), false, 1024) {
+            let (key, _) = kv?;
+            if queued == 0 {
+                first_due =
+                    key.get(..8).and_then(|b| b.try_into().ok()).map(|b| Timestamp(u64::from_be_bytes(b) as i64));
             }
-            None => None,
-        };
-        let mut queued = 0;
-        for key in tree.iter().keys() {
-            key?;
             queued += 1;
         }
         Ok((queued, first_due.filter(|due| *due <= now)))

@@ -2,11 +2,13 @@
 //! step with a change (in the same write set, never a separate one), and the one-time
 //! backfill of an index that a store written by an older build does not have yet.
 
+use std::ops::Bound;
+
 use super::codec::Record;
 use super::keys::{self, saga_owner_prefix, webhook_order_key, SagaOwner};
 use super::records::{AuditEntry, EventRecord, Notification, WebhookEvent};
 use super::tables::{ListingFilter, Table};
-use super::{StoreError, WriteSet};
+use super::{Store, StoreError, WriteSet};
 use crate::domain::events::DomainEvent;
 use crate::domain::order::Order;
 use crate::saga::{SagaInstance, SagaState};
@@ -209,52 +211,50 @@ const BACKFILLS: [Backfill; 7] = [
 ];
 
 /// Builds every index that is empty while the table implying its entries is not (a store
-/// written before the index existed), from the main table in batches; runs on open, before any write is
-/// accepted, so nothing changes under it. A build is marked under way in
-/// [`Table::IndexBuilds`] until its entries are flushed: one cut short by a crash (its index
-/// no longer empty) is done again, with the same entries, on the next open.
-pub(super) fn backfill(db: &sled::Db, trees: &[sled::Tree]) -> Result<(), StoreError> {
-    let under_way = &trees[Table::IndexBuilds as usize];
+/// written before the index existed), from the main table in batches of durable write
+/// sets; runs on open, before any write is accepted, so nothing changes under it. A build
+/// is marked under way in [`Table::IndexBuilds`] until its last entries are durable: one cut
+/// short by a crash (its index no longer empty) is done again, with the same entries, on
+/// the next open. Through the store's own reads and commits, so on either backend.
+pub(super) fn backfill(store: &Store) -> Result<(), StoreError> {
+    let everything = || (Bound::Unbounded, Bound::Unbounded);
+    let holds_rows = |t: Table| -> Result<bool, StoreError> {
+        Ok(store.entries(t, everything(), false, 1).next().transpose()?.is_some())
+    };
     for b in &BACKFILLS {
         let marker = b.index.name().as_bytes();
-        let (implied_by, index) = (&trees[b.implied_by as usize], &trees[b.index as usize]);
-        let unfinished = under_way.contains_key(marker)?;
-        if !unfinished && (implied_by.is_empty() || !index.is_empty()) {
+        let unfinished = store.contains(Table::IndexBuilds, marker)?;
+        if !unfinished && (!holds_rows(b.implied_by)? || holds_rows(b.index)?) {
             continue;
         }
         tracing::info!(index = b.index.name(), from = b.main.name(), "building index from existing rows");
-        under_way.insert(marker, &[])?;
-        db.flush()?;
-        let rows = backfill_one(b, trees)?;
-        db.flush()?;
-        under_way.remove(marker)?;
-        db.flush()?;
+        durably(store, WriteSet::new().put_key(Table::IndexBuilds, marker))?;
+        let (mut batch, mut rows, mut pending) = (WriteSet::new(), 0, 0);
+        for kv in store.entries(b.main, everything(), false, 1024) {
+            let (k, v) = kv?;
+            match (b.entries)(&k, &v) {
+                Ok(entries) => batch = entries.into_iter().fold(batch, |ws, e| ws.put_key(b.index, e)),
+                // A row this build cannot read stays out of the listings, as it would anyway.
+                Err(e) => tracing::warn!(table = b.main.name(), error = %e, "row left out of the index"),
+            }
+            rows += 1;
+            pending += 1;
+            if pending == BACKFILL_BATCH {
+                durably(store, std::mem::take(&mut batch))?;
+                pending = 0;
+                tracing::info!(index = b.index.name(), rows, "building index: rows so far");
+            }
+        }
+        durably(store, batch)?;
+        durably(store, WriteSet::new().delete(Table::IndexBuilds, marker))?;
         tracing::info!(index = b.index.name(), rows, "index built");
     }
     Ok(())
 }
 
-fn backfill_one(b: &Backfill, trees: &[sled::Tree]) -> Result<usize, StoreError> {
-    let (main, index) = (&trees[b.main as usize], &trees[b.index as usize]);
-    let mut batch = sled::Batch::default();
-    let (mut rows, mut pending) = (0, 0);
-    for kv in main.iter() {
-        let (k, v) = kv?;
-        match (b.entries)(&k, &v) {
-            Ok(entries) => entries.into_iter().for_each(|e| batch.insert(e, &[])),
-            // A row this build cannot read stays out of the listings, as it would anyway.
-            Err(e) => tracing::warn!(table = b.main.name(), error = %e, "row left out of the index"),
-        }
-        rows += 1;
-        pending += 1;
-        if pending == BACKFILL_BATCH {
-            index.apply_batch(std::mem::take(&mut batch))?;
-            pending = 0;
-            tracing::info!(index = b.index.name(), rows, "building index: rows so far");
-        }
-    }
-    index.apply_batch(batch)?;
-    Ok(rows)
+/// Commits `ws` and waits until it is durable (on open, before any async caller exists).
+fn durably(store: &Store, ws: WriteSet) -> Result<(), StoreError> {
+    futures::executor::block_on(store.commit(ws))
 }
 
 #[cfg(test)]

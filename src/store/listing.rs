@@ -22,15 +22,9 @@ impl Store {
         prefix: &'a [u8],
         after: Option<&[u8]>,
     ) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + 'a {
-        let start = match after {
-            Some(a) => Bound::Excluded([prefix, a].concat()),
-            None => Bound::Included(prefix.to_vec()),
-        };
-        self.tree(table)
-            .range::<Vec<u8>, _>((start, Bound::Unbounded))
-            .map(|kv| kv.map(|(k, _)| k.to_vec()).map_err(StoreError::from))
-            .take_while(move |k| k.as_ref().map_or(true, |k| k.starts_with(prefix)))
-            .map(move |k| k.map(|k| k[prefix.len()..].to_vec()))
+        let (start, end) = super::prefix_bounds(prefix);
+        let start = after.map_or(start, |a| Bound::Excluded([prefix, a].concat()));
+        self.entries(table, (start, end), false, 64).map(move |kv| kv.map(|(k, _)| k[prefix.len()..].to_vec()))
     }
 
     /// A page of `table` itself, in key order, after the key `after`.

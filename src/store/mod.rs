@@ -1,11 +1,16 @@
-//! The only code that touches sled. Named tables (sled trees), typed records encoded with
+//! The only code that touches the database. Named tables, typed records encoded with
 //! bincode 2 behind a one-byte version tag, and group commit: a [`WriteSet`] (state,
 //! domain events, audit rows, queued notifications) is applied atomically by one committer
-//! thread together with whatever else is waiting, made durable with `flush()` plus an
-//! `fdatasync` of sled's data file, and only then is its [`CommitTicket`] resolved.
-//! Between two groups the committer can also run a reader ([`Store::snapshot`]), which
-//! then sees the whole store at one instant: how backups are taken.
+//! thread together with whatever else is waiting, made durable, and only then is its
+//! [`CommitTicket`] resolved. Between two groups the committer can also run a reader
+//! ([`Store::snapshot`]), which then sees the whole store at one instant: how backups are
+//! taken.
+//!
+//! Two backends hold the tables: sled, embedded under `storage.path` (the default), and
+//! PostgreSQL (`storage.backend = "postgres"`), one table per [`Table`]. Everything above
+//! this module sees the same [`Store`] either way.
 
+mod backend;
 mod codec;
 mod committer;
 mod files;
@@ -13,18 +18,20 @@ mod gauges;
 mod indexes;
 pub mod keys;
 mod listing;
+mod plan;
+mod postgres;
 mod records;
 pub mod retained;
+mod sled_backend;
 mod snapshot;
 mod tables;
 mod walk;
 mod writeset;
 
-use std::path::Path;
+use std::ops::Bound;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 pub use codec::{decode_version, Record};
 pub use committer::FAIL_STOP_EXIT_CODE;
@@ -43,7 +50,9 @@ pub use tables::{ListingFilter, Table};
 pub use walk::Walk;
 pub use writeset::{CommitTicket, WriteSet};
 
-use crate::config::{Durability, StorageSettings};
+use crate::config::{Backend as BackendKind, StorageSettings};
+use backend::Backend;
+use committer::GroupWriter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,6 +68,14 @@ pub enum StoreError {
     /// A record of the write set would exceed [`MAX_RECORD_BYTES`]; nothing was applied.
     #[error("a {table} record of {bytes} bytes exceeds the record size limit")]
     TooLarge { table: &'static str, bytes: usize },
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The PostgreSQL schema was written by a newer build (its migrations are unknown here).
+    #[error("the store's schema is at version {found}; this build knows up to {known}")]
+    SchemaTooNew { found: i32, known: i32 },
+    /// Something only the other backend does (a snapshot of a PostgreSQL store).
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error("the store is shut down")]
     Closed,
 }
@@ -70,8 +87,7 @@ pub struct Store {
 }
 
 struct Inner {
-    db: sled::Db,
-    trees: Vec<sled::Tree>,
+    backend: Box<dyn Backend>,
     submit: Mutex<Option<mpsc::Sender<committer::Task>>>,
     committer: Mutex<Option<JoinHandle<()>>>,
     /// Woken after every commit that queued a notification, so delivery starts at once.
@@ -80,41 +96,47 @@ struct Inner {
     pub(crate) events_signal: Arc<tokio::sync::Notify>,
 }
 
+impl Drop for Inner {
+    /// The committer goes before the backend it writes through (a PostgreSQL backend's
+    /// runtime must outlive the group in flight).
+    fn drop(&mut self) {
+        if let Ok(mut submit) = self.submit.lock() {
+            submit.take();
+        }
+        if let Some(handle) = self.committer.lock().ok().and_then(|mut h| h.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
 impl Store {
     pub fn open(settings: &StorageSettings) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(&settings.path)?;
-        let db = open_with_retry(&settings.path, settings.cache_capacity_mb)?;
-        let trees = Table::ALL.iter().map(|t| db.open_tree(t.name())).collect::<Result<Vec<_>, _>>()?;
-        indexes::backfill(&db, &trees)?;
-        db.flush()?;
-        let data_file = std::fs::File::open(settings.path.join("db"))?;
-        data_file.sync_data()?;
-        files::sync_layout(&settings.path)?;
-        let mut blobs = files::BlobSyncer::new(&settings.path);
-        blobs.sync_new()?;
+        let (backend, writer, seqs): (Box<dyn Backend>, Box<dyn GroupWriter>, _) = match settings.backend {
+            BackendKind::Sled => {
+                let (backend, writer, seqs) = sled_backend::open(settings)?;
+                (Box::new(backend), Box::new(writer), seqs)
+            }
+            BackendKind::Postgres => {
+                let (backend, writer, seqs) = postgres::open(settings)?;
+                (Box::new(backend), Box::new(writer), seqs)
+            }
+        };
         let outbox_signal = Arc::new(tokio::sync::Notify::new());
         let events_signal = Arc::new(tokio::sync::Notify::new());
         let (tx, rx) = mpsc::channel();
-        let worker = committer::Committer::new(
-            db.clone(),
-            trees.clone(),
-            data_file,
-            blobs,
-            settings.durability == Durability::Durable,
-            outbox_signal.clone(),
-            events_signal.clone(),
-        )?;
+        let worker = committer::Committer::new(writer, seqs, outbox_signal.clone(), events_signal.clone());
         let handle = std::thread::Builder::new().name("store-committer".into()).spawn(move || worker.run(rx))?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
-                db,
-                trees,
+                backend,
                 submit: Mutex::new(Some(tx)),
                 committer: Mutex::new(Some(handle)),
                 outbox_signal,
                 events_signal,
             }),
-        })
+        };
+        indexes::backfill(&store)?;
+        Ok(store)
     }
 
     /// Queues `ws` behind every earlier write set, in submission order. The write is applied
@@ -137,17 +159,24 @@ impl Store {
         read: impl FnOnce(&Snapshot) -> R + Send + 'static,
     ) -> Result<R, StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        let task = committer::Task::Read(Box::new(move |db: &sled::Db| {
+        let task = committer::Task::Read(Box::new(move |snapshot: Option<&Snapshot>| {
+            let Some(snapshot) = snapshot else {
+                let _ = tx.send(None);
+                return;
+            };
             // A panicking reader must not take the committer, and every later write, down.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&Snapshot { db })));
-            let _ = tx.send(result);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(snapshot)));
+            let _ = tx.send(Some(result));
         }));
         if !self.submit(task) {
             return Err(StoreError::Closed);
         }
         match rx.recv() {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Ok(Some(Ok(value))) => Ok(value),
+            Ok(Some(Err(panic))) => std::panic::resume_unwind(panic),
+            Ok(None) => Err(StoreError::Unsupported(
+                "this store cannot be snapshotted by Cartwright: back up a PostgreSQL store with its own tools (pg_dump, base backups)",
+            )),
             Err(_) => Err(StoreError::Closed),
         }
     }
@@ -190,30 +219,29 @@ impl Store {
     /// By table and raw key: for keys read back from a table (sweeps, index walks); any other
     /// key is built by [`keys`] and read with [`Store::load`].
     pub fn get<T: Record>(&self, table: Table, key: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.tree(table).get(key)? {
+        match self.inner.backend.get(table, key)? {
             Some(bytes) => Ok(Some(T::decode(table, &bytes)?)),
             None => Ok(None),
         }
     }
 
     pub fn contains(&self, table: Table, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.tree(table).contains_key(key)?)
+        Ok(self.inner.backend.get(table, key)?.is_some())
     }
 
     /// Records whose key starts with `prefix`, in key order.
     pub fn scan_prefix<T: Record>(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
-        self.tree(table)
-            .scan_prefix(prefix)
+        self.entries(table, prefix_bounds(prefix), false, 256)
             .map(|kv| {
                 let (k, v) = kv?;
-                Ok((k.to_vec(), T::decode(table, &v)?))
+                Ok((k, T::decode(table, &v)?))
             })
             .collect()
     }
 
     /// Keys starting with `prefix`, in order, up to `limit`.
     pub fn scan_prefix_keys(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.tree(table).scan_prefix(prefix).take(limit).map(|kv| Ok(kv?.0.to_vec())).collect()
+        self.entries(table, prefix_bounds(prefix), false, limit).take(limit).map(|kv| Ok(kv?.0)).collect()
     }
 
     /// Up to `limit` records with key strictly greater than `after` (or from the start).
@@ -223,22 +251,34 @@ impl Store {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
-        let tree = self.tree(table);
-        let iter = match after {
-            Some(a) => tree.range::<&[u8], _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
-            None => tree.iter(),
-        };
-        iter.take(limit)
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_vec()));
+        self.entries(table, (lower, Bound::Unbounded), false, limit)
+            .take(limit)
             .map(|kv| {
                 let (k, v) = kv?;
-                Ok((k.to_vec(), T::decode(table, &v)?))
+                Ok((k, T::decode(table, &v)?))
             })
             .collect()
     }
 
     /// Keys in `[from, to)`, in order, up to `limit` (used for time-ordered indexes).
     pub fn keys_between(&self, table: Table, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.tree(table).range(from..to).take(limit).map(|kv| Ok(kv?.0.to_vec())).collect()
+        let bounds = (Bound::Included(from.to_vec()), Bound::Excluded(to.to_vec()));
+        self.entries(table, bounds, false, limit).take(limit).map(|kv| Ok(kv?.0)).collect()
+    }
+
+    /// The entries between two bounds, lazily; nothing for an empty or inverted range.
+    fn entries(
+        &self,
+        table: Table,
+        (lower, upper): (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        reverse: bool,
+        chunk: usize,
+    ) -> backend::Entries<'_> {
+        if empty_range(&lower, &upper) {
+            return Box::new(std::iter::empty());
+        }
+        self.inner.backend.range(table, lower, upper, reverse, chunk.clamp(1, 1024))
     }
 
     pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
@@ -257,39 +297,34 @@ impl Store {
         if let Some(handle) = self.inner.committer.lock().ok().and_then(|mut h| h.take()) {
             let _ = handle.join();
         }
-        self.inner.db.flush()?;
-        Ok(())
-    }
-
-    fn tree(&self, table: Table) -> &sled::Tree {
-        &self.inner.trees[table as usize]
+        self.inner.backend.close()
     }
 }
 
-/// sled holds a file lock; a process that just closed the same directory may still be
-/// letting go of it for a moment (in-process restarts in tests), so retry briefly.
-fn open_with_retry(path: &Path, cache_mb: u64) -> Result<sled::Db, StoreError> {
-    let mut attempts = 0;
-    loop {
-        let result = sled::Config::new()
-            .path(path)
-            .segment_size(files::segment_size(path))
-            .cache_capacity(cache_mb * 1024 * 1024)
-            .mode(sled::Mode::HighThroughput)
-            .open();
-        match result {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e)) if is_lock_held(&e) && attempts < 100 => {
-                attempts += 1;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => return Err(e.into()),
+/// The keys that start with `prefix`.
+fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    (Bound::Included(prefix.to_vec()), prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded))
+}
+
+/// The first key after every key that starts with `prefix` (`None`: there is none).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
         }
     }
+    None
 }
 
-/// sled reports a held lock as a plain `Other` error whose only trace of the cause is its
-/// text (sled 0.34 `config.rs`: "could not acquire lock on ..."), so that text is the signal.
-fn is_lock_held(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().starts_with("could not acquire lock")
+/// Whether no key lies between the bounds (sled refuses such a range).
+fn empty_range(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
+    match (lower, upper) {
+        (Bound::Included(l), Bound::Included(u)) => l > u,
+        (Bound::Included(l) | Bound::Excluded(l), Bound::Excluded(u)) | (Bound::Excluded(l), Bound::Included(u)) => {
+            l >= u
+        }
+        _ => false,
+    }
 }

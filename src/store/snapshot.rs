@@ -8,7 +8,8 @@ use std::ops::Deref;
 use std::path::PathBuf;
 
 use super::files::{self, BlobSyncer};
-use super::{open_with_retry, StoreError};
+use super::sled_backend::open_with_retry;
+use super::StoreError;
 use crate::config::StorageSettings;
 
 /// sled's default tree: not one of our tables, but carried like any other tree.

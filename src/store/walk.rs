@@ -4,7 +4,7 @@
 use std::ops::Bound;
 
 use super::codec::Record;
-use super::{Page, Store, StoreError, Table};
+use super::{prefix_end, Page, Store, StoreError, Table};
 
 /// Where a bounded walk reads: the entries under `prefix` in `index` (the whole of `main`
 /// with an empty prefix and `index == main`), between two order keys, in either direction.
@@ -69,42 +69,9 @@ impl Store {
             Bound::Unbounded => prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded),
             b => with_prefix(b),
         };
-        if empty_range(&lower, &upper) {
-            return Box::new(std::iter::empty());
-        }
-        let range = self.tree(table).range::<Vec<u8>, _>((lower, upper));
-        let strip = move |kv: sled::Result<(sled::IVec, sled::IVec)>| {
-            kv.map(|(k, _)| k[prefix.len()..].to_vec()).map_err(StoreError::from)
-        };
-        if reverse {
-            Box::new(range.rev().map(strip))
-        } else {
-            Box::new(range.map(strip))
-        }
+        let strip = move |kv: Result<(Vec<u8>, Vec<u8>), StoreError>| kv.map(|(k, _)| k[prefix.len()..].to_vec());
+        Box::new(self.entries(table, (lower, upper), reverse, 64).map(strip))
     }
-}
-
-/// Whether no key lies between the bounds (sled refuses such a range).
-fn empty_range(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
-    match (lower, upper) {
-        (Bound::Included(l), Bound::Included(u)) => l > u,
-        (Bound::Included(l) | Bound::Excluded(l), Bound::Excluded(u)) | (Bound::Excluded(l), Bound::Included(u)) => {
-            l >= u
-        }
-        _ => false,
-    }
-}
-
-/// The first key after every key that starts with `prefix` (`None`: there is none).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -131,8 +98,8 @@ mod tests {
         assert_eq!(keys(Bound::Excluded(&[1]), Bound::Excluded(&[255]), false), [2, 3]);
         assert_eq!(keys(Bound::Included(&[2]), Bound::Unbounded, true), [255, 3, 2]);
         assert!(keys(Bound::Included(&[3]), Bound::Excluded(&[2]), false).is_empty());
-        assert_eq!(prefix_end(&[1, 255]), Some(vec![2]));
-        assert_eq!(prefix_end(&[255]), None);
+        assert_eq!(crate::store::prefix_end(&[1, 255]), Some(vec![2]));
+        assert_eq!(crate::store::prefix_end(&[255]), None);
         store.close().unwrap();
     }
 

@@ -1,0 +1,28 @@
+//! What a store backend does for reads: every read of [`super::Store`] is one of these two.
+//! Writes go through the committer (see [`super::committer::GroupWriter`]).
+
+use std::ops::Bound;
+
+use super::{StoreError, Table};
+
+/// Key and value pairs of one table, in key order (or reversed), read lazily.
+pub(crate) type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a>;
+
+pub(crate) trait Backend: Send + Sync {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The entries of `table` between the bounds (never an empty or inverted range: the
+    /// caller checks), ascending or with `reverse` descending. `chunk` is how many the
+    /// caller expects to read, so a backend that fetches in batches sizes its first one.
+    fn range(
+        &self,
+        table: Table,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        reverse: bool,
+        chunk: usize,
+    ) -> Entries<'_>;
+
+    /// Called once the committer has stopped: whatever the backend still has to write.
+    fn close(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,245 @@
+//! What a commit group writes, worked out the same way whatever the backend: each write
+//! set's preconditions (a `put_if_absent` key free, every record within
+//! [`MAX_RECORD_BYTES`]), the sequence numbers of its events and audit rows, and the rows
+//! derived from them (the event, audit and outbox indexes). A backend then applies
+//! [`Plan::writes`] in one transaction.
+
+use std::borrow::Cow;
+
+use super::codec::Record;
+use super::files::MAX_RECORD_BYTES;
+use super::indexes::notification_index;
+use super::keys::{self, Key};
+use super::records::EventRecord;
+use super::tables::ListingFilter;
+use super::writeset::{Op, WriteSet};
+use super::{StoreError, Table};
+use crate::domain::time::Timestamp;
+use crate::metrics;
+
+/// A write set's fate: applied, or refused (and not applied at all).
+pub(crate) type Outcome = Result<(), Refused>;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refused {
+    /// A `put_if_absent` found its key taken: the named condition.
+    Conflict(&'static str),
+    /// A record would weigh more than [`MAX_RECORD_BYTES`].
+    TooLarge { table: &'static str, bytes: usize },
+}
+
+impl Refused {
+    pub(crate) fn into_error(self) -> StoreError {
+        match self {
+            Refused::Conflict(tag) => StoreError::Conflict(tag),
+            Refused::TooLarge { table, bytes } => {
+                tracing::error!(table, bytes, limit = MAX_RECORD_BYTES, "write set refused: record too large");
+                StoreError::TooLarge { table, bytes }
+            }
+        }
+    }
+}
+
+/// The next sequence numbers of the event log and the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seqs {
+    pub(crate) event: u64,
+    pub(crate) audit: u64,
+}
+
+/// One row change. `New` rows come from `put_if_absent`: checked free when planned, and a
+/// backend that other writers share inserts them so that a row that appeared since is
+/// noticed rather than overwritten.
+#[derive(Debug)]
+pub(crate) enum Change<'a> {
+    Put(Cow<'a, [u8]>),
+    New(Cow<'a, [u8]>),
+    Delete,
+}
+
+#[derive(Debug)]
+pub(crate) struct Write<'a> {
+    pub(crate) table: Table,
+    pub(crate) key: Cow<'a, [u8]>,
+    pub(crate) change: Change<'a>,
+}
+
+/// The group's writes in order (a later write to a key wins), each write set's outcome, and
+/// the sequence numbers after it.
+pub(crate) struct Plan<'a> {
+    pub(crate) writes: Vec<Write<'a>>,
+    pub(crate) outcomes: Vec<Outcome>,
+    pub(crate) seqs: Seqs,
+}
+
+/// Plans `group` from `seqs`; `exists` says whether a key is in the store as it was before
+/// the group (the plan itself accounts for the group's own earlier writes).
+pub(crate) fn plan<'a>(
+    group: impl IntoIterator<Item = &'a WriteSet>,
+    mut seqs: Seqs,
+    now: Timestamp,
+    mut exists: impl FnMut(Table, &[u8]) -> Result<bool, StoreError>,
+) -> Result<Plan<'a>, StoreError> {
+    let mut plan = Plan { writes: Vec::new(), outcomes: Vec::new(), seqs };
+    for ws in group {
+        let outcome = match refusal(&plan.writes, ws, &mut exists)? {
+            Some(refused) => Err(refused),
+            None => {
+                push_writes(&mut plan.writes, ws, now, &mut seqs);
+                Ok(())
+            }
+        };
+        plan.outcomes.push(outcome);
+    }
+    plan.seqs = seqs;
+    Ok(plan)
+}
+
+/// Why `ws` cannot be applied after `earlier`, if it cannot.
+fn refusal(
+    earlier: &[Write],
+    ws: &WriteSet,
+    exists: &mut impl FnMut(Table, &[u8]) -> Result<bool, StoreError>,
+) -> Result<Option<Refused>, StoreError> {
+    if let Some(refused) = oversized(ws) {
+        return Ok(Some(refused));
+    }
+    for op in &ws.ops {
+        if let Op::PutIfAbsent(table, key, _, tag) = op {
+            // The group's own latest write to the key decides; without one, the store does.
+            let latest = earlier.iter().rev().find(|w| w.table == *table && *w.key == **key);
+            let taken = match latest {
+                Some(w) => !matches!(w.change, Change::Delete),
+                None => exists(*table, key)?,
+            };
+            if taken {
+                return Ok(Some(Refused::Conflict(tag)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn push_writes<'a>(writes: &mut Vec<Write<'a>>, ws: &'a WriteSet, now: Timestamp, seqs: &mut Seqs) {
+    let borrowed = |table: Table, key: &'a [u8], change: Change<'a>| Write { table, key: Cow::Borrowed(key), change };
+    for op in &ws.ops {
+        writes.push(match op {
+            Op::Put(table, key, value) => borrowed(*table, key, Change::Put(Cow::Borrowed(value))),
+            Op::PutIfAbsent(table, key, value, _) => borrowed(*table, key, Change::New(Cow::Borrowed(value))),
+            Op::Delete(table, key) => borrowed(*table, key, Change::Delete),
+        });
+    }
+    let owned = |key: Key, value: Vec<u8>| Write {
+        table: key.table(),
+        key: Cow::Owned(key.into_bytes()),
+        change: Change::Put(Cow::Owned(value)),
+    };
+    for event in &ws.events {
+        let seq = seqs.event;
+        seqs.event += 1;
+        let record = EventRecord { seq, event_type: event.event_type.clone(), at: now, data: event.data.clone() };
+        writes.push(owned(keys::event(seq), record.encode()));
+        if let Some(order) = event.order_id {
+            writes.push(owned(keys::order_event(order, seq), Vec::new()));
+        }
+    }
+    for entry in &ws.audit {
+        let seq = seqs.audit;
+        seqs.audit += 1;
+        let mut entry = entry.clone();
+        entry.at = now;
+        writes.push(owned(keys::audit(seq), entry.encode()));
+        writes.push(owned(keys::audit_entity_row(&entry.entity_type, &entry.entity_id, seq), Vec::new()));
+        let by_type = ListingFilter::AuditType(&entry.entity_type).key(&seq.to_be_bytes());
+        writes.push(Write {
+            table: Table::AuditByType,
+            key: Cow::Owned(by_type),
+            change: Change::Put(Cow::Borrowed(&[])),
+        });
+    }
+    for n in &ws.notifications {
+        writes.push(owned(keys::notification(n.notification_id), n.encode()));
+        writes.push(owned(keys::outbox_due(n.next_attempt_at.0, n.notification_id), Vec::new()));
+        for entry in notification_index(n) {
+            writes.push(Write {
+                table: Table::NotificationsByFilter,
+                key: Cow::Owned(entry),
+                change: Change::Put(Cow::Borrowed(&[])),
+            });
+        }
+    }
+}
+
+/// The first record of `ws` heavier than [`MAX_RECORD_BYTES`] (key, value and, for log
+/// rows, their fixed fields), if any; also tracks the heaviest record seen.
+fn oversized(ws: &WriteSet) -> Option<Refused> {
+    const LOG_ROW_OVERHEAD: usize = 64;
+    let puts = ws.ops.iter().filter_map(|op| match op {
+        Op::Put(table, key, value) | Op::PutIfAbsent(table, key, value, _) => Some((*table, key.len() + value.len())),
+        Op::Delete(..) => None,
+    });
+    let events = ws.events.iter().map(|e| (Table::Events, e.event_type.len() + e.data.len() + LOG_ROW_OVERHEAD));
+    let audit = ws.audit.iter().map(|a| {
+        let text = a.actor.len() + a.action.len() + a.entity_type.len() + a.entity_id.len();
+        (Table::Audit, text + a.before.len() + a.after.len() + LOG_ROW_OVERHEAD)
+    });
+    let outbox = ws.notifications.iter().map(|n| {
+        let text = n.kind.len() + n.to.len() + n.subject.len() + n.payload.len();
+        (Table::Outbox, text + n.last_error.as_ref().map_or(0, String::len) + LOG_ROW_OVERHEAD)
+    });
+    let mut heaviest = 0;
+    let mut refused = None;
+    for (table, bytes) in puts.chain(events).chain(audit).chain(outbox) {
+        heaviest = heaviest.max(bytes);
+        if bytes > MAX_RECORD_BYTES && refused.is_none() {
+            refused = Some(Refused::TooLarge { table: table.name(), bytes });
+        }
+    }
+    metrics::observe_record_bytes(heaviest);
+    refused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys_of(plan: &Plan) -> Vec<(Table, Vec<u8>, bool)> {
+        plan.writes.iter().map(|w| (w.table, w.key.to_vec(), matches!(w.change, Change::Delete))).collect()
+    }
+
+    #[test]
+    fn a_key_taken_by_an_earlier_write_set_of_the_group_refuses_the_later_one_whole() {
+        let first = WriteSet::new().put_if_absent(Table::Cursors, vec![1], &1u32, "one");
+        let second =
+            WriteSet::new().put(Table::Cursors, vec![2], &2u32).put_if_absent(Table::Cursors, vec![1], &3u32, "one");
+        let freed = WriteSet::new().delete(Table::Cursors, vec![1]);
+        let again = WriteSet::new().put_if_absent(Table::Cursors, vec![1], &4u32, "one");
+        let seqs = Seqs { event: 1, audit: 1 };
+        let group = [first, second, freed, again];
+        let plan = plan(&group, seqs, Timestamp::now(), |_, _| Ok(false)).unwrap();
+        let outcomes: Vec<_> = plan.outcomes.iter().map(|o| o.map_err(|r| format!("{r:?}"))).collect();
+        assert_eq!(outcomes, [Ok(()), Err("Conflict(\"one\")".into()), Ok(()), Ok(())]);
+        // The refused write set wrote nothing, not even its first, unconditional put.
+        let want =
+            vec![(Table::Cursors, vec![1], false), (Table::Cursors, vec![1], true), (Table::Cursors, vec![1], false)];
+        assert_eq!(keys_of(&plan), want);
+        assert_eq!(plan.seqs, seqs);
+    }
+
+    #[test]
+    fn a_key_already_in_the_store_refuses_and_events_take_consecutive_seqs() {
+        let taken = WriteSet::new().put_if_absent(Table::Cursors, vec![9], &1u32, "nine");
+        let event = crate::domain::events::DomainEvent::CustomerEmailVerified {
+            customer_id: crate::domain::ids::CustomerId::new(),
+        };
+        let logged = WriteSet::new().event(&event).event(&event);
+        let group = [taken, logged];
+        let plan =
+            plan(&group, Seqs { event: 7, audit: 3 }, Timestamp::now(), |t, k| Ok(t == Table::Cursors && k == [9]))
+                .unwrap();
+        assert!(matches!(plan.outcomes[0], Err(Refused::Conflict("nine"))));
+        assert_eq!(plan.seqs, Seqs { event: 9, audit: 3 });
+        let events: Vec<_> = plan.writes.iter().filter(|w| w.table == Table::Events).map(|w| w.key.to_vec()).collect();
+        assert_eq!(events, [7u64.to_be_bytes().to_vec(), 8u64.to_be_bytes().to_vec()]);
+    }
+}

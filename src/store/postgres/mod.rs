@@ -1,0 +1,307 @@
+//! The PostgreSQL backend (`storage.backend = "postgres"`), on tokio-postgres.
+//!
+//! The store's reads are synchronous (sled answers them in microseconds from memory), so
+//! this backend runs its connections on a small runtime of its own and a read waits for
+//! its answer there: the calling thread blocks for one round trip, never the runtime that
+//! drives the connections. Each of `pool_size` read connections pipelines whatever queries
+//! are in flight on it. Writes come only from the committer, on a connection of its own,
+//! one transaction per group (see [`writer`]).
+
+mod schema;
+mod writer;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::runtime::{Handle, Runtime};
+use tokio_postgres::{Client, NoTls, Statement};
+
+use super::backend::{Backend, Entries};
+use super::plan::Seqs;
+use super::{StoreError, Table};
+use crate::config::{Durability, StorageSettings};
+pub(crate) use writer::PgWriter;
+
+/// Where to connect and which schema holds the tables.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    schema: String,
+}
+
+pub(crate) struct PgBackend {
+    runtime: Option<Runtime>,
+    handle: Handle,
+    target: Arc<Target>,
+    pool: Vec<Mutex<Option<Conn>>>,
+    next: AtomicUsize,
+    statements: Arc<Statements>,
+}
+
+/// One read connection and the statements prepared on it.
+#[derive(Clone)]
+struct Conn {
+    client: Arc<Client>,
+    prepared: Arc<Mutex<HashMap<(Table, Query), Statement>>>,
+}
+
+/// The shapes of query a read makes; each is prepared once per connection and table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Query {
+    Get,
+    Range { lower: Edge, upper: Edge, reverse: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Edge {
+    Open,
+    Included,
+    Excluded,
+}
+
+fn edge(b: &Bound<Vec<u8>>) -> Edge {
+    match b {
+        Bound::Unbounded => Edge::Open,
+        Bound::Included(_) => Edge::Included,
+        Bound::Excluded(_) => Edge::Excluded,
+    }
+}
+
+/// The SQL text of each query shape, per schema.
+struct Statements {
+    schema: String,
+}
+
+impl Statements {
+    fn sql(&self, table: Table, query: Query) -> String {
+        let name = schema::qualified(&self.schema, table);
+        match query {
+            Query::Get => format!("SELECT v FROM {name} WHERE k = $1"),
+            Query::Range { lower, upper, reverse } => {
+                let mut conditions = Vec::new();
+                let mut n = 0;
+                for (edge, incl, excl) in [(lower, ">=", ">"), (upper, "<=", "<")] {
+                    let op = match edge {
+                        Edge::Open => continue,
+                        Edge::Included => incl,
+                        Edge::Excluded => excl,
+                    };
+                    n += 1;
+                    conditions.push(format!("k {op} ${n}"));
+                }
+                let filter =
+                    if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+                let order = if reverse { "DESC" } else { "ASC" };
+                format!("SELECT k, v FROM {name}{filter} ORDER BY k {order} LIMIT ${}", n + 1)
+            }
+        }
+    }
+}
+
+/// Opens the database: applies migrations, opens the read pool and the committer's
+/// connection, and reads where the event and audit logs go on.
+pub(crate) fn open(settings: &StorageSettings) -> Result<(PgBackend, PgWriter, Seqs), StoreError> {
+    let pg = &settings.postgres;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("store-postgres")
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    let target = Arc::new(Target { url: pg.url.clone(), schema: pg.schema.clone() });
+    let durable = settings.durability == Durability::Durable;
+    let t = target.clone();
+    let writer_client = run(&handle, async move {
+        let mut client = connect(&t).await?;
+        schema::migrate(&mut client, &t.schema).await?;
+        // Durable: COMMIT returns once the WAL is flushed (the server's default, made
+        // explicit so a database configured otherwise cannot weaken the promise).
+        let commit = if durable { "on" } else { "off" };
+        client.batch_execute(&format!("SET synchronous_commit = {commit}")).await?;
+        Ok::<_, StoreError>(client)
+    })??;
+    let statements = Arc::new(Statements { schema: pg.schema.clone() });
+    let backend = PgBackend {
+        runtime: Some(runtime),
+        handle: handle.clone(),
+        target,
+        pool: (0..pg.pool_size).map(|_| Mutex::new(None)).collect(),
+        next: AtomicUsize::new(0),
+        statements,
+    };
+    let last = |table| backend.range(table, Bound::Unbounded, Bound::Unbounded, true, 1).next().transpose();
+    let next = |row: Option<(Vec<u8>, Vec<u8>)>| {
+        row.map_or(1, |(k, _)| u64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8])) + 1)
+    };
+    let seqs = Seqs { event: next(last(Table::Events)?), audit: next(last(Table::Audit)?) };
+    tracing::info!(schema = %pg.schema, pool = pg.pool_size, "store on PostgreSQL");
+    Ok((backend, PgWriter::new(handle, writer_client, &pg.schema), seqs))
+}
+
+async fn connect(target: &Target) -> Result<Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(&target.url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Runs `work` on the backend's runtime and waits for it on this thread (which may belong
+/// to another runtime: it only blocks, it never enters this one).
+fn run<T: Send + 'static>(handle: &Handle, work: impl Future<Output = T> + Send + 'static) -> Result<T, StoreError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    rx.recv().map_err(|_| StoreError::Closed)
+}
+
+impl PgBackend {
+    /// A live read connection, round robin; a closed one is replaced.
+    fn conn(&self) -> Result<Conn, StoreError> {
+        let slot = &self.pool[self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len()];
+        let mut held = slot.lock().map_err(|_| StoreError::Closed)?;
+        if let Some(conn) = held.as_ref().filter(|c| !c.client.is_closed()) {
+            return Ok(conn.clone());
+        }
+        let target = self.target.clone();
+        let client = run(&self.handle, async move { connect(&target).await })??;
+        let conn = Conn { client: Arc::new(client), prepared: Arc::default() };
+        *held = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs a read query of shape `query` on `table` with `params`.
+    fn query(&self, table: Table, query: Query, params: Vec<Param>) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let conn = self.conn()?;
+        let sql = self.statements.sql(table, query);
+        run(&self.handle, async move {
+            let cached = conn.prepared.lock().ok().and_then(|p| p.get(&(table, query)).cloned());
+            let statement = match cached {
+                Some(s) => s,
+                None => {
+                    let s = conn.client.prepare(&sql).await?;
+                    if let Ok(mut p) = conn.prepared.lock() {
+                        p.insert((table, query), s.clone());
+                    }
+                    s
+                }
+            };
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
+            Ok(conn.client.query(&statement, &refs).await?)
+        })?
+    }
+}
+
+/// An owned query parameter (the query runs on another thread).
+enum Param {
+    Bytes(Vec<u8>),
+    Limit(i64),
+}
+
+impl Param {
+    fn as_sql(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
+        match self {
+            Param::Bytes(b) => b,
+            Param::Limit(n) => n,
+        }
+    }
+}
+
+impl Backend for PgBackend {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self.query(table, Query::Get, vec![Param::Bytes(key.to_vec())])?;
+        Ok(rows.first().map(|r| r.get::<_, Vec<u8>>(0)))
+    }
+
+    fn range(
+        &self,
+        table: Table,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        reverse: bool,
+        chunk: usize,
+    ) -> Entries<'_> {
+        Box::new(Chunks {
+            backend: self,
+            table,
+            lower,
+            upper,
+            reverse,
+            chunk: chunk.max(1),
+            buffer: VecDeque::new(),
+            done: false,
+        })
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which panics inside another runtime; this does not.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A range read in batches: each batch goes on after the last key of the one before, the
+/// first sized by what the caller expects to read, the next ones doubling up to 1,024.
+struct Chunks<'a> {
+    backend: &'a PgBackend,
+    table: Table,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    reverse: bool,
+    chunk: usize,
+    buffer: VecDeque<(Vec<u8>, Vec<u8>)>,
+    done: bool,
+}
+
+impl Chunks<'_> {
+    fn fetch(&mut self) -> Result<(), StoreError> {
+        let query = Query::Range { lower: edge(&self.lower), upper: edge(&self.upper), reverse: self.reverse };
+        let mut params = Vec::new();
+        for bound in [&self.lower, &self.upper] {
+            if let Bound::Included(k) | Bound::Excluded(k) = bound {
+                params.push(Param::Bytes(k.clone()));
+            }
+        }
+        params.push(Param::Limit(self.chunk as i64));
+        let rows = self.backend.query(self.table, query, params)?;
+        self.done = rows.len() < self.chunk;
+        self.buffer.extend(rows.iter().map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1))));
+        if let Some((last, _)) = self.buffer.back() {
+            let after = Bound::Excluded(last.clone());
+            if self.reverse {
+                self.upper = after;
+            } else {
+                self.lower = after;
+            }
+        }
+        self.chunk = (self.chunk * 2).min(1024);
+        Ok(())
+    }
+}
+
+impl Iterator for Chunks<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffer.is_empty() && !self.done {
+            if let Err(e) = self.fetch() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+        self.buffer.pop_front().map(Ok)
+    }
+}
