@@ -47,7 +47,13 @@ find_bindir() {
     return
   fi
   log "no initdb on this machine: installing Debian's postgresql"
-  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+  # Without its default cluster: the package would otherwise start one on 5432 that outlives CI.
+  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+  fi
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Options::=--force-confold postgresql >&2
   dir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
   [ -x "$dir/initdb" ] || { log "postgresql installed but no initdb found"; exit 1; }
   echo "$dir"
