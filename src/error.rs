@@ -78,6 +78,10 @@ pub enum AppError {
     /// Temporarily unable to serve the request, which was not applied; retrying is safe.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// Something this deployment cannot do (a backup of a PostgreSQL store); says what to
+    /// do instead.
+    #[error("{0}")]
+    NotSupported(&'static str),
     /// A failure on the server's side; its cause is kept for the log (see [`InternalError`]).
     #[error("internal error: {0}")]
     Internal(#[source] InternalError),
@@ -157,6 +161,7 @@ impl AppError {
             | Saga(SagaError::InvalidRetryPolicy(_))
             | Operation(OperationError::UnknownEventType(_)) => 422,
             Internal(_) => 500,
+            NotSupported(_) => 501,
             ShuttingDown | Unavailable(_) | Actor(ActorError::Reloading) | ServerBusy { .. } => 503,
         }
     }
@@ -221,6 +226,7 @@ impl AppError {
             TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             ServerBusy { .. } => "SERVER_BUSY",
             ShuttingDown => "SHUTTING_DOWN",
+            NotSupported(_) => "NOT_SUPPORTED",
             Unavailable(_) | Actor(ActorError::Reloading) => "UNAVAILABLE",
             Internal(_) => "INTERNAL",
         }
@@ -385,6 +391,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> AppError {
         match e {
             StoreError::Closed => AppError::ShuttingDown,
+            StoreError::Unsupported(what) => AppError::NotSupported(what),
             other => AppError::internal("", other),
         }
     }

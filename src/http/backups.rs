@@ -21,7 +21,8 @@ const CHUNK: usize = 256 << 10;
 /// The whole store at one consistent instant, streamed (see `cartwright restore`).
 #[utoipa::path(post, path = "/admin/v1/backups", operation_id = "admin.backups.create", tag = "operators",
     security(("admin_token" = [])),
-    responses((status = 200, description = "The backup file, with `Content-Length`", content_type = "application/octet-stream", body = Vec<u8>)))]
+    responses((status = 200, description = "The backup file, with `Content-Length`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 501, description = "`NOT_SUPPORTED`: the store is on PostgreSQL, backed up with the database's own tools")))]
 pub async fn create(shop: &Shop, req: &Request) -> Reply {
     let actor = auth::admin_actor(shop, req)?;
     let store = shop.store.clone();
