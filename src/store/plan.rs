@@ -75,17 +75,26 @@ pub(crate) struct Plan<'a> {
 /// Plans `group` from `seqs`; `exists` says whether a key is in the store as it was before
 /// the group (the plan itself accounts for the group's own earlier writes).
 pub(crate) fn plan<'a>(
-    group: impl IntoIterator<Item = &'a WriteSet>,
+    group: &[&'a WriteSet],
     mut seqs: Seqs,
     now: Timestamp,
     mut exists: impl FnMut(Table, &[u8]) -> Result<bool, StoreError>,
 ) -> Result<Plan<'a>, StoreError> {
     let mut plan = Plan { writes: Vec::new(), outcomes: Vec::new(), seqs };
+    // Only tables with a must-be-absent key need the group's own writes remembered (a
+    // few keys), not every write of the group.
+    let watched = Watched::of(group);
+    let mut overlay: Vec<(Table, Vec<u8>, bool)> = Vec::new();
     for ws in group {
-        let outcome = match refusal(&plan.writes, ws, &mut exists)? {
+        let outcome = match refusal(&overlay, ws, &mut exists)? {
             Some(refused) => Err(refused),
             None => {
+                let from = plan.writes.len();
                 push_writes(&mut plan.writes, ws, now, &mut seqs);
+                overlay.extend(plan.writes[from..].iter().filter(|w| watched.has(w.table)).map(|w| {
+                    let present = !matches!(w.change, Change::Delete);
+                    (w.table, w.key.to_vec(), present)
+                }));
                 Ok(())
             }
         };
@@ -95,9 +104,28 @@ pub(crate) fn plan<'a>(
     Ok(plan)
 }
 
-/// Why `ws` cannot be applied after `earlier`, if it cannot.
+/// The tables that some `put_if_absent` of the group writes to.
+struct Watched(u64);
+
+impl Watched {
+    fn of(group: &[&WriteSet]) -> Watched {
+        const _: () = assert!(Table::ALL.len() <= 64, "one bit per table");
+        let tables = group.iter().flat_map(|ws| &ws.ops).filter_map(|op| match op {
+            Op::PutIfAbsent(table, ..) => Some(*table as u64),
+            _ => None,
+        });
+        Watched(tables.fold(0, |bits, t| bits | 1 << t))
+    }
+
+    fn has(&self, table: Table) -> bool {
+        self.0 & (1 << table as u64) != 0
+    }
+}
+
+/// Why `ws` cannot be applied after the group's earlier writes to watched tables
+/// (`overlay`: table, key, whether the key is there after the write), if it cannot.
 fn refusal(
-    earlier: &[Write],
+    overlay: &[(Table, Vec<u8>, bool)],
     ws: &WriteSet,
     exists: &mut impl FnMut(Table, &[u8]) -> Result<bool, StoreError>,
 ) -> Result<Option<Refused>, StoreError> {
@@ -107,9 +135,9 @@ fn refusal(
     for op in &ws.ops {
         if let Op::PutIfAbsent(table, key, _, tag) = op {
             // The group's own latest write to the key decides; without one, the store does.
-            let latest = earlier.iter().rev().find(|w| w.table == *table && *w.key == **key);
+            let latest = overlay.iter().rev().find(|(t, k, _)| t == table && k == key);
             let taken = match latest {
-                Some(w) => !matches!(w.change, Change::Delete),
+                Some((_, _, present)) => *present,
                 None => exists(*table, key)?,
             };
             if taken {
@@ -216,6 +244,7 @@ mod tests {
         let again = WriteSet::new().put_if_absent(Table::Cursors, vec![1], &4u32, "one");
         let seqs = Seqs { event: 1, audit: 1 };
         let group = [first, second, freed, again];
+        let group: Vec<&WriteSet> = group.iter().collect();
         let plan = plan(&group, seqs, Timestamp::now(), |_, _| Ok(false)).unwrap();
         let outcomes: Vec<_> = plan.outcomes.iter().map(|o| o.map_err(|r| format!("{r:?}"))).collect();
         assert_eq!(outcomes, [Ok(()), Err("Conflict(\"one\")".into()), Ok(()), Ok(())]);
@@ -234,6 +263,7 @@ mod tests {
         };
         let logged = WriteSet::new().event(&event).event(&event);
         let group = [taken, logged];
+        let group: Vec<&WriteSet> = group.iter().collect();
         let plan =
             plan(&group, Seqs { event: 7, audit: 3 }, Timestamp::now(), |t, k| Ok(t == Table::Cursors && k == [9]))
                 .unwrap();

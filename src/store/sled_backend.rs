@@ -101,7 +101,7 @@ impl GroupWriter for SledWriter {
         // sees exactly what the group starts from.
         let trees = &self.trees;
         let plan =
-            plan(group.iter().copied(), seqs, now, |t, k| Ok(trees[t as usize].contains_key(k)?)).map_err(applying)?;
+            plan(group, seqs, now, |t, k| Ok(trees[t as usize].contains_key(k)?)).map_err(applying)?;
         let result = self.trees.as_slice().transaction(|tx| {
             for w in &plan.writes {
                 let tree = &tx[w.table as usize];

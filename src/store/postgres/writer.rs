@@ -76,7 +76,7 @@ impl PgWriter {
         let schema = self.schema.clone();
         let tx = self.client.transaction().await?;
         let taken = taken_keys(&tx, &schema, group).await?;
-        let plan = plan(group.iter().copied(), seqs, now, |t, k| Ok(taken.contains(&(t, k.to_vec()))))?;
+        let plan = plan(group, seqs, now, |t, k| Ok(taken.contains(&(t, k.to_vec()))))?;
         write(&tx, &schema, &plan).await?;
         tx.commit().await?;
         Ok((plan.outcomes, plan.seqs))
