@@ -1,7 +1,9 @@
 //! Group commit on PostgreSQL: the committer's group becomes one transaction. Keys that
 //! must be absent are read first (one query per table), the group is planned against what
-//! was found, and its writes go as one multi-row statement per table and kind, pipelined
-//! on the connection. `COMMIT` returns once the WAL is flushed (`synchronous_commit`).
+//! was found, and its writes go as one multi-row statement per table and kind. Everything
+//! is pipelined on the connection: a group without such keys is `BEGIN`, its writes and
+//! `COMMIT` in one round trip. `COMMIT` returns once the WAL is flushed
+//! (`synchronous_commit`).
 //! Serialization failures, deadlocks, and a key that another writer inserted since it was
 //! read make the whole group run again; any other error stops the process (fail-stop),
 //! since a group whose `COMMIT` got no answer may or may not have committed.
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, Statement};
 
 use super::super::committer::{GroupFailed, GroupWriter};
 use super::super::plan::{plan, Change, Outcome, Plan, Seqs};
@@ -27,7 +29,59 @@ const MAX_ATTEMPTS: u32 = 20;
 pub(crate) struct PgWriter {
     handle: Handle,
     client: Client,
+    prepared: Prepared,
+}
+
+/// The statements a group runs, by table and kind, prepared once on the writer's connection
+/// (a statement prepared for each use costs a round trip and a parse on the server).
+struct Prepared {
     schema: String,
+    cache: HashMap<(Table, Kind), Statement>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    /// Which of the keys `$1` are taken.
+    Taken,
+    /// Write the rows `($1[i], $2[i])`.
+    Put,
+    /// Insert the rows `($1[i], $2[i])` whose key is free (a row that appeared since it was
+    /// read is left alone, and the count tells).
+    New,
+    /// Delete the keys `$1`.
+    Delete,
+}
+
+impl Prepared {
+    fn sql(&self, table: Table, kind: Kind) -> String {
+        let name = qualified(&self.schema, table);
+        let rows = "SELECT * FROM unnest($1::bytea[], $2::bytea[])";
+        match kind {
+            Kind::Taken => format!("SELECT k FROM {name} WHERE k = ANY($1)"),
+            Kind::Put => format!("INSERT INTO {name} (k, v) {rows} ON CONFLICT (k) DO UPDATE SET v = excluded.v"),
+            Kind::New => format!("INSERT INTO {name} (k, v) {rows} ON CONFLICT (k) DO NOTHING"),
+            Kind::Delete => format!("DELETE FROM {name} WHERE k = ANY($1)"),
+        }
+    }
+
+    /// Prepares whichever of `needed` is not prepared yet.
+    async fn ensure(
+        &mut self,
+        client: &Client,
+        needed: impl IntoIterator<Item = (Table, Kind)>,
+    ) -> Result<(), tokio_postgres::Error> {
+        for key in needed {
+            if !self.cache.contains_key(&key) {
+                let statement = client.prepare(&self.sql(key.0, key.1)).await?;
+                self.cache.insert(key, statement);
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, table: Table, kind: Kind) -> &Statement {
+        &self.cache[&(table, kind)]
+    }
 }
 
 /// Why an attempt did not commit.
@@ -64,22 +118,76 @@ struct TableWrites<'a> {
 
 impl PgWriter {
     pub(super) fn new(handle: Handle, client: Client, schema: &str) -> PgWriter {
-        PgWriter { handle, client, schema: schema.to_string() }
+        PgWriter { handle, client, prepared: Prepared { schema: schema.to_string(), cache: HashMap::new() } }
     }
 
+    /// One try at committing the group. The statements are sent without waiting for each
+    /// other's answers (the connection runs them in order); an error in any of them makes
+    /// PostgreSQL roll the transaction back, `COMMIT` included.
     async fn attempt(
         &mut self,
         group: &[&WriteSet],
         seqs: Seqs,
         now: Timestamp,
     ) -> Result<(Vec<Outcome>, Seqs), Attempt> {
-        let schema = self.schema.clone();
-        let tx = self.client.transaction().await?;
-        let taken = taken_keys(&tx, &schema, group).await?;
-        let plan = plan(group, seqs, now, |t, k| Ok(taken.contains(&(t, k.to_vec()))))?;
-        write(&tx, &schema, &plan).await?;
-        tx.commit().await?;
+        let PgWriter { client, prepared, .. } = self;
+        let wanted = must_be_absent(group);
+        prepared.ensure(client, wanted.keys().map(|t| (*t, Kind::Taken))).await?;
+        let (reader, statements_so_far) = (&*client, &*prepared);
+        let begin = reader.batch_execute("BEGIN");
+        let reads = futures::future::try_join_all(wanted.iter().map(|(table, keys)| async move {
+            let rows = reader.query(statements_so_far.get(*table, Kind::Taken), &[keys]).await?;
+            Ok::<_, tokio_postgres::Error>((*table, rows))
+        }));
+        let (begun, found) = futures::join!(begin, reads);
+        let found = match begun.and(found) {
+            Ok(found) => found,
+            Err(e) => return Err(rolled_back(client, e.into()).await),
+        };
+        let taken: HashSet<(Table, Vec<u8>)> =
+            found.iter().flat_map(|(t, rows)| rows.iter().map(|r| (*t, r.get::<_, Vec<u8>>(0)))).collect();
+        let plan = match plan(group, seqs, now, |t, k| Ok(taken.contains(&(t, k.to_vec())))) {
+            Ok(plan) => plan,
+            Err(e) => return Err(rolled_back(client, e.into()).await),
+        };
+        let tables = by_table(&plan);
+        let statements = statements(&tables);
+        if let Err(e) = prepared.ensure(client, statements.iter().map(|s| (s.table, s.kind))).await {
+            return Err(rolled_back(client, e.into()).await);
+        }
+        let prepared = &*prepared;
+        let client = &*client;
+        let writes = futures::future::try_join_all(statements.iter().map(|s| async move {
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                s.params.iter().map(|p| *p as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+            client.execute(prepared.get(s.table, s.kind), &params).await
+        }));
+        if statements.iter().all(|s| s.must_insert.is_none()) {
+            let (written, committed) = futures::join!(writes, client.batch_execute("COMMIT"));
+            written?;
+            committed?;
+        } else {
+            // Rows that must be new are counted before anything commits.
+            let counts = match writes.await {
+                Ok(counts) => counts,
+                Err(e) => return Err(rolled_back(client, e.into()).await),
+            };
+            if statements.iter().zip(counts).any(|(s, n)| s.must_insert.is_some_and(|want| want != n)) {
+                let race = Attempt::Retry("a key that had to be new was inserted by another writer");
+                return Err(rolled_back(client, race).await);
+            }
+            client.batch_execute("COMMIT").await?;
+        }
         Ok((plan.outcomes, plan.seqs))
+    }
+}
+
+/// Ends the transaction in flight (if any) and passes `why` on.
+async fn rolled_back(client: &Client, why: Attempt) -> Attempt {
+    match client.batch_execute("ROLLBACK").await {
+        Ok(()) => why,
+        // The connection is gone: nothing of the group committed, but the writer cannot go on.
+        Err(e) => Attempt::Failed(e.into()),
     }
 }
 
@@ -109,12 +217,8 @@ impl GroupWriter for PgWriter {
     }
 }
 
-/// Which of the group's must-be-absent keys are in the database, by table.
-async fn taken_keys(
-    tx: &Transaction<'_>,
-    schema: &str,
-    group: &[&WriteSet],
-) -> Result<HashSet<(Table, Vec<u8>)>, Attempt> {
+/// The group's must-be-absent keys, by table.
+fn must_be_absent<'a>(group: &[&'a WriteSet]) -> HashMap<Table, Vec<&'a [u8]>> {
     let mut wanted: HashMap<Table, Vec<&[u8]>> = HashMap::new();
     for ws in group {
         for op in &ws.ops {
@@ -123,19 +227,11 @@ async fn taken_keys(
             }
         }
     }
-    let mut taken = HashSet::new();
-    for (table, keys) in wanted {
-        let sql = format!("SELECT k FROM {} WHERE k = ANY($1)", qualified(schema, table));
-        for row in tx.query(&sql, &[&keys]).await? {
-            taken.insert((table, row.get::<_, Vec<u8>>(0)));
-        }
-    }
-    Ok(taken)
+    wanted
 }
 
-/// The plan's writes, the last write to each key winning, as one statement per table and
-/// kind, all in flight at once on the connection.
-async fn write(tx: &Transaction<'_>, schema: &str, plan: &Plan<'_>) -> Result<(), Attempt> {
+/// The plan's writes by table, the last write to each key winning.
+fn by_table<'a>(plan: &'a Plan<'_>) -> HashMap<Table, TableWrites<'a>> {
     let mut tables: HashMap<Table, TableWrites> = HashMap::new();
     for (table, key, change) in last_writes(plan) {
         let t = tables.entry(table).or_default();
@@ -151,39 +247,35 @@ async fn write(tx: &Transaction<'_>, schema: &str, plan: &Plan<'_>) -> Result<()
             Last::Delete => t.delete.push(key),
         }
     }
-    let mut statements = Vec::new();
-    for (table, t) in &tables {
-        let name = qualified(schema, *table);
+    tables
+}
+
+/// One statement of a group's writes.
+struct Write<'t, 'a> {
+    table: Table,
+    kind: Kind,
+    params: Vec<&'t Vec<&'a [u8]>>,
+    /// For rows that must be new: how many must be inserted.
+    must_insert: Option<u64>,
+}
+
+/// One statement per table and kind of write.
+fn statements<'t, 'a>(tables: &'t HashMap<Table, TableWrites<'a>>) -> Vec<Write<'t, 'a>> {
+    let mut out = Vec::new();
+    for (table, t) in tables {
+        let table = *table;
         if !t.put.0.is_empty() {
-            let sql = format!(
-                "INSERT INTO {name} (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-                 ON CONFLICT (k) DO UPDATE SET v = excluded.v"
-            );
-            statements.push((sql, vec![&t.put.0, &t.put.1], None));
+            out.push(Write { table, kind: Kind::Put, params: vec![&t.put.0, &t.put.1], must_insert: None });
         }
         if !t.new.0.is_empty() {
-            // A row that appeared since it was read is left alone and counted: the group runs again.
-            let sql = format!(
-                "INSERT INTO {name} (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO NOTHING"
-            );
-            statements.push((sql, vec![&t.new.0, &t.new.1], Some(t.new.0.len() as u64)));
+            let must_insert = Some(t.new.0.len() as u64);
+            out.push(Write { table, kind: Kind::New, params: vec![&t.new.0, &t.new.1], must_insert });
         }
         if !t.delete.is_empty() {
-            statements.push((format!("DELETE FROM {name} WHERE k = ANY($1)"), vec![&t.delete], None));
+            out.push(Write { table, kind: Kind::Delete, params: vec![&t.delete], must_insert: None });
         }
     }
-    let runs = statements.iter().map(|(sql, params, _)| {
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-            params.iter().map(|p| *p as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
-        async move { tx.execute(sql.as_str(), &params).await }
-    });
-    let counts = futures::future::try_join_all(runs).await?;
-    for ((_, _, expected), count) in statements.iter().zip(counts) {
-        if expected.is_some_and(|n| n != count) {
-            return Err(Attempt::Retry("a key that had to be new was inserted by another writer"));
-        }
-    }
-    Ok(())
+    out
 }
 
 /// A key's last change in a group.
