@@ -48,7 +48,7 @@ async fn serve(
     let mut shutdown = std::pin::pin!(futures::FutureExt::fuse(shutdown));
     let requested_early = futures::poll!(shutdown.as_mut()).is_ready();
     let settings = Arc::new(settings);
-    let store = Store::open(&settings.storage)
+    let store = Store::open_as(&settings.storage, &settings.cluster.resolved())
         .with_context(|| format!("opening the store at {}", settings.storage.path.display()))?;
     let arbiters: Vec<Arbiter> = (0..settings.arbiter_count()).map(|_| Arbiter::new()).collect();
     let shop = Arc::new(startup::shop(

@@ -36,6 +36,27 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub operator: OperatorSettings,
     pub console: ConsoleSettings,
+    pub cluster: ClusterSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterSettings {
+    /// Empty: a random id for this run.
+    pub node_id: String,
+    pub lease_ms: u64,
+}
+
+impl ClusterSettings {
+    /// The id this process goes by: the configured one, or a fresh random one.
+    pub fn resolved(&self) -> ClusterSettings {
+        let node_id = if self.node_id.is_empty() { uuid::Uuid::new_v4().to_string() } else { self.node_id.clone() };
+        ClusterSettings { node_id, lease_ms: self.lease_ms }
+    }
+
+    /// What tools that open a store themselves (restore, tests) go by.
+    pub fn for_tools() -> ClusterSettings {
+        ClusterSettings { node_id: String::new(), lease_ms: 5000 }.resolved()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -317,6 +338,9 @@ impl Settings {
         }
         if self.auth.admin_token == self.auth.fulfillment_token {
             return bad("auth.admin_token and auth.fulfillment_token must differ");
+        }
+        if self.cluster.lease_ms < 300 || self.cluster.node_id.len() > 128 {
+            return bad("cluster.lease_ms must be >= 300 and cluster.node_id at most 128 characters");
         }
         if self.storage.backend == Backend::Postgres {
             let pg = &self.storage.postgres;

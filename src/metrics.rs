@@ -3,7 +3,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -40,6 +41,36 @@ pub static LARGEST_RECORD_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
     register(
         IntGauge::new("cartwright_store_largest_record_bytes", "Heaviest record written since start, in bytes")
             .expect("valid gauge"),
+    )
+});
+
+/// Store leases this server holds (PostgreSQL: 1 while it may write to the store).
+pub static LEASES_HELD: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::new("cartwright_leases_held", "Store leases this server holds").expect("valid gauge"))
+});
+
+/// Leases this server took (at start, or over from a server that let its lease expire).
+pub static LEASE_TAKEOVERS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new("cartwright_lease_takeovers_total", "Store leases this server took").expect("valid counter"),
+    )
+});
+
+pub static LEASE_RENEWALS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new("cartwright_lease_renewals_total", "Renewals of this server's store leases")
+            .expect("valid counter"),
+    )
+});
+
+/// Write sets refused because another server holds the lease now (the process then stops).
+pub static FENCED_WRITES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "cartwright_fenced_writes_total",
+            "Write sets refused because this server lost its store lease",
+        )
+        .expect("valid counter"),
     )
 });
 

@@ -198,3 +198,20 @@ pub async fn stats(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     Ok(json(200, &serde_json::json!({ "actors": shop.active_actors() })))
 }
+
+/// This server and the store's leases: which server may write, at which epoch, until when.
+#[utoipa::path(get, path = "/admin/v1/cluster", operation_id = "admin.cluster", tag = "operators",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "`{\"backend\", \"node_id\", \"leases\": [{\"partition\", \"owner\", \"epoch\", \"expires_at\"}]}`", body = Object)))]
+pub async fn cluster(shop: &Shop, req: &Request) -> Reply {
+    auth::admin(shop, req)?;
+    let store = shop.store.clone();
+    let leases = tokio::task::spawn_blocking(move || store.leases())
+        .await
+        .map_err(|e| AppError::internal("reading the leases", e))??;
+    let backend = match shop.settings.storage.backend {
+        crate::config::Backend::Sled => "sled",
+        crate::config::Backend::Postgres => "postgres",
+    };
+    Ok(json(200, &serde_json::json!({ "backend": backend, "node_id": shop.store.node_id(), "leases": leases })))
+}

@@ -69,6 +69,7 @@ pub static ROUTES: &[Route] = &[
     route(M::GET, "/admin/v1/bulk-actions", "admin.bulk_actions.list", |s, r, _| Box::pin(bulk::list(s, r))),
     route(M::GET, "/admin/v1/bulk-actions/{id}", "admin.bulk_actions.get", |s, r, p| Box::pin(bulk::get(s, r, p[0]))),
     route(M::GET, "/admin/v1/triage", "admin.triage", |s, r, _| Box::pin(sagas::triage(s, r))),
+    route(M::GET, "/admin/v1/cluster", "admin.cluster", |s, r, _| Box::pin(admin::cluster(s, r))),
     route(M::GET, "/admin/v1/sagas/{id}", "admin.sagas.get", |s, r, p| Box::pin(sagas::get(s, r, p[0]))),
     route(M::POST, "/admin/v1/sagas/{id}/resume", "admin.sagas.resume", |s, r, p| Box::pin(sagas::resume(s, r, p[0]))),
     route(M::POST, "/admin/v1/sagas/{id}/abort", "admin.sagas.abort", |s, r, p| Box::pin(sagas::abort(s, r, p[0]))),

@@ -25,4 +25,19 @@ pub(crate) trait Backend: Send + Sync {
 
     /// Called once the committer has stopped: whatever the backend still has to write.
     fn close(&self) -> Result<(), StoreError>;
+
+    /// The store's leases as the database has them (none on an embedded store).
+    fn leases(&self) -> Result<Vec<LeaseView>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// One lease row: who may write to a partition of the store, at which epoch, until when.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LeaseView {
+    pub partition: i32,
+    pub owner: String,
+    pub epoch: i64,
+    /// RFC 3339, on the database's clock.
+    pub expires_at: String,
 }

@@ -33,6 +33,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+pub use backend::LeaseView;
 pub use codec::{decode_version, Record};
 pub use committer::FAIL_STOP_EXIT_CODE;
 pub use files::MAX_RECORD_BYTES;
@@ -50,7 +51,7 @@ pub use tables::{ListingFilter, Table};
 pub use walk::Walk;
 pub use writeset::{CommitTicket, WriteSet};
 
-use crate::config::{Backend as BackendKind, StorageSettings};
+use crate::config::{Backend as BackendKind, ClusterSettings, StorageSettings};
 use backend::Backend;
 use committer::GroupWriter;
 
@@ -73,6 +74,9 @@ pub enum StoreError {
     /// The PostgreSQL schema was written by a newer build (its migrations are unknown here).
     #[error("the store's schema is at version {found}; this build knows up to {known}")]
     SchemaTooNew { found: i32, known: i32 },
+    /// This server lost the store's lease to another: the write was refused.
+    #[error("{0}")]
+    Fenced(String),
     /// Something only the other backend does (a snapshot of a PostgreSQL store).
     #[error("{0}")]
     Unsupported(&'static str),
@@ -88,6 +92,8 @@ pub struct Store {
 
 struct Inner {
     backend: Box<dyn Backend>,
+    /// The server this store was opened as (its lease owner on PostgreSQL).
+    node_id: String,
     submit: Mutex<Option<mpsc::Sender<committer::Task>>>,
     committer: Mutex<Option<JoinHandle<()>>>,
     /// Woken after every commit that queued a notification, so delivery starts at once.
@@ -110,14 +116,21 @@ impl Drop for Inner {
 }
 
 impl Store {
+    /// Opens the store as a tool would (a random node id, the default lease).
     pub fn open(settings: &StorageSettings) -> Result<Store, StoreError> {
+        Store::open_as(settings, &ClusterSettings::for_tools())
+    }
+
+    /// Opens the store as the server `cluster` names (on PostgreSQL: takes the store's
+    /// lease, waiting while another server holds it).
+    pub fn open_as(settings: &StorageSettings, cluster: &ClusterSettings) -> Result<Store, StoreError> {
         let (backend, writer, seqs): (Box<dyn Backend>, Box<dyn GroupWriter>, _) = match settings.backend {
             BackendKind::Sled => {
                 let (backend, writer, seqs) = sled_backend::open(settings)?;
                 (Box::new(backend), Box::new(writer), seqs)
             }
             BackendKind::Postgres => {
-                let (backend, writer, seqs) = postgres::open(settings)?;
+                let (backend, writer, seqs) = postgres::open(settings, cluster)?;
                 (Box::new(backend), Box::new(writer), seqs)
             }
         };
@@ -129,6 +142,7 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 backend,
+                node_id: cluster.node_id.clone(),
                 submit: Mutex::new(Some(tx)),
                 committer: Mutex::new(Some(handle)),
                 outbox_signal,
@@ -279,6 +293,16 @@ impl Store {
             return Box::new(std::iter::empty());
         }
         self.inner.backend.range(table, lower, upper, reverse, chunk.clamp(1, 1024))
+    }
+
+    /// The server this store was opened as.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// The store's leases as the database has them (none on the embedded store).
+    pub fn leases(&self) -> Result<Vec<LeaseView>, StoreError> {
+        self.inner.backend.leases()
     }
 
     pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {

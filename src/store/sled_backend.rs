@@ -100,8 +100,7 @@ impl GroupWriter for SledWriter {
         // The committer is the store's only writer, so reading outside the transaction
         // sees exactly what the group starts from.
         let trees = &self.trees;
-        let plan =
-            plan(group, seqs, now, |t, k| Ok(trees[t as usize].contains_key(k)?)).map_err(applying)?;
+        let plan = plan(group, seqs, now, |t, k| Ok(trees[t as usize].contains_key(k)?)).map_err(applying)?;
         let result = self.trees.as_slice().transaction(|tx| {
             for w in &plan.writes {
                 let tree = &tx[w.table as usize];

@@ -74,6 +74,8 @@ fn use_postgres(s: &mut Settings, url: &str, dir: &Path) {
     s.storage.postgres.schema = postgres_schema(dir);
     // Tests run in parallel, several servers each: keep well under max_connections.
     s.storage.postgres.pool_size = 2;
+    // A server killed by a test leaves its lease behind: the next one waits it out.
+    s.cluster.lease_ms = 1000;
 }
 
 /// The same for the real binary, as `CARTWRIGHT__...` variables (none without PostgreSQL).
@@ -84,6 +86,7 @@ fn postgres_env(dir: &Path) -> Vec<(&'static str, String)> {
         ("CARTWRIGHT__STORAGE__POSTGRES__URL", url),
         ("CARTWRIGHT__STORAGE__POSTGRES__SCHEMA", postgres_schema(dir)),
         ("CARTWRIGHT__STORAGE__POSTGRES__POOL_SIZE", "2".to_string()),
+        ("CARTWRIGHT__CLUSTER__LEASE_MS", "1000".to_string()),
     ]
 }
 
@@ -116,6 +119,17 @@ pub fn sled_only(test: &str, why: &str) -> bool {
     // Straight to the process's stderr: the test harness captures `eprintln!`, and the log
     // of a run must show what it skipped.
     let line = format!("SKIPPED on postgres: {test} ({why})\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    true
+}
+
+/// The mirror of [`sled_only`]: true (and a `SKIPPED on sled` line) unless the suite runs
+/// against PostgreSQL, for tests of what only that backend does (leases, fencing).
+pub fn postgres_only(test: &str, why: &str) -> bool {
+    if postgres_url().is_some() {
+        return false;
+    }
+    let line = format!("SKIPPED on sled: {test} ({why})\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     true
 }
@@ -410,6 +424,18 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(server) = self.running.take() {
             let _ = server.stop_blocking();
+        }
+    }
+}
+
+/// A test that fails midway (or one that paused its server) leaves no server behind.
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = rustix::process::Pid::from_child(&self.child);
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::CONT);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

@@ -15,6 +15,7 @@ mod backup;
 mod bulk;
 mod cart;
 mod catalog;
+mod cluster;
 mod concurrency;
 mod connections;
 mod console;

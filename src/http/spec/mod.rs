@@ -64,6 +64,7 @@ const DESCRIPTION: &str = include_str!("description.md");
         bulk::list,
         bulk::get,
         sagas::triage,
+        admin::cluster,
         sagas::get,
         sagas::resume,
         sagas::abort,

@@ -7,6 +7,7 @@
 //! are in flight on it. Writes come only from the committer, on a connection of its own,
 //! one transaction per group (see [`writer`]).
 
+mod lease;
 mod schema;
 mod writer;
 
@@ -19,11 +20,18 @@ use std::sync::{Arc, Mutex};
 use tokio::runtime::{Handle, Runtime};
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::backend::{Backend, Entries};
+use super::backend::{Backend, Entries, LeaseView};
 use super::plan::Seqs;
 use super::{StoreError, Table};
-use crate::config::{Durability, StorageSettings};
+use crate::config::{ClusterSettings, Durability, StorageSettings};
 pub(crate) use writer::PgWriter;
+
+/// The lease this server holds, the connection that renews it, and how to stop renewing.
+struct HeldLease {
+    client: Arc<Client>,
+    holder: lease::Holder,
+    stop_renewing: tokio::sync::watch::Sender<bool>,
+}
 
 /// Where to connect and which schema holds the tables.
 #[derive(Clone)]
@@ -34,6 +42,8 @@ struct Target {
 
 pub(crate) struct PgBackend {
     runtime: Option<Runtime>,
+    /// This server's lease (released on close).
+    lease: Mutex<Option<HeldLease>>,
     handle: Handle,
     target: Arc<Target>,
     pool: Vec<Mutex<Option<Conn>>>,
@@ -103,7 +113,10 @@ impl Statements {
 
 /// Opens the database: applies migrations, opens the read pool and the committer's
 /// connection, and reads where the event and audit logs go on.
-pub(crate) fn open(settings: &StorageSettings) -> Result<(PgBackend, PgWriter, Seqs), StoreError> {
+pub(crate) fn open(
+    settings: &StorageSettings,
+    cluster: &ClusterSettings,
+) -> Result<(PgBackend, PgWriter, Seqs), StoreError> {
     let pg = &settings.postgres;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -114,18 +127,24 @@ pub(crate) fn open(settings: &StorageSettings) -> Result<(PgBackend, PgWriter, S
     let target = Arc::new(Target { url: pg.url.clone(), schema: pg.schema.clone() });
     let durable = settings.durability == Durability::Durable;
     let t = target.clone();
-    let writer_client = run(&handle, async move {
+    let (node_id, lease_ms) = (cluster.node_id.clone(), cluster.lease_ms);
+    let (writer_client, lease_client, holder) = run(&handle, async move {
         let mut client = connect(&t).await?;
         schema::migrate(&mut client, &t.schema).await?;
+        let lease_client = connect(&t).await?;
+        let holder = lease::acquire(&lease_client, &t.schema, &node_id, lease_ms).await?;
         // Durable: COMMIT returns once the WAL is flushed (the server's default, made
         // explicit so a database configured otherwise cannot weaken the promise).
         let commit = if durable { "on" } else { "off" };
         client.batch_execute(&format!("SET synchronous_commit = {commit}")).await?;
-        Ok::<_, StoreError>(client)
+        Ok::<_, StoreError>((client, Arc::new(lease_client), holder))
     })??;
+    let (stop_renewing, stop) = tokio::sync::watch::channel(false);
+    handle.spawn(lease::keep(lease_client.clone(), pg.schema.clone(), holder.clone(), stop));
     let statements = Arc::new(Statements { schema: pg.schema.clone() });
     let backend = PgBackend {
         runtime: Some(runtime),
+        lease: Mutex::new(Some(HeldLease { client: lease_client, holder: holder.clone(), stop_renewing })),
         handle: handle.clone(),
         target,
         pool: (0..pg.pool_size).map(|_| Mutex::new(None)).collect(),
@@ -138,7 +157,7 @@ pub(crate) fn open(settings: &StorageSettings) -> Result<(PgBackend, PgWriter, S
     };
     let seqs = Seqs { event: next(last(Table::Events)?), audit: next(last(Table::Audit)?) };
     tracing::info!(schema = %pg.schema, pool = pg.pool_size, "store on PostgreSQL");
-    Ok((backend, PgWriter::new(handle, writer_client, &pg.schema), seqs))
+    Ok((backend, PgWriter::new(handle, writer_client, &pg.schema, holder), seqs))
 }
 
 async fn connect(target: &Target) -> Result<Client, StoreError> {
@@ -239,7 +258,31 @@ impl Backend for PgBackend {
         })
     }
 
+    fn leases(&self) -> Result<Vec<LeaseView>, StoreError> {
+        let conn = self.conn()?;
+        let schema = self.statements.schema.clone();
+        run(&self.handle, async move {
+            let sql = format!(
+                r#"SELECT partition_id, owner, epoch,
+                          to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+                   FROM "{schema}".leases ORDER BY partition_id"#
+            );
+            let rows = conn.client.query(&sql, &[]).await?;
+            Ok(rows
+                .iter()
+                .map(|r| LeaseView { partition: r.get(0), owner: r.get(1), epoch: r.get(2), expires_at: r.get(3) })
+                .collect())
+        })?
+    }
+
+    /// Gives the lease up (the committer has stopped: nothing more will be written).
     fn close(&self) -> Result<(), StoreError> {
+        let held = self.lease.lock().ok().and_then(|mut l| l.take());
+        if let Some(HeldLease { client, holder, stop_renewing }) = held {
+            let _ = stop_renewing.send(true);
+            let schema = self.statements.schema.clone();
+            run(&self.handle, async move { lease::release(&client, &schema, &holder).await })??;
+        }
         Ok(())
     }
 }

@@ -59,8 +59,20 @@ struct Migration {
     statements: fn(schema: &str) -> Vec<String>,
 }
 
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, description: "one key-value table per store table", statements: key_value_tables }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, description: "one key-value table per store table", statements: key_value_tables },
+    Migration { version: 2, description: "the store's leases (see lease.rs)", statements: leases },
+];
+
+fn leases(schema: &str) -> Vec<String> {
+    vec![format!(
+        r#"CREATE TABLE IF NOT EXISTS "{schema}".leases (
+               partition_id INT PRIMARY KEY,
+               owner TEXT NOT NULL,
+               epoch BIGINT NOT NULL,
+               expires_at TIMESTAMPTZ NOT NULL)"#
+    )]
+}
 
 fn key_value_tables(schema: &str) -> Vec<String> {
     V1_TABLES

@@ -20,6 +20,7 @@ use super::super::plan::{plan, Change, Outcome, Plan, Seqs};
 use super::super::snapshot::Snapshot;
 use super::super::writeset::{Op, WriteSet};
 use super::super::{StoreError, Table};
+use super::lease::{fence_sql, Holder};
 use super::schema::qualified;
 use crate::domain::time::Timestamp;
 
@@ -30,6 +31,9 @@ pub(crate) struct PgWriter {
     handle: Handle,
     client: Client,
     prepared: Prepared,
+    /// The lease every group re-checks (see [`super::lease`]).
+    holder: Holder,
+    fence: Option<Statement>,
 }
 
 /// The statements a group runs, by table and kind, prepared once on the writer's connection
@@ -88,6 +92,8 @@ impl Prepared {
 enum Attempt {
     /// Nothing was committed and running the group again can succeed.
     Retry(&'static str),
+    /// Another server holds the store's lease now: nothing was committed, nothing may be.
+    Fenced,
     Failed(StoreError),
 }
 
@@ -96,6 +102,9 @@ impl From<tokio_postgres::Error> for Attempt {
         let code = e.code();
         if code == Some(&SqlState::T_R_SERIALIZATION_FAILURE) || code == Some(&SqlState::T_R_DEADLOCK_DETECTED) {
             Attempt::Retry("serialization failure")
+        } else if code == Some(&SqlState::DIVISION_BY_ZERO) {
+            // Only the fence divides (see `fence_sql`).
+            Attempt::Fenced
         } else {
             Attempt::Failed(e.into())
         }
@@ -117,8 +126,9 @@ struct TableWrites<'a> {
 }
 
 impl PgWriter {
-    pub(super) fn new(handle: Handle, client: Client, schema: &str) -> PgWriter {
-        PgWriter { handle, client, prepared: Prepared { schema: schema.to_string(), cache: HashMap::new() } }
+    pub(super) fn new(handle: Handle, client: Client, schema: &str, holder: Holder) -> PgWriter {
+        let prepared = Prepared { schema: schema.to_string(), cache: HashMap::new() };
+        PgWriter { handle, client, prepared, holder, fence: None }
     }
 
     /// One try at committing the group. The statements are sent without waiting for each
@@ -130,11 +140,18 @@ impl PgWriter {
         seqs: Seqs,
         now: Timestamp,
     ) -> Result<(Vec<Outcome>, Seqs), Attempt> {
-        let PgWriter { client, prepared, .. } = self;
+        if self.fence.is_none() {
+            self.fence = Some(self.client.prepare(&fence_sql(&self.prepared.schema)).await?);
+        }
+        let PgWriter { client, prepared, holder, fence, .. } = self;
         let wanted = must_be_absent(group);
         prepared.ensure(client, wanted.keys().map(|t| (*t, Kind::Taken))).await?;
         let (reader, statements_so_far) = (&*client, &*prepared);
-        let begin = reader.batch_execute("BEGIN");
+        let fence = fence.as_ref().expect("prepared above");
+        let begin = async {
+            reader.batch_execute("BEGIN").await?;
+            reader.query(fence, &[&holder.node_id, &holder.epoch]).await
+        };
         let reads = futures::future::try_join_all(wanted.iter().map(|(table, keys)| async move {
             let rows = reader.query(statements_so_far.get(*table, Kind::Taken), &[keys]).await?;
             Ok::<_, tokio_postgres::Error>((*table, rows))
@@ -207,6 +224,18 @@ impl GroupWriter for PgWriter {
                     std::thread::sleep(Duration::from_millis(u64::from(attempt).min(10)));
                 }
                 Err(Attempt::Failed(e)) => return Err(failed(e)),
+                Err(Attempt::Fenced) => {
+                    let refused = group.iter().filter(|ws| !ws.is_empty()).count();
+                    crate::metrics::FENCED_WRITES.inc_by(refused as u64);
+                    let why = format!(
+                        "another server took the store's lease from {} (epoch {}): {refused} write sets refused (fenced)",
+                        self.holder.node_id, self.holder.epoch
+                    );
+                    return Err(GroupFailed {
+                        what: "committing a group to PostgreSQL",
+                        error: StoreError::Fenced(why),
+                    });
+                }
             }
         }
         Err(failed(StoreError::Conflict("a commit group kept failing serialization")))
