@@ -83,7 +83,9 @@ pub const FAIL_STOP_EXIT_CODE: i32 = 75;
 /// the backend write anything more: recovery on the next start decides what is durable.
 pub(crate) fn fail_stop(what: &str, error: &dyn std::fmt::Display) -> ! {
     tracing::error!(error = %error, "FATAL: {what} failed; stopping the process (fail-stop), restart to recover from what the store holds");
-    eprintln!("cartwright: FATAL: {what} failed: {error}; stopping (fail-stop), restart to recover from what the store holds");
+    eprintln!(
+        "cartwright: FATAL: {what} failed: {error}; stopping (fail-stop), restart to recover from what the store holds"
+    );
     std::process::exit(FAIL_STOP_EXIT_CODE)
 }
 
