@@ -147,3 +147,52 @@ async fn a_write_after_the_lease_was_taken_over_is_refused_inside_its_transactio
     assert_eq!(names.len(), 1, "only the acknowledged product is stored");
     assert!(names[0].contains("Acknowledged"));
 }
+
+/// An active server and a standby on one store: the standby waits for the lease. The active
+/// one is killed (`kill -9`) with checkouts in flight (RETRYING at authorize_payment); the
+/// standby takes the lease once it expires, recovers those sagas and completes them, and
+/// the books balance: every order placed once, its stock reserved once.
+#[tokio::test]
+async fn a_standby_takes_over_after_kill_9_and_completes_the_checkouts_in_flight() {
+    if postgres_only("a_standby_takes_over_after_kill_9_and_completes_the_checkouts_in_flight", WHY) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let common = [("CARTWRIGHT__CHECKOUT__SYNC_WAIT_MS", "20")];
+    let active = ServerProcess::start_with(dir.path(), &[common[0], ("CARTWRIGHT__CLUSTER__NODE_ID", "active")]);
+    let app = TestApp::client_of(&active.url);
+    app.set_policy("place_order", "authorize_payment", 5, 400).await;
+    let product = app.product("10.00", 20).await;
+    let mut checkouts = Vec::new();
+    for _ in 0..4 {
+        let c = app.verified_customer().await;
+        app.add_to_cart(&c.token, json!({ "product_id": product, "quantity": 2 })).await;
+        let (status, body) = app.place_order(&c.token, "tok_flaky").await;
+        assert_eq!(status, 202, "in flight when the active server dies: {body}");
+        checkouts.push(body["saga_id"].as_str().unwrap().to_string());
+    }
+
+    let standby_dir = dir.path().to_path_buf();
+    let standby = tokio::task::spawn_blocking(move || {
+        ServerProcess::start_with(&standby_dir, &[common[0], ("CARTWRIGHT__CLUSTER__NODE_ID", "standby")])
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!standby.is_finished(), "the standby waits while the active server holds the lease");
+    let killed = std::time::Instant::now();
+    active.kill9();
+    let standby = standby.await.unwrap();
+    println!("standby serving {:?} after the kill (lease 1 s)", killed.elapsed());
+
+    let app = TestApp::client_of(&standby.url);
+    let (_, view) = app.get("/admin/v1/cluster", Some(ADMIN)).await;
+    assert_eq!(view["leases"][0]["owner"], "standby", "{view}");
+    let mut orders = std::collections::HashSet::new();
+    for saga_id in &checkouts {
+        let saga = app.saga_reaches(saga_id, "COMPLETED").await;
+        orders.insert(saga["order_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(orders.len(), 4, "one order per checkout");
+    assert_eq!(app.stock_of(&product).await, (20, 8), "each order's two units reserved once");
+    let placed = app.events("OrderPlaced").await;
+    assert_eq!(placed.len(), 4, "one OrderPlaced per order: {placed:?}");
+}

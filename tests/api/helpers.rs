@@ -154,6 +154,19 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// The same client methods against a server this app did not start (a
+    /// [`ServerProcess`]); stopping or restarting it is the caller's business.
+    pub fn client_of(url: &str) -> TestApp {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        TestApp {
+            url: url.to_string(),
+            client: reqwest::Client::new(),
+            settings: test_settings(&dir),
+            _dir: dir,
+            running: None,
+        }
+    }
+
     async fn start(&mut self) {
         if let Err(e) = self.try_start().await {
             panic!("server did not start: {e}");
