@@ -27,6 +27,7 @@ const NAV: &[NavItem] = &[
     NavItem { path: "/console/orders", label: "Orders", admin_only: false },
     NavItem { path: "/console/stock", label: "Stock", admin_only: true },
     NavItem { path: "/console/audit", label: "Audit", admin_only: true },
+    NavItem { path: "/console/cluster", label: "Cluster", admin_only: true },
 ];
 
 /// Where `/console` sends a role: the first page of the menu it may see.

@@ -12,6 +12,7 @@
 
 mod audit;
 mod bulk;
+mod cluster;
 mod layout;
 mod order_events;
 mod orders;

@@ -4,7 +4,7 @@
 
 use warp::http::Method;
 
-use super::{audit, bulk, layout, orders, policies, quarantine, saga, sagas, signin, triage, webhooks};
+use super::{audit, bulk, cluster, layout, orders, policies, quarantine, saga, sagas, signin, triage, webhooks};
 use super::{ConsoleError, Ctx, Page};
 use crate::error::AppError;
 use crate::http::Request;
@@ -81,6 +81,7 @@ async fn route(ctx: &Ctx<'_>) -> (&'static str, Page) {
         (Method::GET, ["console", "stock"]) => ("console.stock", orders::stock_lookup(ctx)),
         (Method::GET, ["console", "stock", id]) => page!("console.stock", orders::stock(ctx, id)),
         (Method::GET, ["console", "audit"]) => ("console.audit", audit::list(ctx)),
+        (Method::GET, ["console", "cluster"]) => ("console.cluster", cluster::show(ctx)),
         _ => ("console.not_found", Err(ConsoleError::NotFound)),
     }
 }

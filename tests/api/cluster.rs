@@ -44,6 +44,12 @@ async fn the_cluster_view_names_this_server_and_the_lease_it_holds() {
     assert_eq!(body["node_id"], "node-one");
     let (status, _) = app.get("/admin/v1/cluster", Some(FULFILLMENT)).await;
     assert_eq!(status, 403);
+    let console = crate::console::Browser::signed_in(&app, ADMIN).await;
+    let page = console.get("/console/cluster").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("node-one"), "{}", page.body);
+    let fulfillment = crate::console::Browser::signed_in(&app, FULFILLMENT).await;
+    assert_eq!(fulfillment.get("/console/cluster").await.status, 403);
     if postgres_only("the_cluster_view_names_this_server_and_the_lease_it_holds: the lease", WHY) {
         assert_eq!((body["backend"].as_str(), body["leases"].as_array().map(Vec::len)), (Some("sled"), Some(0)));
         return;
@@ -53,6 +59,7 @@ async fn the_cluster_view_names_this_server_and_the_lease_it_holds() {
     assert_eq!((lease["partition"].as_i64(), lease["owner"].as_str()), (Some(0), Some("node-one")), "{body}");
     assert!(lease["epoch"].as_i64().unwrap() >= 1, "{body}");
     assert!(lease["expires_at"].as_str().unwrap().ends_with('Z'), "{body}");
+    assert!(page.body.contains("node-one</code> (this server)"), "the console shows the lease: {}", page.body);
 }
 
 /// A server SIGSTOPped past its lease: a second one on the same store takes the lease over

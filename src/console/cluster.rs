@@ -1,0 +1,47 @@
+//! This server and the store's leases: which server may write to the store, at which
+//! epoch, until when (PostgreSQL; the embedded store has one server and no lease).
+
+use maud::html;
+
+use super::layout::{self, Shell};
+use super::{Ctx, Page};
+use crate::config::Backend;
+use crate::error::AppError;
+
+pub fn show(ctx: &Ctx<'_>) -> Page {
+    ctx.admin()?;
+    let store = &ctx.shop.store;
+    let leases = store.leases().map_err(AppError::from)?;
+    let backend = match ctx.shop.settings.storage.backend {
+        Backend::Sled => "sled (embedded; one server, no lease)",
+        Backend::Postgres => "PostgreSQL",
+    };
+    let content = html! {
+        p { "This server: " code { (store.node_id()) } ". Store: " (backend) "." }
+        @if leases.is_empty() {
+            p.muted { "No lease: on the embedded store this server is the only writer." }
+        } @else {
+            table {
+                thead { tr { th { "Partition" } th { "Owner" } th { "Epoch" } th { "Lease expires (database clock)" } } }
+                tbody {
+                    @for l in &leases {
+                        tr {
+                            td { (l.partition) }
+                            td {
+                                code { (l.owner) }
+                                @if l.owner == store.node_id() { " (this server)" }
+                            }
+                            td { (l.epoch) }
+                            td { (l.expires_at) }
+                        }
+                    }
+                }
+            }
+            p.muted {
+                "A server writes only while it holds the lease; a standby takes it over once it "
+                "expires (cluster.lease_ms), and the late writes of a server that lost it are refused."
+            }
+        }
+    };
+    Ok(layout::html_response(200, layout::page(ctx, "Cluster", Shell { refresh: true }, content)))
+}
