@@ -11,6 +11,10 @@ pub(crate) type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>),
 pub(crate) trait Backend: Send + Sync {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    fn contains(&self, table: Table, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.get(table, key)?.is_some())
+    }
+
     /// The entries of `table` between the bounds (never an empty or inverted range: the
     /// caller checks), ascending or with `reverse` descending. `chunk` is how many the
     /// caller expects to read, so a backend that fetches in batches sizes its first one.

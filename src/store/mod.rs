@@ -240,7 +240,7 @@ impl Store {
     }
 
     pub fn contains(&self, table: Table, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.inner.backend.get(table, key)?.is_some())
+        self.inner.backend.contains(table, key)
     }
 
     /// Records whose key starts with `prefix`, in key order.

@@ -148,16 +148,17 @@ impl PgWriter {
         prepared.ensure(client, wanted.keys().map(|t| (*t, Kind::Taken))).await?;
         let (reader, statements_so_far) = (&*client, &*prepared);
         let fence = fence.as_ref().expect("prepared above");
-        let begin = async {
-            reader.batch_execute("BEGIN").await?;
-            reader.query(fence, &[&holder.node_id, &holder.epoch]).await
-        };
+        // Sent in this order without waiting: BEGIN, the fence, the reads.
+        let begin = reader.batch_execute("BEGIN");
+        let lease: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&holder.node_id, &holder.epoch];
+        let fenced = reader.query(fence, &lease);
         let reads = futures::future::try_join_all(wanted.iter().map(|(table, keys)| async move {
             let rows = reader.query(statements_so_far.get(*table, Kind::Taken), &[keys]).await?;
             Ok::<_, tokio_postgres::Error>((*table, rows))
         }));
-        let (begun, found) = futures::join!(begin, reads);
-        let found = match begun.and(found) {
+        let (begun, fenced, found) = futures::join!(begin, fenced, reads);
+        // The fence's own error first: after it, the reads only say the transaction aborted.
+        let found = match begun.and(fenced).and(found) {
             Ok(found) => found,
             Err(e) => return Err(rolled_back(client, e.into()).await),
         };
