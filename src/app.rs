@@ -49,7 +49,7 @@ async fn serve(
     let requested_early = futures::poll!(shutdown.as_mut()).is_ready();
     let settings = Arc::new(settings);
     let store = Store::open_as(&settings.storage, &settings.cluster.resolved())
-        .with_context(|| format!("opening the store at {}", settings.storage.path.display()))?;
+        .with_context(|| format!("opening {}", settings.storage.describe()))?;
     let arbiters: Vec<Arbiter> = (0..settings.arbiter_count()).map(|_| Arbiter::new()).collect();
     let shop = Arc::new(startup::shop(
         settings.clone(),

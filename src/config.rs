@@ -104,6 +104,14 @@ pub struct StorageSettings {
 }
 
 impl StorageSettings {
+    /// Where the store is, for messages (never the database URL: it may hold a password).
+    pub fn describe(&self) -> String {
+        match self.backend {
+            Backend::Sled => format!("the store at {}", self.path.display()),
+            Backend::Postgres => format!("the PostgreSQL store (schema {})", self.postgres.schema),
+        }
+    }
+
     /// A durable sled store at `path` (restores and tools that build a store directory).
     pub fn sled_at(path: PathBuf, cache_capacity_mb: u64) -> StorageSettings {
         let postgres = PostgresSettings { url: String::new(), schema: "cartwright".into(), pool_size: 1 };

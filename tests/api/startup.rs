@@ -42,3 +42,30 @@ async fn strong_secrets_let_a_server_on_a_public_address_start() {
     let status = server.terminate();
     assert!(status.success(), "{status}: {:?}", log.lock().unwrap());
 }
+
+/// A PostgreSQL store the server cannot reach stops it at start, saying so (and never
+/// printing the URL, which may hold a password). Needs no database: nothing listens there.
+#[test]
+fn an_unreachable_postgres_store_stops_the_server_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CARTWRIGHT__STORAGE__BACKEND", "postgres"),
+        ("CARTWRIGHT__STORAGE__POSTGRES__URL", "postgres://cartwright:s3cret-pw@127.0.0.1:1/shop"),
+        ("CARTWRIGHT__STORAGE__POSTGRES__SCHEMA", "shop_one"),
+    ];
+    let (status, output) = ServerProcess::run_to_exit(dir.path(), &env);
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("opening the PostgreSQL store (schema shop_one)"), "{output}");
+    assert!(output.contains("error connecting to server"), "{output}");
+    assert!(!output.contains("s3cret-pw") && !output.contains("panicked"), "{output}");
+    assert!(!output.contains("listening on"), "{output}");
+}
+
+#[test]
+fn a_postgres_store_without_a_url_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("CARTWRIGHT__STORAGE__BACKEND", "postgres"), ("CARTWRIGHT__STORAGE__POSTGRES__URL", "")];
+    let (status, output) = ServerProcess::run_to_exit(dir.path(), &env);
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("storage.backend = \"postgres\" needs storage.postgres.url"), "{output}");
+}

@@ -41,7 +41,8 @@ struct Target {
 }
 
 pub(crate) struct PgBackend {
-    runtime: Option<Runtime>,
+    /// Kept for its threads; dropped last.
+    _runtime: OwnedRuntime,
     /// This server's lease (released on close).
     lease: Mutex<Option<HeldLease>>,
     handle: Handle,
@@ -118,12 +119,14 @@ pub(crate) fn open(
     cluster: &ClusterSettings,
 ) -> Result<(PgBackend, PgWriter, Seqs), StoreError> {
     let pg = &settings.postgres;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("store-postgres")
-        .enable_all()
-        .build()?;
-    let handle = runtime.handle().clone();
+    let runtime = OwnedRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("store-postgres")
+            .enable_all()
+            .build()?,
+    ));
+    let handle = runtime.handle();
     let target = Arc::new(Target { url: pg.url.clone(), schema: pg.schema.clone() });
     let durable = settings.durability == Durability::Durable;
     let t = target.clone();
@@ -143,7 +146,7 @@ pub(crate) fn open(
     handle.spawn(lease::keep(lease_client.clone(), pg.schema.clone(), holder.clone(), stop));
     let statements = Arc::new(Statements { schema: pg.schema.clone() });
     let backend = PgBackend {
-        runtime: Some(runtime),
+        _runtime: runtime,
         lease: Mutex::new(Some(HeldLease { client: lease_client, holder: holder.clone(), stop_renewing })),
         handle: handle.clone(),
         target,
@@ -287,10 +290,19 @@ impl Backend for PgBackend {
     }
 }
 
-impl Drop for PgBackend {
+/// The backend's runtime, shut down without blocking when dropped: a store is opened and
+/// dropped from async code, where dropping a runtime the usual way panics.
+struct OwnedRuntime(Option<Runtime>);
+
+impl OwnedRuntime {
+    fn handle(&self) -> Handle {
+        self.0.as_ref().expect("present until dropped").handle().clone()
+    }
+}
+
+impl Drop for OwnedRuntime {
     fn drop(&mut self) {
-        // Dropping a runtime blocks, which panics inside another runtime; this does not.
-        if let Some(runtime) = self.runtime.take() {
+        if let Some(runtime) = self.0.take() {
             runtime.shutdown_background();
         }
     }
