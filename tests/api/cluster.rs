@@ -203,3 +203,38 @@ async fn a_standby_takes_over_after_kill_9_and_completes_the_checkouts_in_flight
     let placed = app.events("OrderPlaced").await;
     assert_eq!(placed.len(), 4, "one OrderPlaced per order: {placed:?}");
 }
+
+/// A clean stop gives the lease up: a standby takes over at once instead of waiting out a
+/// lease of a minute (a rolling restart waits for nobody), and serves what the first
+/// server acknowledged.
+#[tokio::test]
+async fn a_clean_stop_hands_the_lease_to_the_standby_at_once() {
+    if postgres_only("a_clean_stop_hands_the_lease_to_the_standby_at_once", WHY) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let minute = ("CARTWRIGHT__CLUSTER__LEASE_MS", "60000");
+    let active = ServerProcess::start_with(dir.path(), &[minute, ("CARTWRIGHT__CLUSTER__NODE_ID", "active")]);
+    let client = reqwest::Client::new();
+    let (status, product) = create_product(&client, &active.url, "Kept").await.unwrap();
+    assert_eq!(status, 201, "{product}");
+    let (_, view) = admin_get(&client, &active.url, "/admin/v1/cluster").await;
+    let epoch = view["leases"][0]["epoch"].as_i64().unwrap();
+
+    let standby_dir = dir.path().to_path_buf();
+    let standby = tokio::task::spawn_blocking(move || {
+        ServerProcess::start_with(&standby_dir, &[minute, ("CARTWRIGHT__CLUSTER__NODE_ID", "standby")])
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!standby.is_finished(), "the standby waits while the active server holds the lease");
+    let stopped = std::time::Instant::now();
+    assert!(active.terminate().success(), "a clean stop");
+    let standby = standby.await.unwrap();
+    let waited = stopped.elapsed();
+    assert!(waited < Duration::from_secs(30), "taken over on release, not at expiry: {waited:?}");
+    let (_, view) = admin_get(&client, &standby.url, "/admin/v1/cluster").await;
+    let lease = &view["leases"][0];
+    assert_eq!((lease["owner"].as_str(), lease["epoch"].as_i64()), (Some("standby"), Some(epoch + 1)), "{view}");
+    let id = product["product_id"].as_str().unwrap();
+    assert_eq!(admin_get(&client, &standby.url, &format!("/v1/products/{id}")).await.0, 200);
+}
