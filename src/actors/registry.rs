@@ -83,6 +83,24 @@ impl<A: Actor<Context = Context<A>>> Lease<A> {
         }
         Ok(self.addr.send(msg).await?)
     }
+
+    /// Puts `first` and then `then` in the mailbox at once, so the actor handles `then` right
+    /// after `first`, before anything `first` sets going can come back to it.
+    pub async fn send_both<M, N>(&mut self, first: M, then: N) -> Result<(M::Result, N::Result), ActorError>
+    where
+        A: actix::Handler<M> + actix::Handler<N>,
+        M: actix::Message + EntityMessage + Send + 'static,
+        N: actix::Message + EntityMessage + Send + 'static,
+        M::Result: Send,
+        N::Result: Send,
+    {
+        if let Some(refusal) = self.paused.take().filter(|_| M::COMMAND || N::COMMAND) {
+            return Err(refusal);
+        }
+        let (first, then) = (self.addr.send(first), self.addr.send(then));
+        let (first, then) = futures::join!(first, then);
+        Ok((first?, then?))
+    }
 }
 
 impl<A: Actor> Drop for Lease<A> {

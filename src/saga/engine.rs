@@ -531,10 +531,15 @@ impl SagaEngine {
         })?;
         if let Some(SagaState::Running | SagaState::Compensating) = activated_in {
             tracing::warn!(saga.id = %id, "no coordinator was driving this saga; picking it up from the log");
-            let picked_up = lease.send(Drive(Input::Recover)).await??;
             if let Input::Resume { .. } = input() {
-                return Ok(picked_up);
+                return lease.send(Drive(Input::Recover)).await?;
             }
+            // The input is handled right after the pick-up, before the work it sets running
+            // again can end: an abort applies to that work, not to whatever step comes next
+            // (which may be the point of no return).
+            let (picked_up, operated) = lease.send_both(Drive(Input::Recover), Drive(input())).await?;
+            picked_up?;
+            return operated;
         }
         lease.send(Drive(input())).await?
     }
