@@ -519,8 +519,8 @@ impl SagaEngine {
 
     /// A RUNNING or COMPENSATING saga whose coordinator had to be activated from the log
     /// had nobody driving it: it is first picked up where the log says (the work in flight
-    /// runs again, as on start), which is all a resume asks; an abort then applies to a
-    /// saga that moves.
+    /// runs again, as on start), which is all a resume asks; an abort reaches the
+    /// coordinator right behind the pick-up and applies to that work.
     async fn operate_once(self: &Arc<Self>, id: SagaId, input: &impl Fn() -> Input) -> Result<SagaInstance, AppError> {
         let mut activated_in = None;
         let engine = self.clone();
