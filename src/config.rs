@@ -186,15 +186,8 @@ pub struct ShippingSettings {
     pub free_over: Money,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct CatalogSettings {
-    pub min_price: Money,
-    pub max_price: Money,
-    pub name_min: usize,
-    pub name_max: usize,
-    pub description_max: usize,
-    pub category_name_max: usize,
-}
+/// The `[catalog]` section is the domain's catalogue rules, as they are.
+pub type CatalogSettings = crate::domain::product::CatalogRules;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct CartSettings {

@@ -72,9 +72,9 @@ pub enum ProductRuleError {
     InvalidPrice(String),
 }
 
-/// The catalogue's limits. The domain states the rules; how strict they are is configuration,
-/// which the service layer reads and hands over as this (the domain never reads settings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The catalogue's limits. The domain states the rules; how strict they are is configuration:
+/// the `[catalog]` settings deserialize straight into this (the domain never reads settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct CatalogRules {
     pub min_price: Money,
     pub max_price: Money,

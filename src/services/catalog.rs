@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::json;
 
 use super::Stripes;
-use crate::config::{CatalogSettings, Settings};
+use crate::config::Settings;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::{CategoryId, ItemKey, ProductId, VariantId};
 use crate::domain::inventory::{StockRecord, MAX_STOCK};
@@ -67,7 +67,7 @@ pub struct CatalogService {
 
 impl CatalogService {
     pub fn new(store: Store, settings: Arc<Settings>) -> CatalogService {
-        let rules = catalog_rules(&settings.catalog);
+        let rules = settings.catalog;
         CatalogService { store, rules, stripes: Arc::new(Stripes::new(64)), products: Default::default() }
     }
 
@@ -248,18 +248,6 @@ fn check_stock(n: u64) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The domain's view of the `[catalog]` settings.
-fn catalog_rules(settings: &CatalogSettings) -> CatalogRules {
-    CatalogRules {
-        min_price: settings.min_price,
-        max_price: settings.max_price,
-        name_min: settings.name_min,
-        name_max: settings.name_max,
-        description_max: settings.description_max,
-        category_name_max: settings.category_name_max,
-    }
-}
-
 pub fn audit(
     by: &str,
     action: &str,
@@ -282,30 +270,11 @@ pub fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::money::Money;
-
-    #[test]
-    fn catalog_rules_carry_each_setting_to_its_own_limit() {
-        let settings = CatalogSettings {
-            min_price: Money::from_cents(3),
-            max_price: Money::from_cents(700),
-            name_min: 4,
-            name_max: 50,
-            description_max: 600,
-            category_name_max: 70,
-        };
-        let rules = catalog_rules(&settings);
-        assert_eq!(rules.min_price, Money::from_cents(3));
-        assert_eq!(rules.max_price, Money::from_cents(700));
-        assert_eq!((rules.name_min, rules.name_max), (4, 50));
-        assert_eq!(rules.description_max, 600);
-        assert_eq!(rules.category_name_max, 70);
-    }
 
     /// The domain's own tests use these numbers without reading the settings.
     #[test]
     fn the_default_settings_give_the_limits_the_domain_tests_assume() {
-        let rules = catalog_rules(&Settings::load_layers(None, false).unwrap().catalog);
+        let rules = Settings::load_layers(None, false).unwrap().catalog;
         assert_eq!(rules, crate::domain::product::tests::rules());
     }
 }
