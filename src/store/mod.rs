@@ -106,6 +106,14 @@ impl Drop for Inner {
     /// The committer goes before the backend it writes through (a PostgreSQL backend's
     /// runtime must outlive the group in flight).
     fn drop(&mut self) {
+        self.stop_committer();
+    }
+}
+
+impl Inner {
+    /// Stops accepting write sets and waits until the committer has drained what is queued
+    /// (once: a later call finds nothing to stop).
+    fn stop_committer(&self) {
         if let Ok(mut submit) = self.submit.lock() {
             submit.take();
         }
@@ -315,12 +323,7 @@ impl Store {
 
     /// Stops accepting write sets, lets the committer drain what is queued, and flushes.
     pub fn close(&self) -> Result<(), StoreError> {
-        if let Ok(mut submit) = self.inner.submit.lock() {
-            submit.take();
-        }
-        if let Some(handle) = self.inner.committer.lock().ok().and_then(|mut h| h.take()) {
-            let _ = handle.join();
-        }
+        self.inner.stop_committer();
         self.inner.backend.close()
     }
 }

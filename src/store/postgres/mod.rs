@@ -201,13 +201,14 @@ impl PgBackend {
     /// Runs a read query of shape `query` on `table` with `params`.
     fn query(&self, table: Table, query: Query, params: Vec<Param>) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         let conn = self.conn()?;
-        let sql = self.statements.sql(table, query);
+        let statements = self.statements.clone();
         run(&self.handle, async move {
             let cached = conn.prepared.lock().ok().and_then(|p| p.get(&(table, query)).cloned());
             let statement = match cached {
                 Some(s) => s,
                 None => {
-                    let s = conn.client.prepare(&sql).await?;
+                    // The SQL text is built only for the first read of its shape on a connection.
+                    let s = conn.client.prepare(&statements.sql(table, query)).await?;
                     if let Ok(mut p) = conn.prepared.lock() {
                         p.insert((table, query), s.clone());
                     }
