@@ -10,25 +10,18 @@ use crate::helpers::*;
 const WHY: &str = "leases are how servers share a PostgreSQL store; the embedded store has one server";
 
 async fn admin_get(client: &reqwest::Client, url: &str, path: &str) -> (u16, Value) {
-    let resp = client.get(format!("{url}{path}")).bearer_auth(ADMIN).send().await.expect("server answers");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    raw_call(client, url, reqwest::Method::GET, path, Some(ADMIN), None, None).await.expect("server answers")
 }
 
+/// A category and a product in it; `Err` when the server closed the connection unanswered.
 async fn create_product(client: &reqwest::Client, url: &str, name: &str) -> Result<(u16, Value), reqwest::Error> {
-    let category = client
-        .post(format!("{url}/admin/v1/categories"))
-        .bearer_auth(ADMIN)
-        .json(&json!({ "name": "Books" }))
-        .send()
-        .await?
-        .json::<Value>()
-        .await?;
+    let post = |path: &'static str, body: Value| {
+        raw_call(client, url, reqwest::Method::POST, path, Some(ADMIN), None, Some(body))
+    };
+    let (_, category) = post("/admin/v1/categories", json!({ "name": "Books" })).await?;
     assert!(category["category_id"].is_string(), "{category}");
     let body = json!({ "name": name, "description": "d", "price": "5.00", "category_id": category["category_id"], "initial_stock": 3 });
-    let resp = client.post(format!("{url}/admin/v1/products")).bearer_auth(ADMIN).json(&body).send().await?;
-    let status = resp.status().as_u16();
-    Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    post("/admin/v1/products", body).await
 }
 
 fn signal(server: &ServerProcess, signal: rustix::process::Signal) {

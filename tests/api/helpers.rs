@@ -113,23 +113,23 @@ pub fn postgres_schema(dir: &Path) -> String {
 /// saying so on stderr) when the suite runs against PostgreSQL. Use:
 /// `if sled_only("the_test_name", "why it is about sled's files") { return; }`.
 pub fn sled_only(test: &str, why: &str) -> bool {
-    if postgres_url().is_none() {
-        return false;
-    }
-    // Straight to the process's stderr: the test harness captures `eprintln!`, and the log
-    // of a run must show what it skipped.
-    let line = format!("SKIPPED on postgres: {test} ({why})\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
-    true
+    skipped_unless(postgres_url().is_none(), "postgres", test, why)
 }
 
 /// The mirror of [`sled_only`]: true (and a `SKIPPED on sled` line) unless the suite runs
 /// against PostgreSQL, for tests of what only that backend does (leases, fencing).
 pub fn postgres_only(test: &str, why: &str) -> bool {
-    if postgres_url().is_some() {
+    skipped_unless(postgres_url().is_some(), "sled", test, why)
+}
+
+/// True, with a `SKIPPED on <backend>` line, unless `runs`.
+fn skipped_unless(runs: bool, backend: &str, test: &str, why: &str) -> bool {
+    if runs {
         return false;
     }
-    let line = format!("SKIPPED on sled: {test} ({why})\n");
+    // Straight to the process's stderr: the test harness captures `eprintln!`, and the log
+    // of a run must show what it skipped.
+    let line = format!("SKIPPED on {backend}: {test} ({why})\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     true
 }
