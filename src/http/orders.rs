@@ -50,7 +50,7 @@ struct Payment {
 
 #[derive(Deserialize, Default, ToSchema)]
 struct CancelOrder {
-    /// Default `customer_request`.
+    /// Default `customer_request` (an operator's cancel: `operator_request`).
     reason: Option<String>,
 }
 
@@ -71,12 +71,22 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
 
 /// The Idempotency-Key of this request, scoped to the customer and the operation.
 fn idempotency(req: &Request, customer: CustomerId, operation: &[u8]) -> Result<Option<Key>, AppError> {
+    Ok(idempotency_header(req)?.map(|key| keys::idempotency(customer, key, operation)))
+}
+
+/// The request's `Idempotency-Key` header, checked: 1 to 255 visible ASCII characters.
+fn idempotency_header(req: &Request) -> Result<Option<&str>, AppError> {
     let Some(raw) = req.headers.get("idempotency-key") else { return Ok(None) };
     let key = raw.to_str().map_err(|_| AppError::invalid("Idempotency-Key", "must be visible ASCII"))?;
     if key.is_empty() || key.len() > 255 {
         return Err(AppError::invalid("Idempotency-Key", "must be 1 to 255 characters"));
     }
-    Ok(Some(keys::idempotency(customer, key, operation)))
+    Ok(Some(key))
+}
+
+/// The operation an order's cancellation is keyed under: one per order.
+fn cancel_operation(order_id: OrderId) -> Vec<u8> {
+    [b"cancel".as_slice(), order_id.as_bytes()].concat()
 }
 
 fn wait_time(shop: &Shop) -> Duration {
@@ -194,14 +204,8 @@ fn failure(saga: &SagaInstance) -> AppError {
 pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
     let order_id: OrderId = path_id(id, AppError::OrderNotFound)?;
-    let body: CancelOrder = if req.body.is_empty() { CancelOrder::default() } else { req.json()? };
-    let reason = match body.reason {
-        Some(r) => text("reason", &r, 500)?,
-        None => "customer_request".to_string(),
-    };
-    let mut op = b"cancel".to_vec();
-    op.extend_from_slice(order_id.as_bytes());
-    let key = idempotency(req, customer, &op)?;
+    let reason = cancel_reason(req, "customer_request")?;
+    let key = idempotency(req, customer, &cancel_operation(order_id))?;
     // Nobody's saga starts for an order that is not theirs (or does not exist).
     let order = shop.orders.get_own(customer, order_id).await?;
     if key.is_none() {
@@ -214,6 +218,15 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let input = to_input(&input)?;
     let started = shop.sagas.start("cancel_order", input, Some(customer), Some(order_id), key).await?;
     answer(shop, started, 200, Some(customer)).await
+}
+
+/// The optional body's `reason` (1 to 500 visible characters), else `default`.
+fn cancel_reason(req: &Request, default: &str) -> Result<String, AppError> {
+    let body: CancelOrder = if req.body.is_empty() { CancelOrder::default() } else { req.json()? };
+    match body.reason {
+        Some(r) => text("reason", &r, 500),
+        None => Ok(default.to_string()),
+    }
 }
 
 /// The customer's own orders.
@@ -363,6 +376,46 @@ pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
     // Who asked for the shipment: the saga's own changes are audited as the saga's.
     let after = json!({ "tracking_number": tracking, "saga_id": started.saga_id });
     let row = audit::entry(&actor, "order.ship", ("order", &order_id.to_string()), json!(null), after);
+    audit::record(&shop.store, row).await?;
+    answer(shop, started, 200, None).await
+}
+
+/// `POST /admin/v1/orders/{id}/cancel` (admin only): the operator's way to cancel any
+/// order, the remedy for a checkout past its point of no return that must not stand. Runs
+/// the same `cancel_order` saga as the customer's cancel (void or refund included) and is
+/// audited as `order.cancel` with the operator.
+#[utoipa::path(post, path = "/admin/v1/orders/{id}/cancel", operation_id = "admin.orders.cancel", tag = "operators",
+    security(("admin_token" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "Order id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by an operator answers the first outcome and starts nothing new"),
+        ("X-Operator" = Option<String>, Header, description = "Who does it, for the audit trail"),
+    ),
+    request_body(content = Option<CancelOrder>, description = "Optional"),
+    responses(
+        (status = 200, description = "The order, `CANCELLED`, with `refund`", body = doc::Order),
+        (status = 202, description = "Not settled within `checkout.sync_wait_ms`: poll the saga", body = doc::Accepted),
+        (status = 403, description = "`FORBIDDEN`: the fulfillment token"),
+        (status = 404, description = "`ORDER_NOT_FOUND`"),
+        (status = 409, description = "`CANCELLATION_NOT_ALLOWED` (shipped or delivered); `INVALID_STATUS_TRANSITION` (already cancelled)"),
+    ))]
+pub async fn admin_cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
+    let actor = auth::admin_actor(shop, req)?;
+    let order_id: OrderId = path_id(id, AppError::OrderNotFound)?;
+    let reason = cancel_reason(req, "operator_request")?;
+    // Operators share one key space, apart from every customer's.
+    let key = idempotency_header(req)?.map(|k| keys::operator_idempotency(k, &cancel_operation(order_id)));
+    let order = shop.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
+    if key.is_none() {
+        // As the customer's cancel: a fast answer for the plain refusals; the saga checks again.
+        order.cancellable(false)?;
+    }
+    let input = CancelOrderInput { order_id, customer_id: None, reason: Some(reason.clone()), only_if_pending: false };
+    let started =
+        shop.sagas.start("cancel_order", to_input(&input)?, Some(order.customer_id), Some(order_id), key).await?;
+    let before = json!({ "status": order.status.as_str() });
+    let after = json!({ "reason": reason, "saga_id": started.saga_id });
+    let row = audit::entry(&actor, "order.cancel", ("order", &order_id.to_string()), before, after);
     audit::record(&shop.store, row).await?;
     answer(shop, started, 200, None).await
 }

@@ -59,6 +59,9 @@ pub static ROUTES: &[Route] = &[
     route(M::GET, "/v1/sagas/{id}", "sagas.get", |s, r, p| Box::pin(orders::saga(s, r, p[0]))),
     route(M::GET, "/admin/v1/orders", "admin.orders.list", |s, r, _| Box::pin(orders::admin_list(s, r))),
     route(M::GET, "/admin/v1/orders/{id}", "admin.orders.get", |s, r, p| Box::pin(orders::admin_get(s, r, p[0]))),
+    route(M::POST, "/admin/v1/orders/{id}/cancel", "admin.orders.cancel", |s, r, p| {
+        Box::pin(orders::admin_cancel(s, r, p[0]))
+    }),
     route(M::POST, "/admin/v1/orders/{id}/ship", "admin.orders.ship", |s, r, p| Box::pin(orders::ship(s, r, p[0]))),
     route(M::GET, "/admin/v1/orders/{id}/events", "admin.orders.events", |s, r, p| {
         Box::pin(orders::admin_events(s, r, p[0]))

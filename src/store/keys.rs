@@ -240,6 +240,14 @@ pub fn idempotency(customer: CustomerId, idempotency_key: &str, operation: &[u8]
     Key::new(Table::Idempotency, [customer.as_bytes().as_slice(), digest.as_slice(), operation].concat())
 }
 
+/// The saga an operator's Idempotency-Key started for `operation`: apart from every
+/// customer's keys (a customer's row starts with the customer's 16-byte id).
+pub fn operator_idempotency(idempotency_key: &str, operation: &[u8]) -> Key {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(idempotency_key.as_bytes());
+    Key::new(Table::Idempotency, [b"operator:".as_slice(), digest.as_slice(), operation].concat())
+}
+
 /// The Idempotency row of a key the engine was handed as bytes (made by [`idempotency`]).
 /// Once per order: the cancellation started when its payment timed out.
 pub fn expiry_cancellation(order: OrderId) -> Key {

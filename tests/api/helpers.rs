@@ -693,6 +693,23 @@ impl TestApp {
         .await
     }
 
+    /// An operator's cancel of any order: `POST /admin/v1/orders/{id}/cancel` with the given
+    /// token as `X-Operator: alice`, with an Idempotency-Key when one is given.
+    pub async fn operator_cancel(&self, token: &str, order_id: &str, key: Option<&str>) -> (u16, Value) {
+        let mut rb = self
+            .client
+            .post(format!("{}/admin/v1/orders/{order_id}/cancel", self.url))
+            .bearer_auth(token)
+            .header("X-Operator", "alice")
+            .json(&json!({ "reason": "checkout stuck past its point of no return" }));
+        if let Some(k) = key {
+            rb = rb.header("Idempotency-Key", k);
+        }
+        let resp = rb.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// A verified customer's PENDING order of `quantity` units of a fresh product (stock 10).
     pub async fn pending_order(&self, quantity: u32) -> (Customer, String, Value) {
         let p = self.product("10.00", 10).await;

@@ -385,3 +385,49 @@ async fn the_last_units_go_to_exactly_as_many_customers_as_there_are_units() {
     assert!(lost.iter().all(|(_, b)| b["error"]["code"] == "INSUFFICIENT_STOCK"));
     assert_eq!(app.stock_of(&p).await, (3, 3));
 }
+
+#[tokio::test]
+async fn an_operator_cancel_refunds_a_captured_order_and_refuses_what_the_customers_cancel_refuses() {
+    let app = spawn_app().await;
+    let text = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    let (c, p, order) = app.pending_order(2).await;
+    let id = text(&order["order_id"]);
+    app.capture("evt_op_cancel", &text(&order["payment"]["authorization_id"]), &text(&order["total"])).await;
+
+    // Only the admin token: a customer (even the order's own) and fulfillment are refused.
+    for token in [c.token.as_str(), FULFILLMENT] {
+        let (status, body) = app.operator_cancel(token, &id, None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (403, Some("FORBIDDEN")), "{body}");
+    }
+    let (status, cancelled) = app.operator_cancel(ADMIN, &id, None).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "CANCELLED");
+    assert_eq!(
+        (cancelled["refund"]["status"].as_str(), cancelled["payment"]["status"].as_str()),
+        (Some("REFUNDED"), Some("REFUNDED"))
+    );
+    assert_eq!(app.stock_of(&p).await, (10, 0));
+    let event = app.events("OrderCancelled").await;
+    assert_eq!(event[0]["data"]["reason"], "checkout stuck past its point of no return", "{event:?}");
+
+    // The same refusals as the customer's cancel.
+    let (status, body) = app.operator_cancel(ADMIN, &id, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("INVALID_STATUS_TRANSITION")), "{body}");
+    let (status, body) = app.operator_cancel(ADMIN, &uuid::Uuid::now_v7().to_string(), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("ORDER_NOT_FOUND")), "{body}");
+    let (_, _, shipped) = app.pending_order(1).await;
+    let shipped_id = text(&shipped["order_id"]);
+    app.capture("evt_op_ship", &text(&shipped["payment"]["authorization_id"]), &text(&shipped["total"])).await;
+    assert_eq!(app.ship(FULFILLMENT, &shipped_id, "1ZOPCANCEL").await.0, 200);
+    for key in [None, Some("cancel-shipped")] {
+        let (status, body) = app.operator_cancel(ADMIN, &shipped_id, key).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("CANCELLATION_NOT_ALLOWED")),
+            "{key:?}: {body}"
+        );
+    }
+    let (_, now) = app.get(&format!("/admin/v1/orders/{shipped_id}"), Some(ADMIN)).await;
+    assert_eq!(now["status"], "SHIPPED");
+    assert_eq!(app.events("OrderCancelled").await.len(), 1, "nothing else was cancelled");
+}

@@ -319,16 +319,37 @@ async fn a_ship_order_saga_stuck_at_the_deduction_cannot_be_aborted() {
 #[tokio::test]
 async fn a_place_order_saga_past_create_order_points_to_cancelling_the_order() {
     let mut app = spawn_app().await;
-    let (_, _, order) = app.pending_order(1).await;
+    let (_, p, order) = app.pending_order(1).await;
     let (saga_id, order_id) = (order["saga_id"].as_str().unwrap(), order["order_id"].as_str().unwrap());
     rewrite_saga(&mut app, saga_id, true, stuck_at(6)).await;
     let (status, body) =
         app.post(&format!("/admin/v1/sagas/{saga_id}/abort"), Some(ADMIN), json!({ "reason": "x" })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("ABORT_NOT_ALLOWED")), "{body}");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains(&format!("/v1/orders/{order_id}/cancel")), "{message}");
+    let remedy = format!("POST /admin/v1/orders/{order_id}/cancel");
+    assert!(message.contains(&remedy), "{message}");
     let (_, now) = app.get(&format!("/admin/v1/orders/{order_id}"), Some(ADMIN)).await;
     assert_eq!((now["status"].as_str(), now["payment"]["status"].as_str()), (Some("PENDING"), Some("AUTHORIZED")));
+
+    // The remedy is the operator's to follow: the admin token cancels, fulfillment may not.
+    let (status, body) = app.operator_cancel(FULFILLMENT, order_id, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("FORBIDDEN")), "{body}");
+    let (status, cancelled) = app.operator_cancel(ADMIN, order_id, Some("remedy-1")).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "CANCELLED");
+    assert_eq!(
+        (cancelled["refund"]["status"].as_str(), cancelled["payment"]["status"].as_str()),
+        (Some("VOIDED"), Some("VOIDED"))
+    );
+    assert_eq!(app.stock_of(&p).await, (10, 0), "the reservation is released");
+    // A repeat with the same key answers the first outcome and starts nothing new.
+    let (status, again) = app.operator_cancel(ADMIN, order_id, Some("remedy-1")).await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("CANCELLED")), "{again}");
+    let (_, sagas) = app.get("/admin/v1/sagas?type=cancel_order", Some(ADMIN)).await;
+    assert_eq!(sagas["sagas"].as_array().unwrap().len(), 1, "{sagas}");
+    let rows = app.audit("order", order_id).await;
+    let cancels: Vec<_> = rows.iter().filter(|r| r["action"] == "order.cancel").collect();
+    assert!(!cancels.is_empty() && cancels.iter().all(|r| r["actor"] == "admin:alice"), "{rows:?}");
 }
 
 #[tokio::test]

@@ -57,6 +57,7 @@ const DESCRIPTION: &str = include_str!("description.md");
         orders::admin_list,
         orders::admin_get,
         orders::ship,
+        orders::admin_cancel,
         orders::admin_events,
         sagas::list,
         bulk::resume,
