@@ -272,4 +272,30 @@ mod tests {
         let events: Vec<_> = plan.writes.iter().filter(|w| w.table == Table::Events).map(|w| w.key.to_vec()).collect();
         assert_eq!(events, [7u64.to_be_bytes().to_vec(), 8u64.to_be_bytes().to_vec()]);
     }
+
+    #[test]
+    fn a_record_over_the_bound_refuses_its_write_set_whole_and_the_rest_of_the_group_applies() {
+        let event = crate::domain::events::DomainEvent::CustomerEmailVerified {
+            customer_id: crate::domain::ids::CustomerId::new(),
+        };
+        let normal = |key: u8| WriteSet::new().put(Table::Cursors, vec![key], &1u32).event(&event);
+        let mut oversized = WriteSet::new().put(Table::Cursors, vec![5], &1u32).event(&event);
+        oversized.ops.push(Op::Put(Table::Cursors, vec![6], vec![0; MAX_RECORD_BYTES + 1]));
+        let group = [normal(1), oversized, normal(2)];
+        let group: Vec<&WriteSet> = group.iter().collect();
+        let plan = plan(&group, Seqs { event: 1, audit: 1 }, Timestamp::now(), |_, _| Ok(false)).unwrap();
+        assert!(matches!(plan.outcomes[..], [Ok(()), Err(Refused::TooLarge { table: "cursors", .. }), Ok(())]));
+        let Err(Refused::TooLarge { bytes, .. }) = plan.outcomes[1] else { unreachable!() };
+        assert_eq!(bytes, 1 + MAX_RECORD_BYTES + 1, "key and value");
+        // Nothing of the refused set is written: neither its small put nor its event.
+        let cursors: Vec<_> = keys_of(&plan).into_iter().filter(|(t, ..)| *t == Table::Cursors).collect();
+        assert_eq!(cursors, [(Table::Cursors, vec![1], false), (Table::Cursors, vec![2], false)]);
+        let events: Vec<_> = plan.writes.iter().filter(|w| w.table == Table::Events).map(|w| w.key.to_vec()).collect();
+        assert_eq!(
+            events,
+            [1u64.to_be_bytes().to_vec(), 2u64.to_be_bytes().to_vec()],
+            "no seq taken by the refused set"
+        );
+        assert_eq!(plan.seqs, Seqs { event: 3, audit: 1 });
+    }
 }
