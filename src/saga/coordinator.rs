@@ -467,3 +467,56 @@ impl Handler<Watch> for SagaCoordinator {
         MessageResult(self.settled.subscribe())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::store::Store;
+
+    /// How many receivers of `settled` are alive: what the coordinator keeps for waiters.
+    #[derive(Message)]
+    #[rtype(result = "usize")]
+    struct Waiters;
+
+    impl Handler<Waiters> for SagaCoordinator {
+        type Result = usize;
+
+        fn handle(&mut self, _: Waiters, _: &mut Context<Self>) -> usize {
+            self.settled.receiver_count()
+        }
+    }
+
+    /// A client repeating an Idempotency-Key on a saga that keeps retrying asks the
+    /// coordinator to watch it each time, then gives up: nothing kept for it may remain.
+    #[test]
+    fn waiters_that_give_up_leave_nothing_behind() {
+        actix::System::new().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let mut settings = Settings::load_layers(None, false).unwrap();
+            settings.storage.path = dir.path().into();
+            let settings = Arc::new(settings);
+            let store = Store::open(&settings.storage).unwrap();
+            let gateway = crate::startup::payment_gateway(&settings).unwrap();
+            let shop = crate::startup::shop(settings, store.clone(), vec![Arbiter::current()], gateway).unwrap();
+            let def = crate::saga::definition::embedded().unwrap().into_iter().next().unwrap();
+            let mut saga =
+                SagaInstance::new(&def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), None, None);
+            saga.state = SagaState::Retrying;
+            let (settled, first_waiter) = settled_channel();
+            let coordinator = SagaCoordinator::new(saga, shop.sagas.clone(), settled).start();
+
+            let baseline = coordinator.send(Waiters).await.unwrap();
+            assert_eq!(baseline, 1, "the waiter the saga started with");
+            for _ in 0..200 {
+                drop(coordinator.send(Watch).await.unwrap());
+            }
+            assert_eq!(coordinator.send(Waiters).await.unwrap(), baseline, "200 waiters gave up");
+            let still_waiting = coordinator.send(Watch).await.unwrap();
+            assert_eq!(coordinator.send(Waiters).await.unwrap(), baseline + 1);
+            drop((still_waiting, first_waiter));
+            assert_eq!(coordinator.send(Waiters).await.unwrap(), 0);
+            store.close().unwrap();
+        });
+    }
+}
