@@ -115,3 +115,35 @@ async fn the_timer_survives_a_restart_and_fires_once() {
     let (_, sagas) = app.get("/admin/v1/sagas?type=cancel_order", Some(ADMIN)).await;
     assert_eq!(sagas["sagas"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_capture_arriving_after_the_expiry_is_refunded_by_a_saga() {
+    let app = spawn_app_with(short_expiry).await;
+    let (_, p, order) = app.pending_order(1).await;
+    let id = order["order_id"].as_str().unwrap().to_string();
+    expiry_done(&app).await;
+    assert_eq!(order_status(&app, &id).await["cancel_reason"], "payment_timeout");
+
+    // The gateway captured anyway: the contract answers 409, and the money goes back.
+    let (auth, total) = (order["payment"]["authorization_id"].as_str().unwrap(), order["total"].as_str().unwrap());
+    let (status, body) = app.capture("evt_after_expiry", auth, total).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("INVALID_STATUS_TRANSITION")), "{body}");
+    let (_, sagas) = app.get("/admin/v1/sagas?type=refund_capture", Some(ADMIN)).await;
+    let sagas = sagas["sagas"].as_array().unwrap().clone();
+    assert_eq!(sagas.len(), 1, "{sagas:?}");
+    let saga = app.saga_reaches(sagas[0]["saga_id"].as_str().unwrap(), "COMPLETED").await;
+    assert_eq!(
+        (saga["order_id"].as_str(), saga["input"]["event_id"].as_str()),
+        (Some(id.as_str()), Some("evt_after_expiry"))
+    );
+    let o = order_status(&app, &id).await;
+    assert_eq!(
+        (o["status"].as_str(), o["refund"]["status"].as_str(), o["payment"]["status"].as_str()),
+        (Some("CANCELLED"), Some("REFUNDED"), Some("REFUNDED")),
+        "{o}"
+    );
+    let (_, events) = app.get("/admin/v1/webhooks?source=payment&status=refund_started", Some(ADMIN)).await;
+    let events = events["webhooks"].as_array().unwrap();
+    assert_eq!((events.len(), events[0]["event_id"].as_str()), (1, Some("evt_after_expiry")), "{events:?}");
+    assert_eq!(app.stock_of(&p).await, (10, 0), "released once, by the expiry");
+}
