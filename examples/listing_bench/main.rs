@@ -1,15 +1,19 @@
 //! Benchmark (not a test) of the admin listings against table size: fills a fresh store,
-//! through `Store::commit` of write sets built as the order actor and the saga coordinator
-//! build theirs (rows plus their listing-index entries), with orders of mixed statuses and
-//! sagas of mixed states, then at each size times a page of 50 for a rare and a common
-//! filter value and the unfiltered first page, as the admin listings read them; and, for
-//! comparison, the whole-table scan the listings did before their indexes.
+//! through `Store::commit` of write sets built as the order actor, the saga coordinator and
+//! the services build theirs (rows plus their listing-index entries), with orders of mixed
+//! statuses, sagas of mixed states, and as many audit rows, webhook events and notifications
+//! (see `logs.rs` for their mix); then at each size times a page of 50 for a rare and a
+//! common filter value and the unfiltered first page, as the admin listings read them; and,
+//! for comparison, the whole-table scan the order listing did before its index.
 //!
 //! ```sh
 //! cargo build --release --example listing_bench
 //! ./target/release/examples/listing_bench --sizes 1000,100000,1000000
 //! ```
-//! Each figure is the median of `--runs` reads (default 21).
+//! Each figure is the median of `--runs` reads (default 21). Two tables are printed at the
+//! end: orders and sagas, then the three logs.
+
+mod logs;
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +29,8 @@ use clap::Parser;
 
 #[derive(Parser)]
 struct Opts {
-    /// Table sizes to measure at, ascending: rows of orders and as many sagas.
+    /// Table sizes to measure at, ascending: rows of orders and as many sagas, audit rows,
+    /// webhook events and notifications.
     #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
     sizes: Vec<usize>,
     #[arg(long, default_value_t = 21)]
@@ -91,12 +96,13 @@ struct Bench {
 }
 
 impl Bench {
-    /// Adds orders and sagas up to `size` of each.
+    /// Adds orders, sagas and log rows up to `size` of each.
     async fn fill_to(&mut self, size: usize, batch: usize) {
         self.fill(size, batch, true).await
     }
 
-    /// As `fill_to`, with or without the listing entries.
+    /// As `fill_to`, with or without the listing entries (without them: orders and sagas
+    /// only, as the backfill builds the entries of those).
     async fn fill(&mut self, size: usize, batch: usize, indexed: bool) {
         while self.rows < size {
             let upto = (self.rows + batch).min(size);
@@ -126,6 +132,9 @@ impl Bench {
                 // An unfinished saga is in the active list, as its first write puts it.
                 if !saga.state.is_terminal() {
                     ws = ws.put(Table::ActiveSagas, saga.saga_id.as_bytes().to_vec(), &0u32);
+                }
+                if indexed {
+                    ws = logs::rows(ws, n);
                 }
             }
             self.store.commit(ws).await.expect("fill commit");
@@ -209,15 +218,15 @@ async fn main() {
     let opts = Opts::parse();
     let (_dir, _settings, mut bench) = fresh_store();
     let store = bench.store.clone();
-    println!("page of {LIMIT}; median of {} reads; times in microseconds\n", opts.runs);
-    println!(
-        "| rows (orders + sagas) | orders DELIVERED (0.1%) | orders PENDING (60%) | orders, no filter | sagas STUCK (0.1%) | sagas COMPLETED (90%) | sagas FAILED (5%) | sagas place_order + RETRYING (5%) | sagas, no filter | orders DELIVERED by whole-table scan (before) | fill time |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let log_service = cartwright::services::logs::LogService::new(store.clone());
+    let entity = logs::listed_entity();
+    let log_listings = logs::listings(&log_service, &entity, LIMIT);
+    let (mut tables, mut log_tables) = (Vec::new(), Vec::new());
     for &size in &opts.sizes {
         let started = Instant::now();
         bench.fill_to(size, opts.batch).await;
         let fill = started.elapsed();
+        eprintln!("filled to {size} rows of each table in {:.1} s", fill.as_secs_f64());
         let us = |(d, rows): (Duration, usize)| format!("{} ({rows})", d.as_micros());
         let r = opts.runs;
         let cols = [
@@ -231,8 +240,20 @@ async fn main() {
             us(median(r, || first_page::<SagaInstance>(&store, Table::Sagas))),
             us(median(3.min(r), || whole_table_scan(&store, OrderStatus::Delivered))),
         ];
-        println!("| {size} | {} | {:.1} s |", cols.join(" | "), fill.as_secs_f64());
+        tables.push(format!("| {size} | {} | {:.1} s |", cols.join(" | "), fill.as_secs_f64()));
+        let log_cols: Vec<String> = log_listings.iter().map(|read| us(median(r, read))).collect();
+        log_tables.push(format!("| {size} | {} |", log_cols.join(" | ")));
     }
+    println!("page of {LIMIT}; median of {} reads; times in microseconds (rows returned)\n", opts.runs);
+    println!(
+        "| rows (orders + sagas) | orders DELIVERED (0.1%) | orders PENDING (60%) | orders, no filter | sagas STUCK (0.1%) | sagas COMPLETED (90%) | sagas FAILED (5%) | sagas place_order + RETRYING (5%) | sagas, no filter | orders DELIVERED by whole-table scan (before) | fill time (all five tables) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    tables.iter().for_each(|row| println!("{row}"));
+    println!("\n| rows (of each log) | {} |", logs::HEADER.join(" | "));
+    println!("|---|{}", "---|".repeat(logs::HEADER.len()));
+    log_tables.iter().for_each(|row| println!("{row}"));
+    drop(log_listings);
     store.close().expect("store closes");
     drop((bench, store, _dir));
     if opts.backfill_rows > 0 {
