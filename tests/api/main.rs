@@ -20,6 +20,7 @@ mod concurrency;
 mod connections;
 mod console;
 mod console_ops;
+mod console_orders;
 mod contract;
 mod crash;
 mod customers;
