@@ -19,6 +19,7 @@ mod cluster;
 mod concurrency;
 mod connections;
 mod console;
+mod console_forms;
 mod console_ops;
 mod console_orders;
 mod contract;
