@@ -72,6 +72,14 @@ async fn the_order_page_lists_every_saga_of_the_order_its_audit_trail_and_events
         "the cancellation's change: {trail}"
     );
     assert!(trail.contains(&format!("/console/audit?entity_type=order&amp;entity_id={id}")), "{trail}");
+    // The audit page finds that row by who did it and what it was, and only it.
+    let by_cancel =
+        |r: &&serde_json::Value| r["actor"] == format!("saga:{cancel}") && r["action"] == "order.status_changed";
+    let n = rows.iter().filter(by_cancel).count();
+    let by = b.get(&format!("/console/audit?actor=saga:{cancel}&action=order.status_changed")).await;
+    let row = format!("<td>saga:{cancel}</td><td><code>order.status_changed</code>");
+    assert!(n >= 1 && by.body.matches(&row).count() == n, "{n} rows: {}", by.body);
+    assert_eq!(by.body.matches("</td><td><code>").count(), n, "no other row: {}", by.body);
 
     // Its events.
     let events = &page.body[page.body.find(r#"data-testid="order-events""#).expect("an events table")..];
