@@ -1,9 +1,11 @@
 // The operators' console in a real browser (run by .ci/browser.sh, which passes the
 // environment below). It starts the release server on a fresh data directory, sets up
 // sagas through the JSON API (fetch), then drives Debian's Chromium through the console:
-// sign in, resume a STUCK cancellation found from the triage page, bulk-abort RETRYING
-// checkouts after a dry run, quarantine a product and release it, sign out. Every step
-// asserts what it sees; any console error or page error in the browser fails the run.
+// sign in, see the triage page reload itself until its auto-refresh is paused, resume a
+// STUCK cancellation found from the triage page, bulk-abort RETRYING checkouts after a dry
+// run and see them on the ABORTED list, quarantine a product, release it and see its
+// checkout complete on its page, sign out. Every step asserts what it sees; any console
+// error or page error in the browser fails the run.
 // A screenshot of each page visited goes to BROWSER_OUT_DIR.
 'use strict';
 
@@ -287,18 +289,23 @@ async function resumeStuckCancellation(page, sagaId) {
   await screenshot(page, 'resumed');
   await page.getByText('Resumed: the parked work runs now.').waitFor();
   assert(true, 'the resume is acknowledged');
-  await eventually('the saga page shows COMPLETED', async () => {
-    await page.reload();
-    return (await page.locator('.facts .state').first().innerText()) === 'COMPLETED';
-  });
-  await screenshot(page, 'completed');
-  assert(true, 'after reloads the saga page shows COMPLETED');
+  await reloadUntilState(page, 'COMPLETED', 'completed');
   await sagaReaches(sagaId, 'COMPLETED');
 }
 
 async function expectState(page, state) {
   const shown = await page.locator('.facts .state').first().innerText();
   assert(shown === state, `the saga page shows ${state} (shows ${shown})`);
+}
+
+/// Reloads the saga page it is on until it shows `state`, then screenshots it.
+async function reloadUntilState(page, state, name) {
+  await eventually(`the saga page shows ${state}`, async () => {
+    await page.reload();
+    return (await page.locator('.facts .state').first().innerText()) === state;
+  });
+  await screenshot(page, name);
+  assert(true, `after reloads the saga page shows ${state}`);
 }
 
 async function bulkAbort(page, ids) {
@@ -330,6 +337,13 @@ async function bulkAbort(page, ids) {
   const counts = [await field('matched'), await field('done'), await field('skipped'), await field('failed')].map((t) => t.trim());
   assert(counts.join(' ') === `${ids.length} ${ids.length} 0 0`, `the progress shows ${ids.length} matched and done (${counts})`);
   for (const id of ids) await sagaReaches(id, 'ABORTED');
+  await visit(page, '/console/sagas?state=ABORTED&type=place_order', 'aborted-checkouts');
+  for (const id of ids) {
+    const row = page.locator('tr').filter({ has: page.locator(`a[href="/console/sagas/${id}"]`) });
+    assert((await row.count()) === 1 && /ABORTED/.test(await row.innerText()), `the ABORTED list shows ${id} ABORTED`);
+  }
+  await visit(page, '/console/sagas?state=RETRYING&type=place_order', 'retrying-checkouts');
+  for (const id of ids) assert((await page.locator(`a[href="/console/sagas/${id}"]`).count()) === 0, `the RETRYING list no longer holds ${id}`);
 }
 
 async function quarantineProduct(page) {
@@ -363,7 +377,61 @@ async function quarantineProduct(page) {
   await page.waitForLoadState();
   await screenshot(page, 'released');
   assert((await page.locator('[data-testid=quarantine-list] tr').filter({ hasText: p }).count()) === 0, 'the released key left the list');
+  await visit(page, `/console/sagas/${order.saga_id}`, 'released-saga');
+  await reloadUntilState(page, 'COMPLETED', 'released-saga-completed');
   await sagaReaches(order.saga_id, 'COMPLETED');
+}
+
+/// The triage page reloads itself every 10 s (app.js); *Pause auto-refresh* stops it and
+/// *Resume auto-refresh* starts it again. Playwright's clock stands for the 10 s, in a
+/// context of its own (the clock is the whole context's) signed in with the same cookie.
+/// Every main-frame navigation is counted: the one a paused page would start is seen
+/// before the load of a later one.
+async function autoRefresh(browser, signedIn, problems) {
+  console.log('the triage page reloads itself, until paused');
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, storageState: await signedIn.storageState() });
+  try {
+    const page = await context.newPage();
+    watch(page, problems);
+    let navigations = 0;
+    page.on('request', (r) => {
+      if (r.isNavigationRequest() && r.frame() === page.mainFrame()) navigations += 1;
+    });
+    await page.clock.install();
+    await visit(page, '/console/triage', 'auto-refresh');
+    // From here on the page's time moves only when the test moves it.
+    await page.clock.pauseAt(Date.now() + 1000);
+    const toggle = page.locator('#refresh-toggle');
+    await toggle.waitFor();
+    assert((await toggle.innerText()) === 'Pause auto-refresh', 'the triage page offers to pause its auto-refresh');
+    assert(navigations === 1, 'one load so far');
+
+    const mark = () => page.evaluate(() => { window.__notReloaded = true; });
+    const marked = () => page.evaluate(() => window.__notReloaded === true);
+    await mark();
+    let loaded = page.waitForEvent('load');
+    await page.clock.runFor(11000);
+    await loaded;
+    assert(navigations === 2 && !(await marked()), 'after 11 s the page has reloaded by itself');
+
+    await toggle.click();
+    assert((await toggle.innerText()) === 'Resume auto-refresh', 'the button now offers to resume');
+    await mark();
+    await page.clock.runFor(25000);
+    // A reload the paused page started could still be on its way here: the count of loads
+    // after the next one makes sure there was none.
+    assert(await marked(), 'paused, the page is the same document 25 s later');
+
+    await toggle.click();
+    assert((await toggle.innerText()) === 'Pause auto-refresh', 'resumed');
+    loaded = page.waitForEvent('load');
+    await page.clock.runFor(11000);
+    await loaded;
+    assert(navigations === 3, `resumed, it reloads again; paused, it never did (3 loads in all, not ${navigations})`);
+    await screenshot(page, 'auto-refresh-resumed');
+  } finally {
+    await context.close();
+  }
 }
 
 async function signOut(page) {
@@ -373,6 +441,17 @@ async function signOut(page) {
   await visit(page, '/console', 'signed-out');
   assert(pathOf(page) === '/console/sign-in', 'after sign-out /console sends to the sign-in page');
   await page.getByRole('button', { name: 'Sign in' }).waitFor();
+}
+
+/// Answers confirm dialogs (data-confirm forms) yes, as an operator would, and records
+/// every console error and uncaught page error in `problems`.
+function watch(page, problems) {
+  page.setDefaultTimeout(WAIT_MS);
+  page.on('dialog', (d) => d.accept());
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console error on ${page.url()}: ${m.text()} (${m.location().url})`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error on ${page.url()}: ${e.message}`));
 }
 
 // ----- the run -----
@@ -412,15 +491,10 @@ async function main() {
     });
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
-    page.setDefaultTimeout(WAIT_MS);
-    // Confirm dialogs (data-confirm forms) are answered yes, as an operator would.
-    page.on('dialog', (d) => d.accept());
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(`console error on ${page.url()}: ${m.text()} (${m.location().url})`);
-    });
-    page.on('pageerror', (e) => problems.push(`page error on ${page.url()}: ${e.message}`));
+    watch(page, problems);
 
     await signIn(page);
+    await autoRefresh(browser, context, problems);
     await resumeStuckCancellation(page, stuckId);
     await bulkAbort(page, retryingIds);
     await quarantineProduct(page);

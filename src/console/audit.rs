@@ -31,7 +31,7 @@ pub fn list(ctx: &Ctx<'_>) -> Page {
             label { "Who (admin, admin:NAME, fulfillment…)"
                 input type="text" name="actor" value=[actor];
             }
-            label { "Action (saga.resume, saga.abort, bulk…)"
+            label { "Action, exactly (saga.resume, saga.abort, bulk_action.abort…)"
                 input type="text" name="action" value=[action];
             }
             button type="submit" { "Filter" }

@@ -2,8 +2,6 @@
 //! events and audit trail; an inventory item's on-hand / reserved / available with its holds.
 //! Fulfillment staff see orders (not their sagas or audit rows); stock is the admin's.
 
-use std::collections::BTreeSet;
-
 use maud::{html, Markup};
 use serde_json::Value;
 
@@ -12,18 +10,22 @@ use super::session::Role;
 use super::{order_events, quarantine};
 use super::{ConsoleError, Ctx, Page};
 use crate::domain::email::Email;
-use crate::domain::ids::{OrderId, ProductId, SagaId};
+use crate::domain::ids::{OrderId, ProductId};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::quarantine::{KeyKind, QuarantineKey};
 use crate::error::AppError;
+use crate::saga::query::{Direction, SagaFilter};
 use crate::services::catalog::CatalogError;
 use crate::services::inventory::item_keys;
 use crate::services::orders::order_json;
 
 const PAGE: usize = 50;
 const STATUSES: [&str; 5] = ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED"];
-/// Audit rows of one order read to find the sagas that changed it.
+/// Audit rows of one order shown on its page (the audit page has them all).
 const AUDIT_ROWS: usize = 200;
+/// Sagas of one order shown on its page: an order has a handful (placing, cancelling,
+/// shipping, refunds); the saga list filtered by the order has them all.
+const SAGAS: usize = 50;
 
 pub async fn list(ctx: &Ctx<'_>) -> Page {
     ctx.staff()?;
@@ -171,18 +173,15 @@ pub async fn show(ctx: &Ctx<'_>, id: &str) -> Page {
     Ok(layout::html_response(200, layout::page(ctx, "Order", Shell::default(), content)))
 }
 
-/// The sagas that made or changed the order (its own, and every saga an audit row of it
-/// names), and those audit rows.
+/// Every saga of the order, from the index of sagas by order (so one that has not changed
+/// the order yet, a refund still retrying or a shipment before it marks the order, is listed
+/// too), and the order's audit rows.
 async fn sagas_and_audit(ctx: &Ctx<'_>, order: &Order) -> Result<Markup, ConsoleError> {
     let id = order.order_id.to_string();
+    let filter = SagaFilter { order_id: Some(order.order_id), ..SagaFilter::default() };
+    let (sagas, more) = ctx.shop.sagas.list(&filter, Direction::OldestFirst, None, SAGAS).await?;
     let audit = ctx.shop.logs.audit(&order_rows(&id), None, AUDIT_ROWS)?;
     let rows = audit["entries"].as_array().cloned().unwrap_or_default();
-    let mut ids: BTreeSet<SagaId> = BTreeSet::from([order.saga_id]);
-    ids.extend(rows.iter().filter_map(|r| r["actor"].as_str()?.strip_prefix("saga:")?.parse::<SagaId>().ok()));
-    let mut sagas = Vec::new();
-    for s in ids {
-        sagas.extend(ctx.shop.sagas.get(s).await?);
-    }
     Ok(html! {
         h2 { "Sagas" }
         @if sagas.is_empty() { p.muted { "None found." } }
@@ -199,6 +198,9 @@ async fn sagas_and_audit(ctx: &Ctx<'_>, order: &Order) -> Result<Markup, Console
                         }
                     }
                 }
+            }
+            @if more.is_some() {
+                p { a href=(format!("/console/sagas?order_id={id}")) { "All of its sagas" } }
             }
         }
         h2 { "Audit trail" }

@@ -296,3 +296,19 @@ async fn a_saga_retrying_too_long_alerts_once_per_retry_episode_across_restarts(
     assert_eq!(retrying_alerts(&app, &first).await, 1, "not again after a restart");
     assert_eq!(retrying_alerts(&app, &second).await, 1, "not again at the next check");
 }
+
+#[test]
+fn the_dashboards_unfinished_panel_counts_every_unfinished_state() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let panel = dashboard["panels"].as_array().unwrap().iter().find(|p| p["title"] == "Unfinished sagas by state");
+    let expr = panel.expect("the panel")["targets"][0]["expr"].as_str().unwrap();
+    let regex = expr.split("state=~\"").nth(1).and_then(|r| r.split('"').next()).expect("a state regex");
+    let mut shown: Vec<&str> = regex.split('|').collect();
+    shown.sort();
+    let all = ["RUNNING", "RETRYING", "PAUSED", "COMPENSATING", "STUCK", "COMPLETED", "FAILED", "ABORTED"];
+    let mut unfinished: Vec<&str> =
+        all.into_iter().filter(|s| !cartwright::saga::SagaState::parse(s).unwrap().is_terminal()).collect();
+    unfinished.sort();
+    assert_eq!(shown, unfinished, "{expr}");
+}
