@@ -4,10 +4,10 @@
 //! refused there too; see [`quarantine`]. What they refuse is an [`ActorError`].
 
 pub mod cart;
-pub mod error;
 pub mod inventory;
 pub mod order;
 pub mod quarantine;
 pub mod registry;
 
-pub use error::ActorError;
+/// What the actors refuse; defined with the one status and code mapping.
+pub use crate::error::actors::ActorError;

@@ -9,7 +9,6 @@ mod bulk;
 mod cart;
 mod catalog;
 mod customers;
-mod error;
 mod meta;
 mod orders;
 mod quarantine;
@@ -31,7 +30,8 @@ use warp::http::{HeaderMap, Method};
 use warp::path::FullPath;
 use warp::{Buf, Filter};
 
-pub use error::HttpError;
+/// What the front door refuses; defined with the one status and code mapping.
+pub use crate::error::http::HttpError;
 pub use request::Request;
 
 use crate::error::AppError;

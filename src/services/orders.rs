@@ -9,22 +9,9 @@ use crate::actors::registry::{send_leased, Lease};
 use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
 use crate::domain::time::Timestamp;
+pub use crate::error::services::CheckoutError;
 use crate::error::AppError;
 use crate::store::{keys, Key, ListingFilter, Notification, Page, Store, Table, WebhookEvent, WriteSet};
-
-/// Why a checkout was refused before any order existed (the place-order saga's checks and
-/// the front door's early ones).
-#[derive(Debug, thiserror::Error)]
-pub enum CheckoutError {
-    #[error("sign in (with a verified account) to place an order")]
-    RegistrationRequired,
-    #[error("verify your email address before placing an order")]
-    EmailNotVerified,
-    #[error("the cart is empty")]
-    EmptyCart,
-    #[error("we do not ship to {0}")]
-    InternationalShippingNotAvailable(String),
-}
 
 #[derive(Clone)]
 pub struct OrderService {

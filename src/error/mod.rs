@@ -1,4 +1,4 @@
-//! The one error type services return, and the one place it becomes an HTTP status, a
+//! The one error type the layers return, and the one place it becomes an HTTP status, a
 //! stable code and details. Codes are the HTTP contract's; never rename one.
 //!
 //! Layers refuse with their own enums, nested here whole and mapped below, so callers
@@ -6,23 +6,35 @@
 //! ([`AccountError`]), webhooks and bulk actions ([`OperationError`]), the saga engine
 //! ([`SagaError`]), entity actors ([`ActorError`]), the catalogue ([`CatalogError`]), the
 //! checkout ([`CheckoutError`]); the domain's refusals ([`OrderError`], [`InventoryError`],
-//! [`CartError`] inside [`CartRefusal`]) are held as the domain gave them; a store failure becomes [`AppError::Internal`] with the store error kept as its
-//! cause (or [`AppError::ShuttingDown`] for a closed store).
+//! [`CartError`] inside [`CartRefusal`]) are held as the domain gave them; a store failure
+//! becomes [`AppError::Internal`] with the store error kept as its cause (or
+//! [`AppError::ShuttingDown`] for a closed store).
+//!
+//! Why the mapping sits here, below the saga engine, and not in `http/`: a saga records a
+//! failure's status and code ([`ErrorRecord`], through [`AppError::record`]) so that a
+//! retried request is answered identically later, from the record, whatever the code
+//! does by then. The saga therefore needs the mapping, and `http` sits above the saga. So
+//! the layers' refusal enums are defined in the submodules here (one file per layer, each
+//! re-exported from its layer: `saga::SagaError`, `actors::ActorError`, …) and this module
+//! depends on nothing above the domain and the store; `layering.rs` checks that.
 
 use serde_json::{json, Value};
 
-use crate::actors::ActorError;
+pub mod actors;
+pub mod http;
+pub mod operations;
+pub mod saga;
+pub mod services;
+
+use self::actors::ActorError;
+use self::http::HttpError;
+use self::operations::OperationError;
+use self::saga::SagaError;
+use self::services::{AccountError, CartRefusal, CatalogError, CheckoutError};
 use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
 use crate::domain::order::OrderError;
 use crate::domain::product::{ProductRuleError, VariantChoiceError};
-use crate::http::HttpError;
-use crate::operations::OperationError;
-use crate::saga::SagaError;
-use crate::services::cart::CartRefusal;
-use crate::services::catalog::CatalogError;
-use crate::services::customers::AccountError;
-use crate::services::orders::CheckoutError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -397,15 +409,6 @@ impl From<StoreError> for AppError {
     }
 }
 
-impl From<crate::backup::BackupError> for AppError {
-    fn from(e: crate::backup::BackupError) -> AppError {
-        match e {
-            crate::backup::BackupError::Store(e) => e.into(),
-            other => AppError::internal("backup", other),
-        }
-    }
-}
-
 impl From<CartError> for AppError {
     fn from(e: CartError) -> AppError {
         CartRefusal::from(e).into()
@@ -629,7 +632,7 @@ mod tests {
         };
         let e = AppError::from(CartRefusal {
             error: CartError::QuantityExceedsStock { available: 1 },
-            cart: Some(Box::new(cart.clone())),
+            cart: Some(Box::new(serde_json::to_value(&cart).unwrap())),
         });
         assert_eq!((e.status(), e.code()), (409, "QUANTITY_EXCEEDS_STOCK"));
         assert_eq!(e.details(), json!({ "available": 1, "cart": serde_json::to_value(&cart).unwrap() }));

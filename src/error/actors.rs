@@ -1,5 +1,6 @@
-//! What the actor layer refuses, as a type. Each becomes an
-//! [`AppError`](crate::error::AppError) (a status and a code) in `error.rs`.
+//! The actor layer's refusals, as a type (re-exported as `actors::ActorError`). Each
+//! becomes an [`AppError`](crate::error::AppError) (a status and a code) in the parent
+//! module, which is why it is defined here rather than in `actors/`.
 
 use crate::domain::quarantine::QuarantineKey;
 
