@@ -14,10 +14,10 @@ use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::census::SagaCensus;
+use crate::saga::indexes::{saga_index_of, saga_owner_index};
 use crate::saga::{SagaInstance, SagaState};
 use crate::store::{
-    keys, saga_index_of, saga_owner_index, time_bound, time_key, time_key_rest, unindex, webhook_index, Store,
-    StoreError, Table, WebhookEvent, WriteSet,
+    keys, time_bound, time_key, time_key_rest, unindex, webhook_index, Store, StoreError, Table, WebhookEvent, WriteSet,
 };
 
 /// Index entries looked at, and deleted, per write.

@@ -88,12 +88,14 @@ impl SagaEngine {
         Ok(Arc::new(engine))
     }
 
-    /// Once, before the server listens: refuses to go on if an unfinished saga names a
+    /// Once, before the server listens: builds the saga listing indexes an older store
+    /// lacks (before any saga is written, as the store does its own on open); refuses to go on if an unfinished saga names a
     /// definition version or a step this build cannot run; loads the retry policies; seeds
     /// the census (the unfinished sagas now, the finished ones in the background); then
     /// resumes every unfinished saga from the log, except those PAUSED on a key still
     /// quarantined (one whose key was released resumes). Returns how many sagas it resumed.
     pub async fn boot(self: &Arc<Self>) -> anyhow::Result<usize> {
+        super::indexes::build_missing(&self.store)?;
         let active = self.active_instances()?;
         check_instances(&active, &self.definitions, &self.handlers)?;
         self.load_policies().await?;

@@ -7,6 +7,7 @@
 //! - [`census`]: sagas by type and state, exactly, in memory; triage.
 //! - [`definition`]: parsing and checking definitions.
 //! - [`instance`]: the persisted instance and its views.
+//! - [`indexes`]: a saga's listing entries, and building them for an older store.
 //! - [`machine`]: the pure state machine (`transition(instance, input) -> action`).
 //! - [`coordinator`]: the actor that persists, then acts.
 //! - [`query`]: the operators' saga filter, a bounded walk of the narrowest index.
@@ -23,6 +24,7 @@ pub mod coordinator;
 pub mod definition;
 pub mod engine;
 pub mod fold;
+pub mod indexes;
 pub mod instance;
 pub mod machine;
 pub mod metrics;
