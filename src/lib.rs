@@ -31,6 +31,8 @@ pub mod domain;
 pub mod error;
 pub mod gateways;
 pub mod http;
+#[cfg(test)]
+mod layering;
 pub mod metrics;
 pub mod operations;
 pub mod retry;

@@ -12,7 +12,6 @@ mod customers;
 mod meta;
 mod orders;
 mod quarantine;
-mod request;
 mod response;
 mod routes;
 mod sagas;
@@ -32,7 +31,8 @@ use warp::{Buf, Filter};
 
 /// What the front door refuses; defined with the one status and code mapping.
 pub use crate::error::http::HttpError;
-pub use request::Request;
+/// A request as handlers see it; the console reads the same one.
+pub use crate::server::request::{self, Request};
 
 use crate::error::AppError;
 use crate::metrics;
