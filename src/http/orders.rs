@@ -23,7 +23,8 @@ use crate::services::audit;
 use crate::services::logs::MAX_PAGE;
 use crate::services::orders::{order_json, CheckoutError};
 use crate::startup::Shop;
-use crate::store::{keys, Key};
+use crate::store::keys::{self, IdempotentOperation};
+use crate::store::Key;
 
 #[derive(Deserialize, ToSchema)]
 struct PlaceOrder {
@@ -70,7 +71,7 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
 }
 
 /// The Idempotency-Key of this request, scoped to the customer and the operation.
-fn idempotency(req: &Request, customer: CustomerId, operation: &[u8]) -> Result<Option<Key>, AppError> {
+fn idempotency(req: &Request, customer: CustomerId, operation: IdempotentOperation) -> Result<Option<Key>, AppError> {
     let Some(raw) = req.headers.get("idempotency-key") else { return Ok(None) };
     let key = raw.to_str().map_err(|_| AppError::invalid("Idempotency-Key", "must be visible ASCII"))?;
     if key.is_empty() || key.len() > 255 {
@@ -159,7 +160,7 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
         country,
     };
     let token = text("payment.token", &body.payment.token, 100)?;
-    let key = idempotency(req, customer, b"place")?;
+    let key = idempotency(req, customer, IdempotentOperation::Place)?;
     let order_id = OrderId::new();
     let input = to_input(&PlaceOrderInput {
         customer_id: customer,
@@ -199,9 +200,7 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
         Some(r) => text("reason", &r, 500)?,
         None => "customer_request".to_string(),
     };
-    let mut op = b"cancel".to_vec();
-    op.extend_from_slice(order_id.as_bytes());
-    let key = idempotency(req, customer, &op)?;
+    let key = idempotency(req, customer, IdempotentOperation::Cancel(order_id))?;
     // Nobody's saga starts for an order that is not theirs (or does not exist).
     let order = shop.orders.get_own(customer, order_id).await?;
     if key.is_none() {

@@ -126,7 +126,8 @@ impl OrderService {
         limit: usize,
     ) -> Result<(Vec<Order>, Option<OrderId>), AppError> {
         self.store.barrier().await?;
-        let after = cursor.map(|c| c.as_bytes().to_vec());
+        // An order's key is its id, and the status index ends with it.
+        let after = cursor.map(|c| keys::order(c).into_bytes());
         let page: Page<Order> = match status {
             None => self.store.page_table(Table::Orders, after.as_deref(), limit)?,
             Some(s) => {
