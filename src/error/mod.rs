@@ -332,6 +332,64 @@ impl AppError {
     }
 }
 
+/// Every code [`AppError::code`] answers (a recorded error answers the code it recorded,
+/// one of these): the contract's error codes, for the OpenAPI document's check.
+pub const CODES: &[&str] = &[
+    "INVALID_REQUEST",
+    "PAYLOAD_TOO_LARGE",
+    "REQUEST_TIMEOUT",
+    "NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "INVALID_CREDENTIALS",
+    "INVALID_TOKEN",
+    "EMAIL_ALREADY_REGISTERED",
+    "INVALID_EMAIL",
+    "WEAK_PASSWORD",
+    "INVALID_CATEGORY_NAME",
+    "CATEGORY_NOT_FOUND",
+    "PRODUCT_NOT_FOUND",
+    "VARIANT_REQUIRED",
+    "VARIANT_NOT_FOUND",
+    "INVALID_PRICE",
+    "INVALID_PRODUCT_NAME",
+    "DESCRIPTION_TOO_LONG",
+    "INVALID_QUANTITY",
+    "OUT_OF_STOCK",
+    "QUANTITY_EXCEEDS_STOCK",
+    "ITEM_NOT_FOUND",
+    "CART_FULL",
+    "INSUFFICIENT_STOCK",
+    "RESERVATION_CONFLICT",
+    "ORDER_NOT_FOUND",
+    "INVALID_STATUS_TRANSITION",
+    "CANCELLATION_NOT_ALLOWED",
+    "REGISTRATION_REQUIRED",
+    "EMAIL_NOT_VERIFIED",
+    "EMPTY_CART",
+    "INTERNATIONAL_SHIPPING_NOT_AVAILABLE",
+    "PAYMENT_FAILED",
+    "SAGA_NOT_FOUND",
+    "INVALID_SAGA_STATE",
+    "ABORT_NOT_ALLOWED",
+    "INVALID_RETRY_POLICY",
+    "KEY_QUARANTINED",
+    "AMOUNT_MISMATCH",
+    "TRACKING_NUMBER_IN_USE",
+    "INVALID_SIGNATURE",
+    "UNKNOWN_EVENT_TYPE",
+    "BULK_ACTION_NOT_FOUND",
+    "WEBHOOK_EVENT_NOT_FOUND",
+    "WEBHOOK_NOT_REPLAYABLE",
+    "TOO_MANY_REQUESTS",
+    "SERVER_BUSY",
+    "SHUTTING_DOWN",
+    "NOT_SUPPORTED",
+    "UNAVAILABLE",
+    "INTERNAL",
+];
+
 /// Any error kept as the cause of another.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -437,6 +495,27 @@ impl From<actix::MailboxError> for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `CODES` is exactly what the arms of `AppError::code` answer (read from this file, so
+    /// a new arm cannot be left out), the placeholder of a recorded error aside.
+    #[test]
+    fn codes_lists_every_code_the_mapping_answers() {
+        let source = include_str!("mod.rs");
+        let start = source.find("pub fn code(&self)").unwrap();
+        let body = &source[start..start + source[start..].find("\n    }\n").unwrap()];
+        let mut answered: Vec<&str> = body
+            .split("=> \"")
+            .skip(1)
+            .chain(body.split("=> {\n                \"").skip(1))
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|code| *code != "RECORDED")
+            .collect();
+        answered.sort();
+        answered.dedup();
+        let mut listed = CODES.to_vec();
+        listed.sort();
+        assert_eq!(answered, listed);
+    }
 
     #[test]
     fn body_shape() {
