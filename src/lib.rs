@@ -37,6 +37,8 @@ pub mod metrics;
 pub mod operations;
 pub mod retry;
 pub mod saga;
+#[cfg(test)]
+mod self_contained;
 pub mod server;
 pub mod services;
 pub mod startup;
