@@ -8,6 +8,7 @@ use actix::prelude::*;
 use serde_json::json;
 
 use super::registry::{refused, reply_when_durable, Entity, Pipeline, Registry};
+use super::ActorFailure;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::{ItemKey, OwnerId};
 use crate::domain::inventory::{Inventory, InventoryCommand, StockRecord};
@@ -49,7 +50,7 @@ pub struct InventoryItemActor {
 
 /// A stock change made by `by` (audit actor: "admin", `saga:<id>`...).
 #[derive(Message)]
-#[rtype(result = "Result<StockRecord, AppError>")]
+#[rtype(result = "Result<StockRecord, ActorFailure>")]
 pub struct ExecuteInventory {
     pub cmd: InventoryCommand,
     pub by: String,
@@ -57,7 +58,7 @@ pub struct ExecuteInventory {
 
 /// Stock as last acknowledged.
 #[derive(Message)]
-#[rtype(result = "Result<StockRecord, AppError>")]
+#[rtype(result = "Result<StockRecord, ActorFailure>")]
 pub struct GetStock;
 
 /// What is available right now (a check before adding to a cart; not a reservation).
@@ -159,7 +160,7 @@ impl Entity for InventoryItemActor {
 }
 
 impl Handler<ExecuteInventory> for InventoryItemActor {
-    type Result = ResponseActFuture<Self, Result<StockRecord, AppError>>;
+    type Result = ResponseActFuture<Self, Result<StockRecord, ActorFailure>>;
 
     fn handle(&mut self, msg: ExecuteInventory, _: &mut Context<Self>) -> Self::Result {
         if self.pipeline.failed() {
@@ -183,7 +184,7 @@ impl Handler<ExecuteInventory> for InventoryItemActor {
 }
 
 impl Handler<GetStock> for InventoryItemActor {
-    type Result = ResponseActFuture<Self, Result<StockRecord, AppError>>;
+    type Result = ResponseActFuture<Self, Result<StockRecord, ActorFailure>>;
 
     fn handle(&mut self, _: GetStock, _: &mut Context<Self>) -> Self::Result {
         if self.pipeline.failed() {

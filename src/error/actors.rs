@@ -1,8 +1,13 @@
-//! The actor layer's refusals, as a type (re-exported as `actors::ActorError`). Each
+//! The actor layer's refusals, as a type (re-exported as `actors::ActorError`), and what
+//! its messages fail with ([`ActorFailure`]: the refusal, the domain's, the store's). Each
 //! becomes an [`AppError`](crate::error::AppError) (a status and a code) in the parent
-//! module, which is why it is defined here rather than in `actors/`.
+//! module, which is why they are defined here rather than in `actors/`.
 
+use crate::domain::cart::CartError;
+use crate::domain::inventory::InventoryError;
+use crate::domain::order::OrderError;
 use crate::domain::quarantine::QuarantineKey;
+use crate::store::StoreError;
 
 /// A message an entity actor did not handle.
 #[derive(Debug, thiserror::Error)]
@@ -20,4 +25,24 @@ impl From<actix::MailboxError> for ActorError {
     fn from(_: actix::MailboxError) -> ActorError {
         ActorError::Reloading
     }
+}
+
+/// Everything an entity actor's message can fail with: the actor's own refusal, the
+/// domain's refusal of the command, an order that does not exist, or the store's failure
+/// (a write that did not become durable). Becomes an [`AppError`](crate::error::AppError)
+/// as each part always did.
+#[derive(Debug, thiserror::Error)]
+pub enum ActorFailure {
+    #[error(transparent)]
+    Refused(#[from] ActorError),
+    #[error(transparent)]
+    Cart(#[from] CartError),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    #[error("order not found")]
+    OrderNotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }

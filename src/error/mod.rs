@@ -26,7 +26,7 @@ pub mod operations;
 pub mod saga;
 pub mod services;
 
-use self::actors::ActorError;
+use self::actors::{ActorError, ActorFailure};
 use self::http::HttpError;
 use self::operations::OperationError;
 use self::saga::SagaError;
@@ -467,6 +467,21 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// An actor's failure answers as its part always did: the refusal as the actor's, the
+/// domain's refusal as the domain's, a store failure as the store's.
+impl From<ActorFailure> for AppError {
+    fn from(e: ActorFailure) -> AppError {
+        match e {
+            ActorFailure::Refused(e) => e.into(),
+            ActorFailure::Cart(e) => e.into(),
+            ActorFailure::Inventory(e) => e.into(),
+            ActorFailure::Order(e) => e.into(),
+            ActorFailure::OrderNotFound => AppError::OrderNotFound,
+            ActorFailure::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<CartError> for AppError {
     fn from(e: CartError) -> AppError {
         CartRefusal::from(e).into()
@@ -567,6 +582,36 @@ mod tests {
         assert_eq!(e.body()["error"]["message"], "the entity is reloading; retry the request");
         assert!(e.is_retry_safe_unavailable() && AppError::Unavailable("x").is_retry_safe_unavailable());
         assert!(!AppError::ShuttingDown.is_retry_safe_unavailable());
+    }
+
+    #[test]
+    fn an_actors_failure_answers_as_its_part_always_did() {
+        use crate::domain::quarantine::{KeyKind, QuarantineKey};
+        let key = QuarantineKey::new(KeyKind::Cart, uuid::Uuid::nil());
+        let quarantined = || ActorError::Quarantined { key, reason: "r".into() };
+        let answers: [(ActorFailure, AppError, u16, &str); 7] = [
+            (quarantined().into(), quarantined().into(), 423, "KEY_QUARANTINED"),
+            (ActorError::Reloading.into(), ActorError::Reloading.into(), 503, "UNAVAILABLE"),
+            (CartError::OutOfStock.into(), CartError::OutOfStock.into(), 409, "OUT_OF_STOCK"),
+            (InventoryError::StockLimit.into(), InventoryError::StockLimit.into(), 422, "INVALID_QUANTITY"),
+            (
+                OrderError::CancellationNotAllowed("SHIPPED").into(),
+                OrderError::CancellationNotAllowed("SHIPPED").into(),
+                409,
+                "CANCELLATION_NOT_ALLOWED",
+            ),
+            (ActorFailure::OrderNotFound, AppError::OrderNotFound, 404, "ORDER_NOT_FOUND"),
+            (StoreError::Closed.into(), StoreError::Closed.into(), 503, "SHUTTING_DOWN"),
+        ];
+        for (failure, direct, status, code) in answers {
+            let e = AppError::from(failure);
+            assert_eq!((e.status(), e.code()), (status, code));
+            assert_eq!(e.body(), direct.body(), "answered as the part alone always was");
+        }
+        let e = AppError::from(ActorFailure::from(ActorError::Reloading));
+        assert!(e.is_retry_safe_unavailable(), "a retry stays safe");
+        let e = AppError::from(ActorFailure::from(CartError::OutOfStock));
+        assert!(matches!(e, AppError::Cart(CartRefusal { error: CartError::OutOfStock, cart: None })), "{e:?}");
     }
 
     #[test]

@@ -77,11 +77,11 @@ impl CartService {
         cmd: CartCommand,
         also: WriteSet,
     ) -> Result<CartReply, AppError> {
-        send_leased(|| self.lease(customer), || ExecuteCart { cmd: cmd.clone(), also: also.clone() }).await?
+        Ok(send_leased(|| self.lease(customer), || ExecuteCart { cmd: cmd.clone(), also: also.clone() }).await??)
     }
 
     async fn cart(&self, customer: CustomerId) -> Result<Cart, AppError> {
-        send_leased(|| self.lease(customer), || GetCart).await?
+        Ok(send_leased(|| self.lease(customer), || GetCart).await??)
     }
 
     pub async fn get(&self, customer: CustomerId) -> Result<CartView, AppError> {

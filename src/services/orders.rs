@@ -46,13 +46,13 @@ impl OrderService {
     pub async fn create(&self, order: Order, expires_at: Option<Timestamp>, also: WriteSet) -> Result<Order, AppError> {
         let id = order.order_id;
         let msg = || CreateOrder { order: order.clone(), expires_at, also: also.clone() };
-        send_leased(|| self.lease(id, Activation::Create), msg).await?
+        Ok(send_leased(|| self.lease(id, Activation::Create), msg).await??)
     }
 
     pub async fn get(&self, id: OrderId) -> Result<Option<Order>, AppError> {
         match self.ask(id, || GetOrder).await {
             Err(AppError::OrderNotFound) => Ok(None),
-            other => other?,
+            other => Ok(other??),
         }
     }
 
@@ -77,13 +77,14 @@ impl OrderService {
         webhook: Option<WebhookEvent>,
     ) -> Result<(Order, bool), AppError> {
         let by = by.to_string();
-        self.ask(id, || ExecuteOrder {
-            cmd: cmd.clone(),
-            audit_by: by.clone(),
-            notify: notify.clone(),
-            webhook: webhook.clone(),
-        })
-        .await?
+        Ok(self
+            .ask(id, || ExecuteOrder {
+                cmd: cmd.clone(),
+                audit_by: by.clone(),
+                notify: notify.clone(),
+                webhook: webhook.clone(),
+            })
+            .await??)
     }
 
     /// The order an index entry (`keys::order_by_authorization`, `keys::order_by_tracking`)
