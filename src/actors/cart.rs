@@ -11,7 +11,6 @@ use super::registry::{refused, reply_when_durable, Entity, Pipeline, Registry};
 use super::ActorFailure;
 use crate::domain::cart::{Cart, CartCommand, CartLimits};
 use crate::domain::ids::CustomerId;
-use crate::error::AppError;
 use crate::store::{keys, Store, WriteSet};
 
 pub type CartRegistry = Registry<CustomerId, CartActor>;
@@ -61,7 +60,7 @@ impl CartActor {
         store: Store,
         limits: CartLimits,
         registry: Arc<CartRegistry>,
-    ) -> Result<Addr<CartActor>, AppError> {
+    ) -> Result<Addr<CartActor>, ActorFailure> {
         let cart = store.load::<Cart>(&keys::cart(customer_id))?.unwrap_or_else(|| Cart::new(customer_id));
         Ok(CartActor::start_in_arbiter(arbiter, move |_| CartActor {
             cart,

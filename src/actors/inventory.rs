@@ -13,7 +13,6 @@ use crate::domain::events::DomainEvent;
 use crate::domain::ids::{ItemKey, OwnerId};
 use crate::domain::inventory::{Inventory, InventoryCommand, StockRecord};
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
 use crate::store::{keys, AuditEntry, Store, WriteSet};
 
 pub type InventoryRegistry = Registry<ItemKey, InventoryItemActor>;
@@ -76,14 +75,14 @@ impl InventoryItemActor {
         store: Store,
         registry: Arc<InventoryRegistry>,
         board: Arc<StockBoard>,
-    ) -> Result<Option<Addr<InventoryItemActor>>, AppError> {
+    ) -> Result<Option<Addr<InventoryItemActor>>, ActorFailure> {
         let Some(record) = store.load::<StockRecord>(&keys::stock(&key))? else {
             return Ok(None);
         };
         let mut inventory = Inventory::new(key, record.on_hand);
         for (k, q) in store.scan::<u32>(&keys::reservations_of(&key))? {
             let owner =
-                uuid::Uuid::from_slice(keys::owner_in_reservation(&k)).map_err(|e| AppError::internal("", e))?;
+                uuid::Uuid::from_slice(keys::owner_in_reservation(&k)).map_err(|e| ActorFailure::internal("", e))?;
             inventory.reservations.insert(OwnerId(owner), q);
         }
         if inventory.reserved() != record.reserved {

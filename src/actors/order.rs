@@ -23,7 +23,6 @@ use crate::domain::events::DomainEvent;
 use crate::domain::ids::OrderId;
 use crate::domain::order::{Order, OrderCommand};
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
 use crate::store::{self, keys, AuditEntry, Notification, Store, Table, WebhookEvent, WriteSet};
 
 pub type OrderRegistry = Registry<OrderId, OrderActor>;
@@ -83,10 +82,10 @@ impl OrderActor {
         store: Store,
         registry: Arc<OrderRegistry>,
         why: Activation,
-    ) -> Result<Addr<OrderActor>, AppError> {
+    ) -> Result<Addr<OrderActor>, ActorFailure> {
         let order = store.load::<Order>(&keys::order(order_id))?;
         if order.is_none() && why == Activation::Existing {
-            return Err(AppError::OrderNotFound);
+            return Err(ActorFailure::OrderNotFound);
         }
         Ok(OrderActor::start_in_arbiter(arbiter, move |_| OrderActor {
             order_id,

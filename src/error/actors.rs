@@ -3,6 +3,7 @@
 //! becomes an [`AppError`](crate::error::AppError) (a status and a code) in the parent
 //! module, which is why they are defined here rather than in `actors/`.
 
+use super::{BoxError, InternalError};
 use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
 use crate::domain::order::OrderError;
@@ -45,4 +46,15 @@ pub enum ActorFailure {
     OrderNotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A failure on the server's side that is not the store's (a stored key that does not
+    /// parse), its cause kept.
+    #[error("internal error: {0}")]
+    Internal(#[source] InternalError),
+}
+
+impl ActorFailure {
+    /// A server-side failure while doing `context`, keeping the error that caused it.
+    pub fn internal(context: impl Into<String>, cause: impl Into<BoxError>) -> ActorFailure {
+        ActorFailure::Internal(InternalError { context: context.into(), cause: Some(cause.into()) })
+    }
 }

@@ -478,6 +478,7 @@ impl From<ActorFailure> for AppError {
             ActorFailure::Order(e) => e.into(),
             ActorFailure::OrderNotFound => AppError::OrderNotFound,
             ActorFailure::Store(e) => e.into(),
+            ActorFailure::Internal(e) => AppError::Internal(e),
         }
     }
 }
@@ -589,7 +590,8 @@ mod tests {
         use crate::domain::quarantine::{KeyKind, QuarantineKey};
         let key = QuarantineKey::new(KeyKind::Cart, uuid::Uuid::nil());
         let quarantined = || ActorError::Quarantined { key, reason: "r".into() };
-        let answers: [(ActorFailure, AppError, u16, &str); 7] = [
+        let io = || std::io::Error::other("bad owner id");
+        let answers: [(ActorFailure, AppError, u16, &str); 8] = [
             (quarantined().into(), quarantined().into(), 423, "KEY_QUARANTINED"),
             (ActorError::Reloading.into(), ActorError::Reloading.into(), 503, "UNAVAILABLE"),
             (CartError::OutOfStock.into(), CartError::OutOfStock.into(), 409, "OUT_OF_STOCK"),
@@ -602,6 +604,7 @@ mod tests {
             ),
             (ActorFailure::OrderNotFound, AppError::OrderNotFound, 404, "ORDER_NOT_FOUND"),
             (StoreError::Closed.into(), StoreError::Closed.into(), 503, "SHUTTING_DOWN"),
+            (ActorFailure::internal("x", io()), AppError::internal("x", io()), 500, "INTERNAL"),
         ];
         for (failure, direct, status, code) in answers {
             let e = AppError::from(failure);
@@ -612,6 +615,8 @@ mod tests {
         assert!(e.is_retry_safe_unavailable(), "a retry stays safe");
         let e = AppError::from(ActorFailure::from(CartError::OutOfStock));
         assert!(matches!(e, AppError::Cart(CartRefusal { error: CartError::OutOfStock, cart: None })), "{e:?}");
+        let e = AppError::from(ActorFailure::internal("activating", io()));
+        assert_eq!(e.to_string(), "internal error: activating: bad owner id", "the cause is kept");
     }
 
     #[test]

@@ -61,9 +61,11 @@ impl CartService {
     }
 
     fn lease(&self, customer: CustomerId) -> Result<Lease<CartActor>, AppError> {
-        self.registry.lease(&customer, |arbiter| {
-            CartActor::activate(arbiter, customer, self.store.clone(), self.limits, self.registry.clone())
-        })
+        self.registry
+            .lease(&customer, |arbiter| {
+                CartActor::activate(arbiter, customer, self.store.clone(), self.limits, self.registry.clone())
+            })
+            .map_err(AppError::from)
     }
 
     async fn execute(&self, customer: CustomerId, cmd: CartCommand) -> Result<CartReply, AppError> {

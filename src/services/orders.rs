@@ -27,6 +27,7 @@ impl OrderService {
     fn lease(&self, id: OrderId, why: Activation) -> Result<Lease<OrderActor>, AppError> {
         self.registry
             .lease(&id, |arbiter| OrderActor::activate(arbiter, id, self.store.clone(), self.registry.clone(), why))
+            .map_err(AppError::from)
     }
 
     /// Sends to an existing order's actor; an order that does not exist is ORDER_NOT_FOUND
