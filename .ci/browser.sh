@@ -27,8 +27,8 @@ data_dir=$(mktemp -d "$PWD/target/browser-data.XXXXXX")
 trap 'rm -rf "$data_dir"' EXIT
 
 started=$(date +%s)
-# The scenario bounds its own waits; this is the backstop (the issue asks for under two
-# minutes).
+# The scenario bounds its own waits; this is the backstop (the whole run should take under
+# two minutes).
 CARTWRIGHT_BIN="$PWD/target/release/cartwright" \
   BROWSER_DATA_DIR="$data_dir" \
   BROWSER_OUT_DIR="$out_dir" \

@@ -31,10 +31,14 @@ pub mod domain;
 pub mod error;
 pub mod gateways;
 pub mod http;
+#[cfg(test)]
+mod layering;
 pub mod metrics;
 pub mod operations;
 pub mod retry;
 pub mod saga;
+#[cfg(test)]
+mod self_contained;
 pub mod server;
 pub mod services;
 pub mod startup;

@@ -4,9 +4,11 @@
 //! ([`conn`]); the handler bounds the body read itself (`server.body_read_timeout_ms`). At
 //! most `server.max_connections` are open: at the cap the longest-idle connection is closed
 //! to make room, so a flood of silent connections cannot lock out real clients; when none is
-//! idle, new connections wait in the listen backlog.
+//! idle, new connections wait in the listen backlog. [`Request`] is a request as the
+//! handlers (`http`'s and the console's) see it.
 
 mod conn;
+pub mod request;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::{AbortHandle, Abortable};
 use hyper::body::{Body, Incoming};
-use hyper::{Request, Response};
+use hyper::Response;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -25,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::ServerSettings;
 pub use conn::ClientAddr;
 use conn::{ConnState, Guarded, Limits, Phase, Tracking};
+pub use request::Request;
 
 /// Serves `service` on `listener` until `shutdown` resolves, then stops accepting and waits
 /// for open requests to finish (idle connections close at once). Bound that wait yourself.
@@ -34,7 +37,10 @@ pub async fn serve<S, B>(
     settings: &ServerSettings,
     shutdown: impl Future<Output = ()>,
 ) where
-    S: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S: tower_service::Service<hyper::Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Body + Unpin + Send + 'static,
     B::Data: Send,

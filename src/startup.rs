@@ -53,7 +53,7 @@ pub struct Shop {
     pub quarantine: quarantine::QuarantineService,
     pub bulk: bulk::BulkService,
     /// The console's sign-in sessions (in memory).
-    pub console: Arc<crate::console::Sessions>,
+    pub console: Arc<crate::services::staff_sessions::Sessions>,
     /// Digests of the configured staff tokens, computed once.
     pub staff_tokens: StaffTokens,
 }
@@ -113,7 +113,7 @@ pub fn shop(
         retention::Retention::from_settings(&settings),
         sagas.census().clone(),
     );
-    let console = Arc::new(crate::console::Sessions::new(&settings));
+    let console = Arc::new(crate::services::staff_sessions::Sessions::new(&settings));
     login_guard::spawn_upkeep(console.throttle());
     let Entities { catalog, inventory, carts, customers, orders } = entities;
     Ok(Shop {

@@ -203,6 +203,8 @@ async fn time_backfill(rows: usize, batch: usize) {
     drop(bench);
     let started = Instant::now();
     let store = Store::open(&settings.storage).expect("store opens and builds its indexes");
+    // The saga engine builds the saga indexes at its boot, right after the open.
+    cartwright::saga::indexes::build_missing(&store).expect("saga indexes build");
     let took = started.elapsed();
     let prefix = ListingFilter::OrderStatus("DELIVERED").prefix();
     let built = store.keys_after(Table::OrdersByStatus, &prefix, None).count();

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::registry::{refused, reply_when_durable, Entity, Pipeline, Registry};
+use super::ActorFailure;
 use crate::domain::cart::{Cart, CartCommand, CartLimits};
 use crate::domain::ids::CustomerId;
-use crate::error::AppError;
 use crate::store::{keys, Store, WriteSet};
 
 pub type CartRegistry = Registry<CustomerId, CartActor>;
@@ -25,7 +25,7 @@ pub struct CartActor {
 
 /// A command; the reply is the cart after it, and whether an update was capped.
 #[derive(Message)]
-#[rtype(result = "Result<CartReply, AppError>")]
+#[rtype(result = "Result<CartReply, ActorFailure>")]
 pub struct ExecuteCart {
     pub cmd: CartCommand,
     /// Committed with the command's change, or alone when it changes nothing (a saga step's
@@ -41,7 +41,7 @@ pub struct CartReply {
 
 /// The cart as last acknowledged.
 #[derive(Message)]
-#[rtype(result = "Result<Cart, AppError>")]
+#[rtype(result = "Result<Cart, ActorFailure>")]
 pub struct GetCart;
 
 /// The cart as the actor has it now, without waiting for writes in flight to be durable.
@@ -60,7 +60,7 @@ impl CartActor {
         store: Store,
         limits: CartLimits,
         registry: Arc<CartRegistry>,
-    ) -> Result<Addr<CartActor>, AppError> {
+    ) -> Result<Addr<CartActor>, ActorFailure> {
         let cart = store.load::<Cart>(&keys::cart(customer_id))?.unwrap_or_else(|| Cart::new(customer_id));
         Ok(CartActor::start_in_arbiter(arbiter, move |_| CartActor {
             cart,
@@ -95,7 +95,7 @@ impl Actor for CartActor {
 crate::passivates!(CartActor);
 
 impl Handler<ExecuteCart> for CartActor {
-    type Result = ResponseActFuture<Self, Result<CartReply, AppError>>;
+    type Result = ResponseActFuture<Self, Result<CartReply, ActorFailure>>;
 
     fn handle(&mut self, msg: ExecuteCart, _: &mut Context<Self>) -> Self::Result {
         if self.pipeline.failed() {
@@ -120,7 +120,7 @@ impl Handler<ExecuteCart> for CartActor {
 }
 
 impl Handler<GetCart> for CartActor {
-    type Result = ResponseActFuture<Self, Result<Cart, AppError>>;
+    type Result = ResponseActFuture<Self, Result<Cart, ActorFailure>>;
 
     fn handle(&mut self, _: GetCart, _: &mut Context<Self>) -> Self::Result {
         if self.pipeline.failed() {

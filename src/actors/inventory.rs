@@ -8,11 +8,11 @@ use actix::prelude::*;
 use serde_json::json;
 
 use super::registry::{refused, reply_when_durable, Entity, Pipeline, Registry};
+use super::ActorFailure;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::{ItemKey, OwnerId};
 use crate::domain::inventory::{Inventory, InventoryCommand, StockRecord};
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
 use crate::store::{keys, AuditEntry, Store, WriteSet};
 
 pub type InventoryRegistry = Registry<ItemKey, InventoryItemActor>;
@@ -49,7 +49,7 @@ pub struct InventoryItemActor {
 
 /// A stock change made by `by` (audit actor: "admin", `saga:<id>`...).
 #[derive(Message)]
-#[rtype(result = "Result<StockRecord, AppError>")]
+#[rtype(result = "Result<StockRecord, ActorFailure>")]
 pub struct ExecuteInventory {
     pub cmd: InventoryCommand,
     pub by: String,
@@ -57,7 +57,7 @@ pub struct ExecuteInventory {
 
 /// Stock as last acknowledged.
 #[derive(Message)]
-#[rtype(result = "Result<StockRecord, AppError>")]
+#[rtype(result = "Result<StockRecord, ActorFailure>")]
 pub struct GetStock;
 
 /// What is available right now (a check before adding to a cart; not a reservation).
@@ -75,14 +75,14 @@ impl InventoryItemActor {
         store: Store,
         registry: Arc<InventoryRegistry>,
         board: Arc<StockBoard>,
-    ) -> Result<Option<Addr<InventoryItemActor>>, AppError> {
+    ) -> Result<Option<Addr<InventoryItemActor>>, ActorFailure> {
         let Some(record) = store.load::<StockRecord>(&keys::stock(&key))? else {
             return Ok(None);
         };
         let mut inventory = Inventory::new(key, record.on_hand);
         for (k, q) in store.scan::<u32>(&keys::reservations_of(&key))? {
             let owner =
-                uuid::Uuid::from_slice(keys::owner_in_reservation(&k)).map_err(|e| AppError::internal("", e))?;
+                uuid::Uuid::from_slice(keys::owner_in_reservation(&k)).map_err(|e| ActorFailure::internal("", e))?;
             inventory.reservations.insert(OwnerId(owner), q);
         }
         if inventory.reserved() != record.reserved {
@@ -159,7 +159,7 @@ impl Entity for InventoryItemActor {
 }
 
 impl Handler<ExecuteInventory> for InventoryItemActor {
-    type Result = ResponseActFuture<Self, Result<StockRecord, AppError>>;
+    type Result = ResponseActFuture<Self, Result<StockRecord, ActorFailure>>;
 
     fn handle(&mut self, msg: ExecuteInventory, _: &mut Context<Self>) -> Self::Result {
         if self.pipeline.failed() {
@@ -183,7 +183,7 @@ impl Handler<ExecuteInventory> for InventoryItemActor {
 }
 
 impl Handler<GetStock> for InventoryItemActor {
-    type Result = ResponseActFuture<Self, Result<StockRecord, AppError>>;
+    type Result = ResponseActFuture<Self, Result<StockRecord, ActorFailure>>;
 
     fn handle(&mut self, _: GetStock, _: &mut Context<Self>) -> Self::Result {
         if self.pipeline.failed() {

@@ -18,11 +18,11 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::registry::{refused, reply_when_durable, Entity, Pipeline, Registry};
+use super::ActorFailure;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::OrderId;
 use crate::domain::order::{Order, OrderCommand};
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
 use crate::store::{self, keys, AuditEntry, Notification, Store, Table, WebhookEvent, WriteSet};
 
 pub type OrderRegistry = Registry<OrderId, OrderActor>;
@@ -38,7 +38,7 @@ pub struct OrderActor {
 /// Creates the order unless it exists; answers the order either way. `expires_at` arms the
 /// persisted timer that cancels it if its payment is not captured by then.
 #[derive(Message)]
-#[rtype(result = "Result<Order, AppError>")]
+#[rtype(result = "Result<Order, ActorFailure>")]
 pub struct CreateOrder {
     pub order: Order,
     pub expires_at: Option<Timestamp>,
@@ -50,7 +50,7 @@ pub struct CreateOrder {
 /// A change, with the audit row, notifications and extra events it carries along.
 /// Answers the order, and whether the command changed it (false: already applied).
 #[derive(Message)]
-#[rtype(result = "Result<(Order, bool), AppError>")]
+#[rtype(result = "Result<(Order, bool), ActorFailure>")]
 pub struct ExecuteOrder {
     pub cmd: OrderCommand,
     pub audit_by: String,
@@ -60,7 +60,7 @@ pub struct ExecuteOrder {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<Option<Order>, AppError>")]
+#[rtype(result = "Result<Option<Order>, ActorFailure>")]
 pub struct GetOrder;
 
 crate::entity_messages!(commands: CreateOrder, ExecuteOrder; reads: GetOrder);
@@ -82,10 +82,10 @@ impl OrderActor {
         store: Store,
         registry: Arc<OrderRegistry>,
         why: Activation,
-    ) -> Result<Addr<OrderActor>, AppError> {
+    ) -> Result<Addr<OrderActor>, ActorFailure> {
         let order = store.load::<Order>(&keys::order(order_id))?;
         if order.is_none() && why == Activation::Existing {
-            return Err(AppError::OrderNotFound);
+            return Err(ActorFailure::OrderNotFound);
         }
         Ok(OrderActor::start_in_arbiter(arbiter, move |_| OrderActor {
             order_id,
@@ -97,7 +97,7 @@ impl OrderActor {
     }
 
     /// Writes `next` with `ws`, moving its status-index entry from the order as it was.
-    fn persist(&mut self, next: Order, ws: WriteSet) -> ResponseActFuture<Self, Result<Order, AppError>> {
+    fn persist(&mut self, next: Order, ws: WriteSet) -> ResponseActFuture<Self, Result<Order, ActorFailure>> {
         let before = self.order.as_ref().map(store::order_index).unwrap_or_default();
         let ws = store::reindex(ws, Table::OrdersByStatus, &before, &store::order_index(&next));
         let ticket = self.store.commit(ws.save(keys::order(next.order_id), &next));
@@ -105,13 +105,13 @@ impl OrderActor {
         reply_when_durable(self, ticket, next)
     }
 
-    fn current(&self) -> ResponseActFuture<Self, Result<Order, AppError>> {
+    fn current(&self) -> ResponseActFuture<Self, Result<Order, ActorFailure>> {
         let order = self.order.clone();
         let ticket = self.store.barrier();
         Box::pin(
             async move {
                 ticket.await?;
-                order.ok_or(AppError::OrderNotFound)
+                order.ok_or(ActorFailure::OrderNotFound)
             }
             .into_actor(self),
         )
@@ -141,7 +141,7 @@ impl Entity for OrderActor {
 }
 
 impl Handler<CreateOrder> for OrderActor {
-    type Result = ResponseActFuture<Self, Result<Order, AppError>>;
+    type Result = ResponseActFuture<Self, Result<Order, ActorFailure>>;
 
     fn handle(&mut self, msg: CreateOrder, _: &mut Context<Self>) -> Self::Result {
         if self.pipeline.failed() {
@@ -175,14 +175,14 @@ impl Handler<CreateOrder> for OrderActor {
 }
 
 impl Handler<ExecuteOrder> for OrderActor {
-    type Result = ResponseActFuture<Self, Result<(Order, bool), AppError>>;
+    type Result = ResponseActFuture<Self, Result<(Order, bool), ActorFailure>>;
 
     fn handle(&mut self, msg: ExecuteOrder, _: &mut Context<Self>) -> Self::Result {
         if self.pipeline.failed() {
             return refused();
         }
         let Some(order) = self.order.clone() else {
-            return Box::pin(fut::ready(Err(AppError::OrderNotFound)));
+            return Box::pin(fut::ready(Err(ActorFailure::OrderNotFound)));
         };
         let events = match order.handle(&msg.cmd) {
             Ok(events) => events,
@@ -220,7 +220,7 @@ impl Handler<ExecuteOrder> for OrderActor {
 }
 
 impl Handler<GetOrder> for OrderActor {
-    type Result = ResponseActFuture<Self, Result<Option<Order>, AppError>>;
+    type Result = ResponseActFuture<Self, Result<Option<Order>, ActorFailure>>;
 
     fn handle(&mut self, _: GetOrder, _: &mut Context<Self>) -> Self::Result {
         if self.pipeline.failed() {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, ArbiterHandle, Context};
 
 use super::quarantine::QuarantineBoard;
-use super::ActorError;
+use super::{ActorError, ActorFailure};
 use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
@@ -290,7 +290,7 @@ impl Pipeline {
 }
 
 /// The answer a failed activation gives to every new message.
-pub fn refused<A: Actor, T: 'static>() -> actix::ResponseActFuture<A, Result<T, crate::error::AppError>> {
+pub fn refused<A: Actor, T: 'static>() -> actix::ResponseActFuture<A, Result<T, ActorFailure>> {
     Box::pin(actix::fut::ready(Err(ActorError::Reloading.into())))
 }
 
@@ -301,7 +301,7 @@ pub fn reply_when_durable<A, T>(
     actor: &mut A,
     ticket: impl std::future::Future<Output = Result<(), crate::store::StoreError>> + 'static,
     ok: T,
-) -> actix::ResponseActFuture<A, Result<T, crate::error::AppError>>
+) -> actix::ResponseActFuture<A, Result<T, ActorFailure>>
 where
     A: Entity,
     T: 'static,
@@ -370,7 +370,7 @@ mod tests {
     }
 
     #[derive(Message)]
-    #[rtype(result = "Result<usize, AppError>")]
+    #[rtype(result = "Result<usize, ActorFailure>")]
     struct Increment;
 
     impl EntityMessage for Increment {
@@ -378,7 +378,7 @@ mod tests {
     }
 
     impl Handler<Increment> for Counter {
-        type Result = ResponseActFuture<Self, Result<usize, AppError>>;
+        type Result = ResponseActFuture<Self, Result<usize, ActorFailure>>;
 
         fn handle(&mut self, _: Increment, _: &mut Context<Self>) -> Self::Result {
             if self.pipeline.failed() {
@@ -428,16 +428,16 @@ mod tests {
                 tokio::task::yield_now().await;
             }
             fail_b.send(Err(StoreError::Closed)).unwrap();
-            let b = b.await.unwrap().and_then(|r| r);
+            let b = b.await.unwrap().and_then(|r| r.map_err(AppError::from));
             assert!(matches!(b, Err(AppError::ShuttingDown)), "{b:?}");
             assert_eq!(registry.active(), 1, "stays registered while a write is in flight");
-            let c = send_leased(lease.clone(), || Increment).await.and_then(|r| r);
+            let c = send_leased(lease.clone(), || Increment).await.and_then(|r| r.map_err(AppError::from));
             assert!(
                 matches!(c, Err(AppError::Actor(ActorError::Reloading))),
                 "a failed activation takes no new command: {c:?}"
             );
             ok_a.send(Ok(())).unwrap();
-            assert_eq!(a.await.unwrap().and_then(|r| r).unwrap(), 1);
+            assert_eq!(a.await.unwrap().and_then(|r| r.map_err(AppError::from)).unwrap(), 1);
             assert_eq!(applied.load(Ordering::SeqCst), 2, "nothing applied twice");
             for _ in 0..100 {
                 if registry.active() == 0 {

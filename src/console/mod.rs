@@ -29,10 +29,9 @@ mod webhooks;
 use std::collections::HashMap;
 
 use crate::error::AppError;
-use crate::http::Request;
+use crate::server::Request;
 use crate::startup::Shop;
 pub use routes::dispatch;
-pub use session::Sessions;
 use session::{Role, Session};
 
 /// What a console page can fail with; each becomes an HTML page with its status.

@@ -7,7 +7,7 @@ use warp::http::Method;
 use super::{audit, bulk, cluster, layout, orders, policies, quarantine, saga, sagas, signin, triage, webhooks};
 use super::{ConsoleError, Ctx, Page};
 use crate::error::AppError;
-use crate::http::Request;
+use crate::server::Request;
 use crate::startup::Shop;
 
 pub type Reply = Result<warp::reply::Response, AppError>;
@@ -15,9 +15,9 @@ pub type Reply = Result<warp::reply::Response, AppError>;
 /// Handles every `/console...` request; the answer is always HTML (or a redirect).
 pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
     if !shop.settings.console.enabled {
-        return ("not_found", Err(crate::http::HttpError::RouteNotFound(req.path.clone()).into()));
+        return ("not_found", Err(crate::error::http::HttpError::RouteNotFound(req.path.clone()).into()));
     }
-    let ctx = Ctx { shop, req, session: shop.console.current(req) };
+    let ctx = Ctx { shop, req, session: super::session::current(&shop.console, req) };
     let (label, page) = route(&ctx).await;
     let response = match page {
         Ok(response) => response,

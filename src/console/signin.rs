@@ -101,7 +101,7 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Page {
 
 pub fn sign_out(ctx: &Ctx<'_>) -> Page {
     ctx.form()?;
-    ctx.shop.console.end(ctx.req);
+    session::end(&ctx.shop.console, ctx.req);
     let mut r = layout::redirect("/console/sign-in");
     let cookie = session::clear_cookie(session::behind_tls(&ctx.shop.settings, ctx.req));
     if let Ok(v) = HeaderValue::from_str(&cookie) {

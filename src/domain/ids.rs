@@ -86,15 +86,3 @@ pub struct ItemKey {
     pub product_id: ProductId,
     pub variant_id: Option<VariantId>,
 }
-
-impl ItemKey {
-    /// 32 bytes: product id then variant id (zeros for a product without variants).
-    pub fn to_bytes(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        out[..16].copy_from_slice(self.product_id.as_bytes());
-        if let Some(v) = self.variant_id {
-            out[16..].copy_from_slice(v.as_bytes());
-        }
-        out
-    }
-}

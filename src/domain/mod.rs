@@ -14,5 +14,6 @@ pub mod password;
 pub mod product;
 pub mod quantity;
 pub mod quarantine;
+pub mod saga_state;
 pub mod text;
 pub mod time;

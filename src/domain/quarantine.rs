@@ -52,14 +52,6 @@ impl QuarantineKey {
     pub fn new(kind: KeyKind, id: Uuid) -> QuarantineKey {
         QuarantineKey { kind, id }
     }
-
-    /// The key's row in the quarantine table: the kind's byte, then the id.
-    pub fn to_bytes(&self) -> [u8; 17] {
-        let mut out = [0u8; 17];
-        out[0] = self.kind as u8;
-        out[1..].copy_from_slice(self.id.as_bytes());
-        out
-    }
 }
 
 impl fmt::Display for QuarantineKey {
@@ -117,13 +109,6 @@ mod tests {
         }
         assert_eq!(KeyKind::parse("product"), None);
         assert_eq!(KeyKind::parse("Cart"), None);
-    }
-
-    #[test]
-    fn keys_of_different_kinds_never_share_a_row() {
-        let id = Uuid::now_v7();
-        let rows: Vec<_> = KeyKind::ALL.iter().map(|&k| QuarantineKey::new(k, id).to_bytes()).collect();
-        assert!(rows[0] != rows[1] && rows[1] != rows[2] && rows[0] != rows[2]);
     }
 
     #[test]

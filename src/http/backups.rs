@@ -40,6 +40,17 @@ pub async fn create(shop: &Shop, req: &Request) -> Reply {
     Ok(warp::reply::with_header(reply, "content-length", len).into_response())
 }
 
+/// A backup that failed is the store's failure when the store stopped it (a closed store
+/// answers SHUTTING_DOWN, a PostgreSQL one NOT_SUPPORTED), a server-side one otherwise.
+impl From<backup::BackupError> for AppError {
+    fn from(e: backup::BackupError) -> AppError {
+        match e {
+            backup::BackupError::Store(e) => e.into(),
+            other => AppError::internal("backup", other),
+        }
+    }
+}
+
 /// Reads the spooled backup and hands it over chunk by chunk, until the client goes away.
 fn send_chunks(mut file: File, tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) {
     loop {

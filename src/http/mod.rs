@@ -9,11 +9,9 @@ mod bulk;
 mod cart;
 mod catalog;
 mod customers;
-mod error;
 mod meta;
 mod orders;
 mod quarantine;
-mod request;
 mod response;
 mod routes;
 mod sagas;
@@ -31,8 +29,10 @@ use warp::http::{HeaderMap, Method};
 use warp::path::FullPath;
 use warp::{Buf, Filter};
 
-pub use error::HttpError;
-pub use request::Request;
+/// What the front door refuses; defined with the one status and code mapping.
+pub use crate::error::http::HttpError;
+/// A request as handlers see it; the console reads the same one.
+pub use crate::server::request::{self, Request};
 
 use crate::error::AppError;
 use crate::metrics;

@@ -23,7 +23,8 @@ use crate::services::audit;
 use crate::services::logs::MAX_PAGE;
 use crate::services::orders::{order_json, CheckoutError};
 use crate::startup::Shop;
-use crate::store::{keys, Key};
+use crate::store::keys::{self, IdempotentOperation};
+use crate::store::Key;
 
 #[derive(Deserialize, ToSchema)]
 struct PlaceOrder {
@@ -70,7 +71,7 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
 }
 
 /// The Idempotency-Key of this request, scoped to the customer and the operation.
-fn idempotency(req: &Request, customer: CustomerId, operation: &[u8]) -> Result<Option<Key>, AppError> {
+fn idempotency(req: &Request, customer: CustomerId, operation: IdempotentOperation) -> Result<Option<Key>, AppError> {
     Ok(idempotency_header(req)?.map(|key| keys::idempotency(customer, key, operation)))
 }
 
@@ -82,11 +83,6 @@ fn idempotency_header(req: &Request) -> Result<Option<&str>, AppError> {
         return Err(AppError::invalid("Idempotency-Key", "must be 1 to 255 characters"));
     }
     Ok(Some(key))
-}
-
-/// The operation an order's cancellation is keyed under: one per order.
-fn cancel_operation(order_id: OrderId) -> Vec<u8> {
-    [b"cancel".as_slice(), order_id.as_bytes()].concat()
 }
 
 fn wait_time(shop: &Shop) -> Duration {
@@ -169,7 +165,7 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
         country,
     };
     let token = text("payment.token", &body.payment.token, 100)?;
-    let key = idempotency(req, customer, b"place")?;
+    let key = idempotency(req, customer, IdempotentOperation::Place)?;
     let order_id = OrderId::new();
     let input = to_input(&PlaceOrderInput {
         customer_id: customer,
@@ -205,7 +201,7 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
     let order_id: OrderId = path_id(id, AppError::OrderNotFound)?;
     let reason = cancel_reason(req, "customer_request")?;
-    let key = idempotency(req, customer, &cancel_operation(order_id))?;
+    let key = idempotency(req, customer, IdempotentOperation::Cancel(order_id))?;
     // Nobody's saga starts for an order that is not theirs (or does not exist).
     let order = shop.orders.get_own(customer, order_id).await?;
     if key.is_none() {
@@ -404,7 +400,7 @@ pub async fn admin_cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let order_id: OrderId = path_id(id, AppError::OrderNotFound)?;
     let reason = cancel_reason(req, "operator_request")?;
     // Operators share one key space, apart from every customer's.
-    let key = idempotency_header(req)?.map(|k| keys::operator_idempotency(k, &cancel_operation(order_id)));
+    let key = idempotency_header(req)?.map(|k| keys::operator_idempotency(k, IdempotentOperation::Cancel(order_id)));
     let order = shop.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
     if key.is_none() {
         // As the customer's cancel: a fast answer for the plain refusals; the saga checks again.

@@ -9,9 +9,9 @@
 use futures::future::BoxFuture;
 use warp::http::Method;
 
-use super::error::HttpError;
 use super::request::Request;
 use super::response::Reply;
+use super::HttpError;
 use super::{admin, backups, bulk, cart, catalog, customers, meta, orders, quarantine, sagas, spec, webhooks};
 use crate::startup::Shop;
 

@@ -229,8 +229,8 @@ impl BulkService {
 
     /// Bulk actions, newest first, after `cursor`.
     pub fn list(&self, cursor: Option<uuid::Uuid>, limit: usize) -> Result<Value, AppError> {
-        let after = cursor.map(|c| *c.as_bytes());
-        let upper = after.as_ref().map_or(std::ops::Bound::Unbounded, |a| std::ops::Bound::Excluded(a.as_slice()));
+        let after = cursor.map(keys::bulk_action);
+        let upper = after.as_ref().map_or(std::ops::Bound::Unbounded, |a| std::ops::Bound::Excluded(a.as_bytes()));
         let walk = Walk {
             index: Table::BulkActions,
             prefix: &[],

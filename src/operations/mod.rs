@@ -5,11 +5,11 @@
 //! saga engine's steps call those services.
 
 pub mod bulk;
-pub mod error;
 pub mod expiry;
 pub mod quarantine;
 pub mod retention;
 pub mod saga_audit;
 pub mod webhooks;
 
-pub use error::OperationError;
+/// What this layer refuses; defined with the one status and code mapping.
+pub use crate::error::operations::OperationError;

@@ -14,10 +14,10 @@ use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::saga::census::SagaCensus;
+use crate::saga::indexes::{saga_index_of, saga_owner_index};
 use crate::saga::{SagaInstance, SagaState};
 use crate::store::{
-    keys, saga_index_of, saga_owner_index, time_bound, time_key, time_key_rest, unindex, webhook_index, Store,
-    StoreError, Table, WebhookEvent, WriteSet,
+    keys, time_bound, time_key_rest, unindex, webhook_index, Store, StoreError, Table, WebhookEvent, WriteSet,
 };
 
 /// Index entries looked at, and deleted, per write.
@@ -103,7 +103,7 @@ async fn sweep_index(
     for _ in 0..MAX_BATCHES {
         let entries = store.keys_between(index, &from, &end, BATCH)?;
         let Some(last) = entries.last() else { break };
-        from = [last.as_slice(), &[0]].concat();
+        from = keys::successor(last);
         let mut ws = WriteSet::new();
         let mut sagas_deleted = Vec::new();
         for entry in entries {
@@ -119,7 +119,7 @@ async fn sweep_index(
                 Ok(Verdict::Stale) => ws = ws.delete(index, entry),
                 Ok(Verdict::Requeue(value)) => {
                     // Deleted first: with a retention of 0 the new key may be the same.
-                    let again = time_key(now.0, time_key_rest(&entry));
+                    let again = keys::retimed(&entry, now.0);
                     ws = ws.delete(index, entry).put(index, again, &value);
                 }
                 // A record this build cannot read is left for an operator.
@@ -216,6 +216,7 @@ mod tests {
     use super::*;
     use crate::saga::coordinator::log_write;
     use crate::store::retained::{idempotency_key, saga_finished, webhook_event};
+    use crate::store::time_key;
 
     fn saga_with(state: SagaState) -> SagaInstance {
         let def = &crate::saga::definition::embedded().unwrap()[0];
@@ -296,8 +297,10 @@ mod tests {
         let old = now.plus_millis(-10_000);
         let (done, running) = (SagaId(uuid::Uuid::now_v7()), SagaId(uuid::Uuid::now_v7()));
         let customer = crate::domain::ids::CustomerId(uuid::Uuid::now_v7());
-        let (key_done, key_running) =
-            (keys::idempotency(customer, "done", b"place"), keys::idempotency(customer, "running", b"place"));
+        let (key_done, key_running) = (
+            keys::idempotency(customer, "done", keys::IdempotentOperation::Place),
+            keys::idempotency(customer, "running", keys::IdempotentOperation::Place),
+        );
         let mut ws = idempotency_key(WriteSet::new(), key_done.clone(), done, old);
         ws = idempotency_key(ws, key_running.clone(), running, old);
         ws = ws.save(keys::active_saga(running), &0u32);

@@ -436,10 +436,10 @@ fn transition_write(
 pub fn log_write(ws: WriteSet, saga: &SagaInstance, logged_before: Option<SagaState>) -> WriteSet {
     let id = saga.saga_id.as_bytes();
     let before = logged_before.map(|s| store::saga_index(id, &saga.saga_type, s)).unwrap_or_default();
-    let mut ws = store::reindex(ws, Table::SagasByFilter, &before, &store::saga_index_of(saga));
+    let mut ws = store::reindex(ws, Table::SagasByFilter, &before, &super::indexes::saga_index_of(saga));
     if logged_before.is_none() {
         // Its order and customer never change: listed under them once, at the first write.
-        ws = store::saga_owner_index(saga).into_iter().fold(ws, |ws, k| ws.put_key(Table::SagasByOwner, k));
+        ws = super::indexes::saga_owner_index(saga).into_iter().fold(ws, |ws, k| ws.put_key(Table::SagasByOwner, k));
     }
     ws.save(store::keys::saga(saga.saga_id), saga)
 }

@@ -14,20 +14,20 @@ use tokio::sync::oneshot;
 use super::census::{SagaCensus, Triage};
 use super::coordinator::{settled_channel, Drive, FirstWrite, SagaCoordinator, Settled, Watch};
 use super::definition::{self, SagaDefinition};
-use super::error::SagaError;
 use super::instance::{SagaInstance, SagaState};
 use super::machine::{self, Input, MachineError, PlannedCompensation};
 use super::metrics::SagaMetrics;
 use super::query::{self, Direction, Paging, SagaFilter};
 use super::steps::{self, StepDeps, StepHandler};
 use super::versions::{check_definitions, check_instances, Definitions, Handlers};
+use super::SagaError;
 use crate::actors::registry::{send_leased, Lease, Registry};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use crate::retry::RetryPolicy;
-use crate::store::{retained, AuditEntry, Key, Store, Table, WriteSet};
+use crate::store::{keys, retained, AuditEntry, Key, Prefix, Store, Table, WriteSet};
 
 pub struct SagaEngine {
     store: Store,
@@ -65,6 +65,7 @@ impl Started {
 /// fresh activation from the log).
 const RESENDS_TO_A_LEAVING_COORDINATOR: u32 = 3;
 
+/// A policy's name in memory and in audit rows (its row is [`keys::retry_policy`]).
 fn policy_key(saga_type: &str, step: &str) -> String {
     format!("{saga_type}/{step}")
 }
@@ -88,12 +89,14 @@ impl SagaEngine {
         Ok(Arc::new(engine))
     }
 
-    /// Once, before the server listens: refuses to go on if an unfinished saga names a
+    /// Once, before the server listens: builds the saga listing indexes an older store
+    /// lacks (before any saga is written, as the store does its own on open); refuses to go on if an unfinished saga names a
     /// definition version or a step this build cannot run; loads the retry policies; seeds
     /// the census (the unfinished sagas now, the finished ones in the background); then
     /// resumes every unfinished saga from the log, except those PAUSED on a key still
     /// quarantined (one whose key was released resumes). Returns how many sagas it resumed.
     pub async fn boot(self: &Arc<Self>) -> anyhow::Result<usize> {
+        super::indexes::build_missing(&self.store)?;
         let active = self.active_instances()?;
         check_instances(&active, &self.definitions, &self.handlers)?;
         self.load_policies().await?;
@@ -237,9 +240,9 @@ impl SagaEngine {
         let mut seed = WriteSet::new();
         for def in self.definitions.values().flat_map(BTreeMap::values) {
             for (step, p) in def.policies() {
-                let key = policy_key(&def.name, &step);
-                if !self.store.contains(Table::RetryPolicies, key.as_bytes())? {
-                    seed = seed.put(Table::RetryPolicies, key.into_bytes(), &p);
+                let key = keys::retry_policy(&def.name, &step);
+                if !self.store.exists(&key)? {
+                    seed = seed.save(key, &p);
                 }
             }
         }
@@ -247,8 +250,9 @@ impl SagaEngine {
             self.store.commit(seed).await?;
         }
         let mut map = self.policies.write().unwrap_or_else(|p| p.into_inner());
-        for (k, p) in self.store.page::<RetryPolicy>(Table::RetryPolicies, None, usize::MAX)? {
-            map.insert(String::from_utf8_lossy(&k).into_owned(), p);
+        for (k, p) in self.store.scan::<RetryPolicy>(&Prefix::all(Table::RetryPolicies))? {
+            let (saga_type, step) = keys::retry_policy_of(&k);
+            map.insert(policy_key(&saga_type, &step), p);
         }
         Ok(())
     }
@@ -317,7 +321,7 @@ impl SagaEngine {
             before: json!(self.policy(saga_type, step)).to_string(),
             after: json!(p).to_string(),
         };
-        self.store.commit(WriteSet::new().put(Table::RetryPolicies, key.clone().into_bytes(), &p).audit(audit)).await?;
+        self.store.commit(WriteSet::new().save(keys::retry_policy(saga_type, step), &p).audit(audit)).await?;
         self.policies.write().unwrap_or_else(|e| e.into_inner()).insert(key, p);
         tracing::info!(saga_type, step, ?p, "retry policy changed");
         Ok(())

@@ -7,11 +7,11 @@
 //! - [`census`]: sagas by type and state, exactly, in memory; triage.
 //! - [`definition`]: parsing and checking definitions.
 //! - [`instance`]: the persisted instance and its views.
+//! - [`indexes`]: a saga's listing entries, and building them for an older store.
 //! - [`machine`]: the pure state machine (`transition(instance, input) -> action`).
 //! - [`coordinator`]: the actor that persists, then acts.
 //! - [`query`]: the operators' saga filter, a bounded walk of the narrowest index.
 //! - [`engine`]: start, watch, recover, resume, abort, retry policies.
-//! - [`error`]: the saga layer's refusals, typed.
 //! - [`metrics`]: the engine's Prometheus counters, histograms and gauges.
 //! - [`shapes`]: the typed input and data of each saga, as stored.
 //! - [`steps`]: the step handlers by name.
@@ -23,8 +23,8 @@ pub mod census;
 pub mod coordinator;
 pub mod definition;
 pub mod engine;
-pub mod error;
 pub mod fold;
+pub mod indexes;
 pub mod instance;
 pub mod machine;
 pub mod metrics;
@@ -33,6 +33,7 @@ pub mod shapes;
 pub mod steps;
 pub mod versions;
 
+/// The saga layer's refusals, typed; defined with the one status and code mapping.
+pub use crate::error::saga::SagaError;
 pub use engine::SagaEngine;
-pub use error::SagaError;
 pub use instance::{SagaInstance, SagaState};

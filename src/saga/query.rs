@@ -13,7 +13,7 @@ use super::instance::{SagaInstance, SagaState};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{saga_listing, saga_owner_prefix, Page, SagaOwner, Store, StoreError, Table, Walk};
+use crate::store::{keys, saga_listing, saga_owner_prefix, Page, SagaOwner, Store, StoreError, Table, Walk};
 
 /// Rows read at most for one page.
 pub const SCAN_BUDGET: usize = 5_000;
@@ -199,13 +199,6 @@ fn until(b: &Option<[u8; 16]>) -> Bound<&[u8]> {
     b.as_ref().map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_slice()))
 }
 
-/// The smallest UUIDv7 of millisecond `ms`.
-fn id_floor(ms: i64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..6].copy_from_slice(&(ms.clamp(0, (1 << 48) - 1) as u64).to_be_bytes()[2..]);
-    k
-}
-
 /// Which page: after `cursor` in `direction`, at most `limit` rows and `budget` reads;
 /// with `unfinished_only` the walk stays in the unfinished sagas (what bulk actions touch).
 #[derive(Debug, Clone, Copy)]
@@ -225,8 +218,8 @@ pub fn page(
     keep: impl Fn(&SagaInstance) -> bool,
 ) -> Result<(Vec<SagaInstance>, Option<SagaId>), StoreError> {
     let (index, prefix) = filter.source(paging.unfinished_only);
-    let after = filter.created_after.map(|t| id_floor(t.0 - ID_CLOCK_SLACK_MS));
-    let before = filter.created_before.map(|t| id_floor(t.0 + ID_CLOCK_SLACK_MS));
+    let after = filter.created_after.map(|t| keys::saga_id_floor(t.0 - ID_CLOCK_SLACK_MS));
+    let before = filter.created_before.map(|t| keys::saga_id_floor(t.0 + ID_CLOCK_SLACK_MS));
     let cursor = paging.cursor.map(|c| *c.as_bytes());
     let newest_first = paging.direction == Direction::NewestFirst;
     // The cursor narrows the side the walk comes from (it lies within the time range).
@@ -284,7 +277,7 @@ mod tests {
     fn id_floor_orders_like_uuid_v7_ids() {
         let id = uuid::Uuid::now_v7();
         let ms = Timestamp::now().0;
-        assert!(id_floor(ms - 5_000).as_slice() < id.as_bytes().as_slice());
-        assert!(id_floor(ms + 5_000).as_slice() > id.as_bytes().as_slice());
+        assert!(keys::saga_id_floor(ms - 5_000).as_slice() < id.as_bytes().as_slice());
+        assert!(keys::saga_id_floor(ms + 5_000).as_slice() > id.as_bytes().as_slice());
     }
 }

@@ -15,6 +15,7 @@ use crate::domain::events::TakenLine;
 use crate::domain::ids::{CustomerId, ItemKey, LineId, ProductId, SagaId, VariantId};
 use crate::domain::money::Money;
 use crate::domain::quantity::Quantity;
+pub use crate::error::services::CartRefusal;
 use crate::error::AppError;
 use crate::store::{Store, WriteSet};
 
@@ -36,21 +37,6 @@ pub struct CartLineView {
     pub quantity: u32,
     pub unit_price: Money,
     pub subtotal: Money,
-}
-
-/// A refusal of the cart, as the domain gave it; an update capped to the stock also carries
-/// the cart as it now is (QUANTITY_EXCEEDS_STOCK answers with it).
-#[derive(Debug, thiserror::Error)]
-#[error("{error}")]
-pub struct CartRefusal {
-    pub error: CartError,
-    pub cart: Option<Box<CartView>>,
-}
-
-impl From<CartError> for CartRefusal {
-    fn from(error: CartError) -> CartRefusal {
-        CartRefusal { error, cart: None }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -75,9 +61,11 @@ impl CartService {
     }
 
     fn lease(&self, customer: CustomerId) -> Result<Lease<CartActor>, AppError> {
-        self.registry.lease(&customer, |arbiter| {
-            CartActor::activate(arbiter, customer, self.store.clone(), self.limits, self.registry.clone())
-        })
+        self.registry
+            .lease(&customer, |arbiter| {
+                CartActor::activate(arbiter, customer, self.store.clone(), self.limits, self.registry.clone())
+            })
+            .map_err(AppError::from)
     }
 
     async fn execute(&self, customer: CustomerId, cmd: CartCommand) -> Result<CartReply, AppError> {
@@ -91,11 +79,11 @@ impl CartService {
         cmd: CartCommand,
         also: WriteSet,
     ) -> Result<CartReply, AppError> {
-        send_leased(|| self.lease(customer), || ExecuteCart { cmd: cmd.clone(), also: also.clone() }).await?
+        Ok(send_leased(|| self.lease(customer), || ExecuteCart { cmd: cmd.clone(), also: also.clone() }).await??)
     }
 
     async fn cart(&self, customer: CustomerId) -> Result<Cart, AppError> {
-        send_leased(|| self.lease(customer), || GetCart).await?
+        Ok(send_leased(|| self.lease(customer), || GetCart).await??)
     }
 
     pub async fn get(&self, customer: CustomerId) -> Result<CartView, AppError> {
@@ -136,7 +124,8 @@ impl CartService {
         let view = self.view(&reply.cart)?;
         match reply.capped_at {
             Some(available) => {
-                Err(CartRefusal { error: CartError::QuantityExceedsStock { available }, cart: Some(Box::new(view)) }
+                let cart = serde_json::to_value(&view).map_err(|e| AppError::internal("cart view", e))?;
+                Err(CartRefusal { error: CartError::QuantityExceedsStock { available }, cart: Some(Box::new(cart)) }
                     .into())
             }
             None => Ok(view),

@@ -12,28 +12,12 @@ use crate::domain::events::DomainEvent;
 use crate::domain::ids::{CategoryId, ItemKey, ProductId, VariantId};
 use crate::domain::inventory::{StockRecord, MAX_STOCK};
 use crate::domain::product::{
-    check_description, check_name, check_price, check_product_name, CatalogRules, Category, Product, ProductRuleError,
-    Variant, VariantChoiceError,
+    check_description, check_name, check_price, check_product_name, CatalogRules, Category, Product, Variant,
 };
 use crate::domain::time::Timestamp;
+pub use crate::error::services::CatalogError;
 use crate::error::AppError;
 use crate::store::{keys, AuditEntry, Store, Table, WriteSet};
-
-/// A refusal of the catalogue: a category or product that is not there, or a rule of the
-/// domain's (product fields, variant choice) kept whole.
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("{0}")]
-    InvalidCategoryName(String),
-    #[error("category not found")]
-    CategoryNotFound,
-    #[error("product not found")]
-    ProductNotFound,
-    #[error(transparent)]
-    ProductRule(#[from] ProductRuleError),
-    #[error(transparent)]
-    VariantChoice(#[from] VariantChoiceError),
-}
 
 /// At most this many variants per product (bounds the product record).
 pub const MAX_VARIANTS: usize = 100;

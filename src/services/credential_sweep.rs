@@ -5,7 +5,7 @@
 
 use crate::domain::time::Timestamp;
 use crate::error::AppError;
-use crate::store::{Record, Session, Store, StoreError, Table, VerifyToken, WriteSet};
+use crate::store::{keys, Record, Session, Store, StoreError, Table, VerifyToken, WriteSet};
 
 /// Keys looked at, and deleted, per write.
 const BATCH: usize = 256;
@@ -19,13 +19,13 @@ pub async fn sweep_expired(store: &Store, now: Timestamp) -> Result<usize, AppEr
 
 /// Both tables are keyed by a 32-byte token hash.
 async fn sweep_table<T: Record>(store: &Store, table: Table, expired: impl Fn(&T) -> bool) -> Result<usize, AppError> {
-    let end = [0xffu8; 33];
+    let end = keys::past_every_token_digest();
     let mut from = Vec::new();
     let mut deleted = 0;
     loop {
         let keys = store.keys_between(table, &from, &end, BATCH)?;
         let Some(last) = keys.last() else { return Ok(deleted) };
-        from = [last.as_slice(), &[0]].concat();
+        from = keys::successor(last);
         let mut ws = WriteSet::new();
         for key in keys {
             match store.get::<T>(table, &key) {

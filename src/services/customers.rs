@@ -18,23 +18,9 @@ use crate::domain::ids::CustomerId;
 use crate::domain::password::Password;
 use crate::domain::product::check_name;
 use crate::domain::time::Timestamp;
+pub use crate::error::services::AccountError;
 use crate::error::AppError;
 use crate::store::{keys, Customer, Notification, Session, Store, StoreError, VerifyToken, WriteSet};
-
-/// What the customer service refuses: registration, verification and sign-in.
-#[derive(Debug, thiserror::Error)]
-pub enum AccountError {
-    #[error("email or password is wrong")]
-    InvalidCredentials,
-    #[error("unknown or expired token")]
-    InvalidToken,
-    #[error("this email is already registered")]
-    EmailAlreadyRegistered,
-    #[error("{0}")]
-    InvalidEmail(String),
-    #[error("password does not meet the requirements")]
-    WeakPassword { unmet: Vec<&'static str> },
-}
 
 #[derive(Clone)]
 pub struct CustomerService {

@@ -123,7 +123,7 @@ impl InventoryService {
     /// Runs `cmd` on one item directly (saga steps already know their item).
     pub async fn execute_item(&self, key: ItemKey, cmd: InventoryCommand, by: &str) -> Result<StockRecord, AppError> {
         let by = by.to_string();
-        self.ask(key, || ExecuteInventory { cmd: cmd.clone(), by: by.clone() }).await?
+        Ok(self.ask(key, || ExecuteInventory { cmd: cmd.clone(), by: by.clone() }).await??)
     }
 
     pub async fn restock(

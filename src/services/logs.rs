@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use crate::domain::ids::{NotificationId, OrderId};
 use crate::error::AppError;
 use crate::store::{
-    keys, AuditEntry, EventRecord, ListingFilter, Notification, Page, Prefix, Store, Table, Walk, WebhookEvent,
+    keys, AuditEntry, EventRecord, Key, ListingFilter, Notification, Page, Prefix, Store, Table, Walk, WebhookEvent,
 };
 
 pub const MAX_PAGE: usize = 1000;
@@ -46,7 +46,7 @@ impl LogService {
         if !self.store.exists(&keys::order(order))? {
             return Err(AppError::OrderNotFound);
         }
-        let after = cursor.map(u64::to_be_bytes);
+        let after = cursor.map(keys::event);
         let entries = keys::events_of_order(order);
         let index = (entries.table(), entries.as_bytes());
         // The order key after the prefix is the seq, which is the event's key.
@@ -54,12 +54,12 @@ impl LogService {
             index,
             Table::Events,
             |seq| seq,
-            after.as_ref().map(|a| a.as_slice()),
+            after.as_ref().map(Key::as_bytes),
             limit,
             |_| true,
         )?;
         let events: Vec<Value> = page.rows.iter().map(event_json).collect();
-        let next_cursor = page.next.and_then(|k| Some(u64::from_be_bytes(k.try_into().ok()?)));
+        let next_cursor = page.next.and_then(|k| keys::seq_of(&k));
         Ok(json!({ "events": events, "next_cursor": next_cursor }))
     }
 
@@ -69,8 +69,8 @@ impl LogService {
     /// index: rows are checked as read, at most [`AUDIT_SCAN_BUDGET`] per page, so a page
     /// may hold fewer rows than `limit` while `next_cursor` says where to go on.
     pub fn audit(&self, filter: &AuditFilter, cursor: Option<u64>, limit: usize) -> Result<Value, AppError> {
-        let after = cursor.map(u64::to_be_bytes);
-        let after = after.as_ref().map(|a| a.as_slice());
+        let after = cursor.map(keys::audit);
+        let after = after.as_ref().map(Key::as_bytes);
         let rows = match (filter.entity_type, filter.entity_id) {
             (Some(t), Some(id)) => keys::audit_of_entity(t, id),
             (Some(t), None) => keys::listing(ListingFilter::AuditType(t)),
@@ -111,7 +111,7 @@ impl LogService {
                 })
             })
             .collect();
-        let next_cursor = page.next.and_then(|k| Some(u64::from_be_bytes(k.try_into().ok()?)));
+        let next_cursor = page.next.and_then(|k| keys::seq_of(&k));
         Ok(json!({ "entries": entries, "next_cursor": next_cursor }))
     }
 
@@ -170,7 +170,8 @@ impl LogService {
         cursor: Option<NotificationId>,
         limit: usize,
     ) -> Result<Value, AppError> {
-        let after = cursor.map(|c| c.as_bytes().to_vec());
+        // A notification's key is its id, and its index entries end with it.
+        let after = cursor.map(|c| keys::notification(c).into_bytes());
         let filter = match (status, kind) {
             (None, None) => None,
             (Some(s), None) => Some(ListingFilter::NotificationStatus(s)),

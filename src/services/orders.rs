@@ -9,22 +9,9 @@ use crate::actors::registry::{send_leased, Lease};
 use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
 use crate::domain::time::Timestamp;
+pub use crate::error::services::CheckoutError;
 use crate::error::AppError;
 use crate::store::{keys, Key, ListingFilter, Notification, Page, Store, Table, WebhookEvent, WriteSet};
-
-/// Why a checkout was refused before any order existed (the place-order saga's checks and
-/// the front door's early ones).
-#[derive(Debug, thiserror::Error)]
-pub enum CheckoutError {
-    #[error("sign in (with a verified account) to place an order")]
-    RegistrationRequired,
-    #[error("verify your email address before placing an order")]
-    EmailNotVerified,
-    #[error("the cart is empty")]
-    EmptyCart,
-    #[error("we do not ship to {0}")]
-    InternationalShippingNotAvailable(String),
-}
 
 #[derive(Clone)]
 pub struct OrderService {
@@ -40,6 +27,7 @@ impl OrderService {
     fn lease(&self, id: OrderId, why: Activation) -> Result<Lease<OrderActor>, AppError> {
         self.registry
             .lease(&id, |arbiter| OrderActor::activate(arbiter, id, self.store.clone(), self.registry.clone(), why))
+            .map_err(AppError::from)
     }
 
     /// Sends to an existing order's actor; an order that does not exist is ORDER_NOT_FOUND
@@ -59,13 +47,13 @@ impl OrderService {
     pub async fn create(&self, order: Order, expires_at: Option<Timestamp>, also: WriteSet) -> Result<Order, AppError> {
         let id = order.order_id;
         let msg = || CreateOrder { order: order.clone(), expires_at, also: also.clone() };
-        send_leased(|| self.lease(id, Activation::Create), msg).await?
+        Ok(send_leased(|| self.lease(id, Activation::Create), msg).await??)
     }
 
     pub async fn get(&self, id: OrderId) -> Result<Option<Order>, AppError> {
         match self.ask(id, || GetOrder).await {
             Err(AppError::OrderNotFound) => Ok(None),
-            other => other?,
+            other => Ok(other??),
         }
     }
 
@@ -90,13 +78,14 @@ impl OrderService {
         webhook: Option<WebhookEvent>,
     ) -> Result<(Order, bool), AppError> {
         let by = by.to_string();
-        self.ask(id, || ExecuteOrder {
-            cmd: cmd.clone(),
-            audit_by: by.clone(),
-            notify: notify.clone(),
-            webhook: webhook.clone(),
-        })
-        .await?
+        Ok(self
+            .ask(id, || ExecuteOrder {
+                cmd: cmd.clone(),
+                audit_by: by.clone(),
+                notify: notify.clone(),
+                webhook: webhook.clone(),
+            })
+            .await??)
     }
 
     /// The order an index entry (`keys::order_by_authorization`, `keys::order_by_tracking`)
@@ -139,7 +128,8 @@ impl OrderService {
         limit: usize,
     ) -> Result<(Vec<Order>, Option<OrderId>), AppError> {
         self.store.barrier().await?;
-        let after = cursor.map(|c| c.as_bytes().to_vec());
+        // An order's key is its id, and the status index ends with it.
+        let after = cursor.map(|c| keys::order(c).into_bytes());
         let page: Page<Order> = match status {
             None => self.store.page_table(Table::Orders, after.as_deref(), limit)?,
             Some(s) => {

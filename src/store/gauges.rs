@@ -7,8 +7,8 @@ use std::ops::Bound;
 
 use super::tables::{split_listing_key, ListingFilter};
 use super::{Store, StoreError, Table};
+use crate::domain::saga_state::SagaState;
 use crate::domain::time::Timestamp;
-use crate::saga::SagaState;
 
 impl Store {
     /// Every saga's (type, id) from its type entry, in index order; `visit` answers false to stop.

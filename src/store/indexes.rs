@@ -1,6 +1,9 @@
 //! The admin listings' index entries: which entries a row has, how a write set keeps them in
 //! step with a change (in the same write set, never a separate one), and the one-time
-//! backfill of an index that a store written by an older build does not have yet.
+//! backfill of an index that a store written by an older build does not have yet. The saga
+//! engine owns the saga record, so it hands the store its sagas' entries (and their
+//! backfills, see `saga::indexes`): the store lays out the entries from a saga's id, type,
+//! state, order and customer, never reading a saga itself.
 
 use std::ops::Bound;
 
@@ -10,8 +13,9 @@ use super::records::{AuditEntry, EventRecord, Notification, WebhookEvent};
 use super::tables::{ListingFilter, Table};
 use super::{Store, StoreError, WriteSet};
 use crate::domain::events::DomainEvent;
+use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::order::Order;
-use crate::saga::{SagaInstance, SagaState};
+use crate::domain::saga_state::SagaState;
 
 /// Entries read and written per batch of a backfill.
 const BACKFILL_BATCH: usize = 10_000;
@@ -77,16 +81,11 @@ pub fn saga_index(saga_id: &[u8], saga_type: &str, state: SagaState) -> Vec<Vec<
     entries
 }
 
-pub fn saga_index_of(s: &SagaInstance) -> Vec<Vec<u8>> {
-    saga_index(s.saga_id.as_bytes(), &s.saga_type, s.state)
-}
-
 /// A saga's entries in [`Table::SagasByOwner`]: its order's and its customer's. They never
 /// change, so they are written once, with the saga's first log write.
-pub fn saga_owner_index(s: &SagaInstance) -> Vec<Vec<u8>> {
-    let id = s.saga_id.as_bytes();
-    let order = s.order_id.map(|o| [saga_owner_prefix(SagaOwner::Order, o.as_bytes()), id.to_vec()].concat());
-    let customer = s.customer_id.map(|c| [saga_owner_prefix(SagaOwner::Customer, c.as_bytes()), id.to_vec()].concat());
+pub fn saga_owner_index(saga_id: &[u8], order: Option<OrderId>, customer: Option<CustomerId>) -> Vec<Vec<u8>> {
+    let order = order.map(|o| [saga_owner_prefix(SagaOwner::Order, o.as_bytes()), saga_id.to_vec()].concat());
+    let customer = customer.map(|c| [saga_owner_prefix(SagaOwner::Customer, c.as_bytes()), saga_id.to_vec()].concat());
     order.into_iter().chain(customer).collect()
 }
 
@@ -136,16 +135,16 @@ pub fn unindex(ws: WriteSet, table: Table, entries: &[Vec<u8>]) -> WriteSet {
 }
 
 /// A main-table row's (key, value) to its index entries.
-type Entries = fn(&[u8], &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
+pub type Entries = fn(&[u8], &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
 
 /// How to rebuild one index from its main table.
-struct Backfill {
-    index: Table,
-    main: Table,
+pub struct Backfill {
+    pub index: Table,
+    pub main: Table,
     /// A table whose rows mean the index has entries (most often `main`): the index is
     /// built when this table has rows and the index has none.
-    implied_by: Table,
-    entries: Entries,
+    pub implied_by: Table,
+    pub entries: Entries,
 }
 
 /// A logged event's entry in [`Table::EventsByOrder`], if it concerns an order.
@@ -153,7 +152,8 @@ fn order_event_index(e: &EventRecord) -> Vec<Vec<u8>> {
     DomainEvent::order_in_data(&e.data).map(|o| keys::order_event(o, e.seq).into_bytes()).into_iter().collect()
 }
 
-fn decoded<T: Record>(
+/// A row decoded as `T`, then its entries.
+pub fn decoded<T: Record>(
     table: Table,
     bytes: &[u8],
     index: impl Fn(&T) -> Vec<Vec<u8>>,
@@ -161,18 +161,14 @@ fn decoded<T: Record>(
     T::decode(table, bytes).map(|row| index(&row))
 }
 
-const BACKFILLS: [Backfill; 7] = [
+/// The backfills of the indexes whose rows the store reads itself (the saga engine's own
+/// are in `saga::indexes`).
+const BACKFILLS: [Backfill; 5] = [
     Backfill {
         index: Table::OrdersByStatus,
         main: Table::Orders,
         implied_by: Table::Orders,
         entries: |_, v| decoded(Table::Orders, v, order_index),
-    },
-    Backfill {
-        index: Table::SagasByFilter,
-        main: Table::Sagas,
-        implied_by: Table::Sagas,
-        entries: |_, v| decoded(Table::Sagas, v, saga_index_of),
     },
     Backfill {
         index: Table::WebhooksByFilter,
@@ -185,12 +181,6 @@ const BACKFILLS: [Backfill; 7] = [
         main: Table::Outbox,
         implied_by: Table::Outbox,
         entries: |_, v| decoded(Table::Outbox, v, notification_index),
-    },
-    Backfill {
-        index: Table::SagasByOwner,
-        main: Table::Sagas,
-        implied_by: Table::Sagas,
-        entries: |_, v| decoded(Table::Sagas, v, saga_owner_index),
     },
     Backfill {
         index: Table::AuditByType,
@@ -210,18 +200,24 @@ const BACKFILLS: [Backfill; 7] = [
     },
 ];
 
-/// Builds every index that is empty while the table implying its entries is not (a store
-/// written before the index existed), from the main table in batches of durable write
-/// sets; runs on open, before any write is accepted, so nothing changes under it. A build
-/// is marked under way in [`Table::IndexBuilds`] until its last entries are durable: one cut
-/// short by a crash (its index no longer empty) is done again, with the same entries, on
-/// the next open. Through the store's own reads and commits, so on either backend.
-pub(super) fn backfill(store: &Store) -> Result<(), StoreError> {
+/// The store's own backfills, on open (see [`backfill`]).
+pub(super) fn backfill_own(store: &Store) -> Result<(), StoreError> {
+    backfill(store, &BACKFILLS)
+}
+
+/// Builds every index of `backfills` that is empty while the table implying its entries
+/// is not (a store written before the index existed), from the main table in batches of
+/// durable write sets; runs before any write to those tables is accepted (the store's own
+/// on open, the saga engine's at its boot), so nothing changes under it. A build is marked
+/// under way in [`Table::IndexBuilds`] until its last entries are durable: one cut short by
+/// a crash (its index no longer empty) is done again, with the same entries, on the next
+/// start. Through the store's own reads and commits, so on either backend.
+pub fn backfill(store: &Store, backfills: &[Backfill]) -> Result<(), StoreError> {
     let everything = || (Bound::Unbounded, Bound::Unbounded);
     let holds_rows = |t: Table| -> Result<bool, StoreError> {
         Ok(store.entries(t, everything(), false, 1).next().transpose()?.is_some())
     };
-    for b in &BACKFILLS {
+    for b in backfills {
         let marker = b.index.name().as_bytes();
         let unfinished = store.contains(Table::IndexBuilds, marker)?;
         if !unfinished && (!holds_rows(b.implied_by)? || holds_rows(b.index)?) {
@@ -281,13 +277,6 @@ mod tests {
         Order { status, ..placed }
     }
 
-    fn saga(state: SagaState) -> SagaInstance {
-        let def = &crate::saga::definition::embedded().unwrap()[0];
-        let mut saga = SagaInstance::new(def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), None, None);
-        saga.state = state;
-        saga
-    }
-
     fn all_keys(store: &Store, table: Table) -> Vec<Vec<u8>> {
         store.scan_prefix_keys(table, &[], usize::MAX).unwrap()
     }
@@ -335,25 +324,20 @@ mod tests {
         store.close().unwrap();
     }
 
-    /// A store written before the listing indexes existed: rows without their entries.
+    /// A store written before the listing indexes existed: rows without their entries. (The
+    /// saga engine's indexes: `saga::indexes::tests`.)
     #[tokio::test]
     async fn indexes_missing_from_an_older_store_are_built_once_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::load_layers(None, false).unwrap();
         settings.storage.path = dir.path().into();
         let orders: Vec<Order> = (0..25).map(|n| order([OrderStatus::Pending, OrderStatus::Shipped][n % 2])).collect();
-        let mut owned = saga(SagaState::Running);
-        (owned.order_id, owned.customer_id) = (Some(OrderId::new()), Some(CustomerId::new()));
-        let sagas = [owned, saga(SagaState::Stuck)];
         let mut note = Notification::queued("order_shipped", "a@example.com", "s".into(), serde_json::json!({}));
         note.status = crate::store::NotificationStatus::Sent;
         let store = Store::open(&settings.storage).unwrap();
         let mut ws = WriteSet::new();
         for o in &orders {
             ws = ws.put(Table::Orders, o.order_id.as_bytes().to_vec(), o);
-        }
-        for s in &sagas {
-            ws = ws.put(Table::Sagas, s.saga_id.as_bytes().to_vec(), s);
         }
         ws = ws.put(Table::Outbox, note.notification_id.as_bytes().to_vec(), &note);
         store.commit(ws).await.unwrap();
@@ -365,12 +349,6 @@ mod tests {
         let mut want: Vec<Vec<u8>> = orders.iter().flat_map(order_index).collect();
         want.sort();
         assert_eq!(all_keys(&store, Table::OrdersByStatus), want);
-        let mut want: Vec<Vec<u8>> = sagas.iter().flat_map(saga_index_of).collect();
-        want.sort();
-        assert_eq!(all_keys(&store, Table::SagasByFilter), want);
-        let mut want: Vec<Vec<u8>> = sagas.iter().flat_map(saga_owner_index).collect();
-        want.sort();
-        assert_eq!((want.len(), all_keys(&store, Table::SagasByOwner)), (2, want));
         let mut want = notification_index(&note);
         want.sort();
         assert_eq!(all_keys(&store, Table::NotificationsByFilter), want);

@@ -7,7 +7,7 @@
 use super::tables::{ListingFilter, Table};
 use crate::domain::email::Email;
 use crate::domain::ids::{CategoryId, CustomerId, ItemKey, NotificationId, OrderId, OwnerId, ProductId, SagaId};
-use crate::domain::quarantine::QuarantineKey;
+use crate::domain::quarantine::{KeyKind, QuarantineKey};
 
 /// One row's key in one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,11 @@ pub fn session(token_digest: &[u8; 32]) -> Key {
     Key::new(Table::Sessions, token_digest.as_slice())
 }
 
+/// A bound past every [`session`] and [`verify_token`] key (each a 32-byte digest).
+pub fn past_every_token_digest() -> Vec<u8> {
+    vec![0xff; 33]
+}
+
 /// An email verification token, by its SHA-256 like a session.
 pub fn verify_token(token_digest: &[u8; 32]) -> Key {
     Key::new(Table::VerifyTokens, token_digest.as_slice())
@@ -87,17 +92,28 @@ pub fn product(id: ProductId) -> Key {
     Key::new(Table::Products, id.as_bytes().as_slice())
 }
 
+/// An inventory item's 32 bytes: product id then variant id (zeros for a product without
+/// variants).
+fn item_bytes(item: &ItemKey) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(item.product_id.as_bytes());
+    if let Some(v) = item.variant_id {
+        out[16..].copy_from_slice(v.as_bytes());
+    }
+    out
+}
+
 pub fn stock(item: &ItemKey) -> Key {
-    Key::new(Table::Stock, item.to_bytes().as_slice())
+    Key::new(Table::Stock, item_bytes(item).as_slice())
 }
 
 /// How much of `item` `owner` holds: the item first, so one item's reservations are a prefix.
 pub fn reservation(item: &ItemKey, owner: &OwnerId) -> Key {
-    Key::new(Table::Reservations, [item.to_bytes().as_slice(), owner.as_bytes()].concat())
+    Key::new(Table::Reservations, [item_bytes(item).as_slice(), owner.as_bytes()].concat())
 }
 
 pub fn reservations_of(item: &ItemKey) -> Prefix {
-    Prefix::new(Table::Reservations, item.to_bytes().as_slice())
+    Prefix::new(Table::Reservations, item_bytes(item).as_slice())
 }
 
 /// The owner id in a [`reservation`] key.
@@ -232,23 +248,41 @@ pub fn active_saga(id: SagaId) -> Key {
     Key::new(Table::ActiveSagas, id.as_bytes().as_slice())
 }
 
+/// What a customer's Idempotency-Key was given for: one key may place an order and cancel
+/// one, each its own row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdempotentOperation {
+    Place,
+    Cancel(OrderId),
+}
+
 /// The saga a customer's Idempotency-Key started for `operation`: the customer, the key's
-/// SHA-256 (any length of key, fixed length of row key), then the operation.
-pub fn idempotency(customer: CustomerId, idempotency_key: &str, operation: &[u8]) -> Key {
+/// SHA-256 (any length of key, fixed length of row key), then the operation (`place`, or
+/// `cancel` and the order id).
+pub fn idempotency(customer: CustomerId, idempotency_key: &str, operation: IdempotentOperation) -> Key {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(idempotency_key.as_bytes());
-    Key::new(Table::Idempotency, [customer.as_bytes().as_slice(), digest.as_slice(), operation].concat())
+    Key::new(Table::Idempotency, [customer.as_bytes().as_slice(), digest.as_slice(), &operation.bytes()].concat())
+}
+
+impl IdempotentOperation {
+    /// The operation's part of an Idempotency row's key.
+    fn bytes(self) -> Vec<u8> {
+        match self {
+            IdempotentOperation::Place => b"place".to_vec(),
+            IdempotentOperation::Cancel(order) => [b"cancel".as_slice(), order.as_bytes()].concat(),
+        }
+    }
 }
 
 /// The saga an operator's Idempotency-Key started for `operation`: apart from every
 /// customer's keys (a customer's row starts with the customer's 16-byte id).
-pub fn operator_idempotency(idempotency_key: &str, operation: &[u8]) -> Key {
+pub fn operator_idempotency(idempotency_key: &str, operation: IdempotentOperation) -> Key {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(idempotency_key.as_bytes());
-    Key::new(Table::Idempotency, [b"operator:".as_slice(), digest.as_slice(), operation].concat())
+    Key::new(Table::Idempotency, [b"operator:".as_slice(), digest.as_slice(), &operation.bytes()].concat())
 }
 
-/// The Idempotency row of a key the engine was handed as bytes (made by [`idempotency`]).
 /// Once per order: the cancellation started when its payment timed out.
 pub fn expiry_cancellation(order: OrderId) -> Key {
     Key::new(Table::Idempotency, [b"expire:".as_slice(), order.as_bytes()].concat())
@@ -299,8 +333,14 @@ pub fn cursor(consumer: &str) -> Key {
     Key::new(Table::Cursors, consumer.as_bytes())
 }
 
+/// A quarantined key's row: the kind's byte (its place in [`KeyKind`]), then the id.
 pub fn quarantine(key: &QuarantineKey) -> Key {
-    Key::new(Table::Quarantine, key.to_bytes().as_slice())
+    let kind = match key.kind {
+        KeyKind::Cart => 0,
+        KeyKind::Order => 1,
+        KeyKind::Inventory => 2,
+    };
+    Key::new(Table::Quarantine, [&[kind][..], key.id.as_bytes()].concat())
 }
 
 /// The alert sent for one retry episode of a saga: the saga, then when the episode began.
@@ -328,6 +368,11 @@ pub fn time_bound(at_ms: i64) -> Vec<u8> {
     (at_ms.max(0) as u64).to_be_bytes().to_vec()
 }
 
+/// A time-index entry moved to `at_ms` (its indexed key kept).
+pub fn retimed(entry: &[u8], at_ms: i64) -> Vec<u8> {
+    time_key(at_ms, time_key_rest(entry))
+}
+
 /// The indexed key of a time-index entry.
 pub fn time_key_rest(key: &[u8]) -> &[u8] {
     key.get(8..).unwrap_or_default()
@@ -350,6 +395,39 @@ pub fn saga_owner_prefix(owner: SagaOwner, id: &[u8; 16]) -> Vec<u8> {
     [&[kind][..], id].concat()
 }
 
+/// The retry policy an operator set (or the definition seeded) for one step of a saga type:
+/// `{saga_type}/{step}`.
+pub fn retry_policy(saga_type: &str, step: &str) -> Key {
+    Key::new(Table::RetryPolicies, format!("{saga_type}/{step}").into_bytes())
+}
+
+/// The saga type and step of a [`retry_policy`] key (read back from the table).
+pub fn retry_policy_of(key: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(key);
+    let (saga_type, step) = text.split_once('/').unwrap_or((&text, ""));
+    (saga_type.to_string(), step.to_string())
+}
+
+/// The smallest saga id (a UUIDv7: its first 48 bits are the creation time in ms) of
+/// millisecond `ms`: the bound of a walk of saga keys (or of the saga ids that end index
+/// entries) created at or after `ms`.
+pub fn saga_id_floor(ms: i64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..6].copy_from_slice(&(ms.clamp(0, (1 << 48) - 1) as u64).to_be_bytes()[2..]);
+    k
+}
+
+/// The sequence number of an [`event`] or [`audit`] key (or of the entry an index of them
+/// points to), if it is one.
+pub fn seq_of(key: &[u8]) -> Option<u64> {
+    key.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// The first key after `key` in its table: where a walk resumes after it.
+pub fn successor(key: &[u8]) -> Vec<u8> {
+    [key, &[0]].concat()
+}
+
 /// The rows of one admin listing filter.
 pub fn listing(filter: ListingFilter<'_>) -> Prefix {
     Prefix::new(filter.table(), filter.prefix())
@@ -359,7 +437,6 @@ pub fn listing(filter: ListingFilter<'_>) -> Prefix {
 mod tests {
     use super::*;
     use crate::domain::ids::VariantId;
-    use crate::domain::quarantine::KeyKind;
     use uuid::Uuid;
 
     fn id(n: u8) -> Uuid {
@@ -383,7 +460,7 @@ mod tests {
             "time (u64 BE) then order id"
         );
         assert_eq!(outbox_due(-5, NotificationId(id(7))).as_bytes(), [[0u8; 8].as_slice(), &[7; 16]].concat());
-        let idem = idempotency(c, "k", b"place");
+        let idem = idempotency(c, "k", IdempotentOperation::Place);
         let sha_of_k = hex::decode("8254c329a92850f6d539dd376f4816ee2764517da5e0235514af433164480d7a").unwrap();
         assert_eq!(idem.as_bytes(), [&[1u8; 16][..], &sha_of_k, b"place"].concat());
         assert_eq!(idempotency_by_time(1, &idem).as_bytes(), [&1u64.to_be_bytes()[..], idem.as_bytes()].concat());
@@ -392,7 +469,26 @@ mod tests {
         assert_eq!(webhook_event("payment", "evt_1").as_bytes(), b"payment\0evt_1");
         assert_eq!(webhook_event_by_time(2, "p", "e").as_bytes(), [&2u64.to_be_bytes()[..], b"p\0e"].concat());
         assert_eq!(saga_alert(s, 9).as_bytes(), [&[3u8; 16][..], &9u64.to_be_bytes()].concat());
-        assert_eq!(quarantine(&QuarantineKey::new(KeyKind::Order, id(8))).as_bytes()[1..], [8u8; 16]);
+        assert_eq!(quarantine(&QuarantineKey::new(KeyKind::Order, id(8))).as_bytes(), [&[1u8][..], &[8; 16]].concat());
+        assert_eq!(quarantine(&QuarantineKey::new(KeyKind::Cart, id(8))).as_bytes()[0], 0);
+        assert_eq!(quarantine(&QuarantineKey::new(KeyKind::Inventory, id(8))).as_bytes()[0], 2);
+        assert_eq!(retry_policy("place_order", "reserve").as_bytes(), b"place_order/reserve");
+        assert_eq!(
+            retry_policy_of(retry_policy("place_order", "reserve").as_bytes()),
+            ("place_order".to_string(), "reserve".to_string())
+        );
+        assert_eq!(saga_id_floor(0x0102_0304_0506), [1, 2, 3, 4, 5, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(saga_id_floor(-1), [0; 16], "before 1970 is the first id");
+        assert_eq!(idempotency(c, "k", IdempotentOperation::Place).as_bytes(), idem.as_bytes());
+        assert_eq!(
+            idempotency(c, "k", IdempotentOperation::Cancel(o)).as_bytes(),
+            [&[1u8; 16][..], &sha_of_k, b"cancel", &[2; 16]].concat()
+        );
+        assert_eq!(seq_of(event(258).as_bytes()), Some(258));
+        assert_eq!(seq_of(audit(7).as_bytes()), Some(7));
+        assert_eq!(seq_of(b"short"), None);
+        assert_eq!(successor(b"ab"), b"ab\0");
+        assert!(past_every_token_digest().as_slice() > session(&[0xff; 32]).as_bytes());
         assert_eq!(audit_of_entity("order", "x").as_bytes(), b"order\0x\0");
         assert_eq!(audit_entity_row("order", "x", 1).as_bytes(), b"order\0x\0\0\0\0\0\0\0\0\x01");
         assert_eq!(event(258).as_bytes(), [0, 0, 0, 0, 0, 0, 1, 2]);
@@ -413,6 +509,13 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_different_kinds_never_share_a_row() {
+        let id = Uuid::now_v7();
+        let rows: Vec<_> = KeyKind::ALL.iter().map(|&k| quarantine(&QuarantineKey::new(k, id))).collect();
+        assert!(rows[0] != rows[1] && rows[1] != rows[2] && rows[0] != rows[2]);
+    }
+
+    #[test]
     fn due_keys_sort_by_time() {
         let n = NotificationId(id(9));
         let due = |at, n| outbox_due(at, n).into_bytes();
@@ -422,5 +525,6 @@ mod tests {
         assert!(time_key(5, &[0xff; 40]) < time_bound(6));
         assert!(time_bound(6) <= time_key(6, &[]));
         assert_eq!(time_key_rest(&time_key(7, b"abc")), b"abc");
+        assert_eq!(retimed(&time_key(7, b"abc"), 9), time_key(9, b"abc"));
     }
 }

@@ -38,8 +38,8 @@ pub use codec::{decode_version, Record};
 pub use committer::FAIL_STOP_EXIT_CODE;
 pub use files::MAX_RECORD_BYTES;
 pub use indexes::{
-    notification_index, order_index, reindex, saga_index, saga_index_of, saga_listing, saga_owner_index,
-    saga_state_source, unindex, webhook_index, SagaStateSource,
+    backfill, decoded, notification_index, order_index, reindex, saga_index, saga_listing, saga_owner_index,
+    saga_state_source, unindex, webhook_index, Backfill, SagaStateSource,
 };
 pub use keys::{saga_owner_prefix, time_bound, time_key, time_key_rest, webhook_order_key, Key, Prefix, SagaOwner};
 pub use listing::Page;
@@ -157,7 +157,7 @@ impl Store {
                 events_signal,
             }),
         };
-        indexes::backfill(&store)?;
+        indexes::backfill_own(&store)?;
         Ok(store)
     }
 

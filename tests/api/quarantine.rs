@@ -171,10 +171,7 @@ async fn a_pause_survives_a_restart_and_a_key_released_while_down_resumes_its_sa
         cartwright::domain::quarantine::KeyKind::Inventory,
         p.parse().unwrap(),
     );
-    app.write_store(|_| {
-        cartwright::store::WriteSet::new().delete(cartwright::store::Table::Quarantine, key.to_bytes())
-    })
-    .await;
+    app.write_store(|_| cartwright::store::WriteSet::new().remove(cartwright::store::keys::quarantine(&key))).await;
     app.saga_reaches(&saga_id, "COMPLETED").await;
     assert_eq!(app.stock_of(&p).await, (5, 1));
     assert_eq!(app.restock(&p, json!({ "quantity": 1 })).await.0, 200);

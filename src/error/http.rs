@@ -1,5 +1,6 @@
-//! What the HTTP front door refuses before any handler runs, as a type. Each becomes an
-//! [`AppError`](crate::error::AppError) (a status and a code) in `error.rs`.
+//! The HTTP front door's refusals before any handler runs, as a type (re-exported as
+//! `http::HttpError`). Each becomes an [`AppError`](crate::error::AppError) (a status and a
+//! code) in the parent module, which is why it is defined here rather than in `http/`.
 
 /// A request refused by the front door: its body, its path or its method.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,4 @@
-//! The one error type services return, and the one place it becomes an HTTP status, a
+//! The one error type the layers return, and the one place it becomes an HTTP status, a
 //! stable code and details. Codes are the HTTP contract's; never rename one.
 //!
 //! Layers refuse with their own enums, nested here whole and mapped below, so callers
@@ -6,23 +6,35 @@
 //! ([`AccountError`]), webhooks and bulk actions ([`OperationError`]), the saga engine
 //! ([`SagaError`]), entity actors ([`ActorError`]), the catalogue ([`CatalogError`]), the
 //! checkout ([`CheckoutError`]); the domain's refusals ([`OrderError`], [`InventoryError`],
-//! [`CartError`] inside [`CartRefusal`]) are held as the domain gave them; a store failure becomes [`AppError::Internal`] with the store error kept as its
-//! cause (or [`AppError::ShuttingDown`] for a closed store).
+//! [`CartError`] inside [`CartRefusal`]) are held as the domain gave them; a store failure
+//! becomes [`AppError::Internal`] with the store error kept as its cause (or
+//! [`AppError::ShuttingDown`] for a closed store).
+//!
+//! Why the mapping sits here, below the saga engine, and not in `http/`: a saga records a
+//! failure's status and code ([`ErrorRecord`], through [`AppError::record`]) so that a
+//! retried request is answered identically later, from the record, whatever the code
+//! does by then. The saga therefore needs the mapping, and `http` sits above the saga. So
+//! the layers' refusal enums are defined in the submodules here (one file per layer, each
+//! re-exported from its layer: `saga::SagaError`, `actors::ActorError`, …) and this module
+//! depends on nothing above the domain and the store; `layering.rs` checks that.
 
 use serde_json::{json, Value};
 
-use crate::actors::ActorError;
+pub mod actors;
+pub mod http;
+pub mod operations;
+pub mod saga;
+pub mod services;
+
+use self::actors::{ActorError, ActorFailure};
+use self::http::HttpError;
+use self::operations::OperationError;
+use self::saga::SagaError;
+use self::services::{AccountError, CartRefusal, CatalogError, CheckoutError};
 use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
 use crate::domain::order::OrderError;
 use crate::domain::product::{ProductRuleError, VariantChoiceError};
-use crate::http::HttpError;
-use crate::operations::OperationError;
-use crate::saga::SagaError;
-use crate::services::cart::CartRefusal;
-use crate::services::catalog::CatalogError;
-use crate::services::customers::AccountError;
-use crate::services::orders::CheckoutError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -320,6 +332,64 @@ impl AppError {
     }
 }
 
+/// Every code [`AppError::code`] answers (a recorded error answers the code it recorded,
+/// one of these): the contract's error codes, for the OpenAPI document's check.
+pub const CODES: &[&str] = &[
+    "INVALID_REQUEST",
+    "PAYLOAD_TOO_LARGE",
+    "REQUEST_TIMEOUT",
+    "NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "INVALID_CREDENTIALS",
+    "INVALID_TOKEN",
+    "EMAIL_ALREADY_REGISTERED",
+    "INVALID_EMAIL",
+    "WEAK_PASSWORD",
+    "INVALID_CATEGORY_NAME",
+    "CATEGORY_NOT_FOUND",
+    "PRODUCT_NOT_FOUND",
+    "VARIANT_REQUIRED",
+    "VARIANT_NOT_FOUND",
+    "INVALID_PRICE",
+    "INVALID_PRODUCT_NAME",
+    "DESCRIPTION_TOO_LONG",
+    "INVALID_QUANTITY",
+    "OUT_OF_STOCK",
+    "QUANTITY_EXCEEDS_STOCK",
+    "ITEM_NOT_FOUND",
+    "CART_FULL",
+    "INSUFFICIENT_STOCK",
+    "RESERVATION_CONFLICT",
+    "ORDER_NOT_FOUND",
+    "INVALID_STATUS_TRANSITION",
+    "CANCELLATION_NOT_ALLOWED",
+    "REGISTRATION_REQUIRED",
+    "EMAIL_NOT_VERIFIED",
+    "EMPTY_CART",
+    "INTERNATIONAL_SHIPPING_NOT_AVAILABLE",
+    "PAYMENT_FAILED",
+    "SAGA_NOT_FOUND",
+    "INVALID_SAGA_STATE",
+    "ABORT_NOT_ALLOWED",
+    "INVALID_RETRY_POLICY",
+    "KEY_QUARANTINED",
+    "AMOUNT_MISMATCH",
+    "TRACKING_NUMBER_IN_USE",
+    "INVALID_SIGNATURE",
+    "UNKNOWN_EVENT_TYPE",
+    "BULK_ACTION_NOT_FOUND",
+    "WEBHOOK_EVENT_NOT_FOUND",
+    "WEBHOOK_NOT_REPLAYABLE",
+    "TOO_MANY_REQUESTS",
+    "SERVER_BUSY",
+    "SHUTTING_DOWN",
+    "NOT_SUPPORTED",
+    "UNAVAILABLE",
+    "INTERNAL",
+];
+
 /// Any error kept as the cause of another.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -397,11 +467,18 @@ impl From<StoreError> for AppError {
     }
 }
 
-impl From<crate::backup::BackupError> for AppError {
-    fn from(e: crate::backup::BackupError) -> AppError {
+/// An actor's failure answers as its part always did: the refusal as the actor's, the
+/// domain's refusal as the domain's, a store failure as the store's.
+impl From<ActorFailure> for AppError {
+    fn from(e: ActorFailure) -> AppError {
         match e {
-            crate::backup::BackupError::Store(e) => e.into(),
-            other => AppError::internal("backup", other),
+            ActorFailure::Refused(e) => e.into(),
+            ActorFailure::Cart(e) => e.into(),
+            ActorFailure::Inventory(e) => e.into(),
+            ActorFailure::Order(e) => e.into(),
+            ActorFailure::OrderNotFound => AppError::OrderNotFound,
+            ActorFailure::Store(e) => e.into(),
+            ActorFailure::Internal(e) => AppError::Internal(e),
         }
     }
 }
@@ -434,6 +511,27 @@ impl From<actix::MailboxError> for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `CODES` is exactly what the arms of `AppError::code` answer (read from this file, so
+    /// a new arm cannot be left out), the placeholder of a recorded error aside.
+    #[test]
+    fn codes_lists_every_code_the_mapping_answers() {
+        let source = include_str!("mod.rs");
+        let start = source.find("pub fn code(&self)").unwrap();
+        let body = &source[start..start + source[start..].find("\n    }\n").unwrap()];
+        let mut answered: Vec<&str> = body
+            .split("=> \"")
+            .skip(1)
+            .chain(body.split("=> {\n                \"").skip(1))
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|code| *code != "RECORDED")
+            .collect();
+        answered.sort();
+        answered.dedup();
+        let mut listed = CODES.to_vec();
+        listed.sort();
+        assert_eq!(answered, listed);
+    }
 
     #[test]
     fn body_shape() {
@@ -485,6 +583,40 @@ mod tests {
         assert_eq!(e.body()["error"]["message"], "the entity is reloading; retry the request");
         assert!(e.is_retry_safe_unavailable() && AppError::Unavailable("x").is_retry_safe_unavailable());
         assert!(!AppError::ShuttingDown.is_retry_safe_unavailable());
+    }
+
+    #[test]
+    fn an_actors_failure_answers_as_its_part_always_did() {
+        use crate::domain::quarantine::{KeyKind, QuarantineKey};
+        let key = QuarantineKey::new(KeyKind::Cart, uuid::Uuid::nil());
+        let quarantined = || ActorError::Quarantined { key, reason: "r".into() };
+        let io = || std::io::Error::other("bad owner id");
+        let answers: [(ActorFailure, AppError, u16, &str); 8] = [
+            (quarantined().into(), quarantined().into(), 423, "KEY_QUARANTINED"),
+            (ActorError::Reloading.into(), ActorError::Reloading.into(), 503, "UNAVAILABLE"),
+            (CartError::OutOfStock.into(), CartError::OutOfStock.into(), 409, "OUT_OF_STOCK"),
+            (InventoryError::StockLimit.into(), InventoryError::StockLimit.into(), 422, "INVALID_QUANTITY"),
+            (
+                OrderError::CancellationNotAllowed("SHIPPED").into(),
+                OrderError::CancellationNotAllowed("SHIPPED").into(),
+                409,
+                "CANCELLATION_NOT_ALLOWED",
+            ),
+            (ActorFailure::OrderNotFound, AppError::OrderNotFound, 404, "ORDER_NOT_FOUND"),
+            (StoreError::Closed.into(), StoreError::Closed.into(), 503, "SHUTTING_DOWN"),
+            (ActorFailure::internal("x", io()), AppError::internal("x", io()), 500, "INTERNAL"),
+        ];
+        for (failure, direct, status, code) in answers {
+            let e = AppError::from(failure);
+            assert_eq!((e.status(), e.code()), (status, code));
+            assert_eq!(e.body(), direct.body(), "answered as the part alone always was");
+        }
+        let e = AppError::from(ActorFailure::from(ActorError::Reloading));
+        assert!(e.is_retry_safe_unavailable(), "a retry stays safe");
+        let e = AppError::from(ActorFailure::from(CartError::OutOfStock));
+        assert!(matches!(e, AppError::Cart(CartRefusal { error: CartError::OutOfStock, cart: None })), "{e:?}");
+        let e = AppError::from(ActorFailure::internal("activating", io()));
+        assert_eq!(e.to_string(), "internal error: activating: bad owner id", "the cause is kept");
     }
 
     #[test]
@@ -629,7 +761,7 @@ mod tests {
         };
         let e = AppError::from(CartRefusal {
             error: CartError::QuantityExceedsStock { available: 1 },
-            cart: Some(Box::new(cart.clone())),
+            cart: Some(Box::new(serde_json::to_value(&cart).unwrap())),
         });
         assert_eq!((e.status(), e.code()), (409, "QUANTITY_EXCEEDS_STOCK"));
         assert_eq!(e.details(), json!({ "available": 1, "cart": serde_json::to_value(&cart).unwrap() }));

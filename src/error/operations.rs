@@ -1,5 +1,7 @@
-//! What the operations layer (webhooks, bulk actions) refuses, as a type. Each becomes an
-//! [`AppError`](crate::error::AppError) (a status and a code) in `error.rs`.
+//! The operations layer's refusals (webhooks, bulk actions), as a type (re-exported as
+//! `operations::OperationError`). Each becomes an [`AppError`](crate::error::AppError) (a
+//! status and a code) in the parent module, which is why it is defined here rather than in
+//! `operations/`.
 
 /// A refusal of a webhook or an operator's bulk action.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! A request as handlers see it, and parsing of its parts into typed values.
+//! A request as handlers see it (the JSON API's and the console's), and parsing of its
+//! parts into typed values.
 
 use std::collections::HashMap;
 use std::str::FromStr;

@@ -1,6 +1,7 @@
-//! What the saga layer refuses, as a type: callers match on the variant, never on text.
-//! Each becomes an [`AppError`](crate::error::AppError) (and so a status and a code) in
-//! `error.rs`, answered as it always was.
+//! The saga layer's refusals, as a type (re-exported as `saga::SagaError`): callers match
+//! on the variant, never on text. Each becomes an [`AppError`](crate::error::AppError) (and
+//! so a status and a code) in the parent module, which is why it is defined here rather
+//! than in `saga/`.
 
 /// A refusal of the saga engine or a coordinator.
 #[derive(Debug, thiserror::Error)]
