@@ -141,6 +141,8 @@ impl AppError {
             | Operation(OperationError::WebhookNotReplayable(_)) => 409,
             Http(HttpError::RequestTimeout { .. }) => 408,
             Http(HttpError::PayloadTooLarge { .. }) => 413,
+            Http(HttpError::LeaderUnreachable(_)) => 502,
+            Http(HttpError::NoLeader | HttpError::NotLeader) => 503,
             TooManyRequests { .. } => 429,
             Account(AccountError::InvalidEmail(_) | AccountError::WeakPassword { .. })
             | Catalog(
@@ -176,6 +178,8 @@ impl AppError {
             Http(HttpError::RequestTimeout { .. }) => "REQUEST_TIMEOUT",
             Http(HttpError::RouteNotFound(_)) => "NOT_FOUND",
             Http(HttpError::MethodNotAllowed { .. }) => "METHOD_NOT_ALLOWED",
+            Http(HttpError::NoLeader | HttpError::NotLeader) => "UNAVAILABLE",
+            Http(HttpError::LeaderUnreachable(_)) => "LEADER_UNREACHABLE",
             Unauthenticated => "UNAUTHENTICATED",
             Forbidden => "FORBIDDEN",
             Account(AccountError::InvalidCredentials) => "INVALID_CREDENTIALS",
@@ -283,6 +287,7 @@ impl AppError {
             AppError::TooManyRequests { retry_after_secs } | AppError::ServerBusy { retry_after_secs } => {
                 Some(*retry_after_secs)
             }
+            AppError::Http(HttpError::NoLeader | HttpError::NotLeader) => Some(1),
             _ => None,
         }
     }
