@@ -12,8 +12,9 @@ use actix::Arbiter;
 use anyhow::Context as _;
 
 use crate::config::Settings;
+use crate::http::{Forwarder, Front};
 use crate::startup::{self, Workers};
-use crate::store::Store;
+use crate::store::{Membership, Store, Wait};
 
 /// Runs the server on the current thread until `shutdown` resolves. Builds the actix system
 /// on a multi-thread tokio runtime, so warp's connections run on the tokio workers and talk
@@ -48,36 +49,95 @@ async fn serve(
     let mut shutdown = std::pin::pin!(futures::FutureExt::fuse(shutdown));
     let requested_early = futures::poll!(shutdown.as_mut()).is_ready();
     let settings = Arc::new(settings);
-    let store = Store::open_as(&settings.storage, &settings.cluster.resolved())
-        .with_context(|| format!("opening {}", settings.storage.describe()))?;
-    let arbiters: Vec<Arbiter> = (0..settings.arbiter_count()).map(|_| Arbiter::new()).collect();
-    let shop = Arc::new(startup::shop(
-        settings.clone(),
-        store.clone(),
-        arbiters.iter().map(|a| a.handle()).collect(),
-        startup::payment_gateway(&settings)?,
-    )?);
-    shop.sagas.boot().await?;
-    shop.bulk.mark_interrupted().await?;
-    let workers = Workers::start(&shop)?;
-
     let listener = tokio::net::TcpListener::bind(settings.server.addr)
         .await
         .with_context(|| format!("binding {}", settings.server.addr))?;
     let addr = listener.local_addr()?;
-    tracing::info!(
-        durability = ?settings.storage.durability,
-        store = %settings.storage.path.display(),
-        "listening on {addr}"
+    let cluster = settings.cluster.advertising(addr);
+    let membership = Arc::new(
+        blocking({
+            let (storage, cluster) = (settings.storage.clone(), cluster.clone());
+            move || Membership::join(&storage, &cluster)
+        })
+        .await
+        .with_context(|| format!("joining the cluster on {}", settings.storage.describe()))?,
     );
-    on_listen(addr);
-
+    let opened = blocking({
+        let (storage, cluster) = (settings.storage.clone(), cluster.clone());
+        move || Store::open_when_free(&storage, &cluster, Wait::No)
+    })
+    .await
+    .with_context(|| format!("opening {}", settings.storage.describe()))?;
+    let arbiters: Vec<Arbiter> = (0..settings.arbiter_count()).map(|_| Arbiter::new()).collect();
     let (begin_tx, begin_rx) = tokio::sync::oneshot::channel::<()>();
-    let api = warp::service(crate::http::api(shop.clone()));
-    let server = crate::server::serve(listener, api, &settings.server, async move {
-        let _ = begin_rx.await;
-    });
-    let mut server = std::pin::pin!(server);
+    let listening = |front: Arc<Front>| {
+        tracing::info!(
+            durability = ?settings.storage.durability,
+            store = %settings.storage.path.display(),
+            node_id = %cluster.node_id,
+            "listening on {addr}"
+        );
+        let (api, server_settings) = (warp::service(crate::http::api(front)), settings.server.clone());
+        tokio::spawn(async move {
+            crate::server::serve(listener, api, &server_settings, async move {
+                let _ = begin_rx.await;
+            })
+            .await
+        })
+    };
+
+    let (store, shop, workers, mut server) = match opened {
+        Some(store) => {
+            let (shop, workers) = lead(&settings, &store, &arbiters).await?;
+            let server = listening(Front::serving(shop.clone()));
+            if membership.is_clustered() {
+                tracing::info!("leading: this server now serves requests itself");
+            }
+            on_listen(addr);
+            (store, shop, workers, server)
+        }
+        None => {
+            let forwarder = Forwarder::new(membership.clone(), cluster.node_id.clone(), cluster.lease_ms);
+            let front = Front::following(settings.server.clone(), forwarder);
+            let mut server = listening(front.clone());
+            on_listen(addr);
+            tracing::info!("following: another server holds the store's lease; forwarding requests to it");
+            let (give_up, stop_waiting) = tokio::sync::watch::channel(false);
+            let waiting = blocking({
+                let (storage, cluster) = (settings.storage.clone(), cluster.clone());
+                move || Store::open_when_free(&storage, &cluster, Wait::Until(stop_waiting))
+            });
+            tokio::pin!(waiting);
+            let opened = tokio::select! {
+                store = &mut waiting => store.with_context(|| format!("opening {}", settings.storage.describe()))?,
+                _ = async { if !requested_early { shutdown.as_mut().await } } => {
+                    tracing::info!("shutdown requested while following");
+                    let _ = give_up.send(true);
+                    let _ = begin_tx.send(());
+                    let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+                    if tokio::time::timeout(grace, &mut server).await.is_err() {
+                        server.abort();
+                    }
+                    // The lease may have come free meanwhile: then it is given back at once.
+                    if let Ok(Some(store)) = waiting.await {
+                        blocking(move || store.close()).await?;
+                    }
+                    blocking(move || membership.leave()).await?;
+                    tracing::info!("stopped cleanly");
+                    return Ok(());
+                }
+            };
+            let Some(store) = opened else {
+                anyhow::bail!("stopped waiting for the store's lease without being asked to");
+            };
+            let (shop, workers) = lead(&settings, &store, &arbiters).await?;
+            front.lead(shop.clone());
+            (store, shop, workers, server)
+        }
+    };
+    // Held to the end: the workers and the server's last requests use it.
+    let _shop = shop;
+
     tokio::select! {
         _ = &mut server => {}
         _ = async { if !requested_early { shutdown.await } } => {
@@ -86,6 +146,7 @@ async fn serve(
             let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
             if tokio::time::timeout(grace, &mut server).await.is_err() {
                 tracing::warn!(grace_secs = grace.as_secs(), "open requests did not finish in time; closing them");
+                server.abort();
             }
         }
     }
@@ -94,6 +155,7 @@ async fn serve(
     // Every reply already waited for its write; this drains writes nobody waits for.
     let store_for_close = store.clone();
     tokio::task::spawn_blocking(move || store_for_close.close()).await??;
+    blocking(move || membership.leave()).await?;
     for arbiter in &arbiters {
         arbiter.stop();
     }
@@ -102,6 +164,32 @@ async fn serve(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Builds the shop on `store`, recovers its sagas and starts its workers: from then on this
+/// server answers requests itself.
+async fn lead(
+    settings: &Arc<Settings>,
+    store: &Store,
+    arbiters: &[Arbiter],
+) -> anyhow::Result<(Arc<crate::startup::Shop>, Workers)> {
+    let shop = Arc::new(startup::shop(
+        settings.clone(),
+        store.clone(),
+        arbiters.iter().map(|a| a.handle()).collect(),
+        startup::payment_gateway(settings)?,
+    )?);
+    shop.sagas.boot().await?;
+    shop.bulk.mark_interrupted().await?;
+    let workers = Workers::start(&shop)?;
+    Ok((shop, workers))
+}
+
+/// Runs blocking store work (connecting, waiting for a lease) off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> anyhow::Result<T> {
+    Ok(tokio::task::spawn_blocking(work).await??)
 }
 
 /// A server running on a thread of its own, as tests and benchmarks start one.

@@ -44,18 +44,40 @@ pub struct ClusterSettings {
     /// Empty: a random id for this run.
     pub node_id: String,
     pub lease_ms: u64,
+    /// Where the other servers reach this one; empty: `http://` and the address it bound.
+    pub advertise_url: String,
 }
 
 impl ClusterSettings {
     /// The id this process goes by: the configured one, or a fresh random one.
     pub fn resolved(&self) -> ClusterSettings {
         let node_id = if self.node_id.is_empty() { uuid::Uuid::new_v4().to_string() } else { self.node_id.clone() };
-        ClusterSettings { node_id, lease_ms: self.lease_ms }
+        ClusterSettings { node_id, ..self.clone() }
+    }
+
+    /// As [`ClusterSettings::resolved`], advertising `bound` unless a URL is configured.
+    /// A wildcard address (`0.0.0.0`, `[::]`) is advertised under this machine's host name.
+    pub fn advertising(&self, bound: SocketAddr) -> ClusterSettings {
+        let mut resolved = self.resolved();
+        if resolved.advertise_url.is_empty() {
+            let host = if bound.ip().is_unspecified() {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "localhost".into())
+            } else {
+                match bound {
+                    SocketAddr::V4(a) => a.ip().to_string(),
+                    SocketAddr::V6(a) => format!("[{}]", a.ip()),
+                }
+            };
+            resolved.advertise_url = format!("http://{host}:{}", bound.port());
+        }
+        resolved
     }
 
     /// What tools that open a store themselves (restore, tests) go by.
     pub fn for_tools() -> ClusterSettings {
-        ClusterSettings { node_id: String::new(), lease_ms: 5000 }.resolved()
+        ClusterSettings { node_id: String::new(), lease_ms: 5000, advertise_url: String::new() }.resolved()
     }
 }
 

@@ -74,6 +74,24 @@ pub static FENCED_WRITES: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// Requests a follower forwarded to the leader, by outcome: `forwarded` (the leader
+/// answered, whatever its status), `no_leader` (none during a takeover: 503), `failed`
+/// (the leader did not answer: 502).
+pub static FORWARDED_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("cartwright_forwarded_requests_total", "Requests this follower forwarded to the leader"),
+            &["outcome"],
+        )
+        .expect("valid counter"),
+    )
+});
+
+/// The process-wide metrics alone (a follower, which has no saga engine yet).
+pub fn render() -> String {
+    render_with(&Registry::new())
+}
+
 /// Raises [`LARGEST_RECORD_BYTES`] to `bytes` if it is heavier (only the committer calls it).
 pub fn observe_record_bytes(bytes: usize) {
     if bytes as i64 > LARGEST_RECORD_BYTES.get() {

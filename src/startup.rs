@@ -27,7 +27,7 @@ use crate::actors::registry::{spawn_sweeper, Registry};
 use crate::config::Settings;
 use crate::domain::quarantine::{KeyKind, QuarantineKey};
 use crate::gateways::email::{EmailTransport, FaultInjecting, LogTransport, SmtpTransport};
-use crate::gateways::payment::{HttpGateway, PaymentGateway, SimulatedGateway};
+use crate::gateways::payment::{HttpGateway, LeaseGuarded, PaymentGateway, SimulatedGateway};
 use crate::operations::expiry::ExpiryWorker;
 use crate::operations::{bulk, quarantine, retention, webhooks};
 use crate::saga::alerts::RetryingWatch;
@@ -103,7 +103,7 @@ pub fn shop(
         inventory: entities.inventory.clone(),
         carts: entities.carts.clone(),
         orders: entities.orders.clone(),
-        gateway,
+        gateway: Arc::new(LeaseGuarded::new(gateway, store.clone())),
         quarantine: board.clone(),
     };
     let sagas = SagaEngine::new(store.clone(), deps, arbiters)?;

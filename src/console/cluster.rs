@@ -12,6 +12,7 @@ pub fn show(ctx: &Ctx<'_>) -> Page {
     ctx.admin()?;
     let store = &ctx.shop.store;
     let leases = store.leases().map_err(AppError::from)?;
+    let nodes = store.nodes().map_err(AppError::from)?;
     let backend = match ctx.shop.settings.storage.backend {
         Backend::Sled => "sled (embedded; one server, no lease)",
         Backend::Postgres => "PostgreSQL",
@@ -40,6 +41,28 @@ pub fn show(ctx: &Ctx<'_>) -> Page {
             p.muted {
                 "A server writes only while it holds the lease; a standby takes it over once it "
                 "expires (cluster.lease_ms), and the late writes of a server that lost it are refused."
+            }
+            h2 { "Servers" }
+            table {
+                thead { tr { th { "Server" } th { "Role" } th { "Reached at" } th { "Started" } th { "Last heartbeat" } } }
+                tbody {
+                    @for n in &nodes {
+                        tr {
+                            td {
+                                code { (n.node_id) }
+                                @if n.node_id == store.node_id() { " (this server)" }
+                            }
+                            td { @if n.leader { "leader" } @else { "follower" } }
+                            td { code { (n.advertise_url) } }
+                            td { (n.started_at) }
+                            td { (n.heartbeat_at) " (" (n.heartbeat_age_ms) " ms ago)" }
+                        }
+                    }
+                }
+            }
+            p.muted {
+                "Followers forward every request to the leader, so clients and webhook senders can "
+                "reach any server; a follower whose heartbeat stopped is listed until it starts again."
             }
         }
     };

@@ -14,6 +14,17 @@ pub enum HttpError {
     /// `allow` lists the path's methods, for the `Allow` header.
     #[error("method not allowed; this path takes {allow}")]
     MethodNotAllowed { allow: String },
+    /// A follower has no leader to forward to (a takeover is under way); nothing was applied.
+    #[error("no server leads the cluster right now (a takeover is under way); retry")]
+    NoLeader,
+    /// A request already forwarded once reached a server that does not lead: forwarded at
+    /// most once, so it stops here, not applied.
+    #[error("this server does not lead the cluster and forwards a request only once; retry")]
+    NotLeader,
+    /// The leader did not answer a forwarded request: it may or may not have applied it
+    /// (retry with the same Idempotency-Key where the route takes one).
+    #[error("the cluster's leader did not answer: {0}")]
+    LeaderUnreachable(String),
 }
 
 impl HttpError {

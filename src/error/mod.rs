@@ -153,6 +153,8 @@ impl AppError {
             | Operation(OperationError::WebhookNotReplayable(_)) => 409,
             Http(HttpError::RequestTimeout { .. }) => 408,
             Http(HttpError::PayloadTooLarge { .. }) => 413,
+            Http(HttpError::LeaderUnreachable(_)) => 502,
+            Http(HttpError::NoLeader | HttpError::NotLeader) => 503,
             TooManyRequests { .. } => 429,
             Account(AccountError::InvalidEmail(_) | AccountError::WeakPassword { .. })
             | Catalog(
@@ -188,6 +190,8 @@ impl AppError {
             Http(HttpError::RequestTimeout { .. }) => "REQUEST_TIMEOUT",
             Http(HttpError::RouteNotFound(_)) => "NOT_FOUND",
             Http(HttpError::MethodNotAllowed { .. }) => "METHOD_NOT_ALLOWED",
+            Http(HttpError::NoLeader | HttpError::NotLeader) => "UNAVAILABLE",
+            Http(HttpError::LeaderUnreachable(_)) => "LEADER_UNREACHABLE",
             Unauthenticated => "UNAUTHENTICATED",
             Forbidden => "FORBIDDEN",
             Account(AccountError::InvalidCredentials) => "INVALID_CREDENTIALS",
@@ -295,6 +299,7 @@ impl AppError {
             AppError::TooManyRequests { retry_after_secs } | AppError::ServerBusy { retry_after_secs } => {
                 Some(*retry_after_secs)
             }
+            AppError::Http(HttpError::NoLeader | HttpError::NotLeader) => Some(1),
             _ => None,
         }
     }
@@ -336,6 +341,7 @@ impl AppError {
 /// one of these): the contract's error codes, for the OpenAPI document's check.
 pub const CODES: &[&str] = &[
     "INVALID_REQUEST",
+    "LEADER_UNREACHABLE",
     "PAYLOAD_TOO_LARGE",
     "REQUEST_TIMEOUT",
     "NOT_FOUND",

@@ -188,6 +188,59 @@ impl PaymentGateway for HttpGateway {
     }
 }
 
+/// A gateway called only while this server surely holds the store's lease: a server
+/// paused past its lease (GC, SIGSTOP) may still have a step running once resumed, and
+/// the store refuses its writes, but only this stops it from authorizing, voiding or
+/// refunding money behind the back of the server that took over. Refused calls are
+/// transient failures (the step's retry then runs on the new leader).
+pub struct LeaseGuarded {
+    inner: std::sync::Arc<dyn PaymentGateway>,
+    store: crate::store::Store,
+}
+
+impl LeaseGuarded {
+    pub fn new(inner: std::sync::Arc<dyn PaymentGateway>, store: crate::store::Store) -> LeaseGuarded {
+        LeaseGuarded { inner, store }
+    }
+
+    fn check(&self) -> Result<(), GatewayError> {
+        if self.store.holds_lease() {
+            Ok(())
+        } else {
+            Err(GatewayError::Transient("this server's store lease may have lapsed: the gateway was not called".into()))
+        }
+    }
+}
+
+impl PaymentGateway for LeaseGuarded {
+    fn authorize<'a>(
+        &'a self,
+        amount: Money,
+        currency: &'a str,
+        token: &'a str,
+        key: &'a str,
+    ) -> GatewayFuture<'a, String> {
+        match self.check() {
+            Ok(()) => self.inner.authorize(amount, currency, token, key),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    fn void<'a>(&'a self, authorization_id: &'a str, key: &'a str) -> GatewayFuture<'a, ()> {
+        match self.check() {
+            Ok(()) => self.inner.void(authorization_id, key),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    fn refund<'a>(&'a self, authorization_id: &'a str, amount: Money, key: &'a str) -> GatewayFuture<'a, String> {
+        match self.check() {
+            Ok(()) => self.inner.refund(authorization_id, amount, key),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,19 +199,23 @@ pub async fn stats(shop: &Shop, req: &Request) -> Reply {
     Ok(json(200, &serde_json::json!({ "actors": shop.active_actors() })))
 }
 
-/// This server and the store's leases: which server may write, at which epoch, until when.
+/// This server, the store's leases (which server may write, at which epoch, until when) and
+/// the cluster's servers (where each is reached, its heartbeat, which one leads).
 #[utoipa::path(get, path = "/admin/v1/cluster", operation_id = "admin.cluster", tag = "operators",
     security(("admin_token" = [])),
-    responses((status = 200, description = "`{\"backend\", \"node_id\", \"leases\": [{\"partition\", \"owner\", \"epoch\", \"expires_at\"}]}`", body = Object)))]
+    responses((status = 200, description = "`{\"backend\", \"node_id\", \"leases\": [{\"partition\", \"owner\", \"epoch\", \"expires_at\"}], \"nodes\": [{\"node_id\", \"advertise_url\", \"started_at\", \"heartbeat_at\", \"heartbeat_age_ms\", \"leader\"}]}` (answered by the leader: a follower forwards it)", body = Object)))]
 pub async fn cluster(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let store = shop.store.clone();
-    let leases = tokio::task::spawn_blocking(move || store.leases())
-        .await
-        .map_err(|e| AppError::internal("reading the leases", e))??;
+    let (leases, nodes) =
+        tokio::task::spawn_blocking(move || Ok::<_, crate::store::StoreError>((store.leases()?, store.nodes()?)))
+            .await
+            .map_err(|e| AppError::internal("reading the leases", e))??;
     let backend = match shop.settings.storage.backend {
         crate::config::Backend::Sled => "sled",
         crate::config::Backend::Postgres => "postgres",
     };
-    Ok(json(200, &serde_json::json!({ "backend": backend, "node_id": shop.store.node_id(), "leases": leases })))
+    let view =
+        serde_json::json!({ "backend": backend, "node_id": shop.store.node_id(), "leases": leases, "nodes": nodes });
+    Ok(json(200, &view))
 }

@@ -9,6 +9,7 @@ mod bulk;
 mod cart;
 mod catalog;
 mod customers;
+mod forward;
 mod meta;
 mod orders;
 mod quarantine;
@@ -33,46 +34,54 @@ use warp::{Buf, Filter};
 pub use crate::error::http::HttpError;
 /// A request as handlers see it; the console reads the same one.
 pub use crate::server::request::{self, Request};
+pub use forward::{Forwarder, Front, HOP_HEADER};
 
 use crate::error::AppError;
 use crate::metrics;
 use crate::server::ClientAddr;
-use crate::startup::Shop;
 
-/// The whole API as one warp filter.
-pub fn api(shop: Arc<Shop>) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
-    let query = warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify();
+/// The whole API as one warp filter, answered by `front` (this server, or the leader).
+pub fn api(front: Arc<Front>) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::method()
         .and(warp::path::full())
-        .and(query)
+        .and(raw_query)
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .and(warp::ext::optional::<ClientAddr>())
-        .then(move |method: Method, path: FullPath, query, headers: HeaderMap, body, peer: Option<ClientAddr>| {
-            let shop = shop.clone();
-            let remote = peer.map(|p| p.0);
-            let head = Head { method, path: path.as_str().to_string(), query, headers, remote };
-            async move { handle(shop, head, body).await }
-        })
+        .then(
+            move |method: Method,
+                  path: FullPath,
+                  raw_query: String,
+                  headers: HeaderMap,
+                  body,
+                  peer: Option<ClientAddr>| {
+                let front = front.clone();
+                let remote = peer.map(|p| p.0);
+                let head = Head { method, path: path.as_str().to_string(), raw_query, headers, remote };
+                async move { handle(front, head, body).await }
+            },
+        )
 }
 
 /// A request before its body is read.
 struct Head {
     method: Method,
     path: String,
-    query: HashMap<String, String>,
+    /// The query as sent (parsed only for a request this server answers itself).
+    raw_query: String,
     headers: HeaderMap,
     /// The TCP peer (a proxy's address when behind one).
     remote: Option<SocketAddr>,
 }
 
-async fn handle<S, B>(shop: Arc<Shop>, head: Head, body: S) -> warp::reply::Response
+async fn handle<S, B>(front: Arc<Front>, head: Head, body: S) -> warp::reply::Response
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
     let started = Instant::now();
-    let Head { method, path, query, headers, remote } = head;
+    let Head { method, path, raw_query, headers, remote } = head;
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -80,17 +89,29 @@ where
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span = tracing::info_span!("request", %method, %path, request_id = %request_id);
-    let limit = shop.settings.server.max_body_bytes;
-    let timeout_ms = shop.settings.server.body_read_timeout_ms;
+    let limit = front.server.max_body_bytes;
+    let timeout_ms = front.server.body_read_timeout_ms;
     let result = async {
         // A client trickling (or stalling) its body must not hold the connection for ever.
         let body = tokio::time::timeout(Duration::from_millis(timeout_ms), read_body(body, &headers, limit)).await;
-        match body.unwrap_or(Err(HttpError::RequestTimeout { timeout_ms }.into())) {
-            Ok(body) => {
+        let body = match body.unwrap_or(Err(HttpError::RequestTimeout { timeout_ms }.into())) {
+            Ok(body) => body,
+            Err(e) => return ("body", Err(e)),
+        };
+        match (front.shop(), front.forwarder()) {
+            (Some(shop), _) => {
+                let query: HashMap<String, String> =
+                    form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
                 let req = Request { method, path, query, headers, body, remote };
-                routes::dispatch(&shop, &req).await
+                routes::dispatch(shop, &req).await
             }
-            Err(e) => ("body", Err(e)),
+            (None, Some(forwarder)) => {
+                let incoming =
+                    forward::Incoming { method: &method, path: &path, raw_query: &raw_query, headers: &headers, body };
+                forwarder.answer(incoming).await
+            }
+            // Not built so (a front that serves has its shop from the start).
+            (None, None) => ("starting", Err(AppError::Unavailable("the server is starting"))),
         }
     };
     let (route, result) = tracing::Instrument::instrument(result, span.clone()).await;

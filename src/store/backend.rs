@@ -34,6 +34,31 @@ pub(crate) trait Backend: Send + Sync {
     fn leases(&self) -> Result<Vec<LeaseView>, StoreError> {
         Ok(Vec::new())
     }
+
+    /// Whether this server surely still holds the store's lease (always, on an embedded
+    /// store): asked before a call to the outside that the store's fence cannot guard.
+    fn holds_lease(&self) -> bool {
+        true
+    }
+
+    /// The servers sharing the store (none on an embedded store).
+    fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// One server of the cluster, as its row in the database says.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeView {
+    pub node_id: String,
+    /// Where the other servers forward requests to it.
+    pub advertise_url: String,
+    /// RFC 3339, on the database's clock.
+    pub started_at: String,
+    pub heartbeat_at: String,
+    pub heartbeat_age_ms: i64,
+    /// Holds the store's lease: serves requests itself; the others forward to it.
+    pub leader: bool,
 }
 
 /// One lease row: who may write to a partition of the store, at which epoch, until when.

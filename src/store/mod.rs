@@ -33,7 +33,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-pub use backend::LeaseView;
+pub use backend::{LeaseView, NodeView};
 pub use codec::{decode_version, Record};
 pub use committer::FAIL_STOP_EXIT_CODE;
 pub use files::MAX_RECORD_BYTES;
@@ -43,6 +43,7 @@ pub use indexes::{
 };
 pub use keys::{saga_owner_prefix, time_bound, time_key, time_key_rest, webhook_order_key, Key, Prefix, SagaOwner};
 pub use listing::Page;
+pub use postgres::Wait;
 pub use records::{
     AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, VerifyToken, WebhookEvent,
 };
@@ -69,7 +70,7 @@ pub enum StoreError {
     /// A record of the write set would exceed [`MAX_RECORD_BYTES`]; nothing was applied.
     #[error("a {table} record of {bytes} bytes exceeds the record size limit")]
     TooLarge { table: &'static str, bytes: usize },
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_detail(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// The PostgreSQL schema was written by a newer build (its migrations are unknown here).
     #[error("the store's schema is at version {found}; this build knows up to {known}")]
@@ -132,15 +133,33 @@ impl Store {
     /// Opens the store as the server `cluster` names (on PostgreSQL: takes the store's
     /// lease, waiting while another server holds it).
     pub fn open_as(settings: &StorageSettings, cluster: &ClusterSettings) -> Result<Store, StoreError> {
+        Ok(Store::open_with(settings, cluster, Wait::Forever)?.expect("waited for the lease"))
+    }
+
+    /// As [`Store::open_as`], but `None` when another server holds the lease: at once with
+    /// [`Wait::No`], or once `Wait::Until`'s value turns true (a follower asked to stop).
+    pub fn open_when_free(
+        settings: &StorageSettings,
+        cluster: &ClusterSettings,
+        wait: Wait,
+    ) -> Result<Option<Store>, StoreError> {
+        Store::open_with(settings, cluster, wait)
+    }
+
+    fn open_with(
+        settings: &StorageSettings,
+        cluster: &ClusterSettings,
+        wait: Wait,
+    ) -> Result<Option<Store>, StoreError> {
         let (backend, writer, seqs): (Box<dyn Backend>, Box<dyn GroupWriter>, _) = match settings.backend {
             BackendKind::Sled => {
                 let (backend, writer, seqs) = sled_backend::open(settings)?;
                 (Box::new(backend), Box::new(writer), seqs)
             }
-            BackendKind::Postgres => {
-                let (backend, writer, seqs) = postgres::open(settings, cluster)?;
-                (Box::new(backend), Box::new(writer), seqs)
-            }
+            BackendKind::Postgres => match postgres::open(settings, cluster, wait)? {
+                Some((backend, writer, seqs)) => (Box::new(backend), Box::new(writer), seqs),
+                None => return Ok(None),
+            },
         };
         let outbox_signal = Arc::new(tokio::sync::Notify::new());
         let events_signal = Arc::new(tokio::sync::Notify::new());
@@ -158,7 +177,7 @@ impl Store {
             }),
         };
         indexes::backfill_own(&store)?;
-        Ok(store)
+        Ok(Some(store))
     }
 
     /// Queues `ws` behind every earlier write set, in submission order. The write is applied
@@ -313,6 +332,19 @@ impl Store {
         self.inner.backend.leases()
     }
 
+    /// Whether this server surely still holds the store's lease (always on the embedded
+    /// store). The store's own writes are fenced in the database; a call to the outside
+    /// (a payment) asks this first, so a server paused past its lease cannot make one
+    /// once resumed.
+    pub fn holds_lease(&self) -> bool {
+        self.inner.backend.holds_lease()
+    }
+
+    /// The servers sharing the store, the leader first (none on the embedded store).
+    pub fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
+        self.inner.backend.nodes()
+    }
+
     pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
         self.inner.outbox_signal.clone()
     }
@@ -353,5 +385,49 @@ fn empty_range(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
             l >= u
         }
         _ => false,
+    }
+}
+
+/// This server's membership of a cluster on a PostgreSQL store (see
+/// `postgres/membership.rs`); nothing on the embedded store, which has one server.
+pub struct Membership(Option<postgres::Membership>);
+
+impl Membership {
+    /// Joins the cluster the store names: writes this server's row (with
+    /// `cluster.advertise_url`) and keeps its heartbeat. Migrates the schema first.
+    pub fn join(settings: &StorageSettings, cluster: &ClusterSettings) -> Result<Membership, StoreError> {
+        match settings.backend {
+            BackendKind::Sled => Ok(Membership(None)),
+            BackendKind::Postgres => Ok(Membership(Some(postgres::Membership::join(settings, cluster)?))),
+        }
+    }
+
+    /// Whether other servers can share this store (and so lead or follow).
+    pub fn is_clustered(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The live server holding the store's lease, if any.
+    pub fn leader(&self) -> Result<Option<NodeView>, StoreError> {
+        self.0.as_ref().map_or(Ok(None), |m| m.leader())
+    }
+
+    /// Every server of the cluster, the leader first.
+    pub fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
+        self.0.as_ref().map_or(Ok(Vec::new()), |m| m.nodes())
+    }
+
+    /// Leaves the cluster (a clean stop).
+    pub fn leave(&self) -> Result<(), StoreError> {
+        self.0.as_ref().map_or(Ok(()), |m| m.leave())
+    }
+}
+
+/// What the database said, when it said something ("db error" alone says nothing): its
+/// message and SQLSTATE, e.g. a session ended by `idle_in_transaction_session_timeout`.
+pub(crate) fn postgres_detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
     }
 }

@@ -9,6 +9,10 @@ use crate::helpers::*;
 
 const WHY: &str = "leases are how servers share a PostgreSQL store; the embedded store has one server";
 
+/// What a server logs once it serves requests itself, and while it forwards them.
+const LEADING: &str = "leading: this server now serves requests itself";
+const FOLLOWING: &str = "following: another server holds the store's lease";
+
 async fn admin_get(client: &reqwest::Client, url: &str, path: &str) -> (u16, Value) {
     raw_call(client, url, reqwest::Method::GET, path, Some(ADMIN), None, None).await.expect("server answers")
 }
@@ -72,8 +76,9 @@ async fn a_server_paused_past_its_lease_is_fenced_and_its_late_write_is_refused(
     let first_epoch = view["leases"][0]["epoch"].as_i64().unwrap();
 
     signal(&first, rustix::process::Signal::STOP);
-    // Starts once the first server's lease (1 s in tests) has run out.
+    // Follows, then leads once the first server's lease (1 s in tests) has run out.
     let second = ServerProcess::start_with(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "second")]);
+    assert!(second.logs_within(LEADING, Duration::from_secs(10)), "the second server took over");
     let (_, view) = admin_get(&client, &second.url, "/admin/v1/cluster").await;
     let lease = &view["leases"][0];
     assert_eq!((lease["owner"].as_str(), lease["epoch"].as_i64()), (Some("second"), Some(first_epoch + 1)), "{view}");
@@ -172,16 +177,14 @@ async fn a_standby_takes_over_after_kill_9_and_completes_the_checkouts_in_flight
         checkouts.push(body["saga_id"].as_str().unwrap().to_string());
     }
 
-    let standby_dir = dir.path().to_path_buf();
-    let standby = tokio::task::spawn_blocking(move || {
-        ServerProcess::start_with(&standby_dir, &[common[0], ("CARTWRIGHT__CLUSTER__NODE_ID", "standby")])
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!standby.is_finished(), "the standby waits while the active server holds the lease");
+    let standby = ServerProcess::start_with(dir.path(), &[common[0], ("CARTWRIGHT__CLUSTER__NODE_ID", "standby")]);
+    let through_standby = TestApp::client_of(&standby.url);
+    let (_, view) = through_standby.get("/admin/v1/cluster", Some(ADMIN)).await;
+    assert_eq!(view["node_id"], "active", "the standby follows: the active server answers: {view}");
     let killed = std::time::Instant::now();
     active.kill9();
-    let standby = standby.await.unwrap();
-    println!("standby serving {:?} after the kill (lease 1 s)", killed.elapsed());
+    assert!(standby.logs_within(LEADING, Duration::from_secs(10)), "the standby took over");
+    println!("standby leading {:?} after the kill (lease 1 s)", killed.elapsed());
 
     let app = TestApp::client_of(&standby.url);
     let (_, view) = app.get("/admin/v1/cluster", Some(ADMIN)).await;
@@ -214,15 +217,11 @@ async fn a_clean_stop_hands_the_lease_to_the_standby_at_once() {
     let (_, view) = admin_get(&client, &active.url, "/admin/v1/cluster").await;
     let epoch = view["leases"][0]["epoch"].as_i64().unwrap();
 
-    let standby_dir = dir.path().to_path_buf();
-    let standby = tokio::task::spawn_blocking(move || {
-        ServerProcess::start_with(&standby_dir, &[minute, ("CARTWRIGHT__CLUSTER__NODE_ID", "standby")])
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!standby.is_finished(), "the standby waits while the active server holds the lease");
+    let standby = ServerProcess::start_with(dir.path(), &[minute, ("CARTWRIGHT__CLUSTER__NODE_ID", "standby")]);
+    assert!(standby.logs_within(FOLLOWING, Duration::from_secs(5)), "the standby follows while the lease is held");
     let stopped = std::time::Instant::now();
     assert!(active.terminate().success(), "a clean stop");
-    let standby = standby.await.unwrap();
+    assert!(standby.logs_within(LEADING, Duration::from_secs(30)), "the standby took over");
     let waited = stopped.elapsed();
     assert!(waited < Duration::from_secs(30), "taken over on release, not at expiry: {waited:?}");
     let (_, view) = admin_get(&client, &standby.url, "/admin/v1/cluster").await;
@@ -230,4 +229,74 @@ async fn a_clean_stop_hands_the_lease_to_the_standby_at_once() {
     assert_eq!((lease["owner"].as_str(), lease["epoch"].as_i64()), (Some("standby"), Some(epoch + 1)), "{view}");
     let id = product["product_id"].as_str().unwrap();
     assert_eq!(admin_get(&client, &standby.url, &format!("/v1/products/{id}")).await.0, 200);
+}
+
+/// A server started while another leads follows it: customers, webhook senders and
+/// operators reach the shop through either server. The follower forwards each request
+/// once (a forwarded request reaching a follower is refused, not passed on), answers its
+/// own health and metrics, and counts what it forwarded; the cluster view lists both.
+#[tokio::test]
+async fn a_follower_forwards_customers_webhooks_and_operators_to_the_leader() {
+    if postgres_only("a_follower_forwards_customers_webhooks_and_operators_to_the_leader", WHY) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let leader = ServerProcess::start_with(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "leader")]);
+    let follower = ServerProcess::start_with(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "follower")]);
+    assert!(follower.logs_within(FOLLOWING, Duration::from_secs(5)), "the second server follows");
+    let app = TestApp::client_of(&follower.url);
+
+    let (status, health) = app.get("/healthz", None).await;
+    assert_eq!((status, health["role"].as_str()), (200, Some("follower")), "{health}");
+    let (_, view) = app.get("/admin/v1/cluster", Some(ADMIN)).await;
+    assert_eq!(view["node_id"], "leader", "answered by the leader: {view}");
+    let roles: Vec<(&str, bool)> = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["node_id"].as_str().unwrap(), n["leader"] == true))
+        .collect();
+    assert_eq!(roles, vec![("leader", true), ("follower", false)], "{view}");
+    let advertised = view["nodes"][1]["advertise_url"].as_str().unwrap();
+    assert_eq!(advertised, follower.url, "the follower advertises the address it bound");
+
+    // A customer's whole checkout, and the payment provider's capture, through the follower.
+    let (customer, product, order) = app.pending_order(2).await;
+    let order_id = order["order_id"].as_str().unwrap();
+    let authorization = order["payment"]["authorization_id"].as_str().unwrap();
+    let total = order["total"].as_str().unwrap();
+    let (status, body) = app.capture("evt_forwarded", authorization, total).await;
+    assert_eq!((status, body), (200, json!({ "status": "processed" })), "the signature verifies at the leader");
+    let direct = TestApp::client_of(&leader.url);
+    let (_, seen) = direct.get(&format!("/v1/orders/{order_id}"), Some(&customer.token)).await;
+    assert_eq!((seen["status"].as_str(), seen["payment"]["status"].as_str()), (Some("CONFIRMED"), Some("CAPTURED")));
+    assert_eq!(direct.stock_of(&product).await, (10, 2), "reserved once");
+    assert_eq!(direct.events("OrderPlaced").await.len(), 1);
+
+    // Refusals come back as the leader gave them, status and body.
+    let (status, body) = app.get("/v1/orders/00000000-0000-7000-8000-000000000000", Some(&customer.token)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("ORDER_NOT_FOUND")), "{body}");
+
+    // Forwarded at most once: a forwarded request that reaches a follower stops there.
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1/products", follower.url))
+        .header(cartwright::http::HOP_HEADER, "elsewhere")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UNAVAILABLE", "{body}");
+
+    let metrics = reqwest::get(format!("{}/metrics", follower.url)).await.unwrap().text().await.unwrap();
+    let forwarded = metrics
+        .lines()
+        .find(|l| l.starts_with("cartwright_forwarded_requests_total{outcome=\"forwarded\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(forwarded >= 8, "the follower counts what it forwarded: {forwarded}\n{metrics}");
+    assert!(metrics.contains("cartwright_forwarded_requests_total{outcome=\"not_leader\"} 1"), "{metrics}");
+    leader.kill9();
+    follower.kill9();
 }

@@ -19,16 +19,16 @@ const PRODUCTS: usize = 4;
 const CUSTOMERS: usize = 10;
 const KILLS: usize = 6;
 
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -39,11 +39,18 @@ async fn admin_get(client: &reqwest::Client, url: &str, path: &str) -> Value {
     v
 }
 
-/// One customer's loop: fill the cart, check out (retrying with the same Idempotency-Key
-/// when the server died mid-request), sometimes cancel.
+/// Whether a status says the shop did not answer (the server, or the leader a follower
+/// forwards to, was away): retried with the same Idempotency-Key, as a client should.
+fn unanswered(status: u16) -> bool {
+    status == 502 || status == 503
+}
+
+/// One customer's loop on the servers of `urls` in turn: fill the cart, check out
+/// (retrying with the same Idempotency-Key when the server died mid-request), sometimes
+/// cancel.
 async fn shopper(
     client: reqwest::Client,
-    url: Arc<RwLock<String>>,
+    urls: Arc<RwLock<Vec<String>>>,
     token: String,
     products: Arc<Vec<String>>,
     mut rng: Rng,
@@ -53,8 +60,11 @@ async fn shopper(
     let mut pending_cancel: Option<(String, String)> = None;
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
-        let u = url.read().unwrap().clone();
         n += 1;
+        let u = {
+            let urls = urls.read().unwrap();
+            urls[n % urls.len()].clone()
+        };
         if let Some((order, key)) = pending_cancel.clone() {
             let r = call(
                 &client,
@@ -66,7 +76,7 @@ async fn shopper(
                 None,
             )
             .await;
-            if r.is_ok() {
+            if r.is_ok_and(|(status, _)| !unanswered(status)) {
                 pending_cancel = None;
             }
             continue;
@@ -92,6 +102,10 @@ async fn shopper(
         let card = if rng.below(5) == 0 { "tok_decline" } else { "tok_ok" };
         let body = json!({ "shipping_address": address("US"), "payment": { "token": card } });
         match call(&client, &u, reqwest::Method::POST, "/v1/orders", Some(&token), Some(&key), Some(body)).await {
+            Ok((status, _)) if unanswered(status) => {
+                pending_place = Some(key);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             Err(_) => {
                 pending_place = Some(key);
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -104,37 +118,46 @@ async fn shopper(
     }
 }
 
-#[tokio::test]
-async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
+/// The seed of a run: `CRASH_SEED`, or the clock's (printed, to replay the run).
+pub(crate) fn seed() -> u64 {
     let seed: u64 = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
     });
     println!("crash test seed: CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
-    let gw = FakeGateway::start(15, seed).await;
-    let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("CARTWRIGHT__PAYMENT__GATEWAY", "http"),
-        ("CARTWRIGHT__PAYMENT__HTTP__BASE_URL", gw.url.as_str()),
-        ("CARTWRIGHT__PAYMENT__HTTP__TIMEOUT_MS", "500"),
-        ("CARTWRIGHT__CHECKOUT__SYNC_WAIT_MS", "500"),
-        ("CARTWRIGHT__NOTIFICATIONS__INITIAL_BACKOFF_MS", "20"),
-        ("RUST_LOG", "warn"),
-    ];
-    let client = reqwest::Client::new();
-    let mut server = ServerProcess::start_with(dir.path(), &env);
-    let url = Arc::new(RwLock::new(server.url.clone()));
-    let u = server.url.clone();
+    seed
+}
 
-    // Setup: fast retries so the run settles quickly, a catalogue, verified customers.
+/// The servers' settings for a run against `gw`, a flaky payment gateway.
+pub(crate) fn server_env(gw: &FakeGateway) -> Vec<(&'static str, String)> {
+    vec![
+        ("CARTWRIGHT__PAYMENT__GATEWAY", "http".into()),
+        ("CARTWRIGHT__PAYMENT__HTTP__BASE_URL", gw.url.clone()),
+        ("CARTWRIGHT__PAYMENT__HTTP__TIMEOUT_MS", "500".into()),
+        ("CARTWRIGHT__CHECKOUT__SYNC_WAIT_MS", "500".into()),
+        ("CARTWRIGHT__NOTIFICATIONS__INITIAL_BACKOFF_MS", "20".into()),
+        ("RUST_LOG", "warn".into()),
+    ]
+}
+
+/// `env` as [`ServerProcess::start_with`] takes it, plus `extra`.
+pub(crate) fn with<'a>(
+    env: &'a [(&'static str, String)],
+    extra: &[(&'static str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).chain(extra.iter().copied()).collect()
+}
+
+/// Fast retries so the run settles quickly, a catalogue of [`PRODUCTS`] with [`STOCK`]
+/// each, [`CUSTOMERS`] verified and signed in: (product ids, session tokens).
+pub(crate) async fn set_up(client: &reqwest::Client, u: &str) -> (Vec<String>, Vec<String>) {
     for (saga, step) in [
         ("place_order", "authorize_payment"),
         ("place_order", "void_authorization"),
         ("cancel_order", "refund_payment"),
     ] {
         let (s, _) = call(
-            &client,
-            &u,
+            client,
+            u,
             reqwest::Method::PUT,
             &format!("/admin/v1/retry-policies/{saga}/{step}"),
             Some(ADMIN),
@@ -146,8 +169,8 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
         assert_eq!(s, 200);
     }
     let (_, cat) = call(
-        &client,
-        &u,
+        client,
+        u,
         reqwest::Method::POST,
         "/admin/v1/categories",
         Some(ADMIN),
@@ -159,8 +182,8 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
     let mut products = Vec::new();
     for i in 0..PRODUCTS {
         let (s, p) = call(
-            &client,
-            &u,
+            client,
+            u,
             reqwest::Method::POST,
             "/admin/v1/products",
             Some(ADMIN),
@@ -178,8 +201,8 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
     for i in 0..CUSTOMERS {
         let email = format!("crash{i}@example.com");
         let (s, c) = call(
-            &client,
-            &u,
+            client,
+            u,
             reqwest::Method::POST,
             "/v1/customers",
             None,
@@ -189,7 +212,7 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
         .await
         .unwrap();
         assert_eq!(s, 201, "{c}");
-        let notes = admin_get(&client, &u, "/admin/v1/notifications?kind=email_verification&limit=1000").await;
+        let notes = admin_get(client, u, "/admin/v1/notifications?kind=email_verification&limit=1000").await;
         let token = notes["notifications"]
             .as_array()
             .unwrap()
@@ -198,8 +221,8 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
             .unwrap()["payload"]["verification_token"]
             .clone();
         call(
-            &client,
-            &u,
+            client,
+            u,
             reqwest::Method::POST,
             "/v1/customers/verify-email",
             None,
@@ -209,8 +232,8 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
         .await
         .unwrap();
         let (_, session) = call(
-            &client,
-            &u,
+            client,
+            u,
             reqwest::Method::POST,
             "/v1/sessions",
             None,
@@ -222,44 +245,56 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
         tokens.push(session["token"].as_str().unwrap().to_string());
     }
 
-    // Load, with kill -9 at random instants.
-    let stop = Arc::new(AtomicBool::new(false));
-    let products = Arc::new(products);
-    let shoppers: Vec<_> = tokens
-        .iter()
-        .map(|t| {
-            tokio::spawn(shopper(
-                client.clone(),
-                url.clone(),
-                t.clone(),
-                products.clone(),
-                Rng(rng.next() | 1),
-                stop.clone(),
-            ))
-        })
-        .collect();
-    for round in 0..KILLS {
-        tokio::time::sleep(Duration::from_millis(300 + rng.below(700))).await;
-        server.kill9();
-        println!("kill -9 #{}", round + 1);
-        server = ServerProcess::start_with(dir.path(), &env);
-        *url.write().unwrap() = server.url.clone();
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for s in shoppers {
-        s.await.unwrap();
-    }
-    let u = server.url.clone();
+    (products, tokens)
+}
 
+/// Shoppers at work on the servers of `urls` until [`Load::finish`].
+pub(crate) struct Load {
+    stop: Arc<AtomicBool>,
+    shoppers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    pub(crate) fn start(
+        client: &reqwest::Client,
+        urls: &Arc<RwLock<Vec<String>>>,
+        tokens: &[String],
+        products: &[String],
+        rng: &mut Rng,
+    ) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let products = Arc::new(products.to_vec());
+        let shoppers = tokens
+            .iter()
+            .map(|t| {
+                let rng = Rng(rng.next() | 1);
+                tokio::spawn(shopper(client.clone(), urls.clone(), t.clone(), products.clone(), rng, stop.clone()))
+            })
+            .collect();
+        Load { stop, shoppers }
+    }
+
+    pub(crate) async fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for s in self.shoppers {
+            s.await.unwrap();
+        }
+    }
+}
+
+/// Once the sagas settle, the books balance, read through `u`: stock reserved is what
+/// live orders hold and on_hand never moved, one authorization per order (voided once if
+/// cancelled), no orphan authorization, no cart emptied without an order, one OrderPlaced
+/// per order, no event sequence number twice.
+pub(crate) async fn check_books(client: &reqwest::Client, u: &str, gw: &FakeGateway, products: &[String]) {
     // Settle: no saga is still running, retrying or compensating.
     let deadline = Instant::now() + Duration::from_secs(60);
     let sagas = loop {
-        let all = admin_get(&client, &u, "/admin/v1/sagas?limit=500").await["sagas"].as_array().unwrap().clone();
+        let all = admin_get(client, u, "/admin/v1/sagas?limit=500").await["sagas"].as_array().unwrap().clone();
         let mut everything = all.clone();
-        let mut cursor = admin_get(&client, &u, "/admin/v1/sagas?limit=500").await["next_cursor"].clone();
+        let mut cursor = admin_get(client, u, "/admin/v1/sagas?limit=500").await["next_cursor"].clone();
         while let Some(c) = cursor.as_str().map(str::to_string) {
-            let page = admin_get(&client, &u, &format!("/admin/v1/sagas?limit=500&cursor={c}")).await;
+            let page = admin_get(client, u, &format!("/admin/v1/sagas?limit=500&cursor={c}")).await;
             everything.extend(page["sagas"].as_array().unwrap().iter().cloned());
             cursor = page["next_cursor"].clone();
         }
@@ -287,7 +322,7 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
         assert!(err.is_string(), "a STUCK saga says why: {s}");
     }
 
-    let orders = admin_get(&client, &u, "/admin/v1/orders?limit=1000").await["orders"].as_array().unwrap().clone();
+    let orders = admin_get(client, u, "/admin/v1/orders?limit=1000").await["orders"].as_array().unwrap().clone();
     // The gateway's view, copied out so no lock is held across an await.
     let (authorizations, voids, refunds) = {
         let l = gw.ledger.lock().unwrap();
@@ -296,7 +331,7 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
 
     // Stock: reserved is exactly what live orders hold; on_hand never moved.
     for p in products.iter() {
-        let stock = admin_get(&client, &u, &format!("/admin/v1/inventory/{p}")).await;
+        let stock = admin_get(client, u, &format!("/admin/v1/inventory/{p}")).await;
         let held: u64 = orders
             .iter()
             .filter(|o| o["status"] == "PENDING" || o["status"] == "CONFIRMED")
@@ -333,10 +368,10 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
         let saga = auth.trim_start_matches("fake_auth_").trim_end_matches("_authorize_payment").to_string();
         let state = saga_state.get(&saga).copied().unwrap_or("UNKNOWN");
         let voided = voids.get(auth.as_str()).map_or(0, Vec::len);
-        assert!(
-            state == "STUCK" || (voided == 1 && (state == "FAILED" || state == "ABORTED")),
-            "orphan authorization {auth}: saga {state}, voided {voided}"
-        );
+        if !(state == "STUCK" || (voided == 1 && (state == "FAILED" || state == "ABORTED"))) {
+            let record = admin_get(client, u, &format!("/admin/v1/sagas/{saga}")).await;
+            panic!("orphan authorization {auth}: saga {state}, voided {voided}: {record:#}");
+        }
     }
 
     // No cart was emptied without an order, and the event log has no repeated seq.
@@ -344,7 +379,7 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
     let mut seqs = HashSet::new();
     let mut after = 0;
     loop {
-        let page = admin_get(&client, &u, &format!("/admin/v1/events?after={after}&limit=1000")).await;
+        let page = admin_get(client, u, &format!("/admin/v1/events?after={after}&limit=1000")).await;
         let events = page["events"].as_array().unwrap();
         if events.is_empty() {
             break;
@@ -360,5 +395,30 @@ async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
         }
         after = events.last().unwrap()["seq"].as_u64().unwrap();
     }
+}
+
+#[tokio::test]
+async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
+    let mut rng = Rng(seed());
+    let gw = FakeGateway::start(15, rng.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = server_env(&gw);
+    let client = reqwest::Client::new();
+    let mut server = ServerProcess::start_with(dir.path(), &with(&env, &[]));
+    let (products, tokens) = set_up(&client, &server.url).await;
+
+    // Load, with kill -9 at random instants.
+    let urls = Arc::new(RwLock::new(vec![server.url.clone()]));
+    let load = Load::start(&client, &urls, &tokens, &products, &mut rng);
+    for round in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(300 + rng.below(700))).await;
+        server.kill9();
+        println!("kill -9 #{}", round + 1);
+        server = ServerProcess::start_with(dir.path(), &with(&env, &[]));
+        *urls.write().unwrap() = vec![server.url.clone()];
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.finish().await;
+    check_books(&client, &server.url, &gw, &products).await;
     server.kill9();
 }

@@ -507,6 +507,18 @@ impl ServerProcess {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
+    /// Whether the server logs a line containing `needle` within `within`.
+    pub fn logs_within(&self, needle: &str, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if self.logged(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// The exit status, once the process has exited by itself within `within`.
     pub fn exits_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + within;

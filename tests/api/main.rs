@@ -16,6 +16,7 @@ mod bulk;
 mod cart;
 mod catalog;
 mod cluster;
+mod cluster_crash;
 mod concurrency;
 mod connections;
 mod console;

@@ -310,6 +310,11 @@ fn add_shared_statuses(op: &mut Value) {
     if !meta {
         add("500", "`INTERNAL`: a server-side failure (its text is in the log, not here)");
         add("503", "`SHUTTING_DOWN`, `UNAVAILABLE`: not applied; retrying is safe");
+        add(
+            "502",
+            "`LEADER_UNREACHABLE` (a cluster on PostgreSQL): this server forwarded the request to the leader, \
+             which did not answer; it may have been applied: retry with the same `Idempotency-Key`",
+        );
     }
 }
 

@@ -8,6 +8,7 @@
 //! one transaction per group (see [`writer`]).
 
 mod lease;
+mod membership;
 mod schema;
 mod writer;
 
@@ -20,10 +21,12 @@ use std::sync::{Arc, Mutex};
 use tokio::runtime::{Handle, Runtime};
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::backend::{Backend, Entries, LeaseView};
+use super::backend::{Backend, Entries, LeaseView, NodeView};
 use super::plan::Seqs;
 use super::{StoreError, Table};
 use crate::config::{ClusterSettings, Durability, StorageSettings};
+pub use lease::Wait;
+pub(crate) use membership::Membership;
 pub(crate) use writer::PgWriter;
 
 /// The lease this server holds, the connection that renews it, and how to stop renewing.
@@ -31,6 +34,9 @@ struct HeldLease {
     client: Arc<Client>,
     holder: lease::Holder,
     stop_renewing: tokio::sync::watch::Sender<bool>,
+    /// The renewing task: waited for before the lease is given up, so that a renewal in
+    /// flight cannot find the lease already taken by the next server and stop the process.
+    renewing: tokio::task::JoinHandle<()>,
 }
 
 /// Where to connect and which schema holds the tables.
@@ -45,6 +51,8 @@ pub(crate) struct PgBackend {
     _runtime: OwnedRuntime,
     /// This server's lease (released on close).
     lease: Mutex<Option<HeldLease>>,
+    /// Until when the lease is surely this server's (see [`lease::LeaseClock`]).
+    clock: Arc<lease::LeaseClock>,
     handle: Handle,
     target: Arc<Target>,
     pool: Vec<Mutex<Option<Conn>>>,
@@ -112,12 +120,17 @@ impl Statements {
     }
 }
 
-/// Opens the database: applies migrations, opens the read pool and the committer's
+/// What [`open`] gives: the backend, its committer's writer and where the logs go on.
+pub(crate) type Opened = (PgBackend, PgWriter, Seqs);
+
+/// Opens the database: applies migrations, takes the store's lease (waiting for it as
+/// `wait` says, `None` when it is not taken), opens the read pool and the committer's
 /// connection, and reads where the event and audit logs go on.
 pub(crate) fn open(
     settings: &StorageSettings,
     cluster: &ClusterSettings,
-) -> Result<(PgBackend, PgWriter, Seqs), StoreError> {
+    wait: Wait,
+) -> Result<Option<Opened>, StoreError> {
     let pg = &settings.postgres;
     let runtime = OwnedRuntime(Some(
         tokio::runtime::Builder::new_multi_thread()
@@ -131,23 +144,37 @@ pub(crate) fn open(
     let durable = settings.durability == Durability::Durable;
     let t = target.clone();
     let (node_id, lease_ms) = (cluster.node_id.clone(), cluster.lease_ms);
-    let (writer_client, lease_client, holder) = run(&handle, async move {
+    let taken = run(&handle, async move {
         let mut client = connect(&t).await?;
         schema::migrate(&mut client, &t.schema).await?;
         let lease_client = connect(&t).await?;
-        let holder = lease::acquire(&lease_client, &t.schema, &node_id, lease_ms).await?;
+        let Some(holder) = lease::acquire(&lease_client, &t.schema, &node_id, lease_ms, wait).await? else {
+            return Ok(None);
+        };
         // Durable: COMMIT returns once the WAL is flushed (the server's default, made
         // explicit so a database configured otherwise cannot weaken the promise).
         let commit = if durable { "on" } else { "off" };
         client.batch_execute(&format!("SET synchronous_commit = {commit}")).await?;
-        Ok::<_, StoreError>((client, Arc::new(lease_client), holder))
+        // A writer paused inside a group's transaction (GC, SIGSTOP) holds the lease row
+        // for share, which would keep the next server's takeover waiting for ever: the
+        // database ends such a transaction once it has waited a lease for the writer, so
+        // the takeover waits at most that long (and the paused writer, its connection
+        // gone, commits nothing and stops).
+        client.batch_execute(&format!("SET idle_in_transaction_session_timeout = {lease_ms}")).await?;
+        Ok::<_, StoreError>(Some((client, Arc::new(lease_client), holder)))
     })??;
+    let Some((writer_client, lease_client, holder)) = taken else {
+        return Ok(None);
+    };
     let (stop_renewing, stop) = tokio::sync::watch::channel(false);
-    handle.spawn(lease::keep(lease_client.clone(), pg.schema.clone(), holder.clone(), stop));
+    let clock = Arc::new(lease::LeaseClock::new(&holder));
+    let renewing =
+        handle.spawn(lease::keep(lease_client.clone(), pg.schema.clone(), holder.clone(), clock.clone(), stop));
     let statements = Arc::new(Statements { schema: pg.schema.clone() });
     let backend = PgBackend {
         _runtime: runtime,
-        lease: Mutex::new(Some(HeldLease { client: lease_client, holder: holder.clone(), stop_renewing })),
+        lease: Mutex::new(Some(HeldLease { client: lease_client, holder: holder.clone(), stop_renewing, renewing })),
+        clock,
         handle: handle.clone(),
         target,
         pool: (0..pg.pool_size).map(|_| Mutex::new(None)).collect(),
@@ -160,14 +187,14 @@ pub(crate) fn open(
     };
     let seqs = Seqs { event: next(last(Table::Events)?), audit: next(last(Table::Audit)?) };
     tracing::info!(schema = %pg.schema, pool = pg.pool_size, "store on PostgreSQL");
-    Ok((backend, PgWriter::new(handle, writer_client, &pg.schema, holder), seqs))
+    Ok(Some((backend, PgWriter::new(handle, writer_client, &pg.schema, holder), seqs)))
 }
 
 async fn connect(target: &Target) -> Result<Client, StoreError> {
     let (client, connection) = tokio_postgres::connect(&target.url, NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "PostgreSQL connection closed");
+            tracing::warn!(error = %super::postgres_detail(&e), "PostgreSQL connection closed");
         }
     });
     Ok(client)
@@ -279,13 +306,27 @@ impl Backend for PgBackend {
         })?
     }
 
+    fn holds_lease(&self) -> bool {
+        self.clock.holds()
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
+        let conn = self.conn()?;
+        let schema = self.statements.schema.clone();
+        run(&self.handle, async move { membership::nodes(&conn.client, &schema).await })?
+    }
+
     /// Gives the lease up (the committer has stopped: nothing more will be written).
     fn close(&self) -> Result<(), StoreError> {
         let held = self.lease.lock().ok().and_then(|mut l| l.take());
-        if let Some(HeldLease { client, holder, stop_renewing }) = held {
+        if let Some(HeldLease { client, holder, stop_renewing, renewing }) = held {
             let _ = stop_renewing.send(true);
+            self.clock.lapse();
             let schema = self.statements.schema.clone();
-            run(&self.handle, async move { lease::release(&client, &schema, &holder).await })??;
+            run(&self.handle, async move {
+                let _ = renewing.await;
+                lease::release(&client, &schema, &holder).await
+            })??;
         }
         Ok(())
     }

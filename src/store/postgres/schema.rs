@@ -62,7 +62,18 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, description: "one key-value table per store table", statements: key_value_tables },
     Migration { version: 2, description: "the store's leases (see lease.rs)", statements: leases },
+    Migration { version: 3, description: "the cluster's nodes (see membership.rs)", statements: nodes },
 ];
+
+fn nodes(schema: &str) -> Vec<String> {
+    vec![format!(
+        r#"CREATE TABLE IF NOT EXISTS "{schema}".nodes (
+               node_id TEXT PRIMARY KEY,
+               advertise_url TEXT NOT NULL,
+               started_at TIMESTAMPTZ NOT NULL,
+               heartbeat_at TIMESTAMPTZ NOT NULL)"#
+    )]
+}
 
 fn leases(schema: &str) -> Vec<String> {
     vec![format!(

@@ -1,0 +1,155 @@
+//! Three servers on one PostgreSQL store under a checkout load spread over all three (carts,
+//! checkouts, cancels against a flaky payment gateway), through each way a server goes away:
+//! `kill -9` of the leader, a leader paused (`SIGSTOP`) past its lease and resumed, and a
+//! rolling restart of all three. Clients retry a request the cluster did not answer (no
+//! leader during a takeover) with the same Idempotency-Key. Afterwards the books balance
+//! exactly as in the single-server crash test ([`crate::crash::check_books`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::crash::{check_books, seed, server_env, set_up, with, Load, Rng};
+use crate::fake_gateway::FakeGateway;
+use crate::helpers::*;
+
+const WHY: &str = "several servers share a PostgreSQL store; the embedded store has one server";
+const LEADING: &str = "leading: this server now serves requests itself";
+const FOLLOWING: &str = "following: another server holds the store's lease";
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+/// The three servers by name, and the URLs the shoppers use.
+struct Cluster<'a> {
+    dir: &'a std::path::Path,
+    env: &'a [(&'static str, String)],
+    servers: HashMap<&'static str, ServerProcess>,
+    urls: Arc<RwLock<Vec<String>>>,
+}
+
+impl Cluster<'_> {
+    fn start(&mut self, name: &'static str) {
+        let extra = [("CARTWRIGHT__CLUSTER__NODE_ID", name), ("RUST_LOG", "info")];
+        let server = ServerProcess::start_with(self.dir, &with(self.env, &extra));
+        assert!(
+            server.logs_within(LEADING, Duration::from_secs(10)) || server.logged(FOLLOWING),
+            "{name} serves, itself or by forwarding"
+        );
+        self.servers.insert(name, server);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        *self.urls.write().unwrap() = self.servers.values().map(|s| s.url.clone()).collect();
+    }
+
+    /// The leader's name, as the cluster view says (answered by the leader itself).
+    async fn leader(&self, client: &reqwest::Client) -> &'static str {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            for server in self.servers.values() {
+                if let Ok((200, view)) =
+                    raw_call(client, &server.url, reqwest::Method::GET, "/admin/v1/cluster", Some(ADMIN), None, None)
+                        .await
+                {
+                    let id = view["node_id"].as_str().unwrap_or_default();
+                    if let Some(name) = NAMES.iter().find(|n| **n == id) {
+                        return name;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until one of the servers other than `gone` leads; its name and how long it took.
+    fn takeover(&self, gone: &str, since: Instant) -> (&'static str, Duration) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let next = self.servers.iter().find(|(name, s)| **name != gone && s.logged(LEADING));
+            if let Some((name, _)) = next {
+                return (name, since.elapsed());
+            }
+            assert!(Instant::now() < deadline, "nobody took over from {gone}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+// Two workers: the fake gateway (served by this test's runtime) must keep answering while
+// the test blocks on a server starting or stopping, or the servers' payment calls time out
+// for seconds on end, which is not what this test is about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_lose_nothing_across_kill_9_a_pause_past_the_lease_and_a_rolling_restart() {
+    if postgres_only("three_servers_lose_nothing_across_kill_9_a_pause_past_the_lease_and_a_rolling_restart", WHY) {
+        return;
+    }
+    let mut rng = Rng(seed());
+    let gw = FakeGateway::start(15, rng.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = server_env(&gw);
+    let client = reqwest::Client::new();
+    let urls = Arc::new(RwLock::new(Vec::new()));
+    let mut cluster = Cluster { dir: dir.path(), env: &env, servers: HashMap::new(), urls: urls.clone() };
+    for name in NAMES {
+        cluster.start(name);
+    }
+    let first = cluster.leader(&client).await;
+    let (products, tokens) = set_up(&client, &cluster.servers[first].url).await;
+    let load = Load::start(&client, &urls, &tokens, &products, &mut rng);
+
+    // kill -9 of the leader: another takes over (lease 1 s in tests); the killed one comes
+    // back as a follower.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let leader = cluster.leader(&client).await;
+    let killed = Instant::now();
+    cluster.servers.remove(leader).unwrap().kill9();
+    cluster.publish();
+    let (next, took) = cluster.takeover(leader, killed);
+    println!("kill -9 of {leader}: {next} leads {took:?} later");
+    cluster.start(leader);
+
+    // The leader paused past its lease: another takes over; resumed, its late writes are
+    // refused (it stops, fail-stop) and it comes back as a follower.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let paused = cluster.leader(&client).await;
+    let pid = rustix::process::Pid::from_child(&cluster.servers[paused].child);
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    let since = Instant::now();
+    let (next, took) = cluster.takeover(paused, since);
+    println!("SIGSTOP of {paused}: {next} leads {took:?} later");
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    let mut resumed = cluster.servers.remove(paused).unwrap();
+    cluster.publish();
+    let status = resumed.exits_within(Duration::from_secs(10)).expect("the paused server stops once resumed");
+    assert_eq!(status.code(), Some(cartwright::store::FAIL_STOP_EXIT_CODE));
+    let fenced: u64 = resumed
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.split(" write sets refused").next().filter(|head| head.len() < l.len()))
+        .filter_map(|head| head.split_whitespace().last()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    // Or the lease was found lost at a renewal, or the database had ended the transaction
+    // the server was paused in (it waited a lease for it).
+    let lost = resumed.logged("took the lease over from") || resumed.logged("idle-in-transaction timeout");
+    assert!(fenced > 0 || lost, "the resumed server says why it stopped: {:?}", resumed.log.lock().unwrap());
+    println!("{paused} resumed: {fenced} late write sets refused (fenced)");
+    cluster.start(paused);
+
+    // A rolling restart: each server in turn stops cleanly and starts again.
+    for name in NAMES {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let server = cluster.servers.remove(name).unwrap();
+        cluster.publish();
+        assert!(server.terminate().success(), "{name} stops cleanly");
+        cluster.start(name);
+    }
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.finish().await;
+    let any = cluster.servers.values().next().unwrap().url.clone();
+    check_books(&client, &any, &gw, &products).await;
+}
