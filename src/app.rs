@@ -60,7 +60,7 @@ async fn serve(
             move || Membership::join(&storage, &cluster)
         })
         .await
-        .with_context(|| format!("joining the cluster on {}", settings.storage.describe()))?,
+        .with_context(|| format!("opening {} to join its cluster", settings.storage.describe()))?,
     );
     let opened = blocking({
         let (storage, cluster) = (settings.storage.clone(), cluster.clone());

@@ -69,7 +69,7 @@ async fn a_server_paused_past_its_lease_is_fenced_and_its_late_write_is_refused(
     }
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    let mut first = ServerProcess::start_with(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "first")]);
+    let mut first = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "first")]);
     let (status, before) = create_product(&client, &first.url, "Before the pause").await.unwrap();
     assert_eq!(status, 201, "{before}");
     let (_, view) = admin_get(&client, &first.url, "/admin/v1/cluster").await;
@@ -77,7 +77,7 @@ async fn a_server_paused_past_its_lease_is_fenced_and_its_late_write_is_refused(
 
     signal(&first, rustix::process::Signal::STOP);
     // Follows, then leads once the first server's lease (1 s in tests) has run out.
-    let second = ServerProcess::start_with(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "second")]);
+    let second = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "second")]);
     assert!(second.logs_within(LEADING, Duration::from_secs(10)), "the second server took over");
     let (_, view) = admin_get(&client, &second.url, "/admin/v1/cluster").await;
     let lease = &view["leases"][0];
@@ -124,7 +124,7 @@ async fn a_write_after_the_lease_was_taken_over_is_refused_inside_its_transactio
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     let env = [("CARTWRIGHT__CLUSTER__NODE_ID", "holder"), ("CARTWRIGHT__CLUSTER__LEASE_MS", "60000")];
-    let mut server = ServerProcess::start_with(dir.path(), &env);
+    let mut server = ServerProcess::start_listening(dir.path(), &env);
     let (status, body) = create_product(&client, &server.url, "Acknowledged").await.unwrap();
     assert_eq!(status, 201, "{body}");
 
@@ -164,7 +164,7 @@ async fn a_standby_takes_over_after_kill_9_and_completes_the_checkouts_in_flight
     }
     let dir = tempfile::tempdir().unwrap();
     let common = [("CARTWRIGHT__CHECKOUT__SYNC_WAIT_MS", "20")];
-    let active = ServerProcess::start_with(dir.path(), &[common[0], ("CARTWRIGHT__CLUSTER__NODE_ID", "active")]);
+    let active = ServerProcess::start_listening(dir.path(), &[common[0], ("CARTWRIGHT__CLUSTER__NODE_ID", "active")]);
     let app = TestApp::client_of(&active.url);
     app.set_policy("place_order", "authorize_payment", 5, 400).await;
     let product = app.product("10.00", 20).await;
@@ -177,7 +177,7 @@ async fn a_standby_takes_over_after_kill_9_and_completes_the_checkouts_in_flight
         checkouts.push(body["saga_id"].as_str().unwrap().to_string());
     }
 
-    let standby = ServerProcess::start_with(dir.path(), &[common[0], ("CARTWRIGHT__CLUSTER__NODE_ID", "standby")]);
+    let standby = ServerProcess::start_listening(dir.path(), &[common[0], ("CARTWRIGHT__CLUSTER__NODE_ID", "standby")]);
     let through_standby = TestApp::client_of(&standby.url);
     let (_, view) = through_standby.get("/admin/v1/cluster", Some(ADMIN)).await;
     assert_eq!(view["node_id"], "active", "the standby follows: the active server answers: {view}");
@@ -210,14 +210,14 @@ async fn a_clean_stop_hands_the_lease_to_the_standby_at_once() {
     }
     let dir = tempfile::tempdir().unwrap();
     let minute = ("CARTWRIGHT__CLUSTER__LEASE_MS", "60000");
-    let active = ServerProcess::start_with(dir.path(), &[minute, ("CARTWRIGHT__CLUSTER__NODE_ID", "active")]);
+    let active = ServerProcess::start_listening(dir.path(), &[minute, ("CARTWRIGHT__CLUSTER__NODE_ID", "active")]);
     let client = reqwest::Client::new();
     let (status, product) = create_product(&client, &active.url, "Kept").await.unwrap();
     assert_eq!(status, 201, "{product}");
     let (_, view) = admin_get(&client, &active.url, "/admin/v1/cluster").await;
     let epoch = view["leases"][0]["epoch"].as_i64().unwrap();
 
-    let standby = ServerProcess::start_with(dir.path(), &[minute, ("CARTWRIGHT__CLUSTER__NODE_ID", "standby")]);
+    let standby = ServerProcess::start_listening(dir.path(), &[minute, ("CARTWRIGHT__CLUSTER__NODE_ID", "standby")]);
     assert!(standby.logs_within(FOLLOWING, Duration::from_secs(5)), "the standby follows while the lease is held");
     let stopped = std::time::Instant::now();
     assert!(active.terminate().success(), "a clean stop");
@@ -241,8 +241,8 @@ async fn a_follower_forwards_customers_webhooks_and_operators_to_the_leader() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let leader = ServerProcess::start_with(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "leader")]);
-    let follower = ServerProcess::start_with(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "follower")]);
+    let leader = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "leader")]);
+    let follower = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "follower")]);
     assert!(follower.logs_within(FOLLOWING, Duration::from_secs(5)), "the second server follows");
     let app = TestApp::client_of(&follower.url);
 

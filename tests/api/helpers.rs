@@ -467,8 +467,20 @@ impl ServerProcess {
     }
 
     /// With extra `CARTWRIGHT__...` variables (they win over the test defaults). `dir` is the
-    /// sled directory, or under PostgreSQL what names the schema.
+    /// sled directory, or under PostgreSQL what names the schema. Returns once the server
+    /// serves requests itself: on PostgreSQL, once it leads (a server started while
+    /// another's lease runs, after a `kill -9` for instance, follows until it expires).
     pub fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> ServerProcess {
+        Self::spawn(dir, env, postgres_url().is_some())
+    }
+
+    /// As [`ServerProcess::start_with`], returning as soon as the server listens, leader
+    /// or follower (PostgreSQL cluster tests).
+    pub fn start_listening(dir: &std::path::Path, env: &[(&str, &str)]) -> ServerProcess {
+        Self::spawn(dir, env, false)
+    }
+
+    fn spawn(dir: &std::path::Path, env: &[(&str, &str)], until_leading: bool) -> ServerProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cartwright"));
         let mut child = command
             .env("CARTWRIGHT__SERVER__ADDR", "127.0.0.1:0")
@@ -495,8 +507,18 @@ impl ServerProcess {
                 break format!("http://{}", rest.split_whitespace().next().unwrap());
             }
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        if until_leading {
+            loop {
+                let line = lines.next().expect("the server leads, or says why not").expect("stdout readable");
+                let leading = line.contains("leading: this server now serves requests itself");
+                log.lock().unwrap().push(line);
+                if leading {
+                    break;
+                }
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
         let sink = log.clone();
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
         ServerProcess { child, url, log }

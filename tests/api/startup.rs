@@ -52,6 +52,7 @@ fn an_unreachable_postgres_store_stops_the_server_with_the_reason() {
         ("CARTWRIGHT__STORAGE__BACKEND", "postgres"),
         ("CARTWRIGHT__STORAGE__POSTGRES__URL", "postgres://cartwright:s3cret-pw@127.0.0.1:1/shop"),
         ("CARTWRIGHT__STORAGE__POSTGRES__SCHEMA", "shop_one"),
+        ("CARTWRIGHT__SERVER__ADDR", "127.0.0.1:0"),
     ];
     let (status, output) = ServerProcess::run_to_exit(dir.path(), &env);
     assert_eq!(status.code(), Some(1), "{output}");
