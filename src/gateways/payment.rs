@@ -203,11 +203,13 @@ impl LeaseGuarded {
         LeaseGuarded { inner, store }
     }
 
-    fn check(&self) -> Result<(), GatewayError> {
+    /// `call` if the lease surely holds, else the refusal, without calling anything.
+    fn guarded<'a, T: Send + 'a>(&'a self, call: impl FnOnce() -> GatewayFuture<'a, T>) -> GatewayFuture<'a, T> {
         if self.store.holds_lease() {
-            Ok(())
+            call()
         } else {
-            Err(GatewayError::Transient("this server's store lease may have lapsed: the gateway was not called".into()))
+            let refusal = "this server's store lease may have lapsed: the gateway was not called";
+            Box::pin(async move { Err(GatewayError::Transient(refusal.into())) })
         }
     }
 }
@@ -220,24 +222,15 @@ impl PaymentGateway for LeaseGuarded {
         token: &'a str,
         key: &'a str,
     ) -> GatewayFuture<'a, String> {
-        match self.check() {
-            Ok(()) => self.inner.authorize(amount, currency, token, key),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
+        self.guarded(|| self.inner.authorize(amount, currency, token, key))
     }
 
     fn void<'a>(&'a self, authorization_id: &'a str, key: &'a str) -> GatewayFuture<'a, ()> {
-        match self.check() {
-            Ok(()) => self.inner.void(authorization_id, key),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
+        self.guarded(|| self.inner.void(authorization_id, key))
     }
 
     fn refund<'a>(&'a self, authorization_id: &'a str, amount: Money, key: &'a str) -> GatewayFuture<'a, String> {
-        match self.check() {
-            Ok(()) => self.inner.refund(authorization_id, amount, key),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
+        self.guarded(|| self.inner.refund(authorization_id, amount, key))
     }
 }
 

@@ -2,8 +2,6 @@
 //! not changed the order yet), its audit trail and its events; and the look-up by the
 //! customer's email.
 
-use serde_json::json;
-
 use crate::console::Browser;
 use crate::helpers::*;
 
@@ -16,14 +14,8 @@ async fn the_order_page_lists_every_saga_of_the_order_its_audit_trail_and_events
     // nothing to the order yet.
     app.set_policy("cancel_order", "refund_payment", 1, 10).await;
     app.set_policy("refund_capture", "refund_captured_payment", 5, 60_000).await;
-    let p = app.product("10.00", 10).await;
-    let c = app.verified_customer().await;
-    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
-    let (status, order) = app.place_order(&c.token, "tok_refund_flaky").await;
-    assert_eq!(status, 201, "{order}");
+    let (c, order) = app.cancelled_order_with_a_flaky_refund().await;
     let id = order["order_id"].as_str().unwrap();
-    let (_, cancelled) = app.cancel_order(&c.token, id).await;
-    assert_eq!(cancelled["status"], "CANCELLED", "{cancelled}");
     let authorization = order["payment"]["authorization_id"].as_str().unwrap();
     let (status, _) = app.capture("evt_console_late", authorization, order["total"].as_str().unwrap()).await;
     assert_eq!(status, 409);

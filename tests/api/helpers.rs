@@ -754,6 +754,20 @@ impl TestApp {
         (c, p, order)
     }
 
+    /// A customer's order paid with `tok_refund_flaky` (its first three voids or refunds
+    /// fail), cancelled at once: the cancellation's refund and a late capture's refund then
+    /// fail as the retry policies the caller set allow. The order as placed.
+    pub async fn cancelled_order_with_a_flaky_refund(&self) -> (Customer, Value) {
+        let p = self.product("10.00", 10).await;
+        let c = self.verified_customer().await;
+        self.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+        let (status, order) = self.place_order(&c.token, "tok_refund_flaky").await;
+        assert_eq!(status, 201, "{order}");
+        let (_, cancelled) = self.cancel_order(&c.token, order["order_id"].as_str().unwrap()).await;
+        assert_eq!(cancelled["status"], "CANCELLED", "{cancelled}");
+        (c, order)
+    }
+
     /// A pending order whose payment capture `event_id` came with the wrong amount (1.00),
     /// so the event waits for review: what an operator corrects and replays.
     pub async fn order_needing_review(&self, event_id: &str) -> NeedsReview {

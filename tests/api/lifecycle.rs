@@ -249,14 +249,8 @@ async fn a_refund_of_a_late_capture_that_keeps_failing_parks_and_alerts_the_admi
     // saga gets one (and parks), the capture's refund two: all three fail.
     app.set_policy("cancel_order", "refund_payment", 1, 10).await;
     app.set_policy("refund_capture", "refund_captured_payment", 2, 10).await;
-    let p = app.product("10.00", 10).await;
-    let c = app.verified_customer().await;
-    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
-    let (status, order) = app.place_order(&c.token, "tok_refund_flaky").await;
-    assert_eq!(status, 201, "{order}");
+    let (c, order) = app.cancelled_order_with_a_flaky_refund().await;
     let id = order["order_id"].as_str().unwrap();
-    let (_, cancelled) = app.cancel_order(&c.token, id).await;
-    assert_eq!(cancelled["status"], "CANCELLED", "{cancelled}");
 
     let (status, _) = app.capture("evt_late_rf", &auth(&order), &total(&order)).await;
     assert_eq!(status, 409);

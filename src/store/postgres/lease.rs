@@ -179,14 +179,7 @@ pub(super) async fn keep(
     let every = Duration::from_millis((holder.lease_ms as u64 / 3).max(50));
     let mut renewed = tokio::time::Instant::now();
     let mut stop = stop;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    while super::tick(every, &mut stop).await {
         let attempt_started = tokio::time::Instant::now();
         match renew(&client, &schema, &holder).await {
             Ok(true) => {

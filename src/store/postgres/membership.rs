@@ -129,14 +129,7 @@ async fn beat(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let sql = format!(r#"UPDATE "{schema}".nodes SET heartbeat_at = now() WHERE node_id = $1"#);
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    while super::tick(every, &mut stop).await {
         if let Err(e) = client.execute(&sql, &[&node_id]).await {
             tracing::warn!(error = %e, "could not renew this server's heartbeat; trying again");
         }

@@ -200,6 +200,16 @@ async fn connect(target: &Target) -> Result<Client, StoreError> {
     Ok(client)
 }
 
+/// Waits `every`; `false` once `stop` turns true (or its sender is gone): the loop of a
+/// background task (renewing the lease, the heartbeat) ends there.
+async fn tick(every: std::time::Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(every) => {}
+        changed = stop.changed() => if changed.is_err() { return false },
+    }
+    !*stop.borrow()
+}
+
 /// Runs `work` on the backend's runtime and waits for it on this thread (which may belong
 /// to another runtime: it only blocks, it never enters this one).
 fn run<T: Send + 'static>(handle: &Handle, work: impl Future<Output = T> + Send + 'static) -> Result<T, StoreError> {
