@@ -28,7 +28,11 @@ struct Cluster<'a> {
 
 impl Cluster<'_> {
     fn start(&mut self, name: &'static str) {
-        let extra = [("CARTWRIGHT__CLUSTER__NODE_ID", name), ("RUST_LOG", "info")];
+        // A gateway call that times out may still be applied by the gateway, leaving an
+        // authorization the saga never learnt of (a known gap: the void needs its id); three
+        // servers, the database and this test on two cores must not starve the fake gateway
+        // into that.
+        let extra = [("CARTWRIGHT__CLUSTER__NODE_ID", name), ("CARTWRIGHT__PAYMENT__HTTP__TIMEOUT_MS", "3000")];
         let server = ServerProcess::start_listening(self.dir, &with(self.env, &extra));
         let deadline = Instant::now() + Duration::from_secs(10);
         while !(server.logged(LEADING) || server.logged(FOLLOWING)) {
