@@ -78,14 +78,23 @@ fn every_flow_id_cited_is_defined_in_docs_flows() {
 
 #[test]
 fn nothing_points_outside_the_repository() {
-    let outside = ["../shared", "API.md", "DEPENDENCIES.md", "sequence-design", "the issue asks", "original design"];
+    // Each pointer is written in two halves, so that this file does not point outside
+    // itself and needs no exception.
+    let outside: Vec<String> = [
+        ["..", "/shared"],
+        ["API", ".md"],
+        ["DEPENDENCIES", ".md"],
+        ["sequence", "-design"],
+        ["the issue", " asks"],
+        ["original", " design"],
+    ]
+    .iter()
+    .map(|halves| halves.concat())
+    .collect();
     let mut found = Vec::new();
     for (file, text) in texts() {
-        if file.ends_with("self_contained.rs") {
-            continue;
-        }
-        for pointer in outside {
-            if text.contains(pointer) {
+        for pointer in &outside {
+            if text.contains(pointer.as_str()) {
                 found.push(format!("{pointer} in {}", file.display()));
             }
         }
