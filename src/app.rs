@@ -113,11 +113,7 @@ async fn serve(
                 _ = async { if !requested_early { shutdown.as_mut().await } } => {
                     tracing::info!("shutdown requested while following");
                     let _ = give_up.send(true);
-                    let _ = begin_tx.send(());
-                    let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
-                    if tokio::time::timeout(grace, &mut server).await.is_err() {
-                        server.abort();
-                    }
+                    drain(begin_tx, &mut server, settings.server.shutdown_grace_secs).await;
                     // The lease may have come free meanwhile: then it is given back at once.
                     if let Ok(Some(store)) = waiting.await {
                         blocking(move || store.close()).await?;
@@ -142,12 +138,7 @@ async fn serve(
         _ = &mut server => {}
         _ = async { if !requested_early { shutdown.await } } => {
             tracing::info!("shutdown requested: no longer accepting connections");
-            let _ = begin_tx.send(());
-            let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
-            if tokio::time::timeout(grace, &mut server).await.is_err() {
-                tracing::warn!(grace_secs = grace.as_secs(), "open requests did not finish in time; closing them");
-                server.abort();
-            }
+            drain(begin_tx, &mut server, settings.server.shutdown_grace_secs).await;
         }
     }
 
@@ -164,6 +155,16 @@ async fn serve(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Stops the HTTP server accepting and waits for its open requests, at most `grace_secs`;
+/// then closes what is left.
+async fn drain(begin: tokio::sync::oneshot::Sender<()>, server: &mut tokio::task::JoinHandle<()>, grace_secs: u64) {
+    let _ = begin.send(());
+    if tokio::time::timeout(Duration::from_secs(grace_secs), &mut *server).await.is_err() {
+        tracing::warn!(grace_secs, "open requests did not finish in time; closing them");
+        server.abort();
+    }
 }
 
 /// Builds the shop on `store`, recovers its sagas and starts its workers: from then on this

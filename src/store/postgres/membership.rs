@@ -30,13 +30,7 @@ pub(crate) struct Membership {
 impl Membership {
     /// Connects, brings the schema up to date and writes this server's row.
     pub(crate) fn join(settings: &StorageSettings, cluster: &ClusterSettings) -> Result<Membership, StoreError> {
-        let runtime = OwnedRuntime(Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("cluster-membership")
-                .enable_all()
-                .build()?,
-        ));
+        let runtime = OwnedRuntime::new(1, "cluster-membership")?;
         let handle = runtime.handle();
         let target = Target { url: settings.postgres.url.clone(), schema: settings.postgres.schema.clone() };
         let (node_id, url) = (cluster.node_id.clone(), cluster.advertise_url.clone());

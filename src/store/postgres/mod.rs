@@ -132,13 +132,7 @@ pub(crate) fn open(
     wait: Wait,
 ) -> Result<Option<Opened>, StoreError> {
     let pg = &settings.postgres;
-    let runtime = OwnedRuntime(Some(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("store-postgres")
-            .enable_all()
-            .build()?,
-    ));
+    let runtime = OwnedRuntime::new(2, "store-postgres")?;
     let handle = runtime.handle();
     let target = Arc::new(Target { url: pg.url.clone(), schema: pg.schema.clone() });
     let durable = settings.durability == Durability::Durable;
@@ -347,6 +341,16 @@ impl Backend for PgBackend {
 struct OwnedRuntime(Option<Runtime>);
 
 impl OwnedRuntime {
+    /// A runtime of `threads` workers named `name`, for this backend's connections.
+    fn new(threads: usize, name: &str) -> Result<OwnedRuntime, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(name)
+            .enable_all()
+            .build()?;
+        Ok(OwnedRuntime(Some(runtime)))
+    }
+
     fn handle(&self) -> Handle {
         self.0.as_ref().expect("present until dropped").handle().clone()
     }
