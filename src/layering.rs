@@ -19,10 +19,31 @@ fn no_cycle_between_top_level_modules() {
 }
 
 #[test]
-fn the_error_mapping_sits_on_the_domain_and_the_store_only() {
+fn the_errors_common_parts_sit_on_the_store_only() {
     let graph = dependency_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
-    let above: Vec<_> = graph["error"].iter().filter(|(m, _)| !["domain", "store"].contains(&m.as_str())).collect();
+    let above: Vec<_> = graph["error"].iter().filter(|(m, _)| m.as_str() != "store").collect();
     assert!(above.is_empty(), "error depends on layers above it: {above:?}");
+}
+
+/// Each layer returns its own error, and status and code are decided once, in
+/// `http/error.rs`: no shipped code below the front door names the front door's error, and
+/// no other file implements `Answer`.
+#[test]
+fn errors_meet_the_contract_in_http_only() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offending = Vec::new();
+    for file in rust_files(&src) {
+        let relative = file.strip_prefix(&src).unwrap().to_path_buf();
+        let code = without_tests(&code_only(&std::fs::read_to_string(&file).unwrap()));
+        let in_http = relative.starts_with("http") || relative.starts_with("app.rs");
+        if !in_http && code.contains("ApiError") {
+            offending.push(format!("{} names ApiError", relative.display()));
+        }
+        if relative != Path::new("http/error.rs") && code.contains("Answer for ") {
+            offending.push(format!("{} decides an answer", relative.display()));
+        }
+    }
+    assert!(offending.is_empty(), "{offending:#?}");
 }
 
 #[test]

@@ -10,8 +10,11 @@
 //!   notifications), which the saga engine's steps call.
 //! - [`operations`]: what starts or drives sagas (webhooks, quarantine, bulk actions, expiry,
 //!   retention), above the engine.
-//! - [`console`]: the operators' web console (server-rendered HTML under `/console`).
-//! - [`http`]: the warp front door; [`error`] maps every failure to the HTTP contract's codes once.
+//! - [`http`]: the warp front door: the JSON API, the operators' web console
+//!   (server-rendered HTML under `/console`), and the one place every layer's error becomes
+//!   the HTTP contract's status and code (`http::error`).
+//! - [`error`]: what every layer's error is made of (a fault with its cause, bad input, a
+//!   saga's recorded answer) and the trait through which layers record an answer.
 //! - [`saga`]: the durable saga engine (definitions, log, coordinator, recovery, steps).
 //! - [`gateways`]: the outside world (payment gateways, email transports).
 //! - [`server`]: accepts connections and serves HTTP/1.1 with deadlines and a connection cap.
@@ -26,7 +29,6 @@ pub mod app;
 pub mod backup;
 pub mod cli;
 pub mod config;
-pub mod console;
 pub mod domain;
 pub mod error;
 pub mod gateways;

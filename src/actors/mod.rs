@@ -11,4 +11,5 @@ pub mod quarantine;
 pub mod registry;
 
 /// What the actors refuse; defined with the one status and code mapping.
-pub use crate::error::actors::{ActorError, ActorFailure};
+mod error;
+pub use error::{ActorError, ActorFailure};

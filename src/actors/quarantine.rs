@@ -55,6 +55,7 @@ impl QuarantineBoard {
 mod tests {
     use super::*;
     use crate::domain::quarantine::KeyKind;
+    use crate::error::Answer;
 
     #[test]
     fn a_held_key_is_refused_with_its_reason_until_released() {
@@ -63,7 +64,7 @@ mod tests {
         let other = QuarantineKey::new(KeyKind::Cart, key.id);
         assert!(board.check(&key).is_ok());
         board.hold(key, "double capture");
-        let refused = crate::error::AppError::from(board.check(&key).unwrap_err());
+        let refused = crate::http::ApiError::from(board.check(&key).unwrap_err());
         assert_eq!((refused.status(), refused.code()), (423, "KEY_QUARANTINED"));
         assert!(refused.to_string().contains("double capture"), "{refused}");
         assert!(board.check(&other).is_ok(), "the same id under another kind is another key");

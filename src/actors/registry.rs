@@ -19,7 +19,6 @@ use super::quarantine::QuarantineBoard;
 use super::{ActorError, ActorFailure};
 use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
 use crate::metrics;
 
 const SHARDS: usize = 64;
@@ -251,11 +250,12 @@ where
 /// than a second application of a command that is not idempotent (an add, a restock).
 /// A command to a quarantined key is refused (see [`Lease::send`], the only way to reach an
 /// actor a registry hands out).
-pub async fn send_leased<A, M>(
-    lease: impl FnOnce() -> Result<Lease<A>, AppError>,
+pub async fn send_leased<A, M, E>(
+    lease: impl FnOnce() -> Result<Lease<A>, E>,
     msg: impl FnOnce() -> M,
-) -> Result<M::Result, AppError>
+) -> Result<M::Result, E>
 where
+    E: From<ActorError>,
     A: Actor<Context = Context<A>> + actix::Handler<M>,
     M: actix::Message + EntityMessage + Send + 'static,
     M::Result: Send,
@@ -336,7 +336,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
-    use crate::error::AppError;
+
     use crate::store::StoreError;
 
     type Ticket = oneshot::Receiver<Result<(), StoreError>>;
@@ -395,12 +395,12 @@ mod tests {
         registry: &Arc<Registry<u32, Counter>>,
         applied: &Arc<AtomicUsize>,
         tickets: &Arc<Mutex<VecDeque<Ticket>>>,
-    ) -> impl Fn() -> Result<Lease<Counter>, AppError> + Clone {
+    ) -> impl Fn() -> Result<Lease<Counter>, ActorFailure> + Clone {
         let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
         move || {
             registry.lease(&1, |arbiter| {
                 let (registry, applied, tickets) = (registry.clone(), applied.clone(), tickets.clone());
-                Ok::<_, AppError>(Counter::start_in_arbiter(arbiter, move |_| Counter {
+                Ok::<_, ActorFailure>(Counter::start_in_arbiter(arbiter, move |_| Counter {
                     applied,
                     tickets,
                     registry,
@@ -428,16 +428,16 @@ mod tests {
                 tokio::task::yield_now().await;
             }
             fail_b.send(Err(StoreError::Closed)).unwrap();
-            let b = b.await.unwrap().and_then(|r| r.map_err(AppError::from));
-            assert!(matches!(b, Err(AppError::ShuttingDown)), "{b:?}");
+            let b = b.await.unwrap().and_then(|r| r);
+            assert!(matches!(b, Err(ActorFailure::Store(StoreError::Closed))), "{b:?}");
             assert_eq!(registry.active(), 1, "stays registered while a write is in flight");
-            let c = send_leased(lease.clone(), || Increment).await.and_then(|r| r.map_err(AppError::from));
+            let c = send_leased(lease.clone(), || Increment).await.and_then(|r| r);
             assert!(
-                matches!(c, Err(AppError::Actor(ActorError::Reloading))),
+                matches!(c, Err(ActorFailure::Refused(ActorError::Reloading))),
                 "a failed activation takes no new command: {c:?}"
             );
             ok_a.send(Ok(())).unwrap();
-            assert_eq!(a.await.unwrap().and_then(|r| r.map_err(AppError::from)).unwrap(), 1);
+            assert_eq!(a.await.unwrap().and_then(|r| r).unwrap(), 1);
             assert_eq!(applied.load(Ordering::SeqCst), 2, "nothing applied twice");
             for _ in 0..100 {
                 if registry.active() == 0 {
@@ -484,7 +484,7 @@ mod tests {
             board.hold(key_of(&1), "poisoned");
             let refused = send_leased(lease.clone(), || Increment).await;
             assert!(
-                matches!(&refused, Err(AppError::Actor(ActorError::Quarantined { reason, .. })) if reason == "poisoned"),
+                matches!(&refused, Err(ActorFailure::Refused(ActorError::Quarantined { reason, .. })) if reason == "poisoned"),
                 "{refused:?}"
             );
             assert_eq!(send_leased(lease.clone(), || Peek).await.unwrap(), 0, "reads still answered");

@@ -8,11 +8,12 @@ use super::auth;
 use super::request::{path_id, Request};
 use super::response::{json, Reply};
 use super::spec::schemas as doc;
+use super::ApiError;
 use crate::domain::ids::{NotificationId, OwnerId, ProductId, VariantId};
 use crate::domain::quantity::Quantity;
-use crate::error::AppError;
 use crate::services::catalog::CatalogError;
 use crate::services::logs::{AuditFilter, MAX_PAGE};
+use crate::services::ServiceError;
 use crate::startup::Shop;
 
 #[derive(Deserialize, ToSchema)]
@@ -35,8 +36,8 @@ struct Reserve {
     variant_id: Option<VariantId>,
 }
 
-fn product_id(id: &str) -> Result<ProductId, AppError> {
-    path_id(id, CatalogError::ProductNotFound.into())
+fn product_id(id: &str) -> Result<ProductId, ApiError> {
+    path_id(id, ApiError::from(CatalogError::ProductNotFound))
 }
 
 /// A product's stock, per item.
@@ -66,7 +67,7 @@ pub async fn restock(shop: &Shop, req: &Request, id: &str) -> Reply {
     let by = auth::admin_actor(shop, req)?;
     let id = product_id(id)?;
     let body: Restock = req.json()?;
-    let quantity = Quantity::from_json(&body.quantity).map_err(AppError::InvalidQuantity)?;
+    let quantity = Quantity::from_json(&body.quantity).map_err(ServiceError::InvalidQuantity)?;
     let stock = shop.inventory.restock(id, body.variant_id, quantity, &by).await?;
     tracing::info!(product_id = %id, quantity = quantity.get(), "restocked");
     Ok(json(200, &stock))
@@ -87,7 +88,7 @@ pub async fn reserve(shop: &Shop, req: &Request, id: &str) -> Reply {
     let by = auth::admin_actor(shop, req)?;
     let id = product_id(id)?;
     let body: Reserve = req.json()?;
-    let quantity = Quantity::from_json(&body.quantity).map_err(AppError::InvalidQuantity)?;
+    let quantity = Quantity::from_json(&body.quantity).map_err(ServiceError::InvalidQuantity)?;
     Ok(json(200, &shop.inventory.reserve(id, body.variant_id, body.owner_id, quantity, &by).await?))
 }
 
@@ -107,7 +108,7 @@ pub async fn reserve(shop: &Shop, req: &Request, id: &str) -> Reply {
 pub async fn release(shop: &Shop, req: &Request, id: &str, owner: &str) -> Reply {
     let by = auth::admin_actor(shop, req)?;
     let id = product_id(id)?;
-    let owner: OwnerId = owner.parse().map_err(|_| AppError::invalid("owner_id", "owner id must be a UUID"))?;
+    let owner: OwnerId = owner.parse().map_err(|_| ApiError::invalid("owner_id", "owner id must be a UUID"))?;
     let variant_id = req.query_param::<VariantId>("variant_id")?;
     Ok(json(200, &shop.inventory.release(id, variant_id, owner, &by).await?))
 }
@@ -141,7 +142,7 @@ pub async fn audit(shop: &Shop, req: &Request) -> Reply {
     let get = |k: &str| req.query.get(k).map(String::as_str).filter(|v| !v.is_empty());
     for field in ["actor", "action"] {
         if get(field).is_some_and(|v| v.chars().count() > 200) {
-            return Err(AppError::invalid(field, format!("{field} must be at most 200 characters")));
+            return Err(ApiError::invalid(field, format!("{field} must be at most 200 characters")));
         }
     }
     let filter = AuditFilter {
@@ -210,7 +211,7 @@ pub async fn cluster(shop: &Shop, req: &Request) -> Reply {
     let (leases, nodes) =
         tokio::task::spawn_blocking(move || Ok::<_, crate::store::StoreError>((store.leases()?, store.nodes()?)))
             .await
-            .map_err(|e| AppError::internal("reading the leases", e))??;
+            .map_err(|e| ApiError::internal("reading the leases", e))??;
     let backend = match shop.settings.storage.backend {
         crate::config::Backend::Sled => "sled",
         crate::config::Backend::Postgres => "postgres",

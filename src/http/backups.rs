@@ -11,8 +11,8 @@ use warp::Reply as _;
 use super::auth;
 use super::request::Request;
 use super::response::Reply;
+use super::ApiError;
 use crate::backup;
-use crate::error::AppError;
 use crate::services::audit;
 use crate::startup::Shop;
 
@@ -28,8 +28,8 @@ pub async fn create(shop: &Shop, req: &Request) -> Reply {
     let store = shop.store.clone();
     let file = tokio::task::spawn_blocking(move || backup::take(&store))
         .await
-        .map_err(|e| AppError::internal("backup task", e))??;
-    let len = file.metadata().map_err(|e| AppError::internal("backup file", e))?.len();
+        .map_err(|e| ApiError::internal("backup task", e))??;
+    let len = file.metadata().map_err(|e| ApiError::internal("backup file", e))?.len();
     let row = audit::entry(&actor, "backup.taken", ("store", "backup"), json!(null), json!({ "bytes": len }));
     audit::record(&shop.store, row).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -42,11 +42,11 @@ pub async fn create(shop: &Shop, req: &Request) -> Reply {
 
 /// A backup that failed is the store's failure when the store stopped it (a closed store
 /// answers SHUTTING_DOWN, a PostgreSQL one NOT_SUPPORTED), a server-side one otherwise.
-impl From<backup::BackupError> for AppError {
-    fn from(e: backup::BackupError) -> AppError {
+impl From<backup::BackupError> for ApiError {
+    fn from(e: backup::BackupError) -> ApiError {
         match e {
             backup::BackupError::Store(e) => e.into(),
-            other => AppError::internal("backup", other),
+            other => ApiError::internal("backup", other),
         }
     }
 }

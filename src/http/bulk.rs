@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use super::auth;
 use super::request::{path_id, Request};
 use super::response::{json, Reply};
-use crate::error::AppError;
+use super::ApiError;
 use crate::operations::bulk::{BulkKind, BulkRequest};
 use crate::saga::query::{FilterParams, SagaFilter};
 use crate::services::logs::MAX_PAGE;
@@ -59,7 +59,7 @@ impl Body {
 pub async fn resume(shop: &Shop, req: &Request) -> Reply {
     bulk(shop, req, |b| {
         if b.reason.is_some() {
-            return Err(AppError::invalid("reason", "a reason is for bulk-abort; bulk-resume takes reset_attempts"));
+            return Err(ApiError::invalid("reason", "a reason is for bulk-abort; bulk-resume takes reset_attempts"));
         }
         Ok(BulkKind::Resume { reset_attempts: b.reset_attempts.unwrap_or(false) })
     })
@@ -78,14 +78,14 @@ pub async fn resume(shop: &Shop, req: &Request) -> Reply {
 pub async fn abort(shop: &Shop, req: &Request) -> Reply {
     bulk(shop, req, |b| {
         if b.reset_attempts.is_some() {
-            return Err(AppError::invalid("reset_attempts", "reset_attempts is for bulk-resume"));
+            return Err(ApiError::invalid("reset_attempts", "reset_attempts is for bulk-resume"));
         }
         Ok(BulkKind::Abort)
     })
     .await
 }
 
-async fn bulk(shop: &Shop, req: &Request, kind: impl Fn(&Body) -> Result<BulkKind, AppError>) -> Reply {
+async fn bulk(shop: &Shop, req: &Request, kind: impl Fn(&Body) -> Result<BulkKind, ApiError>) -> Reply {
     let actor = auth::admin_actor(shop, req)?;
     let body: Body = req.json()?;
     let kind = kind(&body)?;
@@ -96,12 +96,12 @@ async fn bulk(shop: &Shop, req: &Request, kind: impl Fn(&Body) -> Result<BulkKin
             BulkKind::Abort => "unfinished (RUNNING, RETRYING, COMPENSATING, STUCK)",
         };
         let message = format!("bulk {} applies to {applies} sagas, not {}", kind.name(), state.as_str());
-        return Err(AppError::invalid("state", message));
+        return Err(ApiError::invalid("state", message));
     }
     let reason = match (kind, body.reason.as_deref()) {
         (BulkKind::Abort, Some(r)) => Some(super::sagas::abort_reason(r)?.to_string()),
         (BulkKind::Abort, None) if !body.dry_run => {
-            return Err(AppError::invalid("reason", "reason must be 1 to 500 characters"));
+            return Err(ApiError::invalid("reason", "reason must be 1 to 500 characters"));
         }
         _ => None,
     };
@@ -123,7 +123,7 @@ async fn bulk(shop: &Shop, req: &Request, kind: impl Fn(&Body) -> Result<BulkKin
     ))]
 pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
-    let id: uuid::Uuid = path_id(id, crate::operations::OperationError::BulkActionNotFound.into())?;
+    let id: uuid::Uuid = path_id(id, ApiError::from(crate::operations::OperationError::BulkActionNotFound))?;
     let action = shop.bulk.get(id)?.ok_or(crate::operations::OperationError::BulkActionNotFound)?;
     Ok(json(200, &action.to_json()))
 }

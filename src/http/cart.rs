@@ -8,10 +8,11 @@ use super::auth;
 use super::request::{path_id, Request};
 use super::response::{json, Reply};
 use super::spec::schemas as doc;
+use super::ApiError;
 use crate::domain::cart::CartError;
 use crate::domain::ids::{LineId, ProductId, VariantId};
 use crate::domain::quantity::{Quantity, MAX_QUANTITY};
-use crate::error::AppError;
+use crate::services::ServiceError;
 use crate::startup::Shop;
 
 #[derive(Deserialize, ToSchema)]
@@ -58,7 +59,7 @@ pub async fn get(shop: &Shop, req: &Request) -> Reply {
 pub async fn add(shop: &Shop, req: &Request) -> Reply {
     let customer = auth::customer(shop, req)?;
     let body: AddItem = req.json()?;
-    let quantity = Quantity::from_json(&body.quantity).map_err(AppError::InvalidQuantity)?;
+    let quantity = Quantity::from_json(&body.quantity).map_err(ServiceError::InvalidQuantity)?;
     let cart = shop.carts.add_item(customer, body.product_id, body.variant_id, quantity).await?;
     Ok(json(200, &cart))
 }
@@ -76,12 +77,12 @@ pub async fn add(shop: &Shop, req: &Request) -> Reply {
     ))]
 pub async fn update(shop: &Shop, req: &Request, line: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
-    let line_id: LineId = path_id(line, CartError::ItemNotFound.into())?;
+    let line_id: LineId = path_id(line, ApiError::from(CartError::ItemNotFound))?;
     let body: UpdateItem = req.json()?;
     // 0 is allowed here: it removes the line.
     let quantity = match body.quantity.as_u64() {
         Some(n) if n <= MAX_QUANTITY => n as u32,
-        _ => return Err(AppError::InvalidQuantity("quantity must be a whole number from 0".into())),
+        _ => return Err(ServiceError::InvalidQuantity("quantity must be a whole number from 0".into()).into()),
     };
     Ok(json(200, &shop.carts.update_quantity(customer, line_id, quantity).await?))
 }
@@ -93,7 +94,7 @@ pub async fn update(shop: &Shop, req: &Request, line: &str) -> Reply {
     responses((status = 200, description = "The cart", body = doc::Cart)))]
 pub async fn remove(shop: &Shop, req: &Request, line: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
-    match path_id::<LineId>(line, CartError::ItemNotFound.into()) {
+    match path_id::<LineId, _>(line, ApiError::from(CartError::ItemNotFound)) {
         Ok(line_id) => Ok(json(200, &shop.carts.remove_item(customer, line_id).await?)),
         // Not an id: no such line can exist, and removing a missing line succeeds.
         Err(_) => Ok(json(200, &shop.carts.get(customer).await?)),

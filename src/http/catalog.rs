@@ -8,12 +8,13 @@ use super::auth;
 use super::request::{path_id, Request};
 use super::response::{json, Reply};
 use super::spec::schemas as doc;
+use super::ApiError;
 use crate::domain::ids::{CategoryId, ProductId};
 use crate::domain::inventory::MAX_STOCK;
 use crate::domain::product::Product;
-use crate::error::AppError;
 use crate::services::catalog::{CatalogError, NewProduct, NewVariant};
 use crate::services::inventory::item_keys;
+use crate::services::ServiceError;
 use crate::startup::Shop;
 
 #[derive(Deserialize, ToSchema)]
@@ -56,12 +57,15 @@ struct PriceBody {
 }
 
 /// Initial stock: a whole number from 0.
-fn stock(v: Option<&Value>) -> Result<Option<u64>, AppError> {
+fn stock(v: Option<&Value>) -> Result<Option<u64>, ApiError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_u64() {
             Some(n) if n <= MAX_STOCK => Ok(Some(n)),
-            _ => Err(AppError::InvalidQuantity(format!("initial_stock must be a whole number from 0 to {MAX_STOCK}"))),
+            _ => Err(ServiceError::InvalidQuantity(format!(
+                "initial_stock must be a whole number from 0 to {MAX_STOCK}"
+            ))
+            .into()),
         },
     }
 }
@@ -97,7 +101,7 @@ fn product_json(p: &Product, available: Option<&[u64]>) -> Value {
 }
 
 /// The product with what is available of each item right now.
-async fn with_availability(shop: &Shop, p: &Product) -> Result<Value, AppError> {
+async fn with_availability(shop: &Shop, p: &Product) -> Result<Value, ApiError> {
     let mut available = Vec::new();
     for key in item_keys(p) {
         available.push(shop.inventory.available(key).await?);
@@ -159,7 +163,7 @@ pub async fn create_product(shop: &Shop, req: &Request) -> Reply {
         Some(vs) => Some(
             vs.into_iter()
                 .map(|v| Ok(NewVariant { initial_stock: stock(v.initial_stock.as_ref())?.unwrap_or(0), name: v.name }))
-                .collect::<Result<Vec<_>, AppError>>()?,
+                .collect::<Result<Vec<_>, ApiError>>()?,
         ),
         None => None,
     };
@@ -187,7 +191,7 @@ pub async fn create_product(shop: &Shop, req: &Request) -> Reply {
     ))]
 pub async fn update_price(shop: &Shop, req: &Request, id: &str) -> Reply {
     let by = auth::admin_actor(shop, req)?;
-    let id: ProductId = path_id(id, CatalogError::ProductNotFound.into())?;
+    let id: ProductId = path_id(id, ApiError::from(CatalogError::ProductNotFound))?;
     let body: PriceBody = req.json()?;
     let product = shop.catalog.update_price(id, &body.price, &by).await?;
     Ok(json(200, &product_json(&product, None)))
@@ -203,7 +207,7 @@ pub async fn update_price(shop: &Shop, req: &Request, id: &str) -> Reply {
     ))]
 pub async fn admin_get_product(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::admin(shop, req)?;
-    let id: ProductId = path_id(id, CatalogError::ProductNotFound.into())?;
+    let id: ProductId = path_id(id, ApiError::from(CatalogError::ProductNotFound))?;
     let product = shop.catalog.product(id)?;
     Ok(json(200, &with_availability(shop, &product).await?))
 }
@@ -216,7 +220,7 @@ pub async fn admin_get_product(shop: &Shop, req: &Request, id: &str) -> Reply {
         (status = 404, description = "`PRODUCT_NOT_FOUND`"),
     ))]
 pub async fn get_product(shop: &Shop, id: &str) -> Reply {
-    let id: ProductId = path_id(id, CatalogError::ProductNotFound.into())?;
+    let id: ProductId = path_id(id, ApiError::from(CatalogError::ProductNotFound))?;
     let product = shop.catalog.active_product(id)?;
     Ok(json(200, &with_availability(shop, &product).await?))
 }

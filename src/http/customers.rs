@@ -8,7 +8,7 @@ use super::auth;
 use super::request::Request;
 use super::response::{json, Reply};
 use super::spec::schemas as doc;
-use crate::error::AppError;
+use super::ApiError;
 use crate::startup::Shop;
 use crate::store::Customer;
 
@@ -93,7 +93,7 @@ pub async fn login(shop: &Shop, req: &Request) -> Reply {
     responses((status = 200, description = "The customer", body = doc::Customer)))]
 pub async fn me(shop: &Shop, req: &Request) -> Reply {
     let id = auth::customer(shop, req)?;
-    let customer = shop.customers.get(id)?.ok_or(AppError::Unauthenticated)?;
+    let customer = shop.customers.get(id)?.ok_or(ApiError::Unauthenticated)?;
     Ok(json(200, &customer_json(&customer)))
 }
 

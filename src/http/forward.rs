@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use warp::http::{HeaderMap, HeaderName, HeaderValue, Method};
 
+use super::ApiError;
 use super::{response, HttpError};
 use crate::config::ServerSettings;
-use crate::error::AppError;
 use crate::metrics;
 use crate::startup::Shop;
 use crate::store::{Membership, NodeView};
@@ -102,7 +102,7 @@ impl Forwarder {
     }
 
     /// What a follower answers: `/healthz` and `/metrics` itself, anything else from the leader.
-    pub(super) async fn answer(&self, req: Incoming<'_>) -> (&'static str, Result<warp::reply::Response, AppError>) {
+    pub(super) async fn answer(&self, req: Incoming<'_>) -> (&'static str, Result<warp::reply::Response, ApiError>) {
         if req.method == Method::GET && req.path == "/healthz" {
             let body = serde_json::json!({ "status": "ok", "role": "follower" });
             return ("healthz", Ok(response::json(200, &body)));
@@ -113,7 +113,7 @@ impl Forwarder {
         ("forwarded", self.forward(req).await)
     }
 
-    async fn forward(&self, req: Incoming<'_>) -> Result<warp::reply::Response, AppError> {
+    async fn forward(&self, req: Incoming<'_>) -> Result<warp::reply::Response, ApiError> {
         if req.headers.contains_key(HOP_HEADER) {
             metrics::FORWARDED_REQUESTS.with_label_values(&["not_leader"]).inc();
             return Err(HttpError::NotLeader.into());
@@ -153,7 +153,7 @@ impl Forwarder {
     }
 
     /// The leader did not answer: look it up again next time.
-    fn unreachable(&self, leader: &NodeView, e: reqwest::Error) -> AppError {
+    fn unreachable(&self, leader: &NodeView, e: reqwest::Error) -> ApiError {
         metrics::FORWARDED_REQUESTS.with_label_values(&["failed"]).inc();
         if let Ok(mut cached) = self.leader.lock() {
             cached.take();

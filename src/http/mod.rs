@@ -8,6 +8,7 @@ mod backups;
 mod bulk;
 mod cart;
 mod catalog;
+pub mod console;
 mod customers;
 mod forward;
 mod meta;
@@ -31,12 +32,13 @@ use warp::path::FullPath;
 use warp::{Buf, Filter};
 
 /// What the front door refuses; defined with the one status and code mapping.
-pub use crate::error::http::HttpError;
+pub mod error;
 /// A request as handlers see it; the console reads the same one.
 pub use crate::server::request::{self, Request};
+pub use error::{ApiError, HttpError};
 pub use forward::{Forwarder, Front, HOP_HEADER};
 
-use crate::error::AppError;
+use crate::error::{Answer, Fault, InvalidInput};
 use crate::metrics;
 use crate::server::ClientAddr;
 
@@ -111,7 +113,7 @@ where
                 forwarder.answer(incoming).await
             }
             // Not built so (a front that serves has its shop from the start).
-            (None, None) => ("starting", Err(AppError::Unavailable("the server is starting"))),
+            (None, None) => ("starting", Err(Fault::Unavailable("the server is starting").into())),
         }
     };
     let (route, result) = tracing::Instrument::instrument(result, span.clone()).await;
@@ -122,10 +124,10 @@ where
             if e.status() >= 500 {
                 tracing::error!(error = %e, "request failed");
             } else {
-                tracing::debug!(code = e.stable_code(), "request refused");
+                tracing::debug!(code = e.code(), "request refused");
             }
             let mut response = response::error(&e);
-            if let AppError::Http(HttpError::MethodNotAllowed { allow }) = &e {
+            if let ApiError::Http(HttpError::MethodNotAllowed { allow }) = &e {
                 if let Ok(v) = warp::http::HeaderValue::from_str(allow) {
                     response.headers_mut().insert(warp::http::header::ALLOW, v);
                 }
@@ -133,7 +135,7 @@ where
             if let Some(secs) = e.retry_after_secs() {
                 response.headers_mut().insert(warp::http::header::RETRY_AFTER, secs.into());
             }
-            if matches!(&e, AppError::Http(refusal) if refusal.body_left_unread()) {
+            if matches!(&e, ApiError::Http(refusal) if refusal.body_left_unread()) {
                 response.headers_mut().insert("connection", warp::http::HeaderValue::from_static("close"));
             }
             response
@@ -154,7 +156,7 @@ where
 const DRAIN_LIMIT: usize = 1024 * 1024;
 
 /// The body, refused with 413 once it passes `limit` (declared or streamed).
-async fn read_body<S, B>(body: S, headers: &HeaderMap, limit: usize) -> Result<Bytes, AppError>
+async fn read_body<S, B>(body: S, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
@@ -172,7 +174,7 @@ where
     let mut seen = 0usize;
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk
-            .map_err(|e| AppError::InvalidRequest { message: format!("could not read body: {e}"), field: None })?;
+            .map_err(|e| ApiError::from(InvalidInput { message: format!("could not read body: {e}"), field: None }))?;
         seen += chunk.remaining();
         too_large |= seen > limit;
         if seen > DRAIN_LIMIT {

@@ -12,16 +12,17 @@ use super::auth;
 use super::request::{path_id, Request};
 use super::response::{json, Reply};
 use super::spec::schemas as doc;
+use super::ApiError;
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::order::{OrderStatus, ShippingAddress};
 use crate::domain::text::{is_visible_text, Layout};
-use crate::error::AppError;
 use crate::saga::engine::Started;
-use crate::saga::shapes::{to_input, CancelOrderInput, PlaceOrderInput, ShipOrderInput};
+use crate::saga::shapes::{CancelOrderInput, PlaceOrderInput, ShipOrderInput};
 use crate::saga::{SagaInstance, SagaState};
 use crate::services::audit;
 use crate::services::logs::MAX_PAGE;
 use crate::services::orders::{order_json, CheckoutError};
+use crate::services::ServiceError;
 use crate::startup::Shop;
 use crate::store::keys::{self, IdempotentOperation};
 use crate::store::Key;
@@ -56,13 +57,13 @@ struct CancelOrder {
 }
 
 /// One line of text: 1 to `max` characters, none of them control, bidi or zero-width.
-fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
+fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() || v.chars().count() > max {
-        return Err(AppError::invalid(field, format!("{field} must be 1 to {max} characters")));
+        return Err(ApiError::invalid(field, format!("{field} must be 1 to {max} characters")));
     }
     if !is_visible_text(v, Layout::SingleLine) {
-        return Err(AppError::invalid(
+        return Err(ApiError::invalid(
             field,
             format!("{field} must not contain control, bidirectional or zero-width characters"),
         ));
@@ -71,16 +72,16 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
 }
 
 /// The Idempotency-Key of this request, scoped to the customer and the operation.
-fn idempotency(req: &Request, customer: CustomerId, operation: IdempotentOperation) -> Result<Option<Key>, AppError> {
+fn idempotency(req: &Request, customer: CustomerId, operation: IdempotentOperation) -> Result<Option<Key>, ApiError> {
     Ok(idempotency_header(req)?.map(|key| keys::idempotency(customer, key, operation)))
 }
 
 /// The request's `Idempotency-Key` header, checked: 1 to 255 visible ASCII characters.
-fn idempotency_header(req: &Request) -> Result<Option<&str>, AppError> {
+fn idempotency_header(req: &Request) -> Result<Option<&str>, ApiError> {
     let Some(raw) = req.headers.get("idempotency-key") else { return Ok(None) };
-    let key = raw.to_str().map_err(|_| AppError::invalid("Idempotency-Key", "must be visible ASCII"))?;
+    let key = raw.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
     if key.is_empty() || key.len() > 255 {
-        return Err(AppError::invalid("Idempotency-Key", "must be 1 to 255 characters"));
+        return Err(ApiError::invalid("Idempotency-Key", "must be 1 to 255 characters"));
     }
     Ok(Some(key))
 }
@@ -145,7 +146,7 @@ fn accepted(saga_id: SagaId, state: &str) -> warp::reply::Response {
         (status = 422, description = "`EMPTY_CART`; `INTERNATIONAL_SHIPPING_NOT_AVAILABLE` (`details.country`)"),
     ))]
 pub async fn place(shop: &Shop, req: &Request) -> Reply {
-    let customer = auth::customer(shop, req).map_err(|_| AppError::from(CheckoutError::RegistrationRequired))?;
+    let customer = auth::customer(shop, req).map_err(|_| ApiError::from(CheckoutError::RegistrationRequired))?;
     // Refused before a saga exists: an unverified account must not fill the saga log.
     // (validate_customer checks again inside the saga.)
     if !shop.customers.get(customer)?.is_some_and(|c| c.email_verified) {
@@ -155,7 +156,7 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
     let a = &body.shipping_address;
     let country = text("shipping_address.country", &a.country, 2)?.to_ascii_uppercase();
     if country.len() != 2 || !country.chars().all(|c| c.is_ascii_alphabetic()) {
-        return Err(AppError::invalid("shipping_address.country", "an ISO 3166-1 alpha-2 code"));
+        return Err(ApiError::invalid("shipping_address.country", "an ISO 3166-1 alpha-2 code"));
     }
     let shipping_address = ShippingAddress {
         name: text("shipping_address.name", &a.name, 200)?,
@@ -167,20 +168,20 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
     let token = text("payment.token", &body.payment.token, 100)?;
     let key = idempotency(req, customer, IdempotentOperation::Place)?;
     let order_id = OrderId::new();
-    let input = to_input(&PlaceOrderInput {
+    let input = PlaceOrderInput {
         customer_id: customer,
         order_id,
         shipping_address,
         payment_token: token,
         shipping: Some(shop.settings.shipping.clone()),
-    })?;
-    let started = shop.sagas.start("place_order", input, Some(customer), Some(order_id), key).await?;
+    };
+    let started = shop.sagas.start(&input, Some(customer), Some(order_id), key).await?;
     answer(shop, started, 201, Some(customer)).await
 }
 
-fn failure(saga: &SagaInstance) -> AppError {
+fn failure(saga: &SagaInstance) -> ApiError {
     match &saga.error {
-        Some(e) => AppError::Recorded(e.clone()),
+        Some(e) => ApiError::Recorded(e.clone()),
         None => crate::saga::SagaError::InvalidState(format!("the saga ended {}", saga.state.as_str())).into(),
     }
 }
@@ -199,7 +200,7 @@ fn failure(saga: &SagaInstance) -> AppError {
     ))]
 pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
-    let order_id: OrderId = path_id(id, AppError::OrderNotFound)?;
+    let order_id: OrderId = path_id(id, ApiError::from(ServiceError::OrderNotFound))?;
     let reason = cancel_reason(req, "customer_request")?;
     let key = idempotency(req, customer, IdempotentOperation::Cancel(order_id))?;
     // Nobody's saga starts for an order that is not theirs (or does not exist).
@@ -211,13 +212,12 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     }
     let input =
         CancelOrderInput { order_id, customer_id: Some(customer), reason: Some(reason), only_if_pending: false };
-    let input = to_input(&input)?;
-    let started = shop.sagas.start("cancel_order", input, Some(customer), Some(order_id), key).await?;
+    let started = shop.sagas.start(&input, Some(customer), Some(order_id), key).await?;
     answer(shop, started, 200, Some(customer)).await
 }
 
 /// The optional body's `reason` (1 to 500 visible characters), else `default`.
-fn cancel_reason(req: &Request, default: &str) -> Result<String, AppError> {
+fn cancel_reason(req: &Request, default: &str) -> Result<String, ApiError> {
     let body: CancelOrder = if req.body.is_empty() { CancelOrder::default() } else { req.json()? };
     match body.reason {
         Some(r) => text("reason", &r, 500),
@@ -245,7 +245,7 @@ pub async fn list(shop: &Shop, req: &Request) -> Reply {
     ))]
 pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
-    let id: OrderId = path_id(id, AppError::OrderNotFound)?;
+    let id: OrderId = path_id(id, ApiError::from(ServiceError::OrderNotFound))?;
     Ok(json(200, &order_json(&shop.orders.get_own(customer, id).await?)))
 }
 
@@ -259,7 +259,7 @@ pub async fn get(shop: &Shop, req: &Request, id: &str) -> Reply {
     ))]
 pub async fn saga(shop: &Shop, req: &Request, id: &str) -> Reply {
     let customer = auth::customer(shop, req)?;
-    let id: SagaId = path_id(id, crate::saga::SagaError::NotFound.into())?;
+    let id: SagaId = path_id(id, ApiError::from(crate::saga::SagaError::NotFound))?;
     let saga = shop
         .sagas
         .get(id)
@@ -281,7 +281,7 @@ pub async fn saga(shop: &Shop, req: &Request, id: &str) -> Reply {
 pub async fn admin_list(shop: &Shop, req: &Request) -> Reply {
     auth::staff(shop, req)?;
     let status = match req.query.get("status").filter(|s| !s.is_empty()) {
-        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| AppError::invalid("status", "unknown order status"))?),
+        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| ApiError::invalid("status", "unknown order status"))?),
         None => None,
     };
     let cursor = req.query_param::<OrderId>("cursor")?;
@@ -300,8 +300,8 @@ pub async fn admin_list(shop: &Shop, req: &Request) -> Reply {
     ))]
 pub async fn admin_get(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::staff(shop, req)?;
-    let id: OrderId = path_id(id, AppError::OrderNotFound)?;
-    let order = shop.orders.get(id).await?.ok_or(AppError::OrderNotFound)?;
+    let id: OrderId = path_id(id, ApiError::from(ServiceError::OrderNotFound))?;
+    let order = shop.orders.get(id).await?.ok_or(ApiError::from(ServiceError::OrderNotFound))?;
     Ok(json(200, &order_json(&order)))
 }
 
@@ -320,7 +320,7 @@ pub async fn admin_get(shop: &Shop, req: &Request, id: &str) -> Reply {
     ))]
 pub async fn admin_events(shop: &Shop, req: &Request, id: &str) -> Reply {
     auth::staff(shop, req)?;
-    let id: OrderId = path_id(id, AppError::OrderNotFound)?;
+    let id: OrderId = path_id(id, ApiError::from(ServiceError::OrderNotFound))?;
     let cursor = req.query_param::<u64>("cursor")?;
     let limit = req.limit(100, MAX_PAGE)?;
     // Nothing shown that a crash could still take back.
@@ -350,25 +350,24 @@ struct Ship {
     ))]
 pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
     let staff = auth::staff(shop, req)?;
-    let order_id: OrderId = path_id(id, AppError::OrderNotFound)?;
+    let order_id: OrderId = path_id(id, ApiError::from(ServiceError::OrderNotFound))?;
     let body: Ship = req.json()?;
     let tracking = body.tracking_number.trim().to_string();
     if tracking.is_empty()
         || tracking.len() > 64
         || !tracking.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(AppError::invalid("tracking_number", "1 to 64 letters, digits, '-' or '_'"));
+        return Err(ApiError::invalid("tracking_number", "1 to 64 letters, digits, '-' or '_'"));
     }
     let carrier = match body.carrier {
         Some(c) => Some(text("carrier", &c, 100)?),
         None => None,
     };
-    let order = shop.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
+    let order = shop.orders.get(order_id).await?.ok_or(ApiError::from(ServiceError::OrderNotFound))?;
     let actor = auth::actor(staff, req)?;
     let input =
         ShipOrderInput { order_id, tracking_number: tracking.clone(), carrier, by: Some(staff.name().to_string()) };
-    let input = to_input(&input)?;
-    let started = shop.sagas.start("ship_order", input, Some(order.customer_id), Some(order_id), None).await?;
+    let started = shop.sagas.start(&input, Some(order.customer_id), Some(order_id), None).await?;
     // Who asked for the shipment: the saga's own changes are audited as the saga's.
     let after = json!({ "tracking_number": tracking, "saga_id": started.saga_id });
     let row = audit::entry(&actor, "order.ship", ("order", &order_id.to_string()), json!(null), after);
@@ -397,18 +396,17 @@ pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
     ))]
 pub async fn admin_cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let actor = auth::admin_actor(shop, req)?;
-    let order_id: OrderId = path_id(id, AppError::OrderNotFound)?;
+    let order_id: OrderId = path_id(id, ApiError::from(ServiceError::OrderNotFound))?;
     let reason = cancel_reason(req, "operator_request")?;
     // Operators share one key space, apart from every customer's.
     let key = idempotency_header(req)?.map(|k| keys::operator_idempotency(k, IdempotentOperation::Cancel(order_id)));
-    let order = shop.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
+    let order = shop.orders.get(order_id).await?.ok_or(ApiError::from(ServiceError::OrderNotFound))?;
     if key.is_none() {
         // As the customer's cancel: a fast answer for the plain refusals; the saga checks again.
         order.cancellable(false)?;
     }
     let input = CancelOrderInput { order_id, customer_id: None, reason: Some(reason.clone()), only_if_pending: false };
-    let started =
-        shop.sagas.start("cancel_order", to_input(&input)?, Some(order.customer_id), Some(order_id), key).await?;
+    let started = shop.sagas.start(&input, Some(order.customer_id), Some(order_id), key).await?;
     let before = json!({ "status": order.status.as_str() });
     let after = json!({ "reason": reason, "saga_id": started.saga_id });
     let row = audit::entry(&actor, "order.cancel", ("order", &order_id.to_string()), before, after);

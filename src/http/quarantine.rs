@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 use super::auth;
 use super::request::Request;
 use super::response::{json, Reply};
+use super::ApiError;
 use crate::domain::quarantine::{self, KeyKind, QuarantineEntry, QuarantineKey};
-use crate::error::AppError;
 use crate::startup::Shop;
 
 #[derive(Deserialize, ToSchema)]
@@ -17,11 +17,11 @@ pub struct Pause {
 }
 
 /// The key a `{kind}/{id}` path names; a bad kind or id is 400 naming it.
-fn key(kind: &str, id: &str) -> Result<QuarantineKey, AppError> {
+fn key(kind: &str, id: &str) -> Result<QuarantineKey, ApiError> {
     let kind =
-        KeyKind::parse(kind).ok_or_else(|| AppError::invalid("kind", "kind must be cart, order or inventory"))?;
+        KeyKind::parse(kind).ok_or_else(|| ApiError::invalid("kind", "kind must be cart, order or inventory"))?;
     let id = uuid::Uuid::parse_str(id).map_err(|_| {
-        AppError::invalid("id", "id must be a UUID (a customer id for a cart, an order id, a product id)")
+        ApiError::invalid("id", "id must be a UUID (a customer id for a cart, an order id, a product id)")
     })?;
     Ok(QuarantineKey::new(kind, id))
 }
@@ -53,7 +53,7 @@ pub async fn pause(shop: &Shop, req: &Request, kind: &str, id: &str) -> Reply {
     let by = auth::admin_actor(shop, req)?;
     let key = key(kind, id)?;
     let body: Pause = req.json()?;
-    let reason = quarantine::reason(&body.reason).map_err(|m| AppError::invalid("reason", m))?;
+    let reason = quarantine::reason(&body.reason).map_err(|m| ApiError::invalid("reason", m))?;
     let (entry, changed) = shop.quarantine.pause(key, reason, &by).await?;
     let mut out = entry.to_json();
     out["changed"] = json!(changed);

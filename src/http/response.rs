@@ -3,19 +3,20 @@
 use warp::http::StatusCode;
 use warp::Reply as _;
 
-use crate::error::AppError;
+use super::ApiError;
+use crate::error::Answer;
 
 /// What every handler returns. It lives here, not in the route table, so that handlers depend on
 /// this module and the table on the handlers, never the other way round; the front door turns
 /// the error into [`error`]'s body.
-pub type Reply = Result<warp::reply::Response, AppError>;
+pub type Reply = Result<warp::reply::Response, ApiError>;
 
 pub fn json(status: u16, value: &impl serde::Serialize) -> warp::reply::Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     warp::reply::with_status(warp::reply::json(value), status).into_response()
 }
 
-pub fn error(e: &AppError) -> warp::reply::Response {
+pub fn error(e: &ApiError) -> warp::reply::Response {
     json(e.status(), &e.body())
 }
 

@@ -153,7 +153,7 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     // The operators' console: HTML pages and forms, not part of the JSON contract.
     if segments.first() == Some(&"console") {
-        return crate::console::dispatch(shop, req).await;
+        return super::console::dispatch(shop, req).await;
     }
     if let Some(route) = resource(&segments).find(|r| r.method == req.method) {
         let params = route.matches(&segments).unwrap_or_default();

@@ -8,12 +8,12 @@ use super::auth;
 use super::request::{path_id, Request};
 use super::response::{json, Reply};
 use super::spec::schemas as doc;
+use super::ApiError;
 use crate::domain::ids::SagaId;
-use crate::error::AppError;
 use crate::operations::saga_audit;
 use crate::retry::RetryPolicy;
 use crate::saga::query::{Direction, FilterParams, SagaFilter};
-use crate::saga::SagaInstance;
+use crate::saga::{SagaError, SagaInstance};
 use crate::services::audit;
 use crate::startup::Shop;
 use crate::store::AuditEntry;
@@ -32,8 +32,8 @@ struct Abort {
     reason: String,
 }
 
-fn saga_id(id: &str) -> Result<SagaId, AppError> {
-    path_id(id, crate::saga::SagaError::NotFound.into())
+fn saga_id(id: &str) -> Result<SagaId, ApiError> {
+    path_id(id, ApiError::from(crate::saga::SagaError::NotFound))
 }
 
 /// Sagas, a page at a time. A page reads at most `query::SCAN_BUDGET` sagas: it may hold
@@ -121,16 +121,16 @@ pub async fn abort(shop: &Shop, req: &Request, id: &str) -> Reply {
 }
 
 /// 1 to 500 characters once trimmed.
-pub fn abort_reason(reason: &str) -> Result<&str, AppError> {
+pub fn abort_reason(reason: &str) -> Result<&str, ApiError> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(AppError::invalid("reason", "reason must be 1 to 500 characters"));
+        return Err(ApiError::invalid("reason", "reason must be 1 to 500 characters"));
     }
     Ok(reason)
 }
 
 /// Records the operator's action, done or refused, then answers its outcome.
-async fn audited(shop: &Shop, row: AuditEntry, outcome: Result<SagaInstance, AppError>) -> Reply {
+async fn audited(shop: &Shop, row: AuditEntry, outcome: Result<SagaInstance, SagaError>) -> Reply {
     audit::record(&shop.store, row).await?;
     Ok(json(200, &outcome?.to_json()))
 }

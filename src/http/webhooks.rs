@@ -7,7 +7,7 @@ use super::auth;
 use super::request::Request;
 use super::response::{json, Reply};
 use super::spec::schemas as doc;
-use crate::error::AppError;
+use super::ApiError;
 use crate::operations::webhooks::{replay_view, verify_signature, Source};
 use crate::startup::Shop;
 
@@ -46,7 +46,7 @@ pub async fn replay(shop: &Shop, req: &Request, source: &str, id: &str) -> Reply
     let source = match source {
         "payment" => Source::Payment,
         "carrier" => Source::Carrier,
-        _ => return Err(AppError::from(crate::operations::OperationError::WebhookEventNotFound)),
+        _ => return Err(ApiError::from(crate::operations::OperationError::WebhookEventNotFound)),
     };
     let body: Replay = if req.body.is_empty() { Replay::default() } else { req.json()? };
     let payload = body.payload.map(Value::Object);

@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::saga_audit;
+use super::OperationError;
 use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
 use crate::saga::query::{self, Direction, Paging, SagaFilter};
 use crate::saga::{machine, SagaEngine, SagaError, SagaInstance, SagaState};
 use crate::services::audit;
@@ -123,7 +123,7 @@ impl BulkAction {
         })
     }
 
-    fn count(&mut self, saga_id: SagaId, outcome: &Result<SagaInstance, AppError>) {
+    fn count(&mut self, saga_id: SagaId, outcome: &Result<SagaInstance, SagaError>) {
         let result = match outcome {
             Ok(_) => {
                 self.done += 1;
@@ -169,7 +169,7 @@ impl BulkService {
     }
 
     /// The count of matching sagas (exact up to the cap) and the first few.
-    pub async fn dry_run(&self, req: &BulkRequest) -> Result<Value, AppError> {
+    pub async fn dry_run(&self, req: &BulkRequest) -> Result<Value, OperationError> {
         let m = self.matches(req).await?;
         let sample: Vec<Value> = m.sample.iter().map(summary).collect();
         let skipped = (req.kind == BulkKind::Abort).then_some(m.past_point_of_no_return);
@@ -186,7 +186,7 @@ impl BulkService {
     }
 
     /// Records the action and starts it in the background; answers the record as started.
-    pub async fn start(&self, req: BulkRequest) -> Result<BulkAction, AppError> {
+    pub async fn start(&self, req: BulkRequest) -> Result<BulkAction, OperationError> {
         let m = self.matches(&req).await?;
         let now = Timestamp::now();
         let action = BulkAction {
@@ -223,12 +223,12 @@ impl BulkService {
         Ok(action)
     }
 
-    pub fn get(&self, id: uuid::Uuid) -> Result<Option<BulkAction>, AppError> {
+    pub fn get(&self, id: uuid::Uuid) -> Result<Option<BulkAction>, OperationError> {
         Ok(self.store.load::<BulkAction>(&keys::bulk_action(id))?)
     }
 
     /// Bulk actions, newest first, after `cursor`.
-    pub fn list(&self, cursor: Option<uuid::Uuid>, limit: usize) -> Result<Value, AppError> {
+    pub fn list(&self, cursor: Option<uuid::Uuid>, limit: usize) -> Result<Value, OperationError> {
         let after = cursor.map(keys::bulk_action);
         let upper = after.as_ref().map_or(std::ops::Bound::Unbounded, |a| std::ops::Bound::Excluded(a.as_bytes()));
         let walk = Walk {
@@ -247,7 +247,7 @@ impl BulkService {
 
     /// On start, before serving: an action left running by the last process stopped with
     /// it. Marked `interrupted`, as far as it had got.
-    pub async fn mark_interrupted(&self) -> Result<usize, AppError> {
+    pub async fn mark_interrupted(&self) -> Result<usize, OperationError> {
         let mut ws = WriteSet::new();
         let mut n = 0;
         for (_, mut action) in self.store.scan::<BulkAction>(&Prefix::all(Table::BulkActions))? {
@@ -271,7 +271,7 @@ impl BulkService {
 
     /// Every matching saga the action applies to, up to the cap (one more is looked for, to
     /// say whether the cap cut the set), read page by page off the async threads.
-    async fn matches(&self, req: &BulkRequest) -> Result<Matches, AppError> {
+    async fn matches(&self, req: &BulkRequest) -> Result<Matches, OperationError> {
         self.store.barrier().await?;
         let (store, filter, kind, cap) = (self.store.clone(), req.filter.clone(), req.kind, self.cap);
         let engine = self.sagas.clone();
@@ -307,9 +307,9 @@ impl BulkService {
             }
             let capped = ids.len() > cap;
             ids.truncate(cap);
-            Ok::<_, AppError>(Matches { ids, sample: all, capped, past_point_of_no_return })
+            Ok::<_, OperationError>(Matches { ids, sample: all, capped, past_point_of_no_return })
         });
-        found.await.map_err(|e| AppError::internal("bulk match task", e))?
+        found.await.map_err(|e| OperationError::internal("bulk match task", e))?
     }
 
     async fn run(self, mut action: BulkAction, req: BulkRequest, ids: Vec<SagaId>) {
@@ -341,15 +341,15 @@ impl BulkService {
 
     /// One saga: still in a state the action applies to (it may have moved since it was
     /// matched), then resumed or aborted through the engine, which refuses what it must.
-    async fn act(&self, id: SagaId, req: &BulkRequest) -> (SagaId, Option<SagaState>, Result<SagaInstance, AppError>) {
+    async fn act(&self, id: SagaId, req: &BulkRequest) -> (SagaId, Option<SagaState>, Result<SagaInstance, SagaError>) {
         let before = match self.store.load::<SagaInstance>(&keys::saga(id)) {
             Ok(Some(s)) => s,
-            Ok(None) => return (id, None, Err(SagaError::NotFound.into())),
+            Ok(None) => return (id, None, Err(SagaError::NotFound)),
             Err(e) => return (id, None, Err(e.into())),
         };
         if !req.kind.applies_to(before.state) {
             let why = format!("the saga is {} now", before.state.as_str());
-            return (id, Some(before.state), Err(SagaError::InvalidState(why).into()));
+            return (id, Some(before.state), Err(SagaError::InvalidState(why)));
         }
         let outcome = match req.kind {
             BulkKind::Resume { reset_attempts } => self.sagas.resume(id, reset_attempts).await,

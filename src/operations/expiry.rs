@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::OperationError;
 use crate::domain::ids::OrderId;
 use crate::domain::order::OrderStatus;
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
-use crate::saga::shapes::{to_input, CancelOrderInput};
+use crate::saga::shapes::CancelOrderInput;
 use crate::saga::SagaEngine;
 use crate::services::orders::OrderService;
 use crate::store::keys::{self, DueQueue};
@@ -48,7 +48,7 @@ impl ExpiryWorker {
     }
 
     /// Fires every timer due now; returns how many cancellations it started.
-    pub async fn expire_due(&self) -> Result<usize, AppError> {
+    pub async fn expire_due(&self) -> Result<usize, OperationError> {
         let now = Timestamp::now();
         let due = self.store.keys_in(&QUEUE.from(0), &QUEUE.from(now.0 + 1), 256)?;
         let mut started = 0;
@@ -62,11 +62,7 @@ impl ExpiryWorker {
                     reason: Some("payment_timeout".into()),
                     only_if_pending: true,
                 };
-                let input = to_input(&input)?;
-                let saga = self
-                    .sagas
-                    .start("cancel_order", input, Some(order.customer_id), Some(id), Some(idempotency))
-                    .await?;
+                let saga = self.sagas.start(&input, Some(order.customer_id), Some(id), Some(idempotency)).await?;
                 tracing::info!(order_id = %id, saga.id = %saga.saga_id, "unpaid order expired: cancelling");
                 started += 1;
             }

@@ -12,4 +12,5 @@ pub mod saga_audit;
 pub mod webhooks;
 
 /// What this layer refuses; defined with the one status and code mapping.
-pub use crate::error::operations::OperationError;
+mod error;
+pub use error::OperationError;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::OperationError;
 use crate::actors::quarantine::QuarantineBoard;
 use crate::domain::quarantine::{QuarantineEntry, QuarantineKey};
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
 use crate::saga::SagaEngine;
 use crate::services::catalog::audit;
 use crate::store::{keys, Prefix, Store, StoreError, Table, WriteSet};
@@ -49,7 +49,7 @@ impl QuarantineService {
     }
 
     /// Every paused key, in key order (kind, then id).
-    pub async fn list(&self) -> Result<Vec<QuarantineEntry>, AppError> {
+    pub async fn list(&self) -> Result<Vec<QuarantineEntry>, OperationError> {
         self.store.barrier().await?;
         Ok(self.store.scan::<QuarantineEntry>(&Prefix::all(Table::Quarantine))?.into_iter().map(|(_, e)| e).collect())
     }
@@ -61,7 +61,7 @@ impl QuarantineService {
         key: QuarantineKey,
         reason: String,
         by: &str,
-    ) -> Result<(QuarantineEntry, bool), AppError> {
+    ) -> Result<(QuarantineEntry, bool), OperationError> {
         let _one_at_a_time = self.changes.lock().await;
         let before = self.store.load::<QuarantineEntry>(&keys::quarantine(&key))?;
         if let Some(same) = before.as_ref().filter(|e| e.reason == reason) {
@@ -85,7 +85,7 @@ impl QuarantineService {
     }
 
     /// Releases `key` (a key not paused is no error), then resumes every saga parked on it.
-    pub async fn release(&self, key: QuarantineKey, by: &str) -> Result<Released, AppError> {
+    pub async fn release(&self, key: QuarantineKey, by: &str) -> Result<Released, OperationError> {
         let entry = {
             let _one_at_a_time = self.changes.lock().await;
             let before = self.store.load::<QuarantineEntry>(&keys::quarantine(&key))?;

@@ -9,10 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::OperationError;
 use crate::config::Settings;
 use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
+use crate::error::Fault;
 use crate::saga::census::SagaCensus;
 use crate::saga::indexes::{saga_index_of, saga_owner_index};
 use crate::saga::{SagaInstance, SagaState};
@@ -69,7 +70,7 @@ pub async fn sweep_retained(
     retention: Retention,
     now: Timestamp,
     census: &SagaCensus,
-) -> Result<usize, AppError> {
+) -> Result<usize, OperationError> {
     let cutoff = now.plus_millis(-retention.idempotency_ms);
     let keys =
         sweep_index(store, Table::IdempotencyByTime, cutoff, now, census, |entry| idempotency_verdict(store, entry));
@@ -96,7 +97,7 @@ async fn sweep_index(
     now: Timestamp,
     census: &SagaCensus,
     verdict: impl Fn(&[u8]) -> Result<Verdict, StoreError>,
-) -> Result<usize, AppError> {
+) -> Result<usize, OperationError> {
     let end = time_bound(cutoff.0.saturating_add(1));
     let mut from = Vec::new();
     let mut deleted = 0;
@@ -196,7 +197,7 @@ pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention, census
             match crate::services::credential_sweep::sweep_expired(&store, now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "expired sessions and verification tokens deleted"),
-                Err(AppError::ShuttingDown) => break,
+                Err(crate::services::ServiceError::Fault(Fault::ShuttingDown)) => break,
                 Err(e) => tracing::warn!(error = %e, "sweep of expired sessions and tokens failed; next pass retries"),
             }
             match sweep_retained(&store, retention, now, &census).await {
@@ -204,7 +205,7 @@ pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention, census
                 Ok(n) => {
                     tracing::info!(deleted = n, "expired idempotency keys, finished sagas and webhook events deleted")
                 }
-                Err(AppError::ShuttingDown) => break,
+                Err(OperationError::Fault(Fault::ShuttingDown)) => break,
                 Err(e) => tracing::warn!(error = %e, "retention sweep failed; next pass retries"),
             }
         }

@@ -3,13 +3,13 @@
 use serde_json::{json, Value};
 
 use crate::domain::ids::SagaId;
-use crate::error::AppError;
+use crate::error::Answer;
 use crate::saga::{SagaError, SagaInstance, SagaState};
 use crate::services::audit::entry;
 use crate::store::AuditEntry;
 
 /// What became of an operator's action on one saga, as the audit row's `after` says it.
-pub fn saga_outcome(outcome: &Result<SagaInstance, AppError>, extra: Value) -> Value {
+pub fn saga_outcome(outcome: &Result<SagaInstance, SagaError>, extra: Value) -> Value {
     let mut after = match outcome {
         Ok(s) => json!({ "result": "done", "state": s.state.as_str() }),
         Err(e) => json!({ "result": result_of(e), "error": { "code": e.code(), "message": e.to_string() } }),
@@ -22,9 +22,9 @@ pub fn saga_outcome(outcome: &Result<SagaInstance, AppError>, extra: Value) -> V
 
 /// A refusal (the saga was not in a state the action applies to) skips it; anything else
 /// failed.
-pub fn result_of(e: &AppError) -> &'static str {
+pub fn result_of(e: &SagaError) -> &'static str {
     match e {
-        AppError::Saga(SagaError::InvalidState(_) | SagaError::AbortNotAllowed(_) | SagaError::NotFound) => "skipped",
+        SagaError::InvalidState(_) | SagaError::AbortNotAllowed(_) | SagaError::NotFound => "skipped",
         _ => "failed",
     }
 }
@@ -35,7 +35,7 @@ pub fn saga_action(
     action: &str,
     saga_id: SagaId,
     before: Option<SagaState>,
-    outcome: &Result<SagaInstance, AppError>,
+    outcome: &Result<SagaInstance, SagaError>,
     extra: Value,
 ) -> AuditEntry {
     let before = json!({ "state": before.map(SagaState::as_str) });

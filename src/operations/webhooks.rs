@@ -17,11 +17,12 @@ use crate::domain::ids::{OrderId, SagaId};
 use crate::domain::money::Money;
 use crate::domain::order::{Order, OrderCommand, OrderError, OrderStatus};
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
+use crate::error::{Answer, InvalidInput};
 use crate::saga::shapes::RefundCaptureInput;
 use crate::saga::SagaEngine;
 use crate::services::audit;
 use crate::services::orders::OrderService;
+use crate::services::ServiceError;
 use crate::store::{keys, Store, StoreError, WebhookEvent, WriteSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,10 +99,10 @@ pub fn verify_signature(
     body: &[u8],
     now_secs: i64,
     tolerance_secs: u64,
-) -> Result<(), AppError> {
+) -> Result<(), OperationError> {
     let parsed = header.and_then(parse_signature_header).ok_or(OperationError::InvalidSignature)?;
     if now_secs.abs_diff(parsed.t) > tolerance_secs {
-        return Err(OperationError::InvalidSignature.into());
+        return Err(OperationError::InvalidSignature);
     }
     let expected = mac(secret, parsed.t, body);
     // CtOutput's equality is constant-time; every candidate is compared (no early exit).
@@ -112,7 +113,7 @@ pub fn verify_signature(
     if matches {
         Ok(())
     } else {
-        Err(OperationError::InvalidSignature.into())
+        Err(OperationError::InvalidSignature)
     }
 }
 
@@ -145,7 +146,7 @@ pub type Outcome = (u16, &'static str);
 /// A replay that was tried: its outcome (an error as the webhook would have answered it),
 /// and the event's record before and after.
 pub struct Replayed {
-    pub outcome: Result<Outcome, AppError>,
+    pub outcome: Result<Outcome, OperationError>,
     pub before: WebhookEvent,
     pub after: WebhookEvent,
 }
@@ -163,11 +164,12 @@ impl WebhookService {
     }
 
     /// Handles a verified body.
-    pub async fn handle(&self, source: Source, body: &[u8]) -> Result<Outcome, AppError> {
-        let envelope: Envelope = serde_json::from_slice(body)
-            .map_err(|e| AppError::InvalidRequest { message: format!("invalid webhook body: {e}"), field: None })?;
+    pub async fn handle(&self, source: Source, body: &[u8]) -> Result<Outcome, OperationError> {
+        let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+            OperationError::from(InvalidInput { message: format!("invalid webhook body: {e}"), field: None })
+        })?;
         if envelope.id.is_empty() || envelope.id.len() > 255 {
-            return Err(AppError::invalid("id", "event id must be 1 to 255 characters"));
+            return Err(OperationError::invalid("id", "event id must be 1 to 255 characters"));
         }
         let record = WebhookEvent {
             source: source.name().into(),
@@ -195,14 +197,14 @@ impl WebhookService {
         envelope: &Envelope,
         record: WebhookEvent,
         replacing: Option<&WebhookEvent>,
-    ) -> Result<Outcome, AppError> {
+    ) -> Result<Outcome, OperationError> {
         match (source, envelope.event_type.as_str()) {
             (Source::Payment, "payment.captured") => self.payment_captured(&envelope.data, record, replacing).await,
             (Source::Carrier, "delivery.confirmed") => self.delivery_confirmed(&envelope.data, record, replacing).await,
             (_, other) => {
                 let other = other.to_string();
                 self.record_only(record, "rejected", &format!("unknown event type {other}"), None, replacing).await?;
-                Err(OperationError::UnknownEventType(other).into())
+                Err(OperationError::UnknownEventType(other))
             }
         }
     }
@@ -213,22 +215,28 @@ impl WebhookService {
     /// needs review (after a replay it is processed, rejected or ignored, and a second
     /// replay is 409 WEBHOOK_NOT_REPLAYABLE; one that needs review again may be replayed
     /// again). Answers the event's outcome and its record before and after.
-    pub async fn replay(&self, source: Source, event_id: &str, payload: Option<Value>) -> Result<Replayed, AppError> {
+    pub async fn replay(
+        &self,
+        source: Source,
+        event_id: &str,
+        payload: Option<Value>,
+    ) -> Result<Replayed, OperationError> {
         let _one_at_a_time = self.replays.lock().await;
         let key = keys::webhook_event(source.name(), event_id);
         self.store.barrier().await?;
         let before = self.store.load::<WebhookEvent>(&key)?.ok_or(OperationError::WebhookEventNotFound)?;
         if before.status != "needs_review" {
             let why = format!("only an event that needs review can be replayed; this one is {}", before.status);
-            return Err(OperationError::WebhookNotReplayable(why).into());
+            return Err(OperationError::WebhookNotReplayable(why));
         }
         let mut body: Value = serde_json::from_str(&before.body)
-            .map_err(|e| AppError::internal(format!("stored webhook body {event_id}"), e))?;
+            .map_err(|e| OperationError::internal(format!("stored webhook body {event_id}"), e))?;
         if let Some(data) = payload {
             body["data"] = data;
         }
-        let envelope: Envelope = serde_json::from_value(body.clone())
-            .map_err(|e| AppError::InvalidRequest { message: format!("invalid webhook body: {e}"), field: None })?;
+        let envelope: Envelope = serde_json::from_value(body.clone()).map_err(|e| {
+            OperationError::from(InvalidInput { message: format!("invalid webhook body: {e}"), field: None })
+        })?;
         let record =
             WebhookEvent { body: body.to_string(), status: String::new(), detail: String::new(), ..before.clone() };
         let span = tracing::info_span!("webhook.replay", source = source.name(), event_id = %event_id);
@@ -246,7 +254,7 @@ impl WebhookService {
         source: Source,
         event_id: &str,
         payload: Option<Value>,
-    ) -> Result<(Outcome, WebhookEvent), AppError> {
+    ) -> Result<(Outcome, WebhookEvent), OperationError> {
         let replayed = self.replay(source, event_id, payload).await?;
         let mut after = replay_view(&replayed.after);
         after["result"] = match &replayed.outcome {
@@ -261,7 +269,7 @@ impl WebhookService {
     }
 
     /// One recorded event.
-    pub fn event(&self, source: Source, event_id: &str) -> Result<Option<WebhookEvent>, AppError> {
+    pub fn event(&self, source: Source, event_id: &str) -> Result<Option<WebhookEvent>, OperationError> {
         Ok(self.store.load::<WebhookEvent>(&keys::webhook_event(source.name(), event_id))?)
     }
 
@@ -270,14 +278,13 @@ impl WebhookService {
         data: &Value,
         record: WebhookEvent,
         replacing: Option<&WebhookEvent>,
-    ) -> Result<Outcome, AppError> {
+    ) -> Result<Outcome, OperationError> {
         let authorization_id = data["authorization_id"]
             .as_str()
-            .ok_or_else(|| AppError::invalid("data.authorization_id", "a string is required"))?;
-        let amount = data["amount"]
-            .as_str()
-            .and_then(|a| Money::parse(a).ok())
-            .ok_or_else(|| AppError::invalid("data.amount", "a decimal string with at most two places is required"))?;
+            .ok_or_else(|| OperationError::invalid("data.authorization_id", "a string is required"))?;
+        let amount = data["amount"].as_str().and_then(|a| Money::parse(a).ok()).ok_or_else(|| {
+            OperationError::invalid("data.amount", "a decimal string with at most two places is required")
+        })?;
         let Some(order_id) = self.orders.find_by(&keys::order_by_authorization(authorization_id))? else {
             tracing::error!(%authorization_id, "payment captured for an authorization no order has; kept for manual review");
             let alert = format!("payment captured for unknown authorization {authorization_id}");
@@ -291,20 +298,21 @@ impl WebhookService {
                 Ok((200, "processed"))
             }
             Ok((_, false)) => Ok((200, "duplicate")),
-            Err(AppError::Order(mismatch @ OrderError::AmountMismatch { .. })) => {
+            Err(ServiceError::Order(mismatch @ OrderError::AmountMismatch { .. })) => {
                 let detail = mismatch.to_string();
                 tracing::error!(%order_id, %detail, "captured amount differs from the order total; kept for manual review");
                 self.needs_review(record, &detail, Some(order_id), replacing).await
             }
-            Err(e @ AppError::Order(OrderError::InvalidStatusTransition { .. })) => {
-                let order = self.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
+            Err(e @ ServiceError::Order(OrderError::InvalidStatusTransition { .. })) => {
+                let order =
+                    self.orders.get(order_id).await?.ok_or(OperationError::from(ServiceError::OrderNotFound))?;
                 if captured_after_cancellation(&order) {
                     return self.refund_capture(record, &order, (authorization_id, amount), e, replacing).await;
                 }
                 self.record_only(record, "rejected", &e.to_string(), Some(order_id), replacing).await?;
-                Err(e)
+                Err(e.into())
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -318,9 +326,9 @@ impl WebhookService {
         record: WebhookEvent,
         order: &Order,
         (authorization_id, amount): (&str, Money),
-        answer: AppError,
+        answer: ServiceError,
         replacing: Option<&WebhookEvent>,
-    ) -> Result<Outcome, AppError> {
+    ) -> Result<Outcome, OperationError> {
         let order_id = order.order_id;
         let detail =
             format!("order is {}: the captured {amount} is refunded (refund_capture saga)", order.status.as_str());
@@ -331,7 +339,6 @@ impl WebhookService {
             amount,
             event_id: record.event_id.clone(),
         };
-        let input = crate::saga::shapes::to_input(&input)?;
         let with = |saga_id: SagaId| {
             record_write(WriteSet::new(), &record, replacing).save_new(
                 keys::refund_of_capture(authorization_id),
@@ -339,17 +346,17 @@ impl WebhookService {
                 "refund_capture",
             )
         };
-        match self.sagas.start_with("refund_capture", input, Some(order_id), with).await? {
+        match self.sagas.start_with(&input, Some(order_id), with).await? {
             Ok(saga_id) => {
                 tracing::warn!(%order_id, %saga_id, %amount, "payment captured for a cancelled order; refunding");
-                Err(answer)
+                Err(answer.into())
             }
             Err(crate::store::retained::WEBHOOK_EVENT_TAKEN) => Ok((200, "duplicate")),
             Err(_) => {
                 let detail = "a refund of this authorization's capture is already under way";
                 tracing::error!(%order_id, %authorization_id, "another capture event for a refunded authorization; not refunded twice");
                 match self.record_only(record, "rejected", detail, Some(order_id), replacing).await? {
-                    true => Err(answer),
+                    true => Err(answer.into()),
                     false => Ok((200, "duplicate")),
                 }
             }
@@ -361,16 +368,16 @@ impl WebhookService {
         data: &Value,
         record: WebhookEvent,
         replacing: Option<&WebhookEvent>,
-    ) -> Result<Outcome, AppError> {
+    ) -> Result<Outcome, OperationError> {
         let tracking = data["tracking_number"]
             .as_str()
-            .ok_or_else(|| AppError::invalid("data.tracking_number", "a string is required"))?;
+            .ok_or_else(|| OperationError::invalid("data.tracking_number", "a string is required"))?;
         let Some(order_id) = self.orders.find_by(&keys::order_by_tracking(tracking))? else {
             tracing::error!(tracking_number = %tracking, "delivery confirmed for an unknown tracking number; kept for manual review");
             let alert = format!("delivery confirmed for unknown tracking number {tracking}");
             return self.needs_review(record, &alert, None, replacing).await;
         };
-        let order = self.orders.get(order_id).await?.ok_or(AppError::OrderNotFound)?;
+        let order = self.orders.get(order_id).await?.ok_or(OperationError::from(ServiceError::OrderNotFound))?;
         let cmd = OrderCommand::Deliver { event_id: record.event_id.clone() };
         let processed = WebhookEvent { status: "processed".into(), order_id: Some(order_id.0), ..record.clone() };
         // The delivery email follows from OrderDelivered (the notification handler).
@@ -380,13 +387,13 @@ impl WebhookService {
                 Ok((200, "processed"))
             }
             Ok((_, false)) => Ok((200, "duplicate")),
-            Err(AppError::Order(refusal @ OrderError::InvalidStatusTransition { .. })) => {
+            Err(ServiceError::Order(refusal @ OrderError::InvalidStatusTransition { .. })) => {
                 let detail = refusal.to_string();
                 tracing::warn!(%order_id, status = order.status.as_str(), "delivery for an order that is not SHIPPED (duplicate or out-of-order webhook); ignored");
                 self.record_only(record, "ignored", &detail, Some(order_id), replacing).await?;
                 Ok((200, "ignored"))
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -398,7 +405,7 @@ impl WebhookService {
         reason: &str,
         order: Option<OrderId>,
         replacing: Option<&WebhookEvent>,
-    ) -> Result<Outcome, AppError> {
+    ) -> Result<Outcome, OperationError> {
         let alert = DomainEvent::WebhookNeedsReview {
             source: record.source.clone(),
             event_id: record.event_id.clone(),
@@ -425,7 +432,7 @@ impl WebhookService {
         detail: &str,
         order: Option<OrderId>,
         replacing: Option<&WebhookEvent>,
-    ) -> Result<bool, AppError> {
+    ) -> Result<bool, OperationError> {
         let record =
             WebhookEvent { status: status.into(), detail: detail.into(), order_id: order.map(|o| o.0), ..record };
         self.commit_record(record, None, replacing).await
@@ -437,7 +444,7 @@ impl WebhookService {
         record: WebhookEvent,
         alert: Option<DomainEvent>,
         replacing: Option<&WebhookEvent>,
-    ) -> Result<bool, AppError> {
+    ) -> Result<bool, OperationError> {
         let mut ws = record_write(WriteSet::new(), &record, replacing);
         if let Some(a) = alert {
             ws = ws.event(&a);

@@ -23,7 +23,8 @@ use super::machine::{self, Action, Failure, Input, Rules};
 use super::metrics::StepOutcome;
 use super::steps::StepContext;
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
+use crate::error::Fault;
+use crate::saga::SagaError;
 use crate::store::{self, StoreError, Table, WriteSet};
 
 pub struct SagaCoordinator {
@@ -39,7 +40,7 @@ pub struct SagaCoordinator {
     /// Whoever started the saga, told once its first write has landed (or was refused).
     /// A saga that begins with local steps has done nothing before the write that follows
     /// them, so that write registers it (one log write fewer per checkout).
-    registered: Option<oneshot::Sender<Result<(), AppError>>>,
+    registered: Option<oneshot::Sender<Result<(), SagaError>>>,
     /// The armed retry timer. Cancelled at every transition: a timer armed for an earlier
     /// state (before a resume, say) must never run a step early.
     timer: Option<SpawnHandle>,
@@ -58,7 +59,7 @@ pub struct SagaCoordinator {
 /// What a new saga's first log write carries, and who hears whether it landed.
 pub struct FirstWrite {
     pub write: WriteSet,
-    pub registered: oneshot::Sender<Result<(), AppError>>,
+    pub registered: oneshot::Sender<Result<(), SagaError>>,
 }
 
 /// What the coordinator does next, once a step has answered.
@@ -66,7 +67,7 @@ type Next = std::pin::Pin<Box<dyn ActorFuture<SagaCoordinator, Output = ()>>>;
 
 /// Feeds an input; answers the instance as persisted after it.
 #[derive(Message)]
-#[rtype(result = "Result<SagaInstance, AppError>")]
+#[rtype(result = "Result<SagaInstance, SagaError>")]
 pub struct Drive(pub Input);
 
 /// A receiver that holds the instance once the saga is settled (terminal or STUCK).
@@ -123,9 +124,11 @@ impl SagaCoordinator {
     }
 
     /// Transition, persist, then act.
-    fn advance(&mut self, input: Input, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<(), AppError>> {
+    fn advance(&mut self, input: Input, ctx: &mut Context<Self>) -> ResponseActFuture<Self, Result<(), SagaError>> {
         if self.failed {
-            return Box::pin(fut::ready(Err(AppError::Unavailable("the saga is reloading from its log; retry"))));
+            return Box::pin(fut::ready(Err(SagaError::Fault(Fault::Unavailable(
+                "the saga is reloading from its log; retry",
+            )))));
         }
         let engine = self.engine.clone();
         if self.folding {
@@ -133,7 +136,7 @@ impl SagaCoordinator {
             // input the machine would accept now must wait (a refusal is answered as is).
             let refusal = transition(&engine, &mut self.saga.clone(), input)
                 .err()
-                .unwrap_or(AppError::Unavailable("the saga is committing its current step; retry"));
+                .unwrap_or(SagaError::Fault(Fault::Unavailable("the saga is committing its current step; retry")));
             return Box::pin(fut::ready(Err(refusal)));
         }
         let state_before = self.saga.state;
@@ -175,7 +178,7 @@ impl SagaCoordinator {
                 Err(StoreError::Conflict(tag)) => {
                     // Only a first write carries a condition: the saga never started.
                     act.failed = true;
-                    Err(super::SagaError::FirstWriteConflict(tag).into())
+                    Err(super::SagaError::FirstWriteConflict(tag))
                 }
                 Err(e) => {
                     tracing::error!(saga.id = %act.saga.saga_id, error = %e, "saga log write failed; the saga waits in the log for a resume or the next start");
@@ -246,7 +249,7 @@ impl SagaCoordinator {
         let future = match self.engine.handler(&work.name) {
             Some(handler) => handler.run(step_ctx),
             None => {
-                let e = AppError::Internal(format!("no handler for step {}", work.name).into());
+                let e = Fault::internal_text(format!("no handler for step {}", work.name)).into();
                 Box::pin(async move { Err(super::steps::business(e)) })
             }
         };
@@ -398,12 +401,12 @@ impl Counted {
 }
 
 /// Applies `input` to `saga` under its definition's rules; a refusal as the caller hears it.
-fn transition(engine: &SagaEngine, saga: &mut SagaInstance, input: Input) -> Result<Action, AppError> {
+fn transition(engine: &SagaEngine, saga: &mut SagaInstance, input: Input) -> Result<Action, SagaError> {
     let saga_type = saga.saga_type.clone();
     let point = engine.point_of_no_return(saga);
     let policy = |step: &str| engine.policy(&saga_type, step);
     let rules = Rules { point_of_no_return: point.as_deref(), policy: &policy };
-    machine::transition(saga, input, Timestamp::now(), &rules).map_err(|e| engine.refusal(saga, e).into())
+    machine::transition(saga, input, Timestamp::now(), &rules).map_err(|e| engine.refusal(saga, e))
 }
 
 /// Everything a transition of `saga` from `state_before` writes: the log and its listing
@@ -449,7 +452,7 @@ impl Actor for SagaCoordinator {
 }
 
 impl Handler<Drive> for SagaCoordinator {
-    type Result = ResponseActFuture<Self, Result<SagaInstance, AppError>>;
+    type Result = ResponseActFuture<Self, Result<SagaInstance, SagaError>>;
 
     fn handle(&mut self, msg: Drive, ctx: &mut Context<Self>) -> Self::Result {
         Box::pin(self.advance(msg.0, ctx).map(|result, act, _| result.map(|()| act.saga.clone())))

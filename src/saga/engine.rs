@@ -18,15 +18,16 @@ use super::instance::{SagaInstance, SagaState};
 use super::machine::{self, Input, MachineError, PlannedCompensation};
 use super::metrics::SagaMetrics;
 use super::query::{self, Direction, Paging, SagaFilter};
+use super::shapes::{to_input, SagaInput};
 use super::steps::{self, StepDeps, StepHandler};
 use super::versions::{check_definitions, check_instances, Definitions, Handlers};
-use super::SagaError;
 use crate::actors::registry::{send_leased, Lease, Registry};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
+use crate::error::Fault;
 use crate::retry::RetryPolicy;
+use crate::saga::SagaError;
 use crate::store::{keys, retained, AuditEntry, Key, Prefix, Store, Table, WriteSet};
 
 pub struct SagaEngine {
@@ -53,7 +54,7 @@ pub struct Started {
 
 impl Started {
     /// Waits up to `timeout` for the saga to settle; `None` if it is still going.
-    pub async fn wait(self, engine: &Arc<SagaEngine>, timeout: Duration) -> Result<Option<SagaInstance>, AppError> {
+    pub async fn wait(self, engine: &Arc<SagaEngine>, timeout: Duration) -> Result<Option<SagaInstance>, SagaError> {
         match self.settled {
             Some(rx) => engine.wait_on(self.saga_id, rx, timeout).await,
             None => engine.wait(self.saga_id, timeout).await,
@@ -115,7 +116,7 @@ impl SagaEngine {
 
     /// Resumes every saga PAUSED on `key`, which was just released; found through the
     /// active list (a PAUSED saga is unfinished). Returns how many it resumed.
-    pub async fn resume_paused_on(self: &Arc<Self>, key: QuarantineKey) -> Result<usize, AppError> {
+    pub async fn resume_paused_on(self: &Arc<Self>, key: QuarantineKey) -> Result<usize, SagaError> {
         let mut parked = Vec::new();
         let mut cursor = None;
         loop {
@@ -138,7 +139,7 @@ impl SagaEngine {
             let resumes = chunk.iter().map(|id| async move {
                 match self.operate(*id, || Input::Resume { reset_attempts: false }).await {
                     Ok(_) => true,
-                    Err(AppError::Saga(SagaError::InvalidState(_))) => false,
+                    Err(SagaError::InvalidState(_)) => false,
                     Err(e) => {
                         tracing::error!(saga.id = %id, error = %e, "could not resume a saga whose key was released");
                         false
@@ -223,7 +224,7 @@ impl SagaEngine {
     }
 
     /// What aborting the saga now would do (the same function the abort goes through).
-    pub async fn abort_preview(&self, id: SagaId) -> Result<Value, AppError> {
+    pub async fn abort_preview(&self, id: SagaId) -> Result<Value, SagaError> {
         let saga = self.get(id).await?.ok_or(SagaError::NotFound)?;
         let point = self.point_of_no_return(&saga);
         Ok(match machine::abort_plan(&saga, point.as_deref()) {
@@ -305,10 +306,10 @@ impl SagaEngine {
     }
 
     /// Stores a policy; new sagas take it, running ones at their next failure.
-    pub async fn set_policy(&self, saga_type: &str, step: &str, p: RetryPolicy, by: &str) -> Result<(), AppError> {
+    pub async fn set_policy(&self, saga_type: &str, step: &str, p: RetryPolicy, by: &str) -> Result<(), SagaError> {
         let versions = self.definitions.get(saga_type).ok_or(SagaError::NotFound)?;
         if !versions.values().any(|def| def.handler_names().contains(&step)) {
-            return Err(SagaError::InvalidRetryPolicy(format!("saga {saga_type} has no step {step}")).into());
+            return Err(SagaError::InvalidRetryPolicy(format!("saga {saga_type} has no step {step}")));
         }
         definition::validate_policy(&p).map_err(SagaError::InvalidRetryPolicy)?;
         let key = policy_key(saga_type, step);
@@ -327,16 +328,15 @@ impl SagaEngine {
         Ok(())
     }
 
-    /// Starts a saga of `saga_type`. With `idempotency`, a second start under the same key
-    /// finds the first saga instead.
-    pub async fn start(
+    /// Starts the saga `input` is for. With `idempotency`, a second start under the same
+    /// key finds the first saga instead.
+    pub async fn start<I: SagaInput>(
         self: &Arc<Self>,
-        saga_type: &str,
-        input: Value,
+        input: &I,
         customer_id: Option<CustomerId>,
         order_id: Option<OrderId>,
         idempotency: Option<Key>,
-    ) -> Result<Started, AppError> {
+    ) -> Result<Started, SagaError> {
         if let Some(existing) = self.idempotent_saga(idempotency.as_ref())? {
             return Ok(Started { saga_id: existing, settled: None });
         }
@@ -344,10 +344,10 @@ impl SagaEngine {
             Some(key) => retained::idempotency_key(WriteSet::new(), key.clone(), saga_id, Timestamp::now()),
             None => WriteSet::new(),
         };
-        match self.launch(saga_type, input, customer_id, order_id, first_write).await {
+        match self.launch(I::SAGA, to_input(input)?, customer_id, order_id, first_write).await {
             Ok(started) => Ok(started),
             // Lost a race with the same Idempotency-Key: the other request's saga is the one.
-            Err(AppError::Saga(SagaError::FirstWriteConflict(retained::IDEMPOTENCY_KEY_TAKEN))) => {
+            Err(SagaError::FirstWriteConflict(retained::IDEMPOTENCY_KEY_TAKEN)) => {
                 let existing = self.idempotent_saga(idempotency.as_ref())?.ok_or(SagaError::NotFound)?;
                 Ok(Started { saga_id: existing, settled: None })
             }
@@ -358,17 +358,16 @@ impl SagaEngine {
     /// Starts a saga whose first log write also carries `with` (built for its id): both
     /// land or neither. `Ok(Err(tag))` when a conditional put of `with` found its key taken
     /// (`tag` names which), and so the saga did not start.
-    pub async fn start_with(
+    pub async fn start_with<I: SagaInput>(
         self: &Arc<Self>,
-        saga_type: &str,
-        input: Value,
+        input: &I,
         order_id: Option<OrderId>,
         with: impl FnOnce(SagaId) -> WriteSet,
-    ) -> Result<Result<SagaId, &'static str>, AppError> {
-        match self.launch(saga_type, input, None, order_id, with).await {
+    ) -> Result<Result<SagaId, &'static str>, SagaError> {
+        match self.launch(I::SAGA, to_input(input)?, None, order_id, with).await {
             Ok(started) => Ok(Ok(started.saga_id)),
             // The coordinator's answer to a first write whose condition failed.
-            Err(AppError::Saga(SagaError::FirstWriteConflict(tag))) => Ok(Err(tag)),
+            Err(SagaError::FirstWriteConflict(tag)) => Ok(Err(tag)),
             Err(e) => Err(e),
         }
     }
@@ -381,7 +380,7 @@ impl SagaEngine {
         customer_id: Option<CustomerId>,
         order_id: Option<OrderId>,
         first_write: impl FnOnce(SagaId) -> WriteSet,
-    ) -> Result<Started, AppError> {
+    ) -> Result<Started, SagaError> {
         let def = self.current_definition(saga_type).ok_or(SagaError::NotFound)?;
         let defaults = def.policies();
         let saga = SagaInstance::new(
@@ -398,7 +397,7 @@ impl SagaEngine {
         let engine = self.clone();
         let (tx, rx) = settled_channel();
         let mut lease = self.registry.lease(&saga_id, move |arbiter| {
-            Ok::<_, AppError>(SagaCoordinator::start_in_arbiter(arbiter, move |_| {
+            Ok::<_, SagaError>(SagaCoordinator::start_in_arbiter(arbiter, move |_| {
                 SagaCoordinator::new_saga(saga, engine, first, tx)
             }))
         })?;
@@ -407,11 +406,11 @@ impl SagaEngine {
         // Answered outside the coordinator, which may leave right after that write.
         is_registered
             .await
-            .unwrap_or(Err(AppError::Unavailable("the saga stopped before it was registered; retry")))?;
+            .unwrap_or(Err(SagaError::Fault(Fault::Unavailable("the saga stopped before it was registered; retry"))))?;
         Ok(Started { saga_id, settled: Some(rx) })
     }
 
-    fn idempotent_saga(&self, key: Option<&Key>) -> Result<Option<SagaId>, AppError> {
+    fn idempotent_saga(&self, key: Option<&Key>) -> Result<Option<SagaId>, SagaError> {
         match key {
             Some(k) => Ok(self.store.load::<uuid::Uuid>(k)?.map(SagaId)),
             None => Ok(None),
@@ -419,7 +418,7 @@ impl SagaEngine {
     }
 
     /// The coordinator of a saga, activated from the log if it is not in memory.
-    fn lease(self: &Arc<Self>, id: SagaId) -> Result<Lease<SagaCoordinator>, AppError> {
+    fn lease(self: &Arc<Self>, id: SagaId) -> Result<Lease<SagaCoordinator>, SagaError> {
         let engine = self.clone();
         self.registry.lease(&id, move |arbiter| {
             let saga = engine.store.load::<SagaInstance>(&crate::store::keys::saga(id))?.ok_or(SagaError::NotFound)?;
@@ -430,7 +429,7 @@ impl SagaEngine {
     /// A coordinator stops as soon as its saga settles (or a log write fails), so a message
     /// can reach one that is leaving: it was not handled (a closed mailbox), and the log has
     /// the state, so it goes once more to a fresh activation. Only that case is re-sent.
-    async fn send<M>(self: &Arc<Self>, id: SagaId, msg: impl Fn() -> M) -> Result<M::Result, AppError>
+    async fn send<M>(self: &Arc<Self>, id: SagaId, msg: impl Fn() -> M) -> Result<M::Result, SagaError>
     where
         M: actix::Message + crate::actors::registry::EntityMessage + Send + 'static,
         M::Result: Send,
@@ -446,12 +445,12 @@ impl SagaEngine {
     }
 
     /// Waits up to `timeout` for the saga to settle; `None` if it is still going.
-    pub async fn wait(self: &Arc<Self>, id: SagaId, timeout: Duration) -> Result<Option<SagaInstance>, AppError> {
+    pub async fn wait(self: &Arc<Self>, id: SagaId, timeout: Duration) -> Result<Option<SagaInstance>, SagaError> {
         let rx = self.send(id, || Watch).await?;
         self.wait_on(id, rx, timeout).await
     }
 
-    async fn wait_on(&self, id: SagaId, mut rx: Settled, timeout: Duration) -> Result<Option<SagaInstance>, AppError> {
+    async fn wait_on(&self, id: SagaId, mut rx: Settled, timeout: Duration) -> Result<Option<SagaInstance>, SagaError> {
         let settled = tokio::time::timeout(timeout, async { rx.wait_for(Option::is_some).await.map(|s| s.clone()) });
         match settled.await {
             Ok(Ok(saga)) => Ok(saga),
@@ -462,7 +461,7 @@ impl SagaEngine {
     }
 
     /// The saga as durably recorded.
-    pub async fn get(&self, id: SagaId) -> Result<Option<SagaInstance>, AppError> {
+    pub async fn get(&self, id: SagaId) -> Result<Option<SagaInstance>, SagaError> {
         self.store.barrier().await?;
         Ok(self.store.load::<SagaInstance>(&crate::store::keys::saga(id))?)
     }
@@ -474,7 +473,7 @@ impl SagaEngine {
         direction: Direction,
         cursor: Option<SagaId>,
         limit: usize,
-    ) -> Result<(Vec<SagaInstance>, Option<SagaId>), AppError> {
+    ) -> Result<(Vec<SagaInstance>, Option<SagaId>), SagaError> {
         self.store.barrier().await?;
         let paging = Paging { direction, cursor, limit, budget: query::SCAN_BUDGET, unfinished_only: false };
         Ok(query::page(&self.store, filter, &paging, |_| true)?)
@@ -499,19 +498,19 @@ impl SagaEngine {
     /// still quarantined parks again); a RUNNING (or COMPENSATING) saga
     /// that no live coordinator drives (it stopped after a failed log write) is picked up
     /// where the log says, as on start.
-    pub async fn resume(self: &Arc<Self>, id: SagaId, reset_attempts: bool) -> Result<SagaInstance, AppError> {
+    pub async fn resume(self: &Arc<Self>, id: SagaId, reset_attempts: bool) -> Result<SagaInstance, SagaError> {
         tracing::info!(saga.id = %id, reset_attempts, "operator resumes saga");
         self.operate(id, || Input::Resume { reset_attempts }).await
     }
 
-    pub async fn abort(self: &Arc<Self>, id: SagaId, reason: &str) -> Result<SagaInstance, AppError> {
+    pub async fn abort(self: &Arc<Self>, id: SagaId, reason: &str) -> Result<SagaInstance, SagaError> {
         tracing::warn!(saga.id = %id, reason, "operator aborts saga");
         self.operate(id, || Input::Abort { reason: reason.to_string() }).await
     }
 
     /// Carries an operator's input to the saga's coordinator (see [`SagaEngine::send`] on
     /// re-sending to a leaving one).
-    async fn operate(self: &Arc<Self>, id: SagaId, input: impl Fn() -> Input) -> Result<SagaInstance, AppError> {
+    async fn operate(self: &Arc<Self>, id: SagaId, input: impl Fn() -> Input) -> Result<SagaInstance, SagaError> {
         let mut left = RESENDS_TO_A_LEAVING_COORDINATOR;
         loop {
             match self.operate_once(id, &input).await {
@@ -525,13 +524,13 @@ impl SagaEngine {
     /// had nobody driving it: it is first picked up where the log says (the work in flight
     /// runs again, as on start), which is all a resume asks; an abort reaches the
     /// coordinator right behind the pick-up and applies to that work.
-    async fn operate_once(self: &Arc<Self>, id: SagaId, input: &impl Fn() -> Input) -> Result<SagaInstance, AppError> {
+    async fn operate_once(self: &Arc<Self>, id: SagaId, input: &impl Fn() -> Input) -> Result<SagaInstance, SagaError> {
         let mut activated_in = None;
         let engine = self.clone();
         let mut lease = self.registry.lease(&id, |arbiter| {
             let saga = engine.store.load::<SagaInstance>(&crate::store::keys::saga(id))?.ok_or(SagaError::NotFound)?;
             activated_in = Some(saga.state);
-            Ok::<_, AppError>(start_coordinator(arbiter, saga, engine.clone()))
+            Ok::<_, SagaError>(start_coordinator(arbiter, saga, engine.clone()))
         })?;
         if let Some(SagaState::Running | SagaState::Compensating) = activated_in {
             tracing::warn!(saga.id = %id, "no coordinator was driving this saga; picking it up from the log");
@@ -549,7 +548,7 @@ impl SagaEngine {
     }
 
     /// Resumes the unfinished sagas. Returns how many.
-    async fn recover(self: &Arc<Self>, ids: Vec<SagaId>) -> Result<usize, AppError> {
+    async fn recover(self: &Arc<Self>, ids: Vec<SagaId>) -> Result<usize, SagaError> {
         let started = std::time::Instant::now();
         for chunk in ids.chunks(512) {
             let sends = chunk.iter().map(|id| async move {

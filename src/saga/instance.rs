@@ -393,21 +393,22 @@ impl From<SagaInstanceV1> for SagaInstanceV2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::AppError;
+    use crate::error::{Answer, Fault};
+    use crate::services::ServiceError;
 
     #[test]
     fn the_customer_view_hides_internal_error_text_the_operator_view_keeps() {
         let def = &crate::saga::definition::embedded().unwrap()[0];
         let mut saga = SagaInstance::new(def, |_| RetryPolicy::NONE, json!({}), None, None);
         saga.state = SagaState::Failed;
-        saga.error = Some(AppError::Internal("saga field lines: invalid type at /srv/secret".into()).record());
+        saga.error = Some(Fault::internal_text("saga field lines: invalid type at /srv/secret").record());
         let customer = saga.to_customer_json();
         assert_eq!(customer["error"]["code"], "INTERNAL");
         assert_eq!(customer["error"]["message"], "internal error");
         assert!(!customer.to_string().contains("/srv/secret"), "{customer}");
         assert!(saga.to_json()["error"]["message"].as_str().unwrap().contains("/srv/secret"));
 
-        saga.error = Some(AppError::from(crate::services::orders::CheckoutError::EmptyCart).record());
+        saga.error = Some(ServiceError::from(crate::services::orders::CheckoutError::EmptyCart).record());
         assert_eq!(saga.to_customer_json()["error"]["message"], "the cart is empty");
     }
 

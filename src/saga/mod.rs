@@ -34,6 +34,7 @@ pub mod steps;
 pub mod versions;
 
 /// The saga layer's refusals, typed; defined with the one status and code mapping.
-pub use crate::error::saga::SagaError;
+mod error;
 pub use engine::SagaEngine;
+pub use error::SagaError;
 pub use instance::{SagaInstance, SagaState};

@@ -12,7 +12,7 @@ use super::engine::SagaEngine;
 use super::instance::{SagaInstance, SagaState};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
+use crate::saga::SagaError;
 use crate::store::{keys, saga_listing, saga_owner_prefix, Page, SagaOwner, Store, StoreError, Table, Walk};
 
 /// Rows read at most for one page.
@@ -79,49 +79,49 @@ pub enum Direction {
 
 impl Direction {
     /// `oldest` (the default) or `newest`.
-    pub fn parse(s: Option<&str>) -> Result<Direction, AppError> {
+    pub fn parse(s: Option<&str>) -> Result<Direction, SagaError> {
         match s {
             None | Some("") | Some("oldest") => Ok(Direction::OldestFirst),
             Some("newest") => Ok(Direction::NewestFirst),
-            Some(_) => Err(AppError::invalid("order", "order must be newest or oldest")),
+            Some(_) => Err(SagaError::invalid("order", "order must be newest or oldest")),
         }
     }
 }
 
-fn time(field: &str, v: Option<&str>) -> Result<Option<Timestamp>, AppError> {
+fn time(field: &str, v: Option<&str>) -> Result<Option<Timestamp>, SagaError> {
     v.map(|v| {
         chrono::DateTime::parse_from_rfc3339(v)
             .map(|t| Timestamp(t.timestamp_millis()))
-            .map_err(|_| AppError::invalid(field, format!("{field} must be an RFC 3339 time")))
+            .map_err(|_| SagaError::invalid(field, format!("{field} must be an RFC 3339 time")))
     })
     .transpose()
 }
 
-fn id<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Option<T>, AppError> {
-    v.map(|v| v.parse().map_err(|_| AppError::invalid(field, format!("{field} must be a UUID")))).transpose()
+fn id<T: std::str::FromStr>(field: &str, v: Option<&str>) -> Result<Option<T>, SagaError> {
+    v.map(|v| v.parse().map_err(|_| SagaError::invalid(field, format!("{field} must be a UUID")))).transpose()
 }
 
 impl SagaFilter {
     /// Checks every parameter: a state and type that exist, a step of that type (of any
     /// type without one), well-formed ids and times, a time range that is not empty.
-    pub fn parse(p: &FilterParams, engine: &SagaEngine) -> Result<SagaFilter, AppError> {
+    pub fn parse(p: &FilterParams, engine: &SagaEngine) -> Result<SagaFilter, SagaError> {
         let state = match p.state.as_deref() {
-            Some(s) => Some(SagaState::parse(s).ok_or_else(|| AppError::invalid("state", "unknown saga state"))?),
+            Some(s) => Some(SagaState::parse(s).ok_or_else(|| SagaError::invalid("state", "unknown saga state"))?),
             None => None,
         };
         if let Some(t) = p.saga_type.as_deref() {
             if !engine.has_type(t) {
-                return Err(AppError::invalid("type", format!("unknown saga type {t:.100}")));
+                return Err(SagaError::invalid("type", format!("unknown saga type {t:.100}")));
             }
         }
         if let Some(step) = p.step.as_deref() {
             if !engine.has_step(p.saga_type.as_deref(), step) {
-                return Err(AppError::invalid("step", format!("no saga of this type has a step {step:.100}")));
+                return Err(SagaError::invalid("step", format!("no saga of this type has a step {step:.100}")));
             }
         }
         let error = match p.error.as_deref() {
             Some(e) if e.trim().is_empty() || e.chars().count() > MAX_ERROR_TEXT || e.chars().any(char::is_control) => {
-                return Err(AppError::invalid("error", "error must be 1 to 200 printable characters"));
+                return Err(SagaError::invalid("error", "error must be 1 to 200 printable characters"));
             }
             e => e.map(str::to_lowercase),
         };
@@ -137,7 +137,7 @@ impl SagaFilter {
         };
         if let (Some(a), Some(b)) = (filter.created_after, filter.created_before) {
             if a >= b {
-                return Err(AppError::invalid("created_before", "created_before must be later than created_after"));
+                return Err(SagaError::invalid("created_before", "created_before must be later than created_after"));
             }
         }
         Ok(filter)
@@ -237,8 +237,9 @@ pub fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::AppError;
+    use crate::error::Answer;
     use crate::retry::RetryPolicy;
+    use crate::services::ServiceError;
 
     fn saga() -> SagaInstance {
         let def = &crate::saga::definition::embedded().unwrap()[0];
@@ -252,7 +253,7 @@ mod tests {
         assert!(!f("timeout").matches(&s));
         s.steps[1].step.last_error = Some("Gateway TIMEOUT after 2s".into());
         assert!(f("timeout").matches(&s) && f("gateway timeout").matches(&s));
-        s.error = Some(AppError::from(crate::services::orders::CheckoutError::EmptyCart).record());
+        s.error = Some(ServiceError::from(crate::services::orders::CheckoutError::EmptyCart).record());
         assert!(f("EMPTY_CART").matches(&s) && f("cart is empty").matches(&s));
     }
 

@@ -20,7 +20,7 @@ use crate::config::ShippingSettings;
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::money::Money;
 use crate::domain::order::{OrderLine, ShippingAddress};
-use crate::error::AppError;
+use crate::error::Fault;
 
 /// A typed view of a saga's input or data, for the definition versions it names.
 pub trait SagaShape: Serialize + DeserializeOwned {
@@ -32,24 +32,33 @@ pub trait SagaShape: Serialize + DeserializeOwned {
 
 /// Parses a saga's stored input or data; `what` ("input", "data") prefixes the error,
 /// which names the offending field by its path.
-pub fn parse<T: DeserializeOwned>(what: &str, v: &Value) -> Result<T, AppError> {
+pub fn parse<T: DeserializeOwned>(what: &str, v: &Value) -> Result<T, Fault> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         match path.as_str() {
-            "." => AppError::internal(format!("saga {what}"), e.into_inner()),
-            _ => AppError::internal(format!("saga {what} field {path}"), e.into_inner()),
+            "." => Fault::internal(format!("saga {what}"), e.into_inner()),
+            _ => Fault::internal(format!("saga {what} field {path}"), e.into_inner()),
         }
     })
 }
 
 /// A data field an earlier step should have written.
-pub fn required<T>(value: Option<T>, name: &str) -> Result<T, AppError> {
-    value.ok_or_else(|| AppError::Internal(format!("saga data: missing field `{name}`").into()))
+pub fn required<T>(value: Option<T>, name: &str) -> Result<T, Fault> {
+    value.ok_or_else(|| Fault::internal_text(format!("saga data: missing field `{name}`")))
 }
 
+/// A saga's input: what [`SagaEngine::start`](super::SagaEngine::start) takes, and so the
+/// saga type it starts (a data shape cannot be passed by mistake).
+pub trait SagaInput: SagaShape {}
+
+impl SagaInput for PlaceOrderInput {}
+impl SagaInput for CancelOrderInput {}
+impl SagaInput for ShipOrderInput {}
+impl SagaInput for RefundCaptureInput {}
+
 /// The JSON a saga is started with.
-pub fn to_input<T: SagaShape>(input: &T) -> Result<Value, AppError> {
-    serde_json::to_value(input).map_err(|e| AppError::internal(format!("saga input of {}", T::SAGA), e))
+pub fn to_input<T: SagaShape>(input: &T) -> Result<Value, Fault> {
+    serde_json::to_value(input).map_err(|e| Fault::internal(format!("saga input of {}", T::SAGA), e))
 }
 
 fn is_false(b: &bool) -> bool {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use warp::http::{HeaderMap, Method};
 
-use crate::error::AppError;
+use crate::error::InvalidInput;
 
 pub struct Request {
     pub method: Method,
@@ -24,9 +24,9 @@ pub struct Request {
 impl Request {
     /// The JSON body as `T`; malformed JSON or a missing or wrong-typed field is
     /// 400 INVALID_REQUEST with `details.field` naming the field.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, AppError> {
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, InvalidInput> {
         if self.body.is_empty() {
-            return Err(AppError::InvalidRequest { message: "a JSON body is required".into(), field: None });
+            return Err(InvalidInput { message: "a JSON body is required".into(), field: None });
         }
         let mut de = serde_json::Deserializer::from_slice(&self.body);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -40,14 +40,11 @@ impl Request {
                 None if path == "." => String::new(),
                 None => path,
             };
-            AppError::InvalidRequest {
-                message: format!("invalid JSON body: {inner}"),
-                field: (!field.is_empty()).then_some(field),
-            }
+            InvalidInput { message: format!("invalid JSON body: {inner}"), field: (!field.is_empty()).then_some(field) }
         })?;
         // The deserializer stops after the first value: anything but whitespace after it
         // (`{"a":1} xyz`, `{}{}`) makes the body malformed, not silently half-read.
-        de.end().map_err(|e| AppError::InvalidRequest { message: format!("invalid JSON body: {e}"), field: None })?;
+        de.end().map_err(|e| InvalidInput { message: format!("invalid JSON body: {e}"), field: None })?;
         Ok(value)
     }
 
@@ -60,26 +57,27 @@ impl Request {
     }
 
     /// An optional query parameter parsed as `T`; unparsable is 400 naming the parameter.
-    pub fn query_param<T: FromStr>(&self, name: &str) -> Result<Option<T>, AppError> {
+    pub fn query_param<T: FromStr>(&self, name: &str) -> Result<Option<T>, InvalidInput> {
         match self.query.get(name).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => {
-                v.parse().map(Some).map_err(|_| AppError::invalid(name, format!("query parameter {name} is not valid")))
-            }
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| InvalidInput::field(name, format!("query parameter {name} is not valid"))),
         }
     }
 
     /// `limit`, defaulting to `default`, within 1..=`max`.
-    pub fn limit(&self, default: usize, max: usize) -> Result<usize, AppError> {
+    pub fn limit(&self, default: usize, max: usize) -> Result<usize, InvalidInput> {
         let limit = self.query_param::<usize>("limit")?.unwrap_or(default);
         if limit == 0 || limit > max {
-            return Err(AppError::invalid("limit", format!("limit must be 1 to {max}")));
+            return Err(InvalidInput::field("limit", format!("limit must be 1 to {max}")));
         }
         Ok(limit)
     }
 }
 
 /// A path segment that must be an id; anything else means the resource cannot exist.
-pub fn path_id<T: FromStr>(segment: &str, not_found: AppError) -> Result<T, AppError> {
+pub fn path_id<T: FromStr, E>(segment: &str, not_found: E) -> Result<T, E> {
     segment.parse().map_err(|_| not_found)
 }

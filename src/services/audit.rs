@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
+use super::ServiceError;
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
 use crate::store::{AuditEntry, Store, WriteSet};
 
 /// An audit row; `at` is set by the committer.
@@ -22,6 +22,6 @@ pub fn entry(actor: &str, action: &str, entity: (&str, &str), before: Value, aft
 }
 
 /// Writes one audit row on its own.
-pub async fn record(store: &Store, row: AuditEntry) -> Result<(), AppError> {
+pub async fn record(store: &Store, row: AuditEntry) -> Result<(), ServiceError> {
     Ok(store.commit(WriteSet::new().audit(row)).await?)
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::catalog::CatalogService;
+pub use super::error::CartRefusal;
 use super::inventory::InventoryService;
+use super::ServiceError;
 use crate::actors::cart::{CartActor, CartRegistry, CartReply, ExecuteCart, GetCart, PeekCart};
 use crate::actors::registry::{send_leased, Lease};
 use crate::config::Settings;
@@ -15,8 +17,6 @@ use crate::domain::events::TakenLine;
 use crate::domain::ids::{CustomerId, ItemKey, LineId, ProductId, SagaId, VariantId};
 use crate::domain::money::Money;
 use crate::domain::quantity::Quantity;
-pub use crate::error::services::CartRefusal;
-use crate::error::AppError;
 use crate::store::{Store, WriteSet};
 
 #[derive(Clone)]
@@ -60,15 +60,15 @@ impl CartService {
         CartService { store, limits, registry, catalog, inventory }
     }
 
-    fn lease(&self, customer: CustomerId) -> Result<Lease<CartActor>, AppError> {
+    fn lease(&self, customer: CustomerId) -> Result<Lease<CartActor>, ServiceError> {
         self.registry
             .lease(&customer, |arbiter| {
                 CartActor::activate(arbiter, customer, self.store.clone(), self.limits, self.registry.clone())
             })
-            .map_err(AppError::from)
+            .map_err(ServiceError::from)
     }
 
-    async fn execute(&self, customer: CustomerId, cmd: CartCommand) -> Result<CartReply, AppError> {
+    async fn execute(&self, customer: CustomerId, cmd: CartCommand) -> Result<CartReply, ServiceError> {
         self.execute_with(customer, cmd, WriteSet::new()).await
     }
 
@@ -78,15 +78,15 @@ impl CartService {
         customer: CustomerId,
         cmd: CartCommand,
         also: WriteSet,
-    ) -> Result<CartReply, AppError> {
+    ) -> Result<CartReply, ServiceError> {
         Ok(send_leased(|| self.lease(customer), || ExecuteCart { cmd: cmd.clone(), also: also.clone() }).await??)
     }
 
-    async fn cart(&self, customer: CustomerId) -> Result<Cart, AppError> {
+    async fn cart(&self, customer: CustomerId) -> Result<Cart, ServiceError> {
         Ok(send_leased(|| self.lease(customer), || GetCart).await??)
     }
 
-    pub async fn get(&self, customer: CustomerId) -> Result<CartView, AppError> {
+    pub async fn get(&self, customer: CustomerId) -> Result<CartView, ServiceError> {
         let cart = self.cart(customer).await?;
         self.view(&cart)
     }
@@ -98,7 +98,7 @@ impl CartService {
         product_id: ProductId,
         variant_id: Option<VariantId>,
         quantity: Quantity,
-    ) -> Result<CartView, AppError> {
+    ) -> Result<CartView, ServiceError> {
         let product = self.catalog.active_product(product_id)?;
         let variant_id = product.resolve_variant(variant_id)?;
         let available = self.inventory.available(ItemKey { product_id, variant_id }).await?;
@@ -114,7 +114,7 @@ impl CartService {
         customer: CustomerId,
         line_id: LineId,
         quantity: u32,
-    ) -> Result<CartView, AppError> {
+    ) -> Result<CartView, ServiceError> {
         // Only to find the line's item; the cart actor checks the line again when it applies.
         let cart = self.snapshot(customer).await?;
         let line = cart.line(line_id).ok_or(CartError::ItemNotFound)?;
@@ -124,7 +124,7 @@ impl CartService {
         let view = self.view(&reply.cart)?;
         match reply.capped_at {
             Some(available) => {
-                let cart = serde_json::to_value(&view).map_err(|e| AppError::internal("cart view", e))?;
+                let cart = serde_json::to_value(&view).map_err(|e| ServiceError::internal("cart view", e))?;
                 Err(CartRefusal { error: CartError::QuantityExceedsStock { available }, cart: Some(Box::new(cart)) }
                     .into())
             }
@@ -133,13 +133,13 @@ impl CartService {
     }
 
     /// SEQ-CART-003: removing a line that is not there succeeds.
-    pub async fn remove_item(&self, customer: CustomerId, line_id: LineId) -> Result<CartView, AppError> {
+    pub async fn remove_item(&self, customer: CustomerId, line_id: LineId) -> Result<CartView, ServiceError> {
         let reply = self.execute(customer, CartCommand::RemoveItem { line_id }).await?;
         self.view(&reply.cart)
     }
 
     /// The cart for checkout (see [`PeekCart`] for why it need not wait).
-    pub async fn snapshot(&self, customer: CustomerId) -> Result<Cart, AppError> {
+    pub async fn snapshot(&self, customer: CustomerId) -> Result<Cart, ServiceError> {
         send_leased(|| self.lease(customer), || PeekCart).await
     }
 
@@ -152,12 +152,12 @@ impl CartService {
         by: SagaId,
         taken: Vec<TakenLine>,
         also: WriteSet,
-    ) -> Result<Cart, AppError> {
+    ) -> Result<Cart, ServiceError> {
         Ok(self.execute_with(customer, CartCommand::Clear { by, taken }, also).await?.cart)
     }
 
     /// Names and prices as they are now, not as they were when added.
-    pub fn view(&self, cart: &Cart) -> Result<CartView, AppError> {
+    pub fn view(&self, cart: &Cart) -> Result<CartView, ServiceError> {
         let mut items = Vec::with_capacity(cart.lines.len());
         for line in &cart.lines {
             let product = self.catalog.product(line.product_id)?;

@@ -6,6 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::json;
 
+pub use super::error::CatalogError;
+use super::ServiceError;
 use super::Stripes;
 use crate::config::Settings;
 use crate::domain::events::DomainEvent;
@@ -15,8 +17,6 @@ use crate::domain::product::{
     check_description, check_name, check_price, check_product_name, CatalogRules, Category, Product, Variant,
 };
 use crate::domain::time::Timestamp;
-pub use crate::error::services::CatalogError;
-use crate::error::AppError;
 use crate::store::{keys, AuditEntry, Store, Table, WriteSet};
 
 /// At most this many variants per product (bounds the product record).
@@ -55,7 +55,7 @@ impl CatalogService {
         CatalogService { store, rules, stripes: Arc::new(Stripes::new(64)), products: Default::default() }
     }
 
-    pub async fn create_category(&self, name: &str, by: &str) -> Result<Category, AppError> {
+    pub async fn create_category(&self, name: &str, by: &str) -> Result<Category, ServiceError> {
         let name = check_name(name, 1, self.rules.category_name_max).map_err(CatalogError::InvalidCategoryName)?;
         let category = Category { category_id: CategoryId::new(), name };
         let ws = WriteSet::new()
@@ -73,29 +73,32 @@ impl CatalogService {
         Ok(category)
     }
 
-    pub fn categories(&self) -> Result<Vec<Category>, AppError> {
+    pub fn categories(&self) -> Result<Vec<Category>, ServiceError> {
         Ok(self.store.page::<Category>(Table::Categories, None, 10_000)?.into_iter().map(|(_, c)| c).collect())
     }
 
     /// Validates everything first, then writes the product and its inventory items at once.
-    pub async fn create_product(&self, new: NewProduct, by: &str) -> Result<Product, AppError> {
+    pub async fn create_product(&self, new: NewProduct, by: &str) -> Result<Product, ServiceError> {
         let rules = &self.rules;
         let name = check_product_name(&new.name, rules)?;
         let description = check_description(&new.description, rules)?;
         let price = check_price(&new.price, rules)?;
         let variants = new.variants.unwrap_or_default();
         if variants.len() > MAX_VARIANTS {
-            return Err(AppError::invalid("variants", format!("at most {MAX_VARIANTS} variants")));
+            return Err(ServiceError::invalid("variants", format!("at most {MAX_VARIANTS} variants")));
         }
         if !variants.is_empty() && new.initial_stock.is_some() {
-            return Err(AppError::invalid("initial_stock", "a product with variants takes initial_stock per variant"));
+            return Err(ServiceError::invalid(
+                "initial_stock",
+                "a product with variants takes initial_stock per variant",
+            ));
         }
         let mut product_variants = Vec::with_capacity(variants.len());
         for (i, v) in variants.iter().enumerate() {
             let vname =
-                check_name(&v.name, 1, 100).map_err(|m| AppError::invalid(&format!("variants[{i}].name"), m))?;
+                check_name(&v.name, 1, 100).map_err(|m| ServiceError::invalid(&format!("variants[{i}].name"), m))?;
             if product_variants.iter().any(|p: &Variant| p.name.to_lowercase() == vname.to_lowercase()) {
-                return Err(AppError::invalid(&format!("variants[{i}].name"), "variant names must be unique"));
+                return Err(ServiceError::invalid(&format!("variants[{i}].name"), "variant names must be unique"));
             }
             check_stock(v.initial_stock)?;
             product_variants.push(Variant { variant_id: VariantId::new(), name: vname });
@@ -143,7 +146,7 @@ impl CatalogService {
     }
 
     /// SEQ-PROD-002: carts show the new price on their next view.
-    pub async fn update_price(&self, id: ProductId, raw_price: &str, by: &str) -> Result<Product, AppError> {
+    pub async fn update_price(&self, id: ProductId, raw_price: &str, by: &str) -> Result<Product, ServiceError> {
         let _guard = self.stripes.lock(id.as_bytes()).await;
         let mut product: Product = (*self.product(id)?).clone();
         let price = check_price(raw_price, &self.rules)?;
@@ -171,7 +174,7 @@ impl CatalogService {
     }
 
     /// An existing product (active or not), or PRODUCT_NOT_FOUND.
-    pub fn product(&self, id: ProductId) -> Result<Arc<Product>, AppError> {
+    pub fn product(&self, id: ProductId) -> Result<Arc<Product>, ServiceError> {
         if let Some(p) = self.products.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
             return Ok(p.clone());
         }
@@ -180,7 +183,7 @@ impl CatalogService {
     }
 
     /// A product customers may see and buy.
-    pub fn active_product(&self, id: ProductId) -> Result<Arc<Product>, AppError> {
+    pub fn active_product(&self, id: ProductId) -> Result<Arc<Product>, ServiceError> {
         Some(self.product(id)?).filter(|p| p.is_active).ok_or(CatalogError::ProductNotFound.into())
     }
 
@@ -202,7 +205,7 @@ impl CatalogService {
         &self,
         cursor: Option<ProductId>,
         limit: usize,
-    ) -> Result<(Vec<Product>, Option<ProductId>), AppError> {
+    ) -> Result<(Vec<Product>, Option<ProductId>), ServiceError> {
         let mut out = Vec::with_capacity(limit);
         let mut after = cursor.map(|c| keys::product(c).into_bytes());
         loop {
@@ -225,9 +228,9 @@ impl CatalogService {
     }
 }
 
-fn check_stock(n: u64) -> Result<(), AppError> {
+fn check_stock(n: u64) -> Result<(), ServiceError> {
     if n > MAX_STOCK {
-        return Err(AppError::InvalidQuantity(format!("initial stock must be at most {MAX_STOCK}")));
+        return Err(ServiceError::InvalidQuantity(format!("initial stock must be at most {MAX_STOCK}")));
     }
     Ok(())
 }

@@ -3,22 +3,26 @@
 //! (`operations::retention::spawn_sweeper`) deletes them every `auth.sweep_interval_secs`, a
 //! batch at a time.
 
+use super::ServiceError;
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
 use crate::store::{keys, Record, Session, Store, StoreError, Table, VerifyToken, WriteSet};
 
 /// Keys looked at, and deleted, per write.
 const BATCH: usize = 256;
 
 /// Deletes every session and verification token that expired by `now`; returns how many.
-pub async fn sweep_expired(store: &Store, now: Timestamp) -> Result<usize, AppError> {
+pub async fn sweep_expired(store: &Store, now: Timestamp) -> Result<usize, ServiceError> {
     let sessions = sweep_table::<Session>(store, Table::Sessions, |s| s.expires_at <= now).await?;
     let tokens = sweep_table::<VerifyToken>(store, Table::VerifyTokens, |t| t.expires_at <= now).await?;
     Ok(sessions + tokens)
 }
 
 /// Both tables are keyed by a 32-byte token hash.
-async fn sweep_table<T: Record>(store: &Store, table: Table, expired: impl Fn(&T) -> bool) -> Result<usize, AppError> {
+async fn sweep_table<T: Record>(
+    store: &Store,
+    table: Table,
+    expired: impl Fn(&T) -> bool,
+) -> Result<usize, ServiceError> {
     let end = keys::past_every_token_digest();
     let mut from = Vec::new();
     let mut deleted = 0;

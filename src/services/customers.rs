@@ -8,7 +8,9 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, Pass
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde_json::json;
 
+pub use super::error::AccountError;
 use super::login_guard::{HashPermits, LoginThrottle};
+use super::ServiceError;
 use super::{new_token, token_hash, Stripes};
 use crate::config::Settings;
 use crate::domain::cart::Cart;
@@ -18,8 +20,7 @@ use crate::domain::ids::CustomerId;
 use crate::domain::password::Password;
 use crate::domain::product::check_name;
 use crate::domain::time::Timestamp;
-pub use crate::error::services::AccountError;
-use crate::error::AppError;
+use crate::error::Fault;
 use crate::store::{keys, Customer, Notification, Session, Store, StoreError, VerifyToken, WriteSet};
 
 #[derive(Clone)]
@@ -53,11 +54,11 @@ impl CustomerService {
         self.throttle.clone()
     }
 
-    pub async fn register(&self, email: &str, password: &str, name: Option<&str>) -> Result<Customer, AppError> {
+    pub async fn register(&self, email: &str, password: &str, name: Option<&str>) -> Result<Customer, ServiceError> {
         let email = Email::parse(email).map_err(AccountError::InvalidEmail)?;
         let password = Password::parse(password).map_err(|unmet| AccountError::WeakPassword { unmet })?;
         let name = match name {
-            Some(n) => Some(check_name(n, 1, 100).map_err(|m| AppError::invalid("name", m))?),
+            Some(n) => Some(check_name(n, 1, 100).map_err(|m| ServiceError::invalid("name", m))?),
             None => None,
         };
         // Cheap early answer; the save_new below is what really guarantees uniqueness.
@@ -103,7 +104,7 @@ impl CustomerService {
     }
 
     /// Marks the email verified. Idempotent: the same token again answers the same.
-    pub async fn verify_email(&self, token: &str) -> Result<Customer, AppError> {
+    pub async fn verify_email(&self, token: &str) -> Result<Customer, ServiceError> {
         if token.is_empty() || token.len() > 512 {
             return Err(AccountError::InvalidToken.into());
         }
@@ -125,7 +126,7 @@ impl CustomerService {
     }
 
     /// The record of a verification token, if it was ever issued.
-    fn verify_token(&self, token: &str) -> Result<Option<VerifyToken>, AppError> {
+    fn verify_token(&self, token: &str) -> Result<Option<VerifyToken>, ServiceError> {
         let key = keys::verify_token(&token_hash(token));
         match self.store.load::<VerifyToken>(&key) {
             // Issued before tokens had an expiry (a bare customer id): honoured as before,
@@ -145,7 +146,7 @@ impl CustomerService {
         email: &str,
         password: &str,
         client: Option<std::net::IpAddr>,
-    ) -> Result<(String, CustomerId), AppError> {
+    ) -> Result<(String, CustomerId), ServiceError> {
         self.throttle.check(email, client)?;
         let found = match Email::parse(email) {
             Ok(e) => self.find_by_email(&e)?,
@@ -171,13 +172,13 @@ impl CustomerService {
     }
 
     /// Ends the session of `token` (logout). Unknown tokens are already ended.
-    pub async fn logout(&self, token: &str) -> Result<(), AppError> {
+    pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {
         self.store.commit(WriteSet::new().remove(keys::session(&token_hash(token)))).await?;
         Ok(())
     }
 
     /// The customer a session token belongs to, if it is valid and not expired.
-    pub fn authenticate(&self, token: &str) -> Result<Option<CustomerId>, AppError> {
+    pub fn authenticate(&self, token: &str) -> Result<Option<CustomerId>, ServiceError> {
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
@@ -185,12 +186,12 @@ impl CustomerService {
         Ok(session.filter(|s| s.expires_at > Timestamp::now()).map(|s| s.customer_id))
     }
 
-    pub fn get(&self, id: CustomerId) -> Result<Option<Customer>, AppError> {
+    pub fn get(&self, id: CustomerId) -> Result<Option<Customer>, ServiceError> {
         Ok(self.store.load::<Customer>(&keys::customer(id))?)
     }
 
     /// The customer registered under this email (normalized as accounts are looked up).
-    pub fn find_by_email(&self, email: &Email) -> Result<Option<Customer>, AppError> {
+    pub fn find_by_email(&self, email: &Email) -> Result<Option<Customer>, ServiceError> {
         match self.store.load::<uuid::Uuid>(&keys::customer_email(email))? {
             Some(id) => self.get(CustomerId(id)),
             None => Ok(None),
@@ -198,18 +199,18 @@ impl CustomerService {
     }
 }
 
-fn argon2(settings: &Settings) -> Result<Argon2<'static>, AppError> {
+fn argon2(settings: &Settings) -> Result<Argon2<'static>, ServiceError> {
     let params = Params::new(settings.auth.argon2_memory_kib, settings.auth.argon2_iterations, 1, None)
-        .map_err(|e| AppError::Internal(format!("argon2 params: {e}").into()))?;
+        .map_err(|e| ServiceError::from(Fault::internal_text(format!("argon2 params: {e}"))))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-fn hash_password(settings: &Settings, password: &str) -> Result<String, AppError> {
+fn hash_password(settings: &Settings, password: &str) -> Result<String, ServiceError> {
     let salt = SaltString::generate(&mut OsRng);
     argon2(settings)?
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| AppError::Internal(format!("argon2: {e}").into()))
+        .map_err(|e| ServiceError::from(Fault::internal_text(format!("argon2: {e}"))))
 }
 
 /// Verifies with the parameters recorded in the hash itself.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::catalog::CatalogService;
+use super::ServiceError;
 use crate::actors::inventory::{
     Available, ExecuteInventory, GetStock, InventoryItemActor, InventoryRegistry, StockBoard,
 };
@@ -14,7 +15,6 @@ use crate::domain::ids::{ItemKey, OwnerId, ProductId, VariantId};
 use crate::domain::inventory::{InventoryCommand, InventoryError, StockRecord};
 use crate::domain::product::{Product, VariantChoiceError};
 use crate::domain::quantity::Quantity;
-use crate::error::AppError;
 use crate::services::catalog::CatalogError;
 use crate::store::{keys, Store};
 
@@ -56,7 +56,7 @@ impl InventoryService {
         InventoryService { store, registry, catalog, board: Default::default() }
     }
 
-    fn lease(&self, key: ItemKey) -> Result<Lease<InventoryItemActor>, AppError> {
+    fn lease(&self, key: ItemKey) -> Result<Lease<InventoryItemActor>, ServiceError> {
         self.registry.lease(&key, |arbiter| {
             InventoryItemActor::activate(arbiter, key, self.store.clone(), self.registry.clone(), self.board.clone())?
                 .ok_or(match key.variant_id {
@@ -67,7 +67,7 @@ impl InventoryService {
     }
 
     /// Sends `msg` to the item's actor; if that activation just died, once more to a fresh one.
-    async fn ask<M>(&self, key: ItemKey, msg: impl Fn() -> M) -> Result<M::Result, AppError>
+    async fn ask<M>(&self, key: ItemKey, msg: impl Fn() -> M) -> Result<M::Result, ServiceError>
     where
         M: actix::Message + crate::actors::registry::EntityMessage + Send + 'static,
         M::Result: Send,
@@ -77,14 +77,14 @@ impl InventoryService {
     }
 
     /// Available right now: from the stock board, or from the item's actor on first use.
-    pub async fn available(&self, key: ItemKey) -> Result<u64, AppError> {
+    pub async fn available(&self, key: ItemKey) -> Result<u64, ServiceError> {
         match self.board.get(&key) {
             Some(n) => Ok(n),
             None => self.ask(key, || Available).await,
         }
     }
 
-    pub async fn stock(&self, product_id: ProductId) -> Result<ProductStock, AppError> {
+    pub async fn stock(&self, product_id: ProductId) -> Result<ProductStock, ServiceError> {
         let product = self.catalog.product(product_id)?;
         let mut items = Vec::new();
         for key in item_keys(&product) {
@@ -95,7 +95,7 @@ impl InventoryService {
 
     /// The holds on an item as committed (owner, quantity), in owner order: what makes up
     /// its `reserved`.
-    pub async fn reservations(&self, key: ItemKey) -> Result<Vec<(OwnerId, u32)>, AppError> {
+    pub async fn reservations(&self, key: ItemKey) -> Result<Vec<(OwnerId, u32)>, ServiceError> {
         self.store.barrier().await?;
         let rows = self.store.scan::<u32>(&keys::reservations_of(&key))?;
         Ok(rows
@@ -111,7 +111,7 @@ impl InventoryService {
         variant_id: Option<VariantId>,
         cmd: InventoryCommand,
         by: &str,
-    ) -> Result<ProductStock, AppError> {
+    ) -> Result<ProductStock, ServiceError> {
         let product = self.catalog.product(product_id)?;
         let variant_id = product.resolve_variant(variant_id)?;
         let key = ItemKey { product_id, variant_id };
@@ -121,7 +121,12 @@ impl InventoryService {
     }
 
     /// Runs `cmd` on one item directly (saga steps already know their item).
-    pub async fn execute_item(&self, key: ItemKey, cmd: InventoryCommand, by: &str) -> Result<StockRecord, AppError> {
+    pub async fn execute_item(
+        &self,
+        key: ItemKey,
+        cmd: InventoryCommand,
+        by: &str,
+    ) -> Result<StockRecord, ServiceError> {
         let by = by.to_string();
         Ok(self.ask(key, || ExecuteInventory { cmd: cmd.clone(), by: by.clone() }).await??)
     }
@@ -132,7 +137,7 @@ impl InventoryService {
         variant_id: Option<VariantId>,
         quantity: Quantity,
         by: &str,
-    ) -> Result<ProductStock, AppError> {
+    ) -> Result<ProductStock, ServiceError> {
         self.execute(product_id, variant_id, InventoryCommand::Restock { quantity }, by).await
     }
 
@@ -143,7 +148,7 @@ impl InventoryService {
         owner: OwnerId,
         quantity: Quantity,
         by: &str,
-    ) -> Result<ProductStock, AppError> {
+    ) -> Result<ProductStock, ServiceError> {
         self.execute(product_id, variant_id, InventoryCommand::Reserve { owner, quantity }, by)
             .await
             .map_err(|e| with_item(e, product_id, variant_id))
@@ -155,7 +160,7 @@ impl InventoryService {
         variant_id: Option<VariantId>,
         owner: OwnerId,
         by: &str,
-    ) -> Result<ProductStock, AppError> {
+    ) -> Result<ProductStock, ServiceError> {
         self.execute(product_id, variant_id, InventoryCommand::Release { owner }, by).await
     }
 
@@ -178,10 +183,10 @@ pub fn item_keys(product: &Product) -> Vec<ItemKey> {
 }
 
 /// INSUFFICIENT_STOCK names the item it is about.
-fn with_item(e: AppError, product_id: ProductId, variant_id: Option<VariantId>) -> AppError {
+fn with_item(e: ServiceError, product_id: ProductId, variant_id: Option<VariantId>) -> ServiceError {
     match e {
-        AppError::Inventory(InventoryError::InsufficientStock { requested, available }) => {
-            AppError::InsufficientStock {
+        ServiceError::Inventory(InventoryError::InsufficientStock { requested, available }) => {
+            ServiceError::InsufficientStock {
                 items: serde_json::json!([{
                     "product_id": product_id,
                     "variant_id": variant_id,

@@ -23,8 +23,9 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::Semaphore;
 
+use super::ServiceError;
 use crate::config::AuthSettings;
-use crate::error::AppError;
+use crate::error::Fault;
 
 /// How long a login or registration waits for a hashing permit before answering 503: long
 /// enough to ride out a small burst, short enough that waiting requests pile up nowhere.
@@ -53,17 +54,17 @@ impl HashPermits {
 
     /// Runs `work` on the blocking pool holding a permit, or refuses with SERVER_BUSY. The
     /// permit goes with the work: a client that hangs up does not free it while its hash runs.
-    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ServiceError> {
         let permit = tokio::time::timeout(PERMIT_WAIT, self.permits.clone().acquire_owned())
             .await
-            .map_err(|_| AppError::ServerBusy { retry_after_secs: BUSY_RETRY_AFTER_SECS })?
-            .map_err(|_| AppError::ShuttingDown)?;
+            .map_err(|_| ServiceError::ServerBusy { retry_after_secs: BUSY_RETRY_AFTER_SECS })?
+            .map_err(|_| ServiceError::Fault(Fault::ShuttingDown))?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work()
         })
         .await
-        .map_err(|e| AppError::internal("", e))
+        .map_err(|e| ServiceError::internal("", e))
     }
 }
 
@@ -83,7 +84,7 @@ impl LoginThrottle {
 
     /// Counts one login attempt for `email` from `client`; refuses with TOO_MANY_REQUESTS
     /// when either is over its limit.
-    pub fn check(&self, email: &str, client: Option<IpAddr>) -> Result<(), AppError> {
+    pub fn check(&self, email: &str, client: Option<IpAddr>) -> Result<(), ServiceError> {
         if let (Some(limiter), Some(ip)) = (&self.per_address, client) {
             limiter
                 .check_key(&address_key(ip))
@@ -135,8 +136,8 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKe
     NonZeroU32::new(per_minute).map(|n| governor::RateLimiter::keyed(Quota::per_minute(n)))
 }
 
-fn too_many(wait: Duration) -> AppError {
-    AppError::TooManyRequests { retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) }
+fn too_many(wait: Duration) -> ServiceError {
+    ServiceError::TooManyRequests { retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) }
 }
 
 /// The account an attempt is for: the email as accounts are looked up (normalized), or the
@@ -177,7 +178,7 @@ mod tests {
         t.check(" ada@example.COM ", None).unwrap();
         let refused = t.check("ada@example.com", None).unwrap_err();
         assert!(
-            matches!(refused, AppError::TooManyRequests { retry_after_secs } if (1..=30).contains(&retry_after_secs))
+            matches!(refused, ServiceError::TooManyRequests { retry_after_secs } if (1..=30).contains(&retry_after_secs))
         );
         t.check("bob@example.com", None).unwrap();
 
@@ -216,7 +217,7 @@ mod tests {
         };
         tokio::task::spawn_blocking(move || started_rx.recv().unwrap()).await.unwrap();
         let refused = permits.run(|| 1).await.unwrap_err();
-        assert!(matches!(refused, AppError::ServerBusy { retry_after_secs: 1 }), "{refused:?}");
+        assert!(matches!(refused, ServiceError::ServerBusy { retry_after_secs: 1 }), "{refused:?}");
         release_tx.send(()).unwrap();
         busy.await.unwrap().unwrap();
         assert_eq!(permits.run(|| 2).await.unwrap(), 2);

@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
+use super::ServiceError;
 use crate::domain::ids::{NotificationId, OrderId};
-use crate::error::AppError;
 use crate::store::{
     keys, AuditEntry, EventRecord, Key, ListingFilter, Notification, Page, Prefix, Store, Table, Walk, WebhookEvent,
 };
@@ -32,7 +32,7 @@ impl LogService {
     }
 
     /// Events with `seq > after`, oldest first.
-    pub fn events(&self, after: u64, limit: usize) -> Result<Value, AppError> {
+    pub fn events(&self, after: u64, limit: usize) -> Result<Value, ServiceError> {
         let after = keys::event(after);
         let page = self.store.page::<EventRecord>(after.table(), Some(after.as_bytes()), limit)?;
         let events: Vec<Value> = page.iter().map(|(_, e)| event_json(e)).collect();
@@ -42,9 +42,9 @@ impl LogService {
 
     /// One order's events, oldest first, after the event `cursor` (a seq), from their index;
     /// ORDER_NOT_FOUND for an order that does not exist.
-    pub fn order_events(&self, order: OrderId, cursor: Option<u64>, limit: usize) -> Result<Value, AppError> {
+    pub fn order_events(&self, order: OrderId, cursor: Option<u64>, limit: usize) -> Result<Value, ServiceError> {
         if !self.store.exists(&keys::order(order))? {
-            return Err(AppError::OrderNotFound);
+            return Err(ServiceError::OrderNotFound);
         }
         let after = cursor.map(keys::event);
         let entries = keys::events_of_order(order);
@@ -68,13 +68,13 @@ impl LogService {
     /// `actor` (a role, `admin`, or a role and name, `admin:alice`) and `action` narrow no
     /// index: rows are checked as read, at most [`AUDIT_SCAN_BUDGET`] per page, so a page
     /// may hold fewer rows than `limit` while `next_cursor` says where to go on.
-    pub fn audit(&self, filter: &AuditFilter, cursor: Option<u64>, limit: usize) -> Result<Value, AppError> {
+    pub fn audit(&self, filter: &AuditFilter, cursor: Option<u64>, limit: usize) -> Result<Value, ServiceError> {
         let after = cursor.map(keys::audit);
         let after = after.as_ref().map(Key::as_bytes);
         let rows = match (filter.entity_type, filter.entity_id) {
             (Some(t), Some(id)) => keys::audit_of_entity(t, id),
             (Some(t), None) => keys::listing(ListingFilter::AuditType(t)),
-            (None, Some(_)) => return Err(AppError::invalid("entity_type", "entity_id needs its entity_type")),
+            (None, Some(_)) => return Err(ServiceError::invalid("entity_type", "entity_id needs its entity_type")),
             (None, None) => Prefix::all(Table::Audit),
         };
         let keep = |a: &AuditEntry| {
@@ -123,11 +123,11 @@ impl LogService {
         status: Option<&str>,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<Value, AppError> {
+    ) -> Result<Value, ServiceError> {
         let after = match cursor {
-            Some(c) => {
-                Some(hex::decode(c).map_err(|_| AppError::invalid("cursor", "query parameter cursor is not valid"))?)
-            }
+            Some(c) => Some(
+                hex::decode(c).map_err(|_| ServiceError::invalid("cursor", "query parameter cursor is not valid"))?,
+            ),
             None => None,
         };
         let filter = match (source, status) {
@@ -169,7 +169,7 @@ impl LogService {
         kind: Option<&str>,
         cursor: Option<NotificationId>,
         limit: usize,
-    ) -> Result<Value, AppError> {
+    ) -> Result<Value, ServiceError> {
         // A notification's key is its id, and its index entries end with it.
         let after = cursor.map(|c| keys::notification(c).into_bytes());
         let filter = match (status, kind) {

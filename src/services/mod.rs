@@ -3,6 +3,8 @@
 //! operations that drive sagas (`operations`) sit above both.
 
 pub mod audit;
+pub mod error;
+pub use error::ServiceError;
 pub mod cart;
 pub mod catalog;
 pub mod credential_sweep;

@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use super::customers::CustomerService;
+use super::ServiceError;
 use crate::config::Settings;
 use crate::domain::ids::CustomerId;
-use crate::error::AppError;
 use crate::store::{keys, EventRecord, Notification, Store, WriteSet};
 
 const CONSUMER: &str = "notification_handler";
@@ -67,7 +67,7 @@ impl NotificationHandler {
     }
 
     /// Handles the next events after the cursor; returns how many it consumed.
-    pub async fn handle_batch(&self) -> Result<usize, AppError> {
+    pub async fn handle_batch(&self) -> Result<usize, ServiceError> {
         let (read, stored) = match *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(c) => c,
             None => {
@@ -94,7 +94,7 @@ impl NotificationHandler {
         Ok(events.len())
     }
 
-    fn notification_for(&self, event: &EventRecord) -> Result<Option<Notification>, AppError> {
+    fn notification_for(&self, event: &EventRecord) -> Result<Option<Notification>, ServiceError> {
         let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
         let order = &data["order_id"];
         let (kind, subject, payload) = match event.event_type.as_str() {

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+pub use super::error::CheckoutError;
+use super::ServiceError;
 use crate::actors::order::{Activation, CreateOrder, ExecuteOrder, GetOrder, OrderActor, OrderRegistry};
 use crate::actors::registry::{send_leased, Lease};
 use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::order::{Order, OrderCommand, OrderStatus};
 use crate::domain::time::Timestamp;
-pub use crate::error::services::CheckoutError;
-use crate::error::AppError;
 use crate::store::{keys, Key, ListingFilter, Notification, Page, Store, Table, WebhookEvent, WriteSet};
 
 #[derive(Clone)]
@@ -24,15 +24,15 @@ impl OrderService {
         OrderService { store, registry }
     }
 
-    fn lease(&self, id: OrderId, why: Activation) -> Result<Lease<OrderActor>, AppError> {
+    fn lease(&self, id: OrderId, why: Activation) -> Result<Lease<OrderActor>, ServiceError> {
         self.registry
             .lease(&id, |arbiter| OrderActor::activate(arbiter, id, self.store.clone(), self.registry.clone(), why))
-            .map_err(AppError::from)
+            .map_err(ServiceError::from)
     }
 
     /// Sends to an existing order's actor; an order that does not exist is ORDER_NOT_FOUND
     /// and activates nothing.
-    async fn ask<M>(&self, id: OrderId, msg: impl Fn() -> M) -> Result<M::Result, AppError>
+    async fn ask<M>(&self, id: OrderId, msg: impl Fn() -> M) -> Result<M::Result, ServiceError>
     where
         M: actix::Message + crate::actors::registry::EntityMessage + Send + 'static,
         M::Result: Send,
@@ -44,15 +44,20 @@ impl OrderService {
     /// Creates the order unless it exists (idempotent).
     /// Creates `order` (or finds it, created by the same checkout); `also` (the checkout
     /// saga's log entry of it) lands in the same write.
-    pub async fn create(&self, order: Order, expires_at: Option<Timestamp>, also: WriteSet) -> Result<Order, AppError> {
+    pub async fn create(
+        &self,
+        order: Order,
+        expires_at: Option<Timestamp>,
+        also: WriteSet,
+    ) -> Result<Order, ServiceError> {
         let id = order.order_id;
         let msg = || CreateOrder { order: order.clone(), expires_at, also: also.clone() };
         Ok(send_leased(|| self.lease(id, Activation::Create), msg).await??)
     }
 
-    pub async fn get(&self, id: OrderId) -> Result<Option<Order>, AppError> {
+    pub async fn get(&self, id: OrderId) -> Result<Option<Order>, ServiceError> {
         match self.ask(id, || GetOrder).await {
-            Err(AppError::OrderNotFound) => Ok(None),
+            Err(ServiceError::OrderNotFound) => Ok(None),
             other => Ok(other??),
         }
     }
@@ -63,7 +68,7 @@ impl OrderService {
         cmd: OrderCommand,
         by: &str,
         notify: Vec<Notification>,
-    ) -> Result<Order, AppError> {
+    ) -> Result<Order, ServiceError> {
         Ok(self.execute_with(id, cmd, by, notify, None).await?.0)
     }
 
@@ -76,7 +81,7 @@ impl OrderService {
         by: &str,
         notify: Vec<Notification>,
         webhook: Option<WebhookEvent>,
-    ) -> Result<(Order, bool), AppError> {
+    ) -> Result<(Order, bool), ServiceError> {
         let by = by.to_string();
         Ok(self
             .ask(id, || ExecuteOrder {
@@ -90,23 +95,23 @@ impl OrderService {
 
     /// The order an index entry (`keys::order_by_authorization`, `keys::order_by_tracking`)
     /// points at.
-    pub fn find_by(&self, entry: &Key) -> Result<Option<OrderId>, AppError> {
+    pub fn find_by(&self, entry: &Key) -> Result<Option<OrderId>, ServiceError> {
         Ok(self.store.load::<uuid::Uuid>(entry)?.map(OrderId))
     }
 
     /// The order as committed, read without its actor: for answering after a saga settled,
     /// whose every write was committed before the saga's last log write.
-    pub fn get_committed(&self, id: OrderId) -> Result<Option<Order>, AppError> {
+    pub fn get_committed(&self, id: OrderId) -> Result<Option<Order>, ServiceError> {
         Ok(self.store.load::<Order>(&keys::order(id))?)
     }
 
     /// A customer's own order; anybody else's is not found.
-    pub async fn get_own(&self, customer: CustomerId, id: OrderId) -> Result<Order, AppError> {
-        self.get(id).await?.filter(|o| o.customer_id == customer).ok_or(AppError::OrderNotFound)
+    pub async fn get_own(&self, customer: CustomerId, id: OrderId) -> Result<Order, ServiceError> {
+        self.get(id).await?.filter(|o| o.customer_id == customer).ok_or(ServiceError::OrderNotFound)
     }
 
     /// A customer's orders, oldest first.
-    pub async fn list_for_customer(&self, customer: CustomerId) -> Result<Vec<Order>, AppError> {
+    pub async fn list_for_customer(&self, customer: CustomerId) -> Result<Vec<Order>, ServiceError> {
         self.store.barrier().await?;
         let entries = self.store.scan_keys(&keys::orders_of_customer(customer), 10_000)?;
         let mut out = Vec::with_capacity(entries.len());
@@ -126,7 +131,7 @@ impl OrderService {
         status: Option<OrderStatus>,
         cursor: Option<OrderId>,
         limit: usize,
-    ) -> Result<(Vec<Order>, Option<OrderId>), AppError> {
+    ) -> Result<(Vec<Order>, Option<OrderId>), ServiceError> {
         self.store.barrier().await?;
         // An order's key is its id, and the status index ends with it.
         let after = cursor.map(|c| keys::order(c).into_bytes());

@@ -91,7 +91,7 @@ impl Sessions {
     }
 
     /// Counts a sign-in attempt from `client`; refuses with TOO_MANY_REQUESTS over the limit.
-    pub fn check_sign_in(&self, client: Option<IpAddr>) -> Result<(), crate::error::AppError> {
+    pub fn check_sign_in(&self, client: Option<IpAddr>) -> Result<(), super::ServiceError> {
         self.throttle.check("console", client)
     }
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::console::Browser;
 use crate::helpers::*;
 
-/// One form: the route as `src/console/routes.rs` spells it (`*` for a path parameter),
+/// One form: the route as `src/http/console/routes.rs` spells it (`*` for a path parameter),
 /// the path posted to, its fields (without the CSRF token), and whether only the admin may
 /// post it.
 struct Form {
@@ -25,7 +25,7 @@ fn form(route: &'static str, path: String, fields: &[(&'static str, &str)]) -> F
 /// The POST routes of the console's page table (but sign-in, which needs no session), with
 /// each path parameter as `*`.
 fn post_routes() -> Vec<String> {
-    let table = include_str!("../../src/console/routes.rs");
+    let table = include_str!("../../src/http/console/routes.rs");
     let mut routes: Vec<String> = table
         .lines()
         .filter_map(|line| line.trim().strip_prefix("(Method::POST, [")?.split(']').next())

@@ -463,10 +463,10 @@ mod tests {
     #[test]
     fn every_error_code_of_the_contract_is_documented() {
         let text = document();
-        // Every code the one mapping answers (error::CODES, checked against `AppError::code`),
+        // Every code the one mapping answers (http::error::CODES, checked against the mapping),
         // but AMOUNT_MISMATCH: a capture of another amount is kept for review (202
         // `needs_review`), never refused with it.
-        let codes = crate::error::CODES.iter().filter(|c| **c != "AMOUNT_MISMATCH");
+        let codes = crate::http::error::CODES.iter().filter(|c| **c != "AMOUNT_MISMATCH");
         for code in codes {
             assert!(text.contains(&format!("`{code}`")), "{code} is not in the document");
         }

@@ -3,9 +3,9 @@ use serde_json::json;
 use super::*;
 use crate::saga::definition;
 
-fn message(e: AppError) -> String {
+fn message(e: Fault) -> String {
     match e {
-        AppError::Internal(m) => m.to_string(),
+        Fault::Internal(m) => m.to_string(),
         other => panic!("expected an internal error, got {other:?}"),
     }
 }

@@ -8,10 +8,10 @@ use super::{business, classify, NoOutput, StepContext};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
 use crate::domain::money::Money;
 use crate::domain::order::{OrderCommand, OrderLine, PaymentStatus, RefundStatus};
-use crate::error::AppError;
 use crate::gateways::payment::GatewayError;
 use crate::saga::machine::Failure;
 use crate::saga::shapes::CancelOrderInput;
+use crate::services::ServiceError;
 
 /// validate_cancellation's output: fields of `CancelOrderData`.
 #[derive(Serialize)]
@@ -45,7 +45,7 @@ pub async fn validate_cancellation(ctx: StepContext) -> Result<CancellationCheck
     let order = ctx.deps.orders.get(input.order_id).await.map_err(classify)?;
     let order = order
         .filter(|o| input.customer_id.is_none_or(|c| o.customer_id == c))
-        .ok_or_else(|| business(AppError::OrderNotFound))?;
+        .ok_or_else(|| business(ServiceError::OrderNotFound))?;
     order.cancellable(input.only_if_pending).map_err(|e| business(e.into()))?;
     Ok(CancellationChecked {
         reservation_owner: order.saga_id,
@@ -73,7 +73,8 @@ pub async fn refund_payment(ctx: StepContext) -> Result<RefundOutcome, Failure> 
 /// half of place_order's cancel_created_order). When the gateway
 /// keeps failing, the order's refund becomes PENDING_MANUAL and the saga parks for an operator.
 pub async fn refund_order_payment(ctx: &StepContext, id: OrderId) -> Result<RefundOutcome, Failure> {
-    let order = ctx.deps.orders.get(id).await.map_err(classify)?.ok_or_else(|| business(AppError::OrderNotFound))?;
+    let order =
+        ctx.deps.orders.get(id).await.map_err(classify)?.ok_or_else(|| business(ServiceError::OrderNotFound))?;
     let key = ctx.key("refund_payment");
     let (result, done) = match order.payment_status {
         PaymentStatus::Captured => (
@@ -88,7 +89,7 @@ pub async fn refund_order_payment(ctx: &StepContext, id: OrderId) -> Result<Refu
     let (status, failure) = match result {
         Ok(()) => (done, None),
         Err(GatewayError::Declined(reason)) => {
-            (RefundStatus::PendingManual, Some(business(AppError::PaymentFailed { reason })))
+            (RefundStatus::PendingManual, Some(business(ServiceError::PaymentFailed { reason })))
         }
         Err(GatewayError::Transient(m)) if ctx.is_last_attempt() => {
             (RefundStatus::PendingManual, Some(super::transient(m)))

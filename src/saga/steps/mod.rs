@@ -22,13 +22,14 @@ use super::shapes::{self, SagaShape};
 use crate::actors::ActorError;
 use crate::config::Settings;
 use crate::domain::ids::SagaId;
-use crate::error::AppError;
+use crate::error::{Answer, Fault};
 use crate::gateways::payment::{GatewayError, PaymentGateway};
 use crate::services::cart::CartService;
 use crate::services::catalog::CatalogService;
 use crate::services::customers::CustomerService;
 use crate::services::inventory::InventoryService;
 use crate::services::orders::OrderService;
+use crate::services::ServiceError;
 use crate::store::{Store, WriteSet};
 
 /// What a step's run sees: the saga's input and the outputs of the steps before it, read
@@ -52,7 +53,7 @@ impl StepContext {
     /// The saga's input as its typed shape. Missing or malformed is a bug (in whatever
     /// started the saga), so it is a business failure, not retried.
     pub fn input<T: SagaShape>(&self) -> Result<T, Failure> {
-        shapes::parse("input", &self.raw_input).map_err(business)
+        shapes::parse("input", &self.raw_input).map_err(|e| business(e.into()))
     }
 
     /// The outputs of the steps before this one, as the saga's typed data shape.
@@ -62,7 +63,7 @@ impl StepContext {
 
     /// The data through a view shared by several sagas (release_inventory's lines).
     pub fn view<T: DeserializeOwned>(&self) -> Result<T, Failure> {
-        shapes::parse("data", &self.raw_data).map_err(business)
+        shapes::parse("data", &self.raw_data).map_err(|e| business(e.into()))
     }
 
     /// The saga log write of this step succeeding with `output`, for a step whose effect is
@@ -123,7 +124,7 @@ where
         let future = self(ctx);
         Box::pin(async move {
             let output = future.await?;
-            serde_json::to_value(&output).map_err(|e| business(AppError::internal("step output", e)))
+            serde_json::to_value(&output).map_err(|e| business(ServiceError::internal("step output", e)))
         })
     }
 }
@@ -134,7 +135,7 @@ pub struct NoOutput {}
 
 /// A required data field, as a step failure naming it.
 pub fn required<T>(value: Option<T>, name: &str) -> Result<T, Failure> {
-    shapes::required(value, name).map_err(business)
+    shapes::required(value, name).map_err(|e| business(e.into()))
 }
 
 /// Every handler this build has.
@@ -167,30 +168,36 @@ pub fn handlers() -> HashMap<&'static str, Arc<dyn StepHandler>> {
 
 /// A business error: compensate (or park, past the point of no return). A quarantined key
 /// is never one: the saga parks PAUSED on it, however the step reports it.
-pub fn business(e: AppError) -> Failure {
+pub fn business(e: ServiceError) -> Failure {
     match e {
-        AppError::Actor(ActorError::Quarantined { key, .. }) => Failure::Quarantined { key, message: e.to_string() },
+        ServiceError::Actor(ActorError::Quarantined { key, .. }) => {
+            Failure::Quarantined { key, message: e.to_string() }
+        }
         other => Failure::Business(other.record()),
     }
 }
 
 /// Infrastructure errors (a store hiccup, an actor restarting) are worth retrying;
 /// the domain's refusals are not; a quarantined key parks the saga.
-pub fn classify(e: AppError) -> Failure {
+pub fn classify(e: ServiceError) -> Failure {
     match e {
-        AppError::Internal(_) | AppError::ShuttingDown => transient(e.to_string()),
-        // An actor reloading answered before applying anything: the next attempt can pass.
-        e if e.is_retry_safe_unavailable() => transient(e.to_string()),
+        // A store hiccup, or an actor reloading that answered before applying anything:
+        // the next attempt can pass.
+        e if e.is_transient() => transient(e.to_string()),
         other => business(other),
     }
 }
 
 pub fn transient(message: String) -> Failure {
-    Failure::Transient { exhausted: AppError::Internal(message.clone().into()).record(), message }
+    Failure::Transient { exhausted: Fault::internal_text(message.clone()).record(), message }
 }
 
 /// A gateway answer as a step outcome: declines are business errors, the rest is retried.
-pub fn gateway_failure(e: GatewayError, declined: impl FnOnce(String) -> AppError, exhausted: AppError) -> Failure {
+pub fn gateway_failure(
+    e: GatewayError,
+    declined: impl FnOnce(String) -> ServiceError,
+    exhausted: ServiceError,
+) -> Failure {
     match e {
         GatewayError::Declined(reason) => business(declined(reason)),
         GatewayError::Transient(message) => Failure::Transient { message, exhausted: exhausted.record() },
@@ -204,13 +211,17 @@ mod tests {
 
     #[test]
     fn an_actor_reloading_is_retried_and_a_refusal_is_not() {
-        let retried = [AppError::Actor(ActorError::Reloading), AppError::Unavailable("busy"), AppError::ShuttingDown];
+        let retried = [
+            ServiceError::Actor(ActorError::Reloading),
+            ServiceError::Fault(Fault::Unavailable("busy")),
+            ServiceError::Fault(Fault::ShuttingDown),
+        ];
         for e in retried {
             let shown = e.to_string();
             assert!(matches!(classify(e), Failure::Transient { .. }), "{shown}");
         }
         assert!(matches!(
-            classify(AppError::from(crate::services::orders::CheckoutError::EmptyCart)),
+            classify(ServiceError::from(crate::services::orders::CheckoutError::EmptyCart)),
             Failure::Business(_)
         ));
     }

@@ -13,11 +13,11 @@ use crate::domain::order::{Order, OrderCommand, OrderError, OrderLine, PaymentSt
 use crate::domain::product::VariantChoiceError;
 use crate::domain::quantity::Quantity;
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
 use crate::saga::machine::Failure;
 use crate::saga::shapes::{PlaceOrderData, PlaceOrderInput};
 use crate::services::catalog::CatalogError;
 use crate::services::orders::CheckoutError;
+use crate::services::ServiceError;
 
 // The steps' outputs: each names fields of `PlaceOrderData`.
 
@@ -97,13 +97,16 @@ pub async fn load_cart(ctx: StepContext) -> Result<CartLoaded, Failure> {
 /// Every line with its quantity as the domain type. A quantity that is not one (0, or over
 /// the maximum) is a corrupt saga record: refused before anything is reserved, never
 /// skipped (an order would otherwise be placed for stock nobody reserved).
-pub fn reservable(lines: &[OrderLine]) -> Result<Vec<(ItemKey, Quantity)>, AppError> {
+pub fn reservable(lines: &[OrderLine]) -> Result<Vec<(ItemKey, Quantity)>, ServiceError> {
     lines
         .iter()
         .map(|line| {
             let key = ItemKey { product_id: line.product_id, variant_id: line.variant_id };
             let quantity = Quantity::new(line.quantity).ok_or_else(|| {
-                AppError::InvalidQuantity(format!("saga data: line {} has quantity {}", line.product_id, line.quantity))
+                ServiceError::InvalidQuantity(format!(
+                    "saga data: line {} has quantity {}",
+                    line.product_id, line.quantity
+                ))
             })?;
             Ok((key, quantity))
         })
@@ -128,17 +131,17 @@ pub async fn reserve_inventory(ctx: StepContext) -> Result<NoOutput, Failure> {
         };
         match ctx.deps.inventory.execute_item(key, InventoryCommand::Reserve { owner, quantity }, &ctx.by()).await {
             Ok(_) => {}
-            Err(AppError::Inventory(InventoryError::InsufficientStock { available, .. })) => {
+            Err(ServiceError::Inventory(InventoryError::InsufficientStock { available, .. })) => {
                 short.push(short_of(available.into()))
             }
-            Err(AppError::Catalog(
+            Err(ServiceError::Catalog(
                 CatalogError::ProductNotFound | CatalogError::VariantChoice(VariantChoiceError::NotFound),
             )) => short.push(short_of(0.into())),
             Err(e) => return Err(classify(e)),
         }
     }
     if !short.is_empty() {
-        return Err(business(AppError::InsufficientStock { items: short.into() }));
+        return Err(business(ServiceError::InsufficientStock { items: short.into() }));
     }
     Ok(NoOutput {})
 }
@@ -164,8 +167,8 @@ pub async fn authorize_payment(ctx: StepContext) -> Result<PaymentAuthorized, Fa
     let authorization_id = ctx.deps.gateway.authorize(total, &currency, &token, &key).await.map_err(|e| {
         gateway_failure(
             e,
-            |reason| AppError::PaymentFailed { reason },
-            AppError::PaymentFailed { reason: "payment gateway unavailable".into() },
+            |reason| ServiceError::PaymentFailed { reason },
+            ServiceError::PaymentFailed { reason: "payment gateway unavailable".into() },
         )
     })?;
     Ok(PaymentAuthorized { authorization_id })
@@ -231,7 +234,7 @@ pub async fn cancel_created_order(ctx: StepContext) -> Result<RefundOutcome, Fai
     match ctx.deps.orders.execute(order_id, cmd, &ctx.by(), Vec::new()).await {
         Ok(_) => refund_order_payment(&ctx, order_id).await,
         // Never created, or cancelled by someone else (whose saga settles the payment).
-        Err(AppError::OrderNotFound | AppError::Order(OrderError::InvalidStatusTransition { .. })) => {
+        Err(ServiceError::OrderNotFound | ServiceError::Order(OrderError::InvalidStatusTransition { .. })) => {
             Ok(RefundOutcome::nothing())
         }
         Err(e) => Err(classify(e)),
@@ -272,11 +275,11 @@ mod tests {
     fn a_line_with_an_invalid_quantity_is_refused_not_skipped() {
         let lines = [line(2), line(0)];
         match reservable(&lines) {
-            Err(AppError::InvalidQuantity(m)) => assert!(m.contains("quantity 0"), "{m}"),
+            Err(ServiceError::InvalidQuantity(m)) => assert!(m.contains("quantity 0"), "{m}"),
             other => panic!("expected INVALID_QUANTITY, got {other:?}"),
         }
         let too_many = [line(u32::MAX)];
-        assert!(matches!(reservable(&too_many), Err(AppError::InvalidQuantity(_))));
+        assert!(matches!(reservable(&too_many), Err(ServiceError::InvalidQuantity(_))));
         let ok = reservable(&[line(2), line(3)]).unwrap();
         assert_eq!(ok.iter().map(|(_, q)| q.get()).collect::<Vec<_>>(), [2, 3]);
     }

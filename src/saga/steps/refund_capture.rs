@@ -8,10 +8,10 @@ use serde_json::json;
 use super::{business, classify, StepContext};
 use crate::domain::ids::OrderId;
 use crate::domain::order::{OrderCommand, RefundStatus};
-use crate::error::AppError;
 use crate::gateways::payment::GatewayError;
 use crate::saga::machine::Failure;
 use crate::saga::shapes::RefundCaptureInput;
+use crate::services::ServiceError;
 use crate::store::{keys, Notification, StoreError, WriteSet};
 
 /// refund_captured_payment's output (`RefundCaptureData`).
@@ -29,7 +29,7 @@ pub async fn refund_captured_payment(ctx: StepContext) -> Result<CaptureRefunded
             tracing::info!(%order_id, %authorization_id, %amount, "capture of a cancelled order refunded");
             return Ok(CaptureRefunded { refund_id });
         }
-        Err(GatewayError::Declined(reason)) => business(AppError::PaymentFailed { reason }),
+        Err(GatewayError::Declined(reason)) => business(ServiceError::PaymentFailed { reason }),
         Err(GatewayError::Transient(m)) if ctx.is_last_attempt() => super::transient(m),
         Err(GatewayError::Transient(m)) => return Err(super::transient(m)),
     };

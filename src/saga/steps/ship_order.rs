@@ -8,9 +8,9 @@ use super::{business, classify, required, NoOutput, StepContext};
 use crate::domain::ids::{CustomerId, ItemKey, OwnerId, SagaId};
 use crate::domain::inventory::InventoryCommand;
 use crate::domain::order::{OrderCommand, OrderError, OrderLine, OrderStatus};
-use crate::error::AppError;
 use crate::saga::machine::Failure;
 use crate::saga::shapes::{ShipOrderData, ShipOrderInput};
+use crate::services::ServiceError;
 use crate::store::{keys, StoreError, WriteSet};
 
 /// validate_shipment's output: fields of `ShipOrderData`.
@@ -27,7 +27,8 @@ fn input(ctx: &StepContext) -> Result<ShipOrderInput, Failure> {
 
 pub async fn validate_shipment(ctx: StepContext) -> Result<ShipmentChecked, Failure> {
     let id = input(&ctx)?.order_id;
-    let order = ctx.deps.orders.get(id).await.map_err(classify)?.ok_or_else(|| business(AppError::OrderNotFound))?;
+    let order =
+        ctx.deps.orders.get(id).await.map_err(classify)?.ok_or_else(|| business(ServiceError::OrderNotFound))?;
     if order.status != OrderStatus::Confirmed && order.shipped_by != Some(ctx.saga_id) {
         return Err(business(OrderError::NotShippable(order.status.as_str()).into()));
     }
@@ -43,7 +44,7 @@ pub async fn claim_tracking_number(ctx: StepContext) -> Result<NoOutput, Failure
         Err(StoreError::Conflict(_)) => {
             match ctx.deps.orders.find_by(&keys::order_by_tracking(&number)).map_err(classify)? {
                 Some(owner) if owner == id => Ok(NoOutput {}),
-                _ => Err(business(AppError::TrackingNumberInUse(number))),
+                _ => Err(business(ServiceError::TrackingNumberInUse(number))),
             }
         }
         Err(e) => Err(classify(e.into())),

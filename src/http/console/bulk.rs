@@ -13,7 +13,7 @@ use super::layout::{self, Shell};
 use super::sagas::{filter_fields, saga_types};
 use super::session::Session;
 use super::{ConsoleError, Ctx, Page};
-use crate::error::AppError;
+use crate::http::ApiError;
 use crate::operations::bulk::{BulkKind, BulkRequest};
 use crate::operations::OperationError;
 use crate::saga::query::{FilterParams, SagaFilter};
@@ -202,7 +202,7 @@ pub async fn start(ctx: &Ctx<'_>) -> Page {
 pub fn progress(ctx: &Ctx<'_>, id: &str) -> Page {
     ctx.admin()?;
     let id: uuid::Uuid = id.parse().map_err(|_| ConsoleError::App(OperationError::BulkActionNotFound.into()))?;
-    let action = ctx.shop.bulk.get(id)?.ok_or(AppError::from(OperationError::BulkActionNotFound))?;
+    let action = ctx.shop.bulk.get(id)?.ok_or(ApiError::from(OperationError::BulkActionNotFound))?;
     let a = action.to_json();
     let running = action.state == "running";
     let problems = a["problems"].as_array().cloned().unwrap_or_default();

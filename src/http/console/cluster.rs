@@ -6,13 +6,13 @@ use maud::html;
 use super::layout::{self, Shell};
 use super::{Ctx, Page};
 use crate::config::Backend;
-use crate::error::AppError;
+use crate::http::ApiError;
 
 pub fn show(ctx: &Ctx<'_>) -> Page {
     ctx.admin()?;
     let store = &ctx.shop.store;
-    let leases = store.leases().map_err(AppError::from)?;
-    let nodes = store.nodes().map_err(AppError::from)?;
+    let leases = store.leases().map_err(ApiError::from)?;
+    let nodes = store.nodes().map_err(ApiError::from)?;
     let backend = match ctx.shop.settings.storage.backend {
         Backend::Sled => "sled (embedded; one server, no lease)",
         Backend::Postgres => "PostgreSQL",

@@ -28,7 +28,8 @@ mod webhooks;
 
 use std::collections::HashMap;
 
-use crate::error::AppError;
+use crate::error::Answer;
+use crate::http::ApiError;
 use crate::server::Request;
 use crate::startup::Shop;
 pub use routes::dispatch;
@@ -49,8 +50,27 @@ pub enum ConsoleError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    App(#[from] AppError),
+    App(#[from] ApiError),
 }
+
+/// Any layer's error, as the API would answer it.
+macro_rules! console_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ConsoleError {
+            fn from(e: $t) -> ConsoleError {
+                ConsoleError::App(e.into())
+            }
+        }
+    )*};
+}
+
+console_error_from!(
+    crate::services::ServiceError,
+    crate::saga::SagaError,
+    crate::operations::OperationError,
+    crate::store::StoreError,
+    crate::error::Fault
+);
 
 impl ConsoleError {
     fn status(&self) -> u16 {

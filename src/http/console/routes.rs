@@ -6,16 +6,16 @@ use warp::http::Method;
 
 use super::{audit, bulk, cluster, layout, orders, policies, quarantine, saga, sagas, signin, triage, webhooks};
 use super::{ConsoleError, Ctx, Page};
-use crate::error::AppError;
+use crate::http::ApiError;
 use crate::server::Request;
 use crate::startup::Shop;
 
-pub type Reply = Result<warp::reply::Response, AppError>;
+pub type Reply = Result<warp::reply::Response, ApiError>;
 
 /// Handles every `/console...` request; the answer is always HTML (or a redirect).
 pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
     if !shop.settings.console.enabled {
-        return ("not_found", Err(crate::error::http::HttpError::RouteNotFound(req.path.clone()).into()));
+        return ("not_found", Err(crate::http::HttpError::RouteNotFound(req.path.clone()).into()));
     }
     let ctx = Ctx { shop, req, session: super::session::current(&shop.console, req) };
     let (label, page) = route(&ctx).await;

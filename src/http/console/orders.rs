@@ -13,11 +13,12 @@ use crate::domain::email::Email;
 use crate::domain::ids::{OrderId, ProductId};
 use crate::domain::order::{Order, OrderStatus};
 use crate::domain::quarantine::{KeyKind, QuarantineKey};
-use crate::error::AppError;
+use crate::http::ApiError;
 use crate::saga::query::{Direction, SagaFilter};
 use crate::services::catalog::CatalogError;
 use crate::services::inventory::item_keys;
 use crate::services::orders::order_json;
+use crate::services::ServiceError;
 
 const PAGE: usize = 50;
 const STATUSES: [&str; 5] = ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED"];
@@ -121,8 +122,8 @@ fn table(orders: &[Order]) -> Markup {
 
 pub async fn show(ctx: &Ctx<'_>, id: &str) -> Page {
     let session = ctx.staff()?;
-    let id: OrderId = id.parse().map_err(|_| ConsoleError::App(AppError::OrderNotFound))?;
-    let order = ctx.shop.orders.get(id).await?.ok_or(AppError::OrderNotFound)?;
+    let id: OrderId = id.parse().map_err(|_| ConsoleError::App(ApiError::from(ServiceError::OrderNotFound)))?;
+    let order = ctx.shop.orders.get(id).await?.ok_or(ApiError::from(ServiceError::OrderNotFound))?;
     let j = order_json(&order);
     let admin = session.role == Role::Admin;
     let content = html! {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::layout::{self, Shell};
 use super::{ConsoleError, Ctx, Page};
-use crate::error::AppError;
+use crate::http::ApiError;
 use crate::operations::webhooks::Source;
 use crate::operations::OperationError;
 use crate::store::WebhookEvent;
@@ -102,7 +102,7 @@ pub fn show(ctx: &Ctx<'_>, source_name: &str, raw_id: &str) -> Page {
     let session = ctx.admin()?;
     let src = source(source_name)?;
     let id = event_id(raw_id);
-    let event = ctx.shop.webhooks.event(src, &id)?.ok_or(AppError::from(OperationError::WebhookEventNotFound))?;
+    let event = ctx.shop.webhooks.event(src, &id)?.ok_or(ApiError::from(OperationError::WebhookEventNotFound))?;
     let payload = serde_json::to_string_pretty(&data_of(&event)).unwrap_or_default();
     let action = format!("/console/webhooks/{source_name}/{raw_id}/replay");
     let result = ctx.query("result");

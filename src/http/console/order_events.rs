@@ -19,7 +19,7 @@ pub async fn section(ctx: &Ctx<'_>, order: OrderId, role: Role) -> Result<Markup
         None => None,
     };
     // Nothing shown that a crash could still take back.
-    ctx.shop.store.barrier().await.map_err(crate::error::AppError::from)?;
+    ctx.shop.store.barrier().await.map_err(crate::http::ApiError::from)?;
     let page = ctx.shop.logs.order_events(order, cursor, PAGE)?;
     let events = page["events"].as_array().cloned().unwrap_or_default();
     Ok(html! {

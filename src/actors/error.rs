@@ -1,13 +1,12 @@
-//! The actor layer's refusals, as a type (re-exported as `actors::ActorError`), and what
-//! its messages fail with ([`ActorFailure`]: the refusal, the domain's, the store's). Each
-//! becomes an [`AppError`](crate::error::AppError) (a status and a code) in the parent
-//! module, which is why they are defined here rather than in `actors/`.
+//! The actor layer's refusals ([`ActorError`]) and what its messages fail with
+//! ([`ActorFailure`]: the refusal, the domain's, the store's). Status and code are decided
+//! in `http::error`.
 
-use super::{BoxError, InternalError};
 use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
 use crate::domain::order::OrderError;
 use crate::domain::quarantine::QuarantineKey;
+use crate::error::{BoxError, InternalError};
 use crate::store::StoreError;
 
 /// A message an entity actor did not handle.
@@ -30,8 +29,7 @@ impl From<actix::MailboxError> for ActorError {
 
 /// Everything an entity actor's message can fail with: the actor's own refusal, the
 /// domain's refusal of the command, an order that does not exist, or the store's failure
-/// (a write that did not become durable). Becomes an [`AppError`](crate::error::AppError)
-/// as each part always did.
+/// (a write that did not become durable). A service's error holds each part as it always did.
 #[derive(Debug, thiserror::Error)]
 pub enum ActorFailure {
     #[error(transparent)]
@@ -55,6 +53,6 @@ pub enum ActorFailure {
 impl ActorFailure {
     /// A server-side failure while doing `context`, keeping the error that caused it.
     pub fn internal(context: impl Into<String>, cause: impl Into<BoxError>) -> ActorFailure {
-        ActorFailure::Internal(InternalError { context: context.into(), cause: Some(cause.into()) })
+        ActorFailure::Internal(InternalError::new(context, cause))
     }
 }

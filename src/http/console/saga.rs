@@ -11,7 +11,7 @@ use super::session::Session;
 use super::{ConsoleError, Ctx, Page};
 use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
-use crate::error::AppError;
+use crate::http::ApiError;
 use crate::operations::saga_audit;
 use crate::saga::instance::{Phase, Work};
 use crate::saga::{SagaError, SagaInstance, SagaState};
@@ -30,7 +30,7 @@ fn saga_id(id: &str) -> Result<SagaId, ConsoleError> {
 pub async fn show(ctx: &Ctx<'_>, id: &str) -> Page {
     let session = ctx.admin()?;
     let id = saga_id(id)?;
-    let saga = ctx.shop.sagas.get(id).await?.ok_or(AppError::from(SagaError::NotFound))?;
+    let saga = ctx.shop.sagas.get(id).await?.ok_or(ApiError::from(SagaError::NotFound))?;
     let preview = ctx.shop.sagas.abort_preview(id).await?;
     let order_exists = match saga.order_id {
         Some(o) => ctx.shop.orders.get_committed(o)?.is_some(),
@@ -247,7 +247,7 @@ pub async fn resume(ctx: &Ctx<'_>, id: &str) -> Page {
     let form = ctx.form()?;
     let id = saga_id(id)?;
     let reset = form.get("reset_attempts").is_some_and(|v| v == "true");
-    let before = ctx.shop.sagas.get(id).await?.ok_or(AppError::from(SagaError::NotFound))?;
+    let before = ctx.shop.sagas.get(id).await?.ok_or(ApiError::from(SagaError::NotFound))?;
     let outcome = ctx.shop.sagas.resume(id, reset).await;
     let extra = json!({ "reset_attempts": reset });
     let row = saga_audit::saga_action(&session.actor(), "saga.resume", id, Some(before.state), &outcome, extra);
@@ -265,7 +265,7 @@ pub async fn abort(ctx: &Ctx<'_>, id: &str) -> Page {
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(ConsoleError::Invalid("an abort needs a reason of 1 to 500 characters".into()));
     }
-    let before = ctx.shop.sagas.get(id).await?.ok_or(AppError::from(SagaError::NotFound))?;
+    let before = ctx.shop.sagas.get(id).await?.ok_or(ApiError::from(SagaError::NotFound))?;
     let outcome = ctx.shop.sagas.abort(id, reason).await;
     let row = saga_audit::saga_action(
         &session.actor(),
