@@ -10,6 +10,7 @@ use serde_json::json;
 
 pub use super::error::AccountError;
 use super::login_guard::{HashPermits, LoginThrottle};
+use super::session_cache::SessionCache;
 use super::ServiceError;
 use super::{new_token, token_hash, Stripes};
 use crate::config::Settings;
@@ -34,6 +35,7 @@ pub struct CustomerService {
     /// Bounds the hashes running at once (logins and registrations alike).
     hash_permits: Arc<HashPermits>,
     throttle: Arc<LoginThrottle>,
+    sessions: Arc<SessionCache>,
 }
 
 impl CustomerService {
@@ -46,6 +48,7 @@ impl CustomerService {
             settings,
             stripes: Arc::new(Stripes::new(64)),
             decoy_hash: Arc::new(decoy_hash),
+            sessions: Arc::new(SessionCache::default()),
         }
     }
 
@@ -167,13 +170,17 @@ impl CustomerService {
             created_at: now,
             expires_at: now.plus_millis(self.settings.auth.session_ttl_secs.saturating_mul(1000)),
         };
-        self.store.commit(WriteSet::new().save(keys::session(&token_hash(&token)), &session)).await?;
+        let digest = token_hash(&token);
+        self.store.commit(WriteSet::new().save(keys::session(&digest), &session)).await?;
+        self.sessions.put(digest, session.customer_id, session.expires_at);
         Ok((token, customer.customer_id))
     }
 
     /// Ends the session of `token` (logout). Unknown tokens are already ended.
     pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {
-        self.store.commit(WriteSet::new().remove(keys::session(&token_hash(token)))).await?;
+        let digest = token_hash(token);
+        self.sessions.revoke(digest);
+        self.store.commit(WriteSet::new().remove(keys::session(&digest))).await?;
         Ok(())
     }
 
@@ -182,8 +189,16 @@ impl CustomerService {
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
-        let session = self.store.load::<Session>(&keys::session(&token_hash(token)))?;
-        Ok(session.filter(|s| s.expires_at > Timestamp::now()).map(|s| s.customer_id))
+        let (digest, now) = (token_hash(token), Timestamp::now());
+        if let Some(customer) = self.sessions.get(&digest, now) {
+            return Ok(Some(customer));
+        }
+        let Some(session) = self.store.load::<Session>(&keys::session(&digest))? else { return Ok(None) };
+        if session.expires_at <= now {
+            return Ok(None);
+        }
+        self.sessions.put(digest, session.customer_id, session.expires_at);
+        Ok(Some(session.customer_id))
     }
 
     pub fn get(&self, id: CustomerId) -> Result<Option<Customer>, ServiceError> {

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod notification_handler;
 pub mod notifications;
 pub mod orders;
+pub mod session_cache;
 pub mod staff_sessions;
 
 use sha2::{Digest, Sha256};

@@ -159,6 +159,17 @@ async fn customer_routes_need_a_valid_session() {
 }
 
 #[tokio::test]
+async fn a_session_ends_at_its_expiry_even_while_in_use() {
+    let app = spawn_app_with(|s| s.auth.session_ttl_secs = 1).await;
+    let c = app.customer().await;
+    // Used, and so held in memory, until the moment it expires.
+    assert_eq!(app.get("/v1/me", Some(&c.token)).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = app.get("/v1/me", Some(&c.token)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("UNAUTHENTICATED")));
+}
+
+#[tokio::test]
 async fn logout_ends_the_session() {
     let app = spawn_app().await;
     let c = app.customer().await;
