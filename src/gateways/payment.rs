@@ -28,9 +28,25 @@ pub enum GatewayError {
     /// Permanent: retrying cannot help (declined card, bad request).
     #[error("declined: {0}")]
     Declined(String),
-    /// Timeout, 5xx, connection refused: worth another attempt.
+    /// Not applied (connection refused, 503, 429): worth another attempt.
     #[error("transient gateway failure: {0}")]
     Transient(String),
+    /// May have been applied (a timeout after the request was sent, a 500, 502 or 504):
+    /// worth another attempt under the same idempotency key, which the gateway answers with
+    /// the first outcome; if every attempt ends so, the caller must ask again before
+    /// assuming nothing happened.
+    #[error("gateway outcome unknown: {0}")]
+    Uncertain(String),
+}
+
+impl GatewayError {
+    /// The text of a failure worth another attempt (`None` for a decline).
+    pub fn retryable(&self) -> Option<&str> {
+        match self {
+            GatewayError::Declined(_) => None,
+            GatewayError::Transient(m) | GatewayError::Uncertain(m) => Some(m),
+        }
+    }
 }
 
 pub trait PaymentGateway: Send + Sync {
@@ -140,13 +156,20 @@ impl HttpGateway {
             .json(&body)
             .send()
             .await
-            .map_err(|e| GatewayError::Transient(format!("{path}: {e}")))?;
+            .map_err(|e| match e.is_connect() {
+                // Nothing was sent.
+                true => GatewayError::Transient(format!("{path}: {e}")),
+                // A timeout or a connection lost once the request may have left.
+                false => GatewayError::Uncertain(format!("{path}: {e}")),
+            })?;
         let status = resp.status().as_u16();
         let body = resp.json::<serde_json::Value>().await.unwrap_or(serde_json::Value::Null);
         match status {
             200..=299 => Ok((status, body)),
-            500..=599 => Err(GatewayError::Transient(format!("{path}: gateway answered {status}"))),
-            408 | 429 => Err(GatewayError::Transient(format!("{path}: gateway answered {status}"))),
+            // Refused before doing anything.
+            503 | 408 | 429 => Err(GatewayError::Transient(format!("{path}: gateway answered {status}"))),
+            // Failed somewhere along the way, or a proxy lost the answer.
+            500..=599 => Err(GatewayError::Uncertain(format!("{path}: gateway answered {status}"))),
             _ => Err(GatewayError::Declined(
                 body["reason"].as_str().map_or_else(|| format!("gateway answered {status}"), str::to_string),
             )),

@@ -243,6 +243,12 @@ impl SagaCoordinator {
             raw_data: self.saga.data_json(),
             attempt: work.attempts,
             max_attempts: work.policy.max_attempts,
+            forward_may_have_applied: self.saga.phase == Phase::Compensating
+                && self
+                    .saga
+                    .steps
+                    .get(self.saga.cursor as usize)
+                    .is_some_and(|r| self.saga.may_have_applied(&r.step.name)),
             deps: self.engine.deps(),
             success_log,
         };

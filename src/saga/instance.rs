@@ -127,6 +127,14 @@ pub struct FailedAttempt {
     pub error: String,
 }
 
+impl SagaInstance {
+    /// Whether an attempt of the forward work `step` failed in a way that may have applied
+    /// it (see [`Failure::Transient`](super::machine::Failure::Transient)`::uncertain`).
+    pub fn may_have_applied(&self, step: &str) -> bool {
+        self.failed_attempts.iter().any(|f| f.work == step && !f.compensation && f.kind == super::machine::UNCERTAIN)
+    }
+}
+
 impl FailedAttempt {
     pub fn to_json(&self) -> Value {
         json!({

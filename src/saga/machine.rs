@@ -12,13 +12,18 @@ use crate::domain::time::Timestamp;
 use crate::error::ErrorRecord;
 use crate::retry::RetryPolicy;
 
+/// The failed-attempt kind of an attempt that may have been applied.
+pub const UNCERTAIN: &str = "uncertain";
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
     /// Retrying cannot help: compensate (or park, past the point of no return).
     Business(ErrorRecord),
     /// Worth another attempt, per the retry policy. `exhausted` is the business error to
-    /// record if this was the last attempt.
-    Transient { message: String, exhausted: ErrorRecord },
+    /// record if this was the last attempt. `uncertain`: the attempt may have been applied
+    /// although it failed (a call to the outside world that timed out after it was sent);
+    /// kept in the failed-attempt history so that the compensation knows to ask again.
+    Transient { message: String, exhausted: ErrorRecord, uncertain: bool },
     /// The work touches a key an operator quarantined: park PAUSED on it, the attempt not
     /// counted, until the key is released.
     Quarantined { key: QuarantineKey, message: String },
@@ -29,7 +34,8 @@ impl Failure {
     pub fn kind(&self) -> &'static str {
         match self {
             Failure::Business(_) => "business",
-            Failure::Transient { .. } => "transient",
+            Failure::Transient { uncertain: false, .. } => "transient",
+            Failure::Transient { uncertain: true, .. } => UNCERTAIN,
             Failure::Quarantined { .. } => "quarantined",
         }
     }
@@ -322,7 +328,10 @@ fn on_failure(
         error: failure.describe(),
     };
     if saga.failed_attempts.len() >= MAX_FAILED_ATTEMPTS {
-        saga.failed_attempts.remove(0);
+        // The oldest goes, unless it is all a compensation has to know that the work may
+        // have been applied: then the oldest that is not.
+        let first_certain = saga.failed_attempts.iter().position(|f| f.kind != UNCERTAIN);
+        saga.failed_attempts.remove(first_certain.unwrap_or(0));
     }
     saga.failed_attempts.push(failed);
     // `saga` was borrowed for the history; the current work again.
@@ -342,7 +351,7 @@ fn on_failure(
             return Action::Idle;
         }
         Failure::Business(e) => (e.message.clone(), Some(e)),
-        Failure::Transient { message, exhausted } => match work.policy.delay_after(work.attempts) {
+        Failure::Transient { message, exhausted, .. } => match work.policy.delay_after(work.attempts) {
             Some(delay) => {
                 work.last_error = Some(message);
                 let at = now.plus_millis(delay.as_millis() as i64);
@@ -470,7 +479,26 @@ on_exhausted = "stuck"
         Failure::Transient {
             message: "timeout".into(),
             exhausted: ErrorRecord { status: 503, code: "GONE".into(), message: "gone".into(), details: "{}".into() },
+            uncertain: false,
         }
+    }
+
+    #[test]
+    fn an_attempt_that_may_have_applied_is_kept_for_the_compensation_however_long_the_history() {
+        let mut s = saga();
+        s.steps[0].step.policy.max_attempts = 1_000;
+        step(&mut s, Input::Start);
+        let Failure::Transient { message, exhausted, .. } = transient() else { unreachable!() };
+        step(&mut s, Input::Failed(Failure::Transient { message, exhausted, uncertain: true }));
+        assert_eq!(s.failed_attempts[0].kind, UNCERTAIN);
+        assert!(s.may_have_applied("a") && !s.may_have_applied("b"));
+        for _ in 0..MAX_FAILED_ATTEMPTS + 5 {
+            step(&mut s, Input::RetryDue);
+            step(&mut s, Input::Failed(transient()));
+        }
+        assert_eq!(s.failed_attempts.len(), MAX_FAILED_ATTEMPTS);
+        assert_eq!(s.failed_attempts[0].kind, UNCERTAIN, "trimmed around it");
+        assert!(s.may_have_applied("a"));
     }
 
     fn current(s: &SagaInstance) -> String {

@@ -28,10 +28,9 @@ struct Cluster<'a> {
 
 impl Cluster<'_> {
     fn start(&mut self, name: &'static str) {
-        // A gateway call that times out may still be applied by the gateway, leaving an
-        // authorization the saga never learnt of (a known gap: the void needs its id); three
-        // servers, the database and this test on two cores must not starve the fake gateway
-        // into that.
+        // Three servers, the database and this test share two cores: a generous gateway
+        // timeout keeps this test about crashes and pauses. (A call that times out but was
+        // applied is found again and voided by the checkout's compensation: `gateway::`.)
         let extra = [("CARTWRIGHT__CLUSTER__NODE_ID", name), ("CARTWRIGHT__PAYMENT__HTTP__TIMEOUT_MS", "3000")];
         let server = ServerProcess::start_listening(self.dir, &with(self.env, &extra));
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -86,11 +86,17 @@ async fn handle(ledger: Arc<Mutex<Ledger>>, path: String, key: String, body: Val
             }
             // Idempotent: the same key always names the same authorization.
             let id = format!("fake_auth_{}", key.replace(':', "_"));
+            // Its first two calls (a checkout's two attempts) are applied, and answered late.
+            let applied_late = token == "tok_applied_then_hang" && n <= 2;
             ledger
                 .lock()
                 .unwrap()
                 .authorizations
                 .insert(id.clone(), (token, body["amount"].as_str().unwrap_or_default().into()));
+            if applied_late {
+                // Applied, but the answer never arrives in time (the caller times out).
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
             reply(201, json!({ "authorization_id": id }))
         }
         "void" => {

@@ -75,6 +75,36 @@ async fn a_gateway_that_stays_down_ends_in_payment_failed_with_nothing_held() {
 }
 
 #[tokio::test]
+async fn an_authorization_applied_but_never_answered_is_found_and_voided_when_the_checkout_fails() {
+    let gw = FakeGateway::start(0, 1).await;
+    let app = app_with_gateway(&gw).await;
+    app.set_policy("place_order", "authorize_payment", 2, 10).await;
+    // Both attempts are applied by the gateway and time out at the server; the gateway
+    // answers again in time afterwards.
+    let (status, body) = checkout(&app, "tok_applied_then_hang").await;
+    let saga_id = match status {
+        402 => {
+            let (_, sagas) = app.get("/admin/v1/sagas?state=FAILED&type=place_order", Some(ADMIN)).await;
+            sagas["sagas"][0]["saga_id"].as_str().unwrap().to_string()
+        }
+        202 => body["saga_id"].as_str().unwrap().to_string(),
+        other => panic!("{other}: {body}"),
+    };
+    let saga = app.saga_reaches(&saga_id, "FAILED").await;
+    assert_eq!(saga["error"]["code"], "PAYMENT_FAILED");
+    let attempts = saga["failed_attempts"].as_array().unwrap();
+    assert!(attempts.iter().any(|a| a["work"] == "authorize_payment" && a["kind"] == "uncertain"), "{saga}");
+    let ledger = gw.ledger.lock().unwrap();
+    let auth = format!("fake_auth_{saga_id}_authorize_payment");
+    assert!(
+        ledger.authorizations.contains_key(&auth),
+        "the gateway made the authorization: {:?}",
+        ledger.authorizations
+    );
+    assert_eq!(ledger.voids.get(&auth).map(Vec::len), Some(1), "and it was voided once: {:?}", ledger.voids);
+}
+
+#[tokio::test]
 async fn a_call_that_hangs_past_the_timeout_is_retried_under_the_same_key() {
     let gw = FakeGateway::start(0, 1).await;
     let app = app_with_gateway(&gw).await;

@@ -91,10 +91,10 @@ pub async fn refund_order_payment(ctx: &StepContext, id: OrderId) -> Result<Refu
         Err(GatewayError::Declined(reason)) => {
             (RefundStatus::PendingManual, Some(business(ServiceError::PaymentFailed { reason })))
         }
-        Err(GatewayError::Transient(m)) if ctx.is_last_attempt() => {
+        Err(GatewayError::Transient(m) | GatewayError::Uncertain(m)) if ctx.is_last_attempt() => {
             (RefundStatus::PendingManual, Some(super::transient(m)))
         }
-        Err(GatewayError::Transient(m)) => return Err(super::transient(m)),
+        Err(GatewayError::Transient(m) | GatewayError::Uncertain(m)) => return Err(super::transient(m)),
     };
     ctx.deps.orders.execute(id, OrderCommand::SetRefund { status }, &ctx.by(), Vec::new()).await.map_err(classify)?;
     match failure {

@@ -43,6 +43,9 @@ pub struct StepContext {
     pub raw_data: Value,
     pub attempt: u32,
     pub max_attempts: u32,
+    /// For a compensation: an attempt of its step failed in a way that may have applied
+    /// it (see [`Failure::Transient`]), so "no output" does not mean "nothing done".
+    pub forward_may_have_applied: bool,
     pub deps: Arc<StepDeps>,
     /// Offered when this step's success may ride on its effect's write (see
     /// [`crate::saga::fold`]); taken by [`StepContext::success_log`].
@@ -189,7 +192,7 @@ pub fn classify(e: ServiceError) -> Failure {
 }
 
 pub fn transient(message: String) -> Failure {
-    Failure::Transient { exhausted: Fault::internal_text(message.clone()).record(), message }
+    Failure::Transient { exhausted: Fault::internal_text(message.clone()).record(), message, uncertain: false }
 }
 
 /// A gateway answer as a step outcome: declines are business errors, the rest is retried.
@@ -200,7 +203,12 @@ pub fn gateway_failure(
 ) -> Failure {
     match e {
         GatewayError::Declined(reason) => business(declined(reason)),
-        GatewayError::Transient(message) => Failure::Transient { message, exhausted: exhausted.record() },
+        GatewayError::Transient(message) => {
+            Failure::Transient { message, exhausted: exhausted.record(), uncertain: false }
+        }
+        GatewayError::Uncertain(message) => {
+            Failure::Transient { message, exhausted: exhausted.record(), uncertain: true }
+        }
     }
 }
 

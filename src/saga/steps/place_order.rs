@@ -13,6 +13,7 @@ use crate::domain::order::{Order, OrderCommand, OrderError, OrderLine, PaymentSt
 use crate::domain::product::VariantChoiceError;
 use crate::domain::quantity::Quantity;
 use crate::domain::time::Timestamp;
+use crate::gateways::payment::GatewayError;
 use crate::saga::machine::Failure;
 use crate::saga::shapes::{PlaceOrderData, PlaceOrderInput};
 use crate::services::catalog::CatalogError;
@@ -175,10 +176,19 @@ pub async fn authorize_payment(ctx: StepContext) -> Result<PaymentAuthorized, Fa
 }
 
 /// Compensation of authorize_payment. A void the gateway refuses (already voided, unknown)
-/// leaves nothing to undo.
+/// leaves nothing to undo. Without an authorization id, there is nothing to void unless an
+/// attempt of authorize_payment may have been applied (it timed out after the request
+/// left): then the gateway is asked again under the same idempotency key, which answers
+/// the authorization it made (or makes one now), and that is voided; while the gateway
+/// cannot say, the compensation keeps retrying rather than leave a hold on the card.
 pub async fn void_authorization(ctx: StepContext) -> Result<VoidOutcome, Failure> {
-    let Some(authorization_id) = data(&ctx)?.authorization_id else {
-        return Ok(VoidOutcome { voided: false, payment: None });
+    let authorization_id = match data(&ctx)?.authorization_id {
+        Some(id) => id,
+        None if ctx.forward_may_have_applied => match recover_authorization(&ctx).await? {
+            Some(id) => id,
+            None => return Ok(VoidOutcome { voided: false, payment: None }),
+        },
+        None => return Ok(VoidOutcome { voided: false, payment: None }),
     };
     if let Some(order) = ctx.deps.orders.get_committed(input(&ctx)?.order_id).map_err(classify)? {
         if order.payment_status != PaymentStatus::Authorized {
@@ -189,11 +199,27 @@ pub async fn void_authorization(ctx: StepContext) -> Result<VoidOutcome, Failure
     let key = ctx.key("void_authorization");
     match ctx.deps.gateway.void(&authorization_id, &key).await {
         Ok(()) => Ok(VoidOutcome { voided: true, payment: None }),
-        Err(crate::gateways::payment::GatewayError::Declined(reason)) => {
+        Err(GatewayError::Declined(reason)) => {
             tracing::warn!(%authorization_id, %reason, "void refused by the gateway; nothing left to void");
             Ok(VoidOutcome { voided: false, payment: None })
         }
-        Err(crate::gateways::payment::GatewayError::Transient(m)) => Err(super::transient(m)),
+        Err(GatewayError::Transient(m) | GatewayError::Uncertain(m)) => Err(super::transient(m)),
+    }
+}
+
+/// The authorization an uncertain authorize_payment may have made: the same call again,
+/// under the same key. `None`: the gateway declines it, so none was made.
+async fn recover_authorization(ctx: &StepContext) -> Result<Option<String>, Failure> {
+    let total = required(data(ctx)?.total, "total")?;
+    let token = input(ctx)?.payment_token;
+    let currency = ctx.deps.settings.shop.currency.clone();
+    match ctx.deps.gateway.authorize(total, &currency, &token, &ctx.key("authorize_payment")).await {
+        Ok(id) => {
+            tracing::warn!(authorization_id = %id, "an authorization the checkout never heard of: voiding it");
+            Ok(Some(id))
+        }
+        Err(GatewayError::Declined(_)) => Ok(None),
+        Err(GatewayError::Transient(m) | GatewayError::Uncertain(m)) => Err(super::transient(m)),
     }
 }
 

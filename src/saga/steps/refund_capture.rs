@@ -30,8 +30,8 @@ pub async fn refund_captured_payment(ctx: StepContext) -> Result<CaptureRefunded
             return Ok(CaptureRefunded { refund_id });
         }
         Err(GatewayError::Declined(reason)) => business(ServiceError::PaymentFailed { reason }),
-        Err(GatewayError::Transient(m)) if ctx.is_last_attempt() => super::transient(m),
-        Err(GatewayError::Transient(m)) => return Err(super::transient(m)),
+        Err(GatewayError::Transient(m) | GatewayError::Uncertain(m)) if ctx.is_last_attempt() => super::transient(m),
+        Err(GatewayError::Transient(m) | GatewayError::Uncertain(m)) => return Err(super::transient(m)),
     };
     // The saga parks STUCK after this: the order says so and an operator is told.
     tracing::error!(%order_id, %authorization_id, %amount, "refund of a capture failed for good; PENDING_MANUAL, admin alerted");
