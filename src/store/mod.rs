@@ -72,8 +72,9 @@ pub enum StoreError {
     TooLarge { table: &'static str, bytes: usize },
     #[error("postgres: {}", postgres_detail(.0))]
     Postgres(#[from] tokio_postgres::Error),
-    /// PostgreSQL connection settings no connection can be made with (an unknown `sslmode`,
-    /// a CA file that cannot be read): refused before connecting.
+    /// PostgreSQL connection settings no connection can be made with: an unknown `sslmode`
+    /// or a CA file that cannot be read (refused before connecting), or a database
+    /// certificate they do not trust.
     #[error("{0}")]
     Settings(String),
     /// The PostgreSQL schema was written by a newer build (its migrations are unknown here).

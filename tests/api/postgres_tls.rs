@@ -147,6 +147,7 @@ async fn a_server_checking_the_database_certificate_serves_over_tls() {
     }
 }
 
+const CA_FILE: &str = "CARTWRIGHT__STORAGE__POSTGRES__CA_FILE";
 const HANDSHAKE: &str = "postgres: error performing TLS handshake";
 
 /// Starts the real binary on the store at `url` with `extra` settings: it must refuse to
@@ -182,22 +183,45 @@ fn a_database_certificate_that_does_not_check_out_stops_the_server_at_start() {
     let other_ca = dir.path().join("other-ca.pem");
     std::fs::write(&other_ca, OTHER_CA).unwrap();
     let (other_ca, ca) = (other_ca.to_string_lossy().into_owned(), db.file("ca.pem"));
-    let ca_file = "CARTWRIGHT__STORAGE__POSTGRES__CA_FILE";
-    let unknown_issuer = &[HANDSHAKE, "invalid peer certificate: UnknownIssuer"];
+    let refused = |why: &str, summary: &str| {
+        format!("the database's TLS certificate was refused: invalid peer certificate: {why}; sslmode={summary}; ")
+    };
+    let unknown_issuer = |summary| refused("UnknownIssuer", summary);
     let full = db.url_with(None, None, "sslmode=verify-full");
-    // Another CA, for either check of the chain.
-    refused_at_start(&full, &[(ca_file, &other_ca)], unknown_issuer);
-    refused_at_start(&db.url_with(None, None, "sslmode=verify-ca"), &[(ca_file, &other_ca)], unknown_issuer);
-    // No CA file: Mozilla's roots, which know nothing of a private CA.
-    refused_at_start(&full, &[], unknown_issuer);
-    // With a CA file, require checks the chain too (as libpq with a root certificate).
-    refused_at_start(&db.url_with(None, None, "sslmode=require"), &[(ca_file, &other_ca)], unknown_issuer);
-    // The right CA, but a host name the certificate does not carry.
-    let elsewhere = db.url_with(None, Some("db.invalid"), "sslmode=verify-full");
-    refused_at_start(&elsewhere, &[(ca_file, &ca)], &[HANDSHAKE, "certificate not valid for name \"db.invalid\""]);
+    let refusals = [
+        // Another CA, for either check of the chain.
+        (&full, Some(&other_ca), unknown_issuer("verify-full (certificate and host name checked against ca_file)")),
+        (
+            &db.url_with(None, None, "sslmode=verify-ca"),
+            Some(&other_ca),
+            unknown_issuer("verify-ca (certificate chain checked against ca_file)"),
+        ),
+        // No CA file: Mozilla's roots, which know nothing of a private CA.
+        (&full, None, unknown_issuer("verify-full (certificate and host name checked against Mozilla's roots)")),
+        // With a CA file, require checks the chain too (as libpq with a root certificate).
+        (
+            &db.url_with(None, None, "sslmode=require"),
+            Some(&other_ca),
+            unknown_issuer("require (certificate chain checked against ca_file)"),
+        ),
+        // The right CA, but a host name the certificate does not carry.
+        (
+            &db.url_with(None, Some("db.invalid"), "sslmode=verify-full"),
+            Some(&ca),
+            refused(
+                "certificate not valid for name \"db.invalid\"; certificate is only valid for DnsName(\"localhost\") \
+                 or IpAddress(127.0.0.1)",
+                "verify-full (certificate and host name checked against ca_file)",
+            ),
+        ),
+    ];
+    for (url, ca_file, reason) in refusals {
+        let extra: Vec<(&str, &str)> = ca_file.iter().map(|file| (CA_FILE, file.as_str())).collect();
+        refused_at_start(url, &extra, &[&reason]);
+    }
     // `cert` authentication without a client certificate.
     let no_client_cert = db.url_with(Some("cartwright_cert"), None, "sslmode=verify-full");
-    refused_at_start(&no_client_cert, &[(ca_file, &ca)], &["connection requires a valid client certificate"]);
+    refused_at_start(&no_client_cert, &[(CA_FILE, &ca)], &["connection requires a valid client certificate"]);
 }
 
 #[test]

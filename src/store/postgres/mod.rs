@@ -197,7 +197,7 @@ pub(crate) fn open(
 
 async fn connect(target: &Target) -> Result<Client, StoreError> {
     let tls = &target.connector;
-    let (client, connection) = tls.config.connect(tls.tls.clone()).await?;
+    let (client, connection) = tls.config.connect(tls.tls.clone()).await.map_err(|e| tls::explain(e, &tls.summary))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %super::postgres_detail(&e), "PostgreSQL connection closed");

@@ -16,6 +16,7 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::PostgresSettings;
+use crate::store::StoreError;
 
 /// libpq's `sslmode`, less `allow` (a plain connection first, TLS if refused), which
 /// tokio-postgres cannot do.
@@ -88,6 +89,24 @@ pub(super) fn connector(pg: &PostgresSettings) -> Result<Connector, String> {
     tls.alpn_protocols = vec![b"postgresql".to_vec()];
     let summary = format!("sslmode={} ({checks})", mode_name(mode));
     Ok(Connector { config, tls: MakeRustlsConnect::new(tls), summary })
+}
+
+/// A connection error that is the database's certificate refused, told with what decides
+/// trust here (it is the settings, not the database, an operator has to look at); any other
+/// error as it is.
+pub(super) fn explain(e: tokio_postgres::Error, summary: &str) -> StoreError {
+    let refused = std::error::Error::source(&e)
+        .and_then(|cause| cause.downcast_ref::<std::io::Error>())
+        .and_then(|io| io.get_ref())
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .filter(|tls| matches!(tls, rustls::Error::InvalidCertificate(_)));
+    match refused {
+        Some(why) => StoreError::Settings(format!(
+            "the database's TLS certificate was refused: {why}; {summary}; the CAs trusted are \
+             those in storage.postgres.ca_file, or Mozilla's roots when it is empty"
+        )),
+        None => StoreError::Postgres(e),
+    }
 }
 
 fn mode_name(mode: SslMode) -> &'static str {
