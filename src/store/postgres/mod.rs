@@ -10,6 +10,7 @@
 mod lease;
 mod membership;
 mod schema;
+mod sslmode;
 mod tls;
 mod writer;
 
