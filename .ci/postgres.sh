@@ -5,10 +5,16 @@
 #   eval "$(.ci/postgres.sh)"      # prints `export CARTWRIGHT_TEST_POSTGRES_URL=...`
 #   source .ci/postgres.sh         # the same, into the current shell
 #   .ci/postgres.sh stop           # stops the server and removes its directory
+# With `tls` (and `stop tls`), a second, separate server with ssl=on: a CA, a server certificate
+# for 127.0.0.1 and localhost, and a client certificate for the role `cartwright_cert` (`cert`
+# authentication), made with the openssl program in its directory. It leaves
+# CARTWRIGHT_TEST_POSTGRES_TLS_URL (no sslmode in it) and CARTWRIGHT_TEST_POSTGRES_TLS_CERTS
+# (the directory of ca.pem, client.pem and client.key).
 # A second call while the server runs reuses it. Installs Debian's `postgresql` when the
 # machine has no initdb. fsync and synchronous_commit stay on: the tests check durability.
 # Settings: CARTWRIGHT_PG_DIR (default ${TMPDIR:-/tmp}/cartwright-ci-postgres) and
-# CARTWRIGHT_PG_PORT (the first port tried, default 55432).
+# CARTWRIGHT_PG_PORT (the first port tried, default 55432; the TLS server's state directory
+# is the same with -tls after it, its first port 10 higher).
 
 # Sourced: run as a child (so its `set -e` and exits stay its own) and take its exports.
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
@@ -20,7 +26,14 @@ fi
 
 set -euo pipefail
 
+tls=false
+if [ "${1:-}" = tls ] || [ "${2:-}" = tls ]; then tls=true; fi
 state="${CARTWRIGHT_PG_DIR:-${TMPDIR:-/tmp}/cartwright-ci-postgres}"
+first_port="${CARTWRIGHT_PG_PORT:-55432}"
+if $tls; then
+  state="$state-tls"
+  first_port=$((first_port + 10))
+fi
 data="$state/data"
 
 log() { echo "postgres.sh: $*" >&2; }
@@ -84,10 +97,10 @@ start() {
   fi
   chmod 700 "$state"
 
-  local port="${CARTWRIGHT_PG_PORT:-55432}" tries=0
+  local port="$first_port" tries=0
   while ! port_free "$port"; do
     tries=$((tries + 1))
-    [ "$tries" -lt 50 ] || { log "no free port from ${CARTWRIGHT_PG_PORT:-55432} on"; exit 1; }
+    [ "$tries" -lt 50 ] || { log "no free port from $first_port on"; exit 1; }
     port=$((port + 1))
   done
 
@@ -96,34 +109,78 @@ start() {
   as_pg "$bindir/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
     -E UTF8 --locale=C >"$state/initdb.log" 2>&1 ||
     { cat "$state/initdb.log" >&2; exit 1; }
+  local ssl=""
+  if $tls; then
+    make_certificates "$state/certs"
+    ssl="-c ssl=on -c ssl_cert_file=$state/certs/server.pem -c ssl_key_file=$state/certs/server.key -c ssl_ca_file=$state/certs/ca.pem"
+    # Before initdb's `host` lines, which take a password with or without TLS.
+    as_pg sed -i '1i hostssl all cartwright_cert 127.0.0.1/32 cert' "$data/pg_hba.conf"
+  fi
   # The socket lives in the cluster's own directory: /var/run/postgresql may not exist.
   # fsync and synchronous_commit are the defaults, said again so no conf file turns them off.
   as_pg "$bindir/pg_ctl" start -D "$data" -w -t 60 -l "$state/server.log" \
-    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$state -c max_connections=200 -c fsync=on -c synchronous_commit=on" \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$state -c max_connections=200 -c fsync=on -c synchronous_commit=on $ssl" \
     >/dev/null || { cat "$state/server.log" >&2; exit 1; }
 
   as_pg "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$state" -p "$port" -U postgres -d postgres \
     -c "CREATE ROLE cartwright LOGIN PASSWORD '$password'" \
-    -c "CREATE DATABASE cartwright OWNER cartwright" >&2
+    -c "CREATE DATABASE cartwright OWNER cartwright" \
+    -c "CREATE ROLE cartwright_cert LOGIN" \
+    -c "GRANT CREATE ON DATABASE cartwright TO cartwright_cert" \
+    -c "GRANT pg_read_all_stats TO cartwright" >&2  # pg_stat_ssl of cartwright_cert's sessions too
   echo "postgres://cartwright:$password@127.0.0.1:$port/cartwright" >"$state/url"
   log "started PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (cluster in $data)"
+}
+
+# A CA, the server's certificate (127.0.0.1 and localhost) and a client certificate for
+# the role cartwright_cert, in `dir` (the CA's key is deleted once they are issued).
+make_certificates() {
+  local dir=$1 serial
+  if ! command -v openssl >/dev/null; then
+    log "no openssl program: installing Debian's openssl"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >&2
+  fi
+  mkdir -p "$dir"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -days 3 -subj "/CN=Cartwright test CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  # name, subjectAltName or empty, extendedKeyUsage
+  issue() {
+    openssl req -new "${ec[@]}" -subj "/CN=$1" -keyout "$dir/$4.key" -out "$dir/$4.csr" 2>/dev/null
+    serial=$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')
+    printf '%s\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\n' "$2" "$3" >"$dir/$4.ext"
+    openssl x509 -req -in "$dir/$4.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -set_serial "0x$serial" -days 3 \
+      -extfile "$dir/$4.ext" -out "$dir/$4.pem" 2>/dev/null
+    rm "$dir/$4.csr" "$dir/$4.ext"
+  }
+  issue localhost "subjectAltName=DNS:localhost,IP:127.0.0.1" serverAuth server
+  issue cartwright_cert "" clientAuth client
+  rm "$dir/ca.key"
+  chmod 600 "$dir/server.key"
+  [ "$(id -u)" != 0 ] || chown -R postgres: "$dir"
 }
 
 case "${1:-start}" in
   stop)
     stop
     ;;
-  start)
+  start | tls)
     bindir=$(find_bindir)
     if running; then
       log "reusing the server already running in $state"
     else
       start
     fi
-    echo "export CARTWRIGHT_TEST_POSTGRES_URL='$(cat "$state/url")'"
+    if $tls; then
+      echo "export CARTWRIGHT_TEST_POSTGRES_TLS_URL='$(cat "$state/url")'"
+      echo "export CARTWRIGHT_TEST_POSTGRES_TLS_CERTS='$state/certs'"
+    else
+      echo "export CARTWRIGHT_TEST_POSTGRES_URL='$(cat "$state/url")'"
+    fi
     ;;
   *)
-    log "usage: $0 [start|stop]"
+    log "usage: $0 [start|stop|tls|stop tls]"
     exit 2
     ;;
 esac

@@ -136,7 +136,14 @@ impl StorageSettings {
 
     /// A durable sled store at `path` (restores and tools that build a store directory).
     pub fn sled_at(path: PathBuf, cache_capacity_mb: u64) -> StorageSettings {
-        let postgres = PostgresSettings { url: String::new(), schema: "cartwright".into(), pool_size: 1 };
+        let postgres = PostgresSettings {
+            url: String::new(),
+            schema: "cartwright".into(),
+            pool_size: 1,
+            ca_file: String::new(),
+            client_cert: String::new(),
+            client_key: String::new(),
+        };
         StorageSettings { backend: Backend::Sled, path, durability: Durability::Durable, cache_capacity_mb, postgres }
     }
 }
@@ -146,6 +153,12 @@ pub struct PostgresSettings {
     pub url: String,
     pub schema: String,
     pub pool_size: usize,
+    /// PEM file of the CA(s) the database's certificate must chain to; empty: Mozilla's roots.
+    pub ca_file: String,
+    /// PEM files of a client certificate (chain) and its key, for `cert` authentication; both
+    /// or neither.
+    pub client_cert: String,
+    pub client_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -373,6 +386,9 @@ impl Settings {
             if pg.pool_size == 0 {
                 return bad("storage.postgres.pool_size must be >= 1");
             }
+            if pg.client_cert.is_empty() != pg.client_key.is_empty() {
+                return bad("storage.postgres.client_cert and storage.postgres.client_key go together");
+            }
             // The schema is spliced into SQL as an identifier: keep it to plain ones.
             let plain = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
             if pg.schema.is_empty() || pg.schema.len() > 48 || !pg.schema.chars().all(plain) {
@@ -477,6 +493,27 @@ mod tests {
     fn env(vars: &[(&str, &str)]) -> Option<Environment> {
         let map = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Some(env_source().source(Some(map)))
+    }
+
+    #[test]
+    fn a_postgres_client_certificate_without_its_key_is_refused() {
+        let pg = |extra: &[(&str, &str)]| {
+            let mut vars = vec![
+                ("CARTWRIGHT__STORAGE__BACKEND", "postgres"),
+                ("CARTWRIGHT__STORAGE__POSTGRES__URL", "postgres://db/shop"),
+            ];
+            vars.extend_from_slice(extra);
+            Settings::load_from(None, env(&vars))
+        };
+        let cert = ("CARTWRIGHT__STORAGE__POSTGRES__CLIENT_CERT", "/etc/cartwright/pg.pem");
+        let key = ("CARTWRIGHT__STORAGE__POSTGRES__CLIENT_KEY", "/etc/cartwright/pg.key");
+        for lone in [cert, key] {
+            let err = pg(&[lone]).unwrap_err().to_string();
+            assert!(err.contains("storage.postgres.client_cert and storage.postgres.client_key go together"), "{err}");
+        }
+        let s = pg(&[cert, key, ("CARTWRIGHT__STORAGE__POSTGRES__CA_FILE", "/etc/cartwright/pg-ca.pem")]).unwrap();
+        assert_eq!(s.storage.postgres.ca_file, "/etc/cartwright/pg-ca.pem");
+        assert_eq!((s.storage.postgres.client_cert.as_str(), s.storage.postgres.client_key.as_str()), (cert.1, key.1));
     }
 
     #[test]

@@ -72,6 +72,11 @@ pub enum StoreError {
     TooLarge { table: &'static str, bytes: usize },
     #[error("postgres: {}", postgres_detail(.0))]
     Postgres(#[from] tokio_postgres::Error),
+    /// PostgreSQL connection settings no connection can be made with: an unknown `sslmode`
+    /// or a CA file that cannot be read (refused before connecting), or a database
+    /// certificate they do not trust.
+    #[error("{0}")]
+    Settings(String),
     /// The PostgreSQL schema was written by a newer build (its migrations are unknown here).
     #[error("the store's schema is at version {found}; this build knows up to {known}")]
     SchemaTooNew { found: i32, known: i32 },

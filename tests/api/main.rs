@@ -38,6 +38,7 @@ mod listings;
 mod mail_server;
 mod order_events;
 mod orders;
+mod postgres_tls;
 mod quarantine;
 mod retention;
 mod saga_data;

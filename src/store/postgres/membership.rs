@@ -32,7 +32,7 @@ impl Membership {
     pub(crate) fn join(settings: &StorageSettings, cluster: &ClusterSettings) -> Result<Membership, StoreError> {
         let runtime = OwnedRuntime::new(1, "cluster-membership")?;
         let handle = runtime.handle();
-        let target = Target { url: settings.postgres.url.clone(), schema: settings.postgres.schema.clone() };
+        let target = Target::new(&settings.postgres)?;
         let (node_id, url) = (cluster.node_id.clone(), cluster.advertise_url.clone());
         let schema_name = target.schema.clone();
         let client = run(&handle, async move {

@@ -10,6 +10,8 @@
 mod lease;
 mod membership;
 mod schema;
+mod sslmode;
+mod tls;
 mod writer;
 
 use std::collections::{HashMap, VecDeque};
@@ -19,12 +21,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::runtime::{Handle, Runtime};
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
 use super::backend::{Backend, Entries, LeaseView, NodeView};
 use super::plan::Seqs;
 use super::{StoreError, Table};
-use crate::config::{ClusterSettings, Durability, StorageSettings};
+use crate::config::{ClusterSettings, Durability, PostgresSettings, StorageSettings};
 pub use lease::Wait;
 pub(crate) use membership::Membership;
 pub(crate) use writer::PgWriter;
@@ -39,11 +41,20 @@ struct HeldLease {
     renewing: tokio::task::JoinHandle<()>,
 }
 
-/// Where to connect and which schema holds the tables.
+/// Where to connect, how (TLS), and which schema holds the tables.
 #[derive(Clone)]
 struct Target {
-    url: String,
+    connector: tls::Connector,
     schema: String,
+}
+
+impl Target {
+    /// Refuses settings no connection could be made with (an unknown `sslmode`, a CA file
+    /// that cannot be read) before any is tried.
+    fn new(pg: &PostgresSettings) -> Result<Target, StoreError> {
+        let connector = tls::connector(pg).map_err(StoreError::Settings)?;
+        Ok(Target { connector, schema: pg.schema.clone() })
+    }
 }
 
 pub(crate) struct PgBackend {
@@ -134,7 +145,7 @@ pub(crate) fn open(
     let pg = &settings.postgres;
     let runtime = OwnedRuntime::new(2, "store-postgres")?;
     let handle = runtime.handle();
-    let target = Arc::new(Target { url: pg.url.clone(), schema: pg.schema.clone() });
+    let target = Arc::new(Target::new(pg)?);
     let durable = settings.durability == Durability::Durable;
     let t = target.clone();
     let (node_id, lease_ms) = (cluster.node_id.clone(), cluster.lease_ms);
@@ -180,12 +191,14 @@ pub(crate) fn open(
         row.map_or(1, |(k, _)| u64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8])) + 1)
     };
     let seqs = Seqs { event: next(last(Table::Events)?), audit: next(last(Table::Audit)?) };
-    tracing::info!(schema = %pg.schema, pool = pg.pool_size, "store on PostgreSQL");
+    let tls = &backend.target.connector.summary;
+    tracing::info!(schema = %pg.schema, pool = pg.pool_size, %tls, "store on PostgreSQL");
     Ok(Some((backend, PgWriter::new(handle, writer_client, &pg.schema, holder), seqs)))
 }
 
 async fn connect(target: &Target) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(&target.url, NoTls).await?;
+    let tls = &target.connector;
+    let (client, connection) = tls.config.connect(tls.tls.clone()).await.map_err(|e| tls::explain(e, &tls.summary))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %super::postgres_detail(&e), "PostgreSQL connection closed");
