@@ -80,6 +80,32 @@ impl From<StoreError> for Fault {
     }
 }
 
+/// What every layer's error (with `Invalid(InvalidInput)` and `Fault(Fault)` variants)
+/// offers: `internal(context, cause)`, `invalid(field, message)`, and a store failure as
+/// a [`Fault`].
+macro_rules! layer_error {
+    ($t:ty) => {
+        impl $t {
+            /// A server-side failure while doing `context`, keeping the error that caused it.
+            pub fn internal(context: impl Into<String>, cause: impl Into<$crate::error::BoxError>) -> Self {
+                $crate::error::Fault::internal(context, cause).into()
+            }
+
+            /// Bad input in `field`.
+            pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+                $crate::error::InvalidInput::field(field, message).into()
+            }
+        }
+
+        impl From<$crate::store::StoreError> for $t {
+            fn from(e: $crate::store::StoreError) -> Self {
+                $crate::error::Fault::from(e).into()
+            }
+        }
+    };
+}
+pub(crate) use layer_error;
+
 /// Bad input a layer checked, naming the field when there is one (400 INVALID_REQUEST).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

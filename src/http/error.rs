@@ -16,7 +16,6 @@ use crate::operations::OperationError;
 use crate::saga::SagaError;
 use crate::services::error::{AccountError, CartRefusal, CatalogError, CheckoutError};
 use crate::services::ServiceError;
-use crate::store::StoreError;
 
 /// A request refused by the front door: its body, its path or its method.
 #[derive(Debug, thiserror::Error)]
@@ -76,16 +75,9 @@ pub enum ApiError {
     Fault(#[from] Fault),
 }
 
+crate::error::layer_error!(ApiError);
+
 impl ApiError {
-    /// A server-side failure while doing `context`, keeping the error that caused it.
-    pub fn internal(context: impl Into<String>, cause: impl Into<crate::error::BoxError>) -> ApiError {
-        Fault::internal(context, cause).into()
-    }
-
-    pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-        InvalidInput::field(field, message).into()
-    }
-
     /// Seconds for a `Retry-After` header, for the errors that say when to come back.
     pub fn retry_after_secs(&self) -> Option<u64> {
         if let Some(
@@ -119,12 +111,6 @@ impl ApiError {
             other => (other.to_string(), other.details()),
         };
         json!({ "error": { "code": self.code(), "message": message, "details": details } })
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
-        Fault::from(e).into()
     }
 }
 
@@ -562,6 +548,7 @@ pub const CODES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreError;
 
     /// `CODES` is exactly what the mapping's arms answer (read from this file, so a new arm
     /// cannot be left out), the placeholder of a recorded error aside.

@@ -2,10 +2,9 @@
 //! their refusals, the services' and the saga engine's errors whole, and the server-side
 //! [`Fault`]. Status and code are decided in `http::error`.
 
-use crate::error::{BoxError, Fault, InvalidInput};
+use crate::error::{Fault, InvalidInput};
 use crate::saga::SagaError;
 use crate::services::ServiceError;
-use crate::store::StoreError;
 
 /// A refusal or a failure of a webhook or an operator's action.
 #[derive(Debug, thiserror::Error)]
@@ -31,19 +30,4 @@ pub enum OperationError {
     Fault(#[from] Fault),
 }
 
-impl OperationError {
-    /// A server-side failure while doing `context`, keeping the error that caused it.
-    pub fn internal(context: impl Into<String>, cause: impl Into<BoxError>) -> OperationError {
-        Fault::internal(context, cause).into()
-    }
-
-    pub fn invalid(field: &str, message: impl Into<String>) -> OperationError {
-        InvalidInput::field(field, message).into()
-    }
-}
-
-impl From<StoreError> for OperationError {
-    fn from(e: StoreError) -> OperationError {
-        Fault::from(e).into()
-    }
-}
+crate::error::layer_error!(OperationError);

@@ -2,9 +2,8 @@
 //! variant, never on text), a service's error met while starting or steering a saga, and
 //! the server-side [`Fault`]. Status and code are decided in `http::error`.
 
-use crate::error::{BoxError, Fault, InvalidInput};
+use crate::error::{Fault, InvalidInput};
 use crate::services::ServiceError;
-use crate::store::StoreError;
 
 /// A refusal or a failure of the saga engine or a coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -36,27 +35,14 @@ pub enum SagaError {
     Fault(#[from] Fault),
 }
 
+crate::error::layer_error!(SagaError);
+
 impl SagaError {
-    /// A server-side failure while doing `context`, keeping the error that caused it.
-    pub fn internal(context: impl Into<String>, cause: impl Into<BoxError>) -> SagaError {
-        Fault::internal(context, cause).into()
-    }
-
-    pub fn invalid(field: &str, message: impl Into<String>) -> SagaError {
-        InvalidInput::field(field, message).into()
-    }
-
     /// A message the engine or a coordinator did not handle because it was reloading or
     /// stopping: sending it again, to a fresh activation, applies it at most once.
     pub fn is_retry_safe_unavailable(&self) -> bool {
         matches!(self, SagaError::Fault(Fault::Unavailable(_)))
             || matches!(self, SagaError::Service(ServiceError::Actor(crate::actors::ActorError::Reloading)))
-    }
-}
-
-impl From<StoreError> for SagaError {
-    fn from(e: StoreError) -> SagaError {
-        Fault::from(e).into()
     }
 }
 

@@ -12,8 +12,7 @@ use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
 use crate::domain::order::OrderError;
 use crate::domain::product::{ProductRuleError, VariantChoiceError};
-use crate::error::{BoxError, Fault, InvalidInput};
-use crate::store::StoreError;
+use crate::error::{Fault, InvalidInput};
 
 /// Everything a service call can fail with: what a service refuses, what the domain or an
 /// actor refused underneath, and what failed on the server's side.
@@ -58,16 +57,9 @@ pub enum ServiceError {
     Fault(#[from] Fault),
 }
 
+crate::error::layer_error!(ServiceError);
+
 impl ServiceError {
-    /// A server-side failure while doing `context`, keeping the error that caused it.
-    pub fn internal(context: impl Into<String>, cause: impl Into<BoxError>) -> ServiceError {
-        Fault::internal(context, cause).into()
-    }
-
-    pub fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
-        InvalidInput::field(field, message).into()
-    }
-
     /// Whether another attempt may pass: nothing was applied (a store hiccup, an actor
     /// reloading). A refusal is final; so is a quarantined key (it waits for an operator).
     pub fn is_transient(&self) -> bool {
@@ -76,12 +68,6 @@ impl ServiceError {
             ServiceError::Actor(ActorError::Reloading) => true,
             _ => false,
         }
-    }
-}
-
-impl From<StoreError> for ServiceError {
-    fn from(e: StoreError) -> ServiceError {
-        Fault::from(e).into()
     }
 }
 
