@@ -63,8 +63,8 @@ async fn serve(
         .with_context(|| format!("opening {} to join its cluster", settings.storage.describe()))?,
     );
     let opened = blocking({
-        let (storage, cluster) = (settings.storage.clone(), cluster.clone());
-        move || Store::open_when_free(&storage, &cluster, Wait::No)
+        let (storage, cluster, joined) = (settings.storage.clone(), cluster.clone(), membership.clone());
+        move || Store::open_when_free(&storage, &cluster, Wait::No, &joined)
     })
     .await
     .with_context(|| format!("opening {}", settings.storage.describe()))?;
@@ -104,8 +104,8 @@ async fn serve(
             tracing::info!("following: another server holds the store's lease; forwarding requests to it");
             let (give_up, stop_waiting) = tokio::sync::watch::channel(false);
             let waiting = blocking({
-                let (storage, cluster) = (settings.storage.clone(), cluster.clone());
-                move || Store::open_when_free(&storage, &cluster, Wait::Until(stop_waiting))
+                let (storage, cluster, joined) = (settings.storage.clone(), cluster.clone(), membership.clone());
+                move || Store::open_when_free(&storage, &cluster, Wait::Until(stop_waiting), &joined)
             });
             tokio::pin!(waiting);
             let opened = tokio::select! {

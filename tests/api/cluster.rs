@@ -234,7 +234,8 @@ async fn a_clean_stop_hands_the_lease_to_the_standby_at_once() {
 /// A server started while another leads follows it: customers, webhook senders and
 /// operators reach the shop through either server. The follower forwards each request
 /// once (a forwarded request reaching a follower is refused, not passed on), answers its
-/// own health and metrics, and counts what it forwarded; the cluster view lists both.
+/// own health and metrics, and counts what it forwarded; the cluster view lists both. Each
+/// server checked the schema once at start.
 #[tokio::test]
 async fn a_follower_forwards_customers_webhooks_and_operators_to_the_leader() {
     if postgres_only("a_follower_forwards_customers_webhooks_and_operators_to_the_leader", WHY) {
@@ -297,6 +298,14 @@ async fn a_follower_forwards_customers_webhooks_and_operators_to_the_leader() {
         .unwrap_or(0);
     assert!(forwarded >= 8, "the follower counts what it forwarded: {forwarded}\n{metrics}");
     assert!(metrics.contains("cartwright_forwarded_requests_total{outcome=\"not_leader\"} 1"), "{metrics}");
+
+    // Each server checked the schema's migrations once: when it joined, not again when it
+    // opened the store (nor, for the follower, when it opened it to wait for the lease).
+    for server in [&leader, &follower] {
+        let log = server.log.lock().unwrap();
+        let checks = log.iter().filter(|l| l.contains("the store's schema is up to date")).count();
+        assert_eq!(checks, 1, "the schema is checked once per start: {log:?}");
+    }
     leader.kill9();
     follower.kill9();
 }

@@ -123,13 +123,22 @@ impl Statements {
 /// What [`open`] gives: the backend, its committer's writer and where the logs go on.
 pub(crate) type Opened = (PgBackend, PgWriter, Seqs);
 
-/// Opens the database: applies migrations, takes the store's lease (waiting for it as
+/// Whether [`open`] brings the schema up to date, or finds it so (this process's
+/// [`Membership::join`] did, just before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Schema {
+    Migrate,
+    UpToDate,
+}
+
+/// Opens the database: applies migrations (as `schema` says), takes the store's lease (waiting for it as
 /// `wait` says, `None` when it is not taken), opens the read pool and the committer's
 /// connection, and reads where the event and audit logs go on.
 pub(crate) fn open(
     settings: &StorageSettings,
     cluster: &ClusterSettings,
     wait: Wait,
+    schema: Schema,
 ) -> Result<Option<Opened>, StoreError> {
     let pg = &settings.postgres;
     let runtime = OwnedRuntime::new(2, "store-postgres")?;
@@ -140,7 +149,9 @@ pub(crate) fn open(
     let (node_id, lease_ms) = (cluster.node_id.clone(), cluster.lease_ms);
     let taken = run(&handle, async move {
         let mut client = connect(&t).await?;
-        schema::migrate(&mut client, &t.schema).await?;
+        if schema == Schema::Migrate {
+            schema::migrate(&mut client, &t.schema).await?;
+        }
         let lease_client = connect(&t).await?;
         let Some(holder) = lease::acquire(&lease_client, &t.schema, &node_id, lease_ms, wait).await? else {
             return Ok(None);

@@ -147,6 +147,7 @@ async fn try_migrate(client: &mut Client, schema: &str) -> Result<(), StoreError
         tx.commit().await?;
         tracing::info!(schema, version = m.version, description = m.description, "applied store migration");
     }
+    tracing::info!(schema, version = known, "the store's schema is up to date");
     Ok(())
 }
 
