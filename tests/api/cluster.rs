@@ -309,3 +309,50 @@ async fn a_follower_forwards_customers_webhooks_and_operators_to_the_leader() {
     leader.kill9();
     follower.kill9();
 }
+
+/// The node `id` in the leader's cluster view, if listed.
+async fn node_in_view(client: &reqwest::Client, url: &str, id: &str) -> Option<Value> {
+    let (status, view) = admin_get(client, url, "/admin/v1/cluster").await;
+    assert_eq!(status, 200, "{view}");
+    view["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == id).cloned()
+}
+
+/// A server that died without stopping (`kill -9`) is listed stale once its heartbeat is
+/// three leases old, then the leader deletes its row after ten: the cluster view does not
+/// keep dead servers for ever. (Leases of 1 s here.)
+#[tokio::test]
+async fn the_leader_forgets_a_killed_server_after_listing_it_stale() {
+    if postgres_only("the_leader_forgets_a_killed_server_after_listing_it_stale", WHY) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let leader = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "leader")]);
+    let follower = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "doomed")]);
+    assert!(follower.logs_within(FOLLOWING, Duration::from_secs(5)), "the second server follows");
+    let alive = node_in_view(&client, &leader.url, "doomed").await.expect("listed while alive");
+    assert_eq!(alive["stale"], false, "{alive}");
+    follower.kill9();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen_stale = None;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "still listed: {seen_stale:?}");
+        match node_in_view(&client, &leader.url, "doomed").await {
+            Some(node) if node["stale"] == true => {
+                let age = node["heartbeat_age_ms"].as_i64().unwrap();
+                assert!(age > 3_000, "stale only after three leases: {node}");
+                seen_stale.get_or_insert(age);
+            }
+            Some(node) => assert!(seen_stale.is_none(), "stale stays stale: {node}"),
+            None => break,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first_stale = seen_stale.expect("listed stale before it was forgotten");
+    assert!(first_stale < 10_000, "stale for a while before being forgotten (at {first_stale} ms)");
+    let leader_row = node_in_view(&client, &leader.url, "leader").await.expect("the leader stays");
+    assert_eq!((leader_row["stale"].as_bool(), leader_row["leader"].as_bool()), (Some(false), Some(true)));
+    assert!(leader.logged("forgot a server whose heartbeat stopped"), "{:?}", leader.log.lock().unwrap());
+    leader.kill9();
+}

@@ -58,6 +58,8 @@ pub(crate) struct PgBackend {
     pool: Vec<Mutex<Option<Conn>>>,
     next: AtomicUsize,
     statements: Arc<Statements>,
+    /// `cluster.lease_ms`: how old a heartbeat makes a server stale in [`Backend::nodes`].
+    lease_ms: u64,
 }
 
 /// One read connection and the statements prepared on it.
@@ -185,6 +187,7 @@ pub(crate) fn open(
         pool: (0..pg.pool_size).map(|_| Mutex::new(None)).collect(),
         next: AtomicUsize::new(0),
         statements,
+        lease_ms: cluster.lease_ms,
     };
     let last = |table| backend.range(table, Bound::Unbounded, Bound::Unbounded, true, 1).next().transpose();
     let next = |row: Option<(Vec<u8>, Vec<u8>)>| {
@@ -327,8 +330,8 @@ impl Backend for PgBackend {
 
     fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
         let conn = self.conn()?;
-        let schema = self.statements.schema.clone();
-        run(&self.handle, async move { membership::nodes(&conn.client, &schema).await })?
+        let (schema, lease_ms) = (self.statements.schema.clone(), self.lease_ms);
+        run(&self.handle, async move { membership::nodes(&conn.client, &schema, lease_ms).await })?
     }
 
     /// Gives the lease up (the committer has stopped: nothing more will be written).
