@@ -12,7 +12,7 @@ use actix::Arbiter;
 use anyhow::Context as _;
 
 use crate::config::Settings;
-use crate::http::{Forwarder, Front};
+use crate::http::{Forwarder, Front, RelayKey};
 use crate::startup::{self, Workers};
 use crate::store::{Membership, Store, Wait};
 
@@ -68,6 +68,7 @@ async fn serve(
     })
     .await
     .with_context(|| format!("opening {}", settings.storage.describe()))?;
+    let relay_key = membership.secret().map(RelayKey::new);
     let arbiters: Vec<Arbiter> = (0..settings.arbiter_count()).map(|_| Arbiter::new()).collect();
     let (begin_tx, begin_rx) = tokio::sync::oneshot::channel::<()>();
     let listening = |front: Arc<Front>| {
@@ -89,7 +90,7 @@ async fn serve(
     let (store, shop, workers, mut server) = match opened {
         Some(store) => {
             let (shop, workers) = lead(&settings, &store, &arbiters).await?;
-            let server = listening(Front::serving(shop.clone()));
+            let server = listening(Front::serving(shop.clone(), relay_key));
             if membership.is_clustered() {
                 tracing::info!("leading: this server now serves requests itself");
             }
@@ -97,7 +98,7 @@ async fn serve(
             (store, shop, workers, server)
         }
         None => {
-            let forwarder = Forwarder::new(membership.clone(), cluster.node_id.clone(), cluster.lease_ms);
+            let forwarder = Forwarder::new(membership.clone(), cluster.node_id.clone(), cluster.lease_ms, relay_key);
             let front = Front::following(settings.server.clone(), forwarder);
             let mut server = listening(front.clone());
             on_listen(addr);

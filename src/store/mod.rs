@@ -423,6 +423,11 @@ impl Membership {
         self.0.as_ref().map_or(Ok(Vec::new()), |m| m.nodes())
     }
 
+    /// The secret every server of the cluster shares (none on the embedded store).
+    pub fn secret(&self) -> Option<&[u8]> {
+        self.0.as_ref().map(|m| m.secret())
+    }
+
     /// Leaves the cluster (a clean stop).
     pub fn leave(&self) -> Result<(), StoreError> {
         self.0.as_ref().map_or(Ok(()), |m| m.leave())

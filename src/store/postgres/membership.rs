@@ -6,10 +6,15 @@
 //! view); a clean stop deletes its row, and the leader deletes the row of a member whose
 //! heartbeat is older than [`FORGOTTEN_AFTER_LEASES`] leases (it died without stopping).
 //! A server whose row was deleted while it was only paused writes it again at its next beat.
+//!
+//! The database also holds the cluster's shared secret (`cluster_secret`, one random row
+//! written by the first server to start): a follower signs with it the client address it
+//! forwards, so the leader can believe it (see `http/relayed.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::RngCore;
 use tokio::runtime::Handle;
 use tokio_postgres::Client;
 
@@ -25,6 +30,8 @@ pub(crate) struct Membership {
     schema: String,
     node_id: String,
     lease_ms: u64,
+    /// The cluster's shared secret (see the module's doc).
+    secret: Vec<u8>,
     stop_beating: tokio::sync::watch::Sender<bool>,
     /// The heartbeat's task: waited for before the row is deleted, so a beat in flight cannot
     /// write it again after.
@@ -34,16 +41,18 @@ pub(crate) struct Membership {
 }
 
 impl Membership {
-    /// Connects, brings the schema up to date and writes this server's row.
+    /// Connects, brings the schema up to date, reads the cluster's secret (creating it if
+    /// this is the first server) and writes this server's row.
     pub(crate) fn join(settings: &StorageSettings, cluster: &ClusterSettings) -> Result<Membership, StoreError> {
         let runtime = OwnedRuntime::new(1, "cluster-membership")?;
         let handle = runtime.handle();
         let target = Target { url: settings.postgres.url.clone(), schema: settings.postgres.schema.clone() };
         let (node_id, url) = (cluster.node_id.clone(), cluster.advertise_url.clone());
         let schema_name = target.schema.clone();
-        let client = run(&handle, async move {
+        let (client, secret) = run(&handle, async move {
             let mut client = connect(&target).await?;
             schema::migrate(&mut client, &target.schema).await?;
+            let secret = shared_secret(&client, &target.schema).await?;
             let sql = format!(
                 r#"INSERT INTO "{}".nodes (node_id, advertise_url, started_at, heartbeat_at)
                    VALUES ($1, $2, now(), now())
@@ -52,7 +61,7 @@ impl Membership {
                 target.schema
             );
             client.execute(&sql, &[&node_id, &url]).await?;
-            Ok::<_, StoreError>(client)
+            Ok::<_, StoreError>((client, secret))
         })??;
         let client = Arc::new(client);
         let (stop_beating, stop) = tokio::sync::watch::channel(false);
@@ -71,6 +80,7 @@ impl Membership {
             schema: schema_name,
             node_id: cluster.node_id.clone(),
             lease_ms: cluster.lease_ms,
+            secret,
             stop_beating,
             beating,
             _runtime: runtime,
@@ -86,6 +96,11 @@ impl Membership {
     pub(crate) fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
         let (client, schema, lease_ms) = (self.client.clone(), self.schema.clone(), self.lease_ms);
         run(&self.handle, async move { nodes(&client, &schema, lease_ms).await })?
+    }
+
+    /// The secret every server of the cluster shares.
+    pub(crate) fn secret(&self) -> &[u8] {
+        &self.secret
     }
 
     /// Deletes this server's row (a clean stop): the others stop counting it at once.
@@ -111,6 +126,18 @@ const STALE_AFTER_LEASES: i64 = 3;
 /// long past stale (so the cluster view shows it stale for a while first), and long enough
 /// that a server paused or cut off for a moment keeps its row.
 const FORGOTTEN_AFTER_LEASES: i64 = 10;
+
+/// The cluster's secret: the one row of `cluster_secret`, written with 32 random bytes by
+/// whichever server gets there first (the others' inserts do nothing), then read by each.
+async fn shared_secret(client: &Client, schema: &str) -> Result<Vec<u8>, StoreError> {
+    let mut fresh = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut fresh);
+    let insert =
+        format!(r#"INSERT INTO "{schema}".cluster_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING"#);
+    client.execute(&insert, &[&fresh]).await?;
+    let row = client.query_one(&format!(r#"SELECT secret FROM "{schema}".cluster_secret WHERE id = 1"#), &[]).await?;
+    Ok(row.get(0))
+}
 
 /// Every member as the database has them: stale = a heartbeat older than three of
 /// `lease_ms`, leader = the holder of the store's unexpired lease.
