@@ -164,7 +164,6 @@ impl Forwarder {
             return Err(HttpError::NoLeader.into());
         };
         let url = format!("{}{}", leader.advertise_url.trim_end_matches('/'), target(req.path, req.raw_query));
-        let url = reqwest::Url::parse(&url).map_err(|e| AppError::internal("the leader's URL", e))?;
         let mut headers = HeaderMap::with_capacity(req.headers.len() + 2);
         // A client's own client-address header is never passed on: the leader hears ours.
         for (name, value) in req.headers.iter().filter(|(name, _)| !is_hop_by_hop(name) && *name != CLIENT_HEADER) {
@@ -176,7 +175,7 @@ impl Forwarder {
         if let Some(client) = self.client_header(&url, &req) {
             headers.insert(CLIENT_HEADER, client);
         }
-        let sent = self.client.request(req.method.clone(), url).headers(headers).body(req.body).send().await;
+        let sent = self.client.request(req.method.clone(), &url).headers(headers).body(req.body).send().await;
         let answer = match sent {
             Ok(answer) => answer,
             Err(e) => return Err(self.unreachable(&leader, e)),
@@ -198,9 +197,11 @@ impl Forwarder {
     }
 
     /// The client's address, signed for the request as it will reach the leader (the
-    /// target as the URL sends it, which may encode the path differently from the client).
-    fn client_header(&self, url: &reqwest::Url, req: &Incoming<'_>) -> Option<HeaderValue> {
+    /// target as the parsed URL sends it, which may encode the path differently from the
+    /// client; a URL that does not parse is refused when sending, signed or not).
+    fn client_header(&self, url: &str, req: &Incoming<'_>) -> Option<HeaderValue> {
         let (key, client) = (self.relay_key.as_ref()?, req.remote?);
+        let url = reqwest::Url::parse(url).ok()?;
         let target = target(url.path(), url.query().unwrap_or(""));
         key.sign(client, &Relayed { forwarder: &self.node_id, method: req.method, target: &target, body: &req.body })
     }
