@@ -12,7 +12,7 @@ use actix::Arbiter;
 use anyhow::Context as _;
 
 use crate::config::Settings;
-use crate::http::{Forwarder, Front};
+use crate::http::{Forwarder, Front, RelayKey};
 use crate::startup::{self, Workers};
 use crate::store::{Membership, Store, Wait};
 
@@ -63,11 +63,12 @@ async fn serve(
         .with_context(|| format!("opening {} to join its cluster", settings.storage.describe()))?,
     );
     let opened = blocking({
-        let (storage, cluster) = (settings.storage.clone(), cluster.clone());
-        move || Store::open_when_free(&storage, &cluster, Wait::No)
+        let (storage, cluster, joined) = (settings.storage.clone(), cluster.clone(), membership.clone());
+        move || Store::open_when_free(&storage, &cluster, Wait::No, &joined)
     })
     .await
     .with_context(|| format!("opening {}", settings.storage.describe()))?;
+    let relay_key = membership.secret().map(RelayKey::new);
     let arbiters: Vec<Arbiter> = (0..settings.arbiter_count()).map(|_| Arbiter::new()).collect();
     let (begin_tx, begin_rx) = tokio::sync::oneshot::channel::<()>();
     let listening = |front: Arc<Front>| {
@@ -89,7 +90,7 @@ async fn serve(
     let (store, shop, workers, mut server) = match opened {
         Some(store) => {
             let (shop, workers) = lead(&settings, &store, &arbiters).await?;
-            let server = listening(Front::serving(shop.clone()));
+            let server = listening(Front::serving(shop.clone(), relay_key));
             if membership.is_clustered() {
                 tracing::info!("leading: this server now serves requests itself");
             }
@@ -97,15 +98,15 @@ async fn serve(
             (store, shop, workers, server)
         }
         None => {
-            let forwarder = Forwarder::new(membership.clone(), cluster.node_id.clone(), cluster.lease_ms);
+            let forwarder = Forwarder::new(membership.clone(), cluster.node_id.clone(), cluster.lease_ms, relay_key);
             let front = Front::following(settings.server.clone(), forwarder);
             let mut server = listening(front.clone());
             on_listen(addr);
             tracing::info!("following: another server holds the store's lease; forwarding requests to it");
             let (give_up, stop_waiting) = tokio::sync::watch::channel(false);
             let waiting = blocking({
-                let (storage, cluster) = (settings.storage.clone(), cluster.clone());
-                move || Store::open_when_free(&storage, &cluster, Wait::Until(stop_waiting))
+                let (storage, cluster, joined) = (settings.storage.clone(), cluster.clone(), membership.clone());
+                move || Store::open_when_free(&storage, &cluster, Wait::Until(stop_waiting), &joined)
             });
             tokio::pin!(waiting);
             let opened = tokio::select! {

@@ -204,7 +204,7 @@ pub async fn stats(shop: &Shop, req: &Request) -> Reply {
 /// the cluster's servers (where each is reached, its heartbeat, which one leads).
 #[utoipa::path(get, path = "/admin/v1/cluster", operation_id = "admin.cluster", tag = "operators",
     security(("admin_token" = [])),
-    responses((status = 200, description = "`{\"backend\", \"node_id\", \"leases\": [{\"partition\", \"owner\", \"epoch\", \"expires_at\"}], \"nodes\": [{\"node_id\", \"advertise_url\", \"started_at\", \"heartbeat_at\", \"heartbeat_age_ms\", \"leader\"}]}` (answered by the leader: a follower forwards it)", body = Object)))]
+    responses((status = 200, description = "`{\"backend\", \"node_id\", \"leases\": [{\"partition\", \"owner\", \"epoch\", \"expires_at\"}], \"nodes\": [{\"node_id\", \"advertise_url\", \"started_at\", \"heartbeat_at\", \"heartbeat_age_ms\", \"stale\", \"leader\"}]}` (answered by the leader: a follower forwards it; stale: no heartbeat for three leases, the row deleted after ten)", body = Object)))]
 pub async fn cluster(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let store = shop.store.clone();

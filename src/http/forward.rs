@@ -6,13 +6,16 @@
 //! A request is forwarded at most once: the forwarded copy carries [`HOP_HEADER`], and a
 //! server that receives one without leading refuses it (503) instead of passing it on.
 //! A follower answers `/healthz` and `/metrics` itself (they describe this process).
+//! It tells the leader the client's address, signed (see [`super::relayed`]).
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use warp::http::{HeaderMap, HeaderName, HeaderValue, Method};
 
+use super::relayed::{RelayKey, Relayed, CLIENT_HEADER};
 use super::ApiError;
 use super::{response, HttpError};
 use crate::config::ServerSettings;
@@ -34,19 +37,22 @@ pub struct Front {
     pub(super) server: ServerSettings,
     shop: OnceLock<Arc<Shop>>,
     follower: Option<Forwarder>,
+    /// Checks the client addresses followers forward (none on the embedded store).
+    relay_key: Option<RelayKey>,
 }
 
 impl Front {
     /// A server that serves every request itself from the start.
-    pub fn serving(shop: Arc<Shop>) -> Arc<Front> {
-        let front = Front { server: shop.settings.server.clone(), shop: OnceLock::new(), follower: None };
+    pub fn serving(shop: Arc<Shop>, relay_key: Option<RelayKey>) -> Arc<Front> {
+        let front = Front { server: shop.settings.server.clone(), shop: OnceLock::new(), follower: None, relay_key };
         let _ = front.shop.set(shop);
         Arc::new(front)
     }
 
     /// A server that forwards to the leader until [`Front::lead`].
     pub fn following(server: ServerSettings, forwarder: Forwarder) -> Arc<Front> {
-        Arc::new(Front { server, shop: OnceLock::new(), follower: Some(forwarder) })
+        let relay_key = forwarder.relay_key.clone();
+        Arc::new(Front { server, shop: OnceLock::new(), follower: Some(forwarder), relay_key })
     }
 
     /// From now on this server serves requests itself.
@@ -63,6 +69,36 @@ impl Front {
     pub(super) fn forwarder(&self) -> Option<&Forwarder> {
         self.follower.as_ref()
     }
+
+    /// The client's address for a request this server serves: the one a follower forwarded
+    /// when its signature checks, else the TCP `peer`.
+    pub(super) fn client_address(&self, req: &Incoming<'_>, peer: Option<SocketAddr>) -> Option<SocketAddr> {
+        let (Some(key), Some(claimed)) = (&self.relay_key, req.headers.get(CLIENT_HEADER)) else {
+            return peer;
+        };
+        let Some(forwarder) = req.headers.get(HOP_HEADER).and_then(|v| v.to_str().ok()) else {
+            return peer;
+        };
+        let target = target(req.path, req.raw_query);
+        let relayed = Relayed { forwarder, method: req.method, target: &target, body: &req.body };
+        match key.verify(claimed, &relayed) {
+            Some(client) => Some(client),
+            None => {
+                // Anyone can send the header; only a wrong key among servers would be news.
+                tracing::debug!(?peer, "a forwarded client address whose signature does not check: ignored");
+                peer
+            }
+        }
+    }
+}
+
+/// Path and query as on a request line.
+fn target(path: &str, raw_query: &str) -> String {
+    if raw_query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{raw_query}")
+    }
 }
 
 /// Forwards a follower's requests to the leader it finds in the cluster's tables.
@@ -74,6 +110,8 @@ pub struct Forwarder {
     /// once when it does not answer.
     leader: Mutex<Option<(NodeView, Instant)>>,
     recheck: Duration,
+    /// Signs the client's address for the leader (none on the embedded store).
+    relay_key: Option<RelayKey>,
 }
 
 /// A request as a follower received it, to send on unchanged.
@@ -83,10 +121,12 @@ pub(super) struct Incoming<'a> {
     pub raw_query: &'a str,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
+    /// The TCP peer: the client (or its proxy).
+    pub remote: Option<SocketAddr>,
 }
 
 impl Forwarder {
-    pub fn new(membership: Arc<Membership>, node_id: String, lease_ms: u64) -> Forwarder {
+    pub fn new(membership: Arc<Membership>, node_id: String, lease_ms: u64, relay_key: Option<RelayKey>) -> Forwarder {
         Forwarder {
             membership,
             node_id,
@@ -98,6 +138,7 @@ impl Forwarder {
                 .unwrap_or_default(),
             leader: Mutex::new(None),
             recheck: Duration::from_millis((lease_ms / 3).max(50)),
+            relay_key,
         }
     }
 
@@ -122,14 +163,17 @@ impl Forwarder {
             metrics::FORWARDED_REQUESTS.with_label_values(&["no_leader"]).inc();
             return Err(HttpError::NoLeader.into());
         };
-        let query = if req.raw_query.is_empty() { String::new() } else { format!("?{}", req.raw_query) };
-        let url = format!("{}{}{query}", leader.advertise_url.trim_end_matches('/'), req.path);
-        let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
-        for (name, value) in req.headers.iter().filter(|(name, _)| !is_hop_by_hop(name)) {
+        let url = format!("{}{}", leader.advertise_url.trim_end_matches('/'), target(req.path, req.raw_query));
+        let mut headers = HeaderMap::with_capacity(req.headers.len() + 2);
+        // A client's own client-address header is never passed on: the leader hears ours.
+        for (name, value) in req.headers.iter().filter(|(name, _)| !is_hop_by_hop(name) && *name != CLIENT_HEADER) {
             headers.append(name.clone(), value.clone());
         }
         if let Ok(me) = HeaderValue::from_str(&self.node_id) {
             headers.insert(HOP_HEADER, me);
+        }
+        if let Some(client) = self.client_header(&url, &req) {
+            headers.insert(CLIENT_HEADER, client);
         }
         let sent = self.client.request(req.method.clone(), &url).headers(headers).body(req.body).send().await;
         let answer = match sent {
@@ -150,6 +194,16 @@ impl Forwarder {
         *response.status_mut() = status;
         *response.headers_mut() = relayed;
         Ok(response)
+    }
+
+    /// The client's address, signed for the request as it will reach the leader (the
+    /// target as the parsed URL sends it, which may encode the path differently from the
+    /// client; a URL that does not parse is refused when sending, signed or not).
+    fn client_header(&self, url: &str, req: &Incoming<'_>) -> Option<HeaderValue> {
+        let (key, client) = (self.relay_key.as_ref()?, req.remote?);
+        let url = reqwest::Url::parse(url).ok()?;
+        let target = target(url.path(), url.query().unwrap_or(""));
+        key.sign(client, &Relayed { forwarder: &self.node_id, method: req.method, target: &target, body: &req.body })
     }
 
     /// The leader did not answer: look it up again next time.

@@ -14,6 +14,7 @@ mod forward;
 mod meta;
 mod orders;
 mod quarantine;
+mod relayed;
 mod response;
 mod routes;
 mod sagas;
@@ -37,6 +38,7 @@ pub mod error;
 pub use crate::server::request::{self, Request};
 pub use error::{ApiError, HttpError};
 pub use forward::{Forwarder, Front, HOP_HEADER};
+pub use relayed::{RelayKey, CLIENT_HEADER};
 
 use crate::error::{Answer, Fault, InvalidInput};
 use crate::metrics;
@@ -100,18 +102,18 @@ where
             Ok(body) => body,
             Err(e) => return ("body", Err(e)),
         };
+        let incoming =
+            forward::Incoming { method: &method, path: &path, raw_query: &raw_query, headers: &headers, body, remote };
         match (front.shop(), front.forwarder()) {
             (Some(shop), _) => {
+                let remote = front.client_address(&incoming, remote);
+                let body = incoming.body;
                 let query: HashMap<String, String> =
                     form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
                 let req = Request { method, path, query, headers, body, remote };
                 routes::dispatch(shop, &req).await
             }
-            (None, Some(forwarder)) => {
-                let incoming =
-                    forward::Incoming { method: &method, path: &path, raw_query: &raw_query, headers: &headers, body };
-                forwarder.answer(incoming).await
-            }
+            (None, Some(forwarder)) => forwarder.answer(incoming).await,
             // Not built so (a front that serves has its shop from the start).
             (None, None) => ("starting", Err(Fault::Unavailable("the server is starting").into())),
         }

@@ -16,7 +16,8 @@ pub struct Request {
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub body: Bytes,
-    /// The TCP peer: the client, or the reverse proxy in front of the server.
+    /// The TCP peer: the client, or the reverse proxy in front of the server; for a request a
+    /// follower forwarded, the client's address the follower signed (`http/relayed.rs`).
     /// (`X-Forwarded-For` is not trusted: any client can write it.)
     pub remote: Option<std::net::SocketAddr>,
 }

@@ -10,8 +10,10 @@
 //!   beyond it 429 TOO_MANY_REQUESTS with Retry-After, before any hash is spent. Every
 //!   attempt counts, right or wrong, so that the answer says nothing about the password.
 //!
-//! The client address is the TCP peer. Behind a reverse proxy that is the proxy, for every
-//! client: raise `auth.login_per_ip_per_minute` there (0 turns the per-address limit off).
+//! The client address is the TCP peer (or, for a request a cluster's follower forwarded,
+//! the address the follower signed: see `http/relayed.rs`). Behind a reverse proxy that is
+//! the proxy, for every client: raise `auth.login_per_ip_per_minute` there (0 turns the
+//! per-address limit off).
 //! `X-Forwarded-For` is not trusted: any client can write it.
 
 use std::net::IpAddr;

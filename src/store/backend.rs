@@ -57,6 +57,8 @@ pub struct NodeView {
     pub started_at: String,
     pub heartbeat_at: String,
     pub heartbeat_age_ms: i64,
+    /// No heartbeat for three leases: dead, paused or cut off. Its row is deleted after ten.
+    pub stale: bool,
     /// Holds the store's lease: serves requests itself; the others forward to it.
     pub leader: bool,
 }

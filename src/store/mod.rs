@@ -138,30 +138,36 @@ impl Store {
     /// Opens the store as the server `cluster` names (on PostgreSQL: takes the store's
     /// lease, waiting while another server holds it).
     pub fn open_as(settings: &StorageSettings, cluster: &ClusterSettings) -> Result<Store, StoreError> {
-        Ok(Store::open_with(settings, cluster, Wait::Forever)?.expect("waited for the lease"))
+        let opened = Store::open_with(settings, cluster, Wait::Forever, postgres::Schema::Migrate)?;
+        Ok(opened.expect("waited for the lease"))
     }
 
     /// As [`Store::open_as`], but `None` when another server holds the lease: at once with
     /// [`Wait::No`], or once `Wait::Until`'s value turns true (a follower asked to stop).
+    /// For a server that has `joined` its cluster, which brought the schema up to date: it
+    /// is not checked again (a follower opens the store twice, at start and when it leads).
     pub fn open_when_free(
         settings: &StorageSettings,
         cluster: &ClusterSettings,
         wait: Wait,
+        joined: &Membership,
     ) -> Result<Option<Store>, StoreError> {
-        Store::open_with(settings, cluster, wait)
+        let schema = if joined.is_clustered() { postgres::Schema::UpToDate } else { postgres::Schema::Migrate };
+        Store::open_with(settings, cluster, wait, schema)
     }
 
     fn open_with(
         settings: &StorageSettings,
         cluster: &ClusterSettings,
         wait: Wait,
+        schema: postgres::Schema,
     ) -> Result<Option<Store>, StoreError> {
         let (backend, writer, seqs): (Box<dyn Backend>, Box<dyn GroupWriter>, _) = match settings.backend {
             BackendKind::Sled => {
                 let (backend, writer, seqs) = sled_backend::open(settings)?;
                 (Box::new(backend), Box::new(writer), seqs)
             }
-            BackendKind::Postgres => match postgres::open(settings, cluster, wait)? {
+            BackendKind::Postgres => match postgres::open(settings, cluster, wait, schema)? {
                 Some((backend, writer, seqs)) => (Box::new(backend), Box::new(writer), seqs),
                 None => return Ok(None),
             },
@@ -420,6 +426,11 @@ impl Membership {
     /// Every server of the cluster, the leader first.
     pub fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
         self.0.as_ref().map_or(Ok(Vec::new()), |m| m.nodes())
+    }
+
+    /// The secret every server of the cluster shares (none on the embedded store).
+    pub fn secret(&self) -> Option<&[u8]> {
+        self.0.as_ref().map(|m| m.secret())
     }
 
     /// Leaves the cluster (a clean stop).

@@ -234,7 +234,8 @@ async fn a_clean_stop_hands_the_lease_to_the_standby_at_once() {
 /// A server started while another leads follows it: customers, webhook senders and
 /// operators reach the shop through either server. The follower forwards each request
 /// once (a forwarded request reaching a follower is refused, not passed on), answers its
-/// own health and metrics, and counts what it forwarded; the cluster view lists both.
+/// own health and metrics, and counts what it forwarded; the cluster view lists both. Each
+/// server checked the schema once at start.
 #[tokio::test]
 async fn a_follower_forwards_customers_webhooks_and_operators_to_the_leader() {
     if postgres_only("a_follower_forwards_customers_webhooks_and_operators_to_the_leader", WHY) {
@@ -297,6 +298,131 @@ async fn a_follower_forwards_customers_webhooks_and_operators_to_the_leader() {
         .unwrap_or(0);
     assert!(forwarded >= 8, "the follower counts what it forwarded: {forwarded}\n{metrics}");
     assert!(metrics.contains("cartwright_forwarded_requests_total{outcome=\"not_leader\"} 1"), "{metrics}");
+
+    // Each server checked the schema's migrations once: when it joined, not again when it
+    // opened the store (nor, for the follower, when it opened it to wait for the lease).
+    for server in [&leader, &follower] {
+        let log = server.log.lock().unwrap();
+        let checks = log.iter().filter(|l| l.contains("the store's schema is up to date")).count();
+        assert_eq!(checks, 1, "the schema is checked once per start: {log:?}");
+    }
     leader.kill9();
     follower.kill9();
+}
+
+/// A login through the follower, from the client `from`: its status.
+async fn login_via(from: &reqwest::Client, url: &str, n: usize, extra: Option<(&str, &str)>) -> u16 {
+    let mut request = from
+        .post(format!("{url}/v1/sessions"))
+        .json(&json!({ "email": format!("guess-{n}@example.com"), "password": "wrong-password-1" }));
+    if let Some((name, value)) = extra {
+        request = request.header(name, value);
+    }
+    request.send().await.expect("answered").status().as_u16()
+}
+
+/// A client bound to `ip` (the whole 127/8 is loopback), so servers see distinct addresses.
+fn client_at(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder().local_address(ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+}
+
+/// Behind a follower every request reaches the leader from the follower's address; the
+/// follower tells the leader the client's, signed with the cluster's secret. So the per
+/// address login throttle counts each client on its own through the follower (not one
+/// bucket for everyone behind it), the leader counts a client the same whichever server it
+/// came through, and a client cannot name another address: a follower replaces the header,
+/// the leader ignores it unsigned or wrongly signed.
+#[tokio::test]
+async fn the_leader_throttles_each_client_behind_a_follower_by_its_own_signed_address() {
+    if postgres_only("the_leader_throttles_each_client_behind_a_follower_by_its_own_signed_address", WHY) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let limits =
+        [("CARTWRIGHT__AUTH__LOGIN_PER_IP_PER_MINUTE", "3"), ("CARTWRIGHT__AUTH__LOGIN_PER_ACCOUNT_PER_MINUTE", "100")];
+    let leader =
+        ServerProcess::start_listening(dir.path(), &[limits[0], limits[1], ("CARTWRIGHT__CLUSTER__NODE_ID", "leader")]);
+    let follower = ServerProcess::start_listening(
+        dir.path(),
+        &[limits[0], limits[1], ("CARTWRIGHT__CLUSTER__NODE_ID", "follower")],
+    );
+    assert!(follower.logs_within(FOLLOWING, Duration::from_secs(5)), "the second server follows");
+    let (ada, bob) = (client_at("127.0.0.2"), client_at("127.0.0.3"));
+
+    for n in 0..3 {
+        assert_eq!(login_via(&ada, &follower.url, n, None).await, 401, "attempt {n} is counted, not refused");
+    }
+    assert_eq!(login_via(&ada, &follower.url, 3, None).await, 429, "a fourth within the minute is throttled");
+    // Another client behind the same follower has its own bucket.
+    assert_eq!(login_via(&bob, &follower.url, 4, None).await, 401, "bob is not throttled for ada's attempts");
+    // The leader counted ada's attempts on ada's own address: straight to it, she is still throttled.
+    assert_eq!(login_via(&ada, &leader.url, 5, None).await, 429, "the leader saw ada's address through the follower");
+
+    // Forgeries: ada claiming to be someone else, through the follower and straight to the leader.
+    let forged = format!("127.0.0.9:4000 {}", "ab".repeat(32));
+    let header = cartwright::http::CLIENT_HEADER;
+    assert_eq!(login_via(&ada, &follower.url, 6, Some((header, &forged))).await, 429, "the follower replaces it");
+    let to_leader = ada
+        .post(format!("{}/v1/sessions", leader.url))
+        .header(cartwright::http::HOP_HEADER, "follower")
+        .header(header, &forged)
+        .json(&json!({ "email": "guess-7@example.com", "password": "wrong-password-1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(to_leader.status().as_u16(), 429, "a wrongly signed address is not believed");
+    let unsigned = login_via(&ada, &leader.url, 8, Some((header, "127.0.0.9:4000"))).await;
+    assert_eq!(unsigned, 429, "nor an unsigned one");
+    // Nor can a forged header spend another client's attempts: bob still has his.
+    assert_eq!(login_via(&bob, &leader.url, 9, None).await, 401);
+
+    leader.kill9();
+    follower.kill9();
+}
+
+/// The node `id` in the leader's cluster view, if listed.
+async fn node_in_view(client: &reqwest::Client, url: &str, id: &str) -> Option<Value> {
+    let (status, view) = admin_get(client, url, "/admin/v1/cluster").await;
+    assert_eq!(status, 200, "{view}");
+    view["nodes"].as_array().unwrap().iter().find(|n| n["node_id"] == id).cloned()
+}
+
+/// A server that died without stopping (`kill -9`) is listed stale once its heartbeat is
+/// three leases old, then the leader deletes its row after ten: the cluster view does not
+/// keep dead servers for ever. (Leases of 1 s here.)
+#[tokio::test]
+async fn the_leader_forgets_a_killed_server_after_listing_it_stale() {
+    if postgres_only("the_leader_forgets_a_killed_server_after_listing_it_stale", WHY) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let leader = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "leader")]);
+    let follower = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "doomed")]);
+    assert!(follower.logs_within(FOLLOWING, Duration::from_secs(5)), "the second server follows");
+    let alive = node_in_view(&client, &leader.url, "doomed").await.expect("listed while alive");
+    assert_eq!(alive["stale"], false, "{alive}");
+    follower.kill9();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen_stale = None;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "still listed: {seen_stale:?}");
+        match node_in_view(&client, &leader.url, "doomed").await {
+            Some(node) if node["stale"] == true => {
+                let age = node["heartbeat_age_ms"].as_i64().unwrap();
+                assert!(age > 3_000, "stale only after three leases: {node}");
+                seen_stale.get_or_insert(age);
+            }
+            Some(node) => assert!(seen_stale.is_none(), "stale stays stale: {node}"),
+            None => break,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first_stale = seen_stale.expect("listed stale before it was forgotten");
+    assert!(first_stale < 10_000, "stale for a while before being forgotten (at {first_stale} ms)");
+    let leader_row = node_in_view(&client, &leader.url, "leader").await.expect("the leader stays");
+    assert_eq!((leader_row["stale"].as_bool(), leader_row["leader"].as_bool()), (Some(false), Some(true)));
+    assert!(leader.logged("forgot a server whose heartbeat stopped"), "{:?}", leader.log.lock().unwrap());
+    leader.kill9();
 }

@@ -457,7 +457,7 @@ impl Drop for ServerProcess {
 pub struct ServerProcess {
     pub child: Child,
     pub url: String,
-    /// Every line the server printed after its address (its log), as it arrives.
+    /// Every line the server printed (its log), as it arrives.
     pub log: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -501,13 +501,16 @@ impl ServerProcess {
             .expect("cartwright binary starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let url = loop {
             let line = lines.next().expect("server printed its address").expect("stdout readable");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break format!("http://{}", rest.split_whitespace().next().unwrap());
+            let url =
+                line.split("listening on ").nth(1).map(|rest| rest.split_whitespace().next().unwrap().to_string());
+            log.lock().unwrap().push(line);
+            if let Some(url) = url {
+                break format!("http://{url}");
             }
         };
-        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         if until_leading {
             loop {
                 let line = lines.next().expect("the server leads, or says why not").expect("stdout readable");

@@ -55,14 +55,18 @@ pub fn show(ctx: &Ctx<'_>) -> Page {
                             td { @if n.leader { "leader" } @else { "follower" } }
                             td { code { (n.advertise_url) } }
                             td { (n.started_at) }
-                            td { (n.heartbeat_at) " (" (n.heartbeat_age_ms) " ms ago)" }
+                            td {
+                                (n.heartbeat_at) " (" (n.heartbeat_age_ms) " ms ago)"
+                                @if n.stale { " " strong { "stale" } }
+                            }
                         }
                     }
                 }
             }
             p.muted {
                 "Followers forward every request to the leader, so clients and webhook senders can "
-                "reach any server; a follower whose heartbeat stopped is listed until it starts again."
+                "reach any server. A server with no heartbeat for three leases is stale; the leader "
+                "forgets it after ten (a server that was only paused comes back at its next heartbeat)."
             }
         }
     };

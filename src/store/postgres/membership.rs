@@ -2,12 +2,19 @@
 //! the URL the others reach it at, a heartbeat), written before it serves anything and
 //! renewed every third of `cluster.lease_ms`. The server holding the store's lease is the
 //! leader; the others serve by forwarding each request to the leader's URL, found here.
-//! A member is live while its heartbeat is younger than three leases; a clean stop deletes
-//! its row.
+//! A member is stale once its heartbeat is older than three leases (shown so in the cluster
+//! view); a clean stop deletes its row, and the leader deletes the row of a member whose
+//! heartbeat is older than [`FORGOTTEN_AFTER_LEASES`] leases (it died without stopping).
+//! A server whose row was deleted while it was only paused writes it again at its next beat.
+//!
+//! The database also holds the cluster's shared secret (`cluster_secret`, one random row
+//! written by the first server to start): a follower signs with it the client address it
+//! forwards, so the leader can believe it (see `http/relayed.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::RngCore;
 use tokio::runtime::Handle;
 use tokio_postgres::Client;
 
@@ -22,22 +29,30 @@ pub(crate) struct Membership {
     client: Arc<Client>,
     schema: String,
     node_id: String,
+    lease_ms: u64,
+    /// The cluster's shared secret (see the module's doc).
+    secret: Vec<u8>,
     stop_beating: tokio::sync::watch::Sender<bool>,
+    /// The heartbeat's task: waited for before the row is deleted, so a beat in flight cannot
+    /// write it again after.
+    beating: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Kept for its thread; dropped last.
     _runtime: OwnedRuntime,
 }
 
 impl Membership {
-    /// Connects, brings the schema up to date and writes this server's row.
+    /// Connects, brings the schema up to date, reads the cluster's secret (creating it if
+    /// this is the first server) and writes this server's row.
     pub(crate) fn join(settings: &StorageSettings, cluster: &ClusterSettings) -> Result<Membership, StoreError> {
         let runtime = OwnedRuntime::new(1, "cluster-membership")?;
         let handle = runtime.handle();
         let target = Target::new(&settings.postgres)?;
         let (node_id, url) = (cluster.node_id.clone(), cluster.advertise_url.clone());
         let schema_name = target.schema.clone();
-        let client = run(&handle, async move {
+        let (client, secret) = run(&handle, async move {
             let mut client = connect(&target).await?;
             schema::migrate(&mut client, &target.schema).await?;
+            let secret = shared_secret(&client, &target.schema).await?;
             let sql = format!(
                 r#"INSERT INTO "{}".nodes (node_id, advertise_url, started_at, heartbeat_at)
                    VALUES ($1, $2, now(), now())
@@ -46,19 +61,28 @@ impl Membership {
                 target.schema
             );
             client.execute(&sql, &[&node_id, &url]).await?;
-            Ok::<_, StoreError>(client)
+            Ok::<_, StoreError>((client, secret))
         })??;
         let client = Arc::new(client);
         let (stop_beating, stop) = tokio::sync::watch::channel(false);
-        let every = Duration::from_millis((cluster.lease_ms / 3).max(50));
-        handle.spawn(beat(client.clone(), schema_name.clone(), cluster.node_id.clone(), every, stop));
+        let heart = Heart {
+            client: client.clone(),
+            schema: schema_name.clone(),
+            node_id: cluster.node_id.clone(),
+            advertise_url: cluster.advertise_url.clone(),
+            lease_ms: cluster.lease_ms,
+        };
+        let beating = std::sync::Mutex::new(Some(handle.spawn(heart.beat(stop))));
         tracing::info!(node_id = %cluster.node_id, advertise_url = %cluster.advertise_url, "joined the cluster");
         Ok(Membership {
             handle,
             client,
             schema: schema_name,
             node_id: cluster.node_id.clone(),
+            lease_ms: cluster.lease_ms,
+            secret,
             stop_beating,
+            beating,
             _runtime: runtime,
         })
     }
@@ -68,17 +92,26 @@ impl Membership {
         Ok(self.nodes()?.into_iter().find(|n| n.leader))
     }
 
-    /// Every member, live or not, the leader first.
+    /// Every member, stale or not, the leader first.
     pub(crate) fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
-        let (client, schema) = (self.client.clone(), self.schema.clone());
-        run(&self.handle, async move { nodes(&client, &schema).await })?
+        let (client, schema, lease_ms) = (self.client.clone(), self.schema.clone(), self.lease_ms);
+        run(&self.handle, async move { nodes(&client, &schema, lease_ms).await })?
+    }
+
+    /// The secret every server of the cluster shares.
+    pub(crate) fn secret(&self) -> &[u8] {
+        &self.secret
     }
 
     /// Deletes this server's row (a clean stop): the others stop counting it at once.
     pub(crate) fn leave(&self) -> Result<(), StoreError> {
         let _ = self.stop_beating.send(true);
+        let beating = self.beating.lock().ok().and_then(|mut b| b.take());
         let (client, schema, node_id) = (self.client.clone(), self.schema.clone(), self.node_id.clone());
         run(&self.handle, async move {
+            if let Some(beating) = beating {
+                let _ = beating.await;
+            }
             let sql = format!(r#"DELETE FROM "{schema}".nodes WHERE node_id = $1"#);
             client.execute(&sql, &[&node_id]).await.map(drop)
         })?
@@ -86,9 +119,29 @@ impl Membership {
     }
 }
 
-/// Every member as the database has them: live = a heartbeat younger than three leases
-/// of the leader's, leader = the holder of the store's unexpired lease.
-pub(super) async fn nodes(client: &Client, schema: &str) -> Result<Vec<NodeView>, StoreError> {
+/// A member whose heartbeat is older than this many leases is stale.
+const STALE_AFTER_LEASES: i64 = 3;
+
+/// The leader deletes the row of a member whose heartbeat is older than this many leases:
+/// long past stale (so the cluster view shows it stale for a while first), and long enough
+/// that a server paused or cut off for a moment keeps its row.
+const FORGOTTEN_AFTER_LEASES: i64 = 10;
+
+/// The cluster's secret: the one row of `cluster_secret`, written with 32 random bytes by
+/// whichever server gets there first (the others' inserts do nothing), then read by each.
+async fn shared_secret(client: &Client, schema: &str) -> Result<Vec<u8>, StoreError> {
+    let mut fresh = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut fresh);
+    let insert =
+        format!(r#"INSERT INTO "{schema}".cluster_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING"#);
+    client.execute(&insert, &[&fresh]).await?;
+    let row = client.query_one(&format!(r#"SELECT secret FROM "{schema}".cluster_secret WHERE id = 1"#), &[]).await?;
+    Ok(row.get(0))
+}
+
+/// Every member as the database has them: stale = a heartbeat older than three of
+/// `lease_ms`, leader = the holder of the store's unexpired lease.
+pub(super) async fn nodes(client: &Client, schema: &str, lease_ms: u64) -> Result<Vec<NodeView>, StoreError> {
     let sql = format!(
         r#"SELECT n.node_id, n.advertise_url,
                   to_char(n.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
@@ -108,24 +161,56 @@ pub(super) async fn nodes(client: &Client, schema: &str) -> Result<Vec<NodeView>
             started_at: r.get(2),
             heartbeat_at: r.get(3),
             heartbeat_age_ms: r.get(4),
+            stale: r.get::<_, i64>(4) > STALE_AFTER_LEASES * lease_ms as i64,
             leader: r.get(5),
         })
         .collect())
 }
 
-/// Renews this server's heartbeat until `stop`; a failed beat is logged and tried again
-/// (the row only says who may be forwarded to; the lease is what guards writes).
-async fn beat(
+/// What renews this server's heartbeat.
+struct Heart {
     client: Arc<Client>,
     schema: String,
     node_id: String,
-    every: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let sql = format!(r#"UPDATE "{schema}".nodes SET heartbeat_at = now() WHERE node_id = $1"#);
-    while super::tick(every, &mut stop).await {
-        if let Err(e) = client.execute(&sql, &[&node_id]).await {
-            tracing::warn!(error = %e, "could not renew this server's heartbeat; trying again");
+    advertise_url: String,
+    lease_ms: u64,
+}
+
+impl Heart {
+    /// Renews the heartbeat every third of a lease until `stop`, writing the row again if
+    /// the leader deleted it (this server was paused past [`FORGOTTEN_AFTER_LEASES`]), and
+    /// deletes the rows of long-dead members if this server leads. A failed beat is logged
+    /// and tried again (the rows only say who may be forwarded to; the lease guards writes).
+    async fn beat(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let schema = &self.schema;
+        let renew = format!(
+            r#"INSERT INTO "{schema}".nodes (node_id, advertise_url, started_at, heartbeat_at)
+               VALUES ($1, $2, now(), now())
+               ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now()"#
+        );
+        // Only the holder of an unexpired lease prunes, so one server does it, whoever leads.
+        let prune = format!(
+            r#"DELETE FROM "{schema}".nodes
+               WHERE heartbeat_at < now() - $2 * interval '1 millisecond'
+                 AND EXISTS (SELECT 1 FROM "{schema}".leases
+                             WHERE owner = $1 AND expires_at > now())
+               RETURNING node_id"#
+        );
+        let forget_after_ms = (FORGOTTEN_AFTER_LEASES * self.lease_ms as i64) as f64;
+        let every = Duration::from_millis((self.lease_ms / 3).max(50));
+        while super::tick(every, &mut stop).await {
+            if let Err(e) = self.client.execute(&renew, &[&self.node_id, &self.advertise_url]).await {
+                tracing::warn!(error = %e, "could not renew this server's heartbeat; trying again");
+            }
+            match self.client.query(&prune, &[&self.node_id, &forget_after_ms]).await {
+                Ok(gone) => {
+                    for row in gone {
+                        let node: String = row.get(0);
+                        tracing::info!(node_id = %node, forget_after_ms, "forgot a server whose heartbeat stopped");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not prune the cluster's dead servers"),
+            }
         }
     }
 }

@@ -69,6 +69,8 @@ pub(crate) struct PgBackend {
     pool: Vec<Mutex<Option<Conn>>>,
     next: AtomicUsize,
     statements: Arc<Statements>,
+    /// `cluster.lease_ms`: how old a heartbeat makes a server stale in [`Backend::nodes`].
+    lease_ms: u64,
 }
 
 /// One read connection and the statements prepared on it.
@@ -134,13 +136,22 @@ impl Statements {
 /// What [`open`] gives: the backend, its committer's writer and where the logs go on.
 pub(crate) type Opened = (PgBackend, PgWriter, Seqs);
 
-/// Opens the database: applies migrations, takes the store's lease (waiting for it as
+/// Whether [`open`] brings the schema up to date, or finds it so (this process's
+/// [`Membership::join`] did, just before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Schema {
+    Migrate,
+    UpToDate,
+}
+
+/// Opens the database: applies migrations (as `schema` says), takes the store's lease (waiting for it as
 /// `wait` says, `None` when it is not taken), opens the read pool and the committer's
 /// connection, and reads where the event and audit logs go on.
 pub(crate) fn open(
     settings: &StorageSettings,
     cluster: &ClusterSettings,
     wait: Wait,
+    schema: Schema,
 ) -> Result<Option<Opened>, StoreError> {
     let pg = &settings.postgres;
     let runtime = OwnedRuntime::new(2, "store-postgres")?;
@@ -151,7 +162,9 @@ pub(crate) fn open(
     let (node_id, lease_ms) = (cluster.node_id.clone(), cluster.lease_ms);
     let taken = run(&handle, async move {
         let mut client = connect(&t).await?;
-        schema::migrate(&mut client, &t.schema).await?;
+        if schema == Schema::Migrate {
+            schema::migrate(&mut client, &t.schema).await?;
+        }
         let lease_client = connect(&t).await?;
         let Some(holder) = lease::acquire(&lease_client, &t.schema, &node_id, lease_ms, wait).await? else {
             return Ok(None);
@@ -185,6 +198,7 @@ pub(crate) fn open(
         pool: (0..pg.pool_size).map(|_| Mutex::new(None)).collect(),
         next: AtomicUsize::new(0),
         statements,
+        lease_ms: cluster.lease_ms,
     };
     let last = |table| backend.range(table, Bound::Unbounded, Bound::Unbounded, true, 1).next().transpose();
     let next = |row: Option<(Vec<u8>, Vec<u8>)>| {
@@ -329,8 +343,8 @@ impl Backend for PgBackend {
 
     fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
         let conn = self.conn()?;
-        let schema = self.statements.schema.clone();
-        run(&self.handle, async move { membership::nodes(&conn.client, &schema).await })?
+        let (schema, lease_ms) = (self.statements.schema.clone(), self.lease_ms);
+        run(&self.handle, async move { membership::nodes(&conn.client, &schema, lease_ms).await })?
     }
 
     /// Gives the lease up (the committer has stopped: nothing more will be written).

@@ -63,7 +63,21 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, description: "one key-value table per store table", statements: key_value_tables },
     Migration { version: 2, description: "the store's leases (see lease.rs)", statements: leases },
     Migration { version: 3, description: "the cluster's nodes (see membership.rs)", statements: nodes },
+    Migration {
+        version: 4,
+        description: "the cluster's shared secret (see membership.rs)",
+        statements: cluster_secret,
+    },
 ];
+
+/// One row, written by the first server that finds it missing (see membership.rs).
+fn cluster_secret(schema: &str) -> Vec<String> {
+    vec![format!(
+        r#"CREATE TABLE IF NOT EXISTS "{schema}".cluster_secret (
+               id INT PRIMARY KEY,
+               secret BYTEA NOT NULL)"#
+    )]
+}
 
 fn nodes(schema: &str) -> Vec<String> {
     vec![format!(
@@ -147,6 +161,7 @@ async fn try_migrate(client: &mut Client, schema: &str) -> Result<(), StoreError
         tx.commit().await?;
         tracing::info!(schema, version = m.version, description = m.description, "applied store migration");
     }
+    tracing::info!(schema, version = known, "the store's schema is up to date");
     Ok(())
 }
 
