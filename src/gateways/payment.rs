@@ -1,14 +1,16 @@
 //! Payment gateways: authorize, void, refund, each call with an idempotency key (saga id +
-//! step), each failure either [`GatewayError::Declined`] (permanent) or
-//! [`GatewayError::Transient`] (the step retries).
+//! step), each failure [`GatewayError::Declined`] (permanent), [`GatewayError::Transient`]
+//! (not applied: the step retries) or [`GatewayError::Uncertain`] (maybe applied: the step
+//! retries under the same key, and a checkout that ends so asks again before voiding).
 //! - `simulated` answers in process by card token (the tokens are listed in
 //!   docs/http-contract.md): `tok_visa` authorizes, `tok_flaky` fails its first two
 //!   authorizations per key, `tok_refund_flaky` authorizes, then fails its first three voids
 //!   or refunds; any other token is declined. Its ids derive from the key, so a repeated
 //!   call answers the same.
-//! - `http` speaks the gateway protocol with reqwest: 5xx, 408, 429, timeouts and connection
-//!   errors are transient, any other non-2xx is a decline (with the gateway's `reason`), and
-//!   an authorization answered without an `authorization_id` is transient.
+//! - `http` speaks the gateway protocol with reqwest: 503, 408, 429 and a refused connection
+//!   are transient; a timeout or a connection lost once the request left, 500, 502 and 504
+//!   are uncertain; any other non-2xx is a decline (with the gateway's `reason`); an
+//!   authorization answered without an `authorization_id` is transient.
 
 use std::collections::HashMap;
 use std::future::Future;
