@@ -131,15 +131,15 @@ impl SagaEngine {
         Ok(self.resume_released(parked).await)
     }
 
-    /// Resumes PAUSED sagas whose key was released. One that is no longer PAUSED (its own
-    /// coordinator saw the release first) is skipped.
+    /// Resumes PAUSED sagas whose key was released; returns how many left PAUSED. One that
+    /// is no longer PAUSED when asked resumed by itself (its coordinator, finishing the
+    /// write that parked it, saw the release first): counted too.
     async fn resume_released(self: &Arc<Self>, ids: Vec<SagaId>) -> usize {
         let mut resumed = 0;
         for chunk in ids.chunks(512) {
             let resumes = chunk.iter().map(|id| async move {
                 match self.operate(*id, || Input::Resume { reset_attempts: false }).await {
-                    Ok(_) => true,
-                    Err(SagaError::InvalidState(_)) => false,
+                    Ok(_) | Err(SagaError::InvalidState(_)) => true,
                     Err(e) => {
                         tracing::error!(saga.id = %id, error = %e, "could not resume a saga whose key was released");
                         false

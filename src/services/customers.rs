@@ -8,9 +8,9 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, Pass
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde_json::json;
 
+use super::caches::{CustomerCache, SessionCache};
 pub use super::error::AccountError;
 use super::login_guard::{HashPermits, LoginThrottle};
-use super::session_cache::SessionCache;
 use super::ServiceError;
 use super::{new_token, token_hash, Stripes};
 use crate::config::Settings;
@@ -36,6 +36,7 @@ pub struct CustomerService {
     hash_permits: Arc<HashPermits>,
     throttle: Arc<LoginThrottle>,
     sessions: Arc<SessionCache>,
+    customers: Arc<CustomerCache>,
 }
 
 impl CustomerService {
@@ -49,6 +50,7 @@ impl CustomerService {
             stripes: Arc::new(Stripes::new(64)),
             decoy_hash: Arc::new(decoy_hash),
             sessions: Arc::new(SessionCache::default()),
+            customers: Arc::new(CustomerCache::default()),
         }
     }
 
@@ -98,6 +100,7 @@ impl CustomerService {
             .notify(notification);
         match self.store.commit(ws).await {
             Ok(_) => {
+                self.customers.written(&customer);
                 tracing::info!(customer_id = %id, "customer registered; verification email queued");
                 Ok(customer)
             }
@@ -124,6 +127,7 @@ impl CustomerService {
                 .save(keys::customer(id), &customer)
                 .event(&DomainEvent::CustomerEmailVerified { customer_id: id });
             self.store.commit(ws).await?;
+            self.customers.written(&customer);
         }
         Ok(customer)
     }
@@ -202,7 +206,14 @@ impl CustomerService {
     }
 
     pub fn get(&self, id: CustomerId) -> Result<Option<Customer>, ServiceError> {
-        Ok(self.store.load::<Customer>(&keys::customer(id))?)
+        if let Some(customer) = self.customers.get(id) {
+            return Ok(Some(customer));
+        }
+        let found = self.store.load::<Customer>(&keys::customer(id))?;
+        if let Some(customer) = &found {
+            self.customers.read(customer);
+        }
+        Ok(found)
     }
 
     /// The customer registered under this email (normalized as accounts are looked up).

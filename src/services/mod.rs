@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod error;
 pub use error::ServiceError;
+pub mod caches;
 pub mod cart;
 pub mod catalog;
 pub mod credential_sweep;
@@ -15,7 +16,6 @@ pub mod logs;
 pub mod notification_handler;
 pub mod notifications;
 pub mod orders;
-pub mod session_cache;
 pub mod staff_sessions;
 
 use sha2::{Digest, Sha256};

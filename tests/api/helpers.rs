@@ -459,6 +459,8 @@ pub struct ServerProcess {
     pub url: String,
     /// Every line the server printed (its log), as it arrives.
     pub log: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The thread copying stdout into `log`; it ends at the server's exit.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ServerProcess {
@@ -523,8 +525,8 @@ impl ServerProcess {
         }
         // Keep draining stdout so the server never blocks on a full pipe.
         let sink = log.clone();
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
-        ServerProcess { child, url, log }
+        let reader = std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
+        ServerProcess { child, url, log, reader: Some(reader) }
     }
 
     /// Whether a line the server logged so far contains `needle`.
@@ -544,11 +546,16 @@ impl ServerProcess {
         false
     }
 
-    /// The exit status, once the process has exited by itself within `within`.
+    /// The exit status, once the process has exited by itself within `within`; by then
+    /// `log` holds every line it printed (its last ones may still be in the pipe when it
+    /// exits).
     pub fn exits_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + within;
         while std::time::Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("wait on the server") {
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -1,24 +1,33 @@
-//! The customers' sessions this server has read or written, kept in memory so that a
-//! request's authentication is not a store read (on PostgreSQL, a round trip that parks
-//! the calling thread; on sled, a tree lookup).
+//! Records this server has read or written, kept in memory so that the hot paths do not
+//! read the store for them (on PostgreSQL a read is a round trip that parks the calling
+//! thread; on sled, a tree lookup): the customers' sessions ([`SessionCache`], every
+//! authenticated request) and the customers ([`CustomerCache`], twice per checkout).
 //!
-//! Coherent because every session write of the store goes through this server while it
-//! serves: sign-in saves one (and caches it once the write is durable); sign-out marks it
+//! Both are coherent because every write of these records goes through the serving
+//! server's customer service, and a server of a cluster builds its services, and so these
+//! caches, when it takes the lead, and stops when it loses it: nothing another server
+//! wrote meanwhile is ever answered from here. Each starts over beyond [`CAPACITY`]
+//! entries (a cold read each, then warm again), with no eviction bookkeeping on the hot
+//! path.
+//!
+//! Sessions: sign-in saves one (and caches it once the write is durable); sign-out marks it
 //! revoked here before its delete is written, so no read racing with the delete caches it
 //! again (and a failed delete leaves at worst the store's copy, read on every request);
 //! the sweeper deletes only expired sessions, which this cache refuses by their expiry
-//! anyway. A server of a cluster builds its services, and so this cache, when it takes the
-//! lead, and stops when it loses it, so nothing another server wrote meanwhile is ever
-//! answered from here. Unknown tokens are not cached: each costs a store read, as before.
+//! anyway. Unknown tokens are not cached: each costs a store read, as before.
+//!
+//! Customers: registration and verification write a customer and then cache what they
+//! wrote; a read caches what it found only if nothing newer got there first, so a read
+//! racing with a verification never puts back the unverified record.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::domain::ids::CustomerId;
 use crate::domain::time::Timestamp;
+use crate::store::Customer;
 
-/// Beyond this many entries the cache starts over (a cold read each, then warm again):
-/// about 5 MB, and no eviction bookkeeping on the hot path.
+/// Entries per cache: about 5 MB of sessions, 30 MB of customers.
 const CAPACITY: usize = 100_000;
 
 /// How long a sign-out's mark outlives it: far longer than a store read racing with its
@@ -74,6 +83,40 @@ impl SessionCache {
     }
 }
 
+/// Customers by id, as last written or read.
+#[derive(Default)]
+pub struct CustomerCache {
+    by_id: Mutex<HashMap<CustomerId, Customer>>,
+}
+
+impl CustomerCache {
+    pub fn get(&self, id: CustomerId) -> Option<Customer> {
+        self.lock().get(&id).cloned()
+    }
+
+    /// A customer just written (durably): replaces whatever is cached.
+    pub fn written(&self, customer: &Customer) {
+        let mut map = self.lock();
+        if map.len() >= CAPACITY {
+            map.clear();
+        }
+        map.insert(customer.customer_id, customer.clone());
+    }
+
+    /// A customer just read from the store: cached unless a write cached a newer one.
+    pub fn read(&self, customer: &Customer) {
+        let mut map = self.lock();
+        if map.len() >= CAPACITY {
+            map.clear();
+        }
+        map.entry(customer.customer_id).or_insert_with(|| customer.clone());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CustomerId, Customer>> {
+        self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +151,24 @@ mod tests {
         assert_eq!(cache.get(&[9; 32], now), Some(customer));
         cache.put([8; 32], customer, now.plus_millis(1000));
         assert_eq!(cache.get(&[8; 32], now), None, "still signed out");
+    }
+
+    #[test]
+    fn a_read_never_puts_back_what_a_write_replaced() {
+        let cache = CustomerCache::default();
+        let unverified = Customer {
+            customer_id: CustomerId::new(),
+            email: "a@example.com".into(),
+            name: None,
+            password_hash: String::new(),
+            email_verified: false,
+            created_at: Timestamp::now(),
+        };
+        let verified = Customer { email_verified: true, ..unverified.clone() };
+        cache.read(&unverified);
+        cache.written(&verified);
+        // A read that found the record before the verification was written, arriving late.
+        cache.read(&unverified);
+        assert_eq!(cache.get(verified.customer_id), Some(verified));
     }
 }
