@@ -13,6 +13,7 @@ mod customers;
 mod forward;
 mod meta;
 mod orders;
+mod prefer;
 mod quarantine;
 mod relayed;
 mod response;

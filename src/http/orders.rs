@@ -7,8 +7,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
+use warp::http::HeaderValue;
 
 use super::auth;
+use super::prefer;
 use super::request::{path_id, Request};
 use super::response::{json, Reply};
 use super::spec::schemas as doc;
@@ -86,18 +88,30 @@ fn idempotency_header(req: &Request) -> Result<Option<&str>, ApiError> {
     Ok(Some(key))
 }
 
-fn wait_time(shop: &Shop) -> Duration {
-    Duration::from_millis(shop.settings.checkout.sync_wait_ms)
-}
-
-/// Answers a saga-backed request. Once the saga settled within `checkout.sync_wait_ms`:
+/// Answers a saga-backed request. Once the saga settled within `checkout.sync_wait_ms` (or
+/// the shorter wait the request's `Prefer` header asked for, see [`prefer`]):
 /// `ok_status` with its order when it COMPLETED, or is STUCK past its point of no return
 /// (placed, cancelled with the refund PENDING_MANUAL, shipped: what is left is an operator's;
 /// every write before the saga's last log write is committed, so the order is read from the
 /// store); its recorded error when it FAILED or was ABORTED. Otherwise 202 with the saga to poll.
-async fn answer(shop: &Shop, started: Started, ok_status: u16, visible_to: Option<CustomerId>) -> Reply {
+async fn answer(shop: &Shop, req: &Request, started: Started, ok_status: u16, visible_to: Option<CustomerId>) -> Reply {
+    let wait = prefer::wait(&req.headers, Duration::from_millis(shop.settings.checkout.sync_wait_ms));
+    let mut reply = settled(shop, started, wait.time, ok_status, visible_to).await?;
+    if let Some(applied) = wait.applied.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        reply.headers_mut().insert("preference-applied", applied);
+    }
+    Ok(reply)
+}
+
+async fn settled(
+    shop: &Shop,
+    started: Started,
+    wait: Duration,
+    ok_status: u16,
+    visible_to: Option<CustomerId>,
+) -> Reply {
     let saga_id = started.saga_id;
-    let Some(saga) = started.wait(&shop.sagas, wait_time(shop)).await? else {
+    let Some(saga) = started.wait(&shop.sagas, wait).await? else {
         let state = shop.sagas.get(saga_id).await?.map_or("RUNNING", |s| s.state.as_str());
         return Ok(accepted(saga_id, state));
     };
@@ -128,7 +142,7 @@ fn accepted(saga_id: SagaId, state: &str) -> warp::reply::Response {
 /// has run: nothing is left held or charged.
 #[utoipa::path(post, path = "/v1/orders", operation_id = "orders.place", tag = "orders",
     security(("customer_token" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by the same customer answers the first outcome and starts nothing new")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by the same customer answers the first outcome and starts nothing new"), ("Prefer" = Option<String>, Header, description = "`respond-async` answers 202 at once; `wait=N` waits at most N seconds for the saga (never longer than the server's `checkout.sync_wait_ms`). Echoed in `Preference-Applied` when honoured")),
     request_body = PlaceOrder,
     responses(
         (status = 201, description = "The order, `PENDING`", body = doc::Order, links(
@@ -136,7 +150,7 @@ fn accepted(saga_id: SagaId, state: &str) -> warp::reply::Response {
             ("CancelOrder" = (operation_id = "orders.cancel", parameters(("id" = "$response.body#/order_id")))),
             ("GetSaga" = (operation_id = "sagas.get", parameters(("id" = "$response.body#/saga_id")))),
         )),
-        (status = 202, description = "Not settled within `checkout.sync_wait_ms`: poll the saga", body = doc::Accepted, links(
+        (status = 202, description = "Not settled within `checkout.sync_wait_ms` or the `Prefer` wait: poll the saga", body = doc::Accepted, links(
             ("GetSaga" = (operation_id = "sagas.get", parameters(("id" = "$response.body#/saga_id")))),
         )),
         (status = 401, description = "`REGISTRATION_REQUIRED`: no or an unknown token"),
@@ -176,7 +190,7 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
         shipping: Some(shop.settings.shipping.clone()),
     };
     let started = shop.sagas.start(&input, Some(customer), Some(order_id), key).await?;
-    answer(shop, started, 201, Some(customer)).await
+    answer(shop, req, started, 201, Some(customer)).await
 }
 
 fn failure(saga: &SagaInstance) -> ApiError {
@@ -190,11 +204,11 @@ fn failure(saga: &SagaInstance) -> ApiError {
 /// refund, email). A refund that keeps failing leaves the refund `PENDING_MANUAL`.
 #[utoipa::path(post, path = "/v1/orders/{id}/cancel", operation_id = "orders.cancel", tag = "orders",
     security(("customer_token" = [])),
-    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by the same customer answers the first outcome and starts nothing new")),
+    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by the same customer answers the first outcome and starts nothing new"), ("Prefer" = Option<String>, Header, description = "`respond-async` answers 202 at once; `wait=N` waits at most N seconds for the saga (never longer than the server's `checkout.sync_wait_ms`). Echoed in `Preference-Applied` when honoured")),
     request_body(content = Option<CancelOrder>, description = "Optional"),
     responses(
         (status = 200, description = "The order, `CANCELLED`, with `refund`", body = doc::Order),
-        (status = 202, description = "Not settled within `checkout.sync_wait_ms`: poll the saga", body = doc::Accepted),
+        (status = 202, description = "Not settled within `checkout.sync_wait_ms` or the `Prefer` wait: poll the saga", body = doc::Accepted),
         (status = 404, description = "`ORDER_NOT_FOUND` (also another customer's)"),
         (status = 409, description = "`CANCELLATION_NOT_ALLOWED` (shipped or delivered); `INVALID_STATUS_TRANSITION` (already cancelled)"),
     ))]
@@ -213,7 +227,7 @@ pub async fn cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let input =
         CancelOrderInput { order_id, customer_id: Some(customer), reason: Some(reason), only_if_pending: false };
     let started = shop.sagas.start(&input, Some(customer), Some(order_id), key).await?;
-    answer(shop, started, 200, Some(customer)).await
+    answer(shop, req, started, 200, Some(customer)).await
 }
 
 /// The optional body's `reason` (1 to 500 visible characters), else `default`.
@@ -340,11 +354,11 @@ struct Ship {
 /// (claim the tracking number, mark SHIPPED, deduct the reserved stock; the email follows).
 #[utoipa::path(post, path = "/admin/v1/orders/{id}/ship", operation_id = "admin.orders.ship", tag = "fulfillment",
     security(("admin_token" = []), ("fulfillment_token" = [])),
-    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Prefer" = Option<String>, Header, description = "`respond-async` answers 202 at once; `wait=N` waits at most N seconds for the saga (never longer than the server's `checkout.sync_wait_ms`). Echoed in `Preference-Applied` when honoured")),
     request_body = Ship,
     responses(
         (status = 200, description = "The order, `SHIPPED`", body = doc::Order),
-        (status = 202, description = "Not settled within `checkout.sync_wait_ms`", body = doc::Accepted),
+        (status = 202, description = "Not settled within `checkout.sync_wait_ms` or the `Prefer` wait", body = doc::Accepted),
         (status = 404, description = "`ORDER_NOT_FOUND`"),
         (status = 409, description = "`INVALID_STATUS_TRANSITION` (not `CONFIRMED`; nothing deducted); `TRACKING_NUMBER_IN_USE`"),
     ))]
@@ -372,7 +386,7 @@ pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
     let after = json!({ "tracking_number": tracking, "saga_id": started.saga_id });
     let row = audit::entry(&actor, "order.ship", ("order", &order_id.to_string()), json!(null), after);
     audit::record(&shop.store, row).await?;
-    answer(shop, started, 200, None).await
+    answer(shop, req, started, 200, None).await
 }
 
 /// `POST /admin/v1/orders/{id}/cancel` (admin only): the operator's way to cancel any
@@ -385,11 +399,12 @@ pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
         ("id" = uuid::Uuid, Path, description = "Order id"),
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by an operator answers the first outcome and starts nothing new"),
         ("X-Operator" = Option<String>, Header, description = "Who does it, for the audit trail"),
+        ("Prefer" = Option<String>, Header, description = "`respond-async` answers 202 at once; `wait=N` waits at most N seconds for the saga (never longer than the server's `checkout.sync_wait_ms`). Echoed in `Preference-Applied` when honoured"),
     ),
     request_body(content = Option<CancelOrder>, description = "Optional"),
     responses(
         (status = 200, description = "The order, `CANCELLED`, with `refund`", body = doc::Order),
-        (status = 202, description = "Not settled within `checkout.sync_wait_ms`: poll the saga", body = doc::Accepted),
+        (status = 202, description = "Not settled within `checkout.sync_wait_ms` or the `Prefer` wait: poll the saga", body = doc::Accepted),
         (status = 403, description = "`FORBIDDEN`: the fulfillment token"),
         (status = 404, description = "`ORDER_NOT_FOUND`"),
         (status = 409, description = "`CANCELLATION_NOT_ALLOWED` (shipped or delivered); `INVALID_STATUS_TRANSITION` (already cancelled)"),
@@ -411,5 +426,5 @@ pub async fn admin_cancel(shop: &Shop, req: &Request, id: &str) -> Reply {
     let after = json!({ "reason": reason, "saga_id": started.saga_id });
     let row = audit::entry(&actor, "order.cancel", ("order", &order_id.to_string()), before, after);
     audit::record(&shop.store, row).await?;
-    answer(shop, started, 200, None).await
+    answer(shop, req, started, 200, None).await
 }

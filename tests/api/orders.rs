@@ -227,6 +227,40 @@ async fn a_slow_saga_answers_202_and_can_be_polled() {
 }
 
 #[tokio::test]
+async fn a_client_may_ask_not_to_wait_or_to_wait_less_for_the_saga() {
+    let app = spawn_app().await; // waits up to 15 s (test_settings)
+    let p = app.product("10.00", 5).await;
+    let c = app.verified_customer().await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+    let (status, applied, body) = app.place_order_preferring(&c.token, "tok_visa", "respond-async").await;
+    assert_eq!((status, applied.as_deref()), (202, Some("respond-async")), "{body}");
+    let saga = app.saga_reaches(body["saga_id"].as_str().unwrap(), "COMPLETED").await;
+    let (_, order) = app.get(&format!("/v1/orders/{}", saga["order_id"].as_str().unwrap()), Some(&c.token)).await;
+    assert_eq!(order["status"], "PENDING", "answered at once, placed all the same");
+
+    // A wait longer than the server's is not honoured (and not echoed): the settled answer.
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+    let (status, applied, body) = app.place_order_preferring(&c.token, "tok_visa", "wait=3600").await;
+    assert_eq!((status, applied), (201, None), "{body}");
+
+    // A saga that cannot settle soon (every authorization retried a minute later): the
+    // request waits the second it asked for, not the server's fifteen.
+    app.set_policy("place_order", "authorize_payment", 5, 60_000).await;
+    app.add_to_cart(&c.token, json!({ "product_id": p, "quantity": 1 })).await;
+    let asked = std::time::Instant::now();
+    let (status, applied, body) = app.place_order_preferring(&c.token, "tok_flaky", "handling=lenient, wait=1").await;
+    assert_eq!((status, applied.as_deref()), (202, Some("wait=1")), "{body}");
+    let waited = asked.elapsed();
+    assert!(waited >= std::time::Duration::from_secs(1) && waited < std::time::Duration::from_secs(10), "{waited:?}");
+    app.saga_reaches(body["saga_id"].as_str().unwrap(), "RETRYING").await;
+
+    // Nonsense in the header is ignored, never refused.
+    let (status, applied, body) = app.place_order_preferring(&c.token, "tok_visa", "wait=soon, ;;,=").await;
+    assert_eq!((status, applied), (201, None), "the server's wait: {body}");
+    assert_eq!(body["status"], "PENDING");
+}
+
+#[tokio::test]
 async fn an_idempotency_key_replays_the_first_outcome() {
     let app = spawn_app().await;
     let p = app.product("10.00", 5).await;
