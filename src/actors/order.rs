@@ -68,6 +68,9 @@ crate::entity_messages!(commands: CreateOrder, ExecuteOrder; reads: GetOrder);
 /// Why an order actor is activated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
+    /// To create an order whose id this server minted and no activation has had yet
+    /// (`services::fresh_ids`): it cannot exist, so nothing is read.
+    New,
     /// To create the order: it may not exist yet.
     Create,
     /// To read or change it: an order that is not in the store is refused without starting
@@ -83,7 +86,10 @@ impl OrderActor {
         registry: Arc<OrderRegistry>,
         why: Activation,
     ) -> Result<Addr<OrderActor>, ActorFailure> {
-        let order = store.load::<Order>(&keys::order(order_id))?;
+        let order = match why {
+            Activation::New => None,
+            Activation::Create | Activation::Existing => store.load::<Order>(&keys::order(order_id))?,
+        };
         if order.is_none() && why == Activation::Existing {
             return Err(ActorFailure::OrderNotFound);
         }

@@ -10,6 +10,7 @@ pub mod cart;
 pub mod catalog;
 pub mod credential_sweep;
 pub mod customers;
+pub mod fresh_ids;
 pub mod inventory;
 pub mod login_guard;
 pub mod logs;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 pub use super::error::CheckoutError;
+use super::fresh_ids::FreshIds;
 use super::ServiceError;
 use crate::actors::order::{Activation, CreateOrder, ExecuteOrder, GetOrder, OrderActor, OrderRegistry};
 use crate::actors::registry::{send_leased, Lease};
@@ -17,11 +18,17 @@ use crate::store::{keys, Key, ListingFilter, Notification, Page, Store, Table, W
 pub struct OrderService {
     store: Store,
     registry: Arc<OrderRegistry>,
+    fresh: Arc<FreshIds>,
 }
 
 impl OrderService {
     pub fn new(store: Store, registry: Arc<OrderRegistry>) -> OrderService {
-        OrderService { store, registry }
+        OrderService { store, registry, fresh: Arc::new(FreshIds::new()) }
+    }
+
+    /// The id of an order about to be placed: its creation will need no store read.
+    pub fn new_id(&self) -> OrderId {
+        self.fresh.mint()
     }
 
     fn lease(&self, id: OrderId, why: Activation) -> Result<Lease<OrderActor>, ServiceError> {
@@ -52,7 +59,8 @@ impl OrderService {
     ) -> Result<Order, ServiceError> {
         let id = order.order_id;
         let msg = || CreateOrder { order: order.clone(), expires_at, also: also.clone() };
-        Ok(send_leased(|| self.lease(id, Activation::Create), msg).await??)
+        let why = || if self.fresh.take(id) { Activation::New } else { Activation::Create };
+        Ok(send_leased(|| self.lease(id, why()), msg).await??)
     }
 
     pub async fn get(&self, id: OrderId) -> Result<Option<Order>, ServiceError> {
