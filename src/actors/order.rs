@@ -3,7 +3,9 @@
 //! with what goes along with it, and replies only once that write is durable:
 //! - creation: the `OrderPlaced` event, the customer and authorization indexes and, when
 //!   given, the unpaid-order expiry timer. Creation is idempotent (a saga step that runs
-//!   twice finds its order already there and gets it back);
+//!   twice finds its order already there and gets it back); the first activation for an id
+//!   this server minted reads nothing, since no order can have it yet
+//!   ([`Activation::New`], `services::fresh_ids`);
 //! - a change: its events, an `order.status_changed` audit row, the notifications and the
 //!   webhook event that caused it, if any; a command already applied changes nothing;
 //! - every write moves the order's status-index entry.
