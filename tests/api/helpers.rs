@@ -628,33 +628,28 @@ impl TestApp {
     }
 
     pub async fn place_order_with_key(&self, token: &str, card: &str, key: &str) -> (u16, Value) {
-        let resp = self
-            .client
-            .post(format!("{}/v1/orders", self.url))
-            .bearer_auth(token)
-            .header("Idempotency-Key", key)
-            .json(&json!({ "shipping_address": address("US"), "payment": { "token": card } }))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.place_order_with_header(token, card, ("Idempotency-Key", key)).await;
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// `POST /v1/orders` with a `Prefer` header: (status, `Preference-Applied`, body).
     pub async fn place_order_preferring(&self, token: &str, card: &str, prefer: &str) -> (u16, Option<String>, Value) {
-        let resp = self
-            .client
-            .post(format!("{}/v1/orders", self.url))
-            .bearer_auth(token)
-            .header("Prefer", prefer)
-            .json(&json!({ "shipping_address": address("US"), "payment": { "token": card } }))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.place_order_with_header(token, card, ("Prefer", prefer)).await;
         let status = resp.status().as_u16();
         let applied = resp.headers().get("preference-applied").map(|v| v.to_str().unwrap().to_string());
         (status, applied, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn place_order_with_header(&self, token: &str, card: &str, (name, value): (&str, &str)) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/orders", self.url))
+            .bearer_auth(token)
+            .header(name, value)
+            .json(&json!({ "shipping_address": address("US"), "payment": { "token": card } }))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn cancel_order(&self, token: &str, order_id: &str) -> (u16, Value) {
