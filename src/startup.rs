@@ -113,7 +113,7 @@ pub fn shop(
         retention::Retention::from_settings(&settings),
         sagas.census().clone(),
     );
-    let console = Arc::new(crate::services::staff_sessions::Sessions::new(&settings));
+    let console = Arc::new(crate::services::staff_sessions::Sessions::new(&settings, store.clone()));
     login_guard::spawn_upkeep(console.throttle());
     let Entities { catalog, inventory, carts, customers, orders } = entities;
     Ok(Shop {

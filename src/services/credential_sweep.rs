@@ -1,11 +1,11 @@
-//! Expired sessions and verification tokens are refused when presented, but would otherwise
-//! stay in sled forever (every login adds a session). The sweeper task
+//! Expired sessions (customers' and the console's) and verification tokens are refused when
+//! presented, but would otherwise stay in the store forever (every login adds a session). The sweeper task
 //! (`operations::retention::spawn_sweeper`) deletes them every `auth.sweep_interval_secs`, a
 //! batch at a time.
 
 use super::ServiceError;
 use crate::domain::time::Timestamp;
-use crate::store::{keys, Record, Session, Store, StoreError, Table, VerifyToken, WriteSet};
+use crate::store::{keys, Record, Session, StaffSession, Store, StoreError, Table, VerifyToken, WriteSet};
 
 /// Keys looked at, and deleted, per write.
 const BATCH: usize = 256;
@@ -13,11 +13,12 @@ const BATCH: usize = 256;
 /// Deletes every session and verification token that expired by `now`; returns how many.
 pub async fn sweep_expired(store: &Store, now: Timestamp) -> Result<usize, ServiceError> {
     let sessions = sweep_table::<Session>(store, Table::Sessions, |s| s.expires_at <= now).await?;
+    let staff = sweep_table::<StaffSession>(store, Table::StaffSessions, |s| s.expires_at <= now).await?;
     let tokens = sweep_table::<VerifyToken>(store, Table::VerifyTokens, |t| t.expires_at <= now).await?;
-    Ok(sessions + tokens)
+    Ok(sessions + staff + tokens)
 }
 
-/// Both tables are keyed by a 32-byte token hash.
+/// Every such table is keyed by a 32-byte token hash.
 async fn sweep_table<T: Record>(
     store: &Store,
     table: Table,
@@ -88,11 +89,23 @@ mod tests {
             .save(keys::verify_token(&key(2)), &token(now.plus_millis(60_000)))
             // A token from before tokens expired: a bare customer id.
             .save(keys::verify_token(&key(3)), &who.0);
+        let staff = |expires_at| StaffSession {
+            role: crate::store::StaffRole::Admin,
+            operator: None,
+            csrf: "csrf_x".into(),
+            created_at: now,
+            expires_at,
+        };
+        ws = ws
+            .save(keys::staff_session(&key(1)), &staff(now.plus_millis(-1)))
+            .save(keys::staff_session(&key(2)), &staff(now.plus_millis(60_000)));
         store.commit(ws).await.unwrap();
 
         let live_sessions = (0..=(BATCH + 10)).filter(|n| n.is_multiple_of(3)).count();
         let expired_sessions = BATCH + 11 - live_sessions;
-        assert_eq!(sweep_expired(&store, now).await.unwrap(), expired_sessions + 1);
+        assert_eq!(sweep_expired(&store, now).await.unwrap(), expired_sessions + 1 + 1);
+        assert!(!store.exists(&keys::staff_session(&key(1))).unwrap(), "expired console session deleted");
+        assert!(store.exists(&keys::staff_session(&key(2))).unwrap(), "live console session kept");
         let left = store.scan_prefix_keys(Table::Sessions, &[], usize::MAX).unwrap();
         assert_eq!(left.len(), live_sessions);
         assert!(left.iter().all(|k| number(k).is_multiple_of(3)));

@@ -1,38 +1,25 @@
 //! The console's sign-in sessions (staff who signed in with the admin or fulfillment
-//! token): in memory, under the SHA-256 of their id, so a restart signs every operator out;
-//! their expiry is checked here, whatever the browser keeps. Each session has its own CSRF
-//! token, which every state-changing form carries back. The `Shop` holds them; the console
-//! (`console::session`) carries their ids in a cookie.
+//! token): in the store, under the SHA-256 of their id, so an operator stays signed in
+//! across a restart, an upgrade or another server of the cluster taking the lead. Their
+//! expiry is checked here, whatever the browser keeps; the sweeper deletes expired ones
+//! (`credential_sweep`). Each session has its own CSRF token, which every state-changing
+//! form carries back. The `Shop` holds them; the console (`console::session`) carries their
+//! ids in a cookie. Only holders of a staff token create sessions, at the rate the sign-in
+//! limit allows, so the table stays small.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::login_guard::LoginThrottle;
-use super::{new_token, token_hash};
+use super::{new_token, token_hash, ServiceError};
 use crate::config::{AuthSettings, Settings};
+use crate::domain::time::Timestamp;
+use crate::store::{keys, StaffSession, Store, WriteSet};
 
-/// Sessions held at most; at the cap the one closest to expiry makes room. Only holders of
-/// a staff token can create sessions, so this bounds memory, not who gets in.
-const MAX_SESSIONS: usize = 10_000;
+pub use crate::store::StaffRole as Role;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    /// Sees orders only.
-    Fulfillment,
-}
-
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Fulfillment => "fulfillment",
-        }
-    }
-}
-
+/// A live session, as the console's pages see it.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub role: Role,
@@ -40,7 +27,6 @@ pub struct Session {
     pub operator: Option<String>,
     /// Rendered into forms (it is not the session id) and required back on every POST.
     pub csrf: String,
-    expires_at: Instant,
 }
 
 impl Session {
@@ -61,12 +47,12 @@ impl Session {
 
 pub struct Sessions {
     ttl: Duration,
-    by_digest: Mutex<HashMap<[u8; 32], Session>>,
+    store: Store,
     throttle: Arc<LoginThrottle>,
 }
 
 impl Sessions {
-    pub fn new(settings: &Settings) -> Sessions {
+    pub fn new(settings: &Settings, store: Store) -> Sessions {
         // The per-address limit only: a per-account limit on the one staff account would
         // let anybody lock the operators out.
         let auth = AuthSettings {
@@ -76,7 +62,7 @@ impl Sessions {
         };
         Sessions {
             ttl: Duration::from_secs(settings.console.session_ttl_secs),
-            by_digest: Mutex::new(HashMap::new()),
+            store,
             throttle: Arc::new(LoginThrottle::new(&auth)),
         }
     }
@@ -91,42 +77,41 @@ impl Sessions {
     }
 
     /// Counts a sign-in attempt from `client`; refuses with TOO_MANY_REQUESTS over the limit.
-    pub fn check_sign_in(&self, client: Option<IpAddr>) -> Result<(), super::ServiceError> {
+    pub fn check_sign_in(&self, client: Option<IpAddr>) -> Result<(), ServiceError> {
         self.throttle.check("console", client)
     }
 
-    /// A new session; returns its id (the cookie value), which is kept only as a digest.
-    pub fn create(&self, role: Role, operator: Option<String>) -> String {
+    /// A new session, durable before its id (the cookie value, kept only as a digest) is
+    /// returned.
+    pub async fn create(&self, role: Role, operator: Option<String>) -> Result<String, ServiceError> {
         let id = new_token("cws");
-        let now = Instant::now();
-        let session = Session { role, operator, csrf: new_token("csrf"), expires_at: now + self.ttl };
-        let mut map = self.by_digest.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, s| s.expires_at > now);
-        if map.len() >= MAX_SESSIONS {
-            if let Some(k) = map.iter().min_by_key(|(_, s)| s.expires_at).map(|(k, _)| *k) {
-                map.remove(&k);
-            }
-        }
-        map.insert(token_hash(&id), session);
-        id
+        let now = Timestamp::now();
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let session = StaffSession {
+            role,
+            operator,
+            csrf: new_token("csrf"),
+            created_at: now,
+            expires_at: now.plus_millis(ttl_ms),
+        };
+        self.store.commit(WriteSet::new().save(keys::staff_session(&token_hash(&id)), &session)).await?;
+        Ok(id)
     }
 
-    /// The live session of this id (a cookie's value); an expired one is dropped.
-    pub fn current(&self, id: &str) -> Option<Session> {
-        let digest = token_hash(id);
-        let mut map = self.by_digest.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&digest) {
-            Some(s) if s.expires_at > Instant::now() => Some(s.clone()),
-            Some(_) => {
-                map.remove(&digest);
-                None
-            }
-            None => None,
+    /// The live session of this id (a cookie's value); an expired one is no session.
+    pub fn current(&self, id: &str) -> Result<Option<Session>, ServiceError> {
+        let Some(s) = self.store.load::<StaffSession>(&keys::staff_session(&token_hash(id)))? else {
+            return Ok(None);
+        };
+        if s.expires_at <= Timestamp::now() {
+            return Ok(None);
         }
+        Ok(Some(Session { role: s.role, operator: s.operator, csrf: s.csrf }))
     }
 
-    /// Ends the session of this id.
-    pub fn end(&self, id: &str) {
-        self.by_digest.lock().unwrap_or_else(|p| p.into_inner()).remove(&token_hash(id));
+    /// Ends the session of this id (durably: a signed-out cookie never works again).
+    pub async fn end(&self, id: &str) -> Result<(), ServiceError> {
+        self.store.commit(WriteSet::new().remove(keys::staff_session(&token_hash(id)))).await?;
+        Ok(())
     }
 }

@@ -74,6 +74,10 @@ pub fn session(token_digest: &[u8; 32]) -> Key {
     Key::new(Table::Sessions, token_digest.as_slice())
 }
 
+pub fn staff_session(id_digest: &[u8; 32]) -> Key {
+    Key::new(Table::StaffSessions, id_digest.as_slice())
+}
+
 /// A bound past every [`session`] and [`verify_token`] key (each a 32-byte digest).
 pub fn past_every_token_digest() -> Vec<u8> {
     vec![0xff; 33]

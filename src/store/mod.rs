@@ -45,7 +45,8 @@ pub use keys::{saga_owner_prefix, time_bound, time_key, time_key_rest, webhook_o
 pub use listing::Page;
 pub use postgres::Wait;
 pub use records::{
-    AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, VerifyToken, WebhookEvent,
+    AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, StaffRole, StaffSession, VerifyToken,
+    WebhookEvent,
 };
 pub use snapshot::{Importer, Snapshot};
 pub use tables::{ListingFilter, Table};

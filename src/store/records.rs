@@ -28,6 +28,35 @@ pub struct Session {
     pub expires_at: Timestamp,
 }
 
+/// Who signed in to the console: the staff token given at sign-in decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StaffRole {
+    Admin,
+    /// Sees orders only.
+    Fulfillment,
+}
+
+impl StaffRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            StaffRole::Admin => "admin",
+            StaffRole::Fulfillment => "fulfillment",
+        }
+    }
+}
+
+/// A console session (kept under the SHA-256 of its id, the cookie's value).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaffSession {
+    pub role: StaffRole,
+    /// The name the operator gave at sign-in, shown in pages and recorded in audit rows.
+    pub operator: Option<String>,
+    /// Rendered into forms (it is not the session id) and required back on every POST.
+    pub csrf: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
 /// An email verification token (kept under its SHA-256 hash): whose, and until when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifyToken {
@@ -133,6 +162,9 @@ impl Record for Customer {
     const VERSION: u8 = 1;
 }
 impl Record for Session {
+    const VERSION: u8 = 1;
+}
+impl Record for StaffSession {
     const VERSION: u8 = 1;
 }
 /// Version 1 of a verification token was the bare customer id (a `uuid::Uuid` record), with

@@ -86,10 +86,12 @@ pub enum Table {
     /// order id ++ event seq (u64 BE) -> () ; an order's domain events, written with each
     /// event (see `keys::order_event`)
     EventsByOrder,
+    /// sha256(console session id) -> StaffSession ; operators signed in to the console
+    StaffSessions,
 }
 
 impl Table {
-    pub const ALL: [Table; 39] = [
+    pub const ALL: [Table; 40] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -129,6 +131,7 @@ impl Table {
         Table::SagasByOwner,
         Table::BulkActions,
         Table::EventsByOrder,
+        Table::StaffSessions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -172,6 +175,7 @@ impl Table {
             Table::SagasByOwner => "sagas_by_owner",
             Table::BulkActions => "bulk_actions",
             Table::EventsByOrder => "events_by_order",
+            Table::StaffSessions => "staff_sessions",
         }
     }
 }

@@ -148,6 +148,37 @@ async fn signing_in_exchanges_the_token_for_a_strict_cookie_and_signing_out_ends
 }
 
 #[tokio::test]
+async fn an_operator_stays_signed_in_across_a_restart_and_a_signed_out_cookie_stays_dead() {
+    let mut app = spawn_app().await;
+    let (kept, csrf, ended) = {
+        let b = Browser::signed_in(&app, ADMIN).await;
+        let mut other = Browser::new(&app);
+        assert_eq!(other.sign_in(ADMIN, "").await.status, 303);
+        let ended = other.cookie.clone().unwrap();
+        assert_eq!(other.post("/console/sign-out", &[]).await.status, 303);
+        (b.cookie.clone().unwrap(), b.csrf.clone().unwrap(), ended)
+    };
+    app.restart().await;
+
+    let mut b = Browser::new(&app);
+    b.cookie = Some(kept);
+    b.csrf = Some(csrf);
+    let page = b.get("/console/sagas").await;
+    assert_eq!(page.status, 200, "still signed in: {}", page.body);
+    assert!(page.body.contains("Ada"), "as who signed in");
+    // Its CSRF token came through too: a form of the old session still works.
+    let fields = [("max_attempts", "3"), ("initial_backoff_ms", "40"), ("multiplier", "2"), ("max_backoff_ms", "400")];
+    let saved = b.post("/console/policies/cancel_order/refund_payment", &fields).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let rows = app.audit("retry_policy", "cancel_order/refund_payment").await;
+    assert_eq!(rows[0]["actor"], "admin:Ada", "{rows:?}");
+
+    b.cookie = Some(ended);
+    let page = b.get("/console/sagas").await;
+    assert_eq!((page.status, page.location().starts_with("/console/sign-in")), (303, true), "signed out for good");
+}
+
+#[tokio::test]
 async fn a_session_expires_on_the_server_whatever_the_browser_keeps() {
     let app = spawn_app_with(|s| s.console.session_ttl_secs = 0).await;
     let mut b = Browser::new(&app);

@@ -17,8 +17,16 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
     if !shop.settings.console.enabled {
         return ("not_found", Err(crate::http::HttpError::RouteNotFound(req.path.clone()).into()));
     }
-    let ctx = Ctx { shop, req, session: super::session::current(&shop.console, req) };
-    let (label, page) = route(&ctx).await;
+    let (session, failed) = match super::session::current(&shop.console, req) {
+        Ok(session) => (session, None),
+        Err(e) => (None, Some(e)),
+    };
+    let ctx = Ctx { shop, req, session };
+    // A session the store could not be asked about: the page says so (never "sign in").
+    let (label, page) = match failed {
+        Some(e) => ("console.session", Err(e.into())),
+        None => route(&ctx).await,
+    };
     let response = match page {
         Ok(response) => response,
         Err(ConsoleError::SignInRequired) => signin::redirect_to_sign_in(&ctx),
@@ -53,7 +61,7 @@ async fn route(ctx: &Ctx<'_>) -> (&'static str, Page) {
             ("console.sign_in", Ok(signin::form(ctx, 200, None, ctx.query("next"))))
         }
         (Method::POST, ["console", "sign-in"]) => page!("console.sign_in", signin::sign_in(ctx)),
-        (Method::POST, ["console", "sign-out"]) => ("console.sign_out", signin::sign_out(ctx)),
+        (Method::POST, ["console", "sign-out"]) => page!("console.sign_out", signin::sign_out(ctx)),
         (Method::GET, ["console", "triage"]) => ("console.triage", triage::show(ctx)),
         (Method::GET, ["console", "bulk"]) => page!("console.bulk", bulk::form(ctx)),
         (Method::POST, ["console", "bulk"]) => page!("console.bulk.start", bulk::start(ctx)),

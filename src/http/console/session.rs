@@ -1,6 +1,6 @@
 //! Console sessions: a staff token signs in once and is exchanged for a random session id
 //! carried in a cookie (`HttpOnly`, `SameSite=Strict`, `Path=/console`, `Secure` behind
-//! TLS). The sessions themselves (in memory, expiry checked whatever the browser keeps, a
+//! TLS). The sessions themselves (in the store, expiry checked whatever the browser keeps, a
 //! CSRF token each) are kept by [`Sessions`], which the `Shop` holds; this module reads and
 //! writes the cookie and checks a form's origin.
 
@@ -9,18 +9,23 @@ use std::time::Duration;
 use crate::config::Settings;
 use crate::server::Request;
 pub use crate::services::staff_sessions::{Role, Session, Sessions};
+use crate::services::ServiceError;
 
 pub const COOKIE: &str = "cartwright_console";
 
-/// The live session of this request's cookie; an expired one is dropped.
-pub fn current(sessions: &Sessions, req: &Request) -> Option<Session> {
-    sessions.current(cookie(req, COOKIE)?)
+/// The live session of this request's cookie, if any; an expired one is none.
+pub fn current(sessions: &Sessions, req: &Request) -> Result<Option<Session>, ServiceError> {
+    match cookie(req, COOKIE) {
+        Some(id) => sessions.current(id),
+        None => Ok(None),
+    }
 }
 
 /// Ends the session of this request's cookie.
-pub fn end(sessions: &Sessions, req: &Request) {
-    if let Some(id) = cookie(req, COOKIE) {
-        sessions.end(id);
+pub async fn end(sessions: &Sessions, req: &Request) -> Result<(), ServiceError> {
+    match cookie(req, COOKIE) {
+        Some(id) => sessions.end(id).await,
+        None => Ok(()),
     }
 }
 
@@ -132,18 +137,28 @@ mod tests {
         assert!(behind_tls(&settings(|s| s.console.secure_cookies = true), &request(&[], "10.0.0.9:1")));
     }
 
-    #[test]
-    fn the_session_cookie_is_found_among_others_and_expired_sessions_are_gone() {
-        let sessions = Sessions::new(&settings(|_| {}));
-        let id = sessions.create(Role::Admin, Some("Ada".into()));
-        let cookie = format!("theme=dark; {COOKIE}={id}; other=1");
-        let found = current(&sessions, &request(&[("cookie", &cookie)], "127.0.0.1:1")).unwrap();
+    #[tokio::test]
+    async fn the_session_cookie_is_found_among_others_and_expired_or_ended_sessions_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&settings(|s| s.storage.path = dir.path().into()).storage).unwrap();
+        let sessions = Sessions::new(&settings(|_| {}), store.clone());
+        let with_cookie =
+            |id: &str| request(&[("cookie", &format!("theme=dark; {COOKIE}={id}; other=1"))], "127.0.0.1:1");
+        let id = sessions.create(Role::Admin, Some("Ada".into())).await.unwrap();
+        let found = current(&sessions, &with_cookie(&id)).unwrap().unwrap();
         assert_eq!((found.role, found.actor()), (Role::Admin, "admin:Ada".to_string()));
         assert!(found.csrf_matches(&found.csrf.clone()) && !found.csrf_matches("csrf_guess"));
-        assert!(current(&sessions, &request(&[("cookie", &format!("{COOKIE}=cws_guess"))], "127.0.0.1:1")).is_none());
+        assert!(current(&sessions, &with_cookie("cws_guess")).unwrap().is_none());
+        assert!(current(&sessions, &request(&[], "127.0.0.1:1")).unwrap().is_none(), "no cookie");
 
-        let expired = Sessions::new(&settings(|s| s.console.session_ttl_secs = 0));
-        let id = expired.create(Role::Fulfillment, None);
-        assert!(current(&expired, &request(&[("cookie", &format!("{COOKIE}={id}"))], "127.0.0.1:1")).is_none());
+        let again = Sessions::new(&settings(|_| {}), store.clone());
+        assert!(current(&again, &with_cookie(&id)).unwrap().is_some(), "held by the store, not the instance");
+        end(&again, &with_cookie(&id)).await.unwrap();
+        assert!(current(&sessions, &with_cookie(&id)).unwrap().is_none(), "ended for every instance");
+
+        let expired = Sessions::new(&settings(|s| s.console.session_ttl_secs = 0), store.clone());
+        let id = expired.create(Role::Fulfillment, None).await.unwrap();
+        assert!(current(&expired, &with_cookie(&id)).unwrap().is_none());
+        store.close().unwrap();
     }
 }

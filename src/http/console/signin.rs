@@ -89,7 +89,7 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Page {
         }
     };
     tracing::info!(role = role.name(), operator = operator.as_deref().unwrap_or(""), "console sign-in");
-    let id = ctx.shop.console.create(role, operator);
+    let id = ctx.shop.console.create(role, operator).await?;
     let next = safe_next(next).unwrap_or(layout::landing(role));
     let mut r = layout::redirect(next);
     let cookie = session::set_cookie(&id, ctx.shop.console.ttl(), session::behind_tls(&ctx.shop.settings, ctx.req));
@@ -99,9 +99,9 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Page {
     Ok(r)
 }
 
-pub fn sign_out(ctx: &Ctx<'_>) -> Page {
+pub async fn sign_out(ctx: &Ctx<'_>) -> Page {
     ctx.form()?;
-    session::end(&ctx.shop.console, ctx.req);
+    session::end(&ctx.shop.console, ctx.req).await?;
     let mut r = layout::redirect("/console/sign-in");
     let cookie = session::clear_cookie(session::behind_tls(&ctx.shop.settings, ctx.req));
     if let Ok(v) = HeaderValue::from_str(&cookie) {

@@ -68,7 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         description: "the cluster's shared secret (see membership.rs)",
         statements: cluster_secret,
     },
+    Migration { version: 5, description: "the console's sessions in the store", statements: staff_sessions },
 ];
+
+fn staff_sessions(schema: &str) -> Vec<String> {
+    vec![format!(r#"CREATE TABLE IF NOT EXISTS "{schema}"."staff_sessions" (k BYTEA PRIMARY KEY, v BYTEA NOT NULL)"#)]
+}
 
 /// One row, written by the first server that finds it missing (see membership.rs).
 fn cluster_secret(schema: &str) -> Vec<String> {
