@@ -28,6 +28,27 @@ async fn create_product(client: &reqwest::Client, url: &str, name: &str) -> Resu
     post("/admin/v1/products", body).await
 }
 
+/// A browser without redirects, for the console.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Signs in to the console at `url` with the admin token; the session cookie's value.
+async fn console_sign_in(url: &str) -> String {
+    let resp = browser().post(format!("{url}/console/sign-in")).form(&[("token", ADMIN), ("name", "Ada")]).send().await;
+    let resp = resp.expect("server answers");
+    assert_eq!(resp.status().as_u16(), 303);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    cookie.strip_prefix("cartwright_console=").and_then(|c| c.split(';').next()).unwrap().to_string()
+}
+
+/// The status of a console page asked for with the session cookie `id`.
+async fn console_page(url: &str, id: &str) -> u16 {
+    let resp =
+        browser().get(format!("{url}/console/sagas")).header("cookie", format!("cartwright_console={id}")).send();
+    resp.await.expect("server answers").status().as_u16()
+}
+
 fn signal(server: &ServerProcess, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_child(&server.child);
     rustix::process::kill_process(pid, signal).expect("signal delivered");
@@ -202,7 +223,7 @@ async fn a_standby_takes_over_after_kill_9_and_completes_the_checkouts_in_flight
 
 /// A clean stop gives the lease up: a standby takes over at once instead of waiting out a
 /// lease of a minute (a rolling restart waits for nobody), and serves what the first
-/// server acknowledged.
+/// server acknowledged, the console's sessions included.
 #[tokio::test]
 async fn a_clean_stop_hands_the_lease_to_the_standby_at_once() {
     if postgres_only("a_clean_stop_hands_the_lease_to_the_standby_at_once", WHY) {
@@ -216,6 +237,8 @@ async fn a_clean_stop_hands_the_lease_to_the_standby_at_once() {
     assert_eq!(status, 201, "{product}");
     let (_, view) = admin_get(&client, &active.url, "/admin/v1/cluster").await;
     let epoch = view["leases"][0]["epoch"].as_i64().unwrap();
+    let operator = console_sign_in(&active.url).await;
+    assert_eq!(console_page(&active.url, &operator).await, 200);
 
     let standby = ServerProcess::start_listening(dir.path(), &[minute, ("CARTWRIGHT__CLUSTER__NODE_ID", "standby")]);
     assert!(standby.logs_within(FOLLOWING, Duration::from_secs(5)), "the standby follows while the lease is held");
@@ -229,6 +252,8 @@ async fn a_clean_stop_hands_the_lease_to_the_standby_at_once() {
     assert_eq!((lease["owner"].as_str(), lease["epoch"].as_i64()), (Some("standby"), Some(epoch + 1)), "{view}");
     let id = product["product_id"].as_str().unwrap();
     assert_eq!(admin_get(&client, &standby.url, &format!("/v1/products/{id}")).await.0, 200);
+    assert_eq!(console_page(&standby.url, &operator).await, 200, "the operator is still signed in");
+    assert_eq!(console_page(&standby.url, "cws_guess").await, 303, "and nobody else is");
 }
 
 /// A server started while another leads follows it: customers, webhook senders and
