@@ -93,6 +93,7 @@ mod tests {
             role: crate::store::StaffRole::Admin,
             operator: None,
             csrf: "csrf_x".into(),
+            token_fingerprint: [0; 32],
             created_at: now,
             expires_at,
         };

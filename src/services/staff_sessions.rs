@@ -49,6 +49,15 @@ pub struct Sessions {
     ttl: Duration,
     store: Store,
     throttle: Arc<LoginThrottle>,
+    /// The fingerprints of today's admin and fulfillment tokens.
+    admin: [u8; 32],
+    fulfillment: [u8; 32],
+}
+
+/// What a session keeps of the staff token that opened it: enough to tell that the token
+/// changed, and not the digest the sign-in compares (a copy of the store gives no token).
+fn fingerprint(token: &str) -> [u8; 32] {
+    token_hash(&format!("cartwright console session\0{token}"))
 }
 
 impl Sessions {
@@ -64,11 +73,20 @@ impl Sessions {
             ttl: Duration::from_secs(settings.console.session_ttl_secs),
             store,
             throttle: Arc::new(LoginThrottle::new(&auth)),
+            admin: fingerprint(&settings.auth.admin_token),
+            fulfillment: fingerprint(&settings.auth.fulfillment_token),
         }
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    fn token_fingerprint(&self, role: Role) -> [u8; 32] {
+        match role {
+            Role::Admin => self.admin,
+            Role::Fulfillment => self.fulfillment,
+        }
     }
 
     /// The sign-in limiter, for the task that keeps its memory bounded.
@@ -91,6 +109,7 @@ impl Sessions {
             role,
             operator,
             csrf: new_token("csrf"),
+            token_fingerprint: self.token_fingerprint(role),
             created_at: now,
             expires_at: now.plus_millis(ttl_ms),
         };
@@ -98,12 +117,14 @@ impl Sessions {
         Ok(id)
     }
 
-    /// The live session of this id (a cookie's value); an expired one is no session.
+    /// The live session of this id (a cookie's value). An expired one is no session, nor
+    /// one opened with a staff token that has been rotated since (what a restart with the
+    /// new token did when sessions were in memory).
     pub fn current(&self, id: &str) -> Result<Option<Session>, ServiceError> {
         let Some(s) = self.store.load::<StaffSession>(&keys::staff_session(&token_hash(id)))? else {
             return Ok(None);
         };
-        if s.expires_at <= Timestamp::now() {
+        if s.expires_at <= Timestamp::now() || s.token_fingerprint != self.token_fingerprint(s.role) {
             return Ok(None);
         }
         Ok(Some(Session { role: s.role, operator: s.operator, csrf: s.csrf }))

@@ -53,6 +53,9 @@ pub struct StaffSession {
     pub operator: Option<String>,
     /// Rendered into forms (it is not the session id) and required back on every POST.
     pub csrf: String,
+    /// Which staff token signed in (a one-way fingerprint of it): once that token is
+    /// rotated, the session is no session.
+    pub token_fingerprint: [u8; 32],
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }

@@ -156,6 +156,12 @@ mod tests {
         end(&again, &with_cookie(&id)).await.unwrap();
         assert!(current(&sessions, &with_cookie(&id)).unwrap().is_none(), "ended for every instance");
 
+        let id = sessions.create(Role::Fulfillment, None).await.unwrap();
+        let rotated = Sessions::new(&settings(|s| s.auth.admin_token = "a-new-admin-token".into()), store.clone());
+        let admin = sessions.create(Role::Admin, None).await.unwrap();
+        assert!(current(&rotated, &with_cookie(&admin)).unwrap().is_none(), "the admin token was rotated");
+        assert!(current(&rotated, &with_cookie(&id)).unwrap().is_some(), "the fulfillment token was not");
+
         let expired = Sessions::new(&settings(|s| s.console.session_ttl_secs = 0), store.clone());
         let id = expired.create(Role::Fulfillment, None).await.unwrap();
         assert!(current(&expired, &with_cookie(&id)).unwrap().is_none());
