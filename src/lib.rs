@@ -23,6 +23,10 @@
 //!   operations driving sagas) into the `Shop` every handler holds, and the background workers.
 //! - [`app`]: start-up and graceful shutdown; [`config`], [`telemetry`], [`metrics`].
 #![forbid(unsafe_code)]
+// This documentation is for the people who carry the code (`cargo doc --document-private-items`,
+// which `.ci/run` builds with warnings denied): a module's docs naming its private parts is
+// what they need, not a leak.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod actors;
 pub mod app;

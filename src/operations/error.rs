@@ -1,6 +1,6 @@
 //! What the operations (webhooks, bulk actions, quarantine, retention, expiry) fail with:
 //! their refusals, the services' and the saga engine's errors whole, and the server-side
-//! [`Fault`]. Status and code are decided in `http::error`.
+//! [`Fault`](crate::error::Fault). Status and code are decided in `http::error`.
 
 use crate::error::{Fault, InvalidInput};
 use crate::saga::SagaError;

@@ -81,7 +81,7 @@ pub fn parse_signature_header(header: &str) -> Option<SignatureHeader> {
     Some(SignatureHeader { t: t?, candidates })
 }
 
-/// HMAC-SHA256(secret, "<t>.<body>").
+/// HMAC-SHA256(secret, "`<t>.<body>`").
 fn mac(secret: &str, t: i64, body: &[u8]) -> hmac::digest::CtOutput<Hmac<Sha256>> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(t.to_string().as_bytes());

@@ -1,6 +1,6 @@
 //! What the saga engine and its coordinators fail with: their refusals (callers match on the
 //! variant, never on text), a service's error met while starting or steering a saga, and
-//! the server-side [`Fault`]. Status and code are decided in `http::error`.
+//! the server-side [`Fault`](crate::error::Fault). Status and code are decided in `http::error`.
 
 use crate::error::{Fault, InvalidInput};
 use crate::services::ServiceError;
