@@ -22,6 +22,8 @@ pub struct TestApp {
     _dir: Arc<TempDir>,
     settings: Settings,
     running: Option<cartwright::app::Spawned>,
+    /// Whether this app ever started a server (which may have made its PostgreSQL schema).
+    started: bool,
 }
 
 /// A customer registered and logged in.
@@ -152,6 +154,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         _dir: dir,
         settings,
         running: None,
+        started: false,
     };
     app.start().await;
     app
@@ -168,6 +171,7 @@ impl TestApp {
             settings: test_settings(&dir),
             _dir: dir,
             running: None,
+            started: false,
         }
     }
 
@@ -179,6 +183,8 @@ impl TestApp {
 
     /// Starts the server; `Err` with the reason if it refused to start.
     pub async fn try_start(&mut self) -> Result<(), String> {
+        // Even a start that fails may have made the schema.
+        self.started = true;
         let spawned = tokio::time::timeout(Duration::from_secs(20), cartwright::app::spawn(self.settings.clone()))
             .await
             .expect("server started in time")
@@ -442,7 +448,31 @@ impl Drop for TestApp {
         if let Some(server) = self.running.take() {
             let _ = server.stop_blocking();
         }
+        if self.started && postgres_url().is_some() {
+            drop_schemas(&self.settings.storage.postgres.url, &self.settings.storage.postgres.schema);
+        }
     }
+}
+
+/// Drops the test's schema (and those of its store's subdirectories) once its server
+/// stopped, as its temp directory goes: a developer's own PostgreSQL does not collect a
+/// schema per test per run. Best effort: a database that cannot be reached keeps them.
+fn drop_schemas(url: &str, schema: &str) {
+    let (url, schema) = (url.to_string(), schema.to_string());
+    let dropped = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.ok()?;
+            tokio::spawn(connection);
+            let sql = "SELECT nspname::text FROM pg_namespace WHERE nspname::text = $1 OR starts_with(nspname::text, $1 || '_')";
+            for row in client.query(sql, &[&schema]).await.ok()? {
+                let name: String = row.get(0);
+                client.batch_execute(&format!(r#"DROP SCHEMA IF EXISTS "{name}" CASCADE"#)).await.ok()?;
+            }
+            Some(())
+        })
+    });
+    let _ = dropped.join();
 }
 
 /// A test that fails midway (or one that paused its server) leaves no server behind.
