@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{address, postgres_url, sled_only, spawn_app, spawn_app_with, TestApp, ADMIN, FULFILLMENT};
+use crate::helpers::{
+    address, postgres_url, sled_only, spawn_app, spawn_app_with, store_dir, TestApp, ADMIN, FULFILLMENT,
+};
 
 /// Why backups are sled's: they copy sled's trees, and a PostgreSQL store answers that
 /// pg_dump is the tool for it.
@@ -117,7 +119,7 @@ async fn a_backup_taken_during_checkouts_restores_a_shop_whose_books_balance() {
             let a = acked.lock().unwrap();
             Acknowledged { placed: a.placed.clone(), cancelled: a.cancelled.clone() }
         };
-        let dir = tempfile::tempdir().unwrap();
+        let dir = store_dir();
         let summary = cartwright::backup::fetch(&app.url, ADMIN, dir.path(), false).await.unwrap();
         taken.push((dir, summary, before));
     }
@@ -216,7 +218,7 @@ async fn only_the_admin_may_take_a_backup() {
     assert_eq!(status, 401);
     let (status, _) = app.get("/admin/v1/backups", Some(ADMIN)).await;
     assert_eq!(status, 405);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let err = cartwright::backup::fetch(&app.url, FULFILLMENT, dir.path(), false).await.unwrap_err();
     assert!(err.to_string().contains("403 FORBIDDEN"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing saved");
@@ -245,7 +247,7 @@ async fn the_cli_backs_up_a_running_server_and_restores_only_into_an_empty_direc
     }
     let app = spawn_app().await;
     let product = app.product("5.00", 7).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let backups = dir.path().join("backups");
     // The server runs on its own thread and runtime: blocking this one while the CLI runs is fine.
     let cli = |args: Vec<String>| {

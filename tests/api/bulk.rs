@@ -457,7 +457,7 @@ async fn the_cli_runs_bulk_actions_and_replays_webhooks() {
     let (_, _, order) = app.pending_order(1).await;
     let a = order["payment"]["authorization_id"].as_str().unwrap();
     assert_eq!(app.capture("evt_cli_replay", a, "0.01").await.0, 202);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let file = dir.path().join("data.json");
     std::fs::write(&file, json!({ "authorization_id": a, "amount": order["total"] }).to_string()).unwrap();
     let out = tokio::task::block_in_place(|| {

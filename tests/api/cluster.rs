@@ -88,7 +88,7 @@ async fn a_server_paused_past_its_lease_is_fenced_and_its_late_write_is_refused(
     if postgres_only("a_server_paused_past_its_lease_is_fenced_and_its_late_write_is_refused", WHY) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let client = reqwest::Client::new();
     let mut first = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "first")]);
     let (status, before) = create_product(&client, &first.url, "Before the pause").await.unwrap();
@@ -142,7 +142,7 @@ async fn a_write_after_the_lease_was_taken_over_is_refused_inside_its_transactio
     if postgres_only("a_write_after_the_lease_was_taken_over_is_refused_inside_its_transaction", WHY) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let client = reqwest::Client::new();
     let env = [("CARTWRIGHT__CLUSTER__NODE_ID", "holder"), ("CARTWRIGHT__CLUSTER__LEASE_MS", "60000")];
     let mut server = ServerProcess::start_listening(dir.path(), &env);
@@ -183,7 +183,7 @@ async fn a_standby_takes_over_after_kill_9_and_completes_the_checkouts_in_flight
     if postgres_only("a_standby_takes_over_after_kill_9_and_completes_the_checkouts_in_flight", WHY) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let common = [("CARTWRIGHT__CHECKOUT__SYNC_WAIT_MS", "20")];
     let active = ServerProcess::start_listening(dir.path(), &[common[0], ("CARTWRIGHT__CLUSTER__NODE_ID", "active")]);
     let app = TestApp::client_of(&active.url);
@@ -229,7 +229,7 @@ async fn a_clean_stop_hands_the_lease_to_the_standby_at_once() {
     if postgres_only("a_clean_stop_hands_the_lease_to_the_standby_at_once", WHY) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let minute = ("CARTWRIGHT__CLUSTER__LEASE_MS", "60000");
     let active = ServerProcess::start_listening(dir.path(), &[minute, ("CARTWRIGHT__CLUSTER__NODE_ID", "active")]);
     let client = reqwest::Client::new();
@@ -266,7 +266,7 @@ async fn a_follower_forwards_customers_webhooks_and_operators_to_the_leader() {
     if postgres_only("a_follower_forwards_customers_webhooks_and_operators_to_the_leader", WHY) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let leader = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "leader")]);
     let follower = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "follower")]);
     assert!(follower.logs_within(FOLLOWING, Duration::from_secs(5)), "the second server follows");
@@ -362,7 +362,7 @@ async fn the_leader_throttles_each_client_behind_a_follower_by_its_own_signed_ad
     if postgres_only("the_leader_throttles_each_client_behind_a_follower_by_its_own_signed_address", WHY) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let limits =
         [("CARTWRIGHT__AUTH__LOGIN_PER_IP_PER_MINUTE", "3"), ("CARTWRIGHT__AUTH__LOGIN_PER_ACCOUNT_PER_MINUTE", "100")];
     let leader =
@@ -420,7 +420,7 @@ async fn the_leader_forgets_a_killed_server_after_listing_it_stale() {
     if postgres_only("the_leader_forgets_a_killed_server_after_listing_it_stale", WHY) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let client = reqwest::Client::new();
     let leader = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "leader")]);
     let follower = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "doomed")]);

@@ -90,7 +90,7 @@ async fn three_servers_lose_nothing_across_kill_9_a_pause_past_the_lease_and_a_r
     }
     let mut rng = Rng(seed());
     let gw = FakeGateway::start(15, rng.0).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let env = server_env(&gw);
     let client = reqwest::Client::new();
     let urls = Arc::new(RwLock::new(Vec::new()));

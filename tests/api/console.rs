@@ -552,7 +552,7 @@ async fn a_paused_saga_says_which_key_holds_it() {
 
 #[tokio::test]
 async fn the_binary_serves_the_console_by_default_and_takes_its_proxies_from_the_environment() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let server =
         ServerProcess::start_with(dir.path(), &[("CARTWRIGHT__CONSOLE__TRUSTED_PROXIES", "10.9.9.9, 127.0.0.1")]);
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

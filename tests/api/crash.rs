@@ -401,7 +401,7 @@ pub(crate) async fn check_books(client: &reqwest::Client, u: &str, gw: &FakeGate
 async fn nothing_is_lost_or_applied_twice_across_repeated_kill_9() {
     let mut rng = Rng(seed());
     let gw = FakeGateway::start(15, rng.0).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let env = server_env(&gw);
     let client = reqwest::Client::new();
     let mut server = ServerProcess::start_with(dir.path(), &with(&env, &[]));

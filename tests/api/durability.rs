@@ -87,7 +87,7 @@ async fn customer_on(client: &reqwest::Client, url: &str, i: usize) -> (String, 
 
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9_under_load() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let client = reqwest::Client::new();
     let server = ServerProcess::start(dir.path());
     let url = server.url.clone();
@@ -165,7 +165,7 @@ async fn acknowledged_writes_survive_kill_9_under_load() {
 
 #[tokio::test]
 async fn sigterm_drains_and_exits_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let client = reqwest::Client::new();
     let server = ServerProcess::start(dir.path());
     let (id, token) = customer_on(&client, &server.url, 0).await;

@@ -454,6 +454,30 @@ impl Drop for TestApp {
     }
 }
 
+/// A temp directory for servers a test runs as processes ([`ServerProcess`]): on
+/// PostgreSQL, the schemas of the store in it are dropped with it. Declare it before the
+/// servers, so that they are stopped (dropped) first.
+pub struct StoreDir(TempDir);
+
+pub fn store_dir() -> StoreDir {
+    StoreDir(tempfile::tempdir().expect("temp dir"))
+}
+
+impl std::ops::Deref for StoreDir {
+    type Target = TempDir;
+    fn deref(&self) -> &TempDir {
+        &self.0
+    }
+}
+
+impl Drop for StoreDir {
+    fn drop(&mut self) {
+        if let Some(url) = postgres_url() {
+            drop_schemas(&url, &postgres_schema(self.0.path()));
+        }
+    }
+}
+
 /// Drops the test's schema (and those of its store's subdirectories) once its server
 /// stopped, as its temp directory goes: a developer's own PostgreSQL does not collect a
 /// schema per test per run. Best effort: a database that cannot be reached keeps them.

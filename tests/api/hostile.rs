@@ -241,7 +241,7 @@ async fn an_expired_verification_token_answers_as_an_unknown_one() {
 
 #[tokio::test]
 async fn the_log_names_the_verification_email_but_never_its_token() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let server = ServerProcess::start(dir.path());
     let client = reqwest::Client::new();
     let register = json!({ "email": "logged@example.com", "password": PASSWORD });

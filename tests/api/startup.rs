@@ -4,7 +4,7 @@ use crate::helpers::*;
 
 #[test]
 fn a_misspelt_setting_stops_the_server_naming_the_closest_key() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let (status, output) = ServerProcess::run_to_exit(dir.path(), &[("CARTWRIGHT__STORAGE__BAKEND", "postgres")]);
     assert!(!status.success(), "{output}");
     assert!(output.contains("unknown setting storage.bakend (did you mean storage.backend?)"), "{output}");
@@ -14,7 +14,7 @@ fn a_misspelt_setting_stops_the_server_naming_the_closest_key() {
 
 #[test]
 fn shipped_secrets_stop_a_server_on_a_public_address() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let (status, output) = ServerProcess::run_to_exit(dir.path(), &[("CARTWRIGHT__SERVER__ADDR", "0.0.0.0:0")]);
     assert!(!status.success(), "{output}");
     assert!(output.contains("auth.admin_token is the shipped default"), "{output}");
@@ -25,7 +25,7 @@ fn shipped_secrets_stop_a_server_on_a_public_address() {
 
 #[tokio::test]
 async fn strong_secrets_let_a_server_on_a_public_address_start() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let server = ServerProcess::start_with(
         dir.path(),
         &[
@@ -47,7 +47,7 @@ async fn strong_secrets_let_a_server_on_a_public_address_start() {
 /// printing the URL, which may hold a password). Needs no database: nothing listens there.
 #[test]
 fn an_unreachable_postgres_store_stops_the_server_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let env = [
         ("CARTWRIGHT__STORAGE__BACKEND", "postgres"),
         ("CARTWRIGHT__STORAGE__POSTGRES__URL", "postgres://cartwright:s3cret-pw@127.0.0.1:1/shop"),
@@ -64,7 +64,7 @@ fn an_unreachable_postgres_store_stops_the_server_with_the_reason() {
 
 #[test]
 fn a_postgres_store_without_a_url_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let env = [("CARTWRIGHT__STORAGE__BACKEND", "postgres"), ("CARTWRIGHT__STORAGE__POSTGRES__URL", "")];
     let (status, output) = ServerProcess::run_to_exit(dir.path(), &env);
     assert!(!status.success(), "{output}");

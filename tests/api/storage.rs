@@ -102,7 +102,7 @@ async fn a_failed_sync_stops_the_process_before_anything_is_acknowledged() {
     if sled_only("a_failed_sync_stops_the_process_before_anything_is_acknowledged", why) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let trigger = dir.path().join("inject-eio");
     let store = dir.path().join("store");
     let trigger_env = trigger.to_str().unwrap();
