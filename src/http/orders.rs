@@ -142,7 +142,7 @@ fn accepted(saga_id: SagaId, state: &str) -> warp::reply::Response {
 /// has run: nothing is left held or charged.
 #[utoipa::path(post, path = "/v1/orders", operation_id = "orders.place", tag = "orders",
     security(("customer_token" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by the same customer answers the first outcome and starts nothing new"), ("Prefer" = Option<String>, Header, description = "`respond-async` answers 202 at once; `wait=N` waits at most N seconds for the saga (never longer than the server's `checkout.sync_wait_ms`). Echoed in `Preference-Applied` when honoured")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by the same customer answers the first outcome and starts nothing new"), ("Prefer" = Option<String>, Header, description = prefer::DESCRIPTION)),
     request_body = PlaceOrder,
     responses(
         (status = 201, description = "The order, `PENDING`", body = doc::Order, links(
@@ -204,7 +204,7 @@ fn failure(saga: &SagaInstance) -> ApiError {
 /// refund, email). A refund that keeps failing leaves the refund `PENDING_MANUAL`.
 #[utoipa::path(post, path = "/v1/orders/{id}/cancel", operation_id = "orders.cancel", tag = "orders",
     security(("customer_token" = [])),
-    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by the same customer answers the first outcome and starts nothing new"), ("Prefer" = Option<String>, Header, description = "`respond-async` answers 202 at once; `wait=N` waits at most N seconds for the saga (never longer than the server's `checkout.sync_wait_ms`). Echoed in `Preference-Applied` when honoured")),
+    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by the same customer answers the first outcome and starts nothing new"), ("Prefer" = Option<String>, Header, description = prefer::DESCRIPTION)),
     request_body(content = Option<CancelOrder>, description = "Optional"),
     responses(
         (status = 200, description = "The order, `CANCELLED`, with `refund`", body = doc::Order),
@@ -354,7 +354,7 @@ struct Ship {
 /// (claim the tracking number, mark SHIPPED, deduct the reserved stock; the email follows).
 #[utoipa::path(post, path = "/admin/v1/orders/{id}/ship", operation_id = "admin.orders.ship", tag = "fulfillment",
     security(("admin_token" = []), ("fulfillment_token" = [])),
-    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Prefer" = Option<String>, Header, description = "`respond-async` answers 202 at once; `wait=N` waits at most N seconds for the saga (never longer than the server's `checkout.sync_wait_ms`). Echoed in `Preference-Applied` when honoured")),
+    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Prefer" = Option<String>, Header, description = prefer::DESCRIPTION)),
     request_body = Ship,
     responses(
         (status = 200, description = "The order, `SHIPPED`", body = doc::Order),
@@ -399,7 +399,7 @@ pub async fn ship(shop: &Shop, req: &Request, id: &str) -> Reply {
         ("id" = uuid::Uuid, Path, description = "Order id"),
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "A repeat with the same key by an operator answers the first outcome and starts nothing new"),
         ("X-Operator" = Option<String>, Header, description = "Who does it, for the audit trail"),
-        ("Prefer" = Option<String>, Header, description = "`respond-async` answers 202 at once; `wait=N` waits at most N seconds for the saga (never longer than the server's `checkout.sync_wait_ms`). Echoed in `Preference-Applied` when honoured"),
+        ("Prefer" = Option<String>, Header, description = prefer::DESCRIPTION),
     ),
     request_body(content = Option<CancelOrder>, description = "Optional"),
     responses(

@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use warp::http::HeaderMap;
 
+/// The header as the OpenAPI document describes it on every saga-backed route.
+pub const DESCRIPTION: &str = "`respond-async` answers 202 at once; `wait=N` waits at most N seconds for the saga \
+     (never longer than the server's `checkout.sync_wait_ms`). Echoed in `Preference-Applied` when honoured";
+
 /// The wait a request asked for, and how to say in `Preference-Applied` that it was honoured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wait {

@@ -96,20 +96,22 @@ impl CustomerCache {
 
     /// A customer just written (durably): replaces whatever is cached.
     pub fn written(&self, customer: &Customer) {
-        let mut map = self.lock();
-        if map.len() >= CAPACITY {
-            map.clear();
-        }
-        map.insert(customer.customer_id, customer.clone());
+        self.remember(customer, true);
     }
 
     /// A customer just read from the store: cached unless a write cached a newer one.
     pub fn read(&self, customer: &Customer) {
+        self.remember(customer, false);
+    }
+
+    fn remember(&self, customer: &Customer, replace: bool) {
         let mut map = self.lock();
         if map.len() >= CAPACITY {
             map.clear();
         }
-        map.entry(customer.customer_id).or_insert_with(|| customer.clone());
+        if replace || !map.contains_key(&customer.customer_id) {
+            map.insert(customer.customer_id, customer.clone());
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CustomerId, Customer>> {

@@ -1,7 +1,7 @@
 //! Expired sessions (customers' and the console's) and verification tokens are refused when
-//! presented, but would otherwise stay in the store forever (every login adds a session). The sweeper task
-//! (`operations::retention::spawn_sweeper`) deletes them every `auth.sweep_interval_secs`, a
-//! batch at a time.
+//! presented, but would otherwise stay in the store forever (every login adds a session).
+//! The sweeper task (`operations::retention::spawn_sweeper`) deletes them every
+//! `auth.sweep_interval_secs`, a batch at a time.
 
 use super::ServiceError;
 use crate::domain::time::Timestamp;

@@ -8,72 +8,44 @@
 //! no order; the first activation takes the id out, and every later one (a retry, a second
 //! activation after a failed write, another server, a restart) reads as before.
 //!
-//! Bounded without bookkeeping on the hot path: ids live in the current generation or the
-//! one before; generations turn every [`GENERATION`], so an id is forgotten (its creation
-//! reads, as before) after one to two generations, the memory is what two generations of
-//! checkouts mint, and a checkout that never reached `create_order` costs nothing lasting.
+//! Bounded as the caches of `caches.rs` are: beyond [`CAPACITY`] ids the set starts over, so
+//! a checkout that never reached `create_order` costs nothing lasting, and the few whose id
+//! was forgotten read the store, as before.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use crate::domain::ids::OrderId;
 
-const GENERATION: Duration = Duration::from_secs(30);
+/// Ids remembered at most: about 1.6 MB, far more than the checkouts in flight.
+const CAPACITY: usize = 100_000;
 
+#[derive(Default)]
 pub struct FreshIds {
-    inner: Mutex<Generations>,
-}
-
-struct Generations {
-    current: HashSet<OrderId>,
-    previous: HashSet<OrderId>,
-    turned_at: Instant,
+    ids: Mutex<HashSet<OrderId>>,
 }
 
 impl FreshIds {
-    pub fn new() -> FreshIds {
-        FreshIds {
-            inner: Mutex::new(Generations {
-                current: HashSet::new(),
-                previous: HashSet::new(),
-                turned_at: Instant::now(),
-            }),
-        }
-    }
-
     /// A new order id, remembered as never written.
     pub fn mint(&self) -> OrderId {
         let id = OrderId::new();
-        self.remember(id, Instant::now());
+        let mut ids = self.lock();
+        if ids.len() >= CAPACITY {
+            ids.clear();
+        }
+        ids.insert(id);
         id
     }
 
     /// Whether `id` was minted here and never taken before; it is not fresh any more.
     pub fn take(&self, id: OrderId) -> bool {
-        let mut g = self.lock();
-        g.current.remove(&id) || g.previous.remove(&id)
+        self.lock().remove(&id)
     }
 
-    fn remember(&self, id: OrderId, now: Instant) {
-        let mut g = self.lock();
-        if now.duration_since(g.turned_at) >= GENERATION {
-            g.previous = std::mem::take(&mut g.current);
-            g.turned_at = now;
-        }
-        g.current.insert(id);
-    }
-
-    /// The sets stay whole whatever a panicking holder did (an insert or a remove), so a
+    /// The set stays whole whatever a panicking holder did (an insert or a remove), so a
     /// poisoned lock is taken as is.
-    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Default for FreshIds {
-    fn default() -> Self {
-        FreshIds::new()
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<OrderId>> {
+        self.ids.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -83,7 +55,7 @@ mod tests {
 
     #[test]
     fn a_minted_id_is_fresh_once() {
-        let ids = FreshIds::new();
+        let ids = FreshIds::default();
         let id = ids.mint();
         assert!(ids.take(id));
         assert!(!ids.take(id), "the second activation reads");
@@ -91,17 +63,14 @@ mod tests {
     }
 
     #[test]
-    fn an_id_is_forgotten_after_two_generations_and_the_memory_with_it() {
-        let ids = FreshIds::new();
-        let start = Instant::now();
-        let (old, kept) = (OrderId::new(), OrderId::new());
-        ids.remember(old, start);
-        ids.remember(kept, start + GENERATION); // turns: `old` is in the previous generation
-        assert!(ids.take(old), "one generation on, still fresh");
-        ids.remember(OrderId::new(), start + GENERATION * 2); // turns again: `kept` previous
-        ids.remember(OrderId::new(), start + GENERATION * 3); // and again: `kept` forgotten
-        assert!(!ids.take(kept), "forgotten: its creation reads the store");
-        let g = ids.lock();
-        assert_eq!((g.current.len(), g.previous.len()), (1, 1), "two generations at most");
+    fn beyond_its_capacity_the_set_starts_over_and_a_forgotten_id_reads() {
+        let ids = FreshIds::default();
+        let first = ids.mint();
+        let last = (1..CAPACITY).map(|_| ids.mint()).last().unwrap();
+        assert_eq!(ids.lock().len(), CAPACITY);
+        let next = ids.mint();
+        assert_eq!(ids.lock().len(), 1, "started over");
+        assert!(!ids.take(first) && !ids.take(last), "forgotten: their creation reads the store");
+        assert!(ids.take(next));
     }
 }

@@ -23,7 +23,7 @@ pub struct OrderService {
 
 impl OrderService {
     pub fn new(store: Store, registry: Arc<OrderRegistry>) -> OrderService {
-        OrderService { store, registry, fresh: Arc::new(FreshIds::new()) }
+        OrderService { store, registry, fresh: Arc::new(FreshIds::default()) }
     }
 
     /// The id of an order about to be placed: its creation will need no store read.

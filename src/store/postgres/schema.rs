@@ -72,7 +72,7 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 fn staff_sessions(schema: &str) -> Vec<String> {
-    vec![format!(r#"CREATE TABLE IF NOT EXISTS "{schema}"."staff_sessions" (k BYTEA PRIMARY KEY, v BYTEA NOT NULL)"#)]
+    vec![key_value_table(schema, "staff_sessions")]
 }
 
 /// One row, written by the first server that finds it missing (see membership.rs).
@@ -105,12 +105,12 @@ fn leases(schema: &str) -> Vec<String> {
 }
 
 fn key_value_tables(schema: &str) -> Vec<String> {
-    V1_TABLES
-        .iter()
-        .map(|name| {
-            format!(r#"CREATE TABLE IF NOT EXISTS "{schema}"."{name}" (k BYTEA PRIMARY KEY, v BYTEA NOT NULL)"#)
-        })
-        .collect()
+    V1_TABLES.iter().map(|name| key_value_table(schema, name)).collect()
+}
+
+/// The table of one [`Table`]: ordered `bytea` keys and their values.
+fn key_value_table(schema: &str, name: &str) -> String {
+    format!(r#"CREATE TABLE IF NOT EXISTS "{schema}"."{name}" (k BYTEA PRIMARY KEY, v BYTEA NOT NULL)"#)
 }
 
 /// The quoted, schema-qualified name of `table`.
