@@ -18,12 +18,11 @@ pub const PASSWORD: &str = "correct-horse-9";
 pub struct TestApp {
     pub url: String,
     pub client: reqwest::Client,
-    /// Kept so the directory outlives the server (and survives restarts).
-    _dir: Arc<TempDir>,
+    /// Kept so the directory outlives the server (and survives restarts); on PostgreSQL
+    /// its schemas go with it, once `drop` stopped the server.
+    _dir: Arc<StoreDir>,
     settings: Settings,
     running: Option<cartwright::app::Spawned>,
-    /// Whether this app ever started a server (which may have made its PostgreSQL schema).
-    started: bool,
 }
 
 /// A customer registered and logged in.
@@ -145,7 +144,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let dir = Arc::new(store_dir());
     let mut settings = test_settings(&dir);
     adjust(&mut settings);
     let mut app = TestApp {
@@ -154,7 +153,6 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         _dir: dir,
         settings,
         running: None,
-        started: false,
     };
     app.start().await;
     app
@@ -164,14 +162,13 @@ impl TestApp {
     /// The same client methods against a server this app did not start (a
     /// [`ServerProcess`]); stopping or restarting it is the caller's business.
     pub fn client_of(url: &str) -> TestApp {
-        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let dir = Arc::new(store_dir());
         TestApp {
             url: url.to_string(),
             client: reqwest::Client::new(),
             settings: test_settings(&dir),
             _dir: dir,
             running: None,
-            started: false,
         }
     }
 
@@ -183,8 +180,6 @@ impl TestApp {
 
     /// Starts the server; `Err` with the reason if it refused to start.
     pub async fn try_start(&mut self) -> Result<(), String> {
-        // Even a start that fails may have made the schema.
-        self.started = true;
         let spawned = tokio::time::timeout(Duration::from_secs(20), cartwright::app::spawn(self.settings.clone()))
             .await
             .expect("server started in time")
@@ -448,15 +443,13 @@ impl Drop for TestApp {
         if let Some(server) = self.running.take() {
             let _ = server.stop_blocking();
         }
-        if self.started && postgres_url().is_some() {
-            drop_schemas(&self.settings.storage.postgres.url, &self.settings.storage.postgres.schema);
-        }
     }
 }
 
-/// A temp directory for servers a test runs as processes ([`ServerProcess`]): on
-/// PostgreSQL, the schemas of the store in it are dropped with it. Declare it before the
-/// servers, so that they are stopped (dropped) first.
+/// A test's store directory: on PostgreSQL, the schemas of the store in it are dropped
+/// with it, so a developer's own database does not collect a schema per test per run. A
+/// test running servers as processes ([`ServerProcess`]) declares it before them, so that
+/// they are stopped (dropped) first.
 pub struct StoreDir(TempDir);
 
 pub fn store_dir() -> StoreDir {
@@ -478,9 +471,8 @@ impl Drop for StoreDir {
     }
 }
 
-/// Drops the test's schema (and those of its store's subdirectories) once its server
-/// stopped, as its temp directory goes: a developer's own PostgreSQL does not collect a
-/// schema per test per run. Best effort: a database that cannot be reached keeps them.
+/// Drops `schema` and those of the store's subdirectories. Best effort: a database that
+/// cannot be reached keeps them.
 fn drop_schemas(url: &str, schema: &str) {
     let (url, schema) = (url.to_string(), schema.to_string());
     let dropped = std::thread::spawn(move || {
@@ -829,14 +821,14 @@ impl TestApp {
         let c = self.verified_customer().await;
         self.add_to_cart(&c.token, json!({ "product_id": p, "quantity": quantity })).await;
         let (status, order) = self.place_order(&c.token, "tok_visa").await;
-        let order = self.settled_order(&c.token, status, order, 201).await;
+        let order = self.placed_order(&c.token, status, order).await;
         (c, p, order)
     }
 
-    /// The order a saga-backed request answered with `ok_status`, or, when it answered 202
-    /// (a server with a short `checkout.sync_wait_ms`), the order once its saga COMPLETED.
-    pub async fn settled_order(&self, token: &str, status: u16, body: Value, ok_status: u16) -> Value {
-        if status == ok_status {
+    /// The order a checkout answered with 201, or, when it answered 202 (a server with a
+    /// short `checkout.sync_wait_ms`), the order once its saga COMPLETED.
+    async fn placed_order(&self, token: &str, status: u16, body: Value) -> Value {
+        if status == 201 {
             return body;
         }
         assert_eq!(status, 202, "{body}");
