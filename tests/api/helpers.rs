@@ -916,6 +916,19 @@ pub async fn retrying_checkout_with(
     assert_eq!(status, 202, "{body}");
     let saga_id = body["saga_id"].as_str().unwrap().to_string();
     app.saga_reaches(&saga_id, "RETRYING").await;
+    // The census (gauges, triage, alerts) counts a transition once its write is durable, a
+    // moment after the log shows it: wait until it counts every saga the log has RETRYING.
+    app.eventually("the census counts every RETRYING saga", || async {
+        let (_, listed) = app.get("/admin/v1/sagas?state=RETRYING&limit=500", Some(ADMIN)).await;
+        let text = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+        let counted: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("cartwright_sagas{") && l.contains(r#"state="RETRYING""#))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        counted as usize >= listed["sagas"].as_array().map_or(0, Vec::len)
+    })
+    .await;
     (c, p, saga_id)
 }
 
