@@ -8,6 +8,7 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 use crate::domain::money::Money;
+use crate::domain::partition::Partitions;
 
 mod keys;
 mod secrets;
@@ -46,6 +47,9 @@ pub struct ClusterSettings {
     pub lease_ms: u64,
     /// Where the other servers reach this one; empty: `http://` and the address it bound.
     pub advertise_url: String,
+    /// How many partitions the key space of a PostgreSQL store has (fixed when the store
+    /// is created; see [`crate::domain::partition`]).
+    pub partitions: Partitions,
 }
 
 impl ClusterSettings {
@@ -77,7 +81,13 @@ impl ClusterSettings {
 
     /// What tools that open a store themselves (restore, tests) go by.
     pub fn for_tools() -> ClusterSettings {
-        ClusterSettings { node_id: String::new(), lease_ms: 5000, advertise_url: String::new() }.resolved()
+        ClusterSettings {
+            node_id: String::new(),
+            lease_ms: 5000,
+            advertise_url: String::new(),
+            partitions: Partitions::DEFAULT,
+        }
+        .resolved()
     }
 }
 

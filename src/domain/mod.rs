@@ -10,6 +10,7 @@ pub mod ids;
 pub mod inventory;
 pub mod money;
 pub mod order;
+pub mod partition;
 pub mod password;
 pub mod product;
 pub mod quantity;

@@ -200,11 +200,12 @@ pub async fn stats(shop: &Shop, req: &Request) -> Reply {
     Ok(json(200, &serde_json::json!({ "actors": shop.active_actors() })))
 }
 
-/// This server, the store's leases (which server may write, at which epoch, until when) and
-/// the cluster's servers (where each is reached, its heartbeat, which one leads).
+/// This server, the store's leases (which server may write to each partition, at which
+/// epoch, until when) and the cluster's servers (where each is reached, its heartbeat, how
+/// many partitions it holds, which one leads).
 #[utoipa::path(get, path = "/admin/v1/cluster", operation_id = "admin.cluster", tag = "operators",
     security(("admin_token" = [])),
-    responses((status = 200, description = "`{\"backend\", \"node_id\", \"leases\": [{\"partition\", \"owner\", \"epoch\", \"expires_at\"}], \"nodes\": [{\"node_id\", \"advertise_url\", \"started_at\", \"heartbeat_at\", \"heartbeat_age_ms\", \"stale\", \"leader\"}]}` (answered by the leader: a follower forwards it; stale: no heartbeat for three leases, the row deleted after ten)", body = Object)))]
+    responses((status = 200, description = "`{\"backend\", \"node_id\", \"leases\": [{\"partition\", \"owner\", \"epoch\", \"expires_at\"}], \"nodes\": [{\"node_id\", \"advertise_url\", \"started_at\", \"heartbeat_at\", \"heartbeat_age_ms\", \"stale\", \"leader\", \"partitions\"}], \"partitions\"}` (answered by the leader: a follower forwards it; stale: no heartbeat for three leases, the row deleted after ten)", body = Object)))]
 pub async fn cluster(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
     let store = shop.store.clone();
@@ -216,7 +217,14 @@ pub async fn cluster(shop: &Shop, req: &Request) -> Reply {
         crate::config::Backend::Sled => "sled",
         crate::config::Backend::Postgres => "postgres",
     };
-    let view =
-        serde_json::json!({ "backend": backend, "node_id": shop.store.node_id(), "leases": leases, "nodes": nodes });
+    // How many partitions the key space has (a node's `partitions` is how many it holds);
+    // an embedded store has no partitions: one server holds everything.
+    let partitions = match shop.settings.storage.backend {
+        crate::config::Backend::Sled => None,
+        crate::config::Backend::Postgres => Some(shop.settings.cluster.partitions.count()),
+    };
+    let view = serde_json::json!({
+        "backend": backend, "node_id": shop.store.node_id(), "partitions": partitions, "leases": leases, "nodes": nodes,
+    });
     Ok(json(200, &view))
 }

@@ -181,7 +181,7 @@ pub async fn place(shop: &Shop, req: &Request) -> Reply {
     };
     let token = text("payment.token", &body.payment.token, 100)?;
     let key = idempotency(req, customer, IdempotentOperation::Place)?;
-    let order_id = shop.orders.new_id();
+    let order_id = shop.orders.new_id(customer);
     let input = PlaceOrderInput {
         customer_id: customer,
         order_id,

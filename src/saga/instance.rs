@@ -150,6 +150,16 @@ impl FailedAttempt {
     }
 }
 
+/// A new saga's id, in the partition of the order it is about (or else its customer's),
+/// so the saga lives where its order's and cart's actors do (see [`crate::domain::partition`]).
+fn home_of(order_id: Option<OrderId>, customer_id: Option<CustomerId>) -> SagaId {
+    let fresh = uuid::Uuid::now_v7();
+    match order_id.map(|o| o.0).or(customer_id.map(|c| c.0)) {
+        Some(home) => SagaId(crate::domain::partition::alike(fresh, &home)),
+        None => SagaId(fresh),
+    }
+}
+
 impl SagaInstance {
     /// A new instance of `def`, not yet started, with the given policies.
     pub fn new(
@@ -161,7 +171,7 @@ impl SagaInstance {
     ) -> SagaInstance {
         let now = Timestamp::now();
         SagaInstance {
-            saga_id: SagaId::new(),
+            saga_id: home_of(order_id, customer_id),
             saga_type: def.name.clone(),
             definition_version: def.version,
             state: SagaState::Running,
@@ -403,6 +413,17 @@ mod tests {
     use super::*;
     use crate::error::{Answer, Fault};
     use crate::services::ServiceError;
+
+    #[test]
+    fn a_saga_lives_in_the_partition_of_its_order_else_of_its_customer() {
+        let def = &crate::saga::definition::embedded().unwrap()[0];
+        let p = crate::domain::partition::Partitions::new(64).unwrap();
+        let (order, customer) = (OrderId::new(), CustomerId::new());
+        let of = |o, c| SagaInstance::new(def, |_| RetryPolicy::NONE, json!({}), c, o).saga_id.0;
+        assert_eq!(p.of(&of(Some(order), Some(customer))), p.of(&order.0));
+        assert_eq!(p.of(&of(None, Some(customer))), p.of(&customer.0));
+        assert_ne!(of(Some(order), None), of(Some(order), None), "each saga its own id");
+    }
 
     #[test]
     fn the_customer_view_hides_internal_error_text_the_operator_view_keeps() {

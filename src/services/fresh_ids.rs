@@ -15,7 +15,8 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use crate::domain::ids::OrderId;
+use crate::domain::ids::{CustomerId, OrderId};
+use crate::domain::partition;
 
 /// Ids remembered at most: about 1.6 MB, far more than the checkouts in flight.
 const CAPACITY: usize = 100_000;
@@ -26,9 +27,10 @@ pub struct FreshIds {
 }
 
 impl FreshIds {
-    /// A new order id, remembered as never written.
-    pub fn mint(&self) -> OrderId {
-        let id = OrderId::new();
+    /// A new id of an order of `customer` (in the customer's partition), remembered as
+    /// never written.
+    pub fn mint(&self, customer: CustomerId) -> OrderId {
+        let id = OrderId(partition::alike(uuid::Uuid::now_v7(), &customer.0));
         let mut ids = self.lock();
         if ids.len() >= CAPACITY {
             ids.clear();
@@ -55,8 +57,10 @@ mod tests {
 
     #[test]
     fn a_minted_id_is_fresh_once() {
-        let ids = FreshIds::default();
-        let id = ids.mint();
+        let (ids, customer) = (FreshIds::default(), CustomerId::new());
+        let id = ids.mint(customer);
+        let sixteen = partition::Partitions::new(16).unwrap();
+        assert_eq!(sixteen.of(&id.0), sixteen.of(&customer.0), "in its customer's partition");
         assert!(ids.take(id));
         assert!(!ids.take(id), "the second activation reads");
         assert!(!ids.take(OrderId::new()), "an id minted elsewhere is never fresh");
@@ -65,10 +69,10 @@ mod tests {
     #[test]
     fn beyond_its_capacity_the_set_starts_over_and_a_forgotten_id_reads() {
         let ids = FreshIds::default();
-        let first = ids.mint();
-        let last = (1..CAPACITY).map(|_| ids.mint()).last().unwrap();
+        let first = ids.mint(CustomerId::new());
+        let last = (1..CAPACITY).map(|_| ids.mint(CustomerId::new())).last().unwrap();
         assert_eq!(ids.lock().len(), CAPACITY);
-        let next = ids.mint();
+        let next = ids.mint(CustomerId::new());
         assert_eq!(ids.lock().len(), 1, "started over");
         assert!(!ids.take(first) && !ids.take(last), "forgotten: their creation reads the store");
         assert!(ids.take(next));

@@ -26,9 +26,10 @@ impl OrderService {
         OrderService { store, registry, fresh: Arc::new(FreshIds::default()) }
     }
 
-    /// The id of an order about to be placed: its creation will need no store read.
-    pub fn new_id(&self) -> OrderId {
-        self.fresh.mint()
+    /// The id of an order `customer` is about to place, in the customer's partition (see
+    /// [`crate::domain::partition`]): its creation will need no store read.
+    pub fn new_id(&self, customer: CustomerId) -> OrderId {
+        self.fresh.mint(customer)
     }
 
     fn lease(&self, id: OrderId, why: Activation) -> Result<Lease<OrderActor>, ServiceError> {

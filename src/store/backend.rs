@@ -59,8 +59,11 @@ pub struct NodeView {
     pub heartbeat_age_ms: i64,
     /// No heartbeat for three leases: dead, paused or cut off. Its row is deleted after ten.
     pub stale: bool,
-    /// Holds the store's lease: serves requests itself; the others forward to it.
+    /// Holds partition 0's lease (today every partition's): serves requests itself; the
+    /// others forward to it.
     pub leader: bool,
+    /// How many partitions' unexpired leases it holds.
+    pub partitions: i64,
 }
 
 /// One lease row: who may write to a partition of the store, at which epoch, until when.

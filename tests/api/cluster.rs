@@ -72,12 +72,81 @@ async fn the_cluster_view_names_this_server_and_the_lease_it_holds() {
         assert_eq!((body["backend"].as_str(), body["leases"].as_array().map(Vec::len)), (Some("sled"), Some(0)));
         return;
     }
-    assert_eq!(body["backend"], "postgres");
-    let lease = &body["leases"][0];
-    assert_eq!((lease["partition"].as_i64(), lease["owner"].as_str()), (Some(0), Some("node-one")), "{body}");
-    assert!(lease["epoch"].as_i64().unwrap() >= 1, "{body}");
-    assert!(lease["expires_at"].as_str().unwrap().ends_with('Z'), "{body}");
+    assert_eq!((body["backend"].as_str(), body["partitions"].as_u64()), (Some("postgres"), Some(16)), "{body}");
+    // One lease per partition, every one this server's, taken at one epoch.
+    let leases = body["leases"].as_array().unwrap();
+    let partitions: Vec<i64> = leases.iter().map(|l| l["partition"].as_i64().unwrap()).collect();
+    assert_eq!(partitions, (0..16).collect::<Vec<_>>(), "{body}");
+    assert!(leases.iter().all(|l| l["owner"] == "node-one" && l["epoch"] == leases[0]["epoch"]), "{body}");
+    assert!(leases[0]["epoch"].as_i64().unwrap() >= 1, "{body}");
+    assert!(leases.iter().all(|l| l["expires_at"].as_str().unwrap().ends_with('Z')), "{body}");
+    let me = &body["nodes"][0];
+    assert_eq!(
+        (me["node_id"].as_str(), me["leader"].as_bool(), me["partitions"].as_i64()),
+        (Some("node-one"), Some(true), Some(16))
+    );
     assert!(page.body.contains("node-one</code> (this server)"), "the console shows the lease: {}", page.body);
+    assert!(page.body.contains("16 of 16"), "the console shows the partitions held: {}", page.body);
+}
+
+/// A store written by a build before partitions had one lease row (partition 0) and no
+/// recorded count: a server of this build records its count, adds the other partitions'
+/// rows and takes them all at one epoch above the old one, once the old lease has expired.
+#[tokio::test]
+async fn a_store_from_before_partitions_is_taken_whole_above_its_old_epoch() {
+    if postgres_only("a_store_from_before_partitions_is_taken_whole_above_its_old_epoch", WHY) {
+        return;
+    }
+    let dir = store_dir();
+    let first = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "first")]);
+    assert!(first.logs_within(LEADING, Duration::from_secs(10)));
+    assert_eq!(first.terminate().code(), Some(0));
+    let (db, connection) = tokio_postgres::connect(&postgres_url().unwrap(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let schema = postgres_schema(dir.path());
+    // What the old build left: one row, held by an old server whose lease ends in a second.
+    let old = format!(
+        r#"DELETE FROM "{schema}".leases WHERE partition_id > 0;
+           DELETE FROM "{schema}".cluster_settings;
+           UPDATE "{schema}".leases SET owner = 'old', epoch = 7, expires_at = now() + INTERVAL '1 second'"#
+    );
+    db.batch_execute(&old).await.unwrap();
+    let new = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "new")]);
+    assert!(
+        new.logs_within("another server holds the store's leases", Duration::from_secs(10)),
+        "it waits for the old one"
+    );
+    assert!(new.logs_within(LEADING, Duration::from_secs(10)), "then leads");
+    let (_, view) = admin_get(&reqwest::Client::new(), &new.url, "/admin/v1/cluster").await;
+    let leases = view["leases"].as_array().unwrap();
+    assert_eq!(leases.len(), 16, "{view}");
+    assert!(leases.iter().all(|l| l["owner"] == "new" && l["epoch"] == 8), "{view}");
+    let recorded = db.query_one(&format!(r#"SELECT value FROM "{schema}".cluster_settings"#), &[]).await.unwrap();
+    assert_eq!(recorded.get::<_, i64>(0), 16);
+}
+
+/// A store's partition count is fixed when it is created: a server configured with another
+/// would take keys for its own that the others think theirs, so it refuses to start, saying
+/// which count to set; a server with the right one joins.
+#[tokio::test]
+async fn a_server_configured_with_another_partition_count_refuses_the_store() {
+    if postgres_only("a_server_configured_with_another_partition_count_refuses_the_store", WHY) {
+        return;
+    }
+    let dir = store_dir();
+    let first = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "first")]);
+    assert!(first.logs_within(LEADING, Duration::from_secs(10)), "the first server leads");
+    let with = |count| [("CARTWRIGHT__SERVER__ADDR", "127.0.0.1:0"), ("CARTWRIGHT__CLUSTER__PARTITIONS", count)];
+    let (status, output) = ServerProcess::run_to_exit(dir.path(), &with("8"));
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("the store's key space has 16 partitions") && output.contains("set it to 16"),
+        "it says why and what to set: {output}"
+    );
+    let (status, output) = ServerProcess::run_to_exit(dir.path(), &with("0"));
+    assert!(!status.success() && output.contains("1 to 1024"), "{output}");
+    let same = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "same")]);
+    assert!(same.logs_within(FOLLOWING, Duration::from_secs(10)), "the same count joins and follows");
 }
 
 /// A server SIGSTOPped past its lease: a second one on the same store takes the lease over
@@ -134,7 +203,7 @@ async fn a_server_paused_past_its_lease_is_fenced_and_its_late_write_is_refused(
 }
 
 /// The fence itself, without the renewal getting there first (a lease of a minute is
-/// renewed every 20 s): the lease taken over in the database, as another server would,
+/// renewed every 20 s): one partition's lease taken over in the database, as another server would,
 /// the next write set of the server that held it is refused inside its own transaction,
 /// counted, and the server stops.
 #[tokio::test]
@@ -152,8 +221,13 @@ async fn a_write_after_the_lease_was_taken_over_is_refused_inside_its_transactio
     let (db, connection) = tokio_postgres::connect(&postgres_url().unwrap(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     let schema = postgres_schema(dir.path());
+    // One partition of sixteen taken is enough: a write set is fenced unless this server
+    // still holds every partition it took.
     let took = db
-        .execute(&format!(r#"UPDATE "{schema}".leases SET owner = 'intruder', epoch = epoch + 1"#), &[])
+        .execute(
+            &format!(r#"UPDATE "{schema}".leases SET owner = 'intruder', epoch = epoch + 1 WHERE partition_id = 5"#),
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(took, 1);

@@ -1,5 +1,6 @@
-//! This server and the store's leases: which server may write to the store, at which
-//! epoch, until when (PostgreSQL; the embedded store has one server and no lease).
+//! This server and the store's leases: which server may write to each partition of the
+//! store, at which epoch, until when (PostgreSQL; the embedded store has one server and no
+//! lease).
 
 use maud::html;
 
@@ -39,12 +40,13 @@ pub fn show(ctx: &Ctx<'_>) -> Page {
                 }
             }
             p.muted {
-                "A server writes only while it holds the lease; a standby takes it over once it "
-                "expires (cluster.lease_ms), and the late writes of a server that lost it are refused."
+                "A server writes only while it holds the leases; a standby takes them over once they "
+                "expire (cluster.lease_ms), and the late writes of a server that lost them are refused. "
+                "Today one server holds every partition."
             }
             h2 { "Servers" }
             table {
-                thead { tr { th { "Server" } th { "Role" } th { "Reached at" } th { "Started" } th { "Last heartbeat" } } }
+                thead { tr { th { "Server" } th { "Role" } th { "Partitions held" } th { "Reached at" } th { "Started" } th { "Last heartbeat" } } }
                 tbody {
                     @for n in &nodes {
                         tr {
@@ -53,6 +55,7 @@ pub fn show(ctx: &Ctx<'_>) -> Page {
                                 @if n.node_id == store.node_id() { " (this server)" }
                             }
                             td { @if n.leader { "leader" } @else { "follower" } }
+                            td { (n.partitions) " of " (leases.len()) }
                             td { code { (n.advertise_url) } }
                             td { (n.started_at) }
                             td {

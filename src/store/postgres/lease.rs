@@ -1,30 +1,37 @@
-//! The store's lease: one server at a time writes to a PostgreSQL store. The server holding
-//! the row in `leases` (owner, epoch, expiry on the database's clock) renews it every third
-//! of `cluster.lease_ms`; another server takes it once it has expired, with the next epoch.
-//! Every commit group re-checks, inside its own transaction, that the lease is still this
-//! server's at the epoch it took (and holds the row for share until it commits, so a
-//! takeover waits for it): a server that paused past its lease (GC, SIGSTOP, a partition
+//! The store's leases: one server at a time writes to a PostgreSQL store. The key space is
+//! cut into `cluster.partitions` partitions (see [`crate::domain::partition`]), each with a
+//! row in `leases` (owner, epoch, expiry on the database's clock). Today a server takes
+//! every partition at once, in one transaction, with one new epoch (above every epoch any
+//! partition had); it renews them all every third of `cluster.lease_ms` in one statement,
+//! and another server takes them over once they have expired. Every commit group re-checks,
+//! inside its own transaction, that every partition is still this server's at that epoch
+//! (and holds partition 0's row for share until it commits, so a takeover, which locks
+//! every row, waits for it): a server that paused past its lease (GC, SIGSTOP, a partition
 //! from the database) can never write after another took over. Its late write is refused
-//! (fenced) and the process stops; a restart waits for the lease like any new server.
+//! (fenced) and the process stops; a restart waits for the leases like any new server.
 //!
-//! One lease for the whole store today (partition 0); partitions of the key space, each
-//! with its own lease, are the next step toward several servers sharing one database.
+//! Sharing the partitions among servers (each a fair share, requests and stock calls
+//! forwarded to a partition's owner) is the next step; the rows, epochs and fence are per
+//! partition already, so a store's rows do not change when it comes.
 
 use std::time::Duration;
 
 use tokio_postgres::Client;
 
 use super::super::StoreError;
+use crate::domain::partition::Partitions;
 use crate::metrics;
 
-/// The partition every key belongs to, until there are more.
-pub(super) const WHOLE_STORE: i32 = 0;
+/// The partition whose row a commit group locks for share: every takeover locks it too.
+const FIRST: i32 = 0;
 
-/// This server's hold on the store: who it is and the epoch it took the lease at.
+/// This server's hold on the store: who it is, the epoch it took the leases at, and how
+/// many partitions they are (`0..partitions`).
 #[derive(Debug, Clone)]
 pub(super) struct Holder {
     pub(super) node_id: String,
     pub(super) epoch: i64,
+    pub(super) partitions: i32,
     pub(super) lease_ms: i64,
     /// When the statement that took the lease was sent (its expiry counts from later).
     pub(super) taken_at: std::time::Instant,
@@ -64,14 +71,18 @@ impl LeaseClock {
     }
 }
 
-/// The statement that fences a commit group: divides by zero (SQLSTATE 22012, which aborts
-/// the transaction, so even a pipelined `COMMIT` commits nothing) unless this server
-/// still holds the lease at its epoch. `FOR SHARE` keeps a takeover waiting until the group
-/// is committed.
+/// The statement that fences a commit group (parameters: owner, epoch, partitions):
+/// divides by zero (SQLSTATE 22012, which aborts the transaction, so even a pipelined
+/// `COMMIT` commits nothing) unless this server still holds every partition at its epoch.
+/// `FOR SHARE` on the first partition's row keeps a takeover (which locks every row for
+/// update) waiting until the group is committed, and once it has committed the row's new
+/// owner is what the check sees.
 pub(super) fn fence_sql(schema: &str) -> String {
     format!(
-        r#"SELECT 1 / count(*)::INT FROM (SELECT 1 FROM "{schema}".leases
-               WHERE partition_id = {WHOLE_STORE} AND owner = $1 AND epoch = $2 FOR SHARE) AS held"#
+        r#"SELECT 1 / ((SELECT count(*) FROM "{schema}".leases
+                        WHERE partition_id < $3 AND owner = $1 AND epoch = $2) = $3
+                       AND EXISTS (SELECT 1 FROM "{schema}".leases
+                                   WHERE partition_id = {FIRST} AND owner = $1 AND epoch = $2 FOR SHARE))::INT"#
     )
 }
 
@@ -87,34 +98,61 @@ pub enum Wait {
     Until(tokio::sync::watch::Receiver<bool>),
 }
 
-/// Takes the lease; while another server holds an unexpired one, waits for it as `wait`
-/// says, or answers `None`.
+/// Checks that the store was created with `partitions` (recording it if this is the first
+/// server of a store that has no count yet): servers that cut the key space differently
+/// would each think they own keys the other owns.
+pub(super) async fn check_partitions(client: &Client, schema: &str, partitions: Partitions) -> Result<(), StoreError> {
+    let count = i64::from(partitions.count());
+    let record = format!(
+        r#"INSERT INTO "{schema}".cluster_settings (name, value) VALUES ('partitions', $1)
+           ON CONFLICT (name) DO NOTHING"#
+    );
+    client.execute(&record, &[&count]).await?;
+    let read = format!(r#"SELECT value FROM "{schema}".cluster_settings WHERE name = 'partitions'"#);
+    let fixed: i64 = client.query_one(&read, &[]).await?.get(0);
+    if fixed != count {
+        return Err(StoreError::Settings(format!(
+            "the store's key space has {fixed} partitions, fixed when it was created, but this server has \
+             cluster.partitions = {count}: set it to {fixed}"
+        )));
+    }
+    Ok(())
+}
+
+/// Takes the leases of every partition; while another server holds an unexpired one,
+/// waits for it as `wait` says, or answers `None`.
 pub(super) async fn acquire(
-    client: &Client,
+    client: &mut Client,
     schema: &str,
     node_id: &str,
     lease_ms: u64,
+    partitions: Partitions,
     wait: Wait,
 ) -> Result<Option<Holder>, StoreError> {
-    let lease_ms = lease_ms as i64;
-    let take = format!(
-        r#"INSERT INTO "{schema}".leases AS l (partition_id, owner, epoch, expires_at)
-           VALUES ({WHOLE_STORE}, $1, 1, now() + $2::BIGINT * INTERVAL '1 millisecond')
-           ON CONFLICT (partition_id) DO UPDATE
-             SET owner = excluded.owner, epoch = l.epoch + 1, expires_at = excluded.expires_at
-             WHERE l.expires_at < now() OR l.owner = excluded.owner
-           RETURNING epoch"#
+    check_partitions(client, schema, partitions).await?;
+    let (lease_ms, count) = (lease_ms as i64, i32::from(partitions.count()));
+    // Every partition has its row before any is taken, so a takeover can lock them all.
+    let rows = format!(
+        r#"INSERT INTO "{schema}".leases (partition_id, owner, epoch, expires_at)
+           SELECT p, '', 0, now() - INTERVAL '1 millisecond' FROM generate_series(0, $1 - 1) AS p
+           ON CONFLICT (partition_id) DO NOTHING"#
     );
-    let holder = format!(r#"SELECT owner, expires_at::TEXT FROM "{schema}".leases WHERE partition_id = {WHOLE_STORE}"#);
+    client.execute(&rows, &[&count]).await?;
     let mut waited = false;
     loop {
         let taken_at = std::time::Instant::now();
-        if let Some(row) = client.query_opt(&take, &[&node_id, &lease_ms]).await? {
-            let epoch: i64 = row.get(0);
-            tracing::info!(node_id, epoch, lease_ms, "took the store's lease");
-            metrics::LEASE_TAKEOVERS.inc();
-            metrics::LEASES_HELD.set(1);
-            return Ok(Some(Holder { node_id: node_id.to_string(), epoch, lease_ms, taken_at }));
+        match take(client, schema, node_id, lease_ms, count).await? {
+            Taken::All(epoch) => {
+                tracing::info!(node_id, epoch, lease_ms, partitions = count, "took the store's leases");
+                metrics::LEASE_TAKEOVERS.inc();
+                metrics::LEASES_HELD.set(i64::from(count));
+                return Ok(Some(Holder { node_id: node_id.to_string(), epoch, partitions: count, lease_ms, taken_at }));
+            }
+            Taken::HeldBy { owner, until } if !waited => {
+                tracing::warn!(%owner, %until, "another server holds the store's leases; waiting for them to expire");
+                waited = true;
+            }
+            Taken::HeldBy { .. } | Taken::Contended => {}
         }
         let gave_up = |w: &Wait| match w {
             Wait::No => true,
@@ -123,13 +161,6 @@ pub(super) async fn acquire(
         };
         if gave_up(&wait) {
             return Ok(None);
-        }
-        if !waited {
-            if let Some(row) = client.query_opt(&holder, &[]).await? {
-                let (owner, until): (String, String) = (row.get(0), row.get(1));
-                tracing::warn!(%owner, %until, "another server holds the store's lease; waiting for it to expire");
-            }
-            waited = true;
         }
         let pause = tokio::time::sleep(Duration::from_millis((lease_ms as u64 / 5).max(50)));
         match &wait {
@@ -145,23 +176,75 @@ pub(super) async fn acquire(
     }
 }
 
-/// Extends the lease; `false` if it is no longer this server's (taken over).
+/// What one try at taking the leases found.
+enum Taken {
+    /// Every partition, at this epoch.
+    All(i64),
+    /// None: at least one is another server's until then.
+    HeldBy { owner: String, until: String },
+    /// None: the database could not serialize the try with another's (CockroachDB); try again.
+    Contended,
+}
+
+/// Takes every partition in one transaction, or none: their rows locked for update in
+/// partition order (two servers trying at once queue, and the second sees the first's
+/// leases), then all given this server with one epoch above any they had, if none is
+/// another server's unexpired lease.
+async fn take(
+    client: &mut Client,
+    schema: &str,
+    node_id: &str,
+    lease_ms: i64,
+    count: i32,
+) -> Result<Taken, StoreError> {
+    let lock = format!(
+        r#"SELECT owner, expires_at >= now(), expires_at::TEXT, epoch FROM "{schema}".leases
+           WHERE partition_id < $1 ORDER BY partition_id FOR UPDATE"#
+    );
+    let give = format!(
+        r#"UPDATE "{schema}".leases SET owner = $1, epoch = $2, expires_at = now() + $3::BIGINT * INTERVAL '1 millisecond'
+           WHERE partition_id < $4"#
+    );
+    let tx = client.transaction().await?;
+    let tried = async {
+        let rows = tx.query(&lock, &[&count]).await?;
+        let held = rows.iter().find(|r| r.get::<_, bool>(1) && r.get::<_, String>(0) != node_id);
+        if let Some(r) = held {
+            return Ok(Taken::HeldBy { owner: r.get(0), until: r.get(2) });
+        }
+        let epoch = rows.iter().map(|r| r.get::<_, i64>(3)).max().unwrap_or(0) + 1;
+        tx.execute(&give, &[&node_id, &epoch, &lease_ms, &count]).await?;
+        Ok::<_, tokio_postgres::Error>(Taken::All(epoch))
+    }
+    .await;
+    let taken = match tried {
+        Ok(taken @ Taken::All(_)) => tx.commit().await.map(|()| taken),
+        Ok(other) => tx.rollback().await.map(|()| other),
+        Err(e) => Err(e),
+    };
+    match taken {
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE) => Ok(Taken::Contended),
+        other => Ok(other?),
+    }
+}
+
+/// Extends every partition's lease; `false` if any is no longer this server's (taken over).
 pub(super) async fn renew(client: &Client, schema: &str, holder: &Holder) -> Result<bool, StoreError> {
     let sql = format!(
         r#"UPDATE "{schema}".leases SET expires_at = now() + $3::BIGINT * INTERVAL '1 millisecond'
-           WHERE partition_id = {WHOLE_STORE} AND owner = $1 AND epoch = $2"#
+           WHERE partition_id < $4 AND owner = $1 AND epoch = $2"#
     );
-    let n = client.execute(&sql, &[&holder.node_id, &holder.epoch, &holder.lease_ms]).await?;
-    Ok(n == 1)
+    let n = client.execute(&sql, &[&holder.node_id, &holder.epoch, &holder.lease_ms, &holder.partitions]).await?;
+    Ok(n == holder.partitions as u64)
 }
 
-/// Gives the lease up at once (a clean stop), so the next server need not wait it out.
+/// Gives the leases up at once (a clean stop), so the next server need not wait them out.
 pub(super) async fn release(client: &Client, schema: &str, holder: &Holder) -> Result<(), StoreError> {
     let sql = format!(
         r#"UPDATE "{schema}".leases SET expires_at = now() - INTERVAL '1 millisecond'
-           WHERE partition_id = {WHOLE_STORE} AND owner = $1 AND epoch = $2"#
+           WHERE partition_id < $3 AND owner = $1 AND epoch = $2"#
     );
-    client.execute(&sql, &[&holder.node_id, &holder.epoch]).await?;
+    client.execute(&sql, &[&holder.node_id, &holder.epoch, &holder.partitions]).await?;
     metrics::LEASES_HELD.set(0);
     Ok(())
 }
@@ -213,7 +296,7 @@ mod tests {
 
     fn holder(taken_ago: Duration) -> Holder {
         let taken_at = std::time::Instant::now().checked_sub(taken_ago).expect("the clock goes back that far");
-        Holder { node_id: "n".into(), epoch: 1, lease_ms: 1000, taken_at }
+        Holder { node_id: "n".into(), epoch: 1, partitions: 1, lease_ms: 1000, taken_at }
     }
 
     #[test]

@@ -47,11 +47,12 @@ impl Membership {
         let runtime = OwnedRuntime::new(1, "cluster-membership")?;
         let handle = runtime.handle();
         let target = Target::new(&settings.postgres)?;
-        let (node_id, url) = (cluster.node_id.clone(), cluster.advertise_url.clone());
+        let (node_id, url, partitions) = (cluster.node_id.clone(), cluster.advertise_url.clone(), cluster.partitions);
         let schema_name = target.schema.clone();
         let (client, secret) = run(&handle, async move {
             let mut client = connect(&target).await?;
             schema::migrate(&mut client, &target.schema).await?;
+            super::lease::check_partitions(&client, &target.schema, partitions).await?;
             let secret = shared_secret(&client, &target.schema).await?;
             let sql = format!(
                 r#"INSERT INTO "{}".nodes (node_id, advertise_url, started_at, heartbeat_at)
@@ -140,7 +141,8 @@ async fn shared_secret(client: &Client, schema: &str) -> Result<Vec<u8>, StoreEr
 }
 
 /// Every member as the database has them: stale = a heartbeat older than three of
-/// `lease_ms`, leader = the holder of the store's unexpired lease.
+/// `lease_ms`, partitions = how many unexpired leases it holds, leader = the holder of
+/// partition 0's (today the one holding them all).
 pub(super) async fn nodes(client: &Client, schema: &str, lease_ms: u64) -> Result<Vec<NodeView>, StoreError> {
     let sql = format!(
         r#"SELECT n.node_id, n.advertise_url,
@@ -148,7 +150,9 @@ pub(super) async fn nodes(client: &Client, schema: &str, lease_ms: u64) -> Resul
                   to_char(n.heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
                   (EXTRACT(EPOCH FROM (now() - n.heartbeat_at)) * 1000)::BIGINT,
                   EXISTS (SELECT 1 FROM "{schema}".leases l
-                          WHERE l.owner = n.node_id AND l.expires_at > now())
+                          WHERE l.owner = n.node_id AND l.expires_at > now() AND l.partition_id = 0),
+                  (SELECT count(*) FROM "{schema}".leases l
+                   WHERE l.owner = n.node_id AND l.expires_at > now())
            FROM "{schema}".nodes n
            ORDER BY 6 DESC, n.node_id"#
     );
@@ -163,6 +167,7 @@ pub(super) async fn nodes(client: &Client, schema: &str, lease_ms: u64) -> Resul
             heartbeat_age_ms: r.get(4),
             stale: r.get::<_, i64>(4) > STALE_AFTER_LEASES * lease_ms as i64,
             leader: r.get(5),
+            partitions: r.get(6),
         })
         .collect())
 }
@@ -188,12 +193,12 @@ impl Heart {
                VALUES ($1, $2, now(), now())
                ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now()"#
         );
-        // Only the holder of an unexpired lease prunes, so one server does it, whoever leads.
+        // Only the holder of partition 0's unexpired lease prunes, so one server does it.
         let prune = format!(
             r#"DELETE FROM "{schema}".nodes
                WHERE heartbeat_at < now() - $2 * interval '1 millisecond'
                  AND EXISTS (SELECT 1 FROM "{schema}".leases
-                             WHERE owner = $1 AND expires_at > now())
+                             WHERE partition_id = 0 AND owner = $1 AND expires_at > now())
                RETURNING node_id"#
         );
         let forget_after_ms = (FORGOTTEN_AFTER_LEASES * self.lease_ms as i64) as f64;

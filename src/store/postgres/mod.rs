@@ -159,14 +159,15 @@ pub(crate) fn open(
     let target = Arc::new(Target::new(pg)?);
     let durable = settings.durability == Durability::Durable;
     let t = target.clone();
-    let (node_id, lease_ms) = (cluster.node_id.clone(), cluster.lease_ms);
+    let (node_id, lease_ms, partitions) = (cluster.node_id.clone(), cluster.lease_ms, cluster.partitions);
     let taken = run(&handle, async move {
         let mut client = connect(&t).await?;
         if schema == Schema::Migrate {
             schema::migrate(&mut client, &t.schema).await?;
         }
-        let lease_client = connect(&t).await?;
-        let Some(holder) = lease::acquire(&lease_client, &t.schema, &node_id, lease_ms, wait).await? else {
+        let mut lease_client = connect(&t).await?;
+        let Some(holder) = lease::acquire(&mut lease_client, &t.schema, &node_id, lease_ms, partitions, wait).await?
+        else {
             return Ok(None);
         };
         // Durable: COMMIT returns once the WAL is flushed (the server's default, made

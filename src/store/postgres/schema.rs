@@ -69,7 +69,20 @@ const MIGRATIONS: &[Migration] = &[
         statements: cluster_secret,
     },
     Migration { version: 5, description: "the console's sessions in the store", statements: staff_sessions },
+    Migration {
+        version: 6,
+        description: "settings fixed for the store's life, such as its partition count (see lease.rs)",
+        statements: cluster_settings,
+    },
 ];
+
+fn cluster_settings(schema: &str) -> Vec<String> {
+    vec![format!(
+        r#"CREATE TABLE IF NOT EXISTS "{schema}".cluster_settings (
+               name TEXT PRIMARY KEY,
+               value BIGINT NOT NULL)"#
+    )]
+}
 
 fn staff_sessions(schema: &str) -> Vec<String> {
     vec![key_value_table(schema, "staff_sessions")]

@@ -150,7 +150,8 @@ impl PgWriter {
         let fence = fence.as_ref().expect("prepared above");
         // Sent in this order without waiting: BEGIN, the fence, the reads.
         let begin = reader.batch_execute("BEGIN");
-        let lease: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&holder.node_id, &holder.epoch];
+        let lease: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&holder.node_id, &holder.epoch, &holder.partitions];
         let fenced = reader.query(fence, &lease);
         let reads = futures::future::try_join_all(wanted.iter().map(|(table, keys)| async move {
             let rows = reader.query(statements_so_far.get(*table, Kind::Taken), &[keys]).await?;

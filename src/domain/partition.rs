@@ -1,0 +1,105 @@
+//! Partitions of the key space: the unit a server of a cluster owns (one lease each).
+//!
+//! A key's partition follows from its id alone, so a server can tell who owns a request
+//! without reading anything: the id's last two bytes, modulo the partition count. Those
+//! bytes are random in a UUIDv7 (its 74 random bits end the id), so ids spread evenly. What
+//! belongs together is minted together: an order's id takes its customer's last two bytes,
+//! a saga's id those of its order (or customer), so a customer's cart, orders and sagas share
+//! one partition whatever the count, and a checkout touches one partition but for its stock.
+
+use uuid::Uuid;
+
+/// How many partitions the key space has: fixed for a store (`cluster.partitions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "u16")]
+pub struct Partitions(u16);
+
+impl TryFrom<u16> for Partitions {
+    type Error = String;
+
+    fn try_from(count: u16) -> Result<Partitions, String> {
+        Partitions::new(count).ok_or_else(|| format!("{count} partitions: 1 to {} are possible", Partitions::MAX))
+    }
+}
+
+/// One partition, `0..count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition(pub u16);
+
+impl Partitions {
+    /// `cluster.partitions` unless configured: a share for each of up to 16 servers.
+    pub const DEFAULT: Partitions = Partitions(16);
+
+    /// The most a store may have: one lease row each, all renewed in one statement.
+    pub const MAX: u16 = 1024;
+
+    /// `None` outside `1..=MAX`.
+    pub fn new(count: u16) -> Option<Partitions> {
+        (1..=Self::MAX).contains(&count).then_some(Partitions(count))
+    }
+
+    pub fn count(self) -> u16 {
+        self.0
+    }
+
+    /// The partition of the key whose id is `id`.
+    pub fn of(self, id: &Uuid) -> Partition {
+        Partition(affinity(id) % self.0)
+    }
+
+    pub fn all(self) -> impl Iterator<Item = Partition> {
+        (0..self.0).map(Partition)
+    }
+}
+
+/// What decides an id's partition, whatever the count.
+fn affinity(id: &Uuid) -> u16 {
+    let b = id.as_bytes();
+    u16::from_be_bytes([b[14], b[15]])
+}
+
+/// `fresh`, made to fall in the partition of `home` for every count: `home`'s last two
+/// bytes in place of its own (random bits of a UUIDv7, so it stays a valid, time-ordered
+/// v7 id with 58 random bits per millisecond).
+pub fn alike(fresh: Uuid, home: &Uuid) -> Uuid {
+    let mut bytes = *fresh.as_bytes();
+    bytes[14..].copy_from_slice(&home.as_bytes()[14..]);
+    Uuid::from_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_minted_alike_falls_in_its_homes_partition_for_every_count() {
+        let (home, fresh) = (Uuid::now_v7(), Uuid::now_v7());
+        let id = alike(fresh, &home);
+        for count in [1, 2, 3, 16, 100, Partitions::MAX] {
+            let p = Partitions::new(count).unwrap();
+            assert_eq!(p.of(&id), p.of(&home), "count {count}");
+        }
+        assert_eq!(id.get_version_num(), 7, "still a UUIDv7");
+        assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(id.as_bytes()[..14], fresh.as_bytes()[..14], "the time and most random bits are the fresh id's");
+        assert!(alike(Uuid::now_v7(), &home) != id, "two ids alike one home still differ");
+    }
+
+    #[test]
+    fn ids_spread_over_the_partitions() {
+        let p = Partitions::new(16).unwrap();
+        let mut counts = [0u32; 16];
+        for _ in 0..16_000 {
+            counts[p.of(&Uuid::now_v7()).0 as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| (700..1300).contains(&c)), "{counts:?}");
+    }
+
+    #[test]
+    fn a_count_outside_its_range_is_refused() {
+        assert_eq!(Partitions::new(0), None);
+        assert_eq!(Partitions::new(Partitions::MAX + 1), None);
+        assert_eq!(Partitions::new(1).map(|p| p.all().count()), Some(1));
+        assert_eq!(Partitions::new(1).unwrap().of(&Uuid::now_v7()), Partition(0));
+    }
+}
