@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ServerSettings;
+use crate::whole;
 pub use conn::ClientAddr;
 use conn::{ConnState, Guarded, Limits, Phase, Tracking};
 pub use request::Request;
@@ -123,7 +124,7 @@ impl Open {
 
     fn conns(&self) -> std::sync::MutexGuard<'_, Conns> {
         // A panic elsewhere while holding the lock leaves the map consistent (one insert or remove).
-        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+        whole::lock(&self.conns)
     }
 
     /// A free slot; at the cap, closes the longest-idle connection and takes its slot.

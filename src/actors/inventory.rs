@@ -14,6 +14,7 @@ use crate::domain::ids::{ItemKey, OwnerId};
 use crate::domain::inventory::{Inventory, InventoryCommand, StockRecord};
 use crate::domain::time::Timestamp;
 use crate::store::{keys, AuditEntry, Store, WriteSet};
+use crate::whole;
 
 pub type InventoryRegistry = Registry<ItemKey, InventoryItemActor>;
 
@@ -27,11 +28,11 @@ pub struct StockBoard {
 
 impl StockBoard {
     pub fn get(&self, key: &ItemKey) -> Option<u64> {
-        self.shard(key).read().unwrap_or_else(|e| e.into_inner()).get(key).copied()
+        whole::read(self.shard(key)).get(key).copied()
     }
 
     fn publish(&self, key: ItemKey, available: u64) {
-        self.shard(&key).write().unwrap_or_else(|e| e.into_inner()).insert(key, available);
+        whole::write(self.shard(&key)).insert(key, available);
     }
 
     fn shard(&self, key: &ItemKey) -> &std::sync::RwLock<std::collections::HashMap<ItemKey, u64>> {

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use super::ActorError;
 use crate::domain::quarantine::QuarantineKey;
+use crate::whole;
 
 #[derive(Default)]
 pub struct QuarantineBoard {
@@ -19,13 +20,13 @@ pub struct QuarantineBoard {
 
 impl QuarantineBoard {
     pub fn hold(&self, key: QuarantineKey, reason: &str) {
-        let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
+        let mut held = whole::write(&self.held);
         held.insert(key, reason.into());
         self.any.store(true, Ordering::Release);
     }
 
     pub fn release(&self, key: &QuarantineKey) {
-        let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
+        let mut held = whole::write(&self.held);
         held.remove(key);
         self.any.store(!held.is_empty(), Ordering::Release);
     }
@@ -35,7 +36,7 @@ impl QuarantineBoard {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
-        self.held.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+        whole::read(&self.held).get(key).cloned()
     }
 
     pub fn holds(&self, key: &QuarantineKey) -> bool {

@@ -20,6 +20,7 @@ use super::{ActorError, ActorFailure};
 use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::metrics;
+use crate::whole;
 
 const SHARDS: usize = 64;
 
@@ -146,7 +147,7 @@ where
     pub fn lease<E>(&self, key: &K, start: impl FnOnce(&ArbiterHandle) -> Result<Addr<A>, E>) -> Result<Lease<A>, E> {
         let paused = self.paused(key);
         let (h, shard) = self.shard(key);
-        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = whole::lock(shard);
         let now = Timestamp::now().0;
         if let Some(e) = map.get(key).filter(|e| e.addr.connected()) {
             e.leases.fetch_add(1, Ordering::AcqRel);
@@ -174,7 +175,7 @@ where
         let now = Timestamp::now().0;
         let mut swept = 0;
         for shard in &self.shards {
-            let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = whole::lock(shard);
             map.retain(|_, e| {
                 let idle =
                     e.leases.load(Ordering::Acquire) == 0 && now - e.last_used_ms.load(Ordering::Acquire) >= idle_ms;
@@ -195,7 +196,7 @@ where
     /// next caller activates a fresh one from the store.
     pub fn forget(&self, key: &K, me: &Addr<A>) {
         let (_, shard) = self.shard(key);
-        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = whole::lock(shard);
         if map.get(key).is_some_and(|e| e.addr == *me) {
             map.remove(key);
             metrics::ACTORS_ACTIVE.with_label_values(&[self.kind]).dec();

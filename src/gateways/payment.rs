@@ -22,6 +22,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::domain::money::Money;
+use crate::whole;
 
 pub type GatewayFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, GatewayError>> + Send + 'a>>;
 
@@ -75,7 +76,7 @@ pub struct SimulatedGateway {
 
 impl SimulatedGateway {
     fn attempt(&self, key: &str) -> u32 {
-        let mut map = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = whole::lock(&self.attempts);
         let n = map.entry(key.to_string()).or_default();
         *n += 1;
         *n

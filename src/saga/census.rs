@@ -28,6 +28,7 @@ use super::instance::{SagaInstance, SagaState};
 use crate::domain::ids::SagaId;
 use crate::domain::time::Timestamp;
 use crate::store::Store;
+use crate::whole;
 
 /// Every state, in the order the census keeps its counts.
 pub const STATES: [SagaState; 8] = [
@@ -225,7 +226,7 @@ impl SagaCensus {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        whole::lock(&self.inner)
     }
 
     pub fn is_complete(&self) -> bool {

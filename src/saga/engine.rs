@@ -29,6 +29,7 @@ use crate::error::Fault;
 use crate::retry::RetryPolicy;
 use crate::saga::SagaError;
 use crate::store::{keys, retained, AuditEntry, Key, Prefix, Store, Table, WriteSet};
+use crate::whole;
 
 pub struct SagaEngine {
     store: Store,
@@ -250,7 +251,7 @@ impl SagaEngine {
         if !seed.is_empty() {
             self.store.commit(seed).await?;
         }
-        let mut map = self.policies.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = whole::write(&self.policies);
         for (k, p) in self.store.scan::<RetryPolicy>(&Prefix::all(Table::RetryPolicies))? {
             let (saga_type, step) = keys::retry_policy_of(&k);
             map.insert(policy_key(&saga_type, &step), p);
@@ -323,7 +324,7 @@ impl SagaEngine {
             after: json!(p).to_string(),
         };
         self.store.commit(WriteSet::new().save(keys::retry_policy(saga_type, step), &p).audit(audit)).await?;
-        self.policies.write().unwrap_or_else(|e| e.into_inner()).insert(key, p);
+        whole::write(&self.policies).insert(key, p);
         tracing::info!(saga_type, step, ?p, "retry policy changed");
         Ok(())
     }

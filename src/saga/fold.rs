@@ -22,6 +22,7 @@ use super::coordinator::Counted;
 use super::instance::SagaInstance;
 use super::machine::Action;
 use crate::store::WriteSet;
+use crate::whole;
 
 /// Builds, once, the log write of the current step's success with a given output.
 pub struct SuccessLog(Box<dyn FnOnce(Value) -> WriteSet + Send + Sync>);
@@ -51,9 +52,9 @@ pub(super) type Slot = Arc<Mutex<Option<Folded>>>;
 
 /// Takes what the slot holds (a poisoned lock still holds a valid value).
 pub(super) fn take(slot: &Slot) -> Option<Folded> {
-    slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+    whole::lock(slot).take()
 }
 
 pub(super) fn put(slot: &Slot, folded: Folded) {
-    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(folded);
+    *whole::lock(slot) = Some(folded);
 }

@@ -16,6 +16,7 @@ use super::census::{age_secs, SagaCensus};
 use super::instance::SagaState;
 use crate::domain::time::Timestamp;
 use crate::store::Store;
+use crate::whole;
 
 pub struct SagaMetrics {
     registry: Registry,
@@ -154,7 +155,7 @@ impl SagaMetrics {
 
     /// The process-wide metrics and these, in Prometheus text, the gauges computed now.
     pub fn render(&self, census: &SagaCensus, store: &Store, now: Timestamp) -> String {
-        let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = whole::lock(&self.scrape);
         self.refresh(census, store, now);
         crate::metrics::render_with(&self.registry)
     }

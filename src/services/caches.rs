@@ -26,6 +26,7 @@ use std::sync::Mutex;
 use crate::domain::ids::CustomerId;
 use crate::domain::time::Timestamp;
 use crate::store::Customer;
+use crate::whole;
 
 /// Entries per cache: about 5 MB of sessions, 30 MB of customers.
 const CAPACITY: usize = 100_000;
@@ -79,7 +80,7 @@ impl SessionCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
-        self.by_digest.lock().unwrap_or_else(|p| p.into_inner())
+        whole::lock(&self.by_digest)
     }
 }
 
@@ -115,7 +116,7 @@ impl CustomerCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CustomerId, Customer>> {
-        self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+        whole::lock(&self.by_id)
     }
 }
 

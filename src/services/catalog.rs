@@ -18,6 +18,7 @@ use crate::domain::product::{
 };
 use crate::domain::time::Timestamp;
 use crate::store::{keys, AuditEntry, Store, Table, WriteSet};
+use crate::whole;
 
 /// At most this many variants per product (bounds the product record).
 pub const MAX_VARIANTS: usize = 100;
@@ -175,7 +176,7 @@ impl CatalogService {
 
     /// An existing product (active or not), or PRODUCT_NOT_FOUND.
     pub fn product(&self, id: ProductId) -> Result<Arc<Product>, ServiceError> {
-        if let Some(p) = self.products.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        if let Some(p) = whole::read(&self.products).get(&id) {
             return Ok(p.clone());
         }
         let product = self.store.load::<Product>(&keys::product(id))?.ok_or(CatalogError::ProductNotFound)?;
@@ -190,7 +191,7 @@ impl CatalogService {
     /// `replace` for writers (after their commit); readers only fill a missing entry, so a
     /// reader holding an older copy can never overwrite a newer one.
     fn cache(&self, product: Product, replace: bool) -> Arc<Product> {
-        let mut map = self.products.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = whole::write(&self.products);
         let fresh = Arc::new(product);
         if replace {
             map.insert(fresh.product_id, fresh.clone());

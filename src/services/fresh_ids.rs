@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use crate::domain::ids::{CustomerId, OrderId};
 use crate::domain::partition;
+use crate::whole;
 
 /// Ids remembered at most: about 1.6 MB, far more than the checkouts in flight.
 const CAPACITY: usize = 100_000;
@@ -47,7 +48,7 @@ impl FreshIds {
     /// The set stays whole whatever a panicking holder did (an insert or a remove), so a
     /// poisoned lock is taken as is.
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<OrderId>> {
-        self.ids.lock().unwrap_or_else(|p| p.into_inner())
+        whole::lock(&self.ids)
     }
 }
 

@@ -16,6 +16,7 @@ use super::ServiceError;
 use crate::config::Settings;
 use crate::domain::ids::CustomerId;
 use crate::store::{keys, EventRecord, Notification, Store, WriteSet};
+use crate::whole;
 
 const CONSUMER: &str = "notification_handler";
 const BATCH: usize = 256;
@@ -68,7 +69,7 @@ impl NotificationHandler {
 
     /// Handles the next events after the cursor; returns how many it consumed.
     pub async fn handle_batch(&self) -> Result<usize, ServiceError> {
-        let (read, stored) = match *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) {
+        let (read, stored) = match *whole::lock(&self.cursor) {
             Some(c) => c,
             None => {
                 let c = self.store.load::<u64>(&keys::cursor(CONSUMER))?.unwrap_or(0);
@@ -90,7 +91,7 @@ impl NotificationHandler {
         } else {
             stored
         };
-        *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) = Some((last, stored));
+        *whole::lock(&self.cursor) = Some((last, stored));
         Ok(events.len())
     }
 
