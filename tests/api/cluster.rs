@@ -125,6 +125,36 @@ async fn a_store_from_before_partitions_is_taken_whole_above_its_old_epoch() {
     assert_eq!(recorded.get::<_, i64>(0), 16);
 }
 
+/// Two servers given one `cluster.node_id` would each take the other's leases as their own
+/// and fence each other in turn: the second refuses to start while the first is alive, and
+/// the first serves on. After a `kill -9`, the same id starts again at once (its old row's
+/// heartbeat does not move) and leads.
+#[tokio::test]
+async fn a_second_server_with_a_live_servers_node_id_refuses_to_start() {
+    if postgres_only("a_second_server_with_a_live_servers_node_id_refuses_to_start", WHY) {
+        return;
+    }
+    let dir = store_dir();
+    let client = reqwest::Client::new();
+    let twin = [("CARTWRIGHT__CLUSTER__NODE_ID", "twin")];
+    let first = ServerProcess::start_with(dir.path(), &twin);
+    let (status, output) =
+        ServerProcess::run_to_exit(dir.path(), &[twin[0], ("CARTWRIGHT__SERVER__ADDR", "127.0.0.1:0")]);
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("another live server has cluster.node_id = twin"), "{output}");
+    assert!(output.contains(&first.url), "it names where the other one is: {output}");
+    let (status, body) = create_product(&client, &first.url, "Still served").await.unwrap();
+    assert_eq!(status, 201, "the first server leads on: {body}");
+    let (_, view) = admin_get(&client, &first.url, "/admin/v1/cluster").await;
+    assert_eq!(view["leases"][0]["owner"], "twin", "{view}");
+
+    first.kill9();
+    let again = ServerProcess::start_with(dir.path(), &twin);
+    assert!(again.logged("watching it for one beat"), "{:?}", again.log.lock().unwrap());
+    let (status, body) = create_product(&client, &again.url, "After the restart").await.unwrap();
+    assert_eq!(status, 201, "{body}");
+}
+
 /// A store's partition count is fixed when it is created: a server configured with another
 /// would take keys for its own that the others think theirs, so it refuses to start, saying
 /// which count to set; a server with the right one joins.

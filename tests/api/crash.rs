@@ -33,10 +33,19 @@ impl Rng {
     }
 }
 
+/// An operator's read, retried as any client retries while the shop does not answer (a
+/// cluster's takeover after its last restart may still be settling: 503, `Retry-After`).
 async fn admin_get(client: &reqwest::Client, url: &str, path: &str) -> Value {
-    let (s, v) = call(client, url, reqwest::Method::GET, path, Some(ADMIN), None, None).await.unwrap();
-    assert_eq!(s, 200, "{path}: {v}");
-    v
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, v) = call(client, url, reqwest::Method::GET, path, Some(ADMIN), None, None).await.unwrap();
+        if unanswered(s) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert_eq!(s, 200, "{path}: {v}");
+        return v;
+    }
 }
 
 /// Whether a status says the shop did not answer (the server, or the leader a follower

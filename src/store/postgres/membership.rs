@@ -7,6 +7,13 @@
 //! heartbeat is older than [`FORGOTTEN_AFTER_LEASES`] leases (it died without stopping).
 //! A server whose row was deleted while it was only paused writes it again at its next beat.
 //!
+//! Two servers must never share a `cluster.node_id` (each would take the other's leases as
+//! its own, and they would fence each other in turn for ever). Each process writes a random
+//! instance id with its heartbeat; a server starting with an id whose row has a fresh
+//! heartbeat from another instance watches it for one beat: if it goes on, another live
+//! server has the id and this one refuses to start; if not, it was this server's previous
+//! run (killed), and it goes on.
+//!
 //! The database also holds the cluster's shared secret (`cluster_secret`, one random row
 //! written by the first server to start): a follower signs with it the client address it
 //! forwards, so the leader can believe it (see `http/relayed.rs`).
@@ -48,20 +55,24 @@ impl Membership {
         let handle = runtime.handle();
         let target = Target::new(&settings.postgres)?;
         let (node_id, url, partitions) = (cluster.node_id.clone(), cluster.advertise_url.clone(), cluster.partitions);
+        let (instance, lease_ms) = (uuid::Uuid::new_v4().to_string(), cluster.lease_ms);
         let schema_name = target.schema.clone();
+        let mine = instance.clone();
         let (client, secret) = run(&handle, async move {
             let mut client = connect(&target).await?;
             schema::migrate(&mut client, &target.schema).await?;
             super::lease::check_partitions(&client, &target.schema, partitions).await?;
             let secret = shared_secret(&client, &target.schema).await?;
+            refuse_a_live_twin(&client, &target.schema, &node_id, &mine, lease_ms).await?;
             let sql = format!(
-                r#"INSERT INTO "{}".nodes (node_id, advertise_url, started_at, heartbeat_at)
-                   VALUES ($1, $2, now(), now())
+                r#"INSERT INTO "{}".nodes (node_id, advertise_url, started_at, heartbeat_at, instance)
+                   VALUES ($1, $2, now(), now(), $3)
                    ON CONFLICT (node_id) DO UPDATE
-                     SET advertise_url = excluded.advertise_url, started_at = now(), heartbeat_at = now()"#,
+                     SET advertise_url = excluded.advertise_url, started_at = now(), heartbeat_at = now(),
+                         instance = excluded.instance"#,
                 target.schema
             );
-            client.execute(&sql, &[&node_id, &url]).await?;
+            client.execute(&sql, &[&node_id, &url, &mine]).await?;
             Ok::<_, StoreError>((client, secret))
         })??;
         let client = Arc::new(client);
@@ -71,6 +82,7 @@ impl Membership {
             schema: schema_name.clone(),
             node_id: cluster.node_id.clone(),
             advertise_url: cluster.advertise_url.clone(),
+            instance,
             lease_ms: cluster.lease_ms,
         };
         let beating = std::sync::Mutex::new(Some(handle.spawn(heart.beat(stop))));
@@ -140,6 +152,43 @@ async fn shared_secret(client: &Client, schema: &str) -> Result<Vec<u8>, StoreEr
     Ok(row.get(0))
 }
 
+/// Refuses to start when another live server has `node_id`: its row's heartbeat is fresh
+/// (within a lease), written by another instance, and it beats again while this one
+/// watches for a little more than one heartbeat interval. A row whose beat does not move
+/// was this server's own previous run (killed): nothing to refuse, and only a restart with
+/// a fixed `cluster.node_id` within a lease of a crash waits that long.
+async fn refuse_a_live_twin(
+    client: &Client,
+    schema: &str,
+    node_id: &str,
+    instance: &str,
+    lease_ms: u64,
+) -> Result<(), StoreError> {
+    let read = format!(
+        r#"SELECT instance, heartbeat_at, advertise_url FROM "{schema}".nodes
+           WHERE node_id = $1 AND instance <> $2 AND instance <> ''
+             AND heartbeat_at > now() - $3::BIGINT * INTERVAL '1 millisecond'"#
+    );
+    let ms = lease_ms as i64;
+    let Some(first) = client.query_opt(&read, &[&node_id, &instance, &ms]).await? else {
+        return Ok(());
+    };
+    let beat: std::time::SystemTime = first.get(1);
+    tracing::info!(node_id, "a fresh heartbeat under this server's id: watching it for one beat");
+    tokio::time::sleep(Duration::from_millis(lease_ms / 3 + lease_ms / 6 + 50)).await;
+    let again = client.query_opt(&read, &[&node_id, &instance, &ms]).await?;
+    match again {
+        Some(row) if row.get::<_, std::time::SystemTime>(1) > beat => {
+            let url: String = row.get(2);
+            Err(StoreError::Settings(format!(
+                "another live server has cluster.node_id = {node_id} (reached at {url}): every server needs its \
+                 own id (leave it empty for a random one)"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Every member as the database has them: stale = a heartbeat older than three of
 /// `lease_ms`, partitions = how many unexpired leases it holds, leader = the holder of
 /// partition 0's (today the one holding them all).
@@ -178,6 +227,8 @@ struct Heart {
     schema: String,
     node_id: String,
     advertise_url: String,
+    /// This process's random id (see the module's doc).
+    instance: String,
     lease_ms: u64,
 }
 
@@ -189,9 +240,9 @@ impl Heart {
     async fn beat(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let schema = &self.schema;
         let renew = format!(
-            r#"INSERT INTO "{schema}".nodes (node_id, advertise_url, started_at, heartbeat_at)
-               VALUES ($1, $2, now(), now())
-               ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now()"#
+            r#"INSERT INTO "{schema}".nodes (node_id, advertise_url, started_at, heartbeat_at, instance)
+               VALUES ($1, $2, now(), now(), $3)
+               ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now(), instance = excluded.instance"#
         );
         // Only the holder of partition 0's unexpired lease prunes, so one server does it.
         let prune = format!(
@@ -204,7 +255,7 @@ impl Heart {
         let forget_after_ms = (FORGOTTEN_AFTER_LEASES * self.lease_ms as i64) as f64;
         let every = Duration::from_millis((self.lease_ms / 3).max(50));
         while super::tick(every, &mut stop).await {
-            if let Err(e) = self.client.execute(&renew, &[&self.node_id, &self.advertise_url]).await {
+            if let Err(e) = self.client.execute(&renew, &[&self.node_id, &self.advertise_url, &self.instance]).await {
                 tracing::warn!(error = %e, "could not renew this server's heartbeat; trying again");
             }
             match self.client.query(&prune, &[&self.node_id, &forget_after_ms]).await {

@@ -74,7 +74,16 @@ const MIGRATIONS: &[Migration] = &[
         description: "settings fixed for the store's life, such as its partition count (see lease.rs)",
         statements: cluster_settings,
     },
+    Migration {
+        version: 7,
+        description: "each server's process in its nodes row, to tell a second server with its id (see membership.rs)",
+        statements: node_instances,
+    },
 ];
+
+fn node_instances(schema: &str) -> Vec<String> {
+    vec![format!(r#"ALTER TABLE "{schema}".nodes ADD COLUMN IF NOT EXISTS instance TEXT NOT NULL DEFAULT ''"#)]
+}
 
 fn cluster_settings(schema: &str) -> Vec<String> {
     vec![format!(
