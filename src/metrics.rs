@@ -44,9 +44,19 @@ pub static LARGEST_RECORD_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
-/// Store leases this server holds (PostgreSQL: 1 while it may write to the store).
+/// Store leases this server holds (PostgreSQL: one per partition it may write to).
 pub static LEASES_HELD: LazyLock<IntGauge> = LazyLock::new(|| {
     register(IntGauge::new("cartwright_leases_held", "Store leases this server holds").expect("valid gauge"))
+});
+
+/// How many partitions the store's key space has (PostgreSQL; the same on every server),
+/// so that an alert can tell partitions nobody holds: the sum of `cartwright_leases_held`
+/// below it.
+pub static PARTITIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new("cartwright_partitions", "Partitions of the store's key space, each with a lease")
+            .expect("valid gauge"),
+    )
 });
 
 /// Leases this server took (at start, or over from a server that let its lease expire).

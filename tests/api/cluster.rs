@@ -87,6 +87,10 @@ async fn the_cluster_view_names_this_server_and_the_lease_it_holds() {
     );
     assert!(page.body.contains("node-one</code> (this server)"), "the console shows the lease: {}", page.body);
     assert!(page.body.contains("16 of 16"), "the console shows the partitions held: {}", page.body);
+    let metrics = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    for line in ["cartwright_partitions 16", "cartwright_leases_held 16"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in the metrics, for the alert on unowned partitions");
+    }
 }
 
 /// A store written by a build before partitions had one lease row (partition 0) and no

@@ -86,6 +86,7 @@ impl Membership {
             lease_ms: cluster.lease_ms,
         };
         let beating = std::sync::Mutex::new(Some(handle.spawn(heart.beat(stop))));
+        crate::metrics::PARTITIONS.set(i64::from(cluster.partitions.count()));
         tracing::info!(node_id = %cluster.node_id, advertise_url = %cluster.advertise_url, "joined the cluster");
         Ok(Membership {
             handle,
