@@ -149,6 +149,12 @@ pub static NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 /// The process-wide metrics and those of `extra` (a server's own, e.g. its saga engine's).
 pub fn render_with(extra: &Registry) -> String {
+    // The store's leases are served whatever the backend (0 on the embedded store: no
+    // partitions, no leases), so alert rules and dashboards over them hold on either.
+    for lease_series in [&*PARTITIONS, &*LEASES_HELD] {
+        let _ = lease_series.get();
+    }
+    let _ = (LEASE_TAKEOVERS.get(), LEASE_RENEWALS.get(), FENCED_WRITES.get());
     let mut families = REGISTRY.gather();
     families.extend(extra.gather());
     let mut buf = Vec::new();
