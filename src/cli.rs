@@ -3,7 +3,8 @@
 //! `cartwright webhooks replay` and `cartwright backup`, thin clients of a running server's
 //! admin API (`--url`/`--token` or `CARTWRIGHT_URL`/`CARTWRIGHT_TOKEN`;
 //! `--operator`/`CARTWRIGHT_OPERATOR` names who acts, for the audit trail), and
-//! `cartwright restore`, which needs no server.
+//! `cartwright restore` and `cartwright cluster`, which need no server (the latter reads a
+//! PostgreSQL store's leases and servers with the server's settings).
 
 pub mod quarantine;
 
@@ -315,6 +316,70 @@ pub fn restore(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<(
     Ok(())
 }
 
+/// `cartwright cluster`: who holds the store's leases and which servers are alive, read
+/// from the database with the server's own settings, so it answers during an outage, when
+/// no server leads and the admin API is not answered.
+pub fn cluster(settings: &crate::config::Settings, as_json: bool) -> anyhow::Result<()> {
+    let (leases, nodes) = crate::store::Store::cluster_view(&settings.storage)?;
+    if as_json {
+        print(&json!({ "partitions": leases.len(), "leases": leases, "nodes": nodes }));
+        return Ok(());
+    }
+    for line in cluster_report(&leases, &nodes) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The lines `cartwright cluster` prints: who holds which partitions, then every server.
+fn cluster_report(leases: &[crate::store::LeaseView], nodes: &[crate::store::NodeView]) -> Vec<String> {
+    let mut lines = vec![format!("{} partitions", leases.len())];
+    let mut holders: Vec<(&str, i64, Vec<i32>)> = Vec::new();
+    let mut unheld = Vec::new();
+    for l in leases {
+        if !l.live {
+            unheld.push(l.partition);
+        } else if let Some(h) = holders.iter_mut().find(|(o, e, _)| *o == l.owner && *e == l.epoch) {
+            h.2.push(l.partition);
+        } else {
+            holders.push((&l.owner, l.epoch, vec![l.partition]));
+        }
+    }
+    for (owner, epoch, partitions) in &holders {
+        lines.push(format!("  held by {owner} (epoch {epoch}): {}", ranges(partitions)));
+    }
+    if !unheld.is_empty() {
+        lines
+            .push(format!("  held by no server: {} (their requests answer 503 until one takes them)", ranges(&unheld)));
+    }
+    lines.push(format!("{:<24} {:<9} {:>10}  {:<22} URL", "SERVER", "ROLE", "PARTITIONS", "HEARTBEAT"));
+    for n in nodes {
+        let role = if n.leader { "leader" } else { "follower" };
+        let beat = format!("{} ms ago{}", n.heartbeat_age_ms, if n.stale { " STALE" } else { "" });
+        lines.push(format!("{:<24} {:<9} {:>10}  {:<22} {}", n.node_id, role, n.partitions, beat, n.advertise_url));
+    }
+    if nodes.is_empty() {
+        lines.push("(no server has joined, or every one stopped cleanly)".into());
+    }
+    lines
+}
+
+/// `0-3, 7, 9-15`.
+fn ranges(partitions: &[i32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < partitions.len() {
+        let start = partitions[i];
+        while i + 1 < partitions.len() && partitions[i + 1] == partitions[i] + 1 {
+            i += 1;
+        }
+        let end = partitions[i];
+        out.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        i += 1;
+    }
+    out.join(", ")
+}
+
 fn print_summary(summary: &crate::backup::Summary) {
     let created = chrono::DateTime::from_timestamp_millis(summary.header.created_at_ms)
         .map_or_else(|| "?".to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
@@ -378,6 +443,50 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn the_cluster_report_groups_partitions_by_holder_and_names_those_nobody_holds() {
+        let lease = |partition, owner: &str, epoch, live| crate::store::LeaseView {
+            partition,
+            owner: owner.into(),
+            epoch,
+            expires_at: "2026-11-27T06:00:00.000Z".into(),
+            live,
+        };
+        let leases = [
+            lease(0, "a", 3, true),
+            lease(1, "a", 3, true),
+            lease(2, "b", 1, false),
+            lease(3, "a", 3, true),
+            lease(4, "b", 1, false),
+            lease(5, "b", 1, false),
+        ];
+        let node = crate::store::NodeView {
+            node_id: "a".into(),
+            advertise_url: "http://10.0.0.1:8080".into(),
+            started_at: String::new(),
+            heartbeat_at: String::new(),
+            heartbeat_age_ms: 120,
+            stale: false,
+            leader: true,
+            partitions: 3,
+        };
+        let report = cluster_report(&leases, &[node]);
+        assert_eq!(
+            report[..3],
+            [
+                "6 partitions",
+                "  held by a (epoch 3): 0-1, 3",
+                "  held by no server: 2, 4-5 (their requests answer 503 until one takes them)"
+            ]
+        );
+        assert!(
+            report[4].starts_with("a ") && report[4].contains("leader") && report[4].ends_with("http://10.0.0.1:8080"),
+            "{report:?}"
+        );
+        assert_eq!(ranges(&[]), "");
+        assert_eq!(ranges(&[7]), "7");
+    }
 
     #[derive(Parser)]
     struct Cli {

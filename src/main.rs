@@ -50,6 +50,14 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Who holds the PostgreSQL store's leases and which servers are alive, read from the
+    /// database with the server's settings (CARTWRIGHT_CONFIG, CARTWRIGHT__...): it answers
+    /// while no server leads.
+    Cluster {
+        /// The leases and servers as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a new store directory, for a server to start on, from a backup.
     Restore {
         /// The backup directory (or the backup file).
@@ -74,5 +82,6 @@ fn main() -> anyhow::Result<()> {
         Command::Webhooks { remote, command } => cartwright::cli::webhooks(remote, command),
         Command::Backup { remote, to, force } => cartwright::cli::backup(remote, &to, force),
         Command::Restore { from, to } => cartwright::cli::restore(&from, &to),
+        Command::Cluster { json } => cartwright::cli::cluster(&cartwright::config::Settings::load()?, json),
     }
 }

@@ -74,4 +74,6 @@ pub struct LeaseView {
     pub epoch: i64,
     /// RFC 3339, on the database's clock.
     pub expires_at: String,
+    /// Not expired: `owner` may write to the partition now.
+    pub live: bool,
 }

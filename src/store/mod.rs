@@ -357,6 +357,20 @@ impl Store {
         self.inner.backend.nodes()
     }
 
+    /// The leases and servers of the PostgreSQL store `settings` name, read without being
+    /// a server of it (`cartwright cluster`; it answers while no server leads).
+    pub fn cluster_view(
+        settings: &crate::config::StorageSettings,
+    ) -> Result<(Vec<LeaseView>, Vec<NodeView>), StoreError> {
+        match settings.backend {
+            crate::config::Backend::Postgres => postgres::cluster_view(settings),
+            crate::config::Backend::Sled => Err(StoreError::Settings(
+                "the embedded store has one server and no leases: `cartwright cluster` is for storage.backend = \"postgres\""
+                    .into(),
+            )),
+        }
+    }
+
     pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
         self.inner.outbox_signal.clone()
     }

@@ -159,6 +159,47 @@ async fn a_second_server_with_a_live_servers_node_id_refuses_to_start() {
     assert_eq!(status, 201, "{body}");
 }
 
+/// `cartwright cluster` reads the leases and servers from the database itself, with the
+/// server's settings: it shows the leader holding every partition, and after a `kill -9`,
+/// once the lease has run out, that nobody holds them, when no server is left to answer the
+/// admin API. On the embedded store it says it has nothing to show.
+#[tokio::test]
+async fn the_cluster_command_reads_the_leases_from_the_database_even_with_no_leader() {
+    let dir = store_dir();
+    if postgres_only("the_cluster_command_reads_the_leases_from_the_database_even_with_no_leader", WHY) {
+        let out = ServerProcess::command_on_store(dir.path(), &["cluster"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("the embedded store has one server and no leases"), "{err}");
+        return;
+    }
+    let solo = ServerProcess::start_with(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "solo")]);
+    let out = ServerProcess::command_on_store(dir.path(), &["cluster"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("16 partitions\n"), "{text}");
+    assert!(text.contains("  held by solo (epoch ") && text.contains("): 0-15\n"), "{text}");
+    assert!(!text.contains("held by no server"), "{text}");
+    let row = text.lines().find(|l| l.starts_with("solo ")).expect("the server's row");
+    assert_eq!(row.split_whitespace().take(3).collect::<Vec<_>>(), ["solo", "leader", "16"], "{text}");
+
+    solo.kill9();
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // the test lease of 1 s runs out
+    let out = ServerProcess::command_on_store(dir.path(), &["cluster", "--json"]);
+    let view: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(view["partitions"], 16, "{view}");
+    let leases = view["leases"].as_array().unwrap();
+    assert!(leases.iter().all(|l| l["owner"] == "solo" && l["live"] == false), "expired, not taken: {view}");
+    let node = &view["nodes"][0];
+    assert_eq!(
+        (node["node_id"].as_str(), node["leader"].as_bool(), node["partitions"].as_i64()),
+        (Some("solo"), Some(false), Some(0)),
+        "{view}"
+    );
+    let out = ServerProcess::command_on_store(dir.path(), &["cluster"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("  held by no server: 0-15 "), "{text}");
+}
+
 /// A store's partition count is fixed when it is created: a server configured with another
 /// would take keys for its own that the others think theirs, so it refuses to start, saying
 /// which count to set; a server with the right one joins.

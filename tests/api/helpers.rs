@@ -639,6 +639,17 @@ impl ServerProcess {
         (out.status, text)
     }
 
+    /// Runs `cartwright <args>` with the settings of a server on `dir` (its store), for the
+    /// commands that read the store themselves (`cluster`).
+    pub fn command_on_store(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_cartwright"))
+            .args(args)
+            .env("CARTWRIGHT__STORAGE__PATH", dir)
+            .envs(postgres_env(dir))
+            .output()
+            .expect("cartwright runs")
+    }
+
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
+use super::super::backend::LeaseView;
 use super::super::StoreError;
 use crate::domain::partition::Partitions;
 use crate::metrics;
@@ -226,6 +227,26 @@ async fn take(
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE) => Ok(Taken::Contended),
         other => Ok(other?),
     }
+}
+
+/// Every partition's lease row, in partition order.
+pub(super) async fn all(client: &Client, schema: &str) -> Result<Vec<LeaseView>, StoreError> {
+    let sql = format!(
+        r#"SELECT partition_id, owner, epoch,
+                  to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), expires_at > now()
+           FROM "{schema}".leases ORDER BY partition_id"#
+    );
+    let rows = client.query(&sql, &[]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| LeaseView {
+            partition: r.get(0),
+            owner: r.get(1),
+            epoch: r.get(2),
+            expires_at: r.get(3),
+            live: r.get(4),
+        })
+        .collect())
 }
 
 /// Extends every partition's lease; `false` if any is no longer this server's (taken over).

@@ -211,6 +211,23 @@ pub(crate) fn open(
     Ok(Some((backend, PgWriter::new(handle, writer_client, &pg.schema, holder), seqs)))
 }
 
+/// The store's leases and servers as the database has them, read by a process that is not
+/// a server (`cartwright cluster`): it answers while no server leads, which is when an
+/// operator needs it most.
+pub(crate) fn cluster_view(settings: &StorageSettings) -> Result<(Vec<LeaseView>, Vec<NodeView>), StoreError> {
+    let runtime = OwnedRuntime::new(1, "cluster-view")?;
+    let target = Target::new(&settings.postgres)?;
+    // How old a heartbeat makes a server stale depends on the lease, which the servers'
+    // settings give; this reader uses the default when it has no other.
+    let lease_ms = crate::config::ClusterSettings::for_tools().lease_ms;
+    run(&runtime.handle(), async move {
+        let client = connect(&target).await?;
+        let leases = lease::all(&client, &target.schema).await?;
+        let nodes = membership::nodes(&client, &target.schema, lease_ms).await?;
+        Ok((leases, nodes))
+    })?
+}
+
 async fn connect(target: &Target) -> Result<Client, StoreError> {
     let tls = &target.connector;
     let (client, connection) = tls.config.connect(tls.tls.clone()).await.map_err(|e| tls::explain(e, &tls.summary))?;
@@ -324,18 +341,7 @@ impl Backend for PgBackend {
     fn leases(&self) -> Result<Vec<LeaseView>, StoreError> {
         let conn = self.conn()?;
         let schema = self.statements.schema.clone();
-        run(&self.handle, async move {
-            let sql = format!(
-                r#"SELECT partition_id, owner, epoch,
-                          to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-                   FROM "{schema}".leases ORDER BY partition_id"#
-            );
-            let rows = conn.client.query(&sql, &[]).await?;
-            Ok(rows
-                .iter()
-                .map(|r| LeaseView { partition: r.get(0), owner: r.get(1), epoch: r.get(2), expires_at: r.get(3) })
-                .collect())
-        })?
+        run(&self.handle, async move { lease::all(&conn.client, &schema).await })?
     }
 
     fn holds_lease(&self) -> bool {
