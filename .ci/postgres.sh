@@ -13,8 +13,11 @@
 # A second call while the server runs reuses it. Installs Debian's `postgresql` when the
 # machine has no initdb. fsync and synchronous_commit stay on: the tests check durability.
 # Settings: CARTWRIGHT_PG_DIR (default ${TMPDIR:-/tmp}/cartwright-ci-postgres) and
-# CARTWRIGHT_PG_PORT (the first port tried, default 55432; the TLS server's state directory
-# is the same with -tls after it, its first port 10 higher).
+# CARTWRIGHT_PG_PORT (the first port tried, default 25432; the TLS server's state directory
+# is the same with -tls after it, its first port 10 higher). The default lies below Linux's
+# ephemeral ports (32768-60999): a port in that range can be taken, between the check that
+# it is free and the server's bind, as the local end of any outgoing connection (the test
+# suite makes thousands); a bind that fails anyway moves on to the next free port.
 
 # Sourced: run as a child (so its `set -e` and exits stay its own) and take its exports.
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
@@ -29,7 +32,7 @@ set -euo pipefail
 tls=false
 if [ "${1:-}" = tls ] || [ "${2:-}" = tls ]; then tls=true; fi
 state="${CARTWRIGHT_PG_DIR:-${TMPDIR:-/tmp}/cartwright-ci-postgres}"
-first_port="${CARTWRIGHT_PG_PORT:-55432}"
+first_port="${CARTWRIGHT_PG_PORT:-25432}"
 if $tls; then
   state="$state-tls"
   first_port=$((first_port + 10))
@@ -118,9 +121,19 @@ start() {
   fi
   # The socket lives in the cluster's own directory: /var/run/postgresql may not exist.
   # fsync and synchronous_commit are the defaults, said again so no conf file turns them off.
-  as_pg "$bindir/pg_ctl" start -D "$data" -w -t 60 -l "$state/server.log" \
+  local binds=0
+  until as_pg "$bindir/pg_ctl" start -D "$data" -w -t 60 -l "$state/server.log" \
     -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$state -c max_connections=200 -c fsync=on -c synchronous_commit=on $ssl" \
-    >/dev/null || { cat "$state/server.log" >&2; exit 1; }
+    >/dev/null; do
+    binds=$((binds + 1))
+    if [ "$binds" -ge 10 ] || ! grep -q "Address already in use" "$state/server.log"; then
+      cat "$state/server.log" >&2
+      exit 1
+    fi
+    log "port $port was taken before the server bound it; trying the next free one"
+    port=$((port + 1))
+    while ! port_free "$port"; do port=$((port + 1)); done
+  done
 
   as_pg "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$state" -p "$port" -U postgres -d postgres \
     -c "CREATE ROLE cartwright LOGIN PASSWORD '$password'" \

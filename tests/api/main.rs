@@ -1,7 +1,7 @@
 //! Integration tests: every test spawns the real server (port 0, its own temp sled
 //! directory) and talks to it over HTTP. One test binary for all of them.
 //!
-//! With `CARTWRIGHT_TEST_POSTGRES_URL` set (e.g. `postgres://cartwright:pw@127.0.0.1:55432/cartwright`,
+//! With `CARTWRIGHT_TEST_POSTGRES_URL` set (e.g. `postgres://cartwright:pw@127.0.0.1:25432/cartwright`,
 //! what `eval "$(.ci/postgres.sh)"` sets), every server, in-process or the real binary, and
 //! every store a test opens use the PostgreSQL backend in that database instead, each temp
 //! directory standing for its own schema (`helpers::postgres_schema`), so restarts find
