@@ -151,10 +151,11 @@ pub static NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub fn render_with(extra: &Registry) -> String {
     // The store's leases are served whatever the backend (0 on the embedded store: no
     // partitions, no leases), so alert rules and dashboards over them hold on either.
-    for lease_series in [&*PARTITIONS, &*LEASES_HELD] {
-        let _ = lease_series.get();
-    }
-    let _ = (LEASE_TAKEOVERS.get(), LEASE_RENEWALS.get(), FENCED_WRITES.get());
+    LazyLock::force(&PARTITIONS);
+    LazyLock::force(&LEASES_HELD);
+    LazyLock::force(&LEASE_TAKEOVERS);
+    LazyLock::force(&LEASE_RENEWALS);
+    LazyLock::force(&FENCED_WRITES);
     let mut families = REGISTRY.gather();
     families.extend(extra.gather());
     let mut buf = Vec::new();

@@ -49,6 +49,13 @@ async fn console_page(url: &str, id: &str) -> u16 {
     resp.await.expect("server answers").status().as_u16()
 }
 
+/// A connection to the test database, as an operator (or another server) would use it.
+async fn database() -> tokio_postgres::Client {
+    let (db, connection) = tokio_postgres::connect(&postgres_url().unwrap(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    db
+}
+
 fn signal(server: &ServerProcess, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_child(&server.child);
     rustix::process::kill_process(pid, signal).expect("signal delivered");
@@ -105,8 +112,7 @@ async fn a_store_from_before_partitions_is_taken_whole_above_its_old_epoch() {
     let first = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "first")]);
     assert!(first.logs_within(LEADING, Duration::from_secs(10)));
     assert_eq!(first.terminate().code(), Some(0));
-    let (db, connection) = tokio_postgres::connect(&postgres_url().unwrap(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let db = database().await;
     let schema = postgres_schema(dir.path());
     // What the old build left: one row, held by an old server whose lease ends in a second.
     let old = format!(
@@ -293,8 +299,7 @@ async fn a_write_after_the_lease_was_taken_over_is_refused_inside_its_transactio
     let (status, body) = create_product(&client, &server.url, "Acknowledged").await.unwrap();
     assert_eq!(status, 201, "{body}");
 
-    let (db, connection) = tokio_postgres::connect(&postgres_url().unwrap(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let db = database().await;
     let schema = postgres_schema(dir.path());
     // One partition of sixteen taken is enough: a write set is fenced unless this server
     // still holds every partition it took.

@@ -130,7 +130,6 @@ pub(super) async fn acquire(
     partitions: Partitions,
     wait: Wait,
 ) -> Result<Option<Holder>, StoreError> {
-    check_partitions(client, schema, partitions).await?;
     let (lease_ms, count) = (lease_ms as i64, i32::from(partitions.count()));
     // Every partition has its row before any is taken, so a takeover can lock them all.
     let rows = format!(

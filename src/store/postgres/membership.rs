@@ -166,7 +166,7 @@ async fn refuse_a_live_twin(
     lease_ms: u64,
 ) -> Result<(), StoreError> {
     let read = format!(
-        r#"SELECT instance, heartbeat_at, advertise_url FROM "{schema}".nodes
+        r#"SELECT heartbeat_at, advertise_url FROM "{schema}".nodes
            WHERE node_id = $1 AND instance <> $2 AND instance <> ''
              AND heartbeat_at > now() - $3::BIGINT * INTERVAL '1 millisecond'"#
     );
@@ -174,13 +174,13 @@ async fn refuse_a_live_twin(
     let Some(first) = client.query_opt(&read, &[&node_id, &instance, &ms]).await? else {
         return Ok(());
     };
-    let beat: std::time::SystemTime = first.get(1);
+    let beat: std::time::SystemTime = first.get(0);
     tracing::info!(node_id, "a fresh heartbeat under this server's id: watching it for one beat");
     tokio::time::sleep(Duration::from_millis(lease_ms / 3 + lease_ms / 6 + 50)).await;
     let again = client.query_opt(&read, &[&node_id, &instance, &ms]).await?;
     match again {
-        Some(row) if row.get::<_, std::time::SystemTime>(1) > beat => {
-            let url: String = row.get(2);
+        Some(row) if row.get::<_, std::time::SystemTime>(0) > beat => {
+            let url: String = row.get(1);
             Err(StoreError::Settings(format!(
                 "another live server has cluster.node_id = {node_id} (reached at {url}): every server needs its \
                  own id (leave it empty for a random one)"

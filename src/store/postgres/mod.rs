@@ -164,6 +164,7 @@ pub(crate) fn open(
         let mut client = connect(&t).await?;
         if schema == Schema::Migrate {
             schema::migrate(&mut client, &t.schema).await?;
+            lease::check_partitions(&client, &t.schema, partitions).await?;
         }
         let mut lease_client = connect(&t).await?;
         let Some(holder) = lease::acquire(&mut lease_client, &t.schema, &node_id, lease_ms, partitions, wait).await?
