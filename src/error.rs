@@ -75,6 +75,8 @@ impl From<StoreError> for Fault {
         match e {
             StoreError::Closed => Fault::ShuttingDown,
             StoreError::Unsupported(what) => Fault::NotSupported(what),
+            // Nothing was written; the partition's new owner serves the retry.
+            StoreError::Fenced(_) => Fault::Unavailable("another server took over these records; retry"),
             other => Fault::internal("", other),
         }
     }

@@ -26,6 +26,12 @@ impl TryFrom<u16> for Partitions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Partition(pub u16);
 
+impl Partition {
+    /// Where the records without a partition of their own live (customers, the catalogue,
+    /// the event and audit logs, operators' tables): its owner writes them.
+    pub const SHARED: Partition = Partition(0);
+}
+
 impl Partitions {
     /// `cluster.partitions` unless configured: a share for each of up to 16 servers.
     pub const DEFAULT: Partitions = Partitions(16);
@@ -44,7 +50,12 @@ impl Partitions {
 
     /// The partition of the key whose id is `id`.
     pub fn of(self, id: &Uuid) -> Partition {
-        Partition(affinity(id) % self.0)
+        self.of_affinity(affinity(id.as_bytes()))
+    }
+
+    /// The partition of a key whose id's [`affinity`] is `affinity`.
+    pub fn of_affinity(self, affinity: u16) -> Partition {
+        Partition(affinity % self.0)
     }
 
     pub fn all(self) -> impl Iterator<Item = Partition> {
@@ -52,10 +63,9 @@ impl Partitions {
     }
 }
 
-/// What decides an id's partition, whatever the count.
-fn affinity(id: &Uuid) -> u16 {
-    let b = id.as_bytes();
-    u16::from_be_bytes([b[14], b[15]])
+/// What decides an id's partition, whatever the count: its last two bytes.
+pub fn affinity(id: &[u8; 16]) -> u16 {
+    u16::from_be_bytes([id[14], id[15]])
 }
 
 /// `fresh`, made to fall in the partition of `home` for every count: `home`'s last two

@@ -15,6 +15,7 @@ mod codec;
 mod committer;
 mod files;
 mod gauges;
+mod homes;
 mod indexes;
 pub mod keys;
 mod listing;
@@ -81,7 +82,7 @@ pub enum StoreError {
     /// The PostgreSQL schema was written by a newer build (its migrations are unknown here).
     #[error("the store's schema is at version {found}; this build knows up to {known}")]
     SchemaTooNew { found: i32, known: i32 },
-    /// This server lost the store's lease to another: the write was refused.
+    /// Another server took over a partition the write set touches: it was refused whole.
     #[error("{0}")]
     Fenced(String),
     /// Something only the other backend does (a snapshot of a PostgreSQL store).

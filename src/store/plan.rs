@@ -26,6 +26,8 @@ pub(crate) enum Refused {
     Conflict(&'static str),
     /// A record would weigh more than [`MAX_RECORD_BYTES`].
     TooLarge { table: &'static str, bytes: usize },
+    /// Another server took over this partition, which the write set touches.
+    Fenced { partition: u16 },
 }
 
 impl Refused {
@@ -36,6 +38,9 @@ impl Refused {
                 tracing::error!(table, bytes, limit = MAX_RECORD_BYTES, "write set refused: record too large");
                 StoreError::TooLarge { table, bytes }
             }
+            Refused::Fenced { partition } => StoreError::Fenced(format!(
+                "partition {partition} is no longer this server's: another server took it over"
+            )),
         }
     }
 }
@@ -297,5 +302,45 @@ mod tests {
             "no seq taken by the refused set"
         );
         assert_eq!(plan.seqs, Seqs { event: 3, audit: 1 });
+    }
+
+    /// The fence checks the partitions a write set names before the group is planned: every
+    /// row the plan then writes for it (its own, and the log, history and outbox rows derived
+    /// from its events, audit rows and notifications) must lie in one of them.
+    #[test]
+    fn every_row_planned_for_a_write_set_lies_in_a_partition_it_names() {
+        use crate::domain::ids::{CustomerId, OrderId};
+        use crate::domain::partition::{Partition, Partitions};
+        let count = Partitions::new(16).unwrap();
+        let (customer, order) = (CustomerId::new(), OrderId(uuid::Uuid::now_v7()));
+        let confirmed =
+            crate::domain::events::DomainEvent::OrderConfirmed { order_id: order, customer_id: customer, event_id: "e".into() };
+        let audit = super::super::records::AuditEntry {
+            at: Timestamp::now(),
+            actor: "admin".into(),
+            action: "confirm".into(),
+            entity_type: "order".into(),
+            entity_id: order.0.to_string(),
+            before: "{}".into(),
+            after: "{}".into(),
+        };
+        let notification = super::super::records::Notification::queued("k", "a@b.c", "s".into(), serde_json::json!({}));
+        let ws = WriteSet::new()
+            .put_key(Table::Carts, customer.0.as_bytes().to_vec())
+            .event(&confirmed)
+            .audit(audit)
+            .notify(notification);
+        let named = ws.partitions(count);
+        assert!(named.contains(&count.of(&customer.0)) && named.contains(&count.of(&order.0)));
+        assert!(named.contains(&Partition::SHARED), "the logs are shared");
+        let group = [&ws];
+        let plan = plan(&group, Seqs { event: 1, audit: 1 }, Timestamp::now(), |_, _| Ok(false)).unwrap();
+        assert!(plan.writes.len() > 4, "the derived rows are planned too");
+        for w in &plan.writes {
+            let p = super::super::homes::home(w.table, &w.key).partition(count);
+            assert!(named.contains(&p), "{:?} row in {p:?}, not among {named:?}", w.table);
+        }
+        let plain = WriteSet::new().put_key(Table::Orders, order.0.as_bytes().to_vec());
+        assert_eq!(plain.partitions(count).into_iter().collect::<Vec<_>>(), [count.of(&order.0)], "no logs, no shared");
     }
 }

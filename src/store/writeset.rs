@@ -6,12 +6,16 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
+use std::collections::BTreeSet;
+
 use super::codec::Record;
+use super::homes;
 use super::keys::Key;
 use super::records::{AuditEntry, Notification};
 use super::{StoreError, Table};
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::OrderId;
+use crate::domain::partition::{Partition, Partitions};
 
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
@@ -119,6 +123,20 @@ impl WriteSet {
     pub fn notify(mut self, notification: Notification) -> Self {
         self.notifications.push(notification);
         self
+    }
+
+    /// The partitions this write set touches: its rows' (see [`super::homes`]) and, for
+    /// its events, audit rows and notifications, the shared one (the logs and the outbox
+    /// have no partition) and each event's order's (its entry in the order's history).
+    pub(crate) fn partitions(&self, count: Partitions) -> BTreeSet<Partition> {
+        let rows = self.ops.iter().map(|op| {
+            let (Op::Put(table, key, _) | Op::Delete(table, key) | Op::PutIfAbsent(table, key, _, _)) = op;
+            homes::home(*table, key).partition(count)
+        });
+        let histories = self.events.iter().filter_map(|e| e.order_id).map(|order| count.of(&order.0));
+        let logs = (!self.events.is_empty() || !self.audit.is_empty() || !self.notifications.is_empty())
+            .then_some(Partition::SHARED);
+        rows.chain(histories).chain(logs).collect()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -4,11 +4,13 @@
 //! every partition at once, in one transaction, with one new epoch (above every epoch any
 //! partition had); it renews them all every third of `cluster.lease_ms` in one statement,
 //! and another server takes them over once they have expired. Every commit group re-checks,
-//! inside its own transaction, that every partition is still this server's at that epoch
-//! (and holds partition 0's row for share until it commits, so a takeover, which locks
-//! every row, waits for it): a server that paused past its lease (GC, SIGSTOP, a partition
-//! from the database) can never write after another took over. Its late write is refused
-//! (fenced) and the process stops; a restart waits for the leases like any new server.
+//! inside its own transaction, that each partition its write sets touch (see
+//! [`super::super::homes`]) is still this server's at that epoch, and holds those rows for
+//! share until it commits (so a takeover, which locks the rows it takes, waits for it): a
+//! server that paused past its lease (GC, SIGSTOP, a partition from the database) can
+//! never write in a partition after another took it over. Its late write sets there are
+//! refused (fenced), the rest of their group commits, and the next renewal, finding the
+//! partition gone, stops the process; a restart waits for the leases like any new server.
 //!
 //! Sharing the partitions among servers (each a fair share, requests and stock calls
 //! forwarded to a partition's owner) is the next step; the rows, epochs and fence are per
@@ -20,11 +22,8 @@ use tokio_postgres::Client;
 
 use super::super::backend::LeaseView;
 use super::super::StoreError;
-use crate::domain::partition::Partitions;
+use crate::domain::partition::{Partition, Partitions};
 use crate::metrics;
-
-/// The partition whose row a commit group locks for share: every takeover locks it too.
-const FIRST: i32 = 0;
 
 /// This server's hold on the store: who it is, the epoch it took the leases at, and how
 /// many partitions they are (`0..partitions`).
@@ -33,6 +32,8 @@ pub(super) struct Holder {
     pub(super) node_id: String,
     pub(super) epoch: i64,
     pub(super) partitions: i32,
+    /// The same count, to tell a row's partition.
+    pub(super) key_space: Partitions,
     pub(super) lease_ms: i64,
     /// When the statement that took the lease was sent (its expiry counts from later).
     pub(super) taken_at: std::time::Instant,
@@ -72,19 +73,35 @@ impl LeaseClock {
     }
 }
 
-/// The statement that fences a commit group (parameters: owner, epoch, partitions):
-/// divides by zero (SQLSTATE 22012, which aborts the transaction, so even a pipelined
-/// `COMMIT` commits nothing) unless this server still holds every partition at its epoch.
-/// `FOR SHARE` on the first partition's row keeps a takeover (which locks every row for
-/// update) waiting until the group is committed, and once it has committed the row's new
-/// owner is what the check sees.
+/// The statement that fences a commit group (parameters: owner, epoch, the partitions
+/// the group touches, how many they are): divides by zero (SQLSTATE 22012, which aborts
+/// the transaction, so even a pipelined `COMMIT` commits nothing) unless this server still
+/// holds each of them at its epoch. It locks their rows `FOR SHARE`, so a takeover of any
+/// of them (which locks its row for update) waits until the group is committed, and once
+/// it has, the row's new owner is what the next group's check sees. Partitions the group
+/// does not touch are neither checked nor locked: another server may own them.
 pub(super) fn fence_sql(schema: &str) -> String {
     format!(
-        r#"SELECT 1 / ((SELECT count(*) FROM "{schema}".leases
-                        WHERE partition_id < $3 AND owner = $1 AND epoch = $2) = $3
-                       AND EXISTS (SELECT 1 FROM "{schema}".leases
-                                   WHERE partition_id = {FIRST} AND owner = $1 AND epoch = $2 FOR SHARE))::INT"#
+        r#"SELECT 1 / ((SELECT count(*) FROM (SELECT 1 FROM "{schema}".leases
+                                             WHERE partition_id = ANY($3) AND owner = $1 AND epoch = $2
+                                             FOR SHARE) AS held) = $4)::INT"#
     )
+}
+
+/// Which of `partitions` this server no longer holds at its epoch (after a group was fenced:
+/// its write sets in those are refused, the others may commit).
+pub(super) async fn lost(
+    client: &Client,
+    schema: &str,
+    holder: &Holder,
+    partitions: &[i32],
+) -> Result<Vec<Partition>, StoreError> {
+    let sql = format!(
+        r#"SELECT p FROM unnest($3::INT[]) AS p
+           WHERE NOT EXISTS (SELECT 1 FROM "{schema}".leases WHERE partition_id = p AND owner = $1 AND epoch = $2)"#
+    );
+    let rows = client.query(&sql, &[&holder.node_id, &holder.epoch, &partitions]).await?;
+    Ok(rows.iter().filter_map(|r| u16::try_from(r.get::<_, i32>(0)).ok().map(Partition)).collect())
 }
 
 /// Whether to wait for a lease another server holds.
@@ -146,7 +163,14 @@ pub(super) async fn acquire(
                 tracing::info!(node_id, epoch, lease_ms, partitions = count, "took the store's leases");
                 metrics::LEASE_TAKEOVERS.inc();
                 metrics::LEASES_HELD.set(i64::from(count));
-                return Ok(Some(Holder { node_id: node_id.to_string(), epoch, partitions: count, lease_ms, taken_at }));
+                return Ok(Some(Holder {
+                    node_id: node_id.to_string(),
+                    epoch,
+                    partitions: count,
+                    key_space: partitions,
+                    lease_ms,
+                    taken_at,
+                }));
             }
             Taken::HeldBy { owner, until } if !waited => {
                 tracing::warn!(%owner, %until, "another server holds the store's leases; waiting for them to expire");
@@ -316,7 +340,7 @@ mod tests {
 
     fn holder(taken_ago: Duration) -> Holder {
         let taken_at = std::time::Instant::now().checked_sub(taken_ago).expect("the clock goes back that far");
-        Holder { node_id: "n".into(), epoch: 1, partitions: 1, lease_ms: 1000, taken_at }
+        Holder { node_id: "n".into(), epoch: 1, partitions: 1, key_space: Partitions::DEFAULT, lease_ms: 1000, taken_at }
     }
 
     #[test]

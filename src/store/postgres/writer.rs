@@ -8,7 +8,7 @@
 //! read make the whole group run again; any other error stops the process (fail-stop),
 //! since a group whose `COMMIT` got no answer may or may not have committed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -16,12 +16,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
 use super::super::committer::{GroupFailed, GroupWriter};
-use super::super::plan::{plan, Change, Outcome, Plan, Seqs};
+use super::super::plan::{plan, Change, Outcome, Plan, Refused, Seqs};
 use super::super::snapshot::Snapshot;
 use super::super::writeset::{Op, WriteSet};
 use super::super::{StoreError, Table};
-use super::lease::{fence_sql, Holder};
+use super::lease::{fence_sql, lost, Holder};
 use super::schema::qualified;
+use crate::domain::partition::Partition;
 use crate::domain::time::Timestamp;
 
 /// Attempts of one group before the committer gives up (and stops the process).
@@ -137,6 +138,7 @@ impl PgWriter {
     async fn attempt(
         &mut self,
         group: &[&WriteSet],
+        partitions: &[i32],
         seqs: Seqs,
         now: Timestamp,
     ) -> Result<(Vec<Outcome>, Seqs), Attempt> {
@@ -150,8 +152,9 @@ impl PgWriter {
         let fence = fence.as_ref().expect("prepared above");
         // Sent in this order without waiting: BEGIN, the fence, the reads.
         let begin = reader.batch_execute("BEGIN");
-        let lease: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-            [&holder.node_id, &holder.epoch, &holder.partitions];
+        let how_many = partitions.len() as i64;
+        let lease: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&holder.node_id, &holder.epoch, &partitions, &how_many];
         let fenced = reader.query(fence, &lease);
         let reads = futures::future::try_join_all(wanted.iter().map(|(table, keys)| async move {
             let rows = reader.query(statements_so_far.get(*table, Kind::Taken), &[keys]).await?;
@@ -211,6 +214,9 @@ async fn rolled_back(client: &Client, why: Attempt) -> Attempt {
 }
 
 impl GroupWriter for PgWriter {
+    /// A group fenced because another server took some of the partitions it touches is
+    /// split: its write sets in those partitions are refused (counted, each answered
+    /// [`Refused::Fenced`]), the rest of the group runs again and may commit.
     fn commit(&mut self, group: &[&WriteSet], seqs: Seqs, now: Timestamp) -> Result<(Vec<Outcome>, Seqs), GroupFailed> {
         let failed = |error| GroupFailed { what: "committing a group to PostgreSQL", error };
         if group.iter().all(|ws| ws.is_empty()) {
@@ -218,25 +224,47 @@ impl GroupWriter for PgWriter {
             return Ok((group.iter().map(|_| Ok(())).collect(), seqs));
         }
         let handle = self.handle.clone();
+        let touched: Vec<BTreeSet<Partition>> = group.iter().map(|ws| ws.partitions(self.holder.key_space)).collect();
+        let mut outcomes: Vec<Outcome> = vec![Ok(()); group.len()];
+        // The write sets not refused so far, by their place in `group`.
+        let mut live: Vec<usize> = (0..group.len()).collect();
         for attempt in 1..=MAX_ATTEMPTS {
-            match handle.block_on(self.attempt(group, seqs, now)) {
-                Ok(done) => return Ok(done),
+            let sets: Vec<&WriteSet> = live.iter().map(|i| group[*i]).collect();
+            let partitions = as_rows(live.iter().flat_map(|i| &touched[*i]));
+            match handle.block_on(self.attempt(&sets, &partitions, seqs, now)) {
+                Ok((done, seqs)) => {
+                    for (i, outcome) in live.iter().zip(done) {
+                        outcomes[*i] = outcome;
+                    }
+                    return Ok((outcomes, seqs));
+                }
                 Err(Attempt::Retry(why)) => {
                     tracing::debug!(attempt, why, "commit group runs again");
                     std::thread::sleep(Duration::from_millis(u64::from(attempt).min(10)));
                 }
                 Err(Attempt::Failed(e)) => return Err(failed(e)),
                 Err(Attempt::Fenced) => {
-                    let refused = group.iter().filter(|ws| !ws.is_empty()).count();
-                    crate::metrics::FENCED_WRITES.inc_by(refused as u64);
-                    let why = format!(
-                        "another server took the store's lease from {} (epoch {}): {refused} write sets refused (fenced)",
-                        self.holder.node_id, self.holder.epoch
+                    let lost = handle
+                        .block_on(lost(&self.client, &self.prepared.schema, &self.holder, &partitions))
+                        .map_err(failed)?;
+                    let (refused, kept): (Vec<usize>, Vec<usize>) =
+                        live.iter().partition(|i| lost.iter().any(|p| touched[**i].contains(p)));
+                    for i in &refused {
+                        let partition = lost.iter().find(|p| touched[*i].contains(p)).map_or(0, |p| p.0);
+                        outcomes[*i] = Err(Refused::Fenced { partition });
+                    }
+                    crate::metrics::FENCED_WRITES.inc_by(refused.len() as u64);
+                    tracing::warn!(
+                        node_id = %self.holder.node_id,
+                        epoch = self.holder.epoch,
+                        lost = ?lost,
+                        "another server took partitions over from this server: {} write sets refused (fenced)",
+                        refused.len()
                     );
-                    return Err(GroupFailed {
-                        what: "committing a group to PostgreSQL",
-                        error: StoreError::Fenced(why),
-                    });
+                    if kept.is_empty() {
+                        return Ok((outcomes, seqs));
+                    }
+                    live = kept;
                 }
             }
         }
@@ -246,6 +274,11 @@ impl GroupWriter for PgWriter {
     fn snapshot(&self) -> Option<Snapshot<'_>> {
         None
     }
+}
+
+/// Partitions as the lease table's rows name them, each once, in order.
+fn as_rows<'a>(partitions: impl Iterator<Item = &'a Partition>) -> Vec<i32> {
+    partitions.map(|p| i32::from(p.0)).collect::<BTreeSet<i32>>().into_iter().collect()
 }
 
 /// The group's must-be-absent keys, by table.
