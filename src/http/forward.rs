@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use warp::http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::home::home;
+use super::home::{home, Home};
 use super::relayed::{RelayKey, Relayed, CLIENT_HEADER};
 use super::ApiError;
 use super::{response, HttpError};
@@ -155,14 +155,19 @@ impl Forwarder {
     /// What a follower answers: `/healthz` and `/metrics` itself, anything else from the
     /// owner of the request's partition.
     pub(super) async fn answer(&self, req: Incoming<'_>) -> (&'static str, Result<warp::reply::Response, ApiError>) {
-        let Some(partition) = home(req.method, req.path, req.headers).partition(self.partitions) else {
-            // Home::Local: `GET /healthz` or `GET /metrics`.
-            if req.path.trim_matches('/') == "healthz" {
+        let home = home(req.method, req.path, req.headers);
+        match (home, req.path.trim_matches('/')) {
+            (Home::Local, "healthz") => {
                 let body = serde_json::json!({ "status": "ok", "role": "follower" });
                 return ("healthz", Ok(response::json(200, &body)));
             }
-            return ("metrics", Ok(response::text(200, metrics::render(), "text/plain; version=0.0.4")));
-        };
+            (Home::Local, "metrics") => {
+                return ("metrics", Ok(response::text(200, metrics::render(), "text/plain; version=0.0.4")));
+            }
+            _ => {}
+        }
+        // A local route a follower has no answer for would be served by partition 0's owner.
+        let partition = home.partition(self.partitions).unwrap_or(Partition(0));
         ("forwarded", self.forward(req, partition).await)
     }
 
