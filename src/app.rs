@@ -98,7 +98,7 @@ async fn serve(
             (store, shop, workers, server)
         }
         None => {
-            let forwarder = Forwarder::new(membership.clone(), cluster.node_id.clone(), cluster.lease_ms, relay_key);
+            let forwarder = Forwarder::new(membership.clone(), &cluster, relay_key);
             let front = Front::following(settings.server.clone(), forwarder);
             let mut server = listening(front.clone());
             on_listen(addr);

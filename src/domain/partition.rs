@@ -6,6 +6,8 @@
 //! belongs together is minted together: an order's id takes its customer's last two bytes,
 //! a saga's id those of its order (or customer), so a customer's cart, orders and sagas share
 //! one partition whatever the count, and a checkout touches one partition but for its stock.
+//! A customer's session token carries the same two bytes (its [`Affinity`]), so a request
+//! that names no id but the session's still tells its partition without a read.
 
 use uuid::Uuid;
 
@@ -50,12 +52,12 @@ impl Partitions {
 
     /// The partition of the key whose id is `id`.
     pub fn of(self, id: &Uuid) -> Partition {
-        self.of_affinity(affinity(id.as_bytes()))
+        self.of_affinity(Affinity::of(id))
     }
 
-    /// The partition of a key whose id's [`affinity`] is `affinity`.
-    pub fn of_affinity(self, affinity: u16) -> Partition {
-        Partition(affinity % self.0)
+    /// The partition of whatever has this affinity (an id's, or a session token's).
+    pub fn of_affinity(self, affinity: Affinity) -> Partition {
+        Partition(affinity.0 % self.0)
     }
 
     pub fn all(self) -> impl Iterator<Item = Partition> {
@@ -63,9 +65,33 @@ impl Partitions {
     }
 }
 
-/// What decides an id's partition, whatever the count: its last two bytes.
-pub fn affinity(id: &[u8; 16]) -> u16 {
-    u16::from_be_bytes([id[14], id[15]])
+/// What decides an id's partition, whatever the count: its last two bytes (big-endian).
+/// Public: it says nothing but where a key lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Affinity(pub u16);
+
+impl Affinity {
+    pub fn of(id: &Uuid) -> Affinity {
+        Affinity::of_bytes(id.as_bytes())
+    }
+
+    /// An id's as the store's keys hold it (16 bytes).
+    pub fn of_bytes(id: &[u8; 16]) -> Affinity {
+        Affinity(u16::from_be_bytes([id[14], id[15]]))
+    }
+
+    /// Four lowercase hex digits, as a session token carries it.
+    pub fn hex(self) -> String {
+        format!("{:04x}", self.0)
+    }
+
+    /// Exactly four hex digits (either case); anything else is `None`.
+    pub fn from_hex(text: &str) -> Option<Affinity> {
+        if text.len() != 4 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u16::from_str_radix(text, 16).ok().map(Affinity)
+    }
 }
 
 /// `fresh`, made to fall in the partition of `home` for every count: `home`'s last two
@@ -93,6 +119,23 @@ mod tests {
         assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
         assert_eq!(id.as_bytes()[..14], fresh.as_bytes()[..14], "the time and most random bits are the fresh id's");
         assert!(alike(Uuid::now_v7(), &home) != id, "two ids alike one home still differ");
+    }
+
+    #[test]
+    fn an_affinity_is_the_ids_last_two_bytes_and_decides_the_same_partition() {
+        let id = Uuid::parse_str("01a2171c-069e-7033-8a4f-bfa6b3c9f9dd").unwrap();
+        assert_eq!(Affinity::of(&id), Affinity(0xf9dd));
+        for count in [1, 2, 3, 16, 100, Partitions::MAX] {
+            let p = Partitions::new(count).unwrap();
+            assert_eq!(p.of(&id), p.of_affinity(Affinity(0xf9dd)), "count {count}");
+            assert_eq!(p.of_affinity(Affinity(0xf9dd)), Partition(0xf9dd % count), "count {count}");
+        }
+        assert_eq!(Affinity(0x00a0).hex(), "00a0");
+        assert_eq!(Affinity::from_hex("00a0"), Some(Affinity(0x00a0)));
+        assert_eq!(Affinity::from_hex("F9DD"), Some(Affinity(0xf9dd)));
+        for bad in ["", "a0", "00a", "00a00", "+0a0", "0x0a", "zzzz", "ｆｆ", "é0"] {
+            assert_eq!(Affinity::from_hex(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

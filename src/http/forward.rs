@@ -1,13 +1,16 @@
 //! Who answers a request: this server itself once it leads (holds the store's lease and
-//! has built its shop), else the leader, to which a follower forwards the request as it
-//! came (method, path, query, headers, body: a webhook's signature still verifies) and
+//! has built its shop), else the owner of the request's partition (see [`super::home`]:
+//! partition 0's for what has no partition), to which a follower forwards the request as
+//! it came (method, path, query, headers, body: a webhook's signature still verifies) and
 //! relays the answer. Clients and webhook senders can so reach any server of a cluster.
+//! Today one server (the leader) owns every partition, so every request goes to it.
 //!
 //! A request is forwarded at most once: the forwarded copy carries [`HOP_HEADER`], and a
 //! server that receives one without leading refuses it (503) instead of passing it on.
 //! A follower answers `/healthz` and `/metrics` itself (they describe this process).
 //! It tells the leader the client's address, signed (see [`super::relayed`]).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -15,19 +18,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use warp::http::{HeaderMap, HeaderName, HeaderValue, Method};
 
+use super::home::{home, Home};
 use super::relayed::{RelayKey, Relayed, CLIENT_HEADER};
 use super::ApiError;
 use super::{response, HttpError};
-use crate::config::ServerSettings;
+use crate::config::{ClusterSettings, ServerSettings};
+use crate::domain::partition::{Partition, Partitions};
 use crate::metrics;
 use crate::startup::Shop;
-use crate::store::{Membership, NodeView};
+use crate::store::{LeaseView, Membership, NodeView};
 
-/// Names the server that forwarded a request (its node id): the leader serves it, a
+/// Names the server that forwarded a request (its node id): the owner serves it, a
 /// follower refuses it.
 pub const HOP_HEADER: &str = "x-cartwright-forwarded";
 
-/// How long a forwarded request may take at the leader (a checkout waits for its saga up
+/// How long a forwarded request may take at its owner (a checkout waits for its saga up
 /// to `checkout.sync_wait_ms`).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -49,7 +54,7 @@ impl Front {
         Arc::new(front)
     }
 
-    /// A server that forwards to the leader until [`Front::lead`].
+    /// A server that forwards to each request's owner until [`Front::lead`].
     pub fn following(server: ServerSettings, forwarder: Forwarder) -> Arc<Front> {
         let relay_key = forwarder.relay_key.clone();
         Arc::new(Front { server, shop: OnceLock::new(), follower: Some(forwarder), relay_key })
@@ -101,14 +106,17 @@ fn target(path: &str, raw_query: &str) -> String {
     }
 }
 
-/// Forwards a follower's requests to the leader it finds in the cluster's tables.
+/// Forwards a follower's requests to the owners of their partitions, found in the
+/// cluster's tables.
 pub struct Forwarder {
     membership: Arc<Membership>,
     node_id: String,
+    /// The store's partition count, to tell a request's partition.
+    partitions: Partitions,
     client: reqwest::Client,
-    /// The leader found last, and when: looked up again after a third of a lease, or at
-    /// once when it does not answer.
-    leader: Mutex<Option<(NodeView, Instant)>>,
+    /// The owners found last, and when: looked up again after a third of a lease, at once
+    /// when a request's partition has no owner among them, or when an owner does not answer.
+    owners: Mutex<Option<(Owners, Instant)>>,
     recheck: Duration,
     /// Signs the client's address for the leader (none on the embedded store).
     relay_key: Option<RelayKey>,
@@ -126,46 +134,55 @@ pub(super) struct Incoming<'a> {
 }
 
 impl Forwarder {
-    pub fn new(membership: Arc<Membership>, node_id: String, lease_ms: u64, relay_key: Option<RelayKey>) -> Forwarder {
+    pub fn new(membership: Arc<Membership>, cluster: &ClusterSettings, relay_key: Option<RelayKey>) -> Forwarder {
+        let lease_ms = cluster.lease_ms;
         Forwarder {
             membership,
-            node_id,
+            node_id: cluster.node_id.clone(),
+            partitions: cluster.partitions,
             client: reqwest::Client::builder()
                 .timeout(FORWARD_TIMEOUT)
-                // A leader that does not even accept the connection within a lease is gone.
+                // An owner that does not even accept the connection within a lease is gone.
                 .connect_timeout(Duration::from_millis(lease_ms.max(100)))
                 .build()
                 .unwrap_or_default(),
-            leader: Mutex::new(None),
+            owners: Mutex::new(None),
             recheck: Duration::from_millis((lease_ms / 3).max(50)),
             relay_key,
         }
     }
 
-    /// What a follower answers: `/healthz` and `/metrics` itself, anything else from the leader.
+    /// What a follower answers: `/healthz` and `/metrics` itself, anything else from the
+    /// owner of the request's partition.
     pub(super) async fn answer(&self, req: Incoming<'_>) -> (&'static str, Result<warp::reply::Response, ApiError>) {
-        if req.method == Method::GET && req.path == "/healthz" {
-            let body = serde_json::json!({ "status": "ok", "role": "follower" });
-            return ("healthz", Ok(response::json(200, &body)));
+        let home = home(req.method, req.path, req.headers);
+        match (home, req.path.trim_matches('/')) {
+            (Home::Local, "healthz") => {
+                let body = serde_json::json!({ "status": "ok", "role": "follower" });
+                return ("healthz", Ok(response::json(200, &body)));
+            }
+            (Home::Local, "metrics") => {
+                return ("metrics", Ok(response::text(200, metrics::render(), "text/plain; version=0.0.4")));
+            }
+            _ => {}
         }
-        if req.method == Method::GET && req.path == "/metrics" {
-            return ("metrics", Ok(response::text(200, metrics::render(), "text/plain; version=0.0.4")));
-        }
-        ("forwarded", self.forward(req).await)
+        // A local route a follower has no answer for would be served by partition 0's owner.
+        let partition = home.partition(self.partitions).unwrap_or(Partition::SHARED);
+        ("forwarded", self.forward(req, partition).await)
     }
 
-    async fn forward(&self, req: Incoming<'_>) -> Result<warp::reply::Response, ApiError> {
+    async fn forward(&self, req: Incoming<'_>, partition: Partition) -> Result<warp::reply::Response, ApiError> {
         if req.headers.contains_key(HOP_HEADER) {
             metrics::FORWARDED_REQUESTS.with_label_values(&["not_leader"]).inc();
             return Err(HttpError::NotLeader.into());
         }
-        let Some(leader) = self.leader().await else {
+        let Some(owner) = self.owner(partition).await else {
             metrics::FORWARDED_REQUESTS.with_label_values(&["no_leader"]).inc();
             return Err(HttpError::NoLeader.into());
         };
-        let url = format!("{}{}", leader.advertise_url.trim_end_matches('/'), target(req.path, req.raw_query));
+        let url = format!("{}{}", owner.advertise_url.trim_end_matches('/'), target(req.path, req.raw_query));
         let mut headers = HeaderMap::with_capacity(req.headers.len() + 2);
-        // A client's own client-address header is never passed on: the leader hears ours.
+        // A client's own client-address header is never passed on: the owner hears ours.
         for (name, value) in req.headers.iter().filter(|(name, _)| !is_hop_by_hop(name) && *name != CLIENT_HEADER) {
             headers.append(name.clone(), value.clone());
         }
@@ -178,7 +195,7 @@ impl Forwarder {
         let sent = self.client.request(req.method.clone(), &url).headers(headers).body(req.body).send().await;
         let answer = match sent {
             Ok(answer) => answer,
-            Err(e) => return Err(self.unreachable(&leader, e)),
+            Err(e) => return Err(self.unreachable(&owner, partition, e)),
         };
         let status = answer.status();
         let mut relayed = HeaderMap::with_capacity(answer.headers().len());
@@ -187,7 +204,7 @@ impl Forwarder {
         }
         let body = match answer.bytes().await {
             Ok(body) => body,
-            Err(e) => return Err(self.unreachable(&leader, e)),
+            Err(e) => return Err(self.unreachable(&owner, partition, e)),
         };
         metrics::FORWARDED_REQUESTS.with_label_values(&["forwarded"]).inc();
         let mut response = warp::reply::Response::new(body.into());
@@ -196,7 +213,7 @@ impl Forwarder {
         Ok(response)
     }
 
-    /// The client's address, signed for the request as it will reach the leader (the
+    /// The client's address, signed for the request as it will reach its owner (the
     /// target as the parsed URL sends it, which may encode the path differently from the
     /// client; a URL that does not parse is refused when sending, signed or not).
     fn client_header(&self, url: &str, req: &Incoming<'_>) -> Option<HeaderValue> {
@@ -206,39 +223,69 @@ impl Forwarder {
         key.sign(client, &Relayed { forwarder: &self.node_id, method: req.method, target: &target, body: &req.body })
     }
 
-    /// The leader did not answer: look it up again next time.
-    fn unreachable(&self, leader: &NodeView, e: reqwest::Error) -> ApiError {
+    /// The owner did not answer: look the owners up again next time.
+    fn unreachable(&self, owner: &NodeView, partition: Partition, e: reqwest::Error) -> ApiError {
         metrics::FORWARDED_REQUESTS.with_label_values(&["failed"]).inc();
-        if let Ok(mut cached) = self.leader.lock() {
+        if let Ok(mut cached) = self.owners.lock() {
             cached.take();
         }
-        tracing::warn!(leader = %leader.node_id, url = %leader.advertise_url, error = %e, "the leader did not answer a forwarded request");
+        tracing::warn!(owner = %owner.node_id, partition = partition.0, url = %owner.advertise_url, error = %e,
+            "the owner of a request's partition did not answer it forwarded");
         if e.is_connect() {
             // Never sent: nothing was applied, so this is a 503 to retry, like no leader.
             return HttpError::NoLeader.into();
         }
-        HttpError::LeaderUnreachable(format!("{} at {}", leader.node_id, leader.advertise_url)).into()
+        HttpError::LeaderUnreachable(format!("{} at {}", owner.node_id, owner.advertise_url)).into()
     }
 
-    /// The leader, from the cache while it is fresh, else from the database.
-    async fn leader(&self) -> Option<NodeView> {
-        if let Some((leader, at)) = self.leader.lock().ok()?.as_ref() {
-            if at.elapsed() < self.recheck {
-                return Some(leader.clone());
+    /// The owner of `partition`, from the cache while it is fresh and names one, else from
+    /// the database (one read for every partition's owner).
+    async fn owner(&self, partition: Partition) -> Option<NodeView> {
+        if let Some((owners, at)) = self.owners.lock().ok()?.as_ref() {
+            if let Some(owner) = owners.of(partition).filter(|_| at.elapsed() < self.recheck) {
+                return Some(owner.clone());
             }
         }
         let membership = self.membership.clone();
-        let found = tokio::task::spawn_blocking(move || membership.leader()).await.ok()?;
-        let found = match found {
-            Ok(found) => found.filter(|l| l.node_id != self.node_id),
+        let found = tokio::task::spawn_blocking(move || membership.owners()).await.ok()?;
+        let mut cached = self.owners.lock().ok()?;
+        match found {
+            Ok(leases) => {
+                let owners = Owners::new(leases, &self.node_id);
+                let owner = owners.of(partition).cloned();
+                *cached = Some((owners, Instant::now()));
+                owner
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "could not look the cluster's leader up");
+                tracing::warn!(error = %e, "could not look the owners of the cluster's partitions up");
+                cached.take();
                 None
             }
-        };
-        let mut cached = self.leader.lock().ok()?;
-        *cached = found.clone().map(|l| (l, Instant::now()));
-        found
+        }
+    }
+}
+
+/// Who a follower forwards each partition's requests to: the owner of its unexpired lease,
+/// with the URL of its row in `nodes`, unless that is this very server (a follower never
+/// forwards to itself: it would only refuse the request as forwarded).
+#[derive(Debug, Default)]
+struct Owners(HashMap<Partition, NodeView>);
+
+impl Owners {
+    /// From the leases joined with their owners' rows, as [`Membership::owners`] reads them.
+    fn new(leases: Vec<(LeaseView, NodeView)>, me: &str) -> Owners {
+        let forwardable = leases.into_iter().filter(|(lease, node)| {
+            lease.live && !lease.owner.is_empty() && lease.owner == node.node_id && lease.owner != me
+        });
+        Owners(
+            forwardable
+                .filter_map(|(lease, node)| Some((Partition(u16::try_from(lease.partition).ok()?), node)))
+                .collect(),
+        )
+    }
+
+    fn of(&self, partition: Partition) -> Option<&NodeView> {
+        self.0.get(&partition)
     }
 }
 
@@ -261,6 +308,51 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node(id: &str) -> NodeView {
+        NodeView {
+            node_id: id.into(),
+            advertise_url: format!("http://{id}.example:8080"),
+            started_at: "2026-11-27T08:00:00.000Z".into(),
+            heartbeat_at: "2026-11-27T08:00:01.000Z".into(),
+            heartbeat_age_ms: 100,
+            stale: false,
+            leader: false,
+            partitions: 0,
+        }
+    }
+
+    fn lease(partition: i32, owner: &str, live: bool) -> (LeaseView, NodeView) {
+        let view =
+            LeaseView { partition, owner: owner.into(), epoch: 7, expires_at: "2026-11-27T08:00:05.000Z".into(), live };
+        (view, node(owner))
+    }
+
+    #[test]
+    fn each_partition_goes_to_the_owner_of_its_live_lease() {
+        let leases = (0..16).map(|p| lease(p, if p == 3 { "b" } else { "a" }, true)).collect();
+        let owners = Owners::new(leases, "follower");
+        let url = |p: u16| owners.of(Partition(p)).map(|n| n.advertise_url.clone());
+        assert_eq!(url(3).as_deref(), Some("http://b.example:8080"));
+        assert_eq!(url(0).as_deref(), Some("http://a.example:8080"));
+        assert_eq!(url(15).as_deref(), Some("http://a.example:8080"));
+        assert_eq!(url(16), None, "no such partition");
+    }
+
+    #[test]
+    fn an_expired_lease_an_unnamed_owner_or_this_servers_own_lease_has_no_owner_to_forward_to() {
+        let mut without_row = lease(4, "c", true);
+        without_row.1.node_id = "d".into();
+        let leases =
+            vec![lease(0, "a", true), lease(1, "b", false), lease(2, "me", true), lease(3, "", true), without_row];
+        let owners = Owners::new(leases, "me");
+        assert_eq!(owners.of(Partition(0)).map(|n| n.node_id.as_str()), Some("a"));
+        assert!(owners.of(Partition(1)).is_none(), "expired: nobody may write it, so 503 no_leader");
+        assert!(owners.of(Partition(2)).is_none(), "a follower never forwards to itself");
+        assert!(owners.of(Partition(3)).is_none(), "a lease never taken");
+        assert!(owners.of(Partition(4)).is_none(), "a URL that is another server's");
+        assert!(Owners::new(vec![lease(-1, "a", true), lease(70_000, "a", true)], "me").0.is_empty());
+    }
 
     #[test]
     fn connection_headers_stay_behind_and_the_request_s_own_go_on() {

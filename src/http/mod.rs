@@ -11,6 +11,7 @@ mod catalog;
 pub mod console;
 mod customers;
 mod forward;
+mod home;
 mod meta;
 mod orders;
 mod prefer;

@@ -128,7 +128,7 @@ impl Route {
     /// The path parameters when `segments` fit this route's pattern (a `{name}` segment
     /// matches any one segment). Every request is tried against the routes in turn, so a
     /// route that does not fit costs no allocation.
-    fn matches<'p>(&self, segments: &[&'p str]) -> Option<Vec<&'p str>> {
+    pub(super) fn matches<'p>(&self, segments: &[&'p str]) -> Option<Vec<&'p str>> {
         if !self.fits(segments) {
             return None;
         }
@@ -175,7 +175,7 @@ pub async fn dispatch(shop: &Shop, req: &Request) -> (&'static str, Reply) {
 /// The routes of the resource a path names: the most literal patterns it fits, so that
 /// `/admin/v1/sagas/bulk-resume` is that route's path, not a saga id for
 /// `/admin/v1/sagas/{id}`. Two walks of the table, no allocation.
-fn resource<'a>(segments: &'a [&'a str]) -> impl Iterator<Item = &'static Route> + 'a {
+pub(super) fn resource<'a>(segments: &'a [&'a str]) -> impl Iterator<Item = &'static Route> + 'a {
     let fewest = ROUTES.iter().filter(|r| r.fits(segments)).map(Route::parameter_count).min();
     ROUTES.iter().filter(move |r| Some(r.parameter_count()) == fewest && r.fits(segments))
 }

@@ -10,6 +10,16 @@ use warp::http::{HeaderMap, Method};
 
 use crate::error::InvalidInput;
 
+/// The `Authorization: Bearer` token of `headers` (also read by a follower choosing where
+/// to forward a request, before any [`Request`] exists).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(warp::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
 pub struct Request {
     pub method: Method,
     pub path: String,
@@ -50,11 +60,7 @@ impl Request {
     }
 
     pub fn bearer(&self) -> Option<&str> {
-        self.headers
-            .get(warp::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
+        bearer(&self.headers)
     }
 
     /// An optional query parameter parsed as `T`; unparsable is 400 naming the parameter.

@@ -1,6 +1,13 @@
 //! CustomerService (SEQ-CUST-001): registration with a verification email, email
 //! verification, sessions. Passwords are kept only as Argon2id hashes; session and
 //! verification tokens only as SHA-256 hashes.
+//!
+//! A session token is `cws_<affinity>_<secret>`: the customer id's [`Affinity`] (its last
+//! two bytes, four hex digits: public, they only tell the customer's partition, so any
+//! server can route the request without a read) and 32 random bytes (64 hex digits). The
+//! whole token is the credential, looked up by its digest. Tokens minted before the
+//! affinity (`cws_<secret>`) are looked up the same way; they just do not route by
+//! partition ([`session_affinity`] is `None`).
 
 use std::sync::Arc;
 
@@ -18,6 +25,7 @@ use crate::domain::cart::Cart;
 use crate::domain::email::Email;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::CustomerId;
+use crate::domain::partition::Affinity;
 use crate::domain::password::Password;
 use crate::domain::product::check_name;
 use crate::domain::time::Timestamp;
@@ -167,7 +175,7 @@ impl CustomerService {
             (true, Some(c)) => c,
             _ => return Err(AccountError::InvalidCredentials.into()),
         };
-        let token = new_token("cws");
+        let token = session_token(customer.customer_id);
         let now = Timestamp::now();
         let session = Session {
             customer_id: customer.customer_id,
@@ -225,6 +233,27 @@ impl CustomerService {
     }
 }
 
+/// A session token's prefix (the operators' console names its sessions alike, without an
+/// affinity: they are never routed by partition).
+const SESSION_PREFIX: &str = "cws";
+
+/// A fresh session token of `customer` (see the module's doc for its format).
+pub fn session_token(customer: CustomerId) -> String {
+    new_token(&format!("{SESSION_PREFIX}_{}", Affinity::of(&customer.0).hex()))
+}
+
+/// The affinity a session token carries: `None` for anything not shaped exactly like
+/// [`session_token`]'s (an older token, another kind of token, garbage). Says nothing of
+/// whether the token is valid: that takes its digest's lookup.
+pub fn session_affinity(token: &str) -> Option<Affinity> {
+    let rest = token.strip_prefix(SESSION_PREFIX)?.strip_prefix('_')?;
+    let (affinity, secret) = rest.split_once('_')?;
+    if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Affinity::from_hex(affinity)
+}
+
 fn argon2(settings: &Settings) -> Result<Argon2<'static>, ServiceError> {
     let params = Params::new(settings.auth.argon2_memory_kib, settings.auth.argon2_iterations, 1, None)
         .map_err(|e| ServiceError::from(Fault::internal_text(format!("argon2 params: {e}"))))?;
@@ -242,4 +271,40 @@ fn hash_password(settings: &Settings, password: &str) -> Result<String, ServiceE
 /// Verifies with the parameters recorded in the hash itself.
 fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_token_carries_its_customers_affinity_and_nothing_else_parses_as_one() {
+        let customer = CustomerId(uuid::Uuid::parse_str("01a2171c-069e-7033-8a4f-bfa6b3c9f9dd").unwrap());
+        let token = session_token(customer);
+        assert!(token.starts_with("cws_f9dd_"), "{token}");
+        assert_eq!(token.len(), "cws_f9dd_".len() + 64);
+        assert_eq!(session_affinity(&token), Some(Affinity(0xf9dd)));
+        assert_ne!(session_token(customer), token, "random past the affinity");
+        let secret = "0123456789abcdef".repeat(4);
+        let old = format!("cws_{secret}");
+        assert_eq!(session_affinity(&old), None, "a token from before the affinity routes nowhere");
+        for other in [
+            "".to_string(),
+            "cws_".to_string(),
+            "cws_forged".to_string(),
+            "cws_guess".to_string(),
+            "cws_f9dd_".to_string(),
+            format!("cws_f9dd_{}", &secret[1..]),
+            format!("cws_f9dd_{secret}0"),
+            format!("cws_f9d_{secret}"),
+            format!("cws_zzzz_{secret}"),
+            format!("cws_f9dd_{}", "g".repeat(64)),
+            format!("cwv_f9dd_{secret}"),
+            format!("cwsf9dd_{secret}"),
+            format!("cws_f9dd_{secret}_extra"),
+            "cws_f9dd_é".to_string(),
+        ] {
+            assert_eq!(session_affinity(&other), None, "{other:?}");
+        }
+    }
 }

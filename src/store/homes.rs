@@ -13,13 +13,13 @@
 //! there and check its home, so a layout change that this module missed fails them.
 
 use super::tables::Table;
-use crate::domain::partition::{affinity, Partition, Partitions};
+use crate::domain::partition::{Affinity, Partition, Partitions};
 
 /// A row's home.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Home {
-    /// The partition of an id whose [`affinity`] this is.
-    Of(u16),
+    /// The partition of an id with this affinity.
+    Of(Affinity),
     /// No partition of its own.
     Shared,
 }
@@ -86,7 +86,7 @@ pub(crate) fn home(table: Table, key: &[u8]) -> Home {
 /// The home of the 16-byte id at `at` in `key`.
 fn id_at(key: &[u8], at: usize) -> Home {
     match key.get(at..at + 16).and_then(|id| <&[u8; 16]>::try_from(id).ok()) {
-        Some(id) => Home::Of(affinity(id)),
+        Some(id) => Home::Of(Affinity::of_bytes(id)),
         None => Home::Shared,
     }
 }
@@ -127,7 +127,7 @@ mod tests {
     }
 
     fn of(id: &Uuid) -> Home {
-        Home::Of(affinity(id.as_bytes()))
+        Home::Of(Affinity::of(id))
     }
 
     #[test]
@@ -201,6 +201,6 @@ mod tests {
     fn a_shared_row_lives_in_the_shared_partition_whatever_the_count() {
         let count = Partitions::new(7).unwrap();
         assert_eq!(Home::Shared.partition(count), Partition::SHARED);
-        assert_eq!(Home::Of(9).partition(count), Partition(2));
+        assert_eq!(Home::Of(Affinity(9)).partition(count), Partition(2));
     }
 }

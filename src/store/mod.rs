@@ -455,6 +455,14 @@ impl Membership {
     }
 }
 
+impl Membership {
+    /// Every unexpired lease joined with its owner's row (the URL to forward to), in one
+    /// read; none on the embedded store.
+    pub fn owners(&self) -> Result<Vec<(LeaseView, NodeView)>, StoreError> {
+        self.0.as_ref().map_or(Ok(Vec::new()), |m| m.owners())
+    }
+}
+
 /// What the database said, when it said something ("db error" alone says nothing): its
 /// message and SQLSTATE, e.g. a session ended by `idle_in_transaction_session_timeout`.
 pub(crate) fn postgres_detail(e: &tokio_postgres::Error) -> String {

@@ -313,8 +313,11 @@ mod tests {
         use crate::domain::partition::{Partition, Partitions};
         let count = Partitions::new(16).unwrap();
         let (customer, order) = (CustomerId::new(), OrderId(uuid::Uuid::now_v7()));
-        let confirmed =
-            crate::domain::events::DomainEvent::OrderConfirmed { order_id: order, customer_id: customer, event_id: "e".into() };
+        let confirmed = crate::domain::events::DomainEvent::OrderConfirmed {
+            order_id: order,
+            customer_id: customer,
+            event_id: "e".into(),
+        };
         let audit = super::super::records::AuditEntry {
             at: Timestamp::now(),
             actor: "admin".into(),

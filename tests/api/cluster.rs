@@ -350,9 +350,7 @@ async fn a_write_in_a_partition_taken_over_is_refused_inside_its_transaction_and
 
 /// The value of an unlabelled series in a metrics page (0 when absent).
 fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
 }
 
 /// An active server and a standby on one store: the standby waits for the lease. The active
@@ -513,6 +511,93 @@ async fn a_follower_forwards_customers_webhooks_and_operators_to_the_leader() {
         assert_eq!(checks, 1, "the schema is checked once per start: {log:?}");
     }
     leader.kill9();
+    follower.kill9();
+}
+
+/// A stand-in for a server of the cluster: answers every request with its name, the path
+/// and the hop header it came with. Its URL.
+async fn fake_owner(name: &'static str) -> String {
+    use warp::Filter;
+    let answer = warp::path::full().and(warp::header::optional::<String>(cartwright::http::HOP_HEADER)).map(
+        move |path: warp::path::FullPath, hop: Option<String>| {
+            warp::reply::json(&json!({ "owner": name, "path": path.as_str(), "hop": hop }))
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(answer).incoming(listener).run());
+    format!("http://{addr}")
+}
+
+/// Partitions owned by two other servers (stand-ins whose rows and leases are written to
+/// the database; partition 3 of 16 is B's, every other A's): a follower sends a request
+/// naming an order, or carrying a session token, to the owner of its partition, and what
+/// has no partition (the catalogue, an old token's cart) to partition 0's owner; once
+/// partition 3's lease has expired its requests answer 503 until someone takes it.
+#[tokio::test]
+async fn a_follower_forwards_each_request_to_the_owner_of_its_partition() {
+    if postgres_only("a_follower_forwards_each_request_to_the_owner_of_its_partition", WHY) {
+        return;
+    }
+    let dir = store_dir();
+    let first = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "first")]);
+    assert!(first.logs_within(LEADING, Duration::from_secs(10)));
+    assert_eq!(first.terminate().code(), Some(0), "a clean stop: the schema and lease rows stay, unowned");
+    let (a, b) = (fake_owner("a").await, fake_owner("b").await);
+    let db = database().await;
+    let schema = postgres_schema(dir.path());
+    let owners = format!(
+        r#"INSERT INTO "{schema}".nodes (node_id, advertise_url, started_at, heartbeat_at, instance)
+           VALUES ('a', $1, now(), now(), 'fake-a'), ('b', $2, now(), now(), 'fake-b')"#
+    );
+    db.execute(&owners, &[&a, &b]).await.unwrap();
+    let leases = format!(
+        r#"UPDATE "{schema}".leases SET owner = CASE WHEN partition_id = 3 THEN 'b' ELSE 'a' END, epoch = 100,
+             expires_at = now() + INTERVAL '1 minute'"#
+    );
+    db.execute(&leases, &[]).await.unwrap();
+    let follower = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "follower")]);
+    assert!(follower.logs_within(FOLLOWING, Duration::from_secs(10)), "the partitions are others'");
+    let app = TestApp::client_of(&follower.url);
+
+    let in_3 = "01a2171c-069e-7033-8a4f-bfa6b3c90013"; // 0x0013 = 19, partition 3 of 16
+    let in_4 = "01a2171c-069e-7033-8a4f-bfa6b3c90004";
+    let secret = "5a".repeat(32);
+    let (new_token_in_3, old_token) = (format!("cws_0013_{secret}"), format!("cws_{secret}"));
+    for (path, token, owner) in [
+        (format!("/v1/orders/{in_3}"), None, "b"),
+        (format!("/admin/v1/orders/{in_3}/events?limit=2"), Some(ADMIN), "b"),
+        (format!("/admin/v1/sagas/{in_3}"), Some(ADMIN), "b"),
+        (format!("/v1/orders/{in_4}"), None, "a"),
+        ("/v1/cart".to_string(), Some(new_token_in_3.as_str()), "b"),
+        ("/v1/orders".to_string(), Some(new_token_in_3.as_str()), "b"),
+        ("/v1/cart".to_string(), Some(old_token.as_str()), "a"),
+        ("/v1/products".to_string(), None, "a"),
+        ("/v1/orders/not-an-id".to_string(), None, "a"),
+        ("/nothing/here".to_string(), None, "a"),
+    ] {
+        let (status, body) = app.get(&path, token).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!((body["owner"].as_str(), body["hop"].as_str()), (Some(owner), Some("follower")), "{path}: {body}");
+        assert_eq!(body["path"].as_str(), path.split('?').next(), "forwarded as it came");
+    }
+    let (status, health) = app.get("/healthz", None).await;
+    assert_eq!((status, health["role"].as_str()), (200, Some("follower")), "answered here: {health}");
+
+    // Partition 3's lease runs out: nobody may write it, so its requests answer 503 (once
+    // the owners cached for a third of the 1 s test lease are read again); the rest go on.
+    let expire =
+        format!(r#"UPDATE "{schema}".leases SET expires_at = now() - INTERVAL '1 millisecond' WHERE partition_id = 3"#);
+    db.execute(&expire, &[]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = app.get(&format!("/v1/orders/{in_3}"), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("UNAVAILABLE")), "{body}");
+    let (status, body) = app.get("/v1/cart", Some(&new_token_in_3)).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = app.get(&format!("/v1/orders/{in_4}"), None).await;
+    assert_eq!((status, body["owner"].as_str()), (200, Some("a")), "{body}");
+    let metrics = reqwest::get(format!("{}/metrics", follower.url)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("cartwright_forwarded_requests_total{outcome=\"no_leader\"} 2"), "{metrics}");
     follower.kill9();
 }
 

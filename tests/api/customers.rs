@@ -179,3 +179,32 @@ async fn logout_ends_the_session() {
     assert_eq!(app.get("/v1/me", Some(&c.token)).await.0, 401);
     assert_eq!(app.delete("/v1/sessions/current", Some(&c.token)).await.0, 401);
 }
+
+#[tokio::test]
+async fn a_session_token_says_its_customers_partition_and_one_from_before_still_works() {
+    let mut app = spawn_app().await;
+    app.register("kim@example.com").await;
+    let (status, session) = app.login("kim@example.com", PASSWORD).await;
+    assert_eq!(status, 201, "{session}");
+    let (token, id) = (session["token"].as_str().unwrap(), session["customer_id"].as_str().unwrap());
+    // `cws_<the customer id's last four hex digits>_<64 hex digits>`.
+    let affinity = &id[id.len() - 4..];
+    assert!(token.starts_with(&format!("cws_{affinity}_")), "{token} for {id}");
+    assert_eq!(token.len(), "cws_0000_".len() + 64, "{token}");
+    assert_eq!(app.get("/v1/cart", Some(token)).await.0, 200);
+
+    // A token minted before the affinity, as the store of an older build holds it.
+    let old = format!("cws_{}", "5a".repeat(32));
+    let customer = cartwright::domain::ids::CustomerId(id.parse().unwrap());
+    let now = cartwright::domain::time::Timestamp::now();
+    let record =
+        cartwright::store::Session { customer_id: customer, created_at: now, expires_at: now.plus_millis(3_600_000) };
+    let digest = cartwright::services::token_hash(&old);
+    app.write_store(|_| cartwright::store::WriteSet::new().save(cartwright::store::keys::session(&digest), &record))
+        .await;
+    let (status, cart) = app.get("/v1/cart", Some(&old)).await;
+    assert_eq!((status, cart["customer_id"].as_str()), (200, Some(id)), "{cart}");
+    assert_eq!(app.get("/v1/me", Some(&old)).await.0, 200);
+    let (status, _) = app.get("/v1/cart", Some(&format!("cws_{affinity}_{}", "5a".repeat(32)))).await;
+    assert_eq!(status, 401, "the affinity is no credential: a token never issued is refused");
+}

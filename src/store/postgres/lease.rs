@@ -340,7 +340,14 @@ mod tests {
 
     fn holder(taken_ago: Duration) -> Holder {
         let taken_at = std::time::Instant::now().checked_sub(taken_ago).expect("the clock goes back that far");
-        Holder { node_id: "n".into(), epoch: 1, partitions: 1, key_space: Partitions::DEFAULT, lease_ms: 1000, taken_at }
+        Holder {
+            node_id: "n".into(),
+            epoch: 1,
+            partitions: 1,
+            key_space: Partitions::DEFAULT,
+            lease_ms: 1000,
+            taken_at,
+        }
     }
 
     #[test]
