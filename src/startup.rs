@@ -170,7 +170,8 @@ fn entities(
 }
 
 /// The background workers of a serving shop: notification delivery, unpaid-order expiry,
-/// the event-log notification handler and the RETRYING watch. All stop on one signal.
+/// the event-log notification handler, the RETRYING watch and the mover of staged log
+/// entries (`store::staged`). All stop on one signal.
 pub struct Workers {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -193,7 +194,8 @@ impl Workers {
             tokio::spawn(delivery.run(stop_rx.clone())),
             tokio::spawn(expiry.run(stop_rx.clone())),
             tokio::spawn(handler.run(stop_rx.clone())),
-            tokio::spawn(retrying.run(stop_rx)),
+            tokio::spawn(retrying.run(stop_rx.clone())),
+            tokio::spawn(crate::store::staged::run_mover(store.clone(), stop_rx)),
         ];
         Ok(Workers { stop, tasks })
     }

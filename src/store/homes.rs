@@ -6,12 +6,14 @@
 //! about (a customer's, an order's, a saga's: minted alike, so one customer's land in one
 //! partition); stock and reservations in their variant's (or, without variants, their
 //! product's). Everything else (customers, sessions, the catalogue, the event and audit
-//! logs, the outbox, webhooks, operators' tables) has no partition of its own: it is
-//! [`Home::Shared`], written by the owner of [`Partition::SHARED`].
+//! logs and their indexes, the outbox, webhooks, operators' tables) has no partition of its
+//! own: it is [`Home::Shared`], written by the owner of [`Partition::SHARED`]. A server that
+//! does not own that partition stages its log entries in one of its own (see `staged`).
 //!
 //! The layouts read here are the ones [`super::keys`] builds; the tests build each key
 //! there and check its home, so a layout change that this module missed fails them.
 
+use super::keys::partition_of_staged_log;
 use super::tables::Table;
 use crate::domain::partition::{Affinity, Partition, Partitions};
 
@@ -20,6 +22,8 @@ use crate::domain::partition::{Affinity, Partition, Partitions};
 pub(crate) enum Home {
     /// The partition of an id with this affinity.
     Of(Affinity),
+    /// The partition the key names itself.
+    In(Partition),
     /// No partition of its own.
     Shared,
 }
@@ -28,6 +32,7 @@ impl Home {
     pub(crate) fn partition(self, count: Partitions) -> Partition {
         match self {
             Home::Of(affinity) => count.of_affinity(affinity),
+            Home::In(partition) => partition,
             Home::Shared => Partition::SHARED,
         }
     }
@@ -43,8 +48,7 @@ pub(crate) fn home(table: Table, key: &[u8]) -> Home {
         | Table::OrdersByCustomer
         | Table::Sagas
         | Table::ActiveSagas
-        | Table::SagaAlerts
-        | Table::EventsByOrder => id_at(key, 0),
+        | Table::SagaAlerts => id_at(key, 0),
         // A time, a status or a filter first, the order's or saga's id last.
         Table::FinishedSagas
         | Table::OrderExpiry
@@ -56,6 +60,8 @@ pub(crate) fn home(table: Table, key: &[u8]) -> Home {
         Table::Idempotency => idempotency(key),
         // Its creation time, then the Idempotency row's key.
         Table::IdempotencyByTime => key.get(8..).map_or(Home::Shared, idempotency),
+        // Staged by the partition's owner (see `staged`).
+        Table::StagedLogs => partition_of_staged_log(key).map_or(Home::Shared, Home::In),
         Table::Customers
         | Table::CustomerEmails
         | Table::Sessions
@@ -63,6 +69,7 @@ pub(crate) fn home(table: Table, key: &[u8]) -> Home {
         | Table::Categories
         | Table::Products
         | Table::Events
+        | Table::EventsByOrder
         | Table::Audit
         | Table::AuditByEntity
         | Table::AuditByType
@@ -81,6 +88,16 @@ pub(crate) fn home(table: Table, key: &[u8]) -> Home {
         | Table::BulkActions
         | Table::StaffSessions => Home::Shared,
     }
+}
+
+/// The partition a write of the row at `key` in `table` touches: the row's home, but for
+/// the removal of a staged log entry, which the shared partition's owner does as it moves
+/// the entry into its log (while the entry's partition's owner may go on staging others).
+pub(crate) fn written_in(table: Table, key: &[u8], removal: bool, count: Partitions) -> Partition {
+    if removal && table == Table::StagedLogs {
+        return Partition::SHARED;
+    }
+    home(table, key).partition(count)
 }
 
 /// The home of the 16-byte id at `at` in `key`.
@@ -137,7 +154,6 @@ mod tests {
         assert_eq!(home_of(keys::order(o)), of(&o.0));
         assert_eq!(home_of(keys::customer_order(c, o)), of(&c.0), "a customer's orders list is the customer's");
         assert_eq!(home_of(keys::order_expiry(1_700_000_000_000, o)), of(&o.0));
-        assert_eq!(home_of(keys::order_event(o, 42)), of(&o.0));
         assert_eq!(home_of(keys::saga(s)), of(&s.0));
         assert_eq!(home_of(keys::active_saga(s)), of(&s.0));
         assert_eq!(home_of(keys::finished_saga(1_700_000_000_000, s)), of(&s.0));
@@ -189,12 +205,25 @@ mod tests {
         assert_eq!(home_of(keys::audit(7)), Home::Shared);
         assert_eq!(home_of(keys::notification(NotificationId(Uuid::now_v7()))), Home::Shared);
         assert_eq!(home_of(keys::order_by_authorization("auth_1")), Home::Shared);
+        let order = OrderId(Uuid::now_v7());
+        assert_eq!(home_of(keys::order_event(order, 42)), Home::Shared, "an index of the event log");
         for table in Table::ALL {
             for len in [0, 1, 8, 15, 17, 23, 31] {
                 let _ = home(table, &vec![0xab; len]);
             }
         }
         assert_eq!(home(Table::Orders, &[1; 15]), Home::Shared);
+    }
+
+    #[test]
+    fn a_staged_entry_is_written_in_its_partition_and_removed_in_the_shared_one() {
+        let count = Partitions::new(16).unwrap();
+        let key = keys::staged_log(Partition(5), 3, 9);
+        assert_eq!(home_of(key.clone()), Home::In(Partition(5)));
+        assert_eq!(written_in(Table::StagedLogs, key.as_bytes(), false, count), Partition(5));
+        assert_eq!(written_in(Table::StagedLogs, key.as_bytes(), true, count), Partition::SHARED);
+        let cart = keys::cart(CustomerId(Uuid::now_v7()));
+        assert_eq!(written_in(Table::Carts, cart.as_bytes(), true, count), home_of(cart).partition(count));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use super::tables::{ListingFilter, Table};
 use crate::domain::email::Email;
 use crate::domain::ids::{CategoryId, CustomerId, ItemKey, NotificationId, OrderId, OwnerId, ProductId, SagaId};
+use crate::domain::partition::Partition;
 use crate::domain::quarantine::{KeyKind, QuarantineKey};
 
 /// One row's key in one table.
@@ -430,6 +431,22 @@ pub fn seq_of(key: &[u8]) -> Option<u64> {
 /// The first key after `key` in its table: where a walk resumes after it.
 pub fn successor(key: &[u8]) -> Vec<u8> {
     [key, &[0]].concat()
+}
+
+/// A log entry staged by the owner of `partition` at its lease's `epoch` (see
+/// [`super::staged`]): partition, then epoch, then seq, so a partition's entries sort in the
+/// order they were committed, a later owner's (a higher epoch) after an earlier one's.
+pub fn staged_log(partition: Partition, epoch: i64, seq: u64) -> Key {
+    let mut k = Vec::with_capacity(18);
+    k.extend_from_slice(&partition.0.to_be_bytes());
+    k.extend_from_slice(&epoch.to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    Key::new(Table::StagedLogs, k)
+}
+
+/// The partition a [`staged_log`] key names.
+pub fn partition_of_staged_log(key: &[u8]) -> Option<Partition> {
+    key.get(..2).map(|b| Partition(u16::from_be_bytes([b[0], b[1]])))
 }
 
 /// The rows of one admin listing filter.

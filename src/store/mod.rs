@@ -25,6 +25,7 @@ mod records;
 pub mod retained;
 mod sled_backend;
 mod snapshot;
+pub mod staged;
 mod tables;
 mod walk;
 mod writeset;
@@ -351,6 +352,11 @@ impl Store {
     /// once resumed.
     pub fn holds_lease(&self) -> bool {
         self.inner.backend.holds_lease()
+    }
+
+    /// Whether this server writes the logs itself (see [`staged`]).
+    pub fn writes_logs(&self) -> bool {
+        self.inner.backend.writes_logs()
     }
 
     /// The servers sharing the store, the leader first (none on the embedded store).

@@ -10,10 +10,11 @@ use super::codec::Record;
 use super::files::MAX_RECORD_BYTES;
 use super::indexes::notification_index;
 use super::keys::{self, Key};
-use super::records::EventRecord;
+use super::records::{EventRecord, StagedEntry, StagedLog};
 use super::tables::ListingFilter;
 use super::writeset::{Op, WriteSet};
 use super::{StoreError, Table};
+use crate::domain::partition::{Partition, Partitions};
 use crate::domain::time::Timestamp;
 use crate::metrics;
 
@@ -45,11 +46,39 @@ impl Refused {
     }
 }
 
-/// The next sequence numbers of the event log and the audit log.
+/// The next sequence numbers of the event log and the audit log, and of the entries this
+/// server stages (see [`Logs::Staged`]; from 0 at each lease, whose epoch orders them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seqs {
     pub(crate) event: u64,
     pub(crate) audit: u64,
+    pub(crate) staged: u64,
+}
+
+/// Where a group's log entries (events, audit rows, notifications) are written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Logs<'a> {
+    /// Into the logs: this server owns the shared partition (or is the only server).
+    Direct,
+    /// Into the staged log of a partition this server owns, which the shared partition's
+    /// owner moves into the logs (see [`super::staged`]): `owned` (sorted, never empty) are
+    /// this server's partitions, taken at `epoch`, of a key space of `count`.
+    Staged { owned: &'a [Partition], epoch: i64, count: Partitions },
+}
+
+impl Logs<'_> {
+    /// The partition `ws`'s log entries are written in: the shared one, or the first of
+    /// this server's partitions that `ws` touches anyway (else its first partition).
+    pub(crate) fn partition_for(&self, ws: &WriteSet) -> Partition {
+        match self {
+            Logs::Direct => Partition::SHARED,
+            Logs::Staged { owned, count, .. } => {
+                let touched = ws.partitions(*count, Partition::SHARED);
+                let first = owned.first().copied().unwrap_or(Partition::SHARED);
+                owned.iter().copied().find(|p| touched.contains(p)).unwrap_or(first)
+            }
+        }
+    }
 }
 
 /// One row change. `New` rows come from `put_if_absent`: checked free when planned, and a
@@ -83,6 +112,7 @@ pub(crate) fn plan<'a>(
     group: &[&'a WriteSet],
     mut seqs: Seqs,
     now: Timestamp,
+    logs: Logs<'_>,
     mut exists: impl FnMut(Table, &[u8]) -> Result<bool, StoreError>,
 ) -> Result<Plan<'a>, StoreError> {
     let mut plan = Plan { writes: Vec::new(), outcomes: Vec::new(), seqs };
@@ -95,7 +125,14 @@ pub(crate) fn plan<'a>(
             Some(refused) => Err(refused),
             None => {
                 let from = plan.writes.len();
-                push_writes(&mut plan.writes, ws, now, &mut seqs);
+                push_writes(&mut plan.writes, ws);
+                match logs {
+                    Logs::Direct => push_logs(&mut plan.writes, ws, now, &mut seqs),
+                    Logs::Staged { epoch, .. } => {
+                        let partition = logs.partition_for(ws);
+                        stage_logs(&mut plan.writes, ws, now, partition, epoch, &mut seqs);
+                    }
+                }
                 overlay.extend(plan.writes[from..].iter().filter(|w| watched.has(w.table)).map(|w| {
                     let present = !matches!(w.change, Change::Delete);
                     (w.table, w.key.to_vec(), present)
@@ -153,7 +190,8 @@ fn refusal(
     Ok(None)
 }
 
-fn push_writes<'a>(writes: &mut Vec<Write<'a>>, ws: &'a WriteSet, now: Timestamp, seqs: &mut Seqs) {
+/// The rows of `ws`.
+fn push_writes<'a>(writes: &mut Vec<Write<'a>>, ws: &'a WriteSet) {
     let borrowed = |table: Table, key: &'a [u8], change: Change<'a>| Write { table, key: Cow::Borrowed(key), change };
     for op in &ws.ops {
         writes.push(match op {
@@ -162,6 +200,40 @@ fn push_writes<'a>(writes: &mut Vec<Write<'a>>, ws: &'a WriteSet, now: Timestamp
             Op::Delete(table, key) => borrowed(*table, key, Change::Delete),
         });
     }
+}
+
+/// Each log entry of `ws` as a staged entry of `partition` (see [`Logs::Staged`]).
+fn stage_logs(
+    writes: &mut Vec<Write<'_>>,
+    ws: &WriteSet,
+    now: Timestamp,
+    partition: Partition,
+    epoch: i64,
+    seqs: &mut Seqs,
+) {
+    let at = ws.logged_at.unwrap_or(now);
+    let events = ws.events.iter().map(|e| StagedLog::Event {
+        event_type: e.event_type.clone(),
+        data: e.data.clone(),
+        order_id: e.order_id,
+    });
+    let audit = ws.audit.iter().cloned().map(StagedLog::Audit);
+    let notifications = ws.notifications.iter().cloned().map(StagedLog::Notification);
+    for log in events.chain(audit).chain(notifications) {
+        let key = keys::staged_log(partition, epoch, seqs.staged);
+        seqs.staged += 1;
+        writes.push(Write {
+            table: Table::StagedLogs,
+            key: Cow::Owned(key.into_bytes()),
+            change: Change::Put(Cow::Owned(StagedEntry { at, log }.encode())),
+        });
+    }
+}
+
+/// The log rows of `ws`, with their sequence numbers: its events (and each one's entry in
+/// its order's history), audit rows (and their indexes), notifications (and the outbox's).
+fn push_logs(writes: &mut Vec<Write<'_>>, ws: &WriteSet, now: Timestamp, seqs: &mut Seqs) {
+    let at = ws.logged_at.unwrap_or(now);
     let owned = |key: Key, value: Vec<u8>| Write {
         table: key.table(),
         key: Cow::Owned(key.into_bytes()),
@@ -170,7 +242,7 @@ fn push_writes<'a>(writes: &mut Vec<Write<'a>>, ws: &'a WriteSet, now: Timestamp
     for event in &ws.events {
         let seq = seqs.event;
         seqs.event += 1;
-        let record = EventRecord { seq, event_type: event.event_type.clone(), at: now, data: event.data.clone() };
+        let record = EventRecord { seq, event_type: event.event_type.clone(), at, data: event.data.clone() };
         writes.push(owned(keys::event(seq), record.encode()));
         if let Some(order) = event.order_id {
             writes.push(owned(keys::order_event(order, seq), Vec::new()));
@@ -180,7 +252,7 @@ fn push_writes<'a>(writes: &mut Vec<Write<'a>>, ws: &'a WriteSet, now: Timestamp
         let seq = seqs.audit;
         seqs.audit += 1;
         let mut entry = entry.clone();
-        entry.at = now;
+        entry.at = at;
         writes.push(owned(keys::audit(seq), entry.encode()));
         writes.push(owned(keys::audit_entity_row(&entry.entity_type, &entry.entity_id, seq), Vec::new()));
         let by_type = ListingFilter::AuditType(&entry.entity_type).key(&seq.to_be_bytes());
@@ -247,10 +319,10 @@ mod tests {
             WriteSet::new().put(Table::Cursors, vec![2], &2u32).put_if_absent(Table::Cursors, vec![1], &3u32, "one");
         let freed = WriteSet::new().delete(Table::Cursors, vec![1]);
         let again = WriteSet::new().put_if_absent(Table::Cursors, vec![1], &4u32, "one");
-        let seqs = Seqs { event: 1, audit: 1 };
+        let seqs = Seqs { event: 1, audit: 1, staged: 0 };
         let group = [first, second, freed, again];
         let group: Vec<&WriteSet> = group.iter().collect();
-        let plan = plan(&group, seqs, Timestamp::now(), |_, _| Ok(false)).unwrap();
+        let plan = plan(&group, seqs, Timestamp::now(), Logs::Direct, |_, _| Ok(false)).unwrap();
         let outcomes: Vec<_> = plan.outcomes.iter().map(|o| o.map_err(|r| format!("{r:?}"))).collect();
         assert_eq!(outcomes, [Ok(()), Err("Conflict(\"one\")".into()), Ok(()), Ok(())]);
         // The refused write set wrote nothing, not even its first, unconditional put.
@@ -269,11 +341,12 @@ mod tests {
         let logged = WriteSet::new().event(&event).event(&event);
         let group = [taken, logged];
         let group: Vec<&WriteSet> = group.iter().collect();
-        let plan =
-            plan(&group, Seqs { event: 7, audit: 3 }, Timestamp::now(), |t, k| Ok(t == Table::Cursors && k == [9]))
-                .unwrap();
+        let plan = plan(&group, Seqs { event: 7, audit: 3, staged: 0 }, Timestamp::now(), Logs::Direct, |t, k| {
+            Ok(t == Table::Cursors && k == [9])
+        })
+        .unwrap();
         assert!(matches!(plan.outcomes[0], Err(Refused::Conflict("nine"))));
-        assert_eq!(plan.seqs, Seqs { event: 9, audit: 3 });
+        assert_eq!(plan.seqs, Seqs { event: 9, audit: 3, staged: 0 });
         let events: Vec<_> = plan.writes.iter().filter(|w| w.table == Table::Events).map(|w| w.key.to_vec()).collect();
         assert_eq!(events, [7u64.to_be_bytes().to_vec(), 8u64.to_be_bytes().to_vec()]);
     }
@@ -288,7 +361,9 @@ mod tests {
         oversized.ops.push(Op::Put(Table::Cursors, vec![6], vec![0; MAX_RECORD_BYTES + 1]));
         let group = [normal(1), oversized, normal(2)];
         let group: Vec<&WriteSet> = group.iter().collect();
-        let plan = plan(&group, Seqs { event: 1, audit: 1 }, Timestamp::now(), |_, _| Ok(false)).unwrap();
+        let plan =
+            plan(&group, Seqs { event: 1, audit: 1, staged: 0 }, Timestamp::now(), Logs::Direct, |_, _| Ok(false))
+                .unwrap();
         assert!(matches!(plan.outcomes[..], [Ok(()), Err(Refused::TooLarge { table: "cursors", .. }), Ok(())]));
         let Err(Refused::TooLarge { bytes, .. }) = plan.outcomes[1] else { unreachable!() };
         assert_eq!(bytes, 1 + MAX_RECORD_BYTES + 1, "key and value");
@@ -301,7 +376,7 @@ mod tests {
             [1u64.to_be_bytes().to_vec(), 2u64.to_be_bytes().to_vec()],
             "no seq taken by the refused set"
         );
-        assert_eq!(plan.seqs, Seqs { event: 3, audit: 1 });
+        assert_eq!(plan.seqs, Seqs { event: 3, audit: 1, staged: 0 });
     }
 
     /// The fence checks the partitions a write set names before the group is planned: every
@@ -333,17 +408,79 @@ mod tests {
             .event(&confirmed)
             .audit(audit)
             .notify(notification);
-        let named = ws.partitions(count);
-        assert!(named.contains(&count.of(&customer.0)) && named.contains(&count.of(&order.0)));
+        let named = ws.partitions(count, Partition::SHARED);
+        assert!(named.contains(&count.of(&customer.0)));
         assert!(named.contains(&Partition::SHARED), "the logs are shared");
         let group = [&ws];
-        let plan = plan(&group, Seqs { event: 1, audit: 1 }, Timestamp::now(), |_, _| Ok(false)).unwrap();
+        let plan =
+            plan(&group, Seqs { event: 1, audit: 1, staged: 0 }, Timestamp::now(), Logs::Direct, |_, _| Ok(false))
+                .unwrap();
         assert!(plan.writes.len() > 4, "the derived rows are planned too");
         for w in &plan.writes {
             let p = super::super::homes::home(w.table, &w.key).partition(count);
             assert!(named.contains(&p), "{:?} row in {p:?}, not among {named:?}", w.table);
         }
         let plain = WriteSet::new().put_key(Table::Orders, order.0.as_bytes().to_vec());
-        assert_eq!(plain.partitions(count).into_iter().collect::<Vec<_>>(), [count.of(&order.0)], "no logs, no shared");
+        assert_eq!(
+            plain.partitions(count, Partition::SHARED).into_iter().collect::<Vec<_>>(),
+            [count.of(&order.0)],
+            "no logs, no shared"
+        );
+    }
+
+    /// A server without the shared partition writes no log row: each entry is staged in a
+    /// partition of its own, in order, and the fence's partitions are its rows' and that one.
+    #[test]
+    fn without_the_shared_partition_log_entries_are_staged_in_order_in_a_partition_it_owns() {
+        use super::super::records::{AuditEntry, StagedEntry, StagedLog};
+        use crate::domain::ids::{CustomerId, OrderId};
+        let count = Partitions::new(16).unwrap();
+        let customer = CustomerId(uuid::Uuid::now_v7());
+        let home = count.of(&customer.0);
+        let other = Partition((home.0 + 1) % 16).max(Partition(1));
+        let order = OrderId(uuid::Uuid::now_v7());
+        let confirmed = crate::domain::events::DomainEvent::OrderConfirmed {
+            order_id: order,
+            customer_id: customer,
+            event_id: "e".into(),
+        };
+        let audit = AuditEntry {
+            at: Timestamp(1),
+            actor: "admin".into(),
+            action: "confirm".into(),
+            entity_type: "order".into(),
+            entity_id: "o".into(),
+            before: "{}".into(),
+            after: "{}".into(),
+        };
+        let ws = WriteSet::new().put_key(Table::Carts, customer.0.as_bytes().to_vec()).event(&confirmed).audit(audit);
+        let owned = [other, home];
+        let mut sorted = owned;
+        sorted.sort();
+        let logs = Logs::Staged { owned: &sorted, epoch: 7, count };
+        assert_eq!(logs.partition_for(&ws), home, "the partition it touches anyway, not merely its first");
+        let bare = WriteSet::new().event(&confirmed);
+        assert_eq!(logs.partition_for(&bare), sorted[0], "no rows: its first partition");
+
+        let now = Timestamp(1_700_000_000_000);
+        let group = [&ws];
+        let plan = plan(&group, Seqs { event: 10, audit: 4, staged: 3 }, now, logs, |_, _| Ok(false)).unwrap();
+        assert_eq!(plan.seqs, Seqs { event: 10, audit: 4, staged: 5 }, "no log number taken, two staged");
+        let staged: Vec<_> = plan.writes.iter().filter(|w| w.table == Table::StagedLogs).collect();
+        let want_keys = [keys::staged_log(home, 7, 3).into_bytes(), keys::staged_log(home, 7, 4).into_bytes()];
+        assert_eq!(staged.iter().map(|w| w.key.to_vec()).collect::<Vec<_>>(), want_keys);
+        let Change::Put(first) = &staged[0].change else { panic!("a put") };
+        let first = StagedEntry::decode(Table::StagedLogs, first).unwrap();
+        assert_eq!(first.at, now);
+        assert!(
+            matches!(first.log, StagedLog::Event { ref event_type, order_id: Some(o), .. } if event_type == "OrderConfirmed" && o == order)
+        );
+        let named = ws.partitions(count, home);
+        assert_eq!(named.iter().copied().collect::<Vec<_>>(), [home]);
+        for w in &plan.writes {
+            assert!(!matches!(w.table, Table::Events | Table::Audit | Table::EventsByOrder | Table::AuditByEntity));
+            let p = super::super::homes::home(w.table, &w.key).partition(count);
+            assert!(named.contains(&p), "{:?} row in {p:?}", w.table);
+        }
     }
 }

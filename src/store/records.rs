@@ -178,6 +178,24 @@ impl Record for VerifyToken {
 impl Record for EventRecord {
     const VERSION: u8 = 1;
 }
+/// A log entry a server staged in a partition it owns, for the shared partition's owner to
+/// move into its log (see `store::staged`); `at` is when it was first committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagedEntry {
+    pub at: Timestamp,
+    pub log: StagedLog,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum StagedLog {
+    Event { event_type: String, data: String, order_id: Option<crate::domain::ids::OrderId> },
+    Audit(AuditEntry),
+    Notification(Notification),
+}
+
+impl Record for StagedEntry {
+    const VERSION: u8 = 1;
+}
 impl Record for AuditEntry {
     const VERSION: u8 = 1;
 }

@@ -14,7 +14,7 @@ use sled::Transactional;
 use super::backend::{Backend, Entries};
 use super::committer::{GroupFailed, GroupWriter};
 use super::files::{self, BlobSyncer, SyncFault};
-use super::plan::{plan, Change, Outcome, Seqs};
+use super::plan::{plan, Change, Logs, Outcome, Seqs};
 use super::snapshot::Snapshot;
 use super::{StoreError, Table, WriteSet};
 use crate::config::{Durability, StorageSettings};
@@ -52,7 +52,7 @@ pub(crate) fn open(settings: &StorageSettings) -> Result<(SledBackend, SledWrite
             None => 1,
         })
     };
-    let seqs = Seqs { event: next(Table::Events)?, audit: next(Table::Audit)? };
+    let seqs = Seqs { event: next(Table::Events)?, audit: next(Table::Audit)?, staged: 0 };
     let writer = SledWriter {
         db: db.clone(),
         trees: trees.clone(),
@@ -100,7 +100,8 @@ impl GroupWriter for SledWriter {
         // The committer is the store's only writer, so reading outside the transaction
         // sees exactly what the group starts from.
         let trees = &self.trees;
-        let plan = plan(group, seqs, now, |t, k| Ok(trees[t as usize].contains_key(k)?)).map_err(applying)?;
+        let plan =
+            plan(group, seqs, now, Logs::Direct, |t, k| Ok(trees[t as usize].contains_key(k)?)).map_err(applying)?;
         let result = self.trees.as_slice().transaction(|tx| {
             for w in &plan.writes {
                 let tree = &tx[w.table as usize];

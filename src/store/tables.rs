@@ -88,10 +88,14 @@ pub enum Table {
     EventsByOrder,
     /// sha256(console session id) -> StaffSession ; operators signed in to the console
     StaffSessions,
+    /// partition (u16 BE) ++ epoch (i64 BE) ++ seq (u64 BE) -> StagedEntry ; events, audit
+    /// rows and notifications committed by a server that does not own the shared partition,
+    /// waiting for its owner to move them into the logs (see `staged`)
+    StagedLogs,
 }
 
 impl Table {
-    pub const ALL: [Table; 40] = [
+    pub const ALL: [Table; 41] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -132,6 +136,7 @@ impl Table {
         Table::BulkActions,
         Table::EventsByOrder,
         Table::StaffSessions,
+        Table::StagedLogs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -176,6 +181,7 @@ impl Table {
             Table::BulkActions => "bulk_actions",
             Table::EventsByOrder => "events_by_order",
             Table::StaffSessions => "staff_sessions",
+            Table::StagedLogs => "staged_logs",
         }
     }
 }

@@ -16,6 +16,7 @@ use super::{StoreError, Table};
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::OrderId;
 use crate::domain::partition::{Partition, Partitions};
+use crate::domain::time::Timestamp;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
@@ -42,6 +43,8 @@ pub struct WriteSet {
     pub(crate) events: Vec<LoggedEvent>,
     pub(crate) audit: Vec<AuditEntry>,
     pub(crate) notifications: Vec<Notification>,
+    /// See [`WriteSet::logged_at`].
+    pub(crate) logged_at: Option<Timestamp>,
 }
 
 impl WriteSet {
@@ -102,12 +105,19 @@ impl WriteSet {
         self.events.extend(other.events);
         self.audit.extend(other.audit);
         self.notifications.extend(other.notifications);
+        self.logged_at = self.logged_at.or(other.logged_at);
         self
     }
 
     pub fn event(mut self, event: &DomainEvent) -> Self {
         let (event_type, data) = event.split();
         self.events.push(LoggedEvent { event_type, data, order_id: event.order_id() });
+        self
+    }
+
+    /// An event as the log stores it (moved from a staged log, see [`super::staged`]).
+    pub(crate) fn logged_event(mut self, event: LoggedEvent) -> Self {
+        self.events.push(event);
         self
     }
 
@@ -125,18 +135,27 @@ impl WriteSet {
         self
     }
 
-    /// The partitions this write set touches: its rows' (see [`super::homes`]) and, for
-    /// its events, audit rows and notifications, the shared one (the logs and the outbox
-    /// have no partition) and each event's order's (its entry in the order's history).
-    pub(crate) fn partitions(&self, count: Partitions) -> BTreeSet<Partition> {
-        let rows = self.ops.iter().map(|op| {
-            let (Op::Put(table, key, _) | Op::Delete(table, key) | Op::PutIfAbsent(table, key, _, _)) = op;
-            homes::home(*table, key).partition(count)
+    /// The partitions this write set touches: its rows' (see [`super::homes`]) and, if it
+    /// has events, audit rows or notifications, `logs`: where they go (the shared partition,
+    /// or the partition a server that does not own it stages them in, see [`super::plan::Logs`]).
+    pub(crate) fn partitions(&self, count: Partitions, logs: Partition) -> BTreeSet<Partition> {
+        let rows = self.ops.iter().map(|op| match op {
+            Op::Put(table, key, _) | Op::PutIfAbsent(table, key, _, _) => homes::written_in(*table, key, false, count),
+            Op::Delete(table, key) => homes::written_in(*table, key, true, count),
         });
-        let histories = self.events.iter().filter_map(|e| e.order_id).map(|order| count.of(&order.0));
-        let logs = (!self.events.is_empty() || !self.audit.is_empty() || !self.notifications.is_empty())
-            .then_some(Partition::SHARED);
-        rows.chain(histories).chain(logs).collect()
+        rows.chain(self.has_logs().then_some(logs)).collect()
+    }
+
+    /// Whether it writes to the logs: events, audit rows, notifications.
+    pub(crate) fn has_logs(&self) -> bool {
+        !self.events.is_empty() || !self.audit.is_empty() || !self.notifications.is_empty()
+    }
+
+    /// Its events and audit rows keep `at` as their time instead of the commit's: entries
+    /// moved from a staged log (see [`super::staged`]) were committed then.
+    pub(crate) fn logged_at(mut self, at: Timestamp) -> Self {
+        self.logged_at = Some(at);
+        self
     }
 
     pub fn is_empty(&self) -> bool {

@@ -34,6 +34,8 @@ pub(super) struct Holder {
     pub(super) partitions: i32,
     /// The same count, to tell a row's partition.
     pub(super) key_space: Partitions,
+    /// The partitions taken (today every one), in order.
+    pub(super) owned: Vec<Partition>,
     pub(super) lease_ms: i64,
     /// When the statement that took the lease was sent (its expiry counts from later).
     pub(super) taken_at: std::time::Instant,
@@ -168,6 +170,7 @@ pub(super) async fn acquire(
                     epoch,
                     partitions: count,
                     key_space: partitions,
+                    owned: partitions.all().collect(),
                     lease_ms,
                     taken_at,
                 }));
@@ -345,6 +348,7 @@ mod tests {
             epoch: 1,
             partitions: 1,
             key_space: Partitions::DEFAULT,
+            owned: vec![Partition(0)],
             lease_ms: 1000,
             taken_at,
         }

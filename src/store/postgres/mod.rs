@@ -71,6 +71,8 @@ pub(crate) struct PgBackend {
     statements: Arc<Statements>,
     /// `cluster.lease_ms`: how old a heartbeat makes a server stale in [`Backend::nodes`].
     lease_ms: u64,
+    /// Whether its lease includes the shared partition (see [`Backend::writes_logs`]).
+    writes_logs: bool,
 }
 
 /// One read connection and the statements prepared on it.
@@ -192,6 +194,7 @@ pub(crate) fn open(
         handle.spawn(lease::keep(lease_client.clone(), pg.schema.clone(), holder.clone(), clock.clone(), stop));
     let statements = Arc::new(Statements { schema: pg.schema.clone() });
     let backend = PgBackend {
+        writes_logs: holder.owned.contains(&crate::domain::partition::Partition::SHARED),
         _runtime: runtime,
         lease: Mutex::new(Some(HeldLease { client: lease_client, holder: holder.clone(), stop_renewing, renewing })),
         clock,
@@ -206,7 +209,7 @@ pub(crate) fn open(
     let next = |row: Option<(Vec<u8>, Vec<u8>)>| {
         row.map_or(1, |(k, _)| u64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8])) + 1)
     };
-    let seqs = Seqs { event: next(last(Table::Events)?), audit: next(last(Table::Audit)?) };
+    let seqs = Seqs { event: next(last(Table::Events)?), audit: next(last(Table::Audit)?), staged: 0 };
     let tls = &backend.target.connector.summary;
     tracing::info!(schema = %pg.schema, pool = pg.pool_size, %tls, "store on PostgreSQL");
     Ok(Some((backend, PgWriter::new(handle, writer_client, &pg.schema, holder), seqs)))
@@ -347,6 +350,10 @@ impl Backend for PgBackend {
 
     fn holds_lease(&self) -> bool {
         self.clock.holds()
+    }
+
+    fn writes_logs(&self) -> bool {
+        self.writes_logs
     }
 
     fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {

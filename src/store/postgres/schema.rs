@@ -79,7 +79,16 @@ const MIGRATIONS: &[Migration] = &[
         description: "each server's process in its nodes row, to tell a second server with its id (see membership.rs)",
         statements: node_instances,
     },
+    Migration {
+        version: 8,
+        description: "the logs a partition's owner stages for the shared partition's owner (see staged.rs)",
+        statements: staged_logs,
+    },
 ];
+
+fn staged_logs(schema: &str) -> Vec<String> {
+    vec![key_value_table(schema, "staged_logs")]
+}
 
 fn node_instances(schema: &str) -> Vec<String> {
     vec![format!(r#"ALTER TABLE "{schema}".nodes ADD COLUMN IF NOT EXISTS instance TEXT NOT NULL DEFAULT ''"#)]

@@ -16,7 +16,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
 use super::super::committer::{GroupFailed, GroupWriter};
-use super::super::plan::{plan, Change, Outcome, Plan, Refused, Seqs};
+use super::super::plan::{plan, Change, Logs, Outcome, Plan, Refused, Seqs};
 use super::super::snapshot::Snapshot;
 use super::super::writeset::{Op, WriteSet};
 use super::super::{StoreError, Table};
@@ -139,6 +139,7 @@ impl PgWriter {
         &mut self,
         group: &[&WriteSet],
         partitions: &[i32],
+        logs: Logs<'_>,
         seqs: Seqs,
         now: Timestamp,
     ) -> Result<(Vec<Outcome>, Seqs), Attempt> {
@@ -168,7 +169,7 @@ impl PgWriter {
         };
         let taken: HashSet<(Table, Vec<u8>)> =
             found.iter().flat_map(|(t, rows)| rows.iter().map(|r| (*t, r.get::<_, Vec<u8>>(0)))).collect();
-        let plan = match plan(group, seqs, now, |t, k| Ok(taken.contains(&(t, k.to_vec())))) {
+        let plan = match plan(group, seqs, now, logs, |t, k| Ok(taken.contains(&(t, k.to_vec())))) {
             Ok(plan) => plan,
             Err(e) => return Err(rolled_back(client, e.into()).await),
         };
@@ -224,14 +225,17 @@ impl GroupWriter for PgWriter {
             return Ok((group.iter().map(|_| Ok(())).collect(), seqs));
         }
         let handle = self.handle.clone();
-        let touched: Vec<BTreeSet<Partition>> = group.iter().map(|ws| ws.partitions(self.holder.key_space)).collect();
+        let owned = self.holder.owned.clone();
+        let logs = logs(&self.holder, &owned);
+        let touched: Vec<BTreeSet<Partition>> =
+            group.iter().map(|ws| ws.partitions(self.holder.key_space, logs.partition_for(ws))).collect();
         let mut outcomes: Vec<Outcome> = vec![Ok(()); group.len()];
         // The write sets not refused so far, by their place in `group`.
         let mut live: Vec<usize> = (0..group.len()).collect();
         for attempt in 1..=MAX_ATTEMPTS {
             let sets: Vec<&WriteSet> = live.iter().map(|i| group[*i]).collect();
             let partitions = as_rows(live.iter().flat_map(|i| &touched[*i]));
-            match handle.block_on(self.attempt(&sets, &partitions, seqs, now)) {
+            match handle.block_on(self.attempt(&sets, &partitions, logs, seqs, now)) {
                 Ok((done, seqs)) => {
                     for (i, outcome) in live.iter().zip(done) {
                         outcomes[*i] = outcome;
@@ -273,6 +277,16 @@ impl GroupWriter for PgWriter {
 
     fn snapshot(&self) -> Option<Snapshot<'_>> {
         None
+    }
+}
+
+/// Where a group's log entries go: into the logs when this server owns the shared
+/// partition (today always: a server takes every partition), else staged in one of its own.
+fn logs<'a>(holder: &Holder, owned: &'a [Partition]) -> Logs<'a> {
+    if owned.contains(&Partition::SHARED) {
+        Logs::Direct
+    } else {
+        Logs::Staged { owned, epoch: holder.epoch, count: holder.key_space }
     }
 }
 
