@@ -114,11 +114,13 @@ async fn a_store_from_before_partitions_is_taken_whole_above_its_old_epoch() {
     assert_eq!(first.terminate().code(), Some(0));
     let db = database().await;
     let schema = postgres_schema(dir.path());
-    // What the old build left: one row, held by an old server whose lease ends in a second.
+    // What the old build left: one row, held by an old server whose lease ends in a few
+    // seconds (long enough for the new server to start and find it held, even on a loaded
+    // machine).
     let old = format!(
         r#"DELETE FROM "{schema}".leases WHERE partition_id > 0;
            DELETE FROM "{schema}".cluster_settings;
-           UPDATE "{schema}".leases SET owner = 'old', epoch = 7, expires_at = now() + INTERVAL '1 second'"#
+           UPDATE "{schema}".leases SET owner = 'old', epoch = 7, expires_at = now() + INTERVAL '4 seconds'"#
     );
     db.batch_execute(&old).await.unwrap();
     let new = ServerProcess::start_listening(dir.path(), &[("CARTWRIGHT__CLUSTER__NODE_ID", "new")]);

@@ -150,7 +150,10 @@ async fn three_servers_lose_nothing_across_kill_9_a_pause_past_the_lease_and_a_r
         tokio::time::sleep(Duration::from_millis(300)).await;
         let server = cluster.servers.remove(name).unwrap();
         cluster.publish();
-        assert!(server.terminate().success(), "{name} stops cleanly");
+        let log = server.log.clone();
+        let status = server.terminate();
+        let said = whole_log(&log);
+        assert!(status.success(), "{name} stops cleanly, not {status:?}; its log: {said}");
         cluster.start(name);
     }
 
@@ -158,4 +161,9 @@ async fn three_servers_lose_nothing_across_kill_9_a_pause_past_the_lease_and_a_r
     load.finish().await;
     let any = cluster.servers.values().next().unwrap().url.clone();
     check_books(&client, &any, &gw, &products).await;
+}
+
+/// A server's output so far, one line each, for a failure's message.
+fn whole_log(log: &std::sync::Mutex<Vec<String>>) -> String {
+    log.lock().map(|lines| lines.join("\n")).unwrap_or_default()
 }
