@@ -393,15 +393,7 @@ mod tests {
             customer_id: customer,
             event_id: "e".into(),
         };
-        let audit = super::super::records::AuditEntry {
-            at: Timestamp::now(),
-            actor: "admin".into(),
-            action: "confirm".into(),
-            entity_type: "order".into(),
-            entity_id: order.0.to_string(),
-            before: "{}".into(),
-            after: "{}".into(),
-        };
+        let audit = super::super::records::AuditEntry::sample(&order.0.to_string());
         let notification = super::super::records::Notification::queued("k", "a@b.c", "s".into(), serde_json::json!({}));
         let ws = WriteSet::new()
             .put_key(Table::Carts, customer.0.as_bytes().to_vec())
@@ -444,15 +436,7 @@ mod tests {
             customer_id: customer,
             event_id: "e".into(),
         };
-        let audit = AuditEntry {
-            at: Timestamp(1),
-            actor: "admin".into(),
-            action: "confirm".into(),
-            entity_type: "order".into(),
-            entity_id: "o".into(),
-            before: "{}".into(),
-            after: "{}".into(),
-        };
+        let audit = AuditEntry::sample("o");
         let ws = WriteSet::new().put_key(Table::Carts, customer.0.as_bytes().to_vec()).event(&confirmed).audit(audit);
         let owned = [other, home];
         let mut sorted = owned;

@@ -178,6 +178,22 @@ impl Record for VerifyToken {
 impl Record for EventRecord {
     const VERSION: u8 = 1;
 }
+#[cfg(test)]
+impl AuditEntry {
+    /// An admin's confirmation of `entity_id` (an order), for tests of the logs.
+    pub(crate) fn sample(entity_id: &str) -> AuditEntry {
+        AuditEntry {
+            at: Timestamp(0),
+            actor: "admin".into(),
+            action: "confirm".into(),
+            entity_type: "order".into(),
+            entity_id: entity_id.into(),
+            before: "{}".into(),
+            after: "{}".into(),
+        }
+    }
+}
+
 /// A log entry a server staged in a partition it owns, for the shared partition's owner to
 /// move into its log (see `store::staged`); `at` is when it was first committed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

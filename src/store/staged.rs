@@ -117,15 +117,7 @@ mod tests {
         settings.storage.path = dir.path().into();
         let store = Store::open(&settings.storage).unwrap();
         let order = OrderId(uuid::Uuid::now_v7());
-        let audit = AuditEntry {
-            at: Timestamp(0),
-            actor: "admin".into(),
-            action: "confirm".into(),
-            entity_type: "order".into(),
-            entity_id: order.0.to_string(),
-            before: "{}".into(),
-            after: "{}".into(),
-        };
+        let audit = AuditEntry::sample(&order.0.to_string());
         let note = Notification::queued("order_confirmed", "a@example.com", "s".into(), serde_json::json!({}));
         let (p3, p9) = (Partition(3), Partition(9));
         let rows = [
