@@ -232,17 +232,9 @@ mod tests {
         Retention { idempotency_ms: ms, sagas_ms: ms, webhooks_ms: ms }
     }
 
-    async fn open() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::load_layers(None, false).unwrap();
-        settings.storage.path = dir.path().into();
-        let store = Store::open(&settings.storage).unwrap();
-        (dir, store)
-    }
-
     #[tokio::test]
     async fn only_finished_sagas_past_retention_are_deleted_batch_after_batch() {
-        let (_dir, store) = open().await;
+        let (_dir, store) = Store::temporary();
         let now = Timestamp::now();
         let old = now.plus_millis(-10_000);
         let mut ws = WriteSet::new();
@@ -293,7 +285,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_key_of_a_running_saga_is_kept_and_a_replaced_event_is_not_deleted() {
-        let (_dir, store) = open().await;
+        let (_dir, store) = Store::temporary();
         let now = Timestamp::now();
         let old = now.plus_millis(-10_000);
         let (done, running) = (SagaId(uuid::Uuid::now_v7()), SagaId(uuid::Uuid::now_v7()));

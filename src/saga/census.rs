@@ -470,7 +470,6 @@ pub fn normalize_error(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
     use crate::saga::coordinator::log_write;
     use crate::saga::instance::Phase;
     use crate::store::WriteSet;
@@ -580,10 +579,7 @@ mod tests {
     /// at start and started since are counted by their transitions only.
     #[tokio::test]
     async fn the_count_of_finished_sagas_is_exact_beside_live_transitions() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::load_layers(None, false).unwrap();
-        settings.storage.path = dir.path().into();
-        let store = Store::open(&settings.storage).unwrap();
+        let (_dir, store) = Store::temporary();
         let mut ws = WriteSet::new();
         let finished: Vec<SagaInstance> = (0..10)
             .map(|n| saga([SagaState::Completed, SagaState::Completed, SagaState::Failed, SagaState::Aborted][n % 4]))

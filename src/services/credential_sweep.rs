@@ -52,7 +52,6 @@ async fn sweep_table<T: Record>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
     use crate::domain::ids::CustomerId;
 
     use crate::store::keys;
@@ -70,10 +69,7 @@ mod tests {
 
     #[tokio::test]
     async fn expired_sessions_and_tokens_are_deleted_and_the_rest_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::load_layers(None, false).unwrap();
-        settings.storage.path = dir.path().into();
-        let store = Store::open(&settings.storage).unwrap();
+        let (_dir, store) = Store::temporary();
         let now = Timestamp::now();
         let who = CustomerId::new();
         let session = |expires_at| Session { customer_id: who, created_at: now, expires_at };

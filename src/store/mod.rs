@@ -133,6 +133,17 @@ impl Inner {
 }
 
 impl Store {
+    /// An embedded store in a fresh temporary directory (deleted with the `TempDir`), with
+    /// the default settings: what the store's own and its callers' unit tests write to.
+    #[cfg(test)]
+    pub(crate) fn temporary() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut settings = crate::config::Settings::load_layers(None, false).expect("the default settings");
+        settings.storage.path = dir.path().into();
+        let store = Store::open(&settings.storage).expect("a fresh store opens");
+        (dir, store)
+    }
+
     /// Opens the store as a tool would (a random node id, the default lease).
     pub fn open(settings: &StorageSettings) -> Result<Store, StoreError> {
         Store::open_as(settings, &ClusterSettings::for_tools())

@@ -94,7 +94,6 @@ mod tests {
     use super::super::keys;
     use super::super::records::{AuditEntry, EventRecord, Notification};
     use super::*;
-    use crate::config::Settings;
     use crate::domain::ids::OrderId;
     use crate::domain::time::Timestamp;
 
@@ -112,10 +111,7 @@ mod tests {
     /// (lower epoch) before a later one's, each keeping the time it was committed.
     #[tokio::test]
     async fn staged_entries_are_moved_into_the_logs_once_in_order_with_their_own_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::load_layers(None, false).unwrap();
-        settings.storage.path = dir.path().into();
-        let store = Store::open(&settings.storage).unwrap();
+        let (_dir, store) = Store::temporary();
         let order = OrderId(uuid::Uuid::now_v7());
         let audit = AuditEntry::sample(&order.0.to_string());
         let note = Notification::queued("order_confirmed", "a@example.com", "s".into(), serde_json::json!({}));
