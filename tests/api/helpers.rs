@@ -838,7 +838,7 @@ impl TestApp {
 
     /// The order a checkout answered with 201, or, when it answered 202 (a server with a
     /// short `checkout.sync_wait_ms`), the order once its saga COMPLETED.
-    async fn placed_order(&self, token: &str, status: u16, body: Value) -> Value {
+    pub async fn placed_order(&self, token: &str, status: u16, body: Value) -> Value {
         if status == 201 {
             return body;
         }
