@@ -52,7 +52,7 @@ pub struct Shop {
     pub webhooks: webhooks::WebhookService,
     pub quarantine: quarantine::QuarantineService,
     pub bulk: bulk::BulkService,
-    /// The console's sign-in sessions (in memory).
+    /// The console's sign-in sessions (in the store, answered from memory once read).
     pub console: Arc<crate::services::staff_sessions::Sessions>,
     /// Digests of the configured staff tokens, computed once.
     pub staff_tokens: StaffTokens,

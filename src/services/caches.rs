@@ -1,20 +1,23 @@
 //! Records this server has read or written, kept in memory so that the hot paths do not
 //! read the store for them (on PostgreSQL a read is a round trip that parks the calling
-//! thread; on sled, a tree lookup): the customers' sessions ([`SessionCache`], every
-//! authenticated request) and the customers ([`CustomerCache`], twice per checkout).
+//! thread; on sled, a tree lookup): sessions ([`SessionCache`]: the customers', on every
+//! authenticated request, and the console's operators', on every console page and form)
+//! and the customers ([`CustomerCache`], twice per checkout).
 //!
-//! Both are coherent because every write of these records goes through the serving
-//! server's customer service, and a server of a cluster builds its services, and so these
-//! caches, when it takes the lead, and stops when it loses it: nothing another server
-//! wrote meanwhile is ever answered from here. Each starts over beyond [`CAPACITY`]
-//! entries (a cold read each, then warm again), with no eviction bookkeeping on the hot
-//! path.
+//! They are coherent because every write of these records goes through the serving
+//! server's services (the customer service; the console's `staff_sessions::Sessions`), and
+//! a server of a cluster builds its services, and so these caches, when it takes the lead,
+//! and stops when it loses it: nothing another server wrote meanwhile is ever answered from
+//! here. Each starts over beyond [`CAPACITY`] entries (a cold read each, then warm again),
+//! with no eviction bookkeeping on the hot path.
 //!
 //! Sessions: sign-in saves one (and caches it once the write is durable); sign-out marks it
 //! revoked here before its delete is written, so no read racing with the delete caches it
 //! again (and a failed delete leaves at worst the store's copy, read on every request);
 //! the sweeper deletes only expired sessions, which this cache refuses by their expiry
-//! anyway. Unknown tokens are not cached: each costs a store read, as before.
+//! anyway. Unknown tokens are not cached: each costs a store read, as before. What a
+//! session answers (a customer id, an operator's role and CSRF token) is the cache's
+//! business only as a value it hands back.
 //!
 //! Customers: registration and verification write a customer and then cache what they
 //! wrote; a read caches what it found only if nothing newer got there first, so a read
@@ -35,10 +38,9 @@ const CAPACITY: usize = 100_000;
 /// delete can take.
 const REVOKED_FOR_MS: i64 = 60_000;
 
-#[derive(Clone, Copy)]
-enum Entry {
+enum Entry<V> {
     Live {
-        customer: CustomerId,
+        value: V,
         expires_at: Timestamp,
     },
     /// Signed out at this time: never cached again.
@@ -47,22 +49,29 @@ enum Entry {
     },
 }
 
-#[derive(Default)]
-pub struct SessionCache {
-    by_digest: Mutex<HashMap<[u8; 32], Entry>>,
+/// Sessions by the digest of their token, each with what it answers (`V`: the customer's
+/// id, the console's operator) until its expiry.
+pub struct SessionCache<V> {
+    by_digest: Mutex<HashMap<[u8; 32], Entry<V>>>,
 }
 
-impl SessionCache {
-    /// The customer of a cached, unexpired session. `None` means "ask the store".
-    pub fn get(&self, digest: &[u8; 32], now: Timestamp) -> Option<CustomerId> {
+impl<V> Default for SessionCache<V> {
+    fn default() -> Self {
+        SessionCache { by_digest: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<V: Clone> SessionCache<V> {
+    /// What a cached, unexpired session answers. `None` means "ask the store".
+    pub fn get(&self, digest: &[u8; 32], now: Timestamp) -> Option<V> {
         match self.lock().get(digest) {
-            Some(Entry::Live { customer, expires_at }) if *expires_at > now => Some(*customer),
+            Some(Entry::Live { value, expires_at }) if *expires_at > now => Some(value.clone()),
             _ => None,
         }
     }
 
     /// Remembers a session as the store holds it, unless it was signed out meanwhile.
-    pub fn put(&self, digest: [u8; 32], customer: CustomerId, expires_at: Timestamp) {
+    pub fn put(&self, digest: [u8; 32], value: V, expires_at: Timestamp) {
         let mut map = self.lock();
         if let Some(Entry::Revoked { .. }) = map.get(&digest) {
             return;
@@ -71,7 +80,7 @@ impl SessionCache {
             let recent = Timestamp::now().plus_millis(-REVOKED_FOR_MS);
             map.retain(|_, e| matches!(e, Entry::Revoked { at } if *at > recent));
         }
-        map.insert(digest, Entry::Live { customer, expires_at });
+        map.insert(digest, Entry::Live { value, expires_at });
     }
 
     /// A sign-out: called before its delete is written.
@@ -79,7 +88,7 @@ impl SessionCache {
         self.lock().insert(digest, Entry::Revoked { at: Timestamp::now() });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry<V>>> {
         whole::lock(&self.by_digest)
     }
 }
@@ -126,7 +135,7 @@ mod tests {
 
     #[test]
     fn answers_a_live_session_and_never_an_expired_or_signed_out_one() {
-        let cache = SessionCache::default();
+        let cache = SessionCache::<CustomerId>::default();
         let (customer, now) = (CustomerId::new(), Timestamp::now());
         assert_eq!(cache.get(&[1; 32], now), None);
         cache.put([1; 32], customer, now.plus_millis(1000));
@@ -141,7 +150,7 @@ mod tests {
 
     #[test]
     fn starts_over_when_full_and_keeps_the_newest() {
-        let cache = SessionCache::default();
+        let cache = SessionCache::<CustomerId>::default();
         let (customer, now) = (CustomerId::new(), Timestamp::now());
         for n in 0..CAPACITY as u32 {
             let mut digest = [0; 32];

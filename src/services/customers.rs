@@ -43,7 +43,7 @@ pub struct CustomerService {
     /// Bounds the hashes running at once (logins and registrations alike).
     hash_permits: Arc<HashPermits>,
     throttle: Arc<LoginThrottle>,
-    sessions: Arc<SessionCache>,
+    sessions: Arc<SessionCache<CustomerId>>,
     customers: Arc<CustomerCache>,
 }
 

@@ -6,11 +6,18 @@
 //! form carries back. The `Shop` holds them; the console (`console::session`) carries their
 //! ids in a cookie. Only holders of a staff token create sessions, at the rate the sign-in
 //! limit allows, so the table stays small.
+//!
+//! Every console page and form asks for its session, so a session once read (or created)
+//! is answered from memory ([`SessionCache`], as the customers' sessions are): the store
+//! stays the truth, read on a miss, and the cache is coherent because only the serving
+//! server's `Sessions` writes these records (see `caches`). The expiry is checked on every
+//! answer, cached or not; a sign-out drops the cached session before its delete is written.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::caches::SessionCache;
 use super::login_guard::LoginThrottle;
 use super::{new_token, token_hash, ServiceError};
 use crate::config::{AuthSettings, Settings};
@@ -52,6 +59,8 @@ pub struct Sessions {
     /// The fingerprints of today's admin and fulfillment tokens.
     admin: [u8; 32],
     fulfillment: [u8; 32],
+    /// Live sessions by the digest of their id: only ones opened with today's tokens.
+    cache: SessionCache<Session>,
 }
 
 /// What a session keeps of the staff token that opened it: enough to tell that the token
@@ -75,6 +84,7 @@ impl Sessions {
             throttle: Arc::new(LoginThrottle::new(&auth)),
             admin: fingerprint(&settings.auth.admin_token),
             fulfillment: fingerprint(&settings.auth.fulfillment_token),
+            cache: SessionCache::default(),
         }
     }
 
@@ -113,7 +123,11 @@ impl Sessions {
             created_at: now,
             expires_at: now.plus_millis(ttl_ms),
         };
-        self.store.commit(WriteSet::new().save(keys::staff_session(&token_hash(&id)), &session)).await?;
+        let digest = token_hash(&id);
+        self.store.commit(WriteSet::new().save(keys::staff_session(&digest), &session)).await?;
+        // Cached once durable, as a read would have found it.
+        let expires_at = session.expires_at;
+        self.cache.put(digest, Session { role, operator: session.operator, csrf: session.csrf }, expires_at);
         Ok(id)
     }
 
@@ -121,18 +135,138 @@ impl Sessions {
     /// one opened with a staff token that has been rotated since (what a restart with the
     /// new token did when sessions were in memory).
     pub fn current(&self, id: &str) -> Result<Option<Session>, ServiceError> {
-        let Some(s) = self.store.load::<StaffSession>(&keys::staff_session(&token_hash(id)))? else {
-            return Ok(None);
-        };
-        if s.expires_at <= Timestamp::now() || s.token_fingerprint != self.token_fingerprint(s.role) {
-            return Ok(None);
-        }
-        Ok(Some(Session { role: s.role, operator: s.operator, csrf: s.csrf }))
+        self.current_at(id, Timestamp::now())
     }
 
-    /// Ends the session of this id (durably: a signed-out cookie never works again).
+    /// [`Sessions::current`] at `now`: from memory when cached and unexpired, else from the
+    /// store (and then cached, if live).
+    fn current_at(&self, id: &str, now: Timestamp) -> Result<Option<Session>, ServiceError> {
+        let digest = token_hash(id);
+        if let Some(session) = self.cache.get(&digest, now) {
+            return Ok(Some(session));
+        }
+        let Some(s) = self.store.load::<StaffSession>(&keys::staff_session(&digest))? else {
+            return Ok(None);
+        };
+        if s.expires_at <= now || s.token_fingerprint != self.token_fingerprint(s.role) {
+            return Ok(None);
+        }
+        let session = Session { role: s.role, operator: s.operator, csrf: s.csrf };
+        self.cache.put(digest, session.clone(), s.expires_at);
+        Ok(Some(session))
+    }
+
+    /// Ends the session of this id (durably: a signed-out cookie never works again). The
+    /// cached copy goes first, so no page answered meanwhile finds it, nor caches it again.
     pub async fn end(&self, id: &str) -> Result<(), ServiceError> {
-        self.store.commit(WriteSet::new().remove(keys::staff_session(&token_hash(id)))).await?;
+        let digest = token_hash(id);
+        self.cache.revoke(digest);
+        self.store.commit(WriteSet::new().remove(keys::staff_session(&digest))).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::credential_sweep::sweep_expired;
+
+    fn settings(dir: &std::path::Path) -> Settings {
+        let mut s = Settings::load_layers(None, false).unwrap();
+        s.storage.path = dir.into();
+        s.console.session_ttl_secs = 60;
+        s
+    }
+
+    /// Deletes the session's row behind the cache's back (as nothing in the server does).
+    async fn delete_row(store: &Store, id: &str) {
+        store.commit(WriteSet::new().remove(keys::staff_session(&token_hash(id)))).await.unwrap();
+        assert!(!store.exists(&keys::staff_session(&token_hash(id))).unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_session_read_once_is_answered_from_memory_until_its_expiry_or_sign_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        let store = Store::open(&settings.storage).unwrap();
+        let opener = Sessions::new(&settings, store.clone());
+        let id = opener.create(Role::Admin, Some("Ada".into())).await.unwrap();
+
+        // Another instance (a server that took the lead) reads it from the store once...
+        let sessions = Sessions::new(&settings, store.clone());
+        let now = Timestamp::now();
+        let read = sessions.current_at(&id, now).unwrap().expect("in the store");
+        delete_row(&store, &id).await;
+        // ...and then from memory: the row is gone, the same session is answered.
+        let cached = sessions.current_at(&id, now).unwrap().expect("answered from memory");
+        assert_eq!((cached.role, cached.actor(), &cached.csrf), (Role::Admin, "admin:Ada".into(), &read.csrf));
+        assert!(opener.current_at("cws_guess", now).unwrap().is_none(), "an unknown id is no session");
+
+        // Refused at its expiry (60 s after sign-in), cached or not.
+        let expiry = now.plus_millis(60_000);
+        assert!(sessions.current_at(&id, expiry.plus_millis(-1_000)).unwrap().is_some());
+        assert!(sessions.current_at(&id, expiry).unwrap().is_none(), "expired though cached");
+        assert!(sessions.current_at(&id, expiry.plus_millis(3_600_000)).unwrap().is_none());
+
+        // The instance that created a session answers it without reading it at all.
+        let id = opener.create(Role::Fulfillment, None).await.unwrap();
+        delete_row(&store, &id).await;
+        assert_eq!(opener.current(&id).unwrap().map(|s| s.role), Some(Role::Fulfillment));
+        // Signing out drops it at once, though the store had nothing left to delete.
+        opener.end(&id).await.unwrap();
+        assert!(opener.current(&id).unwrap().is_none(), "a signed-out cookie is refused");
+        store.close().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_signed_out_session_is_refused_at_once_and_never_cached_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        let store = Store::open(&settings.storage).unwrap();
+        let sessions = Sessions::new(&settings, store.clone());
+        let id = sessions.create(Role::Admin, None).await.unwrap();
+        let csrf = sessions.current(&id).unwrap().unwrap().csrf;
+        sessions.end(&id).await.unwrap();
+        assert!(sessions.current(&id).unwrap().is_none());
+        assert!(!store.exists(&keys::staff_session(&token_hash(&id))).unwrap(), "deleted from the store");
+        // A read that found the row before the delete, coming back late, caches nothing.
+        sessions.cache.put(token_hash(&id), Session { role: Role::Admin, operator: None, csrf }, Timestamp(i64::MAX));
+        assert!(sessions.current(&id).unwrap().is_none(), "still signed out");
+        // Another server taking the lead finds nothing either.
+        assert!(Sessions::new(&settings, store.clone()).current(&id).unwrap().is_none());
+        store.close().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_deleting_an_expired_session_leaves_no_cached_copy_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        let store = Store::open(&settings.storage).unwrap();
+        let sessions = Sessions::new(&settings, store.clone());
+        let id = sessions.create(Role::Admin, None).await.unwrap();
+        let expires_at =
+            store.load::<StaffSession>(&keys::staff_session(&token_hash(&id))).unwrap().unwrap().expires_at;
+        assert!(sessions.current(&id).unwrap().is_some(), "cached");
+
+        assert_eq!(sweep_expired(&store, expires_at.plus_millis(-1)).await.unwrap(), 0, "live: kept");
+        assert_eq!(sweep_expired(&store, expires_at).await.unwrap(), 1, "expired: deleted");
+        assert!(!store.exists(&keys::staff_session(&token_hash(&id))).unwrap());
+        assert!(sessions.current_at(&id, expires_at).unwrap().is_none(), "the cached copy expired with it");
+        assert!(sessions.current_at(&id, expires_at.plus_millis(1)).unwrap().is_none());
+        store.close().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_session_of_a_rotated_token_is_neither_answered_nor_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        let store = Store::open(&settings.storage).unwrap();
+        let id = Sessions::new(&settings, store.clone()).create(Role::Admin, None).await.unwrap();
+        let mut rotated = settings.clone();
+        rotated.auth.admin_token = "a-new-admin-token".into();
+        let sessions = Sessions::new(&rotated, store.clone());
+        assert!(sessions.current(&id).unwrap().is_none());
+        assert!(sessions.cache.get(&token_hash(&id), Timestamp::now()).is_none(), "nothing cached");
+        store.close().unwrap();
     }
 }

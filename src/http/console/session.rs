@@ -1,8 +1,8 @@
 //! Console sessions: a staff token signs in once and is exchanged for a random session id
 //! carried in a cookie (`HttpOnly`, `SameSite=Strict`, `Path=/console`, `Secure` behind
-//! TLS). The sessions themselves (in the store, expiry checked whatever the browser keeps, a
-//! CSRF token each) are kept by [`Sessions`], which the `Shop` holds; this module reads and
-//! writes the cookie and checks a form's origin.
+//! TLS). The sessions themselves (in the store and answered from memory once read, expiry
+//! checked whatever the browser keeps, a CSRF token each) are kept by [`Sessions`], which
+//! the `Shop` holds; this module reads and writes the cookie and checks a form's origin.
 
 use std::time::Duration;
 
@@ -153,8 +153,11 @@ mod tests {
 
         let again = Sessions::new(&settings(|_| {}), store.clone());
         assert!(current(&again, &with_cookie(&id)).unwrap().is_some(), "held by the store, not the instance");
+        // One instance serves at a time (the leader's): it is the one that signs out.
         end(&again, &with_cookie(&id)).await.unwrap();
-        assert!(current(&sessions, &with_cookie(&id)).unwrap().is_none(), "ended for every instance");
+        assert!(current(&again, &with_cookie(&id)).unwrap().is_none(), "ended at once");
+        let next = Sessions::new(&settings(|_| {}), store.clone());
+        assert!(current(&next, &with_cookie(&id)).unwrap().is_none(), "ended in the store, for every later server");
 
         let id = sessions.create(Role::Fulfillment, None).await.unwrap();
         let rotated = Sessions::new(&settings(|s| s.auth.admin_token = "a-new-admin-token".into()), store.clone());
