@@ -332,6 +332,8 @@ pub fn cluster(settings: &crate::config::Settings, as_json: bool) -> anyhow::Res
 }
 
 /// The lines `cartwright cluster` prints: who holds which partitions, then every server.
+use crate::domain::partition::ranges;
+
 fn cluster_report(leases: &[crate::store::LeaseView], nodes: &[crate::store::NodeView]) -> Vec<String> {
     let mut lines = vec![format!("{} partitions", leases.len())];
     let mut holders: Vec<(&str, i64, Vec<i32>)> = Vec::new();
@@ -362,22 +364,6 @@ fn cluster_report(leases: &[crate::store::LeaseView], nodes: &[crate::store::Nod
         lines.push("(no server has joined, or every one stopped cleanly)".into());
     }
     lines
-}
-
-/// `0-3, 7, 9-15`.
-fn ranges(partitions: &[i32]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < partitions.len() {
-        let start = partitions[i];
-        while i + 1 < partitions.len() && partitions[i + 1] == partitions[i] + 1 {
-            i += 1;
-        }
-        let end = partitions[i];
-        out.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
-        i += 1;
-    }
-    out.join(", ")
 }
 
 fn print_summary(summary: &crate::backup::Summary) {
@@ -484,8 +470,6 @@ mod tests {
             report[4].starts_with("a ") && report[4].contains("leader") && report[4].ends_with("http://10.0.0.1:8080"),
             "{report:?}"
         );
-        assert_eq!(ranges(&[]), "");
-        assert_eq!(ranges(&[7]), "7");
     }
 
     #[derive(Parser)]

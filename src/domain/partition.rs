@@ -103,6 +103,22 @@ pub fn alike(fresh: Uuid, home: &Uuid) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
+/// Partition numbers in ascending order as an operator reads them: `0-3, 7, 9-15`.
+pub fn ranges<T: Copy + Into<i64>>(sorted: &[T]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i].into();
+        while i + 1 < sorted.len() && sorted[i + 1].into() == sorted[i].into() + 1 {
+            i += 1;
+        }
+        let end = sorted[i].into();
+        out.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        i += 1;
+    }
+    out.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +162,14 @@ mod tests {
             counts[p.of(&Uuid::now_v7()).0 as usize] += 1;
         }
         assert!(counts.iter().all(|&c| (700..1300).contains(&c)), "{counts:?}");
+    }
+
+    #[test]
+    fn partition_numbers_read_as_ranges() {
+        assert_eq!(ranges::<u16>(&[]), "");
+        assert_eq!(ranges(&[7u16]), "7");
+        assert_eq!(ranges(&[0u16, 1, 2, 3, 7, 9, 10]), "0-3, 7, 9-10");
+        assert_eq!(ranges(&[2i32, 4, 5]), "2, 4-5");
     }
 
     #[test]

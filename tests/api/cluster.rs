@@ -337,6 +337,8 @@ async fn a_write_in_a_partition_taken_over_is_refused_inside_its_transaction_and
     let status = server.exits_within(Duration::from_secs(15)).expect("the renewal finds the partition taken");
     assert_eq!(status.code(), Some(cartwright::store::FAIL_STOP_EXIT_CODE));
     assert!(server.logged("1 write sets refused (fenced)"), "{:?}", server.log.lock().unwrap());
+    let named = format!("took the lease over from holder (epoch 1): partitions {}", partition_of(&taken));
+    assert!(server.logged(&named), "the stop names the partition lost: {:?}", server.log.lock().unwrap());
     // A cart as stored holds its items' product ids (16 bytes each).
     let holds_the_product = |customer: &Customer| {
         let (db, schema, product) = (&db, &schema, product.parse::<uuid::Uuid>().unwrap());

@@ -275,14 +275,17 @@ pub(super) async fn all(client: &Client, schema: &str) -> Result<Vec<LeaseView>,
         .collect())
 }
 
-/// Extends every partition's lease; `false` if any is no longer this server's (taken over).
-pub(super) async fn renew(client: &Client, schema: &str, holder: &Holder) -> Result<bool, StoreError> {
+/// Extends the leases of this server's partitions; the partitions among them that are no
+/// longer its own (taken over), in order.
+pub(super) async fn renew(client: &Client, schema: &str, holder: &Holder) -> Result<Vec<u16>, StoreError> {
     let sql = format!(
         r#"UPDATE "{schema}".leases SET expires_at = now() + $3::BIGINT * INTERVAL '1 millisecond'
-           WHERE partition_id < $4 AND owner = $1 AND epoch = $2"#
+           WHERE partition_id = ANY($4) AND owner = $1 AND epoch = $2 RETURNING partition_id"#
     );
-    let n = client.execute(&sql, &[&holder.node_id, &holder.epoch, &holder.lease_ms, &holder.partitions]).await?;
-    Ok(n == holder.partitions as u64)
+    let owned: Vec<i32> = holder.owned.iter().map(|p| i32::from(p.0)).collect();
+    let rows = client.query(&sql, &[&holder.node_id, &holder.epoch, &holder.lease_ms, &owned]).await?;
+    let renewed: std::collections::HashSet<i32> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(holder.owned.iter().map(|p| p.0).filter(|p| !renewed.contains(&i32::from(*p))).collect())
 }
 
 /// Gives the leases up at once (a clean stop), so the next server need not wait them out.
@@ -312,16 +315,21 @@ pub(super) async fn keep(
     while super::tick(every, &mut stop).await {
         let attempt_started = tokio::time::Instant::now();
         match renew(&client, &schema, &holder).await {
-            Ok(true) => {
+            Ok(lost) if lost.is_empty() => {
                 metrics::LEASE_RENEWALS.inc();
                 renewed = attempt_started;
                 clock.renewed(attempt_started.into_std(), holder.lease_ms);
             }
-            Ok(false) => {
+            Ok(lost) => {
                 metrics::LEASES_HELD.set(0);
                 super::super::committer::fail_stop(
                     "renewing the store's lease",
-                    &format!("another server took the lease over from {} (epoch {})", holder.node_id, holder.epoch),
+                    &format!(
+                        "another server took the lease over from {} (epoch {}): partitions {}",
+                        holder.node_id,
+                        holder.epoch,
+                        crate::domain::partition::ranges(&lost)
+                    ),
                 );
             }
             Err(e) => {
