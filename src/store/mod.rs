@@ -451,11 +451,6 @@ impl Membership {
         self.0.is_some()
     }
 
-    /// The live server holding the store's lease, if any.
-    pub fn leader(&self) -> Result<Option<NodeView>, StoreError> {
-        self.0.as_ref().map_or(Ok(None), |m| m.leader())
-    }
-
     /// Every server of the cluster, the leader first.
     pub fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
         self.0.as_ref().map_or(Ok(Vec::new()), |m| m.nodes())

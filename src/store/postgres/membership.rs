@@ -101,11 +101,6 @@ impl Membership {
         })
     }
 
-    /// The live member holding the store's lease, if any (none during a takeover).
-    pub(crate) fn leader(&self) -> Result<Option<NodeView>, StoreError> {
-        Ok(self.nodes()?.into_iter().find(|n| n.leader))
-    }
-
     /// Every member, stale or not, the leader first.
     pub(crate) fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
         let (client, schema, lease_ms) = (self.client.clone(), self.schema.clone(), self.lease_ms);
