@@ -171,11 +171,14 @@ mod tests {
     use super::*;
     use crate::services::credential_sweep::sweep_expired;
 
-    fn settings(dir: &std::path::Path) -> Settings {
-        let mut s = Settings::load_layers(None, false).unwrap();
-        s.storage.path = dir.into();
-        s.console.session_ttl_secs = 60;
-        s
+    /// A fresh store with sessions of a minute, and the settings it was opened with.
+    fn open() -> (tempfile::TempDir, Settings, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::load_layers(None, false).unwrap();
+        settings.storage.path = dir.path().into();
+        settings.console.session_ttl_secs = 60;
+        let store = Store::open(&settings.storage).unwrap();
+        (dir, settings, store)
     }
 
     /// Deletes the session's row behind the cache's back (as nothing in the server does).
@@ -186,9 +189,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_read_once_is_answered_from_memory_until_its_expiry_or_sign_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = settings(dir.path());
-        let store = Store::open(&settings.storage).unwrap();
+        let (_dir, settings, store) = open();
         let opener = Sessions::new(&settings, store.clone());
         let id = opener.create(Role::Admin, Some("Ada".into())).await.unwrap();
 
@@ -220,9 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_signed_out_session_is_refused_at_once_and_never_cached_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = settings(dir.path());
-        let store = Store::open(&settings.storage).unwrap();
+        let (_dir, settings, store) = open();
         let sessions = Sessions::new(&settings, store.clone());
         let id = sessions.create(Role::Admin, None).await.unwrap();
         let csrf = sessions.current(&id).unwrap().unwrap().csrf;
@@ -239,9 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sweeper_deleting_an_expired_session_leaves_no_cached_copy_valid() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = settings(dir.path());
-        let store = Store::open(&settings.storage).unwrap();
+        let (_dir, settings, store) = open();
         let sessions = Sessions::new(&settings, store.clone());
         let id = sessions.create(Role::Admin, None).await.unwrap();
         let expires_at =
@@ -258,9 +255,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_of_a_rotated_token_is_neither_answered_nor_cached() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = settings(dir.path());
-        let store = Store::open(&settings.storage).unwrap();
+        let (_dir, settings, store) = open();
         let id = Sessions::new(&settings, store.clone()).create(Role::Admin, None).await.unwrap();
         let mut rotated = settings.clone();
         rotated.auth.admin_token = "a-new-admin-token".into();
