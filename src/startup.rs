@@ -137,6 +137,15 @@ pub fn shop(
     })
 }
 
+/// A shop over `store` with the default settings and the simulated gateway, on the current
+/// actix arbiter: what unit tests of the layers above the services run against.
+#[cfg(test)]
+pub(crate) fn for_tests(store: &Store) -> Shop {
+    let settings = Arc::new(Settings::load_layers(None, false).expect("the default settings"));
+    let gateway = payment_gateway(&settings).expect("the simulated gateway");
+    shop(settings, store.clone(), vec![actix::Arbiter::current()], gateway).expect("a shop builds")
+}
+
 fn entities(
     settings: &Arc<Settings>,
     store: &Store,

@@ -103,6 +103,79 @@ pub fn alike(fresh: Uuid, home: &Uuid) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
+/// The partitions a server serves and writes: every one (the embedded store; today every
+/// leader of a cluster), or a share of them. A snapshot: the lease changes which one holds
+/// (see `store::Ownership`), never an `Owned` itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    count: Partitions,
+    /// By partition number: whether it is owned.
+    mask: Box<[bool]>,
+    /// The owned ones, in order.
+    list: Box<[Partition]>,
+}
+
+impl Owned {
+    /// Every partition of `count`.
+    pub fn every(count: Partitions) -> Owned {
+        Owned::share(count, count.all())
+    }
+
+    /// These partitions of `count` (any outside it are ignored).
+    pub fn share(count: Partitions, partitions: impl IntoIterator<Item = Partition>) -> Owned {
+        let mut mask = vec![false; usize::from(count.0)].into_boxed_slice();
+        for p in partitions {
+            if let Some(slot) = mask.get_mut(usize::from(p.0)) {
+                *slot = true;
+            }
+        }
+        let list = count.all().filter(|p| mask[usize::from(p.0)]).collect();
+        Owned { count, mask, list }
+    }
+
+    pub fn count(&self) -> Partitions {
+        self.count
+    }
+
+    pub fn contains(&self, partition: Partition) -> bool {
+        self.mask.get(usize::from(partition.0)).copied().unwrap_or(false)
+    }
+
+    /// Whether the key whose id is `id` is this server's.
+    pub fn owns(&self, id: &Uuid) -> bool {
+        self.contains(self.count.of(id))
+    }
+
+    /// As [`Owned::owns`], for an id as the store's keys hold it (anything but 16 bytes is
+    /// nobody's).
+    pub fn owns_bytes(&self, id: &[u8]) -> bool {
+        <&[u8; 16]>::try_from(id).is_ok_and(|id| self.contains(self.count.of_affinity(Affinity::of_bytes(id))))
+    }
+
+    /// Whether this server writes the records without a partition of their own.
+    pub fn has_shared(&self) -> bool {
+        self.contains(Partition::SHARED)
+    }
+
+    pub fn is_every(&self) -> bool {
+        self.list.len() == usize::from(self.count.0)
+    }
+
+    /// The owned partitions, in order.
+    pub fn partitions(&self) -> &[Partition] {
+        &self.list
+    }
+}
+
+/// A fresh id in `partition` for any count above it (its last two bytes are the number):
+/// what tests standing for a server with a share place their keys with.
+#[cfg(test)]
+pub(crate) fn id_in(partition: Partition) -> Uuid {
+    let mut bytes = *Uuid::now_v7().as_bytes();
+    bytes[14..].copy_from_slice(&partition.0.to_be_bytes());
+    Uuid::from_bytes(bytes)
+}
+
 /// Partition numbers in ascending order as an operator reads them: `0-3, 7, 9-15`.
 pub fn ranges<T: Copy + Into<i64>>(sorted: &[T]) -> String {
     let mut out: Vec<String> = Vec::new();
@@ -122,6 +195,24 @@ pub fn ranges<T: Copy + Into<i64>>(sorted: &[T]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_owned_share_answers_for_its_partitions_and_no_others() {
+        let count = Partitions::new(4).unwrap();
+        let share = Owned::share(count, [Partition(3), Partition(1), Partition(9)]);
+        assert_eq!(share.partitions(), &[Partition(1), Partition(3)], "in order; 9 is outside the count");
+        assert!(share.contains(Partition(1)) && share.contains(Partition(3)));
+        assert!(!share.contains(Partition(0)) && !share.has_shared() && !share.is_every());
+        assert!(!share.contains(Partition(9)));
+        let id = |last: u8| Uuid::from_bytes([0, 0, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, last]);
+        assert!(share.owns(&id(5)), "5 % 4 = 1");
+        assert!(!share.owns(&id(6)), "6 % 4 = 2");
+        assert!(share.owns_bytes(id(7).as_bytes()));
+        assert!(!share.owns_bytes(&id(7).as_bytes()[..15]), "not an id: nobody's");
+        let every = Owned::every(count);
+        assert!(every.is_every() && every.has_shared() && every.owns(&id(6)));
+        assert_eq!(every.partitions().len(), 4);
+    }
 
     #[test]
     fn an_id_minted_alike_falls_in_its_homes_partition_for_every_count() {

@@ -248,6 +248,10 @@ impl BulkService {
     /// On start, before serving: an action left running by the last process stopped with
     /// it. Marked `interrupted`, as far as it had got.
     pub async fn mark_interrupted(&self) -> Result<usize, OperationError> {
+        // Bulk actions live in the shared partition: its owner marks them.
+        if !self.store.owned().has_shared() {
+            return Ok(0);
+        }
         let mut ws = WriteSet::new();
         let mut n = 0;
         for (_, mut action) in self.store.scan::<BulkAction>(&Prefix::all(Table::BulkActions))? {

@@ -23,6 +23,9 @@ use crate::store::{Store, WriteSet};
 /// The unpaid orders' timers, by due time.
 const QUEUE: DueQueue = DueQueue::OrderExpiry;
 
+/// Timers fired per pass at most.
+const BATCH: usize = 256;
+
 pub struct ExpiryWorker {
     store: Store,
     orders: OrderService,
@@ -47,10 +50,24 @@ impl ExpiryWorker {
         }
     }
 
-    /// Fires every timer due now; returns how many cancellations it started.
+    /// Fires every timer due now of the orders this server owns (another server's are its
+    /// own worker's); returns how many cancellations it started.
     pub async fn expire_due(&self) -> Result<usize, OperationError> {
         let now = Timestamp::now();
-        let due = self.store.keys_in(&QUEUE.from(0), &QUEUE.from(now.0 + 1), 256)?;
+        let (mut from, end) = (QUEUE.from(0).as_bytes().to_vec(), QUEUE.from(now.0 + 1));
+        let table = end.table();
+        let mut due = Vec::new();
+        // Passing over the others' timers, however many are due before this server's.
+        while due.len() < BATCH {
+            let page = self.store.keys_between(table, &from, end.as_bytes(), BATCH)?;
+            let Some(last) = page.last() else { break };
+            from = keys::successor(last);
+            let full = page.len() == BATCH;
+            due.extend(page.into_iter().filter(|key| self.store.owns(table, key)));
+            if !full {
+                break;
+            }
+        }
         let mut started = 0;
         for key in due {
             let Ok(id) = uuid::Uuid::from_slice(keys::time_key_rest(&key)).map(OrderId) else { continue };
@@ -70,5 +87,36 @@ impl ExpiryWorker {
             self.store.commit(WriteSet::new().remove(QUEUE.entry(&key))).await?;
         }
         Ok(started)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::partition::{id_in, Owned, Partition, Partitions};
+
+    /// A server with a share fires its own partitions' timers, however many of another's
+    /// fall due before them, and leaves those to their owner.
+    #[test]
+    fn a_server_fires_only_its_partitions_timers_past_any_number_of_others() {
+        actix::System::new().block_on(async {
+            let (_dir, store) = Store::temporary();
+            let shop = crate::startup::for_tests(&store);
+            let worker = ExpiryWorker::new(store.clone(), shop.orders.clone(), shop.sagas.clone(), 10);
+            let due = Timestamp::now().plus_millis(-60_000).0;
+            // No order behind them: a timer with nothing left to cancel is only spent.
+            let theirs: Vec<_> = (0..300).map(|n| keys::order_expiry(due + n, OrderId(id_in(Partition(2))))).collect();
+            let mine = keys::order_expiry(due + 300, OrderId(id_in(Partition(1))));
+            let ws = theirs.iter().chain([&mine]).fold(WriteSet::new(), |ws, key| ws.save(key.clone(), &0u32));
+            store.commit(ws).await.unwrap();
+
+            store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(1)]));
+            assert_eq!(worker.expire_due().await.unwrap(), 0, "nothing to cancel");
+            assert!(!store.exists(&mine).unwrap(), "its own timer, due after 300 others', is spent");
+            for key in &theirs {
+                assert!(store.exists(key).unwrap(), "another partition's timer is its owner's");
+            }
+            store.close().unwrap();
+        });
     }
 }

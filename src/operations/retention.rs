@@ -107,7 +107,8 @@ async fn sweep_index(
         from = keys::successor(last);
         let mut ws = WriteSet::new();
         let mut sagas_deleted = Vec::new();
-        for entry in entries {
+        // Another server's rows are its own sweep's (a write to them here would be fenced).
+        for entry in entries.into_iter().filter(|e| store.owns(index, e)) {
             match verdict(&entry) {
                 Ok(Verdict::Expire(table, others, saga)) => {
                     ws = ws.delete(table, time_key_rest(&entry).to_vec()).delete(index, entry);
@@ -280,6 +281,47 @@ mod tests {
         assert_eq!(owned.len(), kept.len(), "nor entries under their order and customer");
         assert!(kept.iter().all(|k| owned.contains(k)));
         assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), 0);
+        store.close().unwrap();
+    }
+
+    /// A server with a share sweeps its own partitions' rows and, only while it owns the
+    /// shared partition, the shared ones; the others' it leaves to their owners.
+    #[tokio::test]
+    async fn a_server_sweeps_only_the_rows_of_its_partitions() {
+        use crate::domain::partition::{id_in, Owned, Partition, Partitions};
+        let (_dir, store) = Store::temporary();
+        let now = Timestamp::now();
+        let old = now.plus_millis(-10_000);
+        let customer = |p| crate::domain::ids::CustomerId(id_in(Partition(p)));
+        let (mine, theirs) = (
+            keys::idempotency(customer(1), "k", keys::IdempotentOperation::Place),
+            keys::idempotency(customer(2), "k", keys::IdempotentOperation::Place),
+        );
+        let mut ws = idempotency_key(WriteSet::new(), mine.clone(), SagaId(uuid::Uuid::now_v7()), old);
+        ws = idempotency_key(ws, theirs.clone(), SagaId(uuid::Uuid::now_v7()), old);
+        let event = WebhookEvent {
+            source: "payment".into(),
+            event_id: "evt_1".into(),
+            event_type: "payment.captured".into(),
+            status: "processed".into(),
+            detail: String::new(),
+            body: "{}".into(),
+            order_id: None,
+            received_at: old,
+        };
+        store.commit(webhook_event(ws, &event, None, false)).await.unwrap();
+        let census = SagaCensus::new();
+
+        store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(1)]));
+        assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), 1);
+        assert!(!store.exists(&mine).unwrap(), "its own partition's key, expired, is deleted");
+        assert!(store.exists(&theirs).unwrap(), "another partition's is its owner's to sweep");
+        assert!(store.exists(&keys::webhook_event("payment", "evt_1")).unwrap(), "shared: not this server's");
+
+        store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition::SHARED, Partition(2)]));
+        assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), 2);
+        assert!(!store.exists(&theirs).unwrap());
+        assert!(!store.exists(&keys::webhook_event("payment", "evt_1")).unwrap());
         store.close().unwrap();
     }
 

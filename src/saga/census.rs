@@ -2,6 +2,9 @@
 //! each unfinished saga is doing (state, current step, last error, since when), in memory,
 //! so that triage, the gauges and the alerts never read the store.
 //!
+//! A server counts the sagas of the partitions it owns (every one on the embedded store):
+//! summed over a cluster's servers, each saga once.
+//!
 //! Kept exact by construction: seeded at start, then moved by every transition a coordinator
 //! has made durable and every deletion the retention sweep has committed. Nothing is written
 //! for it: the commit path carries no extra row.
@@ -317,6 +320,8 @@ impl SagaCensus {
             Ok(store.saga_ids_indexed_in(state)?.into_iter().collect())
         };
         let (failed, aborted) = (ids(SagaState::Failed)?, ids(SagaState::Aborted)?);
+        // This server's partitions' sagas: the others count theirs.
+        let owned = store.owned();
         let mut found: HashMap<String, [i64; STATES.len()]> = HashMap::new();
         let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(COUNT_BATCH);
         let mut total = 0;
@@ -324,7 +329,7 @@ impl SagaCensus {
             let inner = self.lock();
             for (saga_type, id) in batch.drain(..) {
                 let Ok(uuid) = uuid::Uuid::from_slice(&id) else { continue };
-                if inner.counted_live.contains(&SagaId(uuid)) {
+                if !owned.owns(&uuid) || inner.counted_live.contains(&SagaId(uuid)) {
                     continue;
                 }
                 let state = if failed.contains(&id) {
@@ -573,6 +578,27 @@ mod tests {
         assert_eq!(normalize_error(&format!("{id}:{id} x")), "{id}:{id} x");
         assert_eq!(normalize_error("é plain"), "é plain");
         assert_eq!(normalize_error(&"é".repeat(1000)).chars().count(), ERROR_CHARS);
+    }
+
+    /// A server with a share counts its partitions' finished sagas: summed over the servers,
+    /// each saga once.
+    #[tokio::test]
+    async fn a_server_counts_the_finished_sagas_of_its_partitions_only() {
+        use crate::domain::partition::{id_in, Owned, Partition, Partitions};
+        let (_dir, store) = Store::temporary();
+        let mut ws = WriteSet::new();
+        for (n, p) in [1, 1, 2].into_iter().enumerate() {
+            let mut s = saga([SagaState::Completed, SagaState::Failed][n % 2]);
+            s.saga_id = SagaId(id_in(Partition(p)));
+            ws = log_write(ws, &s, None);
+        }
+        store.commit(ws).await.unwrap();
+        store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(1)]));
+        let census = SagaCensus::new();
+        assert_eq!(census.count_finished(&store).unwrap(), 2, "partition 2's saga is another server's");
+        let t = &saga(SagaState::Completed).saga_type;
+        assert_eq!((count(&census, t, SagaState::Completed), count(&census, t, SagaState::Failed)), (1, 1));
+        store.close().unwrap();
     }
 
     /// The background count agrees with the store whatever runs beside it: sagas unfinished

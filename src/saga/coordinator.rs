@@ -480,7 +480,6 @@ impl Handler<Watch> for SagaCoordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
     use crate::store::Store;
 
     /// How many receivers of `settled` are alive: what the coordinator keeps for waiters.
@@ -501,13 +500,8 @@ mod tests {
     #[test]
     fn waiters_that_give_up_leave_nothing_behind() {
         actix::System::new().block_on(async {
-            let dir = tempfile::tempdir().unwrap();
-            let mut settings = Settings::load_layers(None, false).unwrap();
-            settings.storage.path = dir.path().into();
-            let settings = Arc::new(settings);
-            let store = Store::open(&settings.storage).unwrap();
-            let gateway = crate::startup::payment_gateway(&settings).unwrap();
-            let shop = crate::startup::shop(settings, store.clone(), vec![Arbiter::current()], gateway).unwrap();
+            let (_dir, store) = Store::temporary();
+            let shop = crate::startup::for_tests(&store);
             let def = crate::saga::definition::embedded().unwrap().into_iter().next().unwrap();
             let mut saga =
                 SagaInstance::new(&def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), None, None);

@@ -96,7 +96,9 @@ impl SagaEngine {
     /// definition version or a step this build cannot run; loads the retry policies; seeds
     /// the census (the unfinished sagas now, the finished ones in the background); then
     /// resumes every unfinished saga from the log, except those PAUSED on a key still
-    /// quarantined (one whose key was released resumes). Returns how many sagas it resumed.
+    /// quarantined (one whose key was released resumes). Only the sagas of the partitions
+    /// this server owns (every one, but on a server of a cluster with a share): the others
+    /// are their owners' to check, count and run. Returns how many sagas it resumed.
     pub async fn boot(self: &Arc<Self>) -> anyhow::Result<usize> {
         super::indexes::build_missing(&self.store)?;
         let active = self.active_instances()?;
@@ -123,7 +125,9 @@ impl SagaEngine {
         loop {
             let filter = SagaFilter { state: Some(SagaState::Paused), ..SagaFilter::default() };
             let (page, next) = self.list(&filter, Direction::OldestFirst, cursor, 500).await?;
-            parked.extend(page.iter().filter(|s| s.paused_on == Some(key)).map(|s| s.saga_id));
+            let owned = self.store.owned();
+            let ours = |s: &&SagaInstance| s.paused_on == Some(key) && owned.owns(&s.saga_id.0);
+            parked.extend(page.iter().filter(ours).map(|s| s.saga_id));
             match next {
                 Some(n) => cursor = Some(n),
                 None => break,
@@ -157,10 +161,16 @@ impl SagaEngine {
 
     /// Every saga the log says is unfinished. One this build cannot read stops the start,
     /// named, like one it cannot run.
+    /// The unfinished sagas of the partitions this server owns (another server's are its
+    /// own to recover and run).
     fn active_instances(&self) -> anyhow::Result<Vec<SagaInstance>> {
         use anyhow::Context;
         let mut out = Vec::new();
+        let owned = self.store.owned();
         for key in self.store.scan_prefix_keys(Table::ActiveSagas, &[], usize::MAX)? {
+            if !owned.owns_bytes(&key) {
+                continue;
+            }
             let id = uuid::Uuid::from_slice(&key).map(|u| u.to_string()).unwrap_or_else(|_| hex::encode(&key));
             let saga =
                 self.store.get::<SagaInstance>(Table::Sagas, &key).with_context(|| format!("unfinished saga {id}"))?;
@@ -577,4 +587,40 @@ impl SagaEngine {
 
 fn start_coordinator(arbiter: &ArbiterHandle, saga: SagaInstance, engine: Arc<SagaEngine>) -> Addr<SagaCoordinator> {
     SagaCoordinator::start_in_arbiter(arbiter, move |_| SagaCoordinator::new(saga, engine, settled_channel().0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::partition::{id_in, Owned, Partition, Partitions};
+    use crate::saga::coordinator::log_write;
+
+    /// A server with a share resumes its own partitions' unfinished sagas and counts them;
+    /// another partition's it leaves to that partition's owner (no coordinator, no count).
+    #[test]
+    fn a_server_with_a_share_recovers_only_its_partitions_sagas() {
+        actix::System::new().block_on(async {
+            let (_dir, store) = Store::temporary();
+            let shop = crate::startup::for_tests(&store);
+            let def = &definition::embedded().unwrap()[0];
+            let stuck_in = |p| {
+                let mut saga =
+                    SagaInstance::new(def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), None, None);
+                saga.saga_id = SagaId(id_in(Partition(p)));
+                saga.state = SagaState::Stuck;
+                saga
+            };
+            let ws = [stuck_in(3), stuck_in(4)].iter().fold(crate::store::WriteSet::new(), |ws, saga| {
+                log_write(ws, saga, None).save(crate::store::keys::active_saga(saga.saga_id), &0u32)
+            });
+            store.commit(ws).await.unwrap();
+
+            store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(3)]));
+            assert_eq!(shop.sagas.boot().await.unwrap(), 1, "its own STUCK saga, picked up (and left STUCK)");
+            let stuck: u64 =
+                shop.sagas.census().counts().iter().filter(|(_, s, _)| *s == SagaState::Stuck).map(|c| c.2).sum();
+            assert_eq!(stuck, 1, "the census counts this server's partitions' sagas");
+            store.close().unwrap();
+        });
+    }
 }

@@ -41,13 +41,6 @@ pub(crate) trait Backend: Send + Sync {
         true
     }
 
-    /// Whether this server writes the event and audit logs and the outbox itself (it owns
-    /// the shared partition; always, on an embedded store) rather than staging its entries
-    /// for the server that does (see [`super::staged`]).
-    fn writes_logs(&self) -> bool {
-        true
-    }
-
     /// The servers sharing the store (none on an embedded store).
     fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
         Ok(Vec::new())

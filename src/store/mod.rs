@@ -19,6 +19,7 @@ mod homes;
 mod indexes;
 pub mod keys;
 mod listing;
+mod ownership;
 mod plan;
 mod postgres;
 mod records;
@@ -45,6 +46,7 @@ pub use indexes::{
 };
 pub use keys::{saga_owner_prefix, time_bound, time_key, time_key_rest, webhook_order_key, Key, Prefix, SagaOwner};
 pub use listing::Page;
+pub use ownership::Ownership;
 pub use postgres::Wait;
 pub use records::{
     AuditEntry, Customer, EventRecord, Notification, NotificationStatus, Session, StaffRole, StaffSession, VerifyToken,
@@ -56,6 +58,7 @@ pub use walk::Walk;
 pub use writeset::{CommitTicket, WriteSet};
 
 use crate::config::{Backend as BackendKind, ClusterSettings, StorageSettings};
+use crate::domain::partition::Owned;
 use backend::Backend;
 use committer::GroupWriter;
 
@@ -105,6 +108,8 @@ struct Inner {
     node_id: String,
     submit: Mutex<Option<mpsc::Sender<committer::Task>>>,
     committer: Mutex<Option<JoinHandle<()>>>,
+    /// The partitions this server owns.
+    ownership: Ownership,
     /// Woken after every commit that queued a notification, so delivery starts at once.
     pub(crate) outbox_signal: Arc<tokio::sync::Notify>,
     /// Woken after every commit that appended domain events (event-log consumers).
@@ -176,13 +181,14 @@ impl Store {
         wait: Wait,
         schema: postgres::Schema,
     ) -> Result<Option<Store>, StoreError> {
-        let (backend, writer, seqs): (Box<dyn Backend>, Box<dyn GroupWriter>, _) = match settings.backend {
+        let (backend, writer, seqs, ownership): (Box<dyn Backend>, Box<dyn GroupWriter>, _, _) = match settings.backend
+        {
             BackendKind::Sled => {
                 let (backend, writer, seqs) = sled_backend::open(settings)?;
-                (Box::new(backend), Box::new(writer), seqs)
+                (Box::new(backend), Box::new(writer), seqs, Ownership::new(Owned::every(cluster.partitions)))
             }
             BackendKind::Postgres => match postgres::open(settings, cluster, wait, schema)? {
-                Some((backend, writer, seqs)) => (Box::new(backend), Box::new(writer), seqs),
+                Some((backend, writer, seqs, ownership)) => (Box::new(backend), Box::new(writer), seqs, ownership),
                 None => return Ok(None),
             },
         };
@@ -197,6 +203,7 @@ impl Store {
                 node_id: cluster.node_id.clone(),
                 submit: Mutex::new(Some(tx)),
                 committer: Mutex::new(Some(handle)),
+                ownership,
                 outbox_signal,
                 events_signal,
             }),
@@ -365,9 +372,27 @@ impl Store {
         self.inner.backend.holds_lease()
     }
 
-    /// Whether this server writes the logs itself (see [`staged`]).
+    /// The partitions this server owns as of now (see [`Ownership`]).
+    pub fn owned(&self) -> Arc<Owned> {
+        self.inner.ownership.current()
+    }
+
+    /// Whether the row at `key` in `table` lives in a partition this server owns: only then
+    /// does a worker walking the table write it (another server's would be fenced).
+    pub fn owns(&self, table: Table, key: &[u8]) -> bool {
+        let owned = self.owned();
+        owned.contains(homes::home(table, key).partition(owned.count()))
+    }
+
+    /// This server's share, to follow as it changes.
+    pub fn ownership(&self) -> &Ownership {
+        &self.inner.ownership
+    }
+
+    /// Whether this server writes the logs itself (see [`staged`]): it owns the shared
+    /// partition.
     pub fn writes_logs(&self) -> bool {
-        self.inner.backend.writes_logs()
+        self.owned().has_shared()
     }
 
     /// The servers sharing the store, the leader first (none on the embedded store).

@@ -25,8 +25,9 @@ use tokio_postgres::{Client, Statement};
 
 use super::backend::{Backend, Entries, LeaseView, NodeView};
 use super::plan::Seqs;
-use super::{StoreError, Table};
+use super::{Ownership, StoreError, Table};
 use crate::config::{ClusterSettings, Durability, PostgresSettings, StorageSettings};
+use crate::domain::partition::Owned;
 pub use lease::Wait;
 pub(crate) use membership::Membership;
 pub(crate) use writer::PgWriter;
@@ -71,8 +72,6 @@ pub(crate) struct PgBackend {
     statements: Arc<Statements>,
     /// `cluster.lease_ms`: how old a heartbeat makes a server stale in [`Backend::nodes`].
     lease_ms: u64,
-    /// Whether its lease includes the shared partition (see [`Backend::writes_logs`]).
-    writes_logs: bool,
 }
 
 /// One read connection and the statements prepared on it.
@@ -136,7 +135,7 @@ impl Statements {
 }
 
 /// What [`open`] gives: the backend, its committer's writer and where the logs go on.
-pub(crate) type Opened = (PgBackend, PgWriter, Seqs);
+pub(crate) type Opened = (PgBackend, PgWriter, Seqs, Ownership);
 
 /// Whether [`open`] brings the schema up to date, or finds it so (this process's
 /// [`Membership::join`] did, just before).
@@ -194,7 +193,6 @@ pub(crate) fn open(
         handle.spawn(lease::keep(lease_client.clone(), pg.schema.clone(), holder.clone(), clock.clone(), stop));
     let statements = Arc::new(Statements { schema: pg.schema.clone() });
     let backend = PgBackend {
-        writes_logs: holder.owned.contains(&crate::domain::partition::Partition::SHARED),
         _runtime: runtime,
         lease: Mutex::new(Some(HeldLease { client: lease_client, holder: holder.clone(), stop_renewing, renewing })),
         clock,
@@ -212,7 +210,9 @@ pub(crate) fn open(
     let seqs = Seqs { event: next(last(Table::Events)?), audit: next(last(Table::Audit)?), staged: 0 };
     let tls = &backend.target.connector.summary;
     tracing::info!(schema = %pg.schema, pool = pg.pool_size, %tls, "store on PostgreSQL");
-    Ok(Some((backend, PgWriter::new(handle, writer_client, &pg.schema, holder), seqs)))
+    let ownership = Ownership::new(Owned::share(holder.key_space, holder.owned.iter().copied()));
+    let writer = PgWriter::new(handle, writer_client, &pg.schema, holder, ownership.clone());
+    Ok(Some((backend, writer, seqs, ownership)))
 }
 
 /// The store's leases and servers as the database has them, read by a process that is not
@@ -350,10 +350,6 @@ impl Backend for PgBackend {
 
     fn holds_lease(&self) -> bool {
         self.clock.holds()
-    }
-
-    fn writes_logs(&self) -> bool {
-        self.writes_logs
     }
 
     fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {

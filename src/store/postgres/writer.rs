@@ -19,10 +19,10 @@ use super::super::committer::{GroupFailed, GroupWriter};
 use super::super::plan::{plan, Change, Logs, Outcome, Plan, Refused, Seqs};
 use super::super::snapshot::Snapshot;
 use super::super::writeset::{Op, WriteSet};
-use super::super::{StoreError, Table};
+use super::super::{Ownership, StoreError, Table};
 use super::lease::{fence_sql, lost, Holder};
 use super::schema::qualified;
-use crate::domain::partition::Partition;
+use crate::domain::partition::{Owned, Partition};
 use crate::domain::time::Timestamp;
 
 /// Attempts of one group before the committer gives up (and stops the process).
@@ -34,6 +34,8 @@ pub(crate) struct PgWriter {
     prepared: Prepared,
     /// The lease every group re-checks (see [`super::lease`]).
     holder: Holder,
+    /// The partitions the lease holds now: whether the group writes the logs or stages them.
+    ownership: Ownership,
     fence: Option<Statement>,
 }
 
@@ -127,9 +129,9 @@ struct TableWrites<'a> {
 }
 
 impl PgWriter {
-    pub(super) fn new(handle: Handle, client: Client, schema: &str, holder: Holder) -> PgWriter {
+    pub(super) fn new(handle: Handle, client: Client, schema: &str, holder: Holder, ownership: Ownership) -> PgWriter {
         let prepared = Prepared { schema: schema.to_string(), cache: HashMap::new() };
-        PgWriter { handle, client, prepared, holder, fence: None }
+        PgWriter { handle, client, prepared, holder, ownership, fence: None }
     }
 
     /// One try at committing the group. The statements are sent without waiting for each
@@ -225,7 +227,7 @@ impl GroupWriter for PgWriter {
             return Ok((group.iter().map(|_| Ok(())).collect(), seqs));
         }
         let handle = self.handle.clone();
-        let owned = self.holder.owned.clone();
+        let owned = self.ownership.current();
         let logs = logs(&self.holder, &owned);
         let touched: Vec<BTreeSet<Partition>> =
             group.iter().map(|ws| ws.partitions(self.holder.key_space, logs.partition_for(ws))).collect();
@@ -282,11 +284,11 @@ impl GroupWriter for PgWriter {
 
 /// Where a group's log entries go: into the logs when this server owns the shared
 /// partition (today always: a server takes every partition), else staged in one of its own.
-fn logs<'a>(holder: &Holder, owned: &'a [Partition]) -> Logs<'a> {
-    if owned.contains(&Partition::SHARED) {
+fn logs<'a>(holder: &Holder, owned: &'a Owned) -> Logs<'a> {
+    if owned.has_shared() {
         Logs::Direct
     } else {
-        Logs::Staged { owned, epoch: holder.epoch, count: holder.key_space }
+        Logs::Staged { owned: owned.partitions(), epoch: holder.epoch, count: holder.key_space }
     }
 }
 
