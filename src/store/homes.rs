@@ -9,10 +9,13 @@
 //! logs and their indexes, the outbox, webhooks, operators' tables) has no partition of its
 //! own: it is [`Home::Shared`], written by the owner of [`Partition::SHARED`]. A server that
 //! does not own that partition stages its log entries in one of its own (see `staged`).
+//! Two shared tables are written in another partition entry by entry: the payment and
+//! carrier indexes, each entry in the partition of the order it names ([`written_in`]).
 //!
 //! The layouts read here are the ones [`super::keys`] builds; the tests build each key
 //! there and check its home, so a layout change that this module missed fails them.
 
+use super::codec::Record;
 use super::keys::partition_of_staged_log;
 use super::tables::Table;
 use crate::domain::partition::{Affinity, Partition, Partitions};
@@ -77,6 +80,7 @@ pub(crate) fn home(table: Table, key: &[u8]) -> Home {
         | Table::OutboxDue
         | Table::NotificationsByFilter
         | Table::RetryPolicies
+        // Read by anyone; each entry written in its order's partition (see `written_in`).
         | Table::OrdersByAuthorization
         | Table::OrdersByTracking
         | Table::WebhookEvents
@@ -90,14 +94,24 @@ pub(crate) fn home(table: Table, key: &[u8]) -> Home {
     }
 }
 
-/// The partition a write of the row at `key` in `table` touches: the row's home, but for
-/// the removal of a staged log entry, which the shared partition's owner does as it moves
-/// the entry into its log (while the entry's partition's owner may go on staging others).
-pub(crate) fn written_in(table: Table, key: &[u8], removal: bool, count: Partitions) -> Partition {
-    if removal && table == Table::StagedLogs {
-        return Partition::SHARED;
+/// The partition a write of the row at `key` in `table` touches (`value`: what a put
+/// writes, `None` for a removal): the row's home, but for
+/// - the removal of a staged log entry, which the shared partition's owner does as it
+///   moves the entry into its log (while the entry's partition's owner may go on staging
+///   others);
+/// - an entry of the payment and carrier indexes: keyed by a number the outside world chose
+///   (an authorization, a tracking number), it names one order and is written with that
+///   order, by the owner of the order's partition, so it is fenced there. No write for
+///   another order names the same number: an authorization is its order's own, a tracking
+///   number is claimed once (a must-be-new row, which the database decides).
+pub(crate) fn written_in(table: Table, key: &[u8], value: Option<&[u8]>, count: Partitions) -> Partition {
+    match (table, value) {
+        (Table::StagedLogs, None) => Partition::SHARED,
+        (Table::OrdersByAuthorization | Table::OrdersByTracking, Some(value)) => {
+            <uuid::Uuid as Record>::decode(table, value).map_or(Partition::SHARED, |order| count.of(&order))
+        }
+        _ => home(table, key).partition(count),
     }
-    home(table, key).partition(count)
 }
 
 /// The home of the 16-byte id at `at` in `key`.
@@ -220,10 +234,23 @@ mod tests {
         let count = Partitions::new(16).unwrap();
         let key = keys::staged_log(Partition(5), 3, 9);
         assert_eq!(home_of(key.clone()), Home::In(Partition(5)));
-        assert_eq!(written_in(Table::StagedLogs, key.as_bytes(), false, count), Partition(5));
-        assert_eq!(written_in(Table::StagedLogs, key.as_bytes(), true, count), Partition::SHARED);
+        assert_eq!(written_in(Table::StagedLogs, key.as_bytes(), Some(b"entry"), count), Partition(5));
+        assert_eq!(written_in(Table::StagedLogs, key.as_bytes(), None, count), Partition::SHARED);
         let cart = keys::cart(CustomerId(Uuid::now_v7()));
-        assert_eq!(written_in(Table::Carts, cart.as_bytes(), true, count), home_of(cart).partition(count));
+        assert_eq!(written_in(Table::Carts, cart.as_bytes(), None, count), home_of(cart).partition(count));
+    }
+
+    #[test]
+    fn a_payment_or_carrier_index_entry_is_written_in_the_partition_of_the_order_it_names() {
+        let count = Partitions::new(16).unwrap();
+        let order = OrderId(Uuid::now_v7());
+        let value = order.0.encode();
+        for key in [keys::order_by_authorization("auth_1"), keys::order_by_tracking("1Z999")] {
+            let (table, key) = (key.table(), key.as_bytes());
+            assert_eq!(written_in(table, key, Some(&value), count), count.of(&order.0), "{table:?}");
+            assert_eq!(written_in(table, key, Some(b"not an id"), count), Partition::SHARED, "unreadable: shared");
+            assert_eq!(written_in(table, key, None, count), Partition::SHARED, "a removal names no order");
+        }
     }
 
     #[test]

@@ -308,6 +308,15 @@ fn oversized(ws: &WriteSet) -> Option<Refused> {
 mod tests {
     use super::*;
 
+    /// The partition a planned write touches, as the fence counts it.
+    fn written_in(w: &Write, count: Partitions) -> Partition {
+        let value = match &w.change {
+            Change::Put(v) | Change::New(v) => Some(&v[..]),
+            Change::Delete => None,
+        };
+        super::super::homes::written_in(w.table, &w.key, value, count)
+    }
+
     fn keys_of(plan: &Plan) -> Vec<(Table, Vec<u8>, bool)> {
         plan.writes.iter().map(|w| (w.table, w.key.to_vec(), matches!(w.change, Change::Delete))).collect()
     }
@@ -409,7 +418,7 @@ mod tests {
                 .unwrap();
         assert!(plan.writes.len() > 4, "the derived rows are planned too");
         for w in &plan.writes {
-            let p = super::super::homes::home(w.table, &w.key).partition(count);
+            let p = written_in(w, count);
             assert!(named.contains(&p), "{:?} row in {p:?}, not among {named:?}", w.table);
         }
         let plain = WriteSet::new().put_key(Table::Orders, order.0.as_bytes().to_vec());
@@ -430,14 +439,19 @@ mod tests {
         let customer = CustomerId(uuid::Uuid::now_v7());
         let home = count.of(&customer.0);
         let other = Partition((home.0 + 1) % 16).max(Partition(1));
-        let order = OrderId(uuid::Uuid::now_v7());
+        let order = OrderId(crate::domain::partition::alike(uuid::Uuid::now_v7(), &customer.0));
         let confirmed = crate::domain::events::DomainEvent::OrderConfirmed {
             order_id: order,
             customer_id: customer,
             event_id: "e".into(),
         };
         let audit = AuditEntry::sample("o");
-        let ws = WriteSet::new().put_key(Table::Carts, customer.0.as_bytes().to_vec()).event(&confirmed).audit(audit);
+        // The payment index's entry too: a shared table, written in its order's partition.
+        let ws = WriteSet::new()
+            .put_key(Table::Carts, customer.0.as_bytes().to_vec())
+            .save(keys::order_by_authorization("auth_1"), &order.0)
+            .event(&confirmed)
+            .audit(audit);
         let owned = [other, home];
         let mut sorted = owned;
         sorted.sort();
@@ -463,7 +477,7 @@ mod tests {
         assert_eq!(named.iter().copied().collect::<Vec<_>>(), [home]);
         for w in &plan.writes {
             assert!(!matches!(w.table, Table::Events | Table::Audit | Table::EventsByOrder | Table::AuditByEntity));
-            let p = super::super::homes::home(w.table, &w.key).partition(count);
+            let p = written_in(w, count);
             assert!(named.contains(&p), "{:?} row in {p:?}", w.table);
         }
     }

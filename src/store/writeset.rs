@@ -140,8 +140,10 @@ impl WriteSet {
     /// or the partition a server that does not own it stages them in, see [`super::plan::Logs`]).
     pub(crate) fn partitions(&self, count: Partitions, logs: Partition) -> BTreeSet<Partition> {
         let rows = self.ops.iter().map(|op| match op {
-            Op::Put(table, key, _) | Op::PutIfAbsent(table, key, _, _) => homes::written_in(*table, key, false, count),
-            Op::Delete(table, key) => homes::written_in(*table, key, true, count),
+            Op::Put(table, key, value) | Op::PutIfAbsent(table, key, value, _) => {
+                homes::written_in(*table, key, Some(value), count)
+            }
+            Op::Delete(table, key) => homes::written_in(*table, key, None, count),
         });
         rows.chain(self.has_logs().then_some(logs)).collect()
     }
