@@ -87,19 +87,18 @@ async fn serve(
         })
     };
 
+    // A server of a cluster forwards what it does not own to the owner.
+    let forwarder = membership.is_clustered().then(|| Forwarder::new(membership.clone(), &cluster, relay_key.clone()));
+    let front = Front::new(settings.server.clone(), forwarder, relay_key);
     let (store, shop, workers, mut server) = match opened {
         Some(store) => {
             let (shop, workers) = lead(&settings, &store, &arbiters).await?;
-            let server = listening(Front::serving(shop.clone(), relay_key));
-            if membership.is_clustered() {
-                tracing::info!("leading: this server now serves requests itself");
-            }
+            front.lead(shop.clone());
+            let server = listening(front);
             on_listen(addr);
             (store, shop, workers, server)
         }
         None => {
-            let forwarder = Forwarder::new(membership.clone(), &cluster, relay_key);
-            let front = Front::following(settings.server.clone(), forwarder);
             let mut server = listening(front.clone());
             on_listen(addr);
             tracing::info!("following: another server holds the store's lease; forwarding requests to it");

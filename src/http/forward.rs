@@ -1,12 +1,14 @@
-//! Who answers a request: this server itself once it leads (holds the store's lease and
-//! has built its shop), else the owner of the request's partition (see [`super::home`]:
-//! partition 0's for what has no partition), to which a follower forwards the request as
-//! it came (method, path, query, headers, body: a webhook's signature still verifies) and
-//! relays the answer. Clients and webhook senders can so reach any server of a cluster.
-//! Today one server (the leader) owns every partition, so every request goes to it.
+//! Who answers a request: this server itself when it serves (holds leases and has built
+//! its shop) and owns the request's partition (see [`super::home`]: partition 0's for what
+//! has no partition; a route that describes this process is always answered here), else
+//! the owner of that partition, to which the request is forwarded as it came (method,
+//! path, query, headers, body: a webhook's signature still verifies) and whose answer is
+//! relayed. Clients and webhook senders can so reach any server of a cluster. Today one
+//! server (the leader) owns every partition, so every request goes to it.
 //!
 //! A request is forwarded at most once: the forwarded copy carries [`HOP_HEADER`], and a
-//! server that receives one without leading refuses it (503) instead of passing it on.
+//! server that receives one for a partition it does not own refuses it (503) instead of
+//! passing it on.
 //! A follower answers `/healthz` and `/metrics` itself (they describe this process).
 //! It tells the leader the client's address, signed (see [`super::relayed`]).
 
@@ -41,38 +43,53 @@ pub struct Front {
     /// The limits on reading a request (its body's size and time), whoever answers it.
     pub(super) server: ServerSettings,
     shop: OnceLock<Arc<Shop>>,
-    follower: Option<Forwarder>,
-    /// Checks the client addresses followers forward (none on the embedded store).
+    /// To the owners of the partitions this server does not own (a server of a cluster).
+    forwarder: Option<Forwarder>,
+    /// Checks the client addresses other servers forward (none on the embedded store).
     relay_key: Option<RelayKey>,
 }
 
+/// Who answers one request.
+pub(super) enum Answerer<'a> {
+    /// This server: it owns the request's partition.
+    Here(&'a Arc<Shop>),
+    /// The partition's owner, through the forwarder.
+    Owner(&'a Forwarder),
+    /// Nobody yet: a server without a cluster is built with its shop (never seen).
+    Starting,
+}
+
 impl Front {
-    /// A server that serves every request itself from the start.
-    pub fn serving(shop: Arc<Shop>, relay_key: Option<RelayKey>) -> Arc<Front> {
-        let front = Front { server: shop.settings.server.clone(), shop: OnceLock::new(), follower: None, relay_key };
-        let _ = front.shop.set(shop);
-        Arc::new(front)
+    /// A server that forwards each request to its partition's owner (if `forwarder`) until
+    /// [`Front::lead`], then serves the partitions its store owns.
+    pub fn new(server: ServerSettings, forwarder: Option<Forwarder>, relay_key: Option<RelayKey>) -> Arc<Front> {
+        Arc::new(Front { server, shop: OnceLock::new(), forwarder, relay_key })
     }
 
-    /// A server that forwards to each request's owner until [`Front::lead`].
-    pub fn following(server: ServerSettings, forwarder: Forwarder) -> Arc<Front> {
-        let relay_key = forwarder.relay_key.clone();
-        Arc::new(Front { server, shop: OnceLock::new(), follower: Some(forwarder), relay_key })
-    }
-
-    /// From now on this server serves requests itself.
+    /// From now on this server serves the requests of the partitions it owns itself.
     pub fn lead(&self, shop: Arc<Shop>) {
-        if self.shop.set(shop).is_ok() {
+        if self.shop.set(shop).is_ok() && self.forwarder.is_some() {
             tracing::info!("leading: this server now serves requests itself");
         }
     }
 
-    pub(super) fn shop(&self) -> Option<&Arc<Shop>> {
-        self.shop.get()
-    }
-
-    pub(super) fn forwarder(&self) -> Option<&Forwarder> {
-        self.follower.as_ref()
+    /// This server when it serves and owns the request's partition (or the request
+    /// describes this process), else the partition's owner.
+    pub(super) fn answerer(&self, req: &Incoming<'_>) -> Answerer<'_> {
+        let Some(forwarder) = &self.forwarder else {
+            return self.shop.get().map_or(Answerer::Starting, Answerer::Here);
+        };
+        let Some(shop) = self.shop.get() else {
+            return Answerer::Owner(forwarder);
+        };
+        let owned = shop.store.owned();
+        if owned.is_every() {
+            return Answerer::Here(shop);
+        }
+        match home(req.method, req.path, req.headers).partition(owned.count()) {
+            Some(partition) if !owned.contains(partition) => Answerer::Owner(forwarder),
+            _ => Answerer::Here(shop),
+        }
     }
 
     /// The client's address for a request this server serves: the one a follower forwarded
@@ -352,6 +369,50 @@ mod tests {
         assert!(owners.of(Partition(3)).is_none(), "a lease never taken");
         assert!(owners.of(Partition(4)).is_none(), "a URL that is another server's");
         assert!(Owners::new(vec![lease(-1, "a", true), lease(70_000, "a", true)], "me").0.is_empty());
+    }
+
+    /// A server with a share answers the requests of its partitions and those that describe
+    /// it, and forwards the others' (the shared records' too, while it lacks partition 0).
+    #[test]
+    fn a_serving_server_answers_its_partitions_requests_and_forwards_the_others() {
+        use crate::domain::partition::{id_in, Owned};
+        actix::System::new().block_on(async {
+            let (_dir, store) = crate::store::Store::temporary();
+            let settings = crate::config::Settings::load_layers(None, false).unwrap();
+            let membership = Arc::new(Membership::join(&settings.storage, &settings.cluster).unwrap());
+            let forwarder = Forwarder::new(membership, &settings.cluster, None);
+            let front = Front::new(settings.server.clone(), Some(forwarder), None);
+            let headers = HeaderMap::new();
+            let answers = |method: Method, path: String| {
+                let req = Incoming {
+                    method: &method,
+                    path: &path,
+                    raw_query: "",
+                    headers: &headers,
+                    body: Bytes::new(),
+                    remote: None,
+                };
+                match front.answerer(&req) {
+                    Answerer::Here(_) => "here",
+                    Answerer::Owner(_) => "owner",
+                    Answerer::Starting => "starting",
+                }
+            };
+            let (mine, theirs) = (id_in(Partition(3)), id_in(Partition(4)));
+            assert_eq!(answers(Method::GET, format!("/v1/orders/{mine}")), "owner", "not serving yet: all forwarded");
+
+            front.lead(Arc::new(crate::startup::for_tests(&store)));
+            assert_eq!(answers(Method::GET, format!("/v1/orders/{theirs}")), "here", "owning every partition");
+            store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(3)]));
+            assert_eq!(answers(Method::GET, format!("/v1/orders/{mine}")), "here");
+            assert_eq!(answers(Method::POST, format!("/admin/v1/sagas/{mine}/resume")), "here");
+            assert_eq!(answers(Method::GET, format!("/v1/orders/{theirs}")), "owner");
+            assert_eq!(answers(Method::GET, "/v1/products".into()), "owner", "shared: partition 0's owner");
+            assert_eq!(answers(Method::GET, "/healthz".into()), "here", "about this process");
+            store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition::SHARED]));
+            assert_eq!(answers(Method::GET, "/v1/products".into()), "here");
+            store.close().unwrap();
+        });
     }
 
     #[test]

@@ -106,8 +106,8 @@ where
         };
         let incoming =
             forward::Incoming { method: &method, path: &path, raw_query: &raw_query, headers: &headers, body, remote };
-        match (front.shop(), front.forwarder()) {
-            (Some(shop), _) => {
+        match front.answerer(&incoming) {
+            forward::Answerer::Here(shop) => {
                 let remote = front.client_address(&incoming, remote);
                 let body = incoming.body;
                 let query: HashMap<String, String> =
@@ -115,9 +115,8 @@ where
                 let req = Request { method, path, query, headers, body, remote };
                 routes::dispatch(shop, &req).await
             }
-            (None, Some(forwarder)) => forwarder.answer(incoming).await,
-            // Not built so (a front that serves has its shop from the start).
-            (None, None) => ("starting", Err(Fault::Unavailable("the server is starting").into())),
+            forward::Answerer::Owner(forwarder) => forwarder.answer(incoming).await,
+            forward::Answerer::Starting => ("starting", Err(Fault::Unavailable("the server is starting").into())),
         }
     };
     let (route, result) = tracing::Instrument::instrument(result, span.clone()).await;
