@@ -16,6 +16,10 @@ use crate::http::{Forwarder, Front, RelayKey};
 use crate::startup::{self, Workers};
 use crate::store::{Membership, Store, Wait};
 
+/// What a server of a cluster logs once it serves (operators and the cluster tests wait
+/// for it).
+const LEADING: &str = "leading: this server now serves requests itself";
+
 /// Runs the server on the current thread until `shutdown` resolves. Builds the actix system
 /// on a multi-thread tokio runtime, so warp's connections run on the tokio workers and talk
 /// to actors (on their own arbiters) through their mailboxes. `on_listen` receives the
@@ -93,8 +97,12 @@ async fn serve(
     let (store, shop, workers, mut server) = match opened {
         Some(store) => {
             let (shop, workers) = lead(&settings, &store, &arbiters).await?;
+            // Serving before it listens: nobody reaches it before it can answer.
             front.lead(shop.clone());
             let server = listening(front);
+            if membership.is_clustered() {
+                tracing::info!("{LEADING}");
+            }
             on_listen(addr);
             (store, shop, workers, server)
         }
@@ -128,6 +136,7 @@ async fn serve(
             };
             let (shop, workers) = lead(&settings, &store, &arbiters).await?;
             front.lead(shop.clone());
+            tracing::info!("{LEADING}");
             (store, shop, workers, server)
         }
     };

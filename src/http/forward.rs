@@ -28,7 +28,7 @@ use crate::config::{ClusterSettings, ServerSettings};
 use crate::domain::partition::{Partition, Partitions};
 use crate::metrics;
 use crate::startup::Shop;
-use crate::store::{LeaseView, Membership, NodeView};
+use crate::store::{Membership, Owner};
 
 /// Names the server that forwarded a request (its node id): the owner serves it, a
 /// follower refuses it.
@@ -68,9 +68,7 @@ impl Front {
 
     /// From now on this server serves the requests of the partitions it owns itself.
     pub fn lead(&self, shop: Arc<Shop>) {
-        if self.shop.set(shop).is_ok() && self.forwarder.is_some() {
-            tracing::info!("leading: this server now serves requests itself");
-        }
+        let _ = self.shop.set(shop);
     }
 
     /// This server when it serves and owns the request's partition (or the request
@@ -241,7 +239,7 @@ impl Forwarder {
     }
 
     /// The owner did not answer: look the owners up again next time.
-    fn unreachable(&self, owner: &NodeView, partition: Partition, e: reqwest::Error) -> ApiError {
+    fn unreachable(&self, owner: &Owner, partition: Partition, e: reqwest::Error) -> ApiError {
         metrics::FORWARDED_REQUESTS.with_label_values(&["failed"]).inc();
         if let Ok(mut cached) = self.owners.lock() {
             cached.take();
@@ -257,7 +255,7 @@ impl Forwarder {
 
     /// The owner of `partition`, from the cache while it is fresh and names one, else from
     /// the database (one read for every partition's owner).
-    async fn owner(&self, partition: Partition) -> Option<NodeView> {
+    async fn owner(&self, partition: Partition) -> Option<Owner> {
         if let Some((owners, at)) = self.owners.lock().ok()?.as_ref() {
             if let Some(owner) = owners.of(partition).filter(|_| at.elapsed() < self.recheck) {
                 return Some(owner.clone());
@@ -282,26 +280,18 @@ impl Forwarder {
     }
 }
 
-/// Who a follower forwards each partition's requests to: the owner of its unexpired lease,
-/// with the URL of its row in `nodes`, unless that is this very server (a follower never
-/// forwards to itself: it would only refuse the request as forwarded).
+/// Who a server forwards each partition's requests to: the owner of its unexpired lease
+/// (as [`Membership::owners`] reads them), unless that is this very server (it would only
+/// refuse the request as forwarded).
 #[derive(Debug, Default)]
-struct Owners(HashMap<Partition, NodeView>);
+struct Owners(HashMap<Partition, Owner>);
 
 impl Owners {
-    /// From the leases joined with their owners' rows, as [`Membership::owners`] reads them.
-    fn new(leases: Vec<(LeaseView, NodeView)>, me: &str) -> Owners {
-        let forwardable = leases.into_iter().filter(|(lease, node)| {
-            lease.live && !lease.owner.is_empty() && lease.owner == node.node_id && lease.owner != me
-        });
-        Owners(
-            forwardable
-                .filter_map(|(lease, node)| Some((Partition(u16::try_from(lease.partition).ok()?), node)))
-                .collect(),
-        )
+    fn new(owners: Vec<Owner>, me: &str) -> Owners {
+        Owners(owners.into_iter().filter(|o| o.node_id != me).map(|o| (o.partition, o)).collect())
     }
 
-    fn of(&self, partition: Partition) -> Option<&NodeView> {
+    fn of(&self, partition: Partition) -> Option<&Owner> {
         self.0.get(&partition)
     }
 }
@@ -326,49 +316,26 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 mod tests {
     use super::*;
 
-    fn node(id: &str) -> NodeView {
-        NodeView {
+    fn owner(partition: u16, id: &str) -> Owner {
+        Owner {
+            partition: Partition(partition),
             node_id: id.into(),
             advertise_url: format!("http://{id}.example:8080"),
-            started_at: "2026-11-27T08:00:00.000Z".into(),
-            heartbeat_at: "2026-11-27T08:00:01.000Z".into(),
-            heartbeat_age_ms: 100,
-            stale: false,
-            leader: false,
-            partitions: 0,
         }
     }
 
-    fn lease(partition: i32, owner: &str, live: bool) -> (LeaseView, NodeView) {
-        let view =
-            LeaseView { partition, owner: owner.into(), epoch: 7, expires_at: "2026-11-27T08:00:05.000Z".into(), live };
-        (view, node(owner))
-    }
-
     #[test]
-    fn each_partition_goes_to_the_owner_of_its_live_lease() {
-        let leases = (0..16).map(|p| lease(p, if p == 3 { "b" } else { "a" }, true)).collect();
-        let owners = Owners::new(leases, "follower");
+    fn each_partition_goes_to_the_owner_of_its_live_lease_but_this_servers_own() {
+        let owners = Owners::new((0..16).map(|p| owner(p, if p == 3 { "b" } else { "a" })).collect(), "follower");
         let url = |p: u16| owners.of(Partition(p)).map(|n| n.advertise_url.clone());
         assert_eq!(url(3).as_deref(), Some("http://b.example:8080"));
         assert_eq!(url(0).as_deref(), Some("http://a.example:8080"));
         assert_eq!(url(15).as_deref(), Some("http://a.example:8080"));
         assert_eq!(url(16), None, "no such partition");
-    }
-
-    #[test]
-    fn an_expired_lease_an_unnamed_owner_or_this_servers_own_lease_has_no_owner_to_forward_to() {
-        let mut without_row = lease(4, "c", true);
-        without_row.1.node_id = "d".into();
-        let leases =
-            vec![lease(0, "a", true), lease(1, "b", false), lease(2, "me", true), lease(3, "", true), without_row];
-        let owners = Owners::new(leases, "me");
+        let owners = Owners::new(vec![owner(0, "a"), owner(2, "me")], "me");
         assert_eq!(owners.of(Partition(0)).map(|n| n.node_id.as_str()), Some("a"));
-        assert!(owners.of(Partition(1)).is_none(), "expired: nobody may write it, so 503 no_leader");
-        assert!(owners.of(Partition(2)).is_none(), "a follower never forwards to itself");
-        assert!(owners.of(Partition(3)).is_none(), "a lease never taken");
-        assert!(owners.of(Partition(4)).is_none(), "a URL that is another server's");
-        assert!(Owners::new(vec![lease(-1, "a", true), lease(70_000, "a", true)], "me").0.is_empty());
+        assert!(owners.of(Partition(2)).is_none(), "a server never forwards to itself");
+        assert!(owners.of(Partition(1)).is_none(), "no live lease (expired or never taken): 503 no_leader");
     }
 
     /// A server with a share answers the requests of its partitions and those that describe

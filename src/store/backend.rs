@@ -66,6 +66,15 @@ pub struct NodeView {
     pub partitions: i64,
 }
 
+/// Who owns a partition now, and where it answers: what a server forwards a request of
+/// that partition to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub partition: crate::domain::partition::Partition,
+    pub node_id: String,
+    pub advertise_url: String,
+}
+
 /// One lease row: who may write to a partition of the store, at which epoch, until when.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LeaseView {

@@ -36,7 +36,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-pub use backend::{LeaseView, NodeView};
+pub use backend::{LeaseView, NodeView, Owner};
 pub use codec::{decode_version, Record};
 pub use committer::FAIL_STOP_EXIT_CODE;
 pub use files::MAX_RECORD_BYTES;
@@ -495,7 +495,7 @@ impl Membership {
 impl Membership {
     /// Every unexpired lease joined with its owner's row (the URL to forward to), in one
     /// read; none on the embedded store.
-    pub fn owners(&self) -> Result<Vec<(LeaseView, NodeView)>, StoreError> {
+    pub fn owners(&self) -> Result<Vec<Owner>, StoreError> {
         self.0.as_ref().map_or(Ok(Vec::new()), |m| m.owners())
     }
 }

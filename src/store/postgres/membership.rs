@@ -267,68 +267,33 @@ impl Heart {
     }
 }
 
-use crate::store::backend::LeaseView;
+use crate::domain::partition::Partition;
+use crate::store::backend::Owner;
 
 impl Membership {
-    /// Every unexpired lease with its owner's row (see [`owners`]).
-    pub(crate) fn owners(&self) -> Result<Vec<(LeaseView, NodeView)>, StoreError> {
-        let (client, schema, lease_ms) = (self.client.clone(), self.schema.clone(), self.lease_ms);
-        run(&self.handle, async move { owners(&client, &schema, lease_ms).await })?
+    /// The owner of every partition with an unexpired lease (see [`owners`]).
+    pub(crate) fn owners(&self) -> Result<Vec<Owner>, StoreError> {
+        let (client, schema) = (self.client.clone(), self.schema.clone());
+        run(&self.handle, async move { owners(&client, &schema).await })?
     }
 }
 
-/// Who owns which partition, in one read: every unexpired lease joined with its owner's
-/// row in `nodes` (for the URL a follower forwards to), in partition order. A lease whose
-/// owner has no row (it left, or was forgotten) has no URL and is left out. `leader` and
-/// `partitions` of each member count only the leases read here.
-pub(super) async fn owners(
-    client: &Client,
-    schema: &str,
-    lease_ms: u64,
-) -> Result<Vec<(LeaseView, NodeView)>, StoreError> {
+/// Who owns which partition, in one read: every unexpired lease with the URL of its
+/// owner's row in `nodes`, in partition order. A lease whose owner has no row (it left, or
+/// was forgotten) has no URL and is left out.
+pub(super) async fn owners(client: &Client, schema: &str) -> Result<Vec<Owner>, StoreError> {
     let sql = format!(
-        r#"SELECT l.partition_id, l.owner, l.epoch,
-                  to_char(l.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), l.expires_at > now(),
-                  n.advertise_url,
-                  to_char(n.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                  to_char(n.heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                  (EXTRACT(EPOCH FROM (now() - n.heartbeat_at)) * 1000)::BIGINT
+        r#"SELECT l.partition_id, l.owner, n.advertise_url
            FROM "{schema}".leases l JOIN "{schema}".nodes n ON n.node_id = l.owner
            WHERE l.expires_at > now()
            ORDER BY l.partition_id"#
     );
     let rows = client.query(&sql, &[]).await?;
-    let mut found: Vec<(LeaseView, NodeView)> = rows
+    Ok(rows
         .iter()
-        .map(|r| {
-            let lease = LeaseView {
-                partition: r.get(0),
-                owner: r.get(1),
-                epoch: r.get(2),
-                expires_at: r.get(3),
-                live: r.get(4),
-            };
-            let node = NodeView {
-                node_id: lease.owner.clone(),
-                advertise_url: r.get(5),
-                started_at: r.get(6),
-                heartbeat_at: r.get(7),
-                heartbeat_age_ms: r.get(8),
-                stale: r.get::<_, i64>(8) > STALE_AFTER_LEASES * lease_ms as i64,
-                leader: false,
-                partitions: 0,
-            };
-            (lease, node)
+        .filter_map(|r| {
+            let partition = u16::try_from(r.get::<_, i32>(0)).ok().map(Partition)?;
+            Some(Owner { partition, node_id: r.get(1), advertise_url: r.get(2) })
         })
-        .collect();
-    let leaders: Vec<String> = found.iter().filter(|(l, _)| l.partition == 0).map(|(l, _)| l.owner.clone()).collect();
-    let counts = found.iter().fold(std::collections::HashMap::<String, i64>::new(), |mut counts, (l, _)| {
-        *counts.entry(l.owner.clone()).or_default() += 1;
-        counts
-    });
-    for (lease, node) in &mut found {
-        node.leader = leaders.contains(&lease.owner);
-        node.partitions = counts.get(&lease.owner).copied().unwrap_or(0);
-    }
-    Ok(found)
+        .collect())
 }
