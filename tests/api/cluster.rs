@@ -148,10 +148,12 @@ async fn a_second_server_with_a_live_servers_node_id_refuses_to_start() {
     }
     let dir = store_dir();
     let client = reqwest::Client::new();
-    let twin = [("CARTWRIGHT__CLUSTER__NODE_ID", "twin")];
+    // A lease of 5 s: the restart below must see the killed server's last heartbeat as
+    // fresh (within a lease), however long a loaded machine takes to start it.
+    let twin = [("CARTWRIGHT__CLUSTER__NODE_ID", "twin"), ("CARTWRIGHT__CLUSTER__LEASE_MS", "5000")];
     let first = ServerProcess::start_with(dir.path(), &twin);
     let (status, output) =
-        ServerProcess::run_to_exit(dir.path(), &[twin[0], ("CARTWRIGHT__SERVER__ADDR", "127.0.0.1:0")]);
+        ServerProcess::run_to_exit(dir.path(), &[twin[0], twin[1], ("CARTWRIGHT__SERVER__ADDR", "127.0.0.1:0")]);
     assert!(!status.success(), "{output}");
     assert!(output.contains("another live server has cluster.node_id = twin"), "{output}");
     assert!(output.contains(&first.url), "it names where the other one is: {output}");
