@@ -229,6 +229,20 @@ mod tests {
         saga
     }
 
+    /// A processed payment webhook `evt_1`, received `at`.
+    fn payment_event(at: Timestamp) -> WebhookEvent {
+        WebhookEvent {
+            source: "payment".into(),
+            event_id: "evt_1".into(),
+            event_type: "payment.captured".into(),
+            status: "processed".into(),
+            detail: String::new(),
+            body: "{}".into(),
+            order_id: None,
+            received_at: at,
+        }
+    }
+
     fn retention(ms: i64) -> Retention {
         Retention { idempotency_ms: ms, sagas_ms: ms, webhooks_ms: ms }
     }
@@ -299,17 +313,7 @@ mod tests {
         );
         let mut ws = idempotency_key(WriteSet::new(), mine.clone(), SagaId(uuid::Uuid::now_v7()), old);
         ws = idempotency_key(ws, theirs.clone(), SagaId(uuid::Uuid::now_v7()), old);
-        let event = WebhookEvent {
-            source: "payment".into(),
-            event_id: "evt_1".into(),
-            event_type: "payment.captured".into(),
-            status: "processed".into(),
-            detail: String::new(),
-            body: "{}".into(),
-            order_id: None,
-            received_at: old,
-        };
-        store.commit(webhook_event(ws, &event, None, false)).await.unwrap();
+        store.commit(webhook_event(ws, &payment_event(old), None, false)).await.unwrap();
         let census = SagaCensus::new();
 
         store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(1)]));
@@ -339,16 +343,7 @@ mod tests {
         let mut ws = idempotency_key(WriteSet::new(), key_done.clone(), done, old);
         ws = idempotency_key(ws, key_running.clone(), running, old);
         ws = ws.save(keys::active_saga(running), &0u32);
-        let event = |at| WebhookEvent {
-            source: "payment".into(),
-            event_id: "evt_1".into(),
-            event_type: "payment.captured".into(),
-            status: "processed".into(),
-            detail: String::new(),
-            body: "{}".into(),
-            order_id: None,
-            received_at: at,
-        };
+        let event = payment_event;
         // An old index entry whose event was since recorded again (after an earlier sweep).
         ws = ws.save(keys::webhook_event_by_time(old.0, "payment", "evt_1"), &0u32);
         ws = webhook_event(ws, &event(now), None, false);
