@@ -31,6 +31,13 @@ impl QuarantineBoard {
         self.any.store(!held.is_empty(), Ordering::Release);
     }
 
+    /// The board as `paused` says (every paused key with its reason), whatever it held.
+    pub fn reset<'a>(&self, paused: impl IntoIterator<Item = (QuarantineKey, &'a str)>) {
+        let mut held = whole::write(&self.held);
+        *held = paused.into_iter().map(|(key, reason)| (key, Arc::from(reason))).collect();
+        self.any.store(!held.is_empty(), Ordering::Release);
+    }
+
     /// The reason `key` is paused, if it is.
     pub fn reason(&self, key: &QuarantineKey) -> Option<Arc<str>> {
         if !self.any.load(Ordering::Acquire) {
@@ -71,6 +78,21 @@ mod tests {
         assert!(board.check(&other).is_ok(), "the same id under another kind is another key");
         board.release(&key);
         assert!(board.check(&key).is_ok());
+        assert!(!board.any.load(Ordering::Acquire));
+    }
+    #[test]
+    fn a_reset_board_holds_exactly_what_it_was_given() {
+        let board = QuarantineBoard::default();
+        let (a, b) = (
+            QuarantineKey::new(KeyKind::Order, uuid::Uuid::now_v7()),
+            QuarantineKey::new(KeyKind::Cart, uuid::Uuid::now_v7()),
+        );
+        board.hold(a, "stale");
+        board.reset([(b, "fresh")]);
+        assert!(!board.holds(&a), "released: the table no longer has it");
+        assert_eq!(board.reason(&b).as_deref(), Some("fresh"));
+        board.reset([]);
+        assert!(!board.holds(&b));
         assert!(!board.any.load(Ordering::Acquire));
     }
 }
