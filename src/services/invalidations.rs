@@ -98,14 +98,14 @@ impl Poller {
         Ok(())
     }
 
-    /// The board's entry for `key` as the table says now (a later entry about it, if any,
-    /// reads it again: the board ends as the table does).
+    /// The board's entry for `key` as the table says now, read under the board's lock (see
+    /// [`QuarantineBoard::reload`]): a release made here meanwhile, which resumes the sagas
+    /// parked on the key, is never undone by an older pause's entry.
     fn reload(&self, key: QuarantineKey) -> Result<(), StoreError> {
-        match self.store.load::<QuarantineEntry>(&keys::quarantine(&key))? {
-            Some(entry) => self.caches.board.hold(key, &entry.reason),
-            None => self.caches.board.release(&key),
-        }
-        Ok(())
+        let store = &self.store;
+        self.caches
+            .board
+            .reload(key, || Ok(store.load::<QuarantineEntry>(&keys::quarantine(&key))?.map(|entry| entry.reason)))
     }
 
     /// Entries up to `first` (exclusive) were deleted before this server read them: any
@@ -116,8 +116,11 @@ impl Poller {
             next = first,
             "cache invalidations were deleted before this server read them (it was stalled past their retention): dropping every cached copy"
         );
-        let paused = self.store.scan::<QuarantineEntry>(&Prefix::all(Table::Quarantine))?;
-        self.caches.board.reset(paused.iter().map(|(_, e)| (e.key, e.reason.as_str())));
+        let store = &self.store;
+        self.caches.board.reset(|| {
+            let paused = store.scan::<QuarantineEntry>(&Prefix::all(Table::Quarantine))?;
+            Ok::<_, StoreError>(paused.into_iter().map(|(_, e)| (e.key, e.reason)).collect())
+        })?;
         self.caches.customers.forget_cached();
         self.caches.console.forget_all();
         self.caches.catalog.forget_cached();
