@@ -50,6 +50,9 @@ pub struct ClusterSettings {
     /// How many partitions the key space of a PostgreSQL store has (fixed when the store
     /// is created; see [`crate::domain::partition`]).
     pub partitions: Partitions,
+    /// How often a serving server reads the cache invalidation log (see
+    /// `services::invalidations`): a change another server made is answered here no later.
+    pub cache_poll_ms: u64,
 }
 
 impl ClusterSettings {
@@ -86,6 +89,7 @@ impl ClusterSettings {
             lease_ms: 5000,
             advertise_url: String::new(),
             partitions: Partitions::DEFAULT,
+            cache_poll_ms: 100,
         }
         .resolved()
     }
@@ -387,6 +391,9 @@ impl Settings {
         }
         if self.cluster.lease_ms < 300 || self.cluster.node_id.len() > 128 {
             return bad("cluster.lease_ms must be >= 300 and cluster.node_id at most 128 characters");
+        }
+        if !(1..=60_000).contains(&self.cluster.cache_poll_ms) {
+            return bad("cluster.cache_poll_ms must be 1 to 60000");
         }
         if self.storage.backend == Backend::Postgres {
             let pg = &self.storage.postgres;

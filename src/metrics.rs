@@ -84,6 +84,18 @@ pub static FENCED_WRITES: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// Entries of the cache invalidation log this server applied to its caches (its own
+/// writes' included: see `services::invalidations`).
+pub static CACHE_INVALIDATIONS_APPLIED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(
+        IntCounter::new(
+            "cartwright_cache_invalidations_applied_total",
+            "Cache invalidation log entries this server applied to its in-memory caches",
+        )
+        .expect("valid counter"),
+    )
+});
+
 /// Requests a follower forwarded to the leader, by outcome: `forwarded` (the leader
 /// answered, whatever its status), `no_leader` (none during a takeover: 503), `failed`
 /// (the leader did not answer: 502).
@@ -156,6 +168,7 @@ pub fn render_with(extra: &Registry) -> String {
     LazyLock::force(&LEASE_TAKEOVERS);
     LazyLock::force(&LEASE_RENEWALS);
     LazyLock::force(&FENCED_WRITES);
+    LazyLock::force(&CACHE_INVALIDATIONS_APPLIED);
     let mut families = REGISTRY.gather();
     families.extend(extra.gather());
     let mut buf = Vec::new();

@@ -1,6 +1,7 @@
 //! Builds the application in dependency order, each layer only from the ones below it:
 //!
-//! 1. the store (opened by the caller) and the quarantine board read from it;
+//! 1. the store (opened by the caller), the cache invalidation log's end (where this
+//!    server's caches start: `services::invalidations`) and the quarantine board read from it;
 //! 2. the actor registries (carts, inventory items, orders), paused by that board;
 //! 3. the entity services over them (catalog, inventory, carts, customers, orders);
 //! 4. the saga engine, whose steps call those services ([`StepDeps`]);
@@ -35,7 +36,7 @@ use crate::saga::steps::StepDeps;
 use crate::saga::SagaEngine;
 use crate::services::notification_handler::NotificationHandler;
 use crate::services::notifications::DeliveryWorker;
-use crate::services::{cart, catalog, customers, inventory, login_guard, logs, orders, token_hash};
+use crate::services::{cart, catalog, customers, invalidations, inventory, login_guard, logs, orders, token_hash};
 use crate::store::Store;
 
 /// Everything a request handler needs: settings, the store and the services.
@@ -56,6 +57,9 @@ pub struct Shop {
     pub console: Arc<crate::services::staff_sessions::Sessions>,
     /// Digests of the configured staff tokens, computed once.
     pub staff_tokens: StaffTokens,
+    /// The caches of shared records, which the poller keeps coherent with other servers'
+    /// writes (see `services::invalidations`).
+    pub caches: invalidations::Caches,
 }
 
 pub struct StaffTokens {
@@ -93,6 +97,8 @@ pub fn shop(
     arbiters: Vec<ArbiterHandle>,
     gateway: Arc<dyn PaymentGateway>,
 ) -> anyhow::Result<Shop> {
+    // Before anything is cached or read into the board: an entry after it is what changed since.
+    let caches_since = crate::store::invalidations::end(&store)?;
     let board = quarantine::load_board(&store)?;
     let entities = entities(&settings, &store, &arbiters, &board);
     let deps = StepDeps {
@@ -116,7 +122,15 @@ pub fn shop(
     let console = Arc::new(crate::services::staff_sessions::Sessions::new(&settings, store.clone()));
     login_guard::spawn_upkeep(console.throttle());
     let Entities { catalog, inventory, carts, customers, orders } = entities;
+    let caches = invalidations::Caches {
+        since: caches_since,
+        customers: customers.clone(),
+        console: console.clone(),
+        catalog: catalog.clone(),
+        board: board.clone(),
+    };
     Ok(Shop {
+        caches,
         console,
         staff_tokens: StaffTokens {
             admin: token_hash(&settings.auth.admin_token),
@@ -179,8 +193,8 @@ fn entities(
 }
 
 /// The background workers of a serving shop: notification delivery, unpaid-order expiry,
-/// the event-log notification handler, the RETRYING watch and the mover of staged log
-/// entries (`store::staged`). All stop on one signal.
+/// the event-log notification handler, the RETRYING watch, the mover of staged log
+/// entries (`store::staged`) and the cache invalidation poller. All stop on one signal.
 pub struct Workers {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -204,6 +218,7 @@ impl Workers {
             tokio::spawn(expiry.run(stop_rx.clone())),
             tokio::spawn(handler.run(stop_rx.clone())),
             tokio::spawn(retrying.run(stop_rx.clone())),
+            tokio::spawn(shop.caches.poller(store.clone(), settings.cluster.cache_poll_ms).run(stop_rx.clone())),
             tokio::spawn(crate::store::staged::run_mover(store.clone(), stop_rx)),
         ];
         Ok(Workers { stop, tasks })

@@ -31,6 +31,30 @@ impl QuarantineBoard {
         self.any.store(!held.is_empty(), Ordering::Release);
     }
 
+    /// `key` as `read` finds it in the table now (its reason while paused), read while the
+    /// board is locked: a pause or release that commits meanwhile reaches the board (its
+    /// writer holds or releases after its commit) only after this, so the board never ends
+    /// on a state older than the table's. Only for the cache invalidation poller: a key
+    /// changes rarely, and commands wait for the lock only while some key is paused.
+    pub fn reload<E>(&self, key: QuarantineKey, read: impl FnOnce() -> Result<Option<String>, E>) -> Result<(), E> {
+        let mut held = whole::write(&self.held);
+        match read()? {
+            Some(reason) => held.insert(key, reason.into()),
+            None => held.remove(&key),
+        };
+        self.any.store(!held.is_empty(), Ordering::Release);
+        Ok(())
+    }
+
+    /// The board as `read` finds the whole table (every paused key with its reason),
+    /// whatever it held; read while locked, as [`QuarantineBoard::reload`].
+    pub fn reset<E>(&self, read: impl FnOnce() -> Result<Vec<(QuarantineKey, String)>, E>) -> Result<(), E> {
+        let mut held = whole::write(&self.held);
+        *held = read()?.into_iter().map(|(key, reason)| (key, Arc::from(reason))).collect();
+        self.any.store(!held.is_empty(), Ordering::Release);
+        Ok(())
+    }
+
     /// The reason `key` is paused, if it is.
     pub fn reason(&self, key: &QuarantineKey) -> Option<Arc<str>> {
         if !self.any.load(Ordering::Acquire) {
@@ -71,6 +95,35 @@ mod tests {
         assert!(board.check(&other).is_ok(), "the same id under another kind is another key");
         board.release(&key);
         assert!(board.check(&key).is_ok());
+        assert!(!board.any.load(Ordering::Acquire));
+    }
+    #[test]
+    fn a_reloaded_board_holds_exactly_what_the_table_says() {
+        let board = QuarantineBoard::default();
+        let (a, b) = (
+            QuarantineKey::new(KeyKind::Order, uuid::Uuid::now_v7()),
+            QuarantineKey::new(KeyKind::Cart, uuid::Uuid::now_v7()),
+        );
+        let found = |reason: &str| Ok::<_, ()>(Some(reason.to_string()));
+        // Read while the board is locked: a holder or releaser after its commit waits for it.
+        board
+            .reload(a, || {
+                assert!(board.held.try_read().is_err(), "the board is locked while the table is read");
+                found("stale")
+            })
+            .unwrap();
+        assert_eq!(board.reason(&a).as_deref(), Some("stale"));
+        board.reload(a, || Ok::<_, ()>(None)).unwrap();
+        assert!(!board.holds(&a), "released: the table no longer has it");
+        assert_eq!(board.reload(b, || Err("unreadable")), Err("unreadable"));
+        assert!(!board.holds(&b), "nothing changed");
+
+        board.hold(a, "stale");
+        board.reset(|| Ok::<_, ()>(vec![(b, "fresh".to_string())])).unwrap();
+        assert!(!board.holds(&a), "released: the table no longer has it");
+        assert_eq!(board.reason(&b).as_deref(), Some("fresh"));
+        board.reset(|| Ok::<_, ()>(Vec::new())).unwrap();
+        assert!(!board.holds(&b));
         assert!(!board.any.load(Ordering::Acquire));
     }
 }

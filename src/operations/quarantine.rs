@@ -1,7 +1,9 @@
 //! QuarantineService: operators pause one key (a cart, an order, a product's stock) and
 //! release it. The table is the truth (written with its audit row, durably, before the
-//! answer); the board mirrors it in memory for the check on every command. Releasing a key
-//! resumes the sagas parked on it.
+//! answer); the board mirrors it in memory for the check on every command: this server's
+//! at once, every other server's within one poll of the cache invalidation log, which each
+//! pause and release writes to (see `services::invalidations`). Releasing a key resumes the
+//! sagas parked on it.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use crate::domain::quarantine::{QuarantineEntry, QuarantineKey};
 use crate::domain::time::Timestamp;
 use crate::saga::SagaEngine;
 use crate::services::catalog::audit;
-use crate::store::{keys, Prefix, Store, StoreError, Table, WriteSet};
+use crate::store::{keys, Invalidation, Prefix, Store, StoreError, Table, WriteSet};
 
 /// The board as the table says, at start.
 pub fn load_board(store: &Store) -> Result<Arc<QuarantineBoard>, StoreError> {
@@ -76,7 +78,8 @@ impl QuarantineService {
             before.as_ref().map_or(Value::Null, QuarantineEntry::to_json),
             entry.to_json(),
         );
-        let ws = WriteSet::new().save(keys::quarantine(&key), &entry).audit(row);
+        let ws =
+            WriteSet::new().save(keys::quarantine(&key), &entry).audit(row).invalidate(Invalidation::Quarantine(key));
         self.store.commit(ws).await?;
         // Only once durable: a refusal never cites a pause a crash could take back.
         self.board.hold(key, &entry.reason);
@@ -98,7 +101,8 @@ impl QuarantineService {
                     entry.to_json(),
                     json!(null),
                 );
-                self.store.commit(WriteSet::new().remove(keys::quarantine(&key)).audit(row)).await?;
+                let ws = WriteSet::new().remove(keys::quarantine(&key)).audit(row);
+                self.store.commit(ws.invalidate(Invalidation::Quarantine(key))).await?;
                 self.board.release(&key);
                 tracing::info!(%key, by, "key released from quarantine");
             }

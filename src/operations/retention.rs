@@ -201,6 +201,7 @@ pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention, census
                 Err(crate::services::ServiceError::Fault(Fault::ShuttingDown)) => break,
                 Err(e) => tracing::warn!(error = %e, "sweep of expired sessions and tokens failed; next pass retries"),
             }
+            sweep_invalidations_logged(&store, now).await;
             match sweep_retained(&store, retention, now, &census).await {
                 Ok(0) => {}
                 Ok(n) => {
@@ -211,6 +212,49 @@ pub fn spawn_sweeper(store: Store, every: Duration, retention: Retention, census
             }
         }
     });
+}
+
+/// How long entries of the cache invalidation log are kept: far longer than any serving
+/// server takes to read them (every `cluster.cache_poll_ms`); one that was stalled longer
+/// finds the gap and drops all its copies (see `services::invalidations`).
+pub const INVALIDATIONS_KEPT_MS: i64 = 10 * 60 * 1000;
+
+/// Deletes the cache invalidation log's entries committed by `cutoff`, but never its last
+/// entry: the log's next number is read from it when a server opens the store, so it must
+/// never start over under numbers the pollers have passed. Only the shared partition's
+/// owner writes the log (another server's deletions would be refused): it alone sweeps.
+pub async fn sweep_invalidations(store: &Store, cutoff: Timestamp) -> Result<usize, OperationError> {
+    if !store.writes_logs() {
+        return Ok(0);
+    }
+    let last = crate::store::invalidations::end(store)?;
+    let mut after = 0;
+    let mut deleted = 0;
+    for _ in 0..MAX_BATCHES * 4 {
+        let entries = crate::store::invalidations::after(store, after, BATCH)?;
+        let old: Vec<u64> =
+            entries.iter().take_while(|(seq, e)| *seq < last && e.at <= cutoff).map(|(seq, _)| *seq).collect();
+        let Some(&newest) = old.last() else { break };
+        let ws = old.iter().fold(WriteSet::new(), |ws, seq| ws.remove(keys::cache_invalidation(*seq)));
+        store.commit(ws).await?;
+        deleted += old.len();
+        after = newest;
+        if old.len() < entries.len() {
+            break;
+        }
+    }
+    Ok(deleted)
+}
+
+/// [`sweep_invalidations`] of what is older than [`INVALIDATIONS_KEPT_MS`], logged.
+async fn sweep_invalidations_logged(store: &Store, now: Timestamp) {
+    match sweep_invalidations(store, now.plus_millis(-INVALIDATIONS_KEPT_MS)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(deleted = n, "old cache invalidation log entries deleted"),
+        // The sweeps after it stop the sweeper.
+        Err(OperationError::Fault(Fault::ShuttingDown)) => {}
+        Err(e) => tracing::warn!(error = %e, "sweep of the cache invalidation log failed; next pass retries"),
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +410,31 @@ mod tests {
         let later = now.plus_millis(10_000);
         assert_eq!(sweep_retained(&store, retention(5_000), later, &census).await.unwrap(), 1);
         assert!(store.scan_prefix_keys(Table::WebhooksByFilter, &[], usize::MAX).unwrap().is_empty());
+        store.close().unwrap();
+    }
+    /// Entries past their retention go, newer ones stay, and the log's last entry stays
+    /// whatever its age: the next server to open the store numbers on from it.
+    #[tokio::test]
+    async fn old_invalidations_are_deleted_but_never_the_last() {
+        use crate::store::invalidations::{self, Invalidation};
+        let (_dir, store) = Store::temporary();
+        let now = Timestamp::now();
+        let old = now.plus_millis(-INVALIDATIONS_KEPT_MS - 1);
+        let entry = |n: u8| Invalidation::Session([n; 32]);
+        for n in 1..=3 {
+            store.commit(WriteSet::new().logged_at(old).invalidate(entry(n))).await.unwrap();
+        }
+        store.commit(WriteSet::new().invalidate(entry(4))).await.unwrap();
+        store.commit(WriteSet::new().logged_at(old).invalidate(entry(5))).await.unwrap();
+        let cutoff = now.plus_millis(-INVALIDATIONS_KEPT_MS);
+        assert_eq!(sweep_invalidations(&store, cutoff).await.unwrap(), 3, "the old ones before a newer one");
+        let left: Vec<(u64, Invalidation)> =
+            invalidations::after(&store, 0, 10).unwrap().into_iter().map(|(seq, e)| (seq, e.what)).collect();
+        assert_eq!(left, [(4, entry(4)), (5, entry(5))], "an old entry after a newer one waits for the next pass");
+        let later = Timestamp::now().plus_millis(INVALIDATIONS_KEPT_MS + 1);
+        assert_eq!(sweep_invalidations(&store, later.plus_millis(-INVALIDATIONS_KEPT_MS)).await.unwrap(), 1);
+        assert_eq!(invalidations::end(&store).unwrap(), 5, "the last is kept");
+        assert_eq!(invalidations::after(&store, 0, 10).unwrap().len(), 1);
         store.close().unwrap();
     }
 }

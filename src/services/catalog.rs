@@ -1,11 +1,11 @@
 //! ProductService (SEQ-PROD-001/002) and categories. Products are store-backed records
 //! (read far more than written); a price change is serialised per product and audited.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde_json::json;
 
+use super::caches::RecordCache;
 pub use super::error::CatalogError;
 use super::ServiceError;
 use super::Stripes;
@@ -17,8 +17,7 @@ use crate::domain::product::{
     check_description, check_name, check_price, check_product_name, CatalogRules, Category, Product, Variant,
 };
 use crate::domain::time::Timestamp;
-use crate::store::{keys, AuditEntry, Store, Table, WriteSet};
-use crate::whole;
+use crate::store::{keys, AuditEntry, Invalidation, Store, Table, WriteSet};
 
 /// At most this many variants per product (bounds the product record).
 pub const MAX_VARIANTS: usize = 100;
@@ -44,10 +43,11 @@ pub struct CatalogService {
     store: Store,
     rules: CatalogRules,
     stripes: Arc<Stripes>,
-    /// Products as last committed. Every cart view reads each line's product; the catalogue
-    /// is small next to memory and only this service writes products, so it stays coherent:
-    /// a write replaces the entry after its commit, a miss only fills an empty entry.
-    products: Arc<RwLock<HashMap<ProductId, Arc<Product>>>>,
+    /// Products as last committed. Every cart view reads each line's product, and the
+    /// catalogue is small next to memory: a write replaces the entry after its commit, a
+    /// miss only fills an empty entry, and a change made on another server drops it (see
+    /// `caches`, `invalidations`).
+    products: Arc<RecordCache<ProductId, Arc<Product>>>,
 }
 
 impl CatalogService {
@@ -126,6 +126,7 @@ impl CatalogService {
             product.variants.iter().zip(&variants).map(|(pv, v)| (Some(pv.variant_id), v.initial_stock)).collect()
         };
         let pid = product.product_id;
+        // A new id: no server has a copy of it to drop.
         let mut ws = WriteSet::new().save(keys::product(pid), &product).event(&DomainEvent::ProductCreated {
             product_id: pid,
             name: product.name.clone(),
@@ -140,8 +141,9 @@ impl CatalogService {
                 .event(&DomainEvent::InventoryInitialized { product_id: pid, variant_id, on_hand });
         }
         ws = ws.audit(audit(by, "product.created", "product", &pid.to_string(), json!(null), json!(product)));
+        let ticket = self.products.ticket();
         self.store.commit(ws).await?;
-        self.cache(product.clone(), true);
+        self.products.written(pid, Arc::new(product.clone()), ticket);
         tracing::info!(product_id = %pid, "product created");
         Ok(product)
     }
@@ -167,38 +169,38 @@ impl CatalogService {
                 &id.to_string(),
                 json!({ "price": old_price }),
                 json!({ "price": price }),
-            ));
+            ))
+            .invalidate(Invalidation::Product(id));
+        let ticket = self.products.ticket();
         self.store.commit(ws).await?;
-        self.cache(product.clone(), true);
+        self.products.written(id, Arc::new(product.clone()), ticket);
         tracing::info!(product_id = %id, %old_price, new_price = %price, "price changed");
         Ok(product)
     }
 
     /// An existing product (active or not), or PRODUCT_NOT_FOUND.
     pub fn product(&self, id: ProductId) -> Result<Arc<Product>, ServiceError> {
-        if let Some(p) = whole::read(&self.products).get(&id) {
-            return Ok(p.clone());
+        if let Some(p) = self.products.get(&id) {
+            return Ok(p);
         }
+        let ticket = self.products.ticket();
         let product = self.store.load::<Product>(&keys::product(id))?.ok_or(CatalogError::ProductNotFound)?;
-        Ok(self.cache(product, false))
+        Ok(self.products.read(id, Arc::new(product), ticket))
+    }
+
+    /// A product changed on another server (its invalidation): read from the store next.
+    pub fn forget_product(&self, id: ProductId) {
+        self.products.forget(&id);
+    }
+
+    /// Invalidations were missed: every product is read from the store next.
+    pub fn forget_cached(&self) {
+        self.products.forget_all();
     }
 
     /// A product customers may see and buy.
     pub fn active_product(&self, id: ProductId) -> Result<Arc<Product>, ServiceError> {
         Some(self.product(id)?).filter(|p| p.is_active).ok_or(CatalogError::ProductNotFound.into())
-    }
-
-    /// `replace` for writers (after their commit); readers only fill a missing entry, so a
-    /// reader holding an older copy can never overwrite a newer one.
-    fn cache(&self, product: Product, replace: bool) -> Arc<Product> {
-        let mut map = whole::write(&self.products);
-        let fresh = Arc::new(product);
-        if replace {
-            map.insert(fresh.product_id, fresh.clone());
-            fresh
-        } else {
-            map.entry(fresh.product_id).or_insert(fresh).clone()
-        }
     }
 
     /// Active products after `cursor`, in creation order.

@@ -30,7 +30,7 @@ use crate::domain::password::Password;
 use crate::domain::product::check_name;
 use crate::domain::time::Timestamp;
 use crate::error::Fault;
-use crate::store::{keys, Customer, Notification, Session, Store, StoreError, VerifyToken, WriteSet};
+use crate::store::{keys, Customer, Invalidation, Notification, Session, Store, StoreError, VerifyToken, WriteSet};
 
 #[derive(Clone)]
 pub struct CustomerService {
@@ -106,9 +106,11 @@ impl CustomerService {
             .save(keys::verify_token(&token_hash(&token)), &verify)
             .event(&DomainEvent::CustomerRegistered { customer_id: id, email: customer.email.clone() })
             .notify(notification);
+        // A new id: no server has a copy of it to drop.
+        let ticket = self.customers.ticket();
         match self.store.commit(ws).await {
             Ok(_) => {
-                self.customers.written(&customer);
+                self.customers.written(id, customer.clone(), ticket);
                 tracing::info!(customer_id = %id, "customer registered; verification email queued");
                 Ok(customer)
             }
@@ -133,9 +135,11 @@ impl CustomerService {
             customer.email_verified = true;
             let ws = WriteSet::new()
                 .save(keys::customer(id), &customer)
-                .event(&DomainEvent::CustomerEmailVerified { customer_id: id });
+                .event(&DomainEvent::CustomerEmailVerified { customer_id: id })
+                .invalidate(Invalidation::Customer(id));
+            let ticket = self.customers.ticket();
             self.store.commit(ws).await?;
-            self.customers.written(&customer);
+            self.customers.written(id, customer.clone(), ticket);
         }
         Ok(customer)
     }
@@ -183,8 +187,10 @@ impl CustomerService {
             expires_at: now.plus_millis(self.settings.auth.session_ttl_secs.saturating_mul(1000)),
         };
         let digest = token_hash(&token);
+        let ticket = self.sessions.ticket();
+        // A new token: no server has it cached (unknown tokens are not cached).
         self.store.commit(WriteSet::new().save(keys::session(&digest), &session)).await?;
-        self.sessions.put(digest, session.customer_id, session.expires_at);
+        self.sessions.put(digest, session.customer_id, session.expires_at, ticket);
         Ok((token, customer.customer_id))
     }
 
@@ -192,7 +198,8 @@ impl CustomerService {
     pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {
         let digest = token_hash(token);
         self.sessions.revoke(digest);
-        self.store.commit(WriteSet::new().remove(keys::session(&digest))).await?;
+        let ws = WriteSet::new().remove(keys::session(&digest)).invalidate(Invalidation::Session(digest));
+        self.store.commit(ws).await?;
         Ok(())
     }
 
@@ -205,23 +212,39 @@ impl CustomerService {
         if let Some(customer) = self.sessions.get(&digest, now) {
             return Ok(Some(customer));
         }
+        let ticket = self.sessions.ticket();
         let Some(session) = self.store.load::<Session>(&keys::session(&digest))? else { return Ok(None) };
         if session.expires_at <= now {
             return Ok(None);
         }
-        self.sessions.put(digest, session.customer_id, session.expires_at);
+        self.sessions.put(digest, session.customer_id, session.expires_at, ticket);
         Ok(Some(session.customer_id))
     }
 
     pub fn get(&self, id: CustomerId) -> Result<Option<Customer>, ServiceError> {
-        if let Some(customer) = self.customers.get(id) {
+        if let Some(customer) = self.customers.get(&id) {
             return Ok(Some(customer));
         }
+        let ticket = self.customers.ticket();
         let found = self.store.load::<Customer>(&keys::customer(id))?;
-        if let Some(customer) = &found {
-            self.customers.read(customer);
-        }
-        Ok(found)
+        Ok(found.map(|customer| self.customers.read(id, customer, ticket)))
+    }
+
+    /// A session signed out on another server (its invalidation): refused here from now on.
+    pub fn forget_session(&self, digest: [u8; 32]) {
+        self.sessions.revoke(digest);
+    }
+
+    /// A customer changed on another server (its invalidation): read from the store next.
+    pub fn forget_customer(&self, id: CustomerId) {
+        self.customers.forget(&id);
+    }
+
+    /// Anything may have changed (invalidations were missed): every session and customer is
+    /// read from the store next.
+    pub fn forget_cached(&self) {
+        self.sessions.forget_all();
+        self.customers.forget_all();
     }
 
     /// The customer registered under this email (normalized as accounts are looked up).

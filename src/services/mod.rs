@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod credential_sweep;
 pub mod customers;
 pub mod fresh_ids;
+pub mod invalidations;
 pub mod inventory;
 pub mod login_guard;
 pub mod logs;

@@ -9,9 +9,10 @@
 //!
 //! Every console page and form asks for its session, so a session once read (or created)
 //! is answered from memory ([`SessionCache`], as the customers' sessions are): the store
-//! stays the truth, read on a miss, and the cache is coherent because only the serving
-//! server's `Sessions` writes these records (see `caches`). The expiry is checked on every
-//! answer, cached or not; a sign-out drops the cached session before its delete is written.
+//! stays the truth, read on a miss. A sign-out drops the cached session before its delete
+//! is written, and its delete names it in the cache invalidation log, so every other
+//! server refuses it within one poll (see `caches`, `invalidations`). The expiry is checked
+//! on every answer, cached or not.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use super::login_guard::LoginThrottle;
 use super::{new_token, token_hash, ServiceError};
 use crate::config::{AuthSettings, Settings};
 use crate::domain::time::Timestamp;
-use crate::store::{keys, StaffSession, Store, WriteSet};
+use crate::store::{keys, Invalidation, StaffSession, Store, WriteSet};
 
 pub use crate::store::StaffRole as Role;
 
@@ -124,10 +125,11 @@ impl Sessions {
             expires_at: now.plus_millis(ttl_ms),
         };
         let digest = token_hash(&id);
+        let ticket = self.cache.ticket();
         self.store.commit(WriteSet::new().save(keys::staff_session(&digest), &session)).await?;
         // Cached once durable, as a read would have found it.
         let expires_at = session.expires_at;
-        self.cache.put(digest, Session { role, operator: session.operator, csrf: session.csrf }, expires_at);
+        self.cache.put(digest, Session { role, operator: session.operator, csrf: session.csrf }, expires_at, ticket);
         Ok(id)
     }
 
@@ -145,6 +147,7 @@ impl Sessions {
         if let Some(session) = self.cache.get(&digest, now) {
             return Ok(Some(session));
         }
+        let ticket = self.cache.ticket();
         let Some(s) = self.store.load::<StaffSession>(&keys::staff_session(&digest))? else {
             return Ok(None);
         };
@@ -152,7 +155,7 @@ impl Sessions {
             return Ok(None);
         }
         let session = Session { role: s.role, operator: s.operator, csrf: s.csrf };
-        self.cache.put(digest, session.clone(), s.expires_at);
+        self.cache.put(digest, session.clone(), s.expires_at, ticket);
         Ok(Some(session))
     }
 
@@ -161,8 +164,19 @@ impl Sessions {
     pub async fn end(&self, id: &str) -> Result<(), ServiceError> {
         let digest = token_hash(id);
         self.cache.revoke(digest);
-        self.store.commit(WriteSet::new().remove(keys::staff_session(&digest))).await?;
+        let ws = WriteSet::new().remove(keys::staff_session(&digest)).invalidate(Invalidation::StaffSession(digest));
+        self.store.commit(ws).await?;
         Ok(())
+    }
+
+    /// A session signed out on another server (its invalidation): refused here from now on.
+    pub fn forget(&self, digest: [u8; 32]) {
+        self.cache.revoke(digest);
+    }
+
+    /// Invalidations were missed: every session is read from the store next.
+    pub fn forget_all(&self) {
+        self.cache.forget_all();
     }
 }
 
@@ -229,7 +243,8 @@ mod tests {
         assert!(sessions.current(&id).unwrap().is_none());
         assert!(!store.exists(&keys::staff_session(&token_hash(&id))).unwrap(), "deleted from the store");
         // A read that found the row before the delete, coming back late, caches nothing.
-        sessions.cache.put(token_hash(&id), Session { role: Role::Admin, operator: None, csrf }, Timestamp(i64::MAX));
+        let late = Session { role: Role::Admin, operator: None, csrf };
+        sessions.cache.put(token_hash(&id), late, Timestamp(i64::MAX), sessions.cache.ticket());
         assert!(sessions.current(&id).unwrap().is_none(), "still signed out");
         // Another server taking the lead finds nothing either.
         assert!(Sessions::new(&settings, store.clone()).current(&id).unwrap().is_none());

@@ -90,7 +90,8 @@ pub(crate) fn home(table: Table, key: &[u8]) -> Home {
         | Table::IndexBuilds
         | Table::Quarantine
         | Table::BulkActions
-        | Table::StaffSessions => Home::Shared,
+        | Table::StaffSessions
+        | Table::CacheInvalidations => Home::Shared,
     }
 }
 

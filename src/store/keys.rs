@@ -422,8 +422,13 @@ pub fn saga_id_floor(ms: i64) -> [u8; 16] {
     k
 }
 
-/// The sequence number of an [`event`] or [`audit`] key (or of the entry an index of them
-/// points to), if it is one.
+/// The entry numbered `seq` of the cache invalidation log (see [`super::invalidations`]).
+pub fn cache_invalidation(seq: u64) -> Key {
+    Key::new(Table::CacheInvalidations, seq.to_be_bytes())
+}
+
+/// The sequence number of an [`event`], [`audit`] or [`cache_invalidation`] key (or of the
+/// entry an index of them points to), if it is one.
 pub fn seq_of(key: &[u8]) -> Option<u64> {
     key.try_into().ok().map(u64::from_be_bytes)
 }
@@ -507,6 +512,8 @@ mod tests {
         );
         assert_eq!(seq_of(event(258).as_bytes()), Some(258));
         assert_eq!(seq_of(audit(7).as_bytes()), Some(7));
+        assert_eq!(cache_invalidation(258).as_bytes(), [0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(seq_of(cache_invalidation(9).as_bytes()), Some(9));
         assert_eq!(seq_of(b"short"), None);
         assert_eq!(successor(b"ab"), b"ab\0");
         assert!(past_every_token_digest().as_slice() > session(&[0xff; 32]).as_bytes());

@@ -17,6 +17,7 @@ mod files;
 mod gauges;
 mod homes;
 mod indexes;
+pub mod invalidations;
 pub mod keys;
 mod listing;
 mod ownership;
@@ -44,6 +45,7 @@ pub use indexes::{
     backfill, decoded, notification_index, order_index, reindex, saga_index, saga_listing, saga_owner_index,
     saga_state_source, unindex, webhook_index, Backfill, SagaStateSource,
 };
+pub use invalidations::{Invalidation, InvalidationEntry};
 pub use keys::{saga_owner_prefix, time_bound, time_key, time_key_rest, webhook_order_key, Key, Prefix, SagaOwner};
 pub use listing::Page;
 pub use ownership::Ownership;

@@ -1,6 +1,7 @@
 //! What a commit group writes, worked out the same way whatever the backend: each write
 //! set's preconditions (a `put_if_absent` key free, every record within
-//! [`MAX_RECORD_BYTES`]), the sequence numbers of its events and audit rows, and the rows
+//! [`MAX_RECORD_BYTES`]), the sequence numbers of its events, audit rows and cache
+//! invalidations, and the rows
 //! derived from them (the event, audit and outbox indexes). A backend then applies
 //! [`Plan::writes`] in one transaction.
 
@@ -9,6 +10,7 @@ use std::borrow::Cow;
 use super::codec::Record;
 use super::files::MAX_RECORD_BYTES;
 use super::indexes::notification_index;
+use super::invalidations::InvalidationEntry;
 use super::keys::{self, Key};
 use super::records::{EventRecord, StagedEntry, StagedLog};
 use super::tables::ListingFilter;
@@ -46,16 +48,19 @@ impl Refused {
     }
 }
 
-/// The next sequence numbers of the event log and the audit log, and of the entries this
-/// server stages (see [`Logs::Staged`]; from 0 at each lease, whose epoch orders them).
+/// The next sequence numbers of the event log, the audit log and the cache invalidation
+/// log, and of the entries this server stages (see [`Logs::Staged`]; from 0 at each lease,
+/// whose epoch orders them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seqs {
     pub(crate) event: u64,
     pub(crate) audit: u64,
+    pub(crate) invalidation: u64,
     pub(crate) staged: u64,
 }
 
-/// Where a group's log entries (events, audit rows, notifications) are written.
+/// Where a group's log entries (events, audit rows, notifications, cache invalidations) are
+/// written.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Logs<'a> {
     /// Into the logs: this server owns the shared partition (or is the only server).
@@ -219,7 +224,8 @@ fn stage_logs(
     });
     let audit = ws.audit.iter().cloned().map(StagedLog::Audit);
     let notifications = ws.notifications.iter().cloned().map(StagedLog::Notification);
-    for log in events.chain(audit).chain(notifications) {
+    let invalidations = ws.invalidations.iter().copied().map(StagedLog::Invalidation);
+    for log in events.chain(audit).chain(notifications).chain(invalidations) {
         let key = keys::staged_log(partition, epoch, seqs.staged);
         seqs.staged += 1;
         writes.push(Write {
@@ -231,7 +237,8 @@ fn stage_logs(
 }
 
 /// The log rows of `ws`, with their sequence numbers: its events (and each one's entry in
-/// its order's history), audit rows (and their indexes), notifications (and the outbox's).
+/// its order's history), audit rows (and their indexes), notifications (and the outbox's),
+/// cache invalidations.
 fn push_logs(writes: &mut Vec<Write<'_>>, ws: &WriteSet, now: Timestamp, seqs: &mut Seqs) {
     let at = ws.logged_at.unwrap_or(now);
     let owned = |key: Key, value: Vec<u8>| Write {
@@ -272,6 +279,11 @@ fn push_logs(writes: &mut Vec<Write<'_>>, ws: &WriteSet, now: Timestamp, seqs: &
                 change: Change::Put(Cow::Borrowed(&[])),
             });
         }
+    }
+    for what in &ws.invalidations {
+        let seq = seqs.invalidation;
+        seqs.invalidation += 1;
+        writes.push(owned(keys::cache_invalidation(seq), InvalidationEntry { at, what: *what }.encode()));
     }
 }
 
@@ -328,7 +340,7 @@ mod tests {
             WriteSet::new().put(Table::Cursors, vec![2], &2u32).put_if_absent(Table::Cursors, vec![1], &3u32, "one");
         let freed = WriteSet::new().delete(Table::Cursors, vec![1]);
         let again = WriteSet::new().put_if_absent(Table::Cursors, vec![1], &4u32, "one");
-        let seqs = Seqs { event: 1, audit: 1, staged: 0 };
+        let seqs = Seqs { event: 1, audit: 1, invalidation: 1, staged: 0 };
         let group = [first, second, freed, again];
         let group: Vec<&WriteSet> = group.iter().collect();
         let plan = plan(&group, seqs, Timestamp::now(), Logs::Direct, |_, _| Ok(false)).unwrap();
@@ -350,12 +362,16 @@ mod tests {
         let logged = WriteSet::new().event(&event).event(&event);
         let group = [taken, logged];
         let group: Vec<&WriteSet> = group.iter().collect();
-        let plan = plan(&group, Seqs { event: 7, audit: 3, staged: 0 }, Timestamp::now(), Logs::Direct, |t, k| {
-            Ok(t == Table::Cursors && k == [9])
-        })
+        let plan = plan(
+            &group,
+            Seqs { event: 7, audit: 3, invalidation: 1, staged: 0 },
+            Timestamp::now(),
+            Logs::Direct,
+            |t, k| Ok(t == Table::Cursors && k == [9]),
+        )
         .unwrap();
         assert!(matches!(plan.outcomes[0], Err(Refused::Conflict("nine"))));
-        assert_eq!(plan.seqs, Seqs { event: 9, audit: 3, staged: 0 });
+        assert_eq!(plan.seqs, Seqs { event: 9, audit: 3, invalidation: 1, staged: 0 });
         let events: Vec<_> = plan.writes.iter().filter(|w| w.table == Table::Events).map(|w| w.key.to_vec()).collect();
         assert_eq!(events, [7u64.to_be_bytes().to_vec(), 8u64.to_be_bytes().to_vec()]);
     }
@@ -370,9 +386,14 @@ mod tests {
         oversized.ops.push(Op::Put(Table::Cursors, vec![6], vec![0; MAX_RECORD_BYTES + 1]));
         let group = [normal(1), oversized, normal(2)];
         let group: Vec<&WriteSet> = group.iter().collect();
-        let plan =
-            plan(&group, Seqs { event: 1, audit: 1, staged: 0 }, Timestamp::now(), Logs::Direct, |_, _| Ok(false))
-                .unwrap();
+        let plan = plan(
+            &group,
+            Seqs { event: 1, audit: 1, invalidation: 1, staged: 0 },
+            Timestamp::now(),
+            Logs::Direct,
+            |_, _| Ok(false),
+        )
+        .unwrap();
         assert!(matches!(plan.outcomes[..], [Ok(()), Err(Refused::TooLarge { table: "cursors", .. }), Ok(())]));
         let Err(Refused::TooLarge { bytes, .. }) = plan.outcomes[1] else { unreachable!() };
         assert_eq!(bytes, 1 + MAX_RECORD_BYTES + 1, "key and value");
@@ -385,7 +406,7 @@ mod tests {
             [1u64.to_be_bytes().to_vec(), 2u64.to_be_bytes().to_vec()],
             "no seq taken by the refused set"
         );
-        assert_eq!(plan.seqs, Seqs { event: 3, audit: 1, staged: 0 });
+        assert_eq!(plan.seqs, Seqs { event: 3, audit: 1, invalidation: 1, staged: 0 });
     }
 
     /// The fence checks the partitions a write set names before the group is planned: every
@@ -393,6 +414,7 @@ mod tests {
     /// from its events, audit rows and notifications) must lie in one of them.
     #[test]
     fn every_row_planned_for_a_write_set_lies_in_a_partition_it_names() {
+        use super::super::invalidations::Invalidation;
         use crate::domain::ids::{CustomerId, OrderId};
         use crate::domain::partition::{Partition, Partitions};
         let count = Partitions::new(16).unwrap();
@@ -408,15 +430,22 @@ mod tests {
             .put_key(Table::Carts, customer.0.as_bytes().to_vec())
             .event(&confirmed)
             .audit(audit)
-            .notify(notification);
+            .notify(notification)
+            .invalidate(Invalidation::Customer(customer));
         let named = ws.partitions(count, Partition::SHARED);
         assert!(named.contains(&count.of(&customer.0)));
         assert!(named.contains(&Partition::SHARED), "the logs are shared");
         let group = [&ws];
-        let plan =
-            plan(&group, Seqs { event: 1, audit: 1, staged: 0 }, Timestamp::now(), Logs::Direct, |_, _| Ok(false))
-                .unwrap();
+        let plan = plan(
+            &group,
+            Seqs { event: 1, audit: 1, invalidation: 1, staged: 0 },
+            Timestamp::now(),
+            Logs::Direct,
+            |_, _| Ok(false),
+        )
+        .unwrap();
         assert!(plan.writes.len() > 4, "the derived rows are planned too");
+        assert!(plan.writes.iter().any(|w| w.table == Table::CacheInvalidations));
         for w in &plan.writes {
             let p = written_in(w, count);
             assert!(named.contains(&p), "{:?} row in {p:?}, not among {named:?}", w.table);
@@ -462,8 +491,13 @@ mod tests {
 
         let now = Timestamp(1_700_000_000_000);
         let group = [&ws];
-        let plan = plan(&group, Seqs { event: 10, audit: 4, staged: 3 }, now, logs, |_, _| Ok(false)).unwrap();
-        assert_eq!(plan.seqs, Seqs { event: 10, audit: 4, staged: 5 }, "no log number taken, two staged");
+        let plan = plan(&group, Seqs { event: 10, audit: 4, invalidation: 1, staged: 3 }, now, logs, |_, _| Ok(false))
+            .unwrap();
+        assert_eq!(
+            plan.seqs,
+            Seqs { event: 10, audit: 4, invalidation: 1, staged: 5 },
+            "no log number taken, two staged"
+        );
         let staged: Vec<_> = plan.writes.iter().filter(|w| w.table == Table::StagedLogs).collect();
         let want_keys = [keys::staged_log(home, 7, 3).into_bytes(), keys::staged_log(home, 7, 4).into_bytes()];
         assert_eq!(staged.iter().map(|w| w.key.to_vec()).collect::<Vec<_>>(), want_keys);
@@ -480,5 +514,77 @@ mod tests {
             let p = written_in(w, count);
             assert!(named.contains(&p), "{:?} row in {p:?}", w.table);
         }
+    }
+    /// Like the events': the write sets of one group that commit take the next numbers,
+    /// one after the other in the order they commit (a refused one takes none), each entry
+    /// with the commit's time; the next group goes on from there.
+    #[test]
+    fn invalidations_of_a_group_take_consecutive_numbers_in_commit_order() {
+        use super::super::invalidations::{Invalidation, InvalidationEntry};
+        use crate::domain::ids::{CustomerId, ProductId};
+        let (customer, product) = (CustomerId::new(), ProductId::new());
+        let first =
+            WriteSet::new().invalidate(Invalidation::Session([1; 32])).invalidate(Invalidation::Customer(customer));
+        let refused = WriteSet::new()
+            .put_if_absent(Table::Cursors, vec![9], &1u32, "nine")
+            .invalidate(Invalidation::StaffSession([2; 32]));
+        let last = WriteSet::new().invalidate(Invalidation::Product(product));
+        let group = [first, refused, last];
+        let group: Vec<&WriteSet> = group.iter().collect();
+        let now = Timestamp(1_700_000_000_000);
+        let seqs = Seqs { event: 4, audit: 2, invalidation: 41, staged: 0 };
+        let plan = plan(&group, seqs, now, Logs::Direct, |t, k| Ok(t == Table::Cursors && k == [9])).unwrap();
+        assert!(matches!(plan.outcomes[1], Err(Refused::Conflict("nine"))));
+        assert_eq!(plan.seqs, Seqs { invalidation: 44, ..seqs }, "three numbers taken, no other");
+        let logged: Vec<(Vec<u8>, InvalidationEntry)> = plan
+            .writes
+            .iter()
+            .filter(|w| w.table == Table::CacheInvalidations)
+            .map(|w| match &w.change {
+                Change::Put(v) => (w.key.to_vec(), InvalidationEntry::decode(Table::CacheInvalidations, v).unwrap()),
+                other => panic!("a put, not {other:?}"),
+            })
+            .collect();
+        let want = [
+            (41, Invalidation::Session([1; 32])),
+            (42, Invalidation::Customer(customer)),
+            (43, Invalidation::Product(product)),
+        ];
+        let want: Vec<(Vec<u8>, InvalidationEntry)> = want
+            .into_iter()
+            .map(|(seq, what)| (keys::cache_invalidation(seq).into_bytes(), InvalidationEntry { at: now, what }))
+            .collect();
+        assert_eq!(logged, want);
+    }
+
+    /// A server without the shared partition stages its invalidations like its other log
+    /// entries (after them, in order), taking no number of the log.
+    #[test]
+    fn without_the_shared_partition_invalidations_are_staged() {
+        use super::super::invalidations::Invalidation;
+        use super::super::records::{StagedEntry, StagedLog};
+        use crate::domain::ids::CustomerId;
+        let count = Partitions::new(16).unwrap();
+        let customer = CustomerId(uuid::Uuid::now_v7());
+        let owned = [Partition(3)];
+        let logs = Logs::Staged { owned: &owned, epoch: 2, count };
+        let event = crate::domain::events::DomainEvent::CustomerEmailVerified { customer_id: customer };
+        let ws = WriteSet::new().invalidate(Invalidation::Customer(customer)).event(&event);
+        let group = [&ws];
+        let seqs = Seqs { event: 1, audit: 1, invalidation: 7, staged: 0 };
+        let plan = plan(&group, seqs, Timestamp::now(), logs, |_, _| Ok(false)).unwrap();
+        assert_eq!(plan.seqs, Seqs { staged: 2, ..seqs });
+        assert!(plan.writes.iter().all(|w| w.table == Table::StagedLogs));
+        let staged: Vec<StagedLog> = plan
+            .writes
+            .iter()
+            .map(|w| match &w.change {
+                Change::Put(v) => StagedEntry::decode(Table::StagedLogs, v).unwrap().log,
+                other => panic!("a put, not {other:?}"),
+            })
+            .collect();
+        assert!(matches!(staged[0], StagedLog::Event { .. }));
+        assert_eq!(staged[1], StagedLog::Invalidation(Invalidation::Customer(customer)));
+        assert_eq!(plan.writes[1].key.to_vec(), keys::staged_log(Partition(3), 2, 1).into_bytes());
     }
 }

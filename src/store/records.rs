@@ -204,9 +204,15 @@ pub struct StagedEntry {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum StagedLog {
-    Event { event_type: String, data: String, order_id: Option<crate::domain::ids::OrderId> },
+    Event {
+        event_type: String,
+        data: String,
+        order_id: Option<crate::domain::ids::OrderId>,
+    },
     Audit(AuditEntry),
     Notification(Notification),
+    /// Appended last: entries staged before it existed decode as they did.
+    Invalidation(super::invalidations::Invalidation),
 }
 
 impl Record for StagedEntry {

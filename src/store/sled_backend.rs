@@ -52,7 +52,12 @@ pub(crate) fn open(settings: &StorageSettings) -> Result<(SledBackend, SledWrite
             None => 1,
         })
     };
-    let seqs = Seqs { event: next(Table::Events)?, audit: next(Table::Audit)?, staged: 0 };
+    let seqs = Seqs {
+        event: next(Table::Events)?,
+        audit: next(Table::Audit)?,
+        invalidation: next(Table::CacheInvalidations)?,
+        staged: 0,
+    };
     let writer = SledWriter {
         db: db.clone(),
         trees: trees.clone(),

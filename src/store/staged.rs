@@ -1,10 +1,11 @@
 //! Staged logs: how a server that does not own the shared partition still writes events,
-//! audit rows and notifications, without two servers ever writing the logs.
+//! audit rows, notifications and cache invalidations, without two servers ever writing the
+//! logs.
 //!
-//! The event log (and the audit log, and the outbox) must keep one sequence that no
-//! consumer skips: `GET /admin/v1/events?after=` and the notification handler read on from
-//! the last number they saw, so an event must never commit below a number a reader has
-//! already passed. One writer assigning the numbers in commit order guarantees it: the
+//! The event log (and the audit log, the outbox and the cache invalidation log) must keep
+//! one sequence that no consumer skips: `GET /admin/v1/events?after=`, the notification
+//! handler and the cache pollers read on from the last number they saw, so an entry must
+//! never commit below a number a reader has already passed. One writer assigning the numbers in commit order guarantees it: the
 //! owner of [`Partition::SHARED`] (today the one server that leads, owning every
 //! partition). Any other server commits its write sets' log entries in the same transaction
 //! as their rows, into `staged_logs` under a partition it owns (key: partition, its lease's
@@ -50,6 +51,7 @@ pub async fn move_staged(store: &Store) -> Result<usize, StoreError> {
                 }),
                 StagedLog::Audit(entry) => ws.audit(entry.clone()),
                 StagedLog::Notification(n) => ws.notify(n.clone()),
+                StagedLog::Invalidation(what) => ws.invalidate(*what),
             };
             ws.delete(Table::StagedLogs, key.clone())
         });
@@ -91,6 +93,7 @@ pub async fn run_mover(store: Store, mut stop: watch::Receiver<bool>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::invalidations::{Invalidation, InvalidationEntry};
     use super::super::keys;
     use super::super::records::{AuditEntry, EventRecord, Notification};
     use super::*;
@@ -116,6 +119,7 @@ mod tests {
         let audit = AuditEntry::sample(&order.0.to_string());
         let note = Notification::queued("order_confirmed", "a@example.com", "s".into(), serde_json::json!({}));
         let (p3, p9) = (Partition(3), Partition(9));
+        let signed_out = Invalidation::Session([7; 32]);
         let rows = [
             // Written in this order by the servers; keys sort them otherwise.
             (keys::staged_log(p3, 5, 0), staged(3_000, event("Third", None))),
@@ -123,11 +127,12 @@ mod tests {
             (keys::staged_log(p3, 2, 1), staged(1_000, StagedLog::Audit(audit))),
             (keys::staged_log(p3, 2, 2), staged(2_000, event("Second", None))),
             (keys::staged_log(p9, 4, 0), staged(1_500, StagedLog::Notification(note.clone()))),
+            (keys::staged_log(p9, 4, 1), staged(1_500, StagedLog::Invalidation(signed_out))),
         ];
         let ws = rows.iter().fold(WriteSet::new(), |ws, (k, e)| ws.save(k.clone(), e));
         store.commit(ws).await.unwrap();
 
-        assert_eq!(move_staged(&store).await.unwrap(), 5);
+        assert_eq!(move_staged(&store).await.unwrap(), 6);
         let events: Vec<EventRecord> =
             store.page(Table::Events, None, 10).unwrap().into_iter().map(|(_, e)| e).collect();
         let seen: Vec<(u64, &str, i64)> = events.iter().map(|e| (e.seq, e.event_type.as_str(), e.at.0)).collect();
@@ -140,6 +145,8 @@ mod tests {
         let outbox: Vec<Notification> =
             store.page(Table::Outbox, None, 10).unwrap().into_iter().map(|(_, n)| n).collect();
         assert_eq!(outbox, [note]);
+        let invalidations = super::super::invalidations::after(&store, 0, 10).unwrap();
+        assert_eq!(invalidations, [(1, InvalidationEntry { at: Timestamp(1_500), what: signed_out })]);
         assert!(store.page::<StagedEntry>(Table::StagedLogs, None, 10).unwrap().is_empty(), "moved, so gone");
 
         assert_eq!(move_staged(&store).await.unwrap(), 0, "nothing is moved twice");

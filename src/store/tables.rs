@@ -92,10 +92,14 @@ pub enum Table {
     /// rows and notifications committed by a server that does not own the shared partition,
     /// waiting for its owner to move them into the logs (see `staged`)
     StagedLogs,
+    /// seq (u64 BE) -> InvalidationEntry ; which cached record a write set changed, numbered
+    /// in commit order by the shared partition's owner, polled by every server to drop its
+    /// in-memory copies (see `invalidations`)
+    CacheInvalidations,
 }
 
 impl Table {
-    pub const ALL: [Table; 41] = [
+    pub const ALL: [Table; 42] = [
         Table::Customers,
         Table::CustomerEmails,
         Table::Sessions,
@@ -137,6 +141,7 @@ impl Table {
         Table::EventsByOrder,
         Table::StaffSessions,
         Table::StagedLogs,
+        Table::CacheInvalidations,
     ];
 
     pub fn name(self) -> &'static str {
@@ -182,6 +187,7 @@ impl Table {
             Table::EventsByOrder => "events_by_order",
             Table::StaffSessions => "staff_sessions",
             Table::StagedLogs => "staged_logs",
+            Table::CacheInvalidations => "cache_invalidations",
         }
     }
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use super::codec::Record;
 use super::homes;
+use super::invalidations::Invalidation;
 use super::keys::Key;
 use super::records::{AuditEntry, Notification};
 use super::{StoreError, Table};
@@ -43,6 +44,8 @@ pub struct WriteSet {
     pub(crate) events: Vec<LoggedEvent>,
     pub(crate) audit: Vec<AuditEntry>,
     pub(crate) notifications: Vec<Notification>,
+    /// The cached records it changes (see [`super::invalidations`]).
+    pub(crate) invalidations: Vec<Invalidation>,
     /// See [`WriteSet::logged_at`].
     pub(crate) logged_at: Option<Timestamp>,
 }
@@ -105,6 +108,7 @@ impl WriteSet {
         self.events.extend(other.events);
         self.audit.extend(other.audit);
         self.notifications.extend(other.notifications);
+        self.invalidations.extend(other.invalidations);
         self.logged_at = self.logged_at.or(other.logged_at);
         self
     }
@@ -135,8 +139,15 @@ impl WriteSet {
         self
     }
 
+    /// Tells every server's caches that `what` changed (see [`super::invalidations`]): each
+    /// write set that changes a record some server keeps a copy of names it.
+    pub fn invalidate(mut self, what: Invalidation) -> Self {
+        self.invalidations.push(what);
+        self
+    }
+
     /// The partitions this write set touches: its rows' (see [`super::homes`]) and, if it
-    /// has events, audit rows or notifications, `logs`: where they go (the shared partition,
+    /// has events, audit rows, notifications or invalidations, `logs`: where they go (the shared partition,
     /// or the partition a server that does not own it stages them in, see [`super::plan::Logs`]).
     pub(crate) fn partitions(&self, count: Partitions, logs: Partition) -> BTreeSet<Partition> {
         let rows = self.ops.iter().map(|op| match op {
@@ -148,9 +159,12 @@ impl WriteSet {
         rows.chain(self.has_logs().then_some(logs)).collect()
     }
 
-    /// Whether it writes to the logs: events, audit rows, notifications.
+    /// Whether it writes to the logs: events, audit rows, notifications, invalidations.
     pub(crate) fn has_logs(&self) -> bool {
-        !self.events.is_empty() || !self.audit.is_empty() || !self.notifications.is_empty()
+        !self.events.is_empty()
+            || !self.audit.is_empty()
+            || !self.notifications.is_empty()
+            || !self.invalidations.is_empty()
     }
 
     /// Its events and audit rows keep `at` as their time instead of the commit's: entries
@@ -161,7 +175,7 @@ impl WriteSet {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.events.is_empty() && self.audit.is_empty() && self.notifications.is_empty()
+        self.ops.is_empty() && !self.has_logs()
     }
 }
 

@@ -13,6 +13,7 @@ mod helpers;
 
 mod backup;
 mod bulk;
+mod caches;
 mod cart;
 mod catalog;
 mod cluster;

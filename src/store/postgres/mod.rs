@@ -207,7 +207,12 @@ pub(crate) fn open(
     let next = |row: Option<(Vec<u8>, Vec<u8>)>| {
         row.map_or(1, |(k, _)| u64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8])) + 1)
     };
-    let seqs = Seqs { event: next(last(Table::Events)?), audit: next(last(Table::Audit)?), staged: 0 };
+    let seqs = Seqs {
+        event: next(last(Table::Events)?),
+        audit: next(last(Table::Audit)?),
+        invalidation: next(last(Table::CacheInvalidations)?),
+        staged: 0,
+    };
     let tls = &backend.target.connector.summary;
     tracing::info!(schema = %pg.schema, pool = pg.pool_size, %tls, "store on PostgreSQL");
     let ownership = Ownership::new(Owned::share(holder.key_space, holder.owned.iter().copied()));

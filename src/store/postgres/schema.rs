@@ -84,7 +84,16 @@ const MIGRATIONS: &[Migration] = &[
         description: "the logs a partition's owner stages for the shared partition's owner (see staged.rs)",
         statements: staged_logs,
     },
+    Migration {
+        version: 9,
+        description: "the log of cached records changed, which every server polls (see invalidations.rs)",
+        statements: cache_invalidations,
+    },
 ];
+
+fn cache_invalidations(schema: &str) -> Vec<String> {
+    vec![key_value_table(schema, "cache_invalidations")]
+}
 
 fn staged_logs(schema: &str) -> Vec<String> {
     vec![key_value_table(schema, "staged_logs")]
