@@ -114,7 +114,7 @@ fn median(runs: usize, mut f: impl FnMut()) -> Duration {
 /// The census as the engine seeds it at start: the active list read synchronously, then
 /// the finished sagas counted (here in the foreground, to time it).
 fn census_of(store: &Store) -> (Arc<SagaCensus>, Duration, Duration) {
-    let census = Arc::new(SagaCensus::new());
+    let census = Arc::new(SagaCensus::new(store.owned().count()));
     let started = Instant::now();
     let active: Vec<SagaInstance> = store
         .scan_prefix_keys(Table::ActiveSagas, &[], usize::MAX)

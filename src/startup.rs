@@ -30,6 +30,7 @@ use crate::domain::quarantine::{KeyKind, QuarantineKey};
 use crate::gateways::email::{EmailTransport, FaultInjecting, LogTransport, SmtpTransport};
 use crate::gateways::payment::{HttpGateway, LeaseGuarded, PaymentGateway, SimulatedGateway};
 use crate::operations::expiry::ExpiryWorker;
+use crate::operations::share::ShareWatch;
 use crate::operations::{bulk, quarantine, retention, webhooks};
 use crate::saga::alerts::RetryingWatch;
 use crate::saga::steps::StepDeps;
@@ -194,7 +195,8 @@ fn entities(
 
 /// The background workers of a serving shop: notification delivery, unpaid-order expiry,
 /// the event-log notification handler, the RETRYING watch, the mover of staged log
-/// entries (`store::staged`) and the cache invalidation poller. All stop on one signal.
+/// entries (`store::staged`), the cache invalidation poller and the watch over this
+/// server's share of the partitions (`operations::share`). All stop on one signal.
 pub struct Workers {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -213,12 +215,20 @@ impl Workers {
         );
         let handler = NotificationHandler::new(store.clone(), shop.customers.clone(), settings.clone());
         let retrying = RetryingWatch::new(shop.sagas.clone(), settings.clone());
+        let share = ShareWatch {
+            carts: shop.carts.clone(),
+            orders: shop.orders.clone(),
+            inventory: shop.inventory.clone(),
+            sagas: shop.sagas.clone(),
+            changes: store.ownership().changes(),
+        };
         let tasks = vec![
             tokio::spawn(delivery.run(stop_rx.clone())),
             tokio::spawn(expiry.run(stop_rx.clone())),
             tokio::spawn(handler.run(stop_rx.clone())),
             tokio::spawn(retrying.run(stop_rx.clone())),
             tokio::spawn(shop.caches.poller(store.clone(), settings.cluster.cache_poll_ms).run(stop_rx.clone())),
+            tokio::spawn(share.run(stop_rx.clone())),
             tokio::spawn(crate::store::staged::run_mover(store.clone(), stop_rx)),
         ];
         Ok(Workers { stop, tasks })

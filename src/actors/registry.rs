@@ -192,6 +192,31 @@ where
         swept
     }
 
+    /// Drops from memory every actor whose key `lost` says is no longer this server's (its
+    /// partition went to another server), leases or not: removed under its shard lock, so
+    /// no caller finds it again, and told to stop once its mailbox is through (whatever it
+    /// still tries to write there is refused by the fence). Returns how many.
+    pub fn give_up(&self, lost: impl Fn(&K) -> bool) -> usize
+    where
+        A: actix::Handler<Passivate>,
+    {
+        let mut dropped = 0;
+        for shard in &self.shards {
+            whole::lock(shard).retain(|key, e| {
+                let gone = lost(key);
+                if gone {
+                    e.addr.do_send(Passivate);
+                    dropped += 1;
+                }
+                !gone
+            });
+        }
+        if dropped > 0 {
+            metrics::ACTORS_ACTIVE.with_label_values(&[self.kind]).sub(dropped as i64);
+        }
+        dropped
+    }
+
     /// Called when an actor stops for any other reason (a failed write): forget it so the
     /// next caller activates a fresh one from the store.
     pub fn forget(&self, key: &K, me: &Addr<A>) {

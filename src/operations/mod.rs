@@ -9,6 +9,7 @@ pub mod expiry;
 pub mod quarantine;
 pub mod retention;
 pub mod saga_audit;
+pub mod share;
 pub mod webhooks;
 
 /// What this layer refuses; defined with the one status and code mapping.

@@ -49,9 +49,9 @@ impl Retention {
 /// What a sweep does with one index entry.
 enum Verdict {
     /// The record is past its retention: delete it, its index entry and its other keys
-    /// (listing entries, alert markers: their table and keys); for a saga, its type and
+    /// (listing entries, alert markers: their table and keys); for a saga, its id, type and
     /// state, for the census once the deletion is durable.
-    Expire(Table, Vec<(Table, Vec<Vec<u8>>)>, Option<(String, SagaState)>),
+    Expire(Table, Vec<(Table, Vec<Vec<u8>>)>, Option<(SagaId, String, SagaState)>),
     /// The record is gone, or no longer the one indexed: delete the index entry.
     Stale,
     /// Not to be deleted now (a saga still running under the key): indexed again as of now,
@@ -132,8 +132,8 @@ async fn sweep_index(
         if !ws.is_empty() {
             store.commit(ws).await?;
         }
-        for (saga_type, state) in sagas_deleted {
-            census.deleted(&saga_type, state);
+        for (saga_id, saga_type, state) in sagas_deleted {
+            census.deleted(saga_id, &saga_type, state);
         }
     }
     Ok(deleted)
@@ -167,7 +167,7 @@ fn saga_verdict(store: &Store, entry: &[u8]) -> Result<Verdict, StoreError> {
                 (Table::SagasByOwner, saga_owner_index(&saga)),
                 (Table::SagaAlerts, markers),
             ];
-            Ok(Verdict::Expire(Table::Sagas, others, Some((saga.saga_type, saga.state))))
+            Ok(Verdict::Expire(Table::Sagas, others, Some((saga.saga_id, saga.saga_type, saga.state))))
         }
         // Not terminal any more: it is indexed again when it becomes terminal.
         Some(saga) if !saga.state.is_terminal() => Ok(Verdict::Stale),
@@ -316,7 +316,7 @@ mod tests {
         store.commit(ws).await.unwrap();
 
         // Until the census has counted the finished sagas, none is deleted.
-        let census = SagaCensus::new();
+        let census = SagaCensus::new(crate::domain::partition::Partitions::DEFAULT);
         census.seed_unfinished(std::slice::from_ref(&stuck));
         assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), 0);
         census.count_finished(&store).unwrap();
@@ -358,7 +358,7 @@ mod tests {
         let mut ws = idempotency_key(WriteSet::new(), mine.clone(), SagaId(uuid::Uuid::now_v7()), old);
         ws = idempotency_key(ws, theirs.clone(), SagaId(uuid::Uuid::now_v7()), old);
         store.commit(webhook_event(ws, &payment_event(old), None, false)).await.unwrap();
-        let census = SagaCensus::new();
+        let census = SagaCensus::new(crate::domain::partition::Partitions::DEFAULT);
 
         store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(1)]));
         assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), 1);
@@ -393,7 +393,7 @@ mod tests {
         ws = webhook_event(ws, &event(now), None, false);
         store.commit(ws).await.unwrap();
 
-        let census = SagaCensus::new();
+        let census = SagaCensus::new(crate::domain::partition::Partitions::DEFAULT);
         assert_eq!(sweep_retained(&store, retention(5_000), now, &census).await.unwrap(), 1);
         assert!(!store.exists(&key_done).unwrap());
         assert!(store.exists(&key_running).unwrap(), "its saga still runs");

@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 
 use super::instance::{SagaInstance, SagaState};
 use crate::domain::ids::SagaId;
+use crate::domain::partition::{Owned, Partition, Partitions};
 use crate::domain::time::Timestamp;
 use crate::store::Store;
 use crate::whole;
@@ -138,8 +139,10 @@ impl Change {
     }
 }
 
-#[derive(Default)]
 pub struct SagaCensus {
+    /// The store's partition count: the census counts by partition, so that the sagas of a
+    /// partition this server gives up leave it exactly (see [`SagaCensus::give_up`]).
+    partitions: Partitions,
     inner: Mutex<Inner>,
     /// The finished sagas of before the start are counted (read without the lock on the
     /// hot path; written under it).
@@ -148,7 +151,7 @@ pub struct SagaCensus {
 
 #[derive(Default)]
 struct Inner {
-    counts: HashMap<String, [i64; STATES.len()]>,
+    counts: HashMap<(String, Partition), [i64; STATES.len()]>,
     unfinished: HashMap<SagaId, Unfinished>,
     /// Until the count of finished sagas is done: the sagas whose transitions count them
     /// (unfinished at start, or started since), which that count passes over.
@@ -157,15 +160,9 @@ struct Inner {
 }
 
 impl Inner {
-    fn add(&mut self, saga_type: &str, state: SagaState, n: i64) {
-        match self.counts.get_mut(saga_type) {
-            Some(c) => c[slot(state)] += n,
-            None => {
-                let mut c = [0; STATES.len()];
-                c[slot(state)] = n;
-                self.counts.insert(saga_type.to_string(), c);
-            }
-        }
+    fn add(&mut self, saga_type: &str, partition: Partition, state: SagaState, n: i64) {
+        let counts = self.counts.entry((saga_type.to_string(), partition)).or_insert([0; STATES.len()]);
+        counts[slot(state)] += n;
     }
 }
 
@@ -224,8 +221,21 @@ pub fn age_secs(now: Timestamp, since: Timestamp) -> f64 {
 }
 
 impl SagaCensus {
-    pub fn new() -> SagaCensus {
-        SagaCensus::default()
+    pub fn new(partitions: Partitions) -> SagaCensus {
+        SagaCensus { partitions, inner: Mutex::default(), complete: AtomicBool::new(false) }
+    }
+
+    fn partition_of(&self, id: SagaId) -> Partition {
+        self.partitions.of(&id.0)
+    }
+
+    /// The sagas of the partitions this server no longer owns leave the census: their new
+    /// owner counts them.
+    pub fn give_up(&self, owned: &Owned) {
+        let mut inner = self.lock();
+        inner.counts.retain(|(_, partition), _| owned.contains(*partition));
+        inner.unfinished.retain(|id, _| owned.owns(&id.0));
+        inner.counted_live.retain(|id| owned.owns(&id.0));
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -240,7 +250,7 @@ impl SagaCensus {
     pub fn seed_unfinished(&self, sagas: &[SagaInstance]) {
         let mut inner = self.lock();
         for saga in sagas {
-            inner.add(&saga.saga_type, saga.state, 1);
+            inner.add(&saga.saga_type, self.partition_of(saga.saga_id), saga.state, 1);
             inner.counted_live.insert(saga.saga_id);
             if !saga.state.is_terminal() {
                 inner.unfinished.insert(saga.saga_id, Unfinished::of(saga, state_since(saga)));
@@ -271,12 +281,13 @@ impl SagaCensus {
         let Change { saga_id, before, entry } = change;
         let after = entry.state;
         let moved = before != Some(after);
+        let partition = self.partition_of(saga_id);
         let mut inner = self.lock();
         if moved {
             if let Some(b) = before {
-                inner.add(&entry.saga_type, b, -1);
+                inner.add(&entry.saga_type, partition, b, -1);
             }
-            inner.add(&entry.saga_type, after, 1);
+            inner.add(&entry.saga_type, partition, after, 1);
         }
         if after.is_terminal() {
             inner.unfinished.remove(&saga_id);
@@ -290,8 +301,8 @@ impl SagaCensus {
     }
 
     /// Finished sagas the retention sweep deleted (its write is durable).
-    pub fn deleted(&self, saga_type: &str, state: SagaState) {
-        self.lock().add(saga_type, state, -1);
+    pub fn deleted(&self, saga_id: SagaId, saga_type: &str, state: SagaState) {
+        self.lock().add(saga_type, self.partition_of(saga_id), state, -1);
     }
 
     /// Counts the finished sagas of before the start on a background thread (see the module
@@ -322,7 +333,7 @@ impl SagaCensus {
         let (failed, aborted) = (ids(SagaState::Failed)?, ids(SagaState::Aborted)?);
         // This server's partitions' sagas: the others count theirs.
         let owned = store.owned();
-        let mut found: HashMap<String, [i64; STATES.len()]> = HashMap::new();
+        let mut found: HashMap<(String, Partition), [i64; STATES.len()]> = HashMap::new();
         let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(COUNT_BATCH);
         let mut total = 0;
         let mut settle = |batch: &mut Vec<(String, Vec<u8>)>| {
@@ -339,7 +350,7 @@ impl SagaCensus {
                 } else {
                     SagaState::Completed
                 };
-                found.entry(saga_type).or_default()[slot(state)] += 1;
+                found.entry((saga_type, self.partition_of(SagaId(uuid)))).or_default()[slot(state)] += 1;
                 total += 1;
             }
         };
@@ -351,10 +362,12 @@ impl SagaCensus {
             true
         })?;
         settle(&mut batch);
+        // A partition given up while this count ran is its new owner's to count.
+        let owned = store.owned();
         let mut inner = self.lock();
-        for (saga_type, counts) in found {
+        for ((saga_type, partition), counts) in found.into_iter().filter(|((_, p), _)| owned.contains(*p)) {
             for state in STATES {
-                inner.add(&saga_type, state, counts[slot(state)]);
+                inner.add(&saga_type, partition, state, counts[slot(state)]);
             }
         }
         inner.counted_live = HashSet::new();
@@ -366,16 +379,22 @@ impl SagaCensus {
     /// (type, state, count) for every pair with sagas.
     pub fn counts(&self) -> Vec<(String, SagaState, u64)> {
         let inner = self.lock();
+        let mut by_type: BTreeMap<&str, [i64; STATES.len()]> = BTreeMap::new();
+        for ((saga_type, _), counts) in &inner.counts {
+            let sum = by_type.entry(saga_type).or_insert([0; STATES.len()]);
+            for (total, n) in sum.iter_mut().zip(counts) {
+                *total += n;
+            }
+        }
         let mut out = Vec::new();
-        for (saga_type, counts) in &inner.counts {
+        for (saga_type, counts) in by_type {
             for state in STATES {
                 let n = counts[slot(state)];
                 if n > 0 {
-                    out.push((saga_type.clone(), state, n as u64));
+                    out.push((saga_type.to_string(), state, n as u64));
                 }
             }
         }
-        out.sort_by(|a, b| (&a.0, slot(a.1)).cmp(&(&b.0, slot(b.1))));
         out
     }
 
@@ -503,7 +522,7 @@ mod tests {
 
     #[test]
     fn transitions_move_counts_and_a_step_of_a_running_saga_changes_nothing() {
-        let census = SagaCensus::new();
+        let census = SagaCensus::new(Partitions::DEFAULT);
         let mut s = saga(SagaState::Running);
         let t = s.saga_type.clone();
         census.record(&s, None);
@@ -518,13 +537,13 @@ mod tests {
         census.record(&s, Some(SagaState::Retrying));
         assert_eq!(census.counts(), vec![(t.clone(), SagaState::Completed, 1)]);
         assert!(census.oldest().is_empty(), "a finished saga leaves the unfinished ones");
-        census.deleted(&t, SagaState::Completed);
+        census.deleted(s.saga_id, &t, SagaState::Completed);
         assert!(census.counts().is_empty());
     }
 
     #[test]
     fn a_retry_episode_keeps_its_start_and_a_new_state_starts_anew() {
-        let census = SagaCensus::new();
+        let census = SagaCensus::new(Partitions::DEFAULT);
         let mut s = saga(SagaState::Running);
         census.record(&s, None);
         s.steps[0].step.started_at = Some(Timestamp(1_000));
@@ -549,7 +568,7 @@ mod tests {
 
     #[test]
     fn triage_groups_by_state_type_step_and_error_with_ids_normalized() {
-        let census = SagaCensus::new();
+        let census = SagaCensus::new(Partitions::DEFAULT);
         let order = uuid::Uuid::now_v7();
         let a = stuck_at(saga(SagaState::Running), 2, &format!("order {order} not found"), 3_000);
         let b = stuck_at(saga(SagaState::Running), 2, &format!("order {} not found", uuid::Uuid::now_v7()), 2_000);
@@ -594,7 +613,7 @@ mod tests {
         }
         store.commit(ws).await.unwrap();
         store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(1)]));
-        let census = SagaCensus::new();
+        let census = SagaCensus::new(Partitions::DEFAULT);
         assert_eq!(census.count_finished(&store).unwrap(), 2, "partition 2's saga is another server's");
         let t = &saga(SagaState::Completed).saga_type;
         assert_eq!((count(&census, t, SagaState::Completed), count(&census, t, SagaState::Failed)), (1, 1));
@@ -617,7 +636,7 @@ mod tests {
         ws = log_write(ws, &retrying, None).save(crate::store::keys::active_saga(retrying.saga_id), &0u32);
         store.commit(ws).await.unwrap();
 
-        let census = SagaCensus::new();
+        let census = SagaCensus::new(Partitions::DEFAULT);
         census.seed_unfinished(std::slice::from_ref(&retrying));
         // Started after the start and already finished before the count reaches it.
         let mut late = saga(SagaState::Running);

@@ -457,6 +457,9 @@ impl Actor for SagaCoordinator {
     type Context = Context<Self>;
 }
 
+// Stopped when its partition goes to another server (see `SagaEngine::give_up`).
+crate::passivates!(SagaCoordinator);
+
 impl Handler<Drive> for SagaCoordinator {
     type Result = ResponseActFuture<Self, Result<SagaInstance, SagaError>>;
 

@@ -78,6 +78,7 @@ impl SagaEngine {
     pub fn new(store: Store, deps: StepDeps, arbiters: Vec<ArbiterHandle>) -> anyhow::Result<Arc<SagaEngine>> {
         let handlers = steps::handlers();
         let definitions = check_definitions(definition::embedded().map_err(anyhow::Error::msg)?, &handlers)?;
+        let partitions = store.owned().count();
         let engine = SagaEngine {
             store,
             definitions,
@@ -85,7 +86,7 @@ impl SagaEngine {
             policies: RwLock::new(BTreeMap::new()),
             deps: Arc::new(deps),
             registry: Registry::new("saga", arbiters, Duration::from_secs(3600)),
-            census: Arc::new(SagaCensus::new()),
+            census: Arc::new(SagaCensus::new(partitions)),
             metrics: SagaMetrics::new(),
         };
         Ok(Arc::new(engine))
@@ -582,6 +583,14 @@ impl SagaEngine {
 
     pub fn active(&self) -> usize {
         self.registry.active()
+    }
+
+    /// Drops the coordinators and the census entries of the sagas of the partitions this
+    /// server no longer owns: their new owner recovers, runs and counts them. How many
+    /// coordinators it dropped.
+    pub fn give_up(&self, owned: &crate::domain::partition::Owned) -> usize {
+        self.census.give_up(owned);
+        self.registry.give_up(|id| !owned.owns(&id.0))
     }
 }
 

@@ -182,4 +182,10 @@ impl CartService {
     pub fn active(&self) -> usize {
         self.registry.active()
     }
+
+    /// Drops the actors of the partitions this server no longer owns (see
+    /// [`crate::actors::registry::Registry::give_up`]); how many.
+    pub fn give_up(&self, owned: &crate::domain::partition::Owned) -> usize {
+        self.registry.give_up(|customer| !owned.owns(&customer.0))
+    }
 }

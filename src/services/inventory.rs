@@ -167,6 +167,12 @@ impl InventoryService {
     pub fn active(&self) -> usize {
         self.registry.active()
     }
+
+    /// Drops the actors of the partitions this server no longer owns (see
+    /// [`crate::actors::registry::Registry::give_up`]); how many.
+    pub fn give_up(&self, owned: &crate::domain::partition::Owned) -> usize {
+        self.registry.give_up(|item| !owned.owns(&item.variant_id.map_or(item.product_id.0, |v| v.0)))
+    }
 }
 
 /// The inventory items of a product: one per variant, or the product's single item.

@@ -165,6 +165,12 @@ impl OrderService {
     pub fn active(&self) -> usize {
         self.registry.active()
     }
+
+    /// Drops the actors of the partitions this server no longer owns (see
+    /// [`crate::actors::registry::Registry::give_up`]); how many.
+    pub fn give_up(&self, owned: &crate::domain::partition::Owned) -> usize {
+        self.registry.give_up(|order| !owned.owns(&order.0))
+    }
 }
 
 /// the HTTP contract's order shape.

@@ -26,10 +26,14 @@ impl Ownership {
         self.0.borrow().clone()
     }
 
-    /// Another share from now on (what a lease that gains or loses partitions will do; today
-    /// only tests standing for a server with a share).
-    #[cfg(test)]
+    /// Another share from now on: the lease lost partitions to another server (or, in
+    /// tests, stands for a server with a share).
     pub(crate) fn set(&self, owned: Owned) {
         self.0.send_replace(Arc::new(owned));
+    }
+
+    /// The share, to be woken when it changes.
+    pub fn changes(&self) -> watch::Receiver<Arc<Owned>> {
+        self.0.subscribe()
     }
 }

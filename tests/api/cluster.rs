@@ -290,7 +290,9 @@ async fn a_server_paused_past_its_lease_is_fenced_and_its_late_write_is_refused(
 /// The fence itself, without the renewal getting there first: one partition's lease taken
 /// over in the database, as another server would. The next write set in that partition is
 /// refused inside its own transaction and counted, while a write set in a partition still
-/// this server's commits; the next renewal finds the partition gone and stops the server.
+/// this server's commits; the next renewal finds the partition gone and gives it up: the
+/// server serves the rest, and forwards that partition's requests to its new owner (here
+/// one without an address: 503, nothing applied).
 #[tokio::test]
 async fn a_write_in_a_partition_taken_over_is_refused_inside_its_transaction_and_others_commit() {
     if postgres_only("a_write_in_a_partition_taken_over_is_refused_inside_its_transaction_and_others_commit", WHY) {
@@ -299,7 +301,7 @@ async fn a_write_in_a_partition_taken_over_is_refused_inside_its_transaction_and
     let dir = store_dir();
     // Renewed every 5 s: the take and both writes fit between two renewals.
     let env = [("CARTWRIGHT__CLUSTER__NODE_ID", "holder"), ("CARTWRIGHT__CLUSTER__LEASE_MS", "15000")];
-    let mut server = ServerProcess::start_listening(dir.path(), &env);
+    let server = ServerProcess::start_listening(dir.path(), &env);
     let app = TestApp::client_of(&server.url);
     let product = app.product("5.00", 10).await;
     let partitions = cartwright::domain::partition::Partitions::DEFAULT;
@@ -331,16 +333,27 @@ async fn a_write_in_a_partition_taken_over_is_refused_inside_its_transaction_and
     let item = json!({ "product_id": product, "quantity": 1 });
     let (status, body) = app.add_to_cart(&taken.token, item.clone()).await;
     assert_eq!((status, body["error"]["code"].as_str()), (503, Some("UNAVAILABLE")), "{body}");
-    let (status, body) = app.add_to_cart(&kept.token, item).await;
+    let (status, body) = app.add_to_cart(&kept.token, item.clone()).await;
     assert!(status == 200 || status == 201, "a partition still this server's is written: {body}");
     let text = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
     assert_eq!(metric(&text, "cartwright_fenced_writes_total"), 1.0, "the one refused write set is counted");
 
-    let status = server.exits_within(Duration::from_secs(15)).expect("the renewal finds the partition taken");
-    assert_eq!(status.code(), Some(cartwright::store::FAIL_STOP_EXIT_CODE));
-    assert!(server.logged("1 write sets refused (fenced)"), "{:?}", server.log.lock().unwrap());
     let named = format!("took the lease over from holder (epoch 1): partitions {}", partition_of(&taken));
-    assert!(server.logged(&named), "the stop names the partition lost: {:?}", server.log.lock().unwrap());
+    assert!(server.logs_within(&named, Duration::from_secs(15)), "the renewal names the partition lost");
+    assert!(server.logged("gave them up, serving the rest"), "{:?}", server.log.lock().unwrap());
+    let dropped = "the actors and sagas of the others dropped";
+    assert!(server.logs_within(dropped, Duration::from_secs(5)), "{:?}", server.log.lock().unwrap());
+    assert!(server.logged("1 write sets refused (fenced)"), "{:?}", server.log.lock().unwrap());
+    let text = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&text, "cartwright_leases_held"), 15.0, "the fifteen others are still this server's");
+    // Forwarded to the partition's owner, which has no address: refused before anything.
+    let (status, body) = app.add_to_cart(&taken.token, item.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("UNAVAILABLE")), "{body}");
+    let text = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&text, "cartwright_fenced_writes_total"), 1.0, "not tried here: forwarded");
+    let (status, body) = app.add_to_cart(&kept.token, item).await;
+    assert!(status == 200 || status == 201, "the rest is served on: {body}");
+    assert!(server.terminate().success(), "it stops cleanly when asked");
     // A cart as stored holds its items' product ids (16 bytes each).
     let holds_the_product = |customer: &Customer| {
         let (db, schema, product) = (&db, &schema, product.parse::<uuid::Uuid>().unwrap());

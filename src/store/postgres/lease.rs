@@ -10,7 +10,8 @@
 //! server that paused past its lease (GC, SIGSTOP, a partition from the database) can
 //! never write in a partition after another took it over. Its late write sets there are
 //! refused (fenced), the rest of their group commits, and the next renewal, finding the
-//! partition gone, stops the process; a restart waits for the leases like any new server.
+//! partition gone, gives it up (see [`keep`]), or stops the process once it has lost every
+//! one; a restart waits for the leases like any new server.
 //!
 //! Sharing the partitions among servers (each a fair share, requests and stock calls
 //! forwarded to a partition's owner) is the next step; the rows, epochs and fence are per
@@ -22,7 +23,7 @@ use tokio_postgres::Client;
 
 use super::super::backend::LeaseView;
 use super::super::StoreError;
-use crate::domain::partition::{Partition, Partitions};
+use crate::domain::partition::{Owned, Partition, Partitions};
 use crate::metrics;
 
 /// This server's hold on the store: who it is, the epoch it took the leases at, and how
@@ -299,14 +300,17 @@ pub(super) async fn release(client: &Client, schema: &str, holder: &Holder) -> R
     Ok(())
 }
 
-/// Renews the lease every third of its length until `stop`; stops the process once the
-/// lease is lost, or once it has expired without a renewal (the database unreachable):
-/// from then on another server may hold it.
+/// Renews the lease every third of its length until `stop`. Partitions that another server
+/// took over are given up (`ownership` shrinks: their actors and sagas are dropped, their
+/// requests forwarded to the new owner, and renewals go on for the rest); once every one
+/// is lost, or the lease has expired without a renewal (the database unreachable), the
+/// process stops: from then on another server may hold all of it.
 pub(super) async fn keep(
     client: std::sync::Arc<Client>,
     schema: String,
-    holder: Holder,
+    mut holder: Holder,
     clock: std::sync::Arc<LeaseClock>,
+    ownership: super::super::Ownership,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let every = Duration::from_millis((holder.lease_ms as u64 / 3).max(50));
@@ -321,16 +325,23 @@ pub(super) async fn keep(
                 clock.renewed(attempt_started.into_std(), holder.lease_ms);
             }
             Ok(lost) => {
-                metrics::LEASES_HELD.set(0);
-                super::super::committer::fail_stop(
-                    "renewing the store's lease",
-                    &format!(
-                        "another server took the lease over from {} (epoch {}): partitions {}",
-                        holder.node_id,
-                        holder.epoch,
-                        crate::domain::partition::ranges(&lost)
-                    ),
+                let taken = format!(
+                    "another server took the lease over from {} (epoch {}): partitions {}",
+                    holder.node_id,
+                    holder.epoch,
+                    crate::domain::partition::ranges(&lost)
                 );
+                holder.owned.retain(|p| !lost.contains(&p.0));
+                metrics::LEASES_HELD.set(holder.owned.len() as i64);
+                if holder.owned.is_empty() {
+                    super::super::committer::fail_stop("renewing the store's lease", &taken);
+                }
+                tracing::warn!("{taken}; gave them up, serving the rest");
+                ownership.set(Owned::share(holder.key_space, holder.owned.iter().copied()));
+                // The rest were renewed by this very statement.
+                metrics::LEASE_RENEWALS.inc();
+                renewed = attempt_started;
+                clock.renewed(attempt_started.into_std(), holder.lease_ms);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not renew the store's lease; trying again");

@@ -189,8 +189,15 @@ pub(crate) fn open(
     };
     let (stop_renewing, stop) = tokio::sync::watch::channel(false);
     let clock = Arc::new(lease::LeaseClock::new(&holder));
-    let renewing =
-        handle.spawn(lease::keep(lease_client.clone(), pg.schema.clone(), holder.clone(), clock.clone(), stop));
+    let ownership = Ownership::new(Owned::share(holder.key_space, holder.owned.iter().copied()));
+    let renewing = handle.spawn(lease::keep(
+        lease_client.clone(),
+        pg.schema.clone(),
+        holder.clone(),
+        clock.clone(),
+        ownership.clone(),
+        stop,
+    ));
     let statements = Arc::new(Statements { schema: pg.schema.clone() });
     let backend = PgBackend {
         _runtime: runtime,
@@ -215,7 +222,6 @@ pub(crate) fn open(
     };
     let tls = &backend.target.connector.summary;
     tracing::info!(schema = %pg.schema, pool = pg.pool_size, %tls, "store on PostgreSQL");
-    let ownership = Ownership::new(Owned::share(holder.key_space, holder.owned.iter().copied()));
     let writer = PgWriter::new(handle, writer_client, &pg.schema, holder, ownership.clone());
     Ok(Some((backend, writer, seqs, ownership)))
 }
