@@ -35,7 +35,8 @@ pub(super) struct Holder {
     pub(super) partitions: i32,
     /// The same count, to tell a row's partition.
     pub(super) key_space: Partitions,
-    /// The partitions taken (today every one), in order.
+    /// The partitions held, in order: every one when taken (today), fewer once another
+    /// server took some over (the renewal keeps this server's copy in `keep`).
     pub(super) owned: Vec<Partition>,
     pub(super) lease_ms: i64,
     /// When the statement that took the lease was sent (its expiry counts from later).
