@@ -151,7 +151,8 @@ pub struct SagaCensus {
 
 #[derive(Default)]
 struct Inner {
-    counts: HashMap<(String, Partition), [i64; STATES.len()]>,
+    /// By type, then partition.
+    counts: HashMap<String, HashMap<Partition, [i64; STATES.len()]>>,
     unfinished: HashMap<SagaId, Unfinished>,
     /// Until the count of finished sagas is done: the sagas whose transitions count them
     /// (unfinished at start, or started since), which that count passes over.
@@ -161,8 +162,12 @@ struct Inner {
 
 impl Inner {
     fn add(&mut self, saga_type: &str, partition: Partition, state: SagaState, n: i64) {
-        let counts = self.counts.entry((saga_type.to_string(), partition)).or_insert([0; STATES.len()]);
-        counts[slot(state)] += n;
+        // Looked up by `&str` first: a transition allocates nothing.
+        let by_partition = match self.counts.get_mut(saga_type) {
+            Some(by_partition) => by_partition,
+            None => self.counts.entry(saga_type.to_string()).or_default(),
+        };
+        by_partition.entry(partition).or_insert([0; STATES.len()])[slot(state)] += n;
     }
 }
 
@@ -233,7 +238,9 @@ impl SagaCensus {
     /// owner counts them.
     pub fn give_up(&self, owned: &Owned) {
         let mut inner = self.lock();
-        inner.counts.retain(|(_, partition), _| owned.contains(*partition));
+        for by_partition in inner.counts.values_mut() {
+            by_partition.retain(|partition, _| owned.contains(*partition));
+        }
         inner.unfinished.retain(|id, _| owned.owns(&id.0));
         inner.counted_live.retain(|id| owned.owns(&id.0));
     }
@@ -380,10 +387,12 @@ impl SagaCensus {
     pub fn counts(&self) -> Vec<(String, SagaState, u64)> {
         let inner = self.lock();
         let mut by_type: BTreeMap<&str, [i64; STATES.len()]> = BTreeMap::new();
-        for ((saga_type, _), counts) in &inner.counts {
+        for (saga_type, by_partition) in &inner.counts {
             let sum = by_type.entry(saga_type).or_insert([0; STATES.len()]);
-            for (total, n) in sum.iter_mut().zip(counts) {
-                *total += n;
+            for counts in by_partition.values() {
+                for (total, n) in sum.iter_mut().zip(counts) {
+                    *total += n;
+                }
             }
         }
         let mut out = Vec::new();
