@@ -152,6 +152,18 @@ pub fn shop(
     })
 }
 
+/// Runs `test` in an actix system with a shop ([`for_tests`]) over a fresh temporary
+/// store, and closes the store after it.
+#[cfg(test)]
+pub(crate) fn with_shop<F: std::future::Future<Output = ()>>(test: impl FnOnce(Store, Shop) -> F) {
+    actix::System::new().block_on(async move {
+        let (_dir, store) = Store::temporary();
+        let shop = for_tests(&store);
+        test(store.clone(), shop).await;
+        store.close().expect("the store closes");
+    });
+}
+
 /// A shop over `store` with the default settings and the simulated gateway, on the current
 /// actix arbiter: what unit tests of the layers above the services run against.
 #[cfg(test)]

@@ -173,23 +173,9 @@ where
     {
         let idle_ms = self.idle_timeout.as_millis() as i64;
         let now = Timestamp::now().0;
-        let mut swept = 0;
-        for shard in &self.shards {
-            let mut map = whole::lock(shard);
-            map.retain(|_, e| {
-                let idle =
-                    e.leases.load(Ordering::Acquire) == 0 && now - e.last_used_ms.load(Ordering::Acquire) >= idle_ms;
-                if idle {
-                    e.addr.do_send(Passivate);
-                    swept += 1;
-                }
-                !idle
-            });
-        }
-        if swept > 0 {
-            metrics::ACTORS_ACTIVE.with_label_values(&[self.kind]).sub(swept as i64);
-        }
-        swept
+        self.passivate_where(|_, e| {
+            e.leases.load(Ordering::Acquire) == 0 && now - e.last_used_ms.load(Ordering::Acquire) >= idle_ms
+        })
     }
 
     /// Drops from memory every actor whose key `lost` says is no longer this server's (its
@@ -200,21 +186,30 @@ where
     where
         A: actix::Handler<Passivate>,
     {
-        let mut dropped = 0;
+        self.passivate_where(|key, _| lost(key))
+    }
+
+    /// Removes every entry `pass` says, each under its shard lock, and tells its actor to
+    /// stop; how many.
+    fn passivate_where(&self, pass: impl Fn(&K, &Entry<A>) -> bool) -> usize
+    where
+        A: actix::Handler<Passivate>,
+    {
+        let mut passivated = 0;
         for shard in &self.shards {
             whole::lock(shard).retain(|key, e| {
-                let gone = lost(key);
+                let gone = pass(key, e);
                 if gone {
                     e.addr.do_send(Passivate);
-                    dropped += 1;
+                    passivated += 1;
                 }
                 !gone
             });
         }
-        if dropped > 0 {
-            metrics::ACTORS_ACTIVE.with_label_values(&[self.kind]).sub(dropped as i64);
+        if passivated > 0 {
+            metrics::ACTORS_ACTIVE.with_label_values(&[self.kind]).sub(passivated as i64);
         }
-        dropped
+        passivated
     }
 
     /// Called when an actor stops for any other reason (a failed write): forget it so the

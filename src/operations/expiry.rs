@@ -99,9 +99,7 @@ mod tests {
     /// fall due before them, and leaves those to their owner.
     #[test]
     fn a_server_fires_only_its_partitions_timers_past_any_number_of_others() {
-        actix::System::new().block_on(async {
-            let (_dir, store) = Store::temporary();
-            let shop = crate::startup::for_tests(&store);
+        crate::startup::with_shop(|store, shop| async move {
             let worker = ExpiryWorker::new(store.clone(), shop.orders.clone(), shop.sagas.clone(), 10);
             let due = Timestamp::now().plus_millis(-60_000).0;
             // No order behind them: a timer with nothing left to cancel is only spent.
@@ -116,7 +114,6 @@ mod tests {
             for key in &theirs {
                 assert!(store.exists(key).unwrap(), "another partition's timer is its owner's");
             }
-            store.close().unwrap();
         });
     }
 }

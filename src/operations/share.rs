@@ -60,15 +60,12 @@ mod tests {
     use super::*;
     use crate::domain::ids::CustomerId;
     use crate::domain::partition::{id_in, Partition, Partitions};
-    use crate::store::Store;
 
     /// A partition lost drops its actors (the next use of a kept one finds it still in
     /// memory); a saga of a lost partition leaves the census, one of a kept one stays.
     #[test]
     fn a_share_that_shrinks_drops_the_actors_and_census_entries_of_the_partitions_lost() {
-        actix::System::new().block_on(async {
-            let (_dir, store) = Store::temporary();
-            let shop = crate::startup::for_tests(&store);
+        crate::startup::with_shop(|store, shop| async move {
             let (kept, lost) = (CustomerId(id_in(Partition(3))), CustomerId(id_in(Partition(4))));
             for customer in [kept, lost] {
                 shop.carts.get(customer).await.unwrap();
@@ -100,7 +97,6 @@ mod tests {
             assert_eq!(watch.give_up(&Owned::share(Partitions::DEFAULT, [Partition(3)])), 1, "the lost cart's actor");
             assert_eq!(shop.carts.active(), 1, "the kept cart's actor stays");
             assert_eq!(running(&shop), 1, "the lost partition's saga left the census");
-            store.close().unwrap();
         });
     }
 }

@@ -483,7 +483,6 @@ impl Handler<Watch> for SagaCoordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
 
     /// How many receivers of `settled` are alive: what the coordinator keeps for waiters.
     #[derive(Message)]
@@ -502,9 +501,7 @@ mod tests {
     /// coordinator to watch it each time, then gives up: nothing kept for it may remain.
     #[test]
     fn waiters_that_give_up_leave_nothing_behind() {
-        actix::System::new().block_on(async {
-            let (_dir, store) = Store::temporary();
-            let shop = crate::startup::for_tests(&store);
+        crate::startup::with_shop(|_store, shop| async move {
             let def = crate::saga::definition::embedded().unwrap().into_iter().next().unwrap();
             let mut saga =
                 SagaInstance::new(&def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), None, None);
@@ -522,7 +519,6 @@ mod tests {
             assert_eq!(coordinator.send(Waiters).await.unwrap(), baseline + 1);
             drop((still_waiting, first_waiter));
             assert_eq!(coordinator.send(Waiters).await.unwrap(), 0);
-            store.close().unwrap();
         });
     }
 }

@@ -608,9 +608,7 @@ mod tests {
     /// another partition's it leaves to that partition's owner (no coordinator, no count).
     #[test]
     fn a_server_with_a_share_recovers_only_its_partitions_sagas() {
-        actix::System::new().block_on(async {
-            let (_dir, store) = Store::temporary();
-            let shop = crate::startup::for_tests(&store);
+        crate::startup::with_shop(|store, shop| async move {
             let def = &definition::embedded().unwrap()[0];
             let stuck_in = |p| {
                 let mut saga =
@@ -629,7 +627,6 @@ mod tests {
             let stuck: u64 =
                 shop.sagas.census().counts().iter().filter(|(_, s, _)| *s == SagaState::Stuck).map(|c| c.2).sum();
             assert_eq!(stuck, 1, "the census counts this server's partitions' sagas");
-            store.close().unwrap();
         });
     }
 }

@@ -320,6 +320,12 @@ fn oversized(ws: &WriteSet) -> Option<Refused> {
 mod tests {
     use super::*;
 
+    /// The plan of `group` into empty logs, every key free.
+    fn plan_fresh<'a>(group: &[&'a WriteSet]) -> Plan<'a> {
+        let seqs = Seqs { event: 1, audit: 1, invalidation: 1, staged: 0 };
+        plan(group, seqs, Timestamp::now(), Logs::Direct, |_, _| Ok(false)).unwrap()
+    }
+
     /// The partition a planned write touches, as the fence counts it.
     fn written_in(w: &Write, count: Partitions) -> Partition {
         let value = match &w.change {
@@ -386,14 +392,7 @@ mod tests {
         oversized.ops.push(Op::Put(Table::Cursors, vec![6], vec![0; MAX_RECORD_BYTES + 1]));
         let group = [normal(1), oversized, normal(2)];
         let group: Vec<&WriteSet> = group.iter().collect();
-        let plan = plan(
-            &group,
-            Seqs { event: 1, audit: 1, invalidation: 1, staged: 0 },
-            Timestamp::now(),
-            Logs::Direct,
-            |_, _| Ok(false),
-        )
-        .unwrap();
+        let plan = plan_fresh(&group);
         assert!(matches!(plan.outcomes[..], [Ok(()), Err(Refused::TooLarge { table: "cursors", .. }), Ok(())]));
         let Err(Refused::TooLarge { bytes, .. }) = plan.outcomes[1] else { unreachable!() };
         assert_eq!(bytes, 1 + MAX_RECORD_BYTES + 1, "key and value");
@@ -436,14 +435,7 @@ mod tests {
         assert!(named.contains(&count.of(&customer.0)));
         assert!(named.contains(&Partition::SHARED), "the logs are shared");
         let group = [&ws];
-        let plan = plan(
-            &group,
-            Seqs { event: 1, audit: 1, invalidation: 1, staged: 0 },
-            Timestamp::now(),
-            Logs::Direct,
-            |_, _| Ok(false),
-        )
-        .unwrap();
+        let plan = plan_fresh(&group);
         assert!(plan.writes.len() > 4, "the derived rows are planned too");
         assert!(plan.writes.iter().any(|w| w.table == Table::CacheInvalidations));
         for w in &plan.writes {
