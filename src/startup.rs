@@ -129,6 +129,7 @@ pub fn shop(
         console: console.clone(),
         catalog: catalog.clone(),
         board: board.clone(),
+        followers: vec![Arc::new(crate::saga::engine::EngineCaches(sagas.clone()))],
     };
     Ok(Shop {
         caches,

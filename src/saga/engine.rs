@@ -28,6 +28,8 @@ use crate::domain::time::Timestamp;
 use crate::error::Fault;
 use crate::retry::RetryPolicy;
 use crate::saga::SagaError;
+use crate::services::invalidations::Follower;
+use crate::store::invalidations::Invalidation;
 use crate::store::{keys, retained, AuditEntry, Key, Prefix, Store, Table, WriteSet};
 use crate::whole;
 
@@ -262,12 +264,26 @@ impl SagaEngine {
         if !seed.is_empty() {
             self.store.commit(seed).await?;
         }
+        Ok(self.reload_policies()?)
+    }
+
+    /// Reads every policy from the table into memory (another server may have changed one).
+    fn reload_policies(&self) -> Result<(), crate::store::StoreError> {
+        let stored = self.store.scan::<RetryPolicy>(&Prefix::all(Table::RetryPolicies))?;
         let mut map = whole::write(&self.policies);
-        for (k, p) in self.store.scan::<RetryPolicy>(&Prefix::all(Table::RetryPolicies))? {
+        for (k, p) in stored {
             let (saga_type, step) = keys::retry_policy_of(&k);
             map.insert(policy_key(&saga_type, &step), p);
         }
         Ok(())
+    }
+
+    /// Resumes this server's PAUSED sagas whose key is no longer quarantined (as at start).
+    async fn resume_all_released(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let active = self.active_instances()?;
+        let released =
+            active.iter().filter(|s| s.state == SagaState::Paused && !self.still_paused(s)).map(|s| s.saga_id);
+        Ok(self.resume_released(released.collect()).await)
     }
 
     pub fn store(&self) -> &Store {
@@ -334,7 +350,9 @@ impl SagaEngine {
             before: json!(self.policy(saga_type, step)).to_string(),
             after: json!(p).to_string(),
         };
-        self.store.commit(WriteSet::new().save(keys::retry_policy(saga_type, step), &p).audit(audit)).await?;
+        let ws = WriteSet::new().save(keys::retry_policy(saga_type, step), &p).audit(audit);
+        // Every other server reloads its copy of the policies (see `EngineCaches`).
+        self.store.commit(ws.invalidate(Invalidation::RetryPolicies)).await?;
         whole::write(&self.policies).insert(key, p);
         tracing::info!(saga_type, step, ?p, "retry policy changed");
         Ok(())
@@ -591,6 +609,43 @@ impl SagaEngine {
     pub fn give_up(&self, owned: &crate::domain::partition::Owned) -> usize {
         self.census.give_up(owned);
         self.registry.give_up(|id| !owned.owns(&id.0))
+    }
+}
+
+/// The engine's share of keeping in-memory copies of shared records coherent across
+/// servers (see `services::invalidations`): another server changed a retry policy (read
+/// them again), or released a quarantined key (resume this server's sagas parked on it: the
+/// releasing server resumes only those it runs).
+pub struct EngineCaches(pub Arc<SagaEngine>);
+
+impl Follower for EngineCaches {
+    fn changed(&self, what: Option<Invalidation>) {
+        let engine = self.0.clone();
+        match what {
+            Some(Invalidation::RetryPolicies) => {
+                if let Err(e) = engine.reload_policies() {
+                    tracing::warn!(error = %e, "could not read the retry policies again; the next change retries");
+                }
+            }
+            Some(Invalidation::Quarantine(key)) if !engine.deps.quarantine.holds(&key) => {
+                tokio::spawn(async move {
+                    if let Err(e) = engine.resume_paused_on(key).await {
+                        tracing::warn!(error = %e, "could not resume the sagas parked on a released key");
+                    }
+                });
+            }
+            None => {
+                if let Err(e) = engine.reload_policies() {
+                    tracing::warn!(error = %e, "could not read the retry policies again");
+                }
+                tokio::spawn(async move {
+                    if let Err(e) = engine.resume_all_released().await {
+                        tracing::warn!(error = %e, "could not resume the sagas parked on released keys");
+                    }
+                });
+            }
+            Some(_) => {}
+        }
     }
 }
 

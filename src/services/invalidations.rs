@@ -32,6 +32,13 @@ use crate::store::{keys, Prefix, Store, StoreError, Table};
 /// Entries read per look at the log at most.
 const BATCH: usize = 256;
 
+/// A layer above the services that keeps shared records in memory too (the saga engine:
+/// the retry policies, and the sagas parked on a quarantined key), told of each entry the
+/// poller applied: `None` when entries were missed and anything may have changed.
+pub trait Follower: Send + Sync {
+    fn changed(&self, what: Option<Invalidation>);
+}
+
 /// The caches of one server that hold copies of shared records, and where in the log they
 /// start.
 #[derive(Clone)]
@@ -42,6 +49,8 @@ pub struct Caches {
     pub console: Arc<Sessions>,
     pub catalog: CatalogService,
     pub board: Arc<QuarantineBoard>,
+    /// Told after the caches above (see [`Follower`]).
+    pub followers: Vec<Arc<dyn Follower>>,
 }
 
 impl Caches {
@@ -94,6 +103,11 @@ impl Poller {
             Invalidation::Customer(id) => caches.customers.forget_customer(id),
             Invalidation::Product(id) => caches.catalog.forget_product(id),
             Invalidation::Quarantine(key) => self.reload(key)?,
+            // Not a cache of this layer's: the followers' (the saga engine's).
+            Invalidation::RetryPolicies => {}
+        }
+        for follower in &caches.followers {
+            follower.changed(Some(what));
         }
         Ok(())
     }
@@ -123,6 +137,9 @@ impl Poller {
         })?;
         self.caches.customers.forget_cached();
         self.caches.console.forget_all();
+        for follower in &self.caches.followers {
+            follower.changed(None);
+        }
         self.caches.catalog.forget_cached();
         Ok(())
     }
@@ -281,6 +298,27 @@ mod tests {
             assert_eq!(a.catalog.product(id).unwrap().price, old, "stale until a poll");
             assert_eq!(poller.poll().unwrap(), 1);
             assert_eq!(a.catalog.product(id).unwrap().price, new, "read again after one poll");
+            store.close().unwrap();
+        });
+    }
+
+    /// A retry policy changed on one server is the other's after one poll (the saga engine,
+    /// a follower of the poller, reads them all again).
+    #[test]
+    fn a_retry_policy_changed_on_one_server_is_the_others_after_one_poll() {
+        in_system(|| async {
+            let Two { _dir, store, a, b } = two_servers();
+            a.sagas.boot().await.unwrap();
+            b.sagas.boot().await.unwrap();
+            let mut poller = a.caches.poller(store.clone(), 100);
+            let (saga_type, step) = ("place_order", "authorize_payment");
+            let before = a.sagas.policy(saga_type, step).unwrap();
+            let changed = crate::retry::RetryPolicy { max_attempts: before.max_attempts + 3, ..before };
+            b.sagas.set_policy(saga_type, step, changed, "admin").await.unwrap();
+            assert_eq!(b.sagas.policy(saga_type, step), Some(changed));
+            assert_eq!(a.sagas.policy(saga_type, step), Some(before), "stale until a poll");
+            assert_eq!(poller.poll().unwrap(), 1);
+            assert_eq!(a.sagas.policy(saga_type, step), Some(changed), "read again after one poll");
             store.close().unwrap();
         });
     }

@@ -36,6 +36,8 @@ pub enum Invalidation {
     Product(ProductId),
     /// A key was paused or released: the quarantine table's row for it is what holds now.
     Quarantine(QuarantineKey),
+    /// A retry policy changed: the table holds them all (a few rows, read again whole).
+    RetryPolicies,
 }
 
 /// One entry of the log: what changed, and when it was committed (for retention).
