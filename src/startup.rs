@@ -228,13 +228,13 @@ impl Workers {
         );
         let handler = NotificationHandler::new(store.clone(), shop.customers.clone(), settings.clone());
         let retrying = RetryingWatch::new(shop.sagas.clone(), settings.clone());
-        let share = ShareWatch {
-            carts: shop.carts.clone(),
-            orders: shop.orders.clone(),
-            inventory: shop.inventory.clone(),
-            sagas: shop.sagas.clone(),
-            changes: store.ownership().changes(),
-        };
+        let share = ShareWatch::new(
+            shop.carts.clone(),
+            shop.orders.clone(),
+            shop.inventory.clone(),
+            shop.sagas.clone(),
+            store.ownership(),
+        );
         let tasks = vec![
             tokio::spawn(delivery.run(stop_rx.clone())),
             tokio::spawn(expiry.run(stop_rx.clone())),

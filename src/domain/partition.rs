@@ -165,6 +165,15 @@ impl Owned {
     pub fn partitions(&self) -> &[Partition] {
         &self.list
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The partitions of this share that `other` does not have.
+    pub fn minus(&self, other: &Owned) -> Owned {
+        Owned::share(self.count, self.list.iter().copied().filter(|p| !other.contains(*p)))
+    }
 }
 
 /// A fresh id in `partition` for any count above it (its last two bytes are the number):
@@ -212,6 +221,8 @@ mod tests {
         let every = Owned::every(count);
         assert!(every.is_every() && every.has_shared() && every.owns(&id(6)));
         assert_eq!(every.partitions().len(), 4);
+        assert_eq!(every.minus(&share).partitions(), &[Partition(0), Partition(2)]);
+        assert!(share.minus(&every).is_empty());
     }
 
     #[test]

@@ -1,29 +1,47 @@
-//! What a serving server does when its share of the partitions shrinks (the lease found
-//! some taken over by another server): it drops the cart, order and inventory actors, the
-//! saga coordinators and the census entries of the partitions it lost. Their state in
-//! memory may be stale from then on (the new owner writes), their writes would be refused
-//! by the fence anyway, and the new owner recovers and runs their sagas. Requests for those
-//! partitions are forwarded to the new owner from then on (`http::forward`), and the
-//! workers pass over their rows (`store::Ownership`).
+//! What a serving server does when its share of the partitions changes. When it shrinks
+//! (the lease found some taken over by another server) it drops the cart, order and
+//! inventory actors, the saga coordinators and the census entries of the partitions it
+//! lost: their state in memory may be stale from then on (the new owner writes), their
+//! writes would be refused by the fence anyway, and the new owner recovers and runs their
+//! sagas. When it grows it takes the new partitions' sagas over (`SagaEngine::take_over`:
+//! checked, counted and resumed as at start). Requests follow the share at once
+//! (`http::forward`: a saga of a partition just taken that a request reaches before its
+//! recovery is picked up from the log then, as any saga without a coordinator is), and the
+//! workers walk the rows of the partitions it owns (`store::Ownership`).
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::domain::partition::Owned;
+use crate::domain::partition::{ranges, Owned};
 use crate::saga::SagaEngine;
 use crate::services::{cart::CartService, inventory::InventoryService, orders::OrderService};
 
-/// Follows this server's share and gives up what it lost.
+/// Follows this server's share: gives up what it lost, takes over what it gained.
 pub struct ShareWatch {
-    pub carts: CartService,
-    pub orders: OrderService,
-    pub inventory: InventoryService,
-    pub sagas: Arc<SagaEngine>,
-    pub changes: watch::Receiver<Arc<Owned>>,
+    carts: CartService,
+    orders: OrderService,
+    inventory: InventoryService,
+    sagas: Arc<SagaEngine>,
+    changes: watch::Receiver<Arc<Owned>>,
+    /// The share as last followed.
+    last: Arc<Owned>,
 }
 
 impl ShareWatch {
+    /// Follows the changes of `ownership` from its share as of now.
+    pub fn new(
+        carts: CartService,
+        orders: OrderService,
+        inventory: InventoryService,
+        sagas: Arc<SagaEngine>,
+        ownership: &crate::store::Ownership,
+    ) -> ShareWatch {
+        let changes = ownership.changes();
+        let last = changes.borrow().clone();
+        ShareWatch { carts, orders, inventory, sagas, changes, last }
+    }
+
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         loop {
             tokio::select! {
@@ -32,10 +50,28 @@ impl ShareWatch {
                         break;
                     }
                     let owned = self.changes.borrow_and_update().clone();
-                    self.give_up(&owned);
+                    self.follow(owned).await;
                 }
                 _ = stop.changed() => break,
             }
+        }
+    }
+
+    /// Gives up the partitions of the last share that `owned` lacks, and takes over those
+    /// it adds.
+    pub async fn follow(&mut self, owned: Arc<Owned>) {
+        if !self.last.minus(&owned).is_empty() {
+            self.give_up(&owned);
+        }
+        let gained = owned.minus(&self.last);
+        self.last = owned;
+        if gained.is_empty() {
+            return;
+        }
+        let partitions = ranges(&gained.partitions().iter().map(|p| p.0).collect::<Vec<_>>());
+        match self.sagas.take_over(&gained).await {
+            Ok(resumed) => tracing::info!(%partitions, resumed, "took partitions over: their sagas resumed"),
+            Err(e) => tracing::error!(%partitions, error = %e, "could not take the sagas of partitions over"),
         }
     }
 
@@ -48,7 +84,7 @@ impl ShareWatch {
             + self.sagas.give_up(owned);
         tracing::warn!(
             dropped,
-            partitions = %crate::domain::partition::ranges(&owned.partitions().iter().map(|p| p.0).collect::<Vec<_>>()),
+            partitions = %ranges(&owned.partitions().iter().map(|p| p.0).collect::<Vec<_>>()),
             "this server's share of the partitions changed: the actors and sagas of the others dropped"
         );
         dropped
@@ -87,16 +123,71 @@ mod tests {
             let running = |shop: &crate::startup::Shop| shop.sagas.census().counts().iter().map(|c| c.2).sum::<u64>();
             assert_eq!(running(&shop), 2);
 
-            let watch = ShareWatch {
-                carts: shop.carts.clone(),
-                orders: shop.orders.clone(),
-                inventory: shop.inventory.clone(),
-                sagas: shop.sagas.clone(),
-                changes: store.ownership().changes(),
-            };
+            let watch = ShareWatch::new(
+                shop.carts.clone(),
+                shop.orders.clone(),
+                shop.inventory.clone(),
+                shop.sagas.clone(),
+                store.ownership(),
+            );
             assert_eq!(watch.give_up(&Owned::share(Partitions::DEFAULT, [Partition(3)])), 1, "the lost cart's actor");
             assert_eq!(shop.carts.active(), 1, "the kept cart's actor stays");
             assert_eq!(running(&shop), 1, "the lost partition's saga left the census");
+        });
+    }
+
+    /// A share that grows takes the new partitions' sagas over (their unfinished ones
+    /// resumed and counted, their finished ones counted), and one that shrinks back gives
+    /// them up again: the census says exactly this server's partitions' sagas throughout.
+    #[test]
+    fn a_share_that_grows_takes_the_new_partitions_sagas_over_and_counts_them() {
+        use crate::saga::coordinator::log_write;
+        use crate::saga::{SagaInstance, SagaState};
+        crate::startup::with_shop(|store, shop| async move {
+            let def = &crate::saga::definition::embedded().unwrap()[0];
+            let saga_in = |p, state| {
+                let mut saga =
+                    SagaInstance::new(def, |_| crate::retry::RetryPolicy::NONE, serde_json::json!({}), None, None);
+                saga.saga_id = crate::domain::ids::SagaId(id_in(Partition(p)));
+                saga.state = state;
+                saga
+            };
+            let mut ws = crate::store::WriteSet::new();
+            for stuck in [saga_in(3, SagaState::Stuck), saga_in(4, SagaState::Stuck)] {
+                ws = log_write(ws, &stuck, None).save(crate::store::keys::active_saga(stuck.saga_id), &0u32);
+            }
+            store.commit(log_write(ws, &saga_in(4, SagaState::Completed), None)).await.unwrap();
+            let census = shop.sagas.census().clone();
+            let counted = || async {
+                for _ in 0..500 {
+                    if census.is_complete() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                assert!(census.is_complete(), "the census's count ends");
+                let of = |state| census.counts().iter().filter(|c| c.1 == state).map(|c| c.2).sum::<u64>();
+                (of(SagaState::Stuck), of(SagaState::Completed))
+            };
+
+            store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(3)]));
+            assert_eq!(shop.sagas.boot().await.unwrap(), 1, "partition 3's STUCK saga");
+            assert_eq!(counted().await, (1, 0));
+            let mut watch = ShareWatch::new(
+                shop.carts.clone(),
+                shop.orders.clone(),
+                shop.inventory.clone(),
+                shop.sagas.clone(),
+                store.ownership(),
+            );
+
+            store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(3), Partition(4)]));
+            watch.follow(store.owned()).await;
+            assert_eq!(counted().await, (2, 1), "partition 4's STUCK and COMPLETED sagas are counted too");
+
+            store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(3)]));
+            watch.follow(store.owned()).await;
+            assert_eq!(counted().await, (1, 0), "and leave the census with the partition");
         });
     }
 }

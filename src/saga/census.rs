@@ -157,6 +157,9 @@ struct Inner {
     /// Until the count of finished sagas is done: the sagas whose transitions count them
     /// (unfinished at start, or started since), which that count passes over.
     counted_live: HashSet<SagaId>,
+    /// Counts of finished sagas under way: the one at start, and one per partition gained
+    /// since (see [`SagaCensus::count_gained`]). Complete once none is.
+    counting: u32,
     complete: bool,
 }
 
@@ -227,7 +230,9 @@ pub fn age_secs(now: Timestamp, since: Timestamp) -> f64 {
 
 impl SagaCensus {
     pub fn new(partitions: Partitions) -> SagaCensus {
-        SagaCensus { partitions, inner: Mutex::default(), complete: AtomicBool::new(false) }
+        // The count at start is under way from the first moment.
+        let inner = Inner { counting: 1, ..Inner::default() };
+        SagaCensus { partitions, inner: Mutex::new(inner), complete: AtomicBool::new(false) }
     }
 
     fn partition_of(&self, id: SagaId) -> Partition {
@@ -332,14 +337,42 @@ impl SagaCensus {
         }
     }
 
-    /// The count itself; returns how many finished sagas it found.
+    /// The count at start itself, of this server's partitions' finished sagas (the others
+    /// count theirs); returns how many it found.
     pub fn count_finished(&self, store: &Store) -> Result<u64, crate::store::StoreError> {
+        self.count(store, &store.owned())
+    }
+
+    /// Partitions were just taken: their finished sagas are to be counted
+    /// ([`SagaCensus::count_gained_in_background`]), and until then the census is
+    /// incomplete, as at start (new sagas are noted so the count passes over them, and the
+    /// retention sweep leaves sagas alone). Called before their unfinished sagas are seeded.
+    pub fn gaining(&self) {
+        let mut inner = self.lock();
+        inner.counting += 1;
+        inner.complete = false;
+        self.complete.store(false, Ordering::Release);
+    }
+
+    /// Counts the finished sagas of the partitions `gained` (announced by
+    /// [`SagaCensus::gaining`]) on a background thread.
+    pub fn count_gained_in_background(self: &Arc<Self>, store: Store, gained: Owned) {
+        let census = self.clone();
+        let spawned =
+            std::thread::Builder::new().name("saga-census".into()).spawn(move || match census.count(&store, &gained) {
+                Ok(n) => tracing::info!(finished_sagas = n, "finished sagas of the partitions taken counted"),
+                Err(e) => tracing::error!(error = %e, "counting finished sagas failed; the census stays incomplete"),
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the saga census thread; the census stays incomplete");
+        }
+    }
+
+    fn count(&self, store: &Store, owned: &Owned) -> Result<u64, crate::store::StoreError> {
         let ids = |state| -> Result<HashSet<Vec<u8>>, crate::store::StoreError> {
             Ok(store.saga_ids_indexed_in(state)?.into_iter().collect())
         };
         let (failed, aborted) = (ids(SagaState::Failed)?, ids(SagaState::Aborted)?);
-        // This server's partitions' sagas: the others count theirs.
-        let owned = store.owned();
         let mut found: HashMap<(String, Partition), [i64; STATES.len()]> = HashMap::new();
         let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(COUNT_BATCH);
         let mut total = 0;
@@ -377,9 +410,12 @@ impl SagaCensus {
                 inner.add(&saga_type, partition, state, counts[slot(state)]);
             }
         }
-        inner.counted_live = HashSet::new();
-        inner.complete = true;
-        self.complete.store(true, Ordering::Release);
+        inner.counting = inner.counting.saturating_sub(1);
+        if inner.counting == 0 {
+            inner.counted_live = HashSet::new();
+            inner.complete = true;
+            self.complete.store(true, Ordering::Release);
+        }
         Ok(total)
     }
 

@@ -23,6 +23,7 @@ use super::steps::{self, StepDeps, StepHandler};
 use super::versions::{check_definitions, check_instances, Definitions, Handlers};
 use crate::actors::registry::{send_leased, Lease, Registry};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
+use crate::domain::partition::Owned;
 use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::Fault;
@@ -104,15 +105,37 @@ impl SagaEngine {
     /// are their owners' to check, count and run. Returns how many sagas it resumed.
     pub async fn boot(self: &Arc<Self>) -> anyhow::Result<usize> {
         super::indexes::build_missing(&self.store)?;
-        let active = self.active_instances()?;
+        let active = self.active_instances(&self.store.owned())?;
         check_instances(&active, &self.definitions, &self.handlers)?;
         self.load_policies().await?;
         self.census.seed_unfinished(&active);
         self.census.count_finished_in_background(self.store.clone());
+        self.resume_unfinished(&active).await
+    }
+
+    /// Picks up unfinished sagas from the log: each one running again where it was, each
+    /// PAUSED one whose key was released resumed; how many.
+    async fn resume_unfinished(self: &Arc<Self>, active: &[SagaInstance]) -> anyhow::Result<usize> {
         let (paused, others): (Vec<_>, Vec<_>) = active.iter().partition(|s| s.state == SagaState::Paused);
         let recovered = self.recover(others.iter().map(|s| s.saga_id).collect()).await?;
         let released = paused.iter().filter(|s| !self.still_paused(s)).map(|s| s.saga_id).collect();
         Ok(recovered + self.resume_released(released).await)
+    }
+
+    /// The partitions `gained` were just taken by this server (another gave them up, or
+    /// their lease expired): their sagas are checked, counted and resumed as [`boot`] does
+    /// for all (their finished sagas counted in the background). Returns how many it
+    /// resumed. An unfinished saga this build cannot run refuses the whole take (logged by
+    /// the caller), as it refuses a start.
+    ///
+    /// [`boot`]: SagaEngine::boot
+    pub async fn take_over(self: &Arc<Self>, gained: &Owned) -> anyhow::Result<usize> {
+        let active = self.active_instances(gained)?;
+        check_instances(&active, &self.definitions, &self.handlers)?;
+        self.census.gaining();
+        self.census.seed_unfinished(&active);
+        self.census.count_gained_in_background(self.store.clone(), gained.clone());
+        self.resume_unfinished(&active).await
     }
 
     /// Whether the key a PAUSED saga waits on is still quarantined.
@@ -164,12 +187,11 @@ impl SagaEngine {
 
     /// Every saga the log says is unfinished. One this build cannot read stops the start,
     /// named, like one it cannot run.
-    /// The unfinished sagas of the partitions this server owns (another server's are its
-    /// own to recover and run).
-    fn active_instances(&self) -> anyhow::Result<Vec<SagaInstance>> {
+    /// The unfinished sagas of the partitions `owned` (this server's: another server's are
+    /// its own to recover and run).
+    fn active_instances(&self, owned: &Owned) -> anyhow::Result<Vec<SagaInstance>> {
         use anyhow::Context;
         let mut out = Vec::new();
-        let owned = self.store.owned();
         for key in self.store.scan_prefix_keys(Table::ActiveSagas, &[], usize::MAX)? {
             if !owned.owns_bytes(&key) {
                 continue;
@@ -280,7 +302,7 @@ impl SagaEngine {
 
     /// Resumes this server's PAUSED sagas whose key is no longer quarantined (as at start).
     async fn resume_all_released(self: &Arc<Self>) -> anyhow::Result<usize> {
-        let active = self.active_instances()?;
+        let active = self.active_instances(&self.store.owned())?;
         let released =
             active.iter().filter(|s| s.state == SagaState::Paused && !self.still_paused(s)).map(|s| s.saga_id);
         Ok(self.resume_released(released.collect()).await)
