@@ -158,7 +158,7 @@ struct Inner {
     /// (unfinished at start, or started since), which that count passes over.
     counted_live: HashSet<SagaId>,
     /// Counts of finished sagas under way: the one at start, and one per partition gained
-    /// since (see [`SagaCensus::count_gained`]). Complete once none is.
+    /// since (see [`SagaCensus::gaining`]). Complete once none is.
     counting: u32,
     complete: bool,
 }
