@@ -249,7 +249,7 @@ impl BulkService {
     /// it. Marked `interrupted`, as far as it had got.
     pub async fn mark_interrupted(&self) -> Result<usize, OperationError> {
         // Bulk actions live in the shared partition: its owner marks them.
-        if !self.store.owned().has_shared() {
+        if !self.store.owns_shared() {
             return Ok(0);
         }
         let mut ws = WriteSet::new();

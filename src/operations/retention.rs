@@ -224,7 +224,7 @@ pub const INVALIDATIONS_KEPT_MS: i64 = 10 * 60 * 1000;
 /// never start over under numbers the pollers have passed. Only the shared partition's
 /// owner writes the log (another server's deletions would be refused): it alone sweeps.
 pub async fn sweep_invalidations(store: &Store, cutoff: Timestamp) -> Result<usize, OperationError> {
-    if !store.writes_logs() {
+    if !store.owns_shared() {
         return Ok(0);
     }
     let last = crate::store::invalidations::end(store)?;

@@ -13,7 +13,7 @@ const BATCH: usize = 256;
 /// Deletes every session and verification token that expired by `now`; returns how many.
 pub async fn sweep_expired(store: &Store, now: Timestamp) -> Result<usize, ServiceError> {
     // Sessions and tokens live in the shared partition: its owner sweeps them.
-    if !store.owned().has_shared() {
+    if !store.owns_shared() {
         return Ok(0);
     }
     let sessions = sweep_table::<Session>(store, Table::Sessions, |s| s.expires_at <= now).await?;

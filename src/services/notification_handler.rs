@@ -70,7 +70,7 @@ impl NotificationHandler {
     /// Handles the next events after the cursor; returns how many it consumed.
     pub async fn handle_batch(&self) -> Result<usize, ServiceError> {
         // The event log and the cursor live in the shared partition: its owner reads on.
-        if !self.store.owned().has_shared() {
+        if !self.store.owns_shared() {
             return Ok(0);
         }
         let (read, stored) = match *whole::lock(&self.cursor) {

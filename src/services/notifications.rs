@@ -66,7 +66,7 @@ impl DeliveryWorker {
     /// One pass over what is due now; returns how many were attempted.
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
         // The outbox lives in the shared partition: its owner delivers it, once.
-        if !self.store.owned().has_shared() {
+        if !self.store.owns_shared() {
             return Ok(0);
         }
         let mut attempted = 0;

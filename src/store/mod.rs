@@ -391,9 +391,10 @@ impl Store {
         &self.inner.ownership
     }
 
-    /// Whether this server writes the logs itself (see [`staged`]): it owns the shared
-    /// partition.
-    pub fn writes_logs(&self) -> bool {
+    /// Whether this server owns the shared partition: it alone writes the records without
+    /// a partition of their own (customers, sessions, the outbox, bulk actions...) and the
+    /// logs (another server stages its entries, see [`staged`]), so the work on them is its.
+    pub fn owns_shared(&self) -> bool {
         self.owned().has_shared()
     }
 

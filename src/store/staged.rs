@@ -34,7 +34,7 @@ const EVERY: Duration = Duration::from_millis(100);
 /// Moves the oldest staged entries (a partition's in the order they were committed) into
 /// the logs, if this server writes them; how many it moved.
 pub async fn move_staged(store: &Store) -> Result<usize, StoreError> {
-    if !store.writes_logs() {
+    if !store.owns_shared() {
         return Ok(0);
     }
     let staged: Vec<(Vec<u8>, StagedEntry)> = store.page(Table::StagedLogs, None, BATCH)?;
