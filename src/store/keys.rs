@@ -438,7 +438,7 @@ pub fn successor(key: &[u8]) -> Vec<u8> {
     [key, &[0]].concat()
 }
 
-/// A log entry staged by the owner of `partition` at its lease's `epoch` (see
+/// A log entry staged by the owner of `partition`, which took it at `epoch` (see
 /// [`super::staged`]): partition, then epoch, then seq, so a partition's entries sort in the
 /// order they were committed, a later owner's (a higher epoch) after an earlier one's.
 pub fn staged_log(partition: Partition, epoch: i64, seq: u64) -> Key {

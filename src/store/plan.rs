@@ -49,8 +49,8 @@ impl Refused {
 }
 
 /// The next sequence numbers of the event log, the audit log and the cache invalidation
-/// log, and of the entries this server stages (see [`Logs::Staged`]; from 0 at each lease,
-/// whose epoch orders them).
+/// log, and of the entries this server stages (see [`Logs::Staged`]; from 0 at each start:
+/// the staging partition's epoch, new at each take, orders them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seqs {
     pub(crate) event: u64,
@@ -66,21 +66,28 @@ pub(crate) enum Logs<'a> {
     /// Into the logs: this server owns the shared partition (or is the only server).
     Direct,
     /// Into the staged log of a partition this server owns, which the shared partition's
-    /// owner moves into the logs (see [`super::staged`]): `owned` (sorted, never empty) are
-    /// this server's partitions, taken at `epoch`, of a key space of `count`.
-    Staged { owned: &'a [Partition], epoch: i64, count: Partitions },
+    /// owner moves into the logs (see [`super::staged`]): `owned` (sorted by partition, never
+    /// empty) are this server's partitions, each with the epoch it was taken at, of a key
+    /// space of `count`.
+    Staged { owned: &'a [(Partition, i64)], count: Partitions },
 }
 
 impl Logs<'_> {
     /// The partition `ws`'s log entries are written in: the shared one, or the first of
     /// this server's partitions that `ws` touches anyway (else its first partition).
     pub(crate) fn partition_for(&self, ws: &WriteSet) -> Partition {
+        self.staging(ws).0
+    }
+
+    /// [`Self::partition_for`], with the epoch it was taken at (0 for the shared one, whose
+    /// entries are not staged).
+    fn staging(&self, ws: &WriteSet) -> (Partition, i64) {
         match self {
-            Logs::Direct => Partition::SHARED,
-            Logs::Staged { owned, count, .. } => {
+            Logs::Direct => (Partition::SHARED, 0),
+            Logs::Staged { owned, count } => {
                 let touched = ws.partitions(*count, Partition::SHARED);
-                let first = owned.first().copied().unwrap_or(Partition::SHARED);
-                owned.iter().copied().find(|p| touched.contains(p)).unwrap_or(first)
+                let first = owned.first().copied().unwrap_or((Partition::SHARED, 0));
+                owned.iter().copied().find(|(p, _)| touched.contains(p)).unwrap_or(first)
             }
         }
     }
@@ -133,8 +140,8 @@ pub(crate) fn plan<'a>(
                 push_writes(&mut plan.writes, ws);
                 match logs {
                     Logs::Direct => push_logs(&mut plan.writes, ws, now, &mut seqs),
-                    Logs::Staged { epoch, .. } => {
-                        let partition = logs.partition_for(ws);
+                    Logs::Staged { .. } => {
+                        let (partition, epoch) = logs.staging(ws);
                         stage_logs(&mut plan.writes, ws, now, partition, epoch, &mut seqs);
                     }
                 }
@@ -473,13 +480,13 @@ mod tests {
             .save(keys::order_by_authorization("auth_1"), &order.0)
             .event(&confirmed)
             .audit(audit);
-        let owned = [other, home];
-        let mut sorted = owned;
+        // Each partition at the epoch it was taken at: the entries carry their own's.
+        let mut sorted = [(other, 9), (home, 7)];
         sorted.sort();
-        let logs = Logs::Staged { owned: &sorted, epoch: 7, count };
+        let logs = Logs::Staged { owned: &sorted, count };
         assert_eq!(logs.partition_for(&ws), home, "the partition it touches anyway, not merely its first");
         let bare = WriteSet::new().event(&confirmed);
-        assert_eq!(logs.partition_for(&bare), sorted[0], "no rows: its first partition");
+        assert_eq!(logs.partition_for(&bare), sorted[0].0, "no rows: its first partition");
 
         let now = Timestamp(1_700_000_000_000);
         let group = [&ws];
@@ -558,8 +565,8 @@ mod tests {
         use crate::domain::ids::CustomerId;
         let count = Partitions::new(16).unwrap();
         let customer = CustomerId(uuid::Uuid::now_v7());
-        let owned = [Partition(3)];
-        let logs = Logs::Staged { owned: &owned, epoch: 2, count };
+        let owned = [(Partition(3), 2)];
+        let logs = Logs::Staged { owned: &owned, count };
         let event = crate::domain::events::DomainEvent::CustomerEmailVerified { customer_id: customer };
         let ws = WriteSet::new().invalidate(Invalidation::Customer(customer)).event(&event);
         let group = [&ws];

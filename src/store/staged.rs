@@ -8,9 +8,9 @@
 //! never commit below a number a reader has already passed. One writer assigning the numbers in commit order guarantees it: the
 //! owner of [`Partition::SHARED`] (today the one server that leads, owning every
 //! partition). Any other server commits its write sets' log entries in the same transaction
-//! as their rows, into `staged_logs` under a partition it owns (key: partition, its lease's
-//! epoch, a sequence from 0 per lease, so a partition's entries sort in commit order, a
-//! later owner's after an earlier one's), fenced like its rows. The shared partition's
+//! as their rows, into `staged_logs` under a partition it owns (key: partition, the epoch it
+//! took that partition at, a sequence from 0 per start, so a partition's entries sort in
+//! commit order, a later owner's after an earlier one's), fenced like its rows. The shared partition's
 //! owner moves them into the logs ([`move_staged`]): each run of entries committed at one
 //! instant in one write set, with their original time, deleting them from `staged_logs` in
 //! the same transaction, so an entry is moved once or not at all, whatever crashes.

@@ -338,7 +338,7 @@ async fn a_write_in_a_partition_taken_over_is_refused_inside_its_transaction_and
     let text = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
     assert_eq!(metric(&text, "cartwright_fenced_writes_total"), 1.0, "the one refused write set is counted");
 
-    let named = format!("took the lease over from holder (epoch 1): partitions {}", partition_of(&taken));
+    let named = format!("took the lease over from holder: partitions {} (epoch 1)", partition_of(&taken));
     assert!(server.logs_within(&named, Duration::from_secs(15)), "the renewal names the partition lost");
     assert!(server.logged("gave them up, serving the rest"), "{:?}", server.log.lock().unwrap());
     let dropped = "the actors and sagas of the others dropped";

@@ -44,6 +44,7 @@ mod quarantine;
 mod retention;
 mod saga_data;
 mod sagas;
+mod sharing;
 mod smtp;
 mod startup;
 mod storage;

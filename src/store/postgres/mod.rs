@@ -27,7 +27,6 @@ use super::backend::{Backend, Entries, LeaseView, NodeView};
 use super::plan::Seqs;
 use super::{Ownership, StoreError, Table};
 use crate::config::{ClusterSettings, Durability, PostgresSettings, StorageSettings};
-use crate::domain::partition::Owned;
 pub use lease::Wait;
 pub(crate) use membership::Membership;
 pub(crate) use writer::PgWriter;
@@ -36,6 +35,8 @@ pub(crate) use writer::PgWriter;
 struct HeldLease {
     client: Arc<Client>,
     holder: lease::Holder,
+    /// The partitions held as of now (fewer once another server took some over).
+    leases: lease::Leases,
     stop_renewing: tokio::sync::watch::Sender<bool>,
     /// The renewing task: waited for before the lease is given up, so that a renewal in
     /// flight cannot find the lease already taken by the next server and stop the process.
@@ -160,7 +161,8 @@ pub(crate) fn open(
     let target = Arc::new(Target::new(pg)?);
     let durable = settings.durability == Durability::Durable;
     let t = target.clone();
-    let (node_id, lease_ms, partitions) = (cluster.node_id.clone(), cluster.lease_ms, cluster.partitions);
+    let (node_id, lease_ms, partitions, claim) =
+        (cluster.node_id.clone(), cluster.lease_ms, cluster.partitions, cluster.claim);
     let taken = run(&handle, async move {
         let mut client = connect(&t).await?;
         if schema == Schema::Migrate {
@@ -168,7 +170,8 @@ pub(crate) fn open(
             lease::check_partitions(&client, &t.schema, partitions).await?;
         }
         let mut lease_client = connect(&t).await?;
-        let Some(holder) = lease::acquire(&mut lease_client, &t.schema, &node_id, lease_ms, partitions, wait).await?
+        let Some((holder, held)) =
+            lease::acquire(&mut lease_client, &t.schema, &node_id, lease_ms, partitions, claim, wait).await?
         else {
             return Ok(None);
         };
@@ -182,26 +185,36 @@ pub(crate) fn open(
         // the takeover waits at most that long (and the paused writer, its connection
         // gone, commits nothing and stops).
         client.batch_execute(&format!("SET idle_in_transaction_session_timeout = {lease_ms}")).await?;
-        Ok::<_, StoreError>(Some((client, Arc::new(lease_client), holder)))
+        Ok::<_, StoreError>(Some((client, Arc::new(lease_client), holder, held)))
     })??;
-    let Some((writer_client, lease_client, holder)) = taken else {
+    let Some((writer_client, lease_client, holder, held)) = taken else {
         return Ok(None);
     };
     let (stop_renewing, stop) = tokio::sync::watch::channel(false);
     let clock = Arc::new(lease::LeaseClock::new(&holder));
-    let ownership = Ownership::new(Owned::share(holder.key_space, holder.owned.iter().copied()));
-    let renewing = handle.spawn(lease::keep(
-        lease_client.clone(),
-        pg.schema.clone(),
-        holder.clone(),
-        clock.clone(),
-        ownership.clone(),
-        stop,
-    ));
+    let ownership = Ownership::new(held.owned(holder.key_space));
+    let leases = lease::Leases::new(held);
+    let keeper = lease::Keeper {
+        client: lease_client.clone(),
+        schema: pg.schema.clone(),
+        holder: holder.clone(),
+        claim: cluster.claim,
+        leases: leases.clone(),
+        clock: clock.clone(),
+        ownership: ownership.clone(),
+        releasing: lease::Held::default(),
+    };
+    let renewing = handle.spawn(lease::keep(keeper, stop));
     let statements = Arc::new(Statements { schema: pg.schema.clone() });
     let backend = PgBackend {
         _runtime: runtime,
-        lease: Mutex::new(Some(HeldLease { client: lease_client, holder: holder.clone(), stop_renewing, renewing })),
+        lease: Mutex::new(Some(HeldLease {
+            client: lease_client,
+            holder: holder.clone(),
+            leases: leases.clone(),
+            stop_renewing,
+            renewing,
+        })),
         clock,
         handle: handle.clone(),
         target,
@@ -222,7 +235,7 @@ pub(crate) fn open(
     };
     let tls = &backend.target.connector.summary;
     tracing::info!(schema = %pg.schema, pool = pg.pool_size, %tls, "store on PostgreSQL");
-    let writer = PgWriter::new(handle, writer_client, &pg.schema, holder, ownership.clone());
+    let writer = PgWriter::new(handle, writer_client, &pg.schema, holder, leases);
     Ok(Some((backend, writer, seqs, ownership)))
 }
 
@@ -372,14 +385,15 @@ impl Backend for PgBackend {
     /// Gives the lease up (the committer has stopped: nothing more will be written).
     fn close(&self) -> Result<(), StoreError> {
         let held = self.lease.lock().ok().and_then(|mut l| l.take());
-        if let Some(HeldLease { client, holder, stop_renewing, renewing }) = held {
+        if let Some(HeldLease { client, holder, leases, stop_renewing, renewing }) = held {
             let _ = stop_renewing.send(true);
             self.clock.lapse();
             let schema = self.statements.schema.clone();
             run(&self.handle, async move {
                 let _ = renewing.await;
-                lease::release(&client, &schema, &holder).await
+                lease::release(&client, &schema, &holder.node_id, &leases.current()).await
             })??;
+            crate::metrics::LEASES_HELD.set(0);
         }
         Ok(())
     }

@@ -19,10 +19,10 @@ use super::super::committer::{GroupFailed, GroupWriter};
 use super::super::plan::{plan, Change, Logs, Outcome, Plan, Refused, Seqs};
 use super::super::snapshot::Snapshot;
 use super::super::writeset::{Op, WriteSet};
-use super::super::{Ownership, StoreError, Table};
-use super::lease::{fence_sql, lost, Holder};
+use super::super::{StoreError, Table};
+use super::lease::{fence_sql, lost, Held, Holder, Leases};
 use super::schema::qualified;
-use crate::domain::partition::{Owned, Partition};
+use crate::domain::partition::{Partition, Partitions};
 use crate::domain::time::Timestamp;
 
 /// Attempts of one group before the committer gives up (and stops the process).
@@ -32,10 +32,11 @@ pub(crate) struct PgWriter {
     handle: Handle,
     client: Client,
     prepared: Prepared,
-    /// The lease every group re-checks (see [`super::lease`]).
+    /// Whose leases every group re-checks (see [`super::lease`]).
     holder: Holder,
-    /// The partitions the lease holds now: whether the group writes the logs or stages them.
-    ownership: Ownership,
+    /// The partitions the lease holds now, each at its epoch: what the fence checks, and
+    /// whether the group writes the logs or stages them.
+    leases: Leases,
     fence: Option<Statement>,
 }
 
@@ -129,9 +130,9 @@ struct TableWrites<'a> {
 }
 
 impl PgWriter {
-    pub(super) fn new(handle: Handle, client: Client, schema: &str, holder: Holder, ownership: Ownership) -> PgWriter {
+    pub(super) fn new(handle: Handle, client: Client, schema: &str, holder: Holder, leases: Leases) -> PgWriter {
         let prepared = Prepared { schema: schema.to_string(), cache: HashMap::new() };
-        PgWriter { handle, client, prepared, holder, ownership, fence: None }
+        PgWriter { handle, client, prepared, holder, leases, fence: None }
     }
 
     /// One try at committing the group. The statements are sent without waiting for each
@@ -140,7 +141,7 @@ impl PgWriter {
     async fn attempt(
         &mut self,
         group: &[&WriteSet],
-        partitions: &[i32],
+        partitions: &(Vec<i32>, Vec<i64>),
         logs: Logs<'_>,
         seqs: Seqs,
         now: Timestamp,
@@ -155,9 +156,9 @@ impl PgWriter {
         let fence = fence.as_ref().expect("prepared above");
         // Sent in this order without waiting: BEGIN, the fence, the reads.
         let begin = reader.batch_execute("BEGIN");
-        let how_many = partitions.len() as i64;
+        let how_many = partitions.0.len() as i64;
         let lease: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-            [&holder.node_id, &holder.epoch, &partitions, &how_many];
+            [&holder.node_id, &partitions.0, &partitions.1, &how_many];
         let fenced = reader.query(fence, &lease);
         let reads = futures::future::try_join_all(wanted.iter().map(|(table, keys)| async move {
             let rows = reader.query(statements_so_far.get(*table, Kind::Taken), &[keys]).await?;
@@ -227,16 +228,22 @@ impl GroupWriter for PgWriter {
             return Ok((group.iter().map(|_| Ok(())).collect(), seqs));
         }
         let handle = self.handle.clone();
-        let owned = self.ownership.current();
-        let logs = logs(&self.holder, &owned);
+        let held = self.leases.current();
+        let logs = logs(&held, self.holder.key_space);
         let touched: Vec<BTreeSet<Partition>> =
             group.iter().map(|ws| ws.partitions(self.holder.key_space, logs.partition_for(ws))).collect();
         let mut outcomes: Vec<Outcome> = vec![Ok(()); group.len()];
+        // Write sets in a partition this server no longer holds are refused before anything
+        // is sent (the lease's renewal found it taken over, or it was given up).
+        let gone: Vec<Partition> = touched.iter().flatten().filter(|p| !held.contains(**p)).copied().collect();
         // The write sets not refused so far, by their place in `group`.
-        let mut live: Vec<usize> = (0..group.len()).collect();
+        let mut live = self.refuse(&mut outcomes, (0..group.len()).collect(), &touched, &gone);
         for attempt in 1..=MAX_ATTEMPTS {
+            if live.is_empty() {
+                return Ok((outcomes, seqs));
+            }
             let sets: Vec<&WriteSet> = live.iter().map(|i| group[*i]).collect();
-            let partitions = as_rows(live.iter().flat_map(|i| &touched[*i]));
+            let partitions = held.rows(as_rows(live.iter().flat_map(|i| &touched[*i])));
             match handle.block_on(self.attempt(&sets, &partitions, logs, seqs, now)) {
                 Ok((done, seqs)) => {
                     for (i, outcome) in live.iter().zip(done) {
@@ -251,26 +258,9 @@ impl GroupWriter for PgWriter {
                 Err(Attempt::Failed(e)) => return Err(failed(e)),
                 Err(Attempt::Fenced) => {
                     let lost = handle
-                        .block_on(lost(&self.client, &self.prepared.schema, &self.holder, &partitions))
+                        .block_on(lost(&self.client, &self.prepared.schema, &self.holder.node_id, &partitions))
                         .map_err(failed)?;
-                    let (refused, kept): (Vec<usize>, Vec<usize>) =
-                        live.iter().partition(|i| lost.iter().any(|p| touched[**i].contains(p)));
-                    for i in &refused {
-                        let partition = lost.iter().find(|p| touched[*i].contains(p)).map_or(0, |p| p.0);
-                        outcomes[*i] = Err(Refused::Fenced { partition });
-                    }
-                    crate::metrics::FENCED_WRITES.inc_by(refused.len() as u64);
-                    tracing::warn!(
-                        node_id = %self.holder.node_id,
-                        epoch = self.holder.epoch,
-                        lost = ?lost,
-                        "another server took partitions over from this server: {} write sets refused (fenced)",
-                        refused.len()
-                    );
-                    if kept.is_empty() {
-                        return Ok((outcomes, seqs));
-                    }
-                    live = kept;
+                    live = self.refuse(&mut outcomes, live, &touched, &lost);
                 }
             }
         }
@@ -282,19 +272,52 @@ impl GroupWriter for PgWriter {
     }
 }
 
-/// Where a group's log entries go: into the logs when this server owns the shared
-/// partition (today always: a server takes every partition), else staged in one of its own.
-fn logs<'a>(holder: &Holder, owned: &'a Owned) -> Logs<'a> {
-    if owned.has_shared() {
-        Logs::Direct
-    } else {
-        Logs::Staged { owned: owned.partitions(), epoch: holder.epoch, count: holder.key_space }
+impl PgWriter {
+    /// Refuses the write sets among `live` that touch a partition in `lost` (each answered
+    /// [`Refused::Fenced`], counted); the others, still live.
+    fn refuse(
+        &self,
+        outcomes: &mut [Outcome],
+        live: Vec<usize>,
+        touched: &[BTreeSet<Partition>],
+        lost: &[Partition],
+    ) -> Vec<usize> {
+        if lost.is_empty() {
+            return live;
+        }
+        let (refused, kept): (Vec<usize>, Vec<usize>) =
+            live.into_iter().partition(|i| lost.iter().any(|p| touched[*i].contains(p)));
+        for i in &refused {
+            let partition = lost.iter().find(|p| touched[*i].contains(p)).map_or(0, |p| p.0);
+            outcomes[*i] = Err(Refused::Fenced { partition });
+        }
+        if !refused.is_empty() {
+            crate::metrics::FENCED_WRITES.inc_by(refused.len() as u64);
+            let lost: BTreeSet<u16> = lost.iter().map(|p| p.0).collect();
+            tracing::warn!(
+                node_id = %self.holder.node_id,
+                lost = %crate::domain::partition::ranges(&lost.into_iter().collect::<Vec<_>>()),
+                "partitions no longer this server's (another server took them over): {} write sets refused (fenced)",
+                refused.len()
+            );
+        }
+        kept
     }
 }
 
-/// Partitions as the lease table's rows name them, each once, in order.
-fn as_rows<'a>(partitions: impl Iterator<Item = &'a Partition>) -> Vec<i32> {
-    partitions.map(|p| i32::from(p.0)).collect::<BTreeSet<i32>>().into_iter().collect()
+/// Where a group's log entries go: into the logs when this server holds the shared
+/// partition, else staged in one of its own, at that partition's epoch.
+fn logs(held: &Held, count: Partitions) -> Logs<'_> {
+    if held.contains(Partition::SHARED) {
+        Logs::Direct
+    } else {
+        Logs::Staged { owned: held.pairs(), count }
+    }
+}
+
+/// Partitions, each once, in order.
+fn as_rows<'a>(partitions: impl Iterator<Item = &'a Partition>) -> BTreeSet<Partition> {
+    partitions.copied().collect()
 }
 
 /// The group's must-be-absent keys, by table.
