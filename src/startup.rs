@@ -35,6 +35,7 @@ use crate::operations::{bulk, quarantine, retention, webhooks};
 use crate::saga::alerts::RetryingWatch;
 use crate::saga::steps::StepDeps;
 use crate::saga::SagaEngine;
+use crate::services::inventory::StockOwners;
 use crate::services::notification_handler::NotificationHandler;
 use crate::services::notifications::DeliveryWorker;
 use crate::services::{cart, catalog, customers, invalidations, inventory, login_guard, logs, orders, token_hash};
@@ -97,11 +98,12 @@ pub fn shop(
     store: Store,
     arbiters: Vec<ArbiterHandle>,
     gateway: Arc<dyn PaymentGateway>,
+    stock_owners: Option<Arc<dyn StockOwners>>,
 ) -> anyhow::Result<Shop> {
     // Before anything is cached or read into the board: an entry after it is what changed since.
     let caches_since = crate::store::invalidations::end(&store)?;
     let board = quarantine::load_board(&store)?;
-    let entities = entities(&settings, &store, &arbiters, &board);
+    let entities = entities(&settings, &store, &arbiters, &board, stock_owners);
     let deps = StepDeps {
         settings: settings.clone(),
         store: store.clone(),
@@ -171,7 +173,7 @@ pub(crate) fn with_shop<F: std::future::Future<Output = ()>>(test: impl FnOnce(S
 pub(crate) fn for_tests(store: &Store) -> Shop {
     let settings = Arc::new(Settings::load_layers(None, false).expect("the default settings"));
     let gateway = payment_gateway(&settings).expect("the simulated gateway");
-    shop(settings, store.clone(), vec![actix::Arbiter::current()], gateway).expect("a shop builds")
+    shop(settings, store.clone(), vec![actix::Arbiter::current()], gateway, None).expect("a shop builds")
 }
 
 fn entities(
@@ -179,6 +181,7 @@ fn entities(
     store: &Store,
     arbiters: &[ArbiterHandle],
     board: &Arc<QuarantineBoard>,
+    stock_owners: Option<Arc<dyn StockOwners>>,
 ) -> Entities {
     let idle = Duration::from_secs(settings.actors.idle_timeout_secs.max(1));
     let inventory_registry: Arc<InventoryRegistry> = Arc::new(
@@ -197,7 +200,7 @@ fn entities(
     spawn_sweeper(cart_registry.clone());
     spawn_sweeper(order_registry.clone());
     let catalog = catalog::CatalogService::new(store.clone(), settings.clone());
-    let inventory = inventory::InventoryService::new(store.clone(), inventory_registry, catalog.clone());
+    let inventory = inventory::InventoryService::new(store.clone(), inventory_registry, catalog.clone(), stock_owners);
     let carts =
         cart::CartService::new(store.clone(), settings.clone(), cart_registry, catalog.clone(), inventory.clone());
     let customers = customers::CustomerService::new(store.clone(), settings.clone());

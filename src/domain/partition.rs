@@ -170,15 +170,22 @@ impl Owned {
         self.list.is_empty()
     }
 
+    /// A fresh id in one of these partitions, chosen at random (any partition when the
+    /// share is empty): a record minted here whose every row this server can write.
+    pub fn fresh_id(&self) -> Uuid {
+        match self.list.len() {
+            0 => Uuid::now_v7(),
+            n => id_in(self.list[rand::Rng::gen_range(&mut rand::thread_rng(), 0..n)]),
+        }
+    }
+
     /// The partitions of this share that `other` does not have.
     pub fn minus(&self, other: &Owned) -> Owned {
         Owned::share(self.count, self.list.iter().copied().filter(|p| !other.contains(*p)))
     }
 }
 
-/// A fresh id in `partition` for any count above it (its last two bytes are the number):
-/// what tests standing for a server with a share place their keys with.
-#[cfg(test)]
+/// A fresh id in `partition` for any count above it (its last two bytes are the number).
 pub(crate) fn id_in(partition: Partition) -> Uuid {
     let mut bytes = *Uuid::now_v7().as_bytes();
     bytes[14..].copy_from_slice(&partition.0.to_be_bytes());
@@ -204,6 +211,16 @@ pub fn ranges<T: Copy + Into<i64>>(sorted: &[T]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_minted_for_a_share_falls_in_one_of_its_partitions() {
+        let count = Partitions::new(16).unwrap();
+        let share = Owned::share(count, [Partition(3), Partition(12)]);
+        let minted: std::collections::BTreeSet<Partition> = (0..200).map(|_| count.of(&share.fresh_id())).collect();
+        assert_eq!(minted.into_iter().collect::<Vec<_>>(), [Partition(3), Partition(12)], "each of them, no other");
+        let none = Owned::share(count, []);
+        assert_ne!(none.fresh_id(), none.fresh_id(), "an empty share still mints fresh ids");
+    }
 
     #[test]
     fn an_owned_share_answers_for_its_partitions_and_no_others() {

@@ -3,8 +3,10 @@
 //! has no partition; a route that describes this process is always answered here), else
 //! the owner of that partition, to which the request is forwarded as it came (method,
 //! path, query, headers, body: a webhook's signature still verifies) and whose answer is
-//! relayed. Clients and webhook senders can so reach any server of a cluster. Today one
-//! server (the leader) owns every partition, so every request goes to it.
+//! relayed. Clients and webhook senders can so reach any server of a cluster. A webhook
+//! goes to the owner of the order it names (its signature checked and the order read from
+//! the payment or carrier index here first). Today one server (the leader) owns every
+//! partition, so every request goes to it.
 //!
 //! A request is forwarded at most once: the forwarded copy carries [`HOP_HEADER`], and a
 //! server that receives one for a partition it does not own refuses it (503) instead of
@@ -44,7 +46,7 @@ pub struct Front {
     pub(super) server: ServerSettings,
     shop: OnceLock<Arc<Shop>>,
     /// To the owners of the partitions this server does not own (a server of a cluster).
-    forwarder: Option<Forwarder>,
+    forwarder: Option<Arc<Forwarder>>,
     /// Checks the client addresses other servers forward (none on the embedded store).
     relay_key: Option<RelayKey>,
 }
@@ -54,7 +56,7 @@ pub(super) enum Answerer<'a> {
     /// This server: it owns the request's partition.
     Here(&'a Arc<Shop>),
     /// The partition's owner, through the forwarder.
-    Owner(&'a Forwarder),
+    Owner(&'a Forwarder, Partition),
     /// Nobody yet: a server without a cluster is built with its shop (never seen).
     Starting,
 }
@@ -62,7 +64,7 @@ pub(super) enum Answerer<'a> {
 impl Front {
     /// A server that forwards each request to its partition's owner (if `forwarder`) until
     /// [`Front::lead`], then serves the partitions its store owns.
-    pub fn new(server: ServerSettings, forwarder: Option<Forwarder>, relay_key: Option<RelayKey>) -> Arc<Front> {
+    pub fn new(server: ServerSettings, forwarder: Option<Arc<Forwarder>>, relay_key: Option<RelayKey>) -> Arc<Front> {
         Arc::new(Front { server, shop: OnceLock::new(), forwarder, relay_key })
     }
 
@@ -71,21 +73,41 @@ impl Front {
         let _ = self.shop.set(shop);
     }
 
+    /// The shop, once this server serves.
+    pub(super) fn shop(&self) -> Option<&Arc<Shop>> {
+        self.shop.get()
+    }
+
+    /// The cluster's key (none on the embedded store).
+    pub(super) fn relay_key(&self) -> Option<&RelayKey> {
+        self.relay_key.as_ref()
+    }
+
     /// This server when it serves and owns the request's partition (or the request
     /// describes this process), else the partition's owner.
     pub(super) fn answerer(&self, req: &Incoming<'_>) -> Answerer<'_> {
         let Some(forwarder) = &self.forwarder else {
             return self.shop.get().map_or(Answerer::Starting, Answerer::Here);
         };
+        let home = home(req.method, req.path, req.headers);
         let Some(shop) = self.shop.get() else {
-            return Answerer::Owner(forwarder);
+            return Answerer::Owner(forwarder, home.partition(forwarder.partitions).unwrap_or(Partition::SHARED));
         };
         let owned = shop.store.owned();
         if owned.is_every() {
             return Answerer::Here(shop);
         }
-        match home(req.method, req.path, req.headers).partition(owned.count()) {
-            Some(partition) if !owned.contains(partition) => Answerer::Owner(forwarder),
+        let partition = match home {
+            Home::Webhook(source) => {
+                let signature = req.headers.get("cartwright-signature").and_then(|v| v.to_str().ok());
+                let now = crate::domain::time::Timestamp::now().0 / 1000;
+                let order = shop.webhooks.order_named(source, signature, &req.body, now);
+                Some(order.map_or(Partition::SHARED, |o| owned.count().of(&o.0)))
+            }
+            other => other.partition(owned.count()),
+        };
+        match partition {
+            Some(partition) if !owned.contains(partition) => Answerer::Owner(forwarder, partition),
             _ => Answerer::Here(shop),
         }
     }
@@ -168,8 +190,12 @@ impl Forwarder {
     }
 
     /// What a follower answers: `/healthz` and `/metrics` itself, anything else from the
-    /// owner of the request's partition.
-    pub(super) async fn answer(&self, req: Incoming<'_>) -> (&'static str, Result<warp::reply::Response, ApiError>) {
+    /// owner of `partition` (the request's).
+    pub(super) async fn answer(
+        &self,
+        req: Incoming<'_>,
+        partition: Partition,
+    ) -> (&'static str, Result<warp::reply::Response, ApiError>) {
         let home = home(req.method, req.path, req.headers);
         match (home, req.path.trim_matches('/')) {
             (Home::Local, "healthz") => {
@@ -181,8 +207,6 @@ impl Forwarder {
             }
             _ => {}
         }
-        // A local route a follower has no answer for would be served by partition 0's owner.
-        let partition = home.partition(self.partitions).unwrap_or(Partition::SHARED);
         ("forwarded", self.forward(req, partition).await)
     }
 
@@ -238,12 +262,37 @@ impl Forwarder {
         key.sign(client, &Relayed { forwarder: &self.node_id, method: req.method, target: &target, body: &req.body })
     }
 
-    /// The owner did not answer: look the owners up again next time.
-    fn unreachable(&self, owner: &Owner, partition: Partition, e: reqwest::Error) -> ApiError {
-        metrics::FORWARDED_REQUESTS.with_label_values(&["failed"]).inc();
+    /// The store's partition count.
+    pub(super) fn partitions(&self) -> Partitions {
+        self.partitions
+    }
+
+    /// How long owners found are believed.
+    pub(super) fn recheck(&self) -> Duration {
+        self.recheck
+    }
+
+    /// Looks the owners up again next time.
+    pub(super) fn forget_owners(&self) {
         if let Ok(mut cached) = self.owners.lock() {
             cached.take();
         }
+    }
+
+    /// Sends a call to another server (`POST url`, signed for `target` and `body`).
+    pub(super) async fn call(&self, url: &str, target: &str, body: Bytes) -> reqwest::Result<reqwest::Response> {
+        let at_ms = crate::domain::time::Timestamp::now().0;
+        let mut request = self.client.post(url).header("content-type", "application/json");
+        if let Some(signed) = self.relay_key.as_ref().and_then(|k| k.sign_call(&self.node_id, at_ms, target, &body)) {
+            request = request.header(super::stock_calls::CALL_HEADER, signed);
+        }
+        request.body(body).send().await
+    }
+
+    /// The owner did not answer: look the owners up again next time.
+    fn unreachable(&self, owner: &Owner, partition: Partition, e: reqwest::Error) -> ApiError {
+        metrics::FORWARDED_REQUESTS.with_label_values(&["failed"]).inc();
+        self.forget_owners();
         tracing::warn!(owner = %owner.node_id, partition = partition.0, url = %owner.advertise_url, error = %e,
             "the owner of a request's partition did not answer it forwarded");
         if e.is_connect() {
@@ -255,7 +304,7 @@ impl Forwarder {
 
     /// The owner of `partition`, from the cache while it is fresh and names one, else from
     /// the database (one read for every partition's owner).
-    async fn owner(&self, partition: Partition) -> Option<Owner> {
+    pub(super) async fn owner(&self, partition: Partition) -> Option<Owner> {
         if let Some((owners, at)) = self.owners.lock().ok()?.as_ref() {
             if let Some(owner) = owners.of(partition).filter(|_| at.elapsed() < self.recheck) {
                 return Some(owner.clone());
@@ -347,7 +396,7 @@ mod tests {
             let (_dir, store) = crate::store::Store::temporary();
             let settings = crate::config::Settings::load_layers(None, false).unwrap();
             let membership = Arc::new(Membership::join(&settings.storage, &settings.cluster).unwrap());
-            let forwarder = Forwarder::new(membership, &settings.cluster, None);
+            let forwarder = Arc::new(Forwarder::new(membership, &settings.cluster, None));
             let front = Front::new(settings.server.clone(), Some(forwarder), None);
             let headers = HeaderMap::new();
             let answers = |method: Method, path: String| {
@@ -361,7 +410,7 @@ mod tests {
                 };
                 match front.answerer(&req) {
                     Answerer::Here(_) => "here",
-                    Answerer::Owner(_) => "owner",
+                    Answerer::Owner(..) => "owner",
                     Answerer::Starting => "starting",
                 }
             };

@@ -1,6 +1,8 @@
 //! Where a request belongs, from its method, path and `Authorization` header alone (no
 //! read): the partition of the id it names (an order's, a saga's) or of its customer's
-//! session token, or partition 0's owner for what has no partition, or this server itself.
+//! session token, or partition 0's owner for what has no partition, or this server itself;
+//! for a webhook, the order its body names, which a serving server reads (see
+//! [`super::forward::Front::answerer`]).
 //! A follower forwards a request to its home's owner ([`super::forward`]).
 //!
 //! Every route of the table ([`super::routes::ROUTES`]) has its rule in [`rule`]; a test
@@ -13,6 +15,7 @@ use warp::http::{HeaderMap, Method};
 
 use super::routes;
 use crate::domain::partition::{Affinity, Partition, Partitions};
+use crate::operations::webhooks::Source;
 use crate::server::request::bearer;
 use crate::services::customers::session_affinity;
 
@@ -26,6 +29,9 @@ pub enum Home {
     Shared,
     /// This server, whoever owns what: it describes this process.
     Local,
+    /// A webhook from this source: the partition of the order its body names (which takes
+    /// a read: see `Front::answerer`), partition 0's owner when none does.
+    Webhook(Source),
 }
 
 impl Home {
@@ -33,7 +39,7 @@ impl Home {
     pub fn partition(self, partitions: Partitions) -> Option<Partition> {
         match self {
             Home::Keyed(affinity) => Some(partitions.of_affinity(affinity)),
-            Home::Shared => Some(Partition::SHARED),
+            Home::Shared | Home::Webhook(_) => Some(Partition::SHARED),
             Home::Local => None,
         }
     }
@@ -48,6 +54,8 @@ enum Rule {
     Id(usize),
     /// The partition the customer's session token carries.
     Session,
+    /// The order a webhook from this source names.
+    Webhook(Source),
 }
 
 /// The home of a request. Unknown paths, methods a path does not have and the console go
@@ -65,6 +73,7 @@ pub fn home(method: &Method, path: &str, headers: &HeaderMap) -> Home {
     match rule(route.label) {
         Some(Rule::Local) => Home::Local,
         Some(Rule::Shared) | None => Home::Shared,
+        Some(Rule::Webhook(source)) => Home::Webhook(source),
         Some(Rule::Id(i)) => match params.get(i).and_then(|id| uuid::Uuid::parse_str(id).ok()) {
             Some(id) => Home::Keyed(Affinity::of(&id)),
             // Not an id: the handler refuses it wherever it runs.
@@ -96,9 +105,10 @@ fn rule(label: &str) -> Option<Rule> {
         "categories.list" | "products.list" | "products.get" => Shared,
         // A customer's cart and orders live in the customer's partition.
         "cart.get" | "cart.add" | "cart.update" | "cart.remove" | "orders.place" | "orders.list" => Session,
-        // Webhooks name a payment authorization or a tracking number, not an order: routing
-        // them would take an index read, so partition 0's owner takes them for now.
-        "webhooks.payment" | "webhooks.carrier" => Shared,
+        // Webhooks name a payment authorization or a tracking number: the order it stands
+        // for is read from its index by a server that serves (see `Front::answerer`).
+        "webhooks.payment" => Rule::Webhook(Source::Payment),
+        "webhooks.carrier" => Rule::Webhook(Source::Carrier),
         // An order's id is minted in its customer's partition, a saga's in its order's.
         "orders.get" | "orders.cancel" | "sagas.get" => Id(0),
         "admin.orders.get" | "admin.orders.cancel" | "admin.orders.ship" | "admin.orders.events" => Id(0),
@@ -159,6 +169,7 @@ mod tests {
             let home = home(&route.method, &path, &bearer_of(&format!("cws_f9dd_{}", "ab".repeat(32))));
             let want = match rule(route.label) {
                 Some(Rule::Local) => Home::Local,
+                Some(Rule::Webhook(source)) => Home::Webhook(source),
                 Some(Rule::Id(_) | Rule::Session) => Home::Keyed(Affinity(0xf9dd)),
                 _ => Home::Shared,
             };
@@ -272,8 +283,6 @@ mod tests {
             (Method::POST, "/v1/customers"),
             (Method::POST, "/v1/sessions"),
             (Method::GET, "/v1/products"),
-            (Method::POST, "/webhooks/payment"),
-            (Method::POST, "/webhooks/carrier"),
             (Method::GET, "/admin/v1/orders"),
             (Method::POST, "/admin/v1/sagas/bulk-resume"),
             (Method::GET, "/admin/v1/cluster"),
@@ -285,6 +294,11 @@ mod tests {
                 Home::Shared,
                 "{path}"
             );
+        }
+        // A webhook's order takes a read: partition 0's owner for a server that cannot.
+        for (path, source) in [("/webhooks/payment", Source::Payment), ("/webhooks/carrier", Source::Carrier)] {
+            assert_eq!(home(&Method::POST, path, &no_headers()), Home::Webhook(source));
+            assert_eq!(Home::Webhook(source).partition(Partitions::DEFAULT), Some(Partition::SHARED));
         }
     }
 }

@@ -21,6 +21,7 @@ mod response;
 mod routes;
 mod sagas;
 mod spec;
+mod stock_calls;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ pub use crate::server::request::{self, Request};
 pub use error::{ApiError, HttpError};
 pub use forward::{Forwarder, Front, HOP_HEADER};
 pub use relayed::{RelayKey, CLIENT_HEADER};
+pub use stock_calls::StockCalls;
 
 use crate::error::{Answer, Fault, InvalidInput};
 use crate::metrics;
@@ -106,6 +108,9 @@ where
         };
         let incoming =
             forward::Incoming { method: &method, path: &path, raw_query: &raw_query, headers: &headers, body, remote };
+        if let Some(answer) = stock_calls::answer(&front, &incoming).await {
+            return ("stock_call", answer);
+        }
         match front.answerer(&incoming) {
             forward::Answerer::Here(shop) => {
                 let remote = front.client_address(&incoming, remote);
@@ -115,7 +120,7 @@ where
                 let req = Request { method, path, query, headers, body, remote };
                 routes::dispatch(shop, &req).await
             }
-            forward::Answerer::Owner(forwarder) => forwarder.answer(incoming).await,
+            forward::Answerer::Owner(forwarder, partition) => forwarder.answer(incoming, partition).await,
             forward::Answerer::Starting => ("starting", Err(Fault::Unavailable("the server is starting").into())),
         }
     };

@@ -7,6 +7,9 @@
 //! otherwise the TCP peer, as for any request. A client cannot forge the header (it does not
 //! know the secret: a follower drops a client's own copy, and the leader ignores an unsigned
 //! or wrongly signed one), nor reuse a signed one on another request.
+//!
+//! The same key signs the calls one server makes to another (`http/stock_calls.rs`): over
+//! the caller's id, the time, the target and the body's digest, believed within a minute.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,18 +57,48 @@ impl RelayKey {
     }
 
     fn mac(&self, client: SocketAddr, request: &Relayed<'_>) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         let body = Sha256::digest(request.body);
         let client = client.to_string();
-        let parts: [&[u8]; 6] = [
+        self.mac_of([
             b"cartwright client address v1",
             request.forwarder.as_bytes(),
             client.as_bytes(),
             request.method.as_str().as_bytes(),
             request.target.as_bytes(),
             &body,
-        ];
-        // Each part length-prefixed: no two different requests sign the same bytes.
+        ])
+    }
+
+    /// The header's value of a call from server `caller` at `at_ms` (Unix time) to `target`
+    /// with `body` (see `http/stock_calls.rs`): `<caller> <at_ms> <hex HMAC>`.
+    pub(super) fn sign_call(&self, caller: &str, at_ms: i64, target: &str, body: &[u8]) -> Option<HeaderValue> {
+        let signature = hex::encode(self.call_mac(caller, at_ms, target, body).finalize().into_bytes());
+        HeaderValue::from_str(&format!("{caller} {at_ms} {signature}")).ok()
+    }
+
+    /// The calling server, if the header's signature is this key's for `target` and `body`
+    /// and was made within [`CALL_FRESH_MS`] of `now_ms` (a recorded call replayed later
+    /// is refused).
+    pub(super) fn verify_call(&self, header: &HeaderValue, target: &str, body: &[u8], now_ms: i64) -> Option<String> {
+        let mut parts = header.to_str().ok()?.splitn(3, ' ');
+        let (caller, at_ms, signature) = (parts.next()?, parts.next()?.parse::<i64>().ok()?, parts.next()?);
+        if (now_ms - at_ms).abs() > CALL_FRESH_MS {
+            return None;
+        }
+        let signature = hex::decode(signature).ok()?;
+        self.call_mac(caller, at_ms, target, body).verify_slice(&signature).ok()?;
+        Some(caller.to_string())
+    }
+
+    fn call_mac(&self, caller: &str, at_ms: i64, target: &str, body: &[u8]) -> Hmac<Sha256> {
+        let body = Sha256::digest(body);
+        let at = at_ms.to_be_bytes();
+        self.mac_of([b"cartwright call v1", caller.as_bytes(), &at, target.as_bytes(), &body])
+    }
+
+    /// The HMAC of `parts`, each length-prefixed: no two different messages sign the same bytes.
+    fn mac_of<const N: usize>(&self, parts: [&[u8]; N]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         for part in parts {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
@@ -74,12 +107,34 @@ impl RelayKey {
     }
 }
 
+/// How far a call's time may be from the receiving server's clock: the servers' clocks
+/// agree within this (NTP), and a call takes far less.
+pub(super) const CALL_FRESH_MS: i64 = 60_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn request<'a>(target: &'a str, body: &'a [u8]) -> Relayed<'a> {
         Relayed { forwarder: "follower", method: &Method::POST, target, body }
+    }
+
+    #[test]
+    fn a_call_is_believed_signed_with_the_key_for_its_target_and_body_within_a_minute() {
+        let key = RelayKey::new(b"a secret the cluster shares");
+        let (target, body, at) = ("/internal/v1/stock", br#"{"kind":"reserve"}"#.as_slice(), 1_700_000_000_000);
+        let header = key.sign_call("node-a", at, target, body).unwrap();
+        assert_eq!(key.verify_call(&header, target, body, at + 5_000).as_deref(), Some("node-a"));
+        assert_eq!(key.verify_call(&header, target, body, at - 5_000).as_deref(), Some("node-a"), "clocks differ");
+        assert_eq!(key.verify_call(&header, target, body, at + CALL_FRESH_MS + 1), None, "replayed later");
+        assert_eq!(key.verify_call(&header, target, b"{}", at), None, "another body");
+        assert_eq!(key.verify_call(&header, "/internal/v1/other", body, at), None, "another target");
+        assert_eq!(RelayKey::new(b"another secret").verify_call(&header, target, body, at), None, "another key");
+        let named_b = HeaderValue::from_str(&header.to_str().unwrap().replacen("node-a", "node-b", 1)).unwrap();
+        assert_eq!(key.verify_call(&named_b, target, body, at), None, "the caller is signed too");
+        for junk in ["", "node-a", "node-a x 00", "node-a 1 zz"] {
+            assert_eq!(key.verify_call(&HeaderValue::from_static(junk), target, body, at), None, "{junk:?}");
+        }
     }
 
     #[test]

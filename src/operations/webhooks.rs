@@ -163,6 +163,21 @@ impl WebhookService {
         }
     }
 
+    /// The order a webhook names, when its signature checks and the payment or carrier
+    /// index has its authorization or tracking number: a server sharing the partitions
+    /// answers it on that order's owner, which writes the order and the event together.
+    /// `None` for anything else (unsigned, malformed, unknown), which partition 0's owner
+    /// answers as before. Reads nothing before the signature checks.
+    pub fn order_named(&self, source: Source, signature: Option<&str>, body: &[u8], now_secs: i64) -> Option<OrderId> {
+        verify_signature(self.secret(source), signature, body, now_secs, self.settings.webhooks.tolerance_secs).ok()?;
+        let envelope: Envelope = serde_json::from_slice(body).ok()?;
+        let key = match source {
+            Source::Payment => keys::order_by_authorization(envelope.data["authorization_id"].as_str()?),
+            Source::Carrier => keys::order_by_tracking(envelope.data["tracking_number"].as_str()?),
+        };
+        self.orders.find_by(&key).ok().flatten()
+    }
+
     /// Handles a verified body.
     pub async fn handle(&self, source: Source, body: &[u8]) -> Result<Outcome, OperationError> {
         let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {

@@ -94,6 +94,10 @@ impl CatalogService {
                 "a product with variants takes initial_stock per variant",
             ));
         }
+        // The product's stock lies in its variants' (or its own) partition: minted in one
+        // this server owns, so the one write set that creates the product and its stock is
+        // this server's to write, whoever owns the other partitions.
+        let product_id = ProductId(self.store.owned().fresh_id());
         let mut product_variants = Vec::with_capacity(variants.len());
         for (i, v) in variants.iter().enumerate() {
             let vname =
@@ -102,7 +106,8 @@ impl CatalogService {
                 return Err(ServiceError::invalid(&format!("variants[{i}].name"), "variant names must be unique"));
             }
             check_stock(v.initial_stock)?;
-            product_variants.push(Variant { variant_id: VariantId::new(), name: vname });
+            let variant_id = VariantId(crate::domain::partition::alike(uuid::Uuid::now_v7(), &product_id.0));
+            product_variants.push(Variant { variant_id, name: vname });
         }
         check_stock(new.initial_stock.unwrap_or(0))?;
         if !self.store.exists(&keys::category(new.category_id))? {
@@ -110,7 +115,7 @@ impl CatalogService {
         }
         let now = Timestamp::now();
         let product = Product {
-            product_id: ProductId::new(),
+            product_id,
             name,
             description,
             price,

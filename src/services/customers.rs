@@ -21,7 +21,6 @@ use super::login_guard::{HashPermits, LoginThrottle};
 use super::ServiceError;
 use super::{new_token, token_hash, Stripes};
 use crate::config::Settings;
-use crate::domain::cart::Cart;
 use crate::domain::email::Email;
 use crate::domain::events::DomainEvent;
 use crate::domain::ids::CustomerId;
@@ -99,10 +98,12 @@ impl CustomerService {
             "Verify your email address".to_string(),
             json!({ "customer_id": id, "verification_token": token }),
         );
+        // Shared records only: no cart (a customer's cart is empty until its actor first
+        // writes it), whose row would lie in the customer's partition, another server's on
+        // a cluster.
         let ws = WriteSet::new()
             .save_new(keys::customer_email(&email), &id.0, "email")
             .save(keys::customer(id), &customer)
-            .save(keys::cart(id), &Cart::new(id))
             .save(keys::verify_token(&token_hash(&token)), &verify)
             .event(&DomainEvent::CustomerRegistered { customer_id: id, email: customer.email.clone() })
             .notify(notification);

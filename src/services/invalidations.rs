@@ -199,7 +199,7 @@ mod tests {
         let settings = Arc::new(settings);
         let build = || {
             let gateway = crate::startup::payment_gateway(&settings).unwrap();
-            shop(settings.clone(), store.clone(), vec![Arbiter::current()], gateway).unwrap()
+            shop(settings.clone(), store.clone(), vec![Arbiter::current()], gateway, None).unwrap()
         };
         let (a, b) = (build(), build());
         Two { _dir: dir, store, a, b }

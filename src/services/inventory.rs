@@ -1,5 +1,7 @@
 //! InventoryService (SEQ-INV-001/002): stock views, restocks, and reservations (holds)
-//! keyed by owner. Every change goes through the item's actor.
+//! keyed by owner. Every change goes through the item's actor, on the server that owns the
+//! item's partition: an item another server of the cluster owns is changed by a stock call
+//! to that server ([`StockOwners`]) and read from the store.
 
 use std::sync::Arc;
 
@@ -15,8 +17,9 @@ use crate::domain::ids::{ItemKey, OwnerId, ProductId, VariantId};
 use crate::domain::inventory::{InventoryCommand, InventoryError, StockRecord};
 use crate::domain::product::{Product, VariantChoiceError};
 use crate::domain::quantity::Quantity;
+use crate::error::Fault;
 use crate::services::catalog::CatalogError;
-use crate::store::{keys, Store};
+use crate::store::{keys, Store, Table};
 
 #[derive(Clone)]
 pub struct InventoryService {
@@ -24,6 +27,20 @@ pub struct InventoryService {
     registry: Arc<InventoryRegistry>,
     catalog: CatalogService,
     board: Arc<StockBoard>,
+    /// The other servers of a cluster, for the items they own (none on the embedded store).
+    owners: Option<Arc<dyn StockOwners>>,
+}
+
+/// Stock commands for an item another server owns: run by that server's actor for the
+/// item, answered as it answered (a refusal as the domain gave it). Reservations, releases
+/// and deductions are idempotent by owner, so a step that retries one cannot apply it twice.
+pub trait StockOwners: Send + Sync {
+    fn execute(
+        &self,
+        key: ItemKey,
+        cmd: InventoryCommand,
+        by: String,
+    ) -> futures::future::BoxFuture<'static, Result<StockRecord, ServiceError>>;
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,8 +69,27 @@ pub struct ProductStock {
 }
 
 impl InventoryService {
-    pub fn new(store: Store, registry: Arc<InventoryRegistry>, catalog: CatalogService) -> InventoryService {
-        InventoryService { store, registry, catalog, board: Default::default() }
+    pub fn new(
+        store: Store,
+        registry: Arc<InventoryRegistry>,
+        catalog: CatalogService,
+        owners: Option<Arc<dyn StockOwners>>,
+    ) -> InventoryService {
+        InventoryService { store, registry, catalog, board: Default::default(), owners }
+    }
+
+    /// The other servers' stock calls when `key`'s partition is theirs; `None` when it is
+    /// this server's (or there are no others).
+    fn owner_elsewhere(&self, key: &ItemKey) -> Option<&Arc<dyn StockOwners>> {
+        self.owners.as_ref().filter(|_| !self.store.owns(Table::Stock, keys::stock(key).as_bytes()))
+    }
+
+    /// The item as committed, read from the store (an item another server owns and changes).
+    fn committed(&self, key: ItemKey) -> Result<StockRecord, ServiceError> {
+        self.store.get::<StockRecord>(Table::Stock, keys::stock(&key).as_bytes())?.ok_or(match key.variant_id {
+            Some(_) => VariantChoiceError::NotFound.into(),
+            None => CatalogError::ProductNotFound.into(),
+        })
     }
 
     fn lease(&self, key: ItemKey) -> Result<Lease<InventoryItemActor>, ServiceError> {
@@ -76,8 +112,12 @@ impl InventoryService {
         send_leased(|| self.lease(key), msg).await
     }
 
-    /// Available right now: from the stock board, or from the item's actor on first use.
+    /// Available right now: from the stock board, or from the item's actor on first use
+    /// (from the store for an item another server owns).
     pub async fn available(&self, key: ItemKey) -> Result<u64, ServiceError> {
+        if self.owner_elsewhere(&key).is_some() {
+            return self.committed(key).map(|r| r.on_hand - r.reserved);
+        }
         match self.board.get(&key) {
             Some(n) => Ok(n),
             None => self.ask(key, || Available).await,
@@ -88,7 +128,11 @@ impl InventoryService {
         let product = self.catalog.product(product_id)?;
         let mut items = Vec::new();
         for key in item_keys(&product) {
-            items.push(self.ask(key, || GetStock).await??.into());
+            let record = match self.owner_elsewhere(&key) {
+                Some(_) => self.committed(key)?,
+                None => self.ask(key, || GetStock).await??,
+            };
+            items.push(record.into());
         }
         Ok(ProductStock { product_id, items })
     }
@@ -115,18 +159,35 @@ impl InventoryService {
         let product = self.catalog.product(product_id)?;
         let variant_id = product.resolve_variant(variant_id)?;
         let key = ItemKey { product_id, variant_id };
-        let by = by.to_string();
-        self.ask(key, || ExecuteInventory { cmd: cmd.clone(), by: by.clone() }).await??;
+        self.execute_item(key, cmd, by).await?;
         self.stock(product_id).await
     }
 
-    /// Runs `cmd` on one item directly (saga steps already know their item).
+    /// Runs `cmd` on one item directly (saga steps already know their item): here, or by a
+    /// stock call to the server that owns it.
     pub async fn execute_item(
         &self,
         key: ItemKey,
         cmd: InventoryCommand,
         by: &str,
     ) -> Result<StockRecord, ServiceError> {
+        match self.owner_elsewhere(&key) {
+            Some(owners) => owners.execute(key, cmd, by.to_string()).await,
+            None => self.execute_here(key, cmd, by).await,
+        }
+    }
+
+    /// Runs `cmd` on one item this server owns (another server's stock call): refused,
+    /// nothing applied, when the item's partition is not this server's (any more).
+    pub async fn execute_here(
+        &self,
+        key: ItemKey,
+        cmd: InventoryCommand,
+        by: &str,
+    ) -> Result<StockRecord, ServiceError> {
+        if !self.store.owns(Table::Stock, keys::stock(&key).as_bytes()) {
+            return Err(Fault::Unavailable("another server owns this stock; retry").into());
+        }
         let by = by.to_string();
         Ok(self.ask(key, || ExecuteInventory { cmd: cmd.clone(), by: by.clone() }).await??)
     }

@@ -17,6 +17,7 @@
 
 use super::codec::Record;
 use super::keys::partition_of_staged_log;
+use super::records::WebhookEvent;
 use super::tables::Table;
 use crate::domain::partition::{Affinity, Partition, Partitions};
 
@@ -105,13 +106,33 @@ pub(crate) fn home(table: Table, key: &[u8]) -> Home {
 ///   order, by the owner of the order's partition, so it is fenced there. No write for
 ///   another order names the same number: an authorization is its order's own, a tracking
 ///   number is claimed once (a must-be-new row, which the database decides).
+/// - a webhook event bound to an order (its payment or delivery), written by the order's
+///   owner with the order (an event of no order is partition 0's);
+/// - an operator's Idempotency row, or the one refund of a capture: keyed by what the
+///   outside world chose, each names the saga it started (its value), minted in the order's
+///   partition and written with it.
 pub(crate) fn written_in(table: Table, key: &[u8], value: Option<&[u8]>, count: Partitions) -> Partition {
+    let of_id =
+        |value: &[u8]| <uuid::Uuid as Record>::decode(table, value).map_or(Partition::SHARED, |id| count.of(&id));
     match (table, value) {
         (Table::StagedLogs, None) => Partition::SHARED,
-        (Table::OrdersByAuthorization | Table::OrdersByTracking, Some(value)) => {
-            <uuid::Uuid as Record>::decode(table, value).map_or(Partition::SHARED, |order| count.of(&order))
-        }
+        (Table::OrdersByAuthorization | Table::OrdersByTracking, Some(value)) => of_id(value),
+        (Table::WebhookEvents, Some(value)) => WebhookEvent::decode(table, value)
+            .ok()
+            .and_then(|event| event.order_id)
+            .map_or(Partition::SHARED, |order| count.of(&order)),
+        (Table::Idempotency, Some(value)) if home(table, key) == Home::Shared => of_id(value),
         _ => home(table, key).partition(count),
+    }
+}
+
+/// The table whose row a row of `table` is written with, in the same write set (an index
+/// or time entry of it): such a row lies where that row does (see [`written_in`]).
+pub(crate) fn follows(table: Table) -> Option<Table> {
+    match table {
+        Table::WebhookEventsByTime | Table::WebhooksByFilter => Some(Table::WebhookEvents),
+        Table::IdempotencyByTime => Some(Table::Idempotency),
+        _ => None,
     }
 }
 
@@ -252,6 +273,46 @@ mod tests {
             assert_eq!(written_in(table, key, Some(b"not an id"), count), Partition::SHARED, "unreadable: shared");
             assert_eq!(written_in(table, key, None, count), Partition::SHARED, "a removal names no order");
         }
+    }
+
+    /// A webhook event bound to an order, with its time and listing entries, is written by
+    /// the order's owner; an operator's Idempotency row (and its time entry) where the saga it
+    /// names lies; without an order or a readable saga id, partition 0.
+    #[test]
+    fn a_webhook_event_or_an_operators_key_is_written_where_its_order_or_saga_lies() {
+        use crate::domain::time::Timestamp;
+        use crate::store::{retained, WebhookEvent, WriteSet};
+        let count = Partitions::new(16).unwrap();
+        let order = OrderId(Uuid::now_v7());
+        let event = |order_id: Option<Uuid>| WebhookEvent {
+            source: "payment".into(),
+            event_id: "evt_1".into(),
+            event_type: "payment.captured".into(),
+            status: "processed".into(),
+            detail: String::new(),
+            body: "{}".into(),
+            order_id,
+            received_at: Timestamp(1_700_000_000_000),
+        };
+        let bound = retained::webhook_event(WriteSet::new(), &event(Some(order.0)), None, false);
+        assert_eq!(bound.partitions(count, Partition::SHARED).into_iter().collect::<Vec<_>>(), [count.of(&order.0)]);
+        let unbound = retained::webhook_event(WriteSet::new(), &event(None), None, true);
+        assert_eq!(unbound.partitions(count, Partition::SHARED).into_iter().collect::<Vec<_>>(), [Partition::SHARED]);
+        let swept = WriteSet::new()
+            .remove(keys::webhook_event("payment", "evt_1"))
+            .remove(keys::webhook_event_by_time(1_700_000_000_000, "payment", "evt_1"));
+        assert_eq!(swept.partitions(count, Partition::SHARED).into_iter().collect::<Vec<_>>(), [Partition::SHARED]);
+
+        let saga = SagaId(crate::domain::partition::alike(Uuid::now_v7(), &order.0));
+        let key = keys::operator_idempotency("k", IdempotentOperation::Cancel(order));
+        let keyed = retained::idempotency_key(WriteSet::new(), key.clone(), saga, Timestamp::now());
+        assert_eq!(keyed.partitions(count, Partition::SHARED).into_iter().collect::<Vec<_>>(), [count.of(&order.0)]);
+        let capture = keys::refund_of_capture("auth_1");
+        assert_eq!(
+            written_in(Table::Idempotency, capture.as_bytes(), Some(&saga.0.encode()), count),
+            count.of(&order.0)
+        );
+        assert_eq!(written_in(Table::Idempotency, key.as_bytes(), None, count), Partition::SHARED);
     }
 
     #[test]

@@ -149,12 +149,26 @@ impl WriteSet {
     /// The partitions this write set touches: its rows' (see [`super::homes`]) and, if it
     /// has events, audit rows, notifications or invalidations, `logs`: where they go (the shared partition,
     /// or the partition a server that does not own it stages them in, see [`super::plan::Logs`]).
+    /// A row that [`homes::follows`] another lies where the write set's first put of that
+    /// other table does.
     pub(crate) fn partitions(&self, count: Partitions, logs: Partition) -> BTreeSet<Partition> {
-        let rows = self.ops.iter().map(|op| match op {
+        let written_in = |op: &Op| match op {
             Op::Put(table, key, value) | Op::PutIfAbsent(table, key, value, _) => {
                 homes::written_in(*table, key, Some(value), count)
             }
             Op::Delete(table, key) => homes::written_in(*table, key, None, count),
+        };
+        let main_row = |main: Table| {
+            self.ops
+                .iter()
+                .find(|op| matches!(op, Op::Put(t, ..) | Op::PutIfAbsent(t, ..) if *t == main))
+                .map(written_in)
+        };
+        let rows = self.ops.iter().map(|op| {
+            let table = match op {
+                Op::Put(table, ..) | Op::PutIfAbsent(table, ..) | Op::Delete(table, _) => *table,
+            };
+            homes::follows(table).and_then(main_row).unwrap_or_else(|| written_in(op))
         });
         rows.chain(self.has_logs().then_some(logs)).collect()
     }

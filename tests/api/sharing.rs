@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use cartwright::config::{Claim, ClusterSettings, Settings};
 use cartwright::domain::partition::{Partition, Partitions};
 use cartwright::store::{LeaseView, Membership, Store, StoreError, Table, WriteSet};
+use serde_json::{json, Value};
 
 use crate::helpers::*;
 
@@ -119,4 +120,136 @@ fn servers_claiming_a_fair_share_split_the_partitions_and_rebalance_as_they_come
     c_joins.leave().expect("c leaves");
     a.close().expect("a closes");
     a_joins.leave().expect("a leaves");
+}
+
+/// Two servers over one schema, each claiming a fair share, `b` started second: once each
+/// serves half (`a` the lower, with partition 0), both.
+async fn two_servers_sharing() -> (TestApp, TestApp) {
+    let share = |s: &mut Settings, id: &str| {
+        s.cluster.node_id = id.into();
+        s.cluster.lease_ms = LEASE_MS;
+        s.cluster.claim = Claim::FairShare;
+    };
+    let a = spawn_app_with(|s| share(s, "a")).await;
+    let schema = postgres_schema(a.data_dir());
+    let b = spawn_app_with(|s| {
+        share(s, "b");
+        s.storage.postgres.schema = schema;
+    })
+    .await;
+    let started = Instant::now();
+    loop {
+        let (_, view) = a.get("/admin/v1/cluster", Some(ADMIN)).await;
+        let owners: Vec<&str> =
+            view["leases"].as_array().into_iter().flatten().filter_map(|l| l["owner"].as_str()).collect();
+        let b_serves = b.get("/healthz", None).await.1["role"] != "follower";
+        if owners.len() == 16
+            && owners[..8].iter().all(|o| *o == "a")
+            && owners[8..].iter().all(|o| *o == "b")
+            && b_serves
+        {
+            return (a, b);
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the servers did not split the partitions: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn partition_of(id: &str) -> u16 {
+    Partitions::DEFAULT.of(&id.parse().unwrap()).0
+}
+
+/// A server checks out a customer of its half against stock the other server owns: the
+/// reservation, its refusal when short, the release at a cancel and the deduction at a
+/// shipment are stock calls to the owner, answered as its actor answered; the payment and
+/// delivery webhooks sent to the other server reach the order's owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_runs_on_its_owner_with_stock_calls_to_the_other_server_and_webhooks_forwarded_to_it() {
+    if postgres_only(
+        "an_order_runs_on_its_owner_with_stock_calls_to_the_other_server_and_webhooks_forwarded_to_it",
+        WHY,
+    ) {
+        return;
+    }
+    let (a, b) = two_servers_sharing().await;
+    // Created on partition 0's owner, in a partition of its own.
+    let product = b.product("5.00", 3).await;
+    assert!(partition_of(&product) < 8, "the stock lies in a's half: {product}");
+    let mut customer = b.verified_customer().await;
+    while partition_of(&customer.id) < 8 {
+        customer = b.verified_customer().await;
+    }
+    let calls = || async {
+        let text = reqwest::get(format!("{}/metrics", b.url)).await.unwrap().text().await.unwrap();
+        let line = text.lines().find(|l| l.starts_with("cartwright_stock_calls_total{outcome=\"answered\"}"));
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    let before = calls().await;
+    // Servers call each other with the cluster's signature; to anyone else there is no such route.
+    let forged = json!({ "product_id": product, "variant_id": null, "command": { "kind": "restock", "quantity": 5 }, "by": "x" });
+    let (status, body) = a.post("/internal/v1/stock", None, forged).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
+
+    // More than there is: refused by the owner, answered here as if local.
+    let (status, body) = b.add_to_cart(&customer.token, json!({ "product_id": product, "quantity": 3 })).await;
+    assert!(status == 200 || status == 201, "{body}");
+    b.restock(&product, json!({ "quantity": 1 })).await;
+    a.post(
+        &format!("/admin/v1/inventory/{product}/reservations"),
+        Some(ADMIN),
+        json!({ "owner_id": uuid::Uuid::now_v7(), "quantity": 2 }),
+    )
+    .await;
+    let (status, body) = b.place_order(&customer.token, "tok_visa").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("INSUFFICIENT_STOCK")), "{body}");
+    assert_eq!(body["error"]["details"]["items"][0]["available"], 2, "{body}");
+    assert_eq!(a.stock_of(&product).await, (4, 2), "nothing reserved for the refused checkout");
+
+    // Enough: reserved there, the order placed and its payment authorized here.
+    let (status, body) = b
+        .patch(
+            &format!("/v1/cart/items/{}", b.cart(&customer.token).await["items"][0]["line_id"].as_str().unwrap()),
+            Some(&customer.token),
+            json!({ "quantity": 2 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, order) = b.place_order(&customer.token, "tok_visa").await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!((order["status"].as_str(), order["payment"]["status"].as_str()), (Some("PENDING"), Some("AUTHORIZED")));
+    assert_eq!(a.stock_of(&product).await, (4, 4), "reserved by the owner's actor");
+    assert!(calls().await >= before + 2.0, "the refused and the granted reservation were calls");
+
+    // Cancelled here: released there.
+    let order_id = order["order_id"].as_str().unwrap();
+    let (status, body) = b.cancel_order(&customer.token, order_id).await;
+    assert_eq!(status, 200, "{body}");
+    a.eventually("the release reached the owner", || async { a.stock_of(&product).await == (4, 2) }).await;
+
+    // Another order of b's, whose payment and delivery webhooks reach a: each is answered
+    // by the order's owner (the order and the event written together there), and the
+    // shipment deducts the stock a owns.
+    let (status, body) = b.add_to_cart(&customer.token, json!({ "product_id": product, "quantity": 2 })).await;
+    assert!(status == 200 || status == 201, "{body}");
+    let (status, order) = b.place_order(&customer.token, "tok_visa").await;
+    assert_eq!(status, 201, "{order}");
+    let (order_id, authorization) =
+        (order["order_id"].as_str().unwrap(), order["payment"]["authorization_id"].as_str().unwrap());
+    let total = order["total"].as_str().unwrap();
+    let (status, body) = a.capture("evt_shared_1", authorization, total).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("processed")), "{body}");
+    assert_eq!(b.get(&format!("/v1/orders/{order_id}"), Some(&customer.token)).await.1["status"], "CONFIRMED");
+    let (status, body) = a.capture("evt_shared_1", authorization, total).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")), "applied once: {body}");
+    let (status, shipped) = a.ship(ADMIN, order_id, "TRK-SHARED-1").await;
+    assert_eq!((status, shipped["status"].as_str()), (200, Some("SHIPPED")), "{shipped}");
+    assert_eq!(a.stock_of(&product).await, (2, 2), "deducted by the owner: the admin's hold is left");
+    let (status, body) = a.deliver("evt_shared_2", "TRK-SHARED-1").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("processed")), "{body}");
+    assert_eq!(b.get(&format!("/v1/orders/{order_id}"), Some(&customer.token)).await.1["status"], "DELIVERED");
+    let (_, listed) = a.get("/admin/v1/webhooks", Some(ADMIN)).await;
+    let processed: Vec<&Value> =
+        listed["webhooks"].as_array().unwrap().iter().filter(|w| w["order_id"] == order_id).collect();
+    assert_eq!(processed.len(), 2, "both events recorded, bound to the order: {listed}");
+    assert!(processed.iter().all(|w| w["status"] == "processed"), "{listed}");
 }
