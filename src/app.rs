@@ -12,9 +12,8 @@ use actix::Arbiter;
 use anyhow::Context as _;
 
 use crate::config::Settings;
-use crate::http::{Forwarder, Front, RelayKey, StockCalls};
-use crate::services::inventory::StockOwners;
-use crate::startup::{self, Workers};
+use crate::http::{Forwarder, Front, RelayKey, SagaCalls, StockCalls};
+use crate::startup::{self, Owners, Workers};
 use crate::store::{Membership, Store, Wait};
 
 /// What a server of a cluster logs once it serves (operators and the cluster tests wait
@@ -95,12 +94,14 @@ async fn serve(
     // A server of a cluster forwards what it does not own to the owner.
     let forwarder =
         membership.is_clustered().then(|| Arc::new(Forwarder::new(membership.clone(), &cluster, relay_key.clone())));
-    // Stock in another server's partitions is changed by a call to it.
-    let stock_owners = forwarder.clone().map(|f| Arc::new(StockCalls(f)) as Arc<dyn StockOwners>);
+    // Stock and sagas in another server's partitions are changed by a call to it.
+    let calls = forwarder.clone();
+    let owners =
+        move || calls.clone().map(|f| Owners { stock: Arc::new(StockCalls(f.clone())), sagas: Arc::new(SagaCalls(f)) });
     let front = Front::new(settings.server.clone(), forwarder, relay_key);
     let (store, shop, workers, mut server) = match opened {
         Some(store) => {
-            let (shop, workers) = lead(&settings, &store, &arbiters, stock_owners.clone()).await?;
+            let (shop, workers) = lead(&settings, &store, &arbiters, owners()).await?;
             // Serving before it listens: nobody reaches it before it can answer.
             front.lead(shop.clone());
             let server = listening(front);
@@ -138,7 +139,7 @@ async fn serve(
             let Some(store) = opened else {
                 anyhow::bail!("stopped waiting for the store's lease without being asked to");
             };
-            let (shop, workers) = lead(&settings, &store, &arbiters, stock_owners.clone()).await?;
+            let (shop, workers) = lead(&settings, &store, &arbiters, owners()).await?;
             front.lead(shop.clone());
             tracing::info!("{LEADING}");
             (store, shop, workers, server)
@@ -186,14 +187,14 @@ async fn lead(
     settings: &Arc<Settings>,
     store: &Store,
     arbiters: &[Arbiter],
-    stock_owners: Option<Arc<dyn StockOwners>>,
+    owners: Option<Owners>,
 ) -> anyhow::Result<(Arc<crate::startup::Shop>, Workers)> {
     let shop = Arc::new(startup::shop(
         settings.clone(),
         store.clone(),
         arbiters.iter().map(|a| a.handle()).collect(),
         startup::payment_gateway(settings)?,
-        stock_owners,
+        owners,
     )?);
     shop.sagas.boot().await?;
     shop.bulk.mark_interrupted().await?;

@@ -99,15 +99,18 @@ pub static CACHE_INVALIDATIONS_APPLIED: LazyLock<IntCounter> = LazyLock::new(|| 
 /// Requests a follower forwarded to the leader, by outcome: `forwarded` (the leader
 /// answered, whatever its status), `no_leader` (none during a takeover: 503), `failed`
 /// (the leader did not answer: 502).
-/// Stock calls this server made to the owner of an item's partition, by outcome: answered
-/// (done or refused there), not_owner (the server called had given the partition up: looked
-/// up again), unreachable (never sent), no_answer (sent, no answer: maybe applied), no_owner
-/// (no server held the partition), failed.
-pub static STOCK_CALLS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+/// Calls this server made to another server (see `http/calls.rs`), by kind (`stock`,
+/// `saga`) and outcome: answered (done or refused there), not_owner (the server called had
+/// given the partition up: looked up again), unreachable (never sent), no_answer (sent, no
+/// answer: maybe applied), no_owner (no server held the partition), failed.
+pub static CLUSTER_CALLS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new("cartwright_stock_calls_total", "Stock calls this server made to another server, by outcome"),
-            &["outcome"],
+            Opts::new(
+                "cartwright_cluster_calls_total",
+                "Calls this server made to another server, by kind and outcome",
+            ),
+            &["kind", "outcome"],
         )
         .expect("valid counter"),
     )

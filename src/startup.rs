@@ -33,6 +33,7 @@ use crate::operations::expiry::ExpiryWorker;
 use crate::operations::share::ShareWatch;
 use crate::operations::{bulk, quarantine, retention, webhooks};
 use crate::saga::alerts::RetryingWatch;
+use crate::saga::engine::SagaOwners;
 use crate::saga::steps::StepDeps;
 use crate::saga::SagaEngine;
 use crate::services::inventory::StockOwners;
@@ -90,6 +91,13 @@ struct Entities {
     orders: orders::OrderService,
 }
 
+/// The other servers of a cluster, as the shop calls them: for stock and sagas in the
+/// partitions they own.
+pub struct Owners {
+    pub stock: Arc<dyn StockOwners>,
+    pub sagas: Arc<dyn SagaOwners>,
+}
+
 /// Everything request handlers use, built bottom-up (see the module documentation).
 /// Starts the tasks that keep it tidy (actor passivation, login throttle upkeep, retention
 /// sweeps); the engine still has to [`SagaEngine::boot`] before serving.
@@ -98,11 +106,12 @@ pub fn shop(
     store: Store,
     arbiters: Vec<ArbiterHandle>,
     gateway: Arc<dyn PaymentGateway>,
-    stock_owners: Option<Arc<dyn StockOwners>>,
+    owners: Option<Owners>,
 ) -> anyhow::Result<Shop> {
     // Before anything is cached or read into the board: an entry after it is what changed since.
     let caches_since = crate::store::invalidations::end(&store)?;
     let board = quarantine::load_board(&store)?;
+    let (stock_owners, saga_owners) = owners.map(|o| (o.stock, o.sagas)).unzip();
     let entities = entities(&settings, &store, &arbiters, &board, stock_owners);
     let deps = StepDeps {
         settings: settings.clone(),
@@ -115,7 +124,7 @@ pub fn shop(
         gateway: Arc::new(LeaseGuarded::new(gateway, store.clone())),
         quarantine: board.clone(),
     };
-    let sagas = SagaEngine::new(store.clone(), deps, arbiters)?;
+    let sagas = SagaEngine::new(store.clone(), deps, arbiters, saga_owners)?;
     retention::spawn_sweeper(
         store.clone(),
         Duration::from_secs(settings.auth.sweep_interval_secs),

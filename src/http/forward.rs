@@ -89,19 +89,24 @@ impl Front {
         let Some(forwarder) = &self.forwarder else {
             return self.shop.get().map_or(Answerer::Starting, Answerer::Here);
         };
-        let home = home(req.method, req.path, req.headers);
         let Some(shop) = self.shop.get() else {
+            let home = home(req.method, req.path, req.headers);
             return Answerer::Owner(forwarder, home.partition(forwarder.partitions).unwrap_or(Partition::SHARED));
         };
         let owned = shop.store.owned();
         if owned.is_every() {
             return Answerer::Here(shop);
         }
-        let partition = match home {
+        let partition = match home(req.method, req.path, req.headers) {
             Home::Webhook(source) => {
                 let signature = req.headers.get("cartwright-signature").and_then(|v| v.to_str().ok());
                 let now = crate::domain::time::Timestamp::now().0 / 1000;
                 let order = shop.webhooks.order_named(source, signature, &req.body, now);
+                Some(order.map_or(Partition::SHARED, |o| owned.count().of(&o.0)))
+            }
+            Home::WebhookReplay => {
+                let order = super::home::replayed_webhook(req.path)
+                    .and_then(|(source, event_id)| shop.webhooks.replay_order(source, &event_id));
                 Some(order.map_or(Partition::SHARED, |o| owned.count().of(&o.0)))
             }
             other => other.partition(owned.count()),
@@ -284,7 +289,7 @@ impl Forwarder {
         let at_ms = crate::domain::time::Timestamp::now().0;
         let mut request = self.client.post(url).header("content-type", "application/json");
         if let Some(signed) = self.relay_key.as_ref().and_then(|k| k.sign_call(&self.node_id, at_ms, target, &body)) {
-            request = request.header(super::stock_calls::CALL_HEADER, signed);
+            request = request.header(super::calls::CALL_HEADER, signed);
         }
         request.body(body).send().await
     }

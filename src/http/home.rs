@@ -32,6 +32,9 @@ pub enum Home {
     /// A webhook from this source: the partition of the order its body names (which takes
     /// a read: see `Front::answerer`), partition 0's owner when none does.
     Webhook(Source),
+    /// An operator's replay of a recorded webhook event (see [`replayed_webhook`]): the
+    /// partition of the order the record names (a read), partition 0's owner when none does.
+    WebhookReplay,
 }
 
 impl Home {
@@ -39,7 +42,7 @@ impl Home {
     pub fn partition(self, partitions: Partitions) -> Option<Partition> {
         match self {
             Home::Keyed(affinity) => Some(partitions.of_affinity(affinity)),
-            Home::Shared | Home::Webhook(_) => Some(Partition::SHARED),
+            Home::Shared | Home::Webhook(_) | Home::WebhookReplay => Some(Partition::SHARED),
             Home::Local => None,
         }
     }
@@ -56,6 +59,8 @@ enum Rule {
     Session,
     /// The order a webhook from this source names.
     Webhook(Source),
+    /// The order a recorded webhook event names.
+    WebhookReplay,
 }
 
 /// The home of a request. Unknown paths, methods a path does not have and the console go
@@ -63,8 +68,7 @@ enum Rule {
 pub fn home(method: &Method, path: &str, headers: &HeaderMap) -> Home {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if segments.first() == Some(&"console") {
-        // The operators' console: their sessions and pages, no customer's record.
-        return Home::Shared;
+        return console(method, &segments);
     }
     let Some(route) = routes::resource(&segments).find(|r| r.method == method) else {
         return Home::Shared;
@@ -74,6 +78,7 @@ pub fn home(method: &Method, path: &str, headers: &HeaderMap) -> Home {
         Some(Rule::Local) => Home::Local,
         Some(Rule::Shared) | None => Home::Shared,
         Some(Rule::Webhook(source)) => Home::Webhook(source),
+        Some(Rule::WebhookReplay) => Home::WebhookReplay,
         Some(Rule::Id(i)) => match params.get(i).and_then(|id| uuid::Uuid::parse_str(id).ok()) {
             Some(id) => Home::Keyed(Affinity::of(&id)),
             // Not an id: the handler refuses it wherever it runs.
@@ -86,6 +91,40 @@ pub fn home(method: &Method, path: &str, headers: &HeaderMap) -> Home {
             None => Home::Shared,
         },
     }
+}
+
+/// The operators' console: their sessions, pages and lists are partition 0's owner's; an
+/// action on one saga is its owner's, a webhook event's replay its order's owner's (the
+/// console session and its origin check hold on any server).
+fn console(method: &Method, segments: &[&str]) -> Home {
+    match (method, segments) {
+        (&Method::POST, ["console", "sagas", id, "resume" | "abort"]) => match uuid::Uuid::parse_str(id) {
+            Ok(id) => Home::Keyed(Affinity::of(&id)),
+            Err(_) => Home::Shared,
+        },
+        (&Method::POST, ["console", "webhooks", _, _, "replay"]) => Home::WebhookReplay,
+        _ => Home::Shared,
+    }
+}
+
+/// The source and event id (percent-decoded) of a replay's path, from the admin API or the
+/// console; `None` for any other path or an unknown source.
+pub fn replayed_webhook(path: &str) -> Option<(Source, String)> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (source, raw) = match segments[..] {
+        ["admin", "v1", "webhooks", source, id, "replay"] | ["console", "webhooks", source, id, "replay"] => {
+            (source, id)
+        }
+        _ => return None,
+    };
+    let source = match source {
+        "payment" => Source::Payment,
+        "carrier" => Source::Carrier,
+        _ => return None,
+    };
+    let query = format!("x={}", raw.replace('+', "%2B"));
+    let id = form_urlencoded::parse(query.as_bytes()).next().map(|(_, v)| v.into_owned())?;
+    Some((source, id))
 }
 
 /// Each route's rule, by its label; `None` for a label this table does not know (a test
@@ -122,8 +161,8 @@ fn rule(label: &str) -> Option<Rule> {
         "admin.policies.list" | "admin.policies.set" => Shared,
         "admin.stats" | "admin.events" | "admin.audit" | "admin.webhooks" | "admin.notifications" => Shared,
         "admin.quarantine.list" | "admin.quarantine.pause" | "admin.quarantine.release" => Shared,
-        // A replay names a webhook (source and id), not an order: as the webhooks above.
-        "admin.webhooks.replay" => Shared,
+        // A replay names a webhook (source and id): the order its record names, read.
+        "admin.webhooks.replay" => Rule::WebhookReplay,
         "admin.backups.create" => Shared,
         "admin.categories.list" | "admin.categories.create" => Shared,
         "admin.products.create" | "admin.products.get" | "admin.products.price" => Shared,
@@ -170,6 +209,7 @@ mod tests {
             let want = match rule(route.label) {
                 Some(Rule::Local) => Home::Local,
                 Some(Rule::Webhook(source)) => Home::Webhook(source),
+                Some(Rule::WebhookReplay) => Home::WebhookReplay,
                 Some(Rule::Id(_) | Rule::Session) => Home::Keyed(Affinity(0xf9dd)),
                 _ => Home::Shared,
             };
@@ -295,6 +335,20 @@ mod tests {
                 "{path}"
             );
         }
+        // The console's pages are partition 0's owner's; an action on a saga is the saga's.
+        let id = uuid::Uuid::parse_str(ORDER).unwrap();
+        assert_eq!(home(&Method::GET, &format!("/console/sagas/{ORDER}"), &no_headers()), Home::Shared);
+        for action in ["resume", "abort"] {
+            let path = format!("/console/sagas/{ORDER}/{action}");
+            assert_eq!(home(&Method::POST, &path, &no_headers()), Home::Keyed(Affinity::of(&id)));
+        }
+        assert_eq!(home(&Method::POST, "/console/sagas/not-an-id/resume", &no_headers()), Home::Shared);
+        for path in ["/admin/v1/webhooks/payment/evt%201/replay", "/console/webhooks/payment/evt%201/replay"] {
+            assert_eq!(home(&Method::POST, path, &no_headers()), Home::WebhookReplay, "{path}");
+            assert_eq!(replayed_webhook(path), Some((Source::Payment, "evt 1".to_string())));
+        }
+        assert_eq!(replayed_webhook("/admin/v1/webhooks/mail/evt/replay"), None, "no such source");
+        assert_eq!(replayed_webhook("/console/webhooks/payment/evt"), None, "not a replay");
         // A webhook's order takes a read: partition 0's owner for a server that cannot.
         for (path, source) in [("/webhooks/payment", Source::Payment), ("/webhooks/carrier", Source::Carrier)] {
             assert_eq!(home(&Method::POST, path, &no_headers()), Home::Webhook(source));

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod backups;
 mod bulk;
+mod calls;
 mod cart;
 mod catalog;
 pub mod console;
@@ -19,6 +20,7 @@ mod quarantine;
 mod relayed;
 mod response;
 mod routes;
+mod saga_calls;
 mod sagas;
 mod spec;
 mod stock_calls;
@@ -42,6 +44,7 @@ pub use crate::server::request::{self, Request};
 pub use error::{ApiError, HttpError};
 pub use forward::{Forwarder, Front, HOP_HEADER};
 pub use relayed::{RelayKey, CLIENT_HEADER};
+pub use saga_calls::SagaCalls;
 pub use stock_calls::StockCalls;
 
 use crate::error::{Answer, Fault, InvalidInput};
@@ -110,6 +113,9 @@ where
             forward::Incoming { method: &method, path: &path, raw_query: &raw_query, headers: &headers, body, remote };
         if let Some(answer) = stock_calls::answer(&front, &incoming).await {
             return ("stock_call", answer);
+        }
+        if let Some(answer) = saga_calls::answer(&front, &incoming).await {
+            return ("saga_call", answer);
         }
         match front.answerer(&incoming) {
             forward::Answerer::Here(shop) => {

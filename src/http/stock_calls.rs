@@ -7,11 +7,7 @@
 //! retry one whose answer was lost; a restock is not, so a restock whose answer was lost
 //! is reported as such, never retried.
 //!
-//! A call is `POST` [`PATH`] to the owner's advertised URL, signed with the cluster's
-//! secret (see [`super::relayed`]: caller, time, target, body). It is not part of the API:
-//! a server without a cluster, or a request without a valid signature, answers it as an
-//! unknown route. A server that does not own the item (any more) answers 503 without
-//! applying anything, and the caller looks the owner up again and calls once more.
+//! A call to [`PATH`] (see [`super::calls`] for how calls travel and are believed).
 
 use std::sync::Arc;
 
@@ -19,10 +15,10 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use warp::http::Method;
 
+use super::calls::{self, Unanswered};
 use super::forward::{Forwarder, Incoming};
-use super::{response, ApiError, Front};
+use super::{ApiError, Front};
 use crate::actors::ActorError;
 use crate::domain::ids::{ItemKey, OwnerId, ProductId, VariantId};
 use crate::domain::inventory::{InventoryCommand, InventoryError, StockRecord};
@@ -30,20 +26,12 @@ use crate::domain::product::VariantChoiceError;
 use crate::domain::quantity::Quantity;
 use crate::domain::quarantine::{KeyKind, QuarantineKey};
 use crate::error::Fault;
-use crate::metrics;
 use crate::services::catalog::CatalogError;
 use crate::services::inventory::StockOwners;
 use crate::services::ServiceError;
 
 /// Where a server takes stock calls.
 pub const PATH: &str = "/internal/v1/stock";
-
-/// `<caller's node id> <Unix ms> <hex HMAC>` (see [`super::relayed::RelayKey::sign_call`]).
-pub const CALL_HEADER: &str = "x-cartwright-call";
-
-/// Times a call is sent when the server called does not own the item (ownership moved) or
-/// could not be reached: each time to the owner looked up again.
-const ATTEMPTS: u32 = 3;
 
 /// One stock command for one item, as sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,98 +180,32 @@ async fn call(
     let call = Call { product_id: key.product_id.0, variant_id: key.variant_id.map(|v| v.0), command, by };
     let body = Bytes::from(serde_json::to_vec(&call).map_err(|e| ServiceError::internal("encoding a stock call", e))?);
     let partition = forwarder.partitions().of(&key.variant_id.map_or(key.product_id.0, |v| v.0));
-    for attempt in 1..=ATTEMPTS {
-        if attempt > 1 {
-            tokio::time::sleep(forwarder.recheck() * (attempt - 1)).await;
+    let answer = match calls::send(forwarder, "stock", partition, PATH, body).await {
+        Ok(answer) => answer,
+        // A reservation, release or deduction sent again applies once: its step retries it.
+        Err(Unanswered::Lost(_)) if command.idempotent() => {
+            return Err(Fault::Unavailable("the stock's owner did not answer; retry").into())
         }
-        let Some(owner) = forwarder.owner(partition).await else {
-            metrics::STOCK_CALLS.with_label_values(&["no_owner"]).inc();
-            continue;
-        };
-        let url = format!("{}{PATH}", owner.advertise_url.trim_end_matches('/'));
-        let sent = forwarder.call(&url, PATH, body.clone()).await;
-        let answer = match sent {
-            Ok(answer) => answer,
-            Err(e) if e.is_connect() => {
-                // Never sent: nothing applied.
-                metrics::STOCK_CALLS.with_label_values(&["unreachable"]).inc();
-                forwarder.forget_owners();
-                continue;
-            }
-            Err(e) => {
-                metrics::STOCK_CALLS.with_label_values(&["no_answer"]).inc();
-                forwarder.forget_owners();
-                tracing::warn!(owner = %owner.node_id, error = %e, "a stock call got no answer");
-                if command.idempotent() {
-                    return Err(Fault::Unavailable("the stock's owner did not answer; retry").into());
-                }
-                return Err(Fault::internal_text(format!(
-                    "the stock's owner ({}) did not answer a restock: it may or may not be applied; read the stock \
-                     before restocking again",
-                    owner.node_id
-                ))
-                .into());
-            }
-        };
-        match answer.status().as_u16() {
-            200 => {
-                let bytes =
-                    answer.bytes().await.map_err(|e| ServiceError::internal("reading a stock call's answer", e))?;
-                let answer: Answer = serde_json::from_slice(&bytes)
-                    .map_err(|e| ServiceError::internal("decoding a stock call's answer", e))?;
-                metrics::STOCK_CALLS.with_label_values(&["answered"]).inc();
-                return match answer {
-                    Answer::Done(record) => Ok(record),
-                    Answer::Refused(refusal) => Err(refusal.into_error(&key)),
-                };
-            }
-            // Not (or no longer) the owner, or not serving yet: nothing applied.
-            503 => {
-                metrics::STOCK_CALLS.with_label_values(&["not_owner"]).inc();
-                forwarder.forget_owners();
-            }
-            status => {
-                metrics::STOCK_CALLS.with_label_values(&["failed"]).inc();
-                return Err(Fault::internal_text(format!("a stock call to {} answered {status}", owner.node_id)).into());
-            }
-        }
+        Err(unanswered) => return Err(unanswered.fault("a stock command").into()),
+    };
+    match serde_json::from_slice(&answer).map_err(|e| ServiceError::internal("decoding a stock call's answer", e))? {
+        Answer::Done(record) => Ok(record),
+        Answer::Refused(refusal) => Err(refusal.into_error(&key)),
     }
-    Err(Fault::Unavailable("the stock's owner could not be reached; retry").into())
 }
 
 /// The owner's side: a signed call for an item this server owns, run on its actor. `None`
-/// when the request is not a call this server takes (then it is routed like any other).
+/// when the request is not a stock call (then it is routed like any other).
 pub(super) async fn answer(front: &Front, req: &Incoming<'_>) -> Option<Result<warp::reply::Response, ApiError>> {
-    if req.path != PATH {
-        return None;
-    }
-    let (key, header) = (front.relay_key()?, req.headers.get(CALL_HEADER)?);
-    if req.method != Method::POST {
-        return None;
-    }
-    let now_ms = crate::domain::time::Timestamp::now().0;
-    let caller = key.verify_call(header, PATH, &req.body, now_ms)?;
-    let Some(shop) = front.shop() else {
-        return Some(Err(Fault::Unavailable("the server is starting").into()));
-    };
-    let call: Call = match serde_json::from_slice(&req.body) {
-        Ok(call) => call,
-        Err(e) => return Some(Err(ServiceError::invalid("body", e.to_string()).into())),
-    };
-    let Some(cmd) = call.command.command() else {
-        return Some(Err(ServiceError::invalid("quantity", "must be at least 1").into()));
-    };
-    let item = ItemKey { product_id: ProductId(call.product_id), variant_id: call.variant_id.map(VariantId) };
-    let span = tracing::info_span!("stock_call", %caller, product_id = %call.product_id);
-    let _e = span.enter();
-    let answer = match shop.inventory.execute_here(item, cmd, &call.by).await {
-        Ok(record) => Answer::Done(record),
-        Err(e) => match Refusal::of(&e) {
-            Some(refusal) => Answer::Refused(refusal),
-            None => return Some(Err(e.into())),
-        },
-    };
-    Some(Ok(response::json(200, &answer)))
+    calls::answer(front, req, PATH, |shop, call: Call| async move {
+        let cmd = call.command.command().ok_or_else(|| ServiceError::invalid("quantity", "must be at least 1"))?;
+        let item = ItemKey { product_id: ProductId(call.product_id), variant_id: call.variant_id.map(VariantId) };
+        match shop.inventory.execute_here(item, cmd, &call.by).await {
+            Ok(record) => Ok(Answer::Done(record)),
+            Err(e) => Refusal::of(&e).map(Answer::Refused).ok_or_else(|| e.into()),
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

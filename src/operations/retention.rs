@@ -275,16 +275,7 @@ mod tests {
 
     /// A processed payment webhook `evt_1`, received `at`.
     fn payment_event(at: Timestamp) -> WebhookEvent {
-        WebhookEvent {
-            source: "payment".into(),
-            event_id: "evt_1".into(),
-            event_type: "payment.captured".into(),
-            status: "processed".into(),
-            detail: String::new(),
-            body: "{}".into(),
-            order_id: None,
-            received_at: at,
-        }
+        WebhookEvent::sample(at, None)
     }
 
     fn retention(ms: i64) -> Retention {

@@ -170,6 +170,23 @@ impl WebhookService {
     /// answers as before. Reads nothing before the signature checks.
     pub fn order_named(&self, source: Source, signature: Option<&str>, body: &[u8], now_secs: i64) -> Option<OrderId> {
         verify_signature(self.secret(source), signature, body, now_secs, self.settings.webhooks.tolerance_secs).ok()?;
+        self.order_in(source, body)
+    }
+
+    /// The order a recorded event is bound to, else the one its recorded body names: where
+    /// an operator's replay of it is answered. (A replay whose new data names an order in
+    /// another partition is refused there, nothing applied: 503.)
+    pub fn replay_order(&self, source: Source, event_id: &str) -> Option<OrderId> {
+        let recorded = self.store.load::<WebhookEvent>(&keys::webhook_event(source.name(), event_id)).ok()??;
+        match recorded.order_id {
+            Some(order) => Some(OrderId(order)),
+            None => self.order_in(source, recorded.body.as_bytes()),
+        }
+    }
+
+    /// The order whose authorization (payment) or tracking number (carrier) a webhook
+    /// body's data names, from the index.
+    fn order_in(&self, source: Source, body: &[u8]) -> Option<OrderId> {
         let envelope: Envelope = serde_json::from_slice(body).ok()?;
         let key = match source {
             Source::Payment => keys::order_by_authorization(envelope.data["authorization_id"].as_str()?),

@@ -47,6 +47,27 @@ pub struct SagaEngine {
     /// Sagas by type and state, and what the unfinished ones are doing.
     census: Arc<SagaCensus>,
     metrics: SagaMetrics,
+    /// The other servers of a cluster, for an operator's input to a saga they own (none on
+    /// the embedded store).
+    owners: Option<Arc<dyn SagaOwners>>,
+}
+
+/// An operator's input to a saga another server owns: sent to that server, whose engine
+/// answers it as it would here (the saga after it, or its refusal).
+pub trait SagaOwners: Send + Sync {
+    fn operate(
+        &self,
+        id: SagaId,
+        input: OperatorInput,
+    ) -> futures::future::BoxFuture<'static, Result<SagaInstance, SagaError>>;
+}
+
+/// What an operator asks of one saga.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OperatorInput {
+    Resume { reset_attempts: bool },
+    Abort { reason: String },
 }
 
 /// A saga that was started (or found, for a repeated Idempotency-Key).
@@ -78,7 +99,12 @@ fn policy_key(saga_type: &str, step: &str) -> String {
 impl SagaEngine {
     /// Refuses to build if a definition names a step this build has no handler for.
     /// [`SagaEngine::boot`] must run before the engine serves.
-    pub fn new(store: Store, deps: StepDeps, arbiters: Vec<ArbiterHandle>) -> anyhow::Result<Arc<SagaEngine>> {
+    pub fn new(
+        store: Store,
+        deps: StepDeps,
+        arbiters: Vec<ArbiterHandle>,
+        owners: Option<Arc<dyn SagaOwners>>,
+    ) -> anyhow::Result<Arc<SagaEngine>> {
         let handlers = steps::handlers();
         let definitions = check_definitions(definition::embedded().map_err(anyhow::Error::msg)?, &handlers)?;
         let partitions = store.owned().count();
@@ -91,6 +117,7 @@ impl SagaEngine {
             registry: Registry::new("saga", arbiters, Duration::from_secs(3600)),
             census: Arc::new(SagaCensus::new(partitions)),
             metrics: SagaMetrics::new(),
+            owners,
         };
         Ok(Arc::new(engine))
     }
@@ -551,13 +578,37 @@ impl SagaEngine {
     /// that no live coordinator drives (it stopped after a failed log write) is picked up
     /// where the log says, as on start.
     pub async fn resume(self: &Arc<Self>, id: SagaId, reset_attempts: bool) -> Result<SagaInstance, SagaError> {
+        if let Some(owners) = self.owner_elsewhere(id) {
+            return owners.operate(id, OperatorInput::Resume { reset_attempts }).await;
+        }
         tracing::info!(saga.id = %id, reset_attempts, "operator resumes saga");
         self.operate(id, || Input::Resume { reset_attempts }).await
     }
 
     pub async fn abort(self: &Arc<Self>, id: SagaId, reason: &str) -> Result<SagaInstance, SagaError> {
+        if let Some(owners) = self.owner_elsewhere(id) {
+            return owners.operate(id, OperatorInput::Abort { reason: reason.to_string() }).await;
+        }
         tracing::warn!(saga.id = %id, reason, "operator aborts saga");
         self.operate(id, || Input::Abort { reason: reason.to_string() }).await
+    }
+
+    /// An operator's input to a saga, here: refused, nothing applied, when this server does
+    /// not own the saga (any more).
+    pub async fn operate_here(self: &Arc<Self>, id: SagaId, input: OperatorInput) -> Result<SagaInstance, SagaError> {
+        if !self.store.owns(Table::Sagas, id.as_bytes()) {
+            return Err(Fault::Unavailable("another server owns this saga; retry").into());
+        }
+        match input {
+            OperatorInput::Resume { reset_attempts } => self.resume(id, reset_attempts).await,
+            OperatorInput::Abort { reason } => self.abort(id, &reason).await,
+        }
+    }
+
+    /// The other servers' calls when saga `id` is theirs; `None` when it is this server's
+    /// (or there are no others).
+    fn owner_elsewhere(&self, id: SagaId) -> Option<&Arc<dyn SagaOwners>> {
+        self.owners.as_ref().filter(|_| !self.store.owns(Table::Sagas, id.as_bytes()))
     }
 
     /// Carries an operator's input to the saga's coordinator (see [`SagaEngine::send`] on

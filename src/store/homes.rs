@@ -284,16 +284,7 @@ mod tests {
         use crate::store::{retained, WebhookEvent, WriteSet};
         let count = Partitions::new(16).unwrap();
         let order = OrderId(Uuid::now_v7());
-        let event = |order_id: Option<Uuid>| WebhookEvent {
-            source: "payment".into(),
-            event_id: "evt_1".into(),
-            event_type: "payment.captured".into(),
-            status: "processed".into(),
-            detail: String::new(),
-            body: "{}".into(),
-            order_id,
-            received_at: Timestamp(1_700_000_000_000),
-        };
+        let event = |order_id: Option<Uuid>| WebhookEvent::sample(Timestamp(1_700_000_000_000), order_id);
         let bound = retained::webhook_event(WriteSet::new(), &event(Some(order.0)), None, false);
         assert_eq!(bound.partitions(count, Partition::SHARED).into_iter().collect::<Vec<_>>(), [count.of(&order.0)]);
         let unbound = retained::webhook_event(WriteSet::new(), &event(None), None, true);

@@ -157,6 +157,23 @@ pub struct WebhookEvent {
     pub received_at: Timestamp,
 }
 
+#[cfg(test)]
+impl WebhookEvent {
+    /// A processed payment webhook `evt_1`, received `at`, bound to `order_id`.
+    pub(crate) fn sample(at: Timestamp, order_id: Option<uuid::Uuid>) -> WebhookEvent {
+        WebhookEvent {
+            source: "payment".into(),
+            event_id: "evt_1".into(),
+            event_type: "payment.captured".into(),
+            status: "processed".into(),
+            detail: String::new(),
+            body: "{}".into(),
+            order_id,
+            received_at: at,
+        }
+    }
+}
+
 impl Record for WebhookEvent {
     const VERSION: u8 = 1;
 }

@@ -181,7 +181,8 @@ async fn an_order_runs_on_its_owner_with_stock_calls_to_the_other_server_and_web
     }
     let calls = || async {
         let text = reqwest::get(format!("{}/metrics", b.url)).await.unwrap().text().await.unwrap();
-        let line = text.lines().find(|l| l.starts_with("cartwright_stock_calls_total{outcome=\"answered\"}"));
+        let line =
+            text.lines().find(|l| l.starts_with("cartwright_cluster_calls_total{kind=\"stock\",outcome=\"answered\"}"));
         line.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).unwrap_or(0.0)
     };
     let before = calls().await;
@@ -236,7 +237,12 @@ async fn an_order_runs_on_its_owner_with_stock_calls_to_the_other_server_and_web
     let (order_id, authorization) =
         (order["order_id"].as_str().unwrap(), order["payment"]["authorization_id"].as_str().unwrap());
     let total = order["total"].as_str().unwrap();
-    let (status, body) = a.capture("evt_shared_1", authorization, total).await;
+    // A capture of the wrong amount is kept for review, bound to the order, by its owner;
+    // an operator's replay with the right amount, asked of a, is answered there too.
+    let (status, body) = a.capture("evt_shared_1", authorization, "1.00").await;
+    assert_eq!((status, body["status"].as_str()), (202, Some("needs_review")), "{body}");
+    let replay = json!({ "payload": { "authorization_id": authorization, "amount": total } });
+    let (status, body) = a.post("/admin/v1/webhooks/payment/evt_shared_1/replay", Some(ADMIN), replay).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("processed")), "{body}");
     assert_eq!(b.get(&format!("/v1/orders/{order_id}"), Some(&customer.token)).await.1["status"], "CONFIRMED");
     let (status, body) = a.capture("evt_shared_1", authorization, total).await;
@@ -252,4 +258,47 @@ async fn an_order_runs_on_its_owner_with_stock_calls_to_the_other_server_and_web
         listed["webhooks"].as_array().unwrap().iter().filter(|w| w["order_id"] == order_id).collect();
     assert_eq!(processed.len(), 2, "both events recorded, bound to the order: {listed}");
     assert!(processed.iter().all(|w| w["status"] == "processed"), "{listed}");
+}
+
+/// A bulk resume, run by partition 0's owner, reaches a stuck saga the other server owns by
+/// a saga call: resumed and completed there, counted and audited here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bulk_resume_reaches_a_saga_the_other_server_owns() {
+    if postgres_only("a_bulk_resume_reaches_a_saga_the_other_server_owns", WHY) {
+        return;
+    }
+    let (a, b) = two_servers_sharing().await;
+    let product = b.product("10.00", 10).await;
+    let mut customer = b.verified_customer().await;
+    while partition_of(&customer.id) < 8 {
+        customer = b.verified_customer().await;
+    }
+    b.add_to_cart(&customer.token, json!({ "product_id": product, "quantity": 1 })).await;
+    let (status, order) = b.place_order(&customer.token, "tok_refund_flaky").await;
+    assert_eq!(status, 201, "{order}");
+    let order_id = order["order_id"].as_str().unwrap();
+    let (status, cancelled) = b.cancel_order(&customer.token, order_id).await;
+    assert_eq!((status, cancelled["refund"]["status"].as_str()), (200, Some("PENDING_MANUAL")), "{cancelled}");
+    let (_, list) = a.get(&format!("/admin/v1/sagas?type=cancel_order&order_id={order_id}"), Some(ADMIN)).await;
+    let saga_id = list["sagas"][0]["saga_id"].as_str().expect("the order's cancel saga").to_string();
+    assert!(partition_of(&saga_id) >= 8, "the saga is b's");
+    b.saga_reaches(&saga_id, "STUCK").await;
+
+    let filter = json!({ "state": "STUCK", "type": "cancel_order", "step": "refund_payment" });
+    let (status, started) = a.post("/admin/v1/sagas/bulk-resume", Some(ADMIN), filter).await;
+    assert_eq!((status, started["matched"].as_u64()), (202, Some(1)), "{started}");
+    let action = a.bulk_finished(started["bulk_action_id"].as_str().unwrap()).await;
+    assert_eq!(
+        (action["state"].as_str(), action["done"].as_u64(), action["failed"].as_u64()),
+        (Some("done"), Some(1), Some(0)),
+        "{action}"
+    );
+    a.saga_reaches(&saga_id, "COMPLETED").await;
+    let (_, order) = b.get(&format!("/v1/orders/{order_id}"), Some(&customer.token)).await;
+    assert_eq!(order["refund"]["status"], "VOIDED", "{order}");
+    let resumed = a.audit("saga", &saga_id).await;
+    let row = resumed.iter().find(|r| r["action"] == "saga.resume").expect("the bulk's audit row");
+    assert_eq!((row["before"]["state"].as_str(), row["after"]["result"].as_str()), (Some("STUCK"), Some("done")));
+    let text = reqwest::get(format!("{}/metrics", a.url)).await.unwrap().text().await.unwrap();
+    assert!(text.contains("cartwright_cluster_calls_total{kind=\"saga\",outcome=\"answered\"}"), "{text}");
 }
