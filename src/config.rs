@@ -53,24 +53,6 @@ pub struct ClusterSettings {
     /// How often a serving server reads the cache invalidation log (see
     /// `services::invalidations`): a change another server made is answered here no later.
     pub cache_poll_ms: u64,
-    /// How many partitions this server claims. Not a setting (no file or variable sets it):
-    /// servers claim every partition until stock calls and webhooks reach the owner of the
-    /// partition they touch; the fair share is what they will claim then, tested today.
-    #[serde(skip)]
-    pub claim: Claim,
-}
-
-/// How many of a PostgreSQL store's partitions a server claims (see `store/postgres/lease.rs`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Claim {
-    /// Every partition, or none while another server holds any: one server serves, the
-    /// others forward to it and wait for all of it.
-    #[default]
-    Every,
-    /// A fair share, `ceil(partitions / live servers)` (live: a heartbeat younger than a
-    /// lease): free partitions taken at start and at each renewal up to it, the surplus
-    /// given up when more servers are live.
-    FairShare,
 }
 
 impl ClusterSettings {
@@ -108,7 +90,6 @@ impl ClusterSettings {
             advertise_url: String::new(),
             partitions: Partitions::DEFAULT,
             cache_poll_ms: 100,
-            claim: Claim::Every,
         }
         .resolved()
     }

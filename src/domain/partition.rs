@@ -103,8 +103,8 @@ pub fn alike(fresh: Uuid, home: &Uuid) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-/// The partitions a server serves and writes: every one (the embedded store; today every
-/// leader of a cluster), or a share of them. A snapshot: the lease changes which one holds
+/// The partitions a server serves and writes: every one (the embedded store), or a share
+/// of them (a server of a cluster). A snapshot: the lease changes which one holds
 /// (see `store::Ownership`), never an `Owned` itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owned {

@@ -5,8 +5,7 @@
 //! path, query, headers, body: a webhook's signature still verifies) and whose answer is
 //! relayed. Clients and webhook senders can so reach any server of a cluster. A webhook
 //! goes to the owner of the order it names (its signature checked and the order read from
-//! the payment or carrier index here first). Today one server (the leader) owns every
-//! partition, so every request goes to it.
+//! the payment or carrier index here first).
 //!
 //! A request is forwarded at most once: the forwarded copy carries [`HOP_HEADER`], and a
 //! server that receives one for a partition it does not own refuses it (503) instead of

@@ -8,8 +8,7 @@
 //! Every route of the table ([`super::routes::ROUTES`]) has its rule in [`rule`]; a test
 //! walks the table, so a new route cannot be forgotten. Records without a partition
 //! (catalogue, customers, sessions, operators' tables) are written by partition 0's owner
-//! ([`Home::Shared`]). Today one server owns every partition, so every home is the same
-//! server; this is what lets them differ.
+//! ([`Home::Shared`]).
 
 use warp::http::{HeaderMap, Method};
 

@@ -29,7 +29,8 @@ pub struct ShareWatch {
 }
 
 impl ShareWatch {
-    /// Follows the changes of `ownership` from its share as of now.
+    /// Follows the changes of `ownership` from the share whose sagas the engine booted with
+    /// (the first run follows whatever changed since).
     pub fn new(
         carts: CartService,
         orders: OrderService,
@@ -38,11 +39,14 @@ impl ShareWatch {
         ownership: &crate::store::Ownership,
     ) -> ShareWatch {
         let changes = ownership.changes();
-        let last = changes.borrow().clone();
+        let last = sagas.booted_share();
         ShareWatch { carts, orders, inventory, sagas, changes, last }
     }
 
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        // What changed while the engine booted, before this watch was made.
+        let now = self.changes.borrow_and_update().clone();
+        self.follow(now).await;
         loop {
             tokio::select! {
                 changed = self.changes.changed() => {

@@ -50,6 +50,9 @@ pub struct SagaEngine {
     /// The other servers of a cluster, for an operator's input to a saga they own (none on
     /// the embedded store).
     owners: Option<Arc<dyn SagaOwners>>,
+    /// The share whose sagas [`SagaEngine::boot`] recovered: what follows the share from
+    /// then on starts from it, so a partition gained (or lost) while it booted is not missed.
+    booted: std::sync::Mutex<Arc<Owned>>,
 }
 
 /// An operator's input to a saga another server owns: sent to that server, whose engine
@@ -107,7 +110,8 @@ impl SagaEngine {
     ) -> anyhow::Result<Arc<SagaEngine>> {
         let handlers = steps::handlers();
         let definitions = check_definitions(definition::embedded().map_err(anyhow::Error::msg)?, &handlers)?;
-        let partitions = store.owned().count();
+        let store_owned = store.owned();
+        let partitions = store_owned.count();
         let engine = SagaEngine {
             store,
             definitions,
@@ -118,6 +122,7 @@ impl SagaEngine {
             census: Arc::new(SagaCensus::new(partitions)),
             metrics: SagaMetrics::new(),
             owners,
+            booted: std::sync::Mutex::new(store_owned),
         };
         Ok(Arc::new(engine))
     }
@@ -132,12 +137,21 @@ impl SagaEngine {
     /// are their owners' to check, count and run. Returns how many sagas it resumed.
     pub async fn boot(self: &Arc<Self>) -> anyhow::Result<usize> {
         super::indexes::build_missing(&self.store)?;
-        let active = self.active_instances(&self.store.owned())?;
+        let owned = self.store.owned();
+        if let Ok(mut booted) = self.booted.lock() {
+            *booted = owned.clone();
+        }
+        let active = self.active_instances(&owned)?;
         check_instances(&active, &self.definitions, &self.handlers)?;
         self.load_policies().await?;
         self.census.seed_unfinished(&active);
         self.census.count_finished_in_background(self.store.clone());
         self.resume_unfinished(&active).await
+    }
+
+    /// The share whose sagas [`SagaEngine::boot`] recovered.
+    pub fn booted_share(&self) -> Arc<Owned> {
+        self.booted.lock().map(|b| b.clone()).unwrap_or_else(|_| self.store.owned())
     }
 
     /// Picks up unfinished sagas from the log: each one running again where it was, each

@@ -59,8 +59,7 @@ pub struct NodeView {
     pub heartbeat_age_ms: i64,
     /// No heartbeat for three leases: dead, paused or cut off. Its row is deleted after ten.
     pub stale: bool,
-    /// Holds partition 0's lease (today every partition's): serves requests itself; the
-    /// others forward to it.
+    /// Holds partition 0's lease: answers the requests about records without a partition.
     pub leader: bool,
     /// How many partitions' unexpired leases it holds.
     pub partitions: i64,

@@ -156,15 +156,19 @@ impl Store {
         Store::open_as(settings, &ClusterSettings::for_tools())
     }
 
-    /// Opens the store as the server `cluster` names (on PostgreSQL: takes the store's
-    /// lease, waiting while another server holds it).
+    /// Opens the store as the process `cluster` names, to write anywhere (a tool: a restore,
+    /// an operator's command; on PostgreSQL it takes every partition's lease, waiting while
+    /// another server holds any, and keeps them all whoever joins).
     pub fn open_as(settings: &StorageSettings, cluster: &ClusterSettings) -> Result<Store, StoreError> {
-        let opened = Store::open_with(settings, cluster, Wait::Forever, postgres::Schema::Migrate)?;
+        let opened =
+            Store::open_with(settings, cluster, postgres::Claim::Whole, Wait::Forever, postgres::Schema::Migrate)?;
         Ok(opened.expect("waited for the lease"))
     }
 
-    /// As [`Store::open_as`], but `None` when another server holds the lease: at once with
-    /// [`Wait::No`], or once `Wait::Until`'s value turns true (a follower asked to stop).
+    /// Opens the store as a server of its cluster: on PostgreSQL it takes a fair share of
+    /// the partitions (see `postgres/lease.rs`); `None` while the others hold them all: at
+    /// once with [`Wait::No`], or once `Wait::Until`'s value turns true (a follower asked to
+    /// stop).
     /// For a server that has `joined` its cluster, which brought the schema up to date: it
     /// is not checked again (a follower opens the store twice, at start and when it leads).
     pub fn open_when_free(
@@ -174,12 +178,13 @@ impl Store {
         joined: &Membership,
     ) -> Result<Option<Store>, StoreError> {
         let schema = if joined.is_clustered() { postgres::Schema::UpToDate } else { postgres::Schema::Migrate };
-        Store::open_with(settings, cluster, wait, schema)
+        Store::open_with(settings, cluster, postgres::Claim::Share, wait, schema)
     }
 
     fn open_with(
         settings: &StorageSettings,
         cluster: &ClusterSettings,
+        claim: postgres::Claim,
         wait: Wait,
         schema: postgres::Schema,
     ) -> Result<Option<Store>, StoreError> {
@@ -189,7 +194,7 @@ impl Store {
                 let (backend, writer, seqs) = sled_backend::open(settings)?;
                 (Box::new(backend), Box::new(writer), seqs, Ownership::new(Owned::every(cluster.partitions)))
             }
-            BackendKind::Postgres => match postgres::open(settings, cluster, wait, schema)? {
+            BackendKind::Postgres => match postgres::open(settings, cluster, claim, wait, schema)? {
                 Some((backend, writer, seqs, ownership)) => (Box::new(backend), Box::new(writer), seqs, ownership),
                 None => return Ok(None),
             },

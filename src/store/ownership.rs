@@ -1,5 +1,5 @@
 //! Which partitions this server owns, as its lease says (every one on the embedded store,
-//! and today on every leader of a cluster). Read by the committer (a server without the
+//! a fair share on a server of a cluster). Read by the committer (a server without the
 //! shared partition stages its log entries), by saga recovery and the census (a server
 //! recovers and counts its own partitions' sagas), and by every worker that walks a
 //! partitioned table (expiry, retention) or a shared one (delivery, the event-log handler,

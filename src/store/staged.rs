@@ -6,8 +6,7 @@
 //! one sequence that no consumer skips: `GET /admin/v1/events?after=`, the notification
 //! handler and the cache pollers read on from the last number they saw, so an entry must
 //! never commit below a number a reader has already passed. One writer assigning the numbers in commit order guarantees it: the
-//! owner of [`Partition::SHARED`] (today the one server that leads, owning every
-//! partition). Any other server commits its write sets' log entries in the same transaction
+//! owner of [`Partition::SHARED`]. Any other server commits its write sets' log entries in the same transaction
 //! as their rows, into `staged_logs` under a partition it owns (key: partition, the epoch it
 //! took that partition at, a sequence from 0 per start, so a partition's entries sort in
 //! commit order, a later owner's after an earlier one's), fenced like its rows. The shared partition's

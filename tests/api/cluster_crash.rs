@@ -66,16 +66,24 @@ impl Cluster<'_> {
         }
     }
 
-    /// Waits until one of the servers other than `gone` leads; its name and how long it took.
-    fn takeover(&self, gone: &str, since: Instant) -> (&'static str, Duration) {
+    /// Waits until the other servers hold every partition (each partition's lease live and
+    /// not `gone`'s), as the database says (a server's cluster view would be forwarded to
+    /// partition 0's owner, which may be the one paused); how long it took.
+    async fn takeover(&self, gone: &str, since: Instant) -> Duration {
+        let (db, connection) = tokio_postgres::connect(&postgres_url().unwrap(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let sql = format!(
+            r#"SELECT count(*) FROM "{}".leases WHERE owner <> $1 AND expires_at > now()"#,
+            postgres_schema(self.dir)
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let next = self.servers.iter().find(|(name, s)| **name != gone && s.logged(LEADING));
-            if let Some((name, _)) = next {
-                return (name, since.elapsed());
+            let held: i64 = db.query_one(&sql, &[&gone]).await.unwrap().get(0);
+            if held == 16 {
+                return since.elapsed();
             }
             assert!(Instant::now() < deadline, "nobody took over from {gone}");
-            std::thread::sleep(Duration::from_millis(10));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -102,31 +110,35 @@ async fn three_servers_lose_nothing_across_kill_9_a_pause_past_the_lease_and_a_r
     let (products, tokens) = set_up(&client, &cluster.servers[first].url).await;
     let load = Load::start(&client, &urls, &tokens, &products, &mut rng);
 
-    // kill -9 of the leader: another takes over (lease 1 s in tests); the killed one comes
-    // back as a follower.
+    // kill -9 of partition 0's owner: the others take its partitions over (lease 1 s in
+    // tests); the killed one comes back and takes its share again.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let leader = cluster.leader(&client).await;
     let killed = Instant::now();
     cluster.servers.remove(leader).unwrap().kill9();
     cluster.publish();
-    let (next, took) = cluster.takeover(leader, killed);
-    println!("kill -9 of {leader}: {next} leads {took:?} later");
+    let took = cluster.takeover(leader, killed).await;
+    println!("kill -9 of {leader}: its partitions taken over {took:?} later");
     cluster.start(leader);
 
-    // The leader paused past its lease: another takes over; resumed, its late writes are
-    // refused (it stops, fail-stop) and it comes back as a follower.
+    // Partition 0's owner paused past its lease: the others take its partitions over;
+    // resumed, its late writes are refused and it gives up what was taken, then serves
+    // its share again (or, if the database ended a transaction it was paused in, stops
+    // and comes back).
     tokio::time::sleep(Duration::from_millis(800)).await;
     let paused = cluster.leader(&client).await;
     let pid = rustix::process::Pid::from_child(&cluster.servers[paused].child);
     rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
     let since = Instant::now();
-    let (next, took) = cluster.takeover(paused, since);
-    println!("SIGSTOP of {paused}: {next} leads {took:?} later");
+    let took = cluster.takeover(paused, since).await;
+    println!("SIGSTOP of {paused}: its partitions taken over {took:?} later");
     rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
     let mut resumed = cluster.servers.remove(paused).unwrap();
     cluster.publish();
-    let status = resumed.exits_within(Duration::from_secs(10)).expect("the paused server stops once resumed");
-    assert_eq!(status.code(), Some(cartwright::store::FAIL_STOP_EXIT_CODE));
+    let stopped = resumed.exits_within(Duration::from_secs(3));
+    if let Some(status) = stopped {
+        assert_eq!(status.code(), Some(cartwright::store::FAIL_STOP_EXIT_CODE));
+    }
     let fenced: u64 = resumed
         .log
         .lock()
@@ -141,9 +153,14 @@ async fn three_servers_lose_nothing_across_kill_9_a_pause_past_the_lease_and_a_r
     let lost = resumed.logged("took the lease over from")
         || resumed.logged("idle-in-transaction timeout")
         || resumed.logged("committing a group to PostgreSQL failed");
-    assert!(fenced > 0 || lost, "the resumed server says why it stopped: {:?}", resumed.log.lock().unwrap());
-    println!("{paused} resumed: {fenced} late write sets refused (fenced)");
-    cluster.start(paused);
+    assert!(fenced > 0 || lost, "the resumed server says what it lost: {:?}", resumed.log.lock().unwrap());
+    println!("{paused} resumed: {fenced} late write sets refused (fenced); stopped: {stopped:?}");
+    if stopped.is_some() {
+        cluster.start(paused);
+    } else {
+        cluster.servers.insert(paused, resumed);
+        cluster.publish();
+    }
 
     // A rolling restart: each server in turn stops cleanly and starts again.
     for name in NAMES {

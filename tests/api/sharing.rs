@@ -1,13 +1,13 @@
-//! Servers claiming a fair share of a PostgreSQL store's partitions (see
-//! `store/postgres/lease.rs`): stores opened in this process, each as its own server with
-//! its own membership, over one schema. What the servers of a cluster will claim once stock
-//! calls and webhooks reach their partition's owner; the lease is tested here for it now.
+//! Servers sharing a PostgreSQL store's partitions (see `store/postgres/lease.rs`): stores
+//! opened in this process, each as its own server with its own membership, over one
+//! schema, and whole shops (two servers in this process) each serving half: what a
+//! server does for the partitions it does not own (stock and saga calls, webhooks sent on).
 
 use std::time::{Duration, Instant};
 
-use cartwright::config::{Claim, ClusterSettings, Settings};
+use cartwright::config::{ClusterSettings, Settings};
 use cartwright::domain::partition::{Partition, Partitions};
-use cartwright::store::{LeaseView, Membership, Store, StoreError, Table, WriteSet};
+use cartwright::store::{LeaseView, Membership, Store, StoreError, Table, Wait, WriteSet};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -23,7 +23,6 @@ fn server(settings: &Settings, node_id: &str) -> ClusterSettings {
     cluster.node_id = node_id.into();
     cluster.advertise_url = format!("http://127.0.0.1:9/{node_id}");
     cluster.lease_ms = LEASE_MS;
-    cluster.claim = Claim::FairShare;
     cluster
 }
 
@@ -78,8 +77,8 @@ fn servers_claiming_a_fair_share_split_the_partitions_and_rebalance_as_they_come
     let b_joins = Membership::join(storage, &cb).expect("b joins");
 
     // Two live servers: each takes half, the first the lowest, each partition at epoch 1.
-    let a = Store::open_as(storage, &ca).expect("a opens");
-    let b = Store::open_as(storage, &cb).expect("b opens");
+    let a = Store::open_when_free(storage, &ca, Wait::Forever, &a_joins).expect("a opens").expect("it waited");
+    let b = Store::open_when_free(storage, &cb, Wait::Forever, &b_joins).expect("b opens").expect("it waited");
     assert_eq!(partitions(&a), (0..8).collect::<Vec<_>>());
     assert_eq!(partitions(&b), (8..16).collect::<Vec<_>>());
     let held = leases(&a);
@@ -105,7 +104,7 @@ fn servers_claiming_a_fair_share_split_the_partitions_and_rebalance_as_they_come
     // renewal later) and C takes it, each partition above the epoch it had.
     let c_joins = Membership::join(storage, &cc).expect("c joins");
     let started = Instant::now();
-    let c = Store::open_as(storage, &cc).expect("c opens");
+    let c = Store::open_when_free(storage, &cc, Wait::Forever, &c_joins).expect("c opens").expect("it waited");
     let rebalanced = started.elapsed();
     assert_eq!(partitions(&c), (8..16).collect::<Vec<_>>());
     until("A's share shrinks", Duration::from_secs(5), || partitions(&a) == (0..8).collect::<Vec<_>>());
@@ -128,7 +127,6 @@ async fn two_servers_sharing() -> (TestApp, TestApp) {
     let share = |s: &mut Settings, id: &str| {
         s.cluster.node_id = id.into();
         s.cluster.lease_ms = LEASE_MS;
-        s.cluster.claim = Claim::FairShare;
     };
     let a = spawn_app_with(|s| share(s, "a")).await;
     let schema = postgres_schema(a.data_dir());

@@ -40,9 +40,9 @@ pub fn show(ctx: &Ctx<'_>) -> Page {
                 }
             }
             p.muted {
-                "A server writes only while it holds the leases; a standby takes them over once they "
-                "expire (cluster.lease_ms), and the late writes of a server that lost them are refused. "
-                "Today one server holds every partition."
+                "Each server holds a fair share of the partitions and writes only in those; the others "
+                "take a server's partitions over once their leases expire (cluster.lease_ms), and the "
+                "late writes of a server that lost them are refused."
             }
             h2 { "Servers" }
             table {

@@ -2,9 +2,8 @@
 //! space is cut into `cluster.partitions` partitions (see [`crate::domain::partition`]),
 //! each with a row in `leases` (owner, epoch, expiry on the database's clock). Each take of
 //! a partition gives it an epoch above its own previous one ([`Held`]: this server's
-//! partitions and their epochs). A server claims what its [`Claim`] says: every partition
-//! at once, in one transaction, or none while another server holds any (today's servers);
-//! or a fair share, taken and given up while it serves (see [`Keeper::balance`]). It renews
+//! partitions and their epochs). A server claims a fair share of the partitions, taken and
+//! given up while it serves (see [`fair_share`] and [`Keeper::balance`]). It renews
 //! them every third of `cluster.lease_ms` in one statement, and another server takes a
 //! partition over once its lease has expired. Every commit group re-checks, inside its own
 //! transaction, that each partition its write sets touch (see [`super::super::homes`]) is
@@ -13,8 +12,7 @@
 //! paused past its lease (GC, SIGSTOP, a partition from the database) can never write in a
 //! partition after another took it over. Its late write sets there are refused (fenced),
 //! the rest of their group commits, and the next renewal, finding the partition gone,
-//! gives it up (see [`keep`]), or, claiming every partition, stops the process once it has
-//! lost every one; a restart waits for the leases like any new server.
+//! gives it up (see [`keep`]).
 
 use std::time::Duration;
 
@@ -22,7 +20,6 @@ use tokio_postgres::Client;
 
 use super::super::backend::LeaseView;
 use super::super::StoreError;
-use crate::config::Claim;
 use crate::domain::partition::{Owned, Partition, Partitions};
 use crate::metrics;
 
@@ -222,9 +219,23 @@ pub(super) async fn check_partitions(client: &Client, schema: &str, partitions: 
     Ok(())
 }
 
-/// Takes the leases `claim` says: every partition at once (while another server holds an
-/// unexpired one, none), or a fair share of the free ones (while none is free, none). With
-/// none, waits as `wait` says, or answers `None`.
+/// How many partitions an opener of the store takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// A fair share, balanced while it serves: a server.
+    Share,
+    /// Every partition, once none is another's, kept whoever joins: a tool that writes
+    /// anywhere (a restore, an operator's command run on the store).
+    Whole,
+}
+
+/// Takes what `claim` says of the partitions whose lease is free (a fair share, see
+/// [`fair_share`], or all of them); while it cannot, waits as `wait` says, or answers
+/// `None`. A store from before partitions (one
+/// lease row, held by a server of that build, which writes everywhere under it) is taken
+/// only once that lease is free: its other rows are added as that lease is, so each
+/// partition is then taken above its epoch. (A server of that build renews its one row
+/// only: stop those servers before starting this build's.)
 pub(super) async fn acquire(
     client: &mut Client,
     schema: &str,
@@ -235,70 +246,89 @@ pub(super) async fn acquire(
     wait: Wait,
 ) -> Result<Option<(Holder, Held)>, StoreError> {
     let (lease_ms, count) = (lease_ms as i64, i32::from(partitions.count()));
-    // Every partition has its row before any is taken, so a takeover can lock them all.
+    // Every partition has its row before any is taken: a new store's free, those added to
+    // a store from before partitions held as its one lease is (by its server, at its epoch,
+    // until it expires), since that server writes in every partition.
     let rows = format!(
         r#"INSERT INTO "{schema}".leases (partition_id, owner, epoch, expires_at)
-           SELECT p, '', 0, now() - INTERVAL '1 millisecond' FROM generate_series(0, $1 - 1) AS p
+           SELECT p, COALESCE(old.owner, ''), COALESCE(old.epoch, 0),
+                  COALESCE(old.expires_at, now() - INTERVAL '1 millisecond')
+           FROM generate_series(0, $1 - 1) AS p
+           LEFT JOIN (SELECT owner, epoch, expires_at FROM "{schema}".leases ORDER BY epoch DESC LIMIT 1) AS old ON true
            ON CONFLICT (partition_id) DO NOTHING"#
     );
-    client.execute(&rows, &[&count]).await?;
+    let added = client.execute(&rows, &[&count]).await?;
+    let from_before_partitions = added > 0 && added < count as u64;
     let mut waited = false;
     loop {
         let taken_at = std::time::Instant::now();
         let holder = Holder { node_id: node_id.to_string(), key_space: partitions, lease_ms, taken_at };
-        let taken = match claim {
-            Claim::Every => take(client, schema, node_id, lease_ms, count).await?,
-            Claim::FairShare => {
-                let fair = fair_share(client, schema, &holder).await?;
-                match take_free(client, schema, &holder, fair).await? {
-                    held if held.is_empty() => Taken::NoneFree,
-                    held => Taken::Share(held),
-                }
-            }
-        };
-        match taken {
-            Taken::All(epoch) => {
-                tracing::info!(node_id, epoch, lease_ms, partitions = count, "took the store's leases");
-                metrics::LEASE_TAKEOVERS.inc();
-                metrics::LEASES_HELD.set(i64::from(count));
-                return Ok(Some((holder, Held::new(partitions.all().map(|p| (p, epoch)).collect()))));
-            }
-            Taken::Share(held) => {
-                tracing::info!(node_id, lease_ms, "took a share of the store's leases: {}", describe(&held));
-                metrics::LEASE_TAKEOVERS.inc();
-                metrics::LEASES_HELD.set(held.len() as i64);
-                return Ok(Some((holder, held)));
-            }
-            Taken::HeldBy { owner, until } if !waited => {
-                tracing::warn!(%owner, %until, "another server holds the store's leases; waiting for them to expire");
+        let wants_all = from_before_partitions || claim == Claim::Whole;
+        if wants_all && held_by_another(client, schema, node_id).await? {
+            if !waited {
+                tracing::warn!(
+                    "another server holds the store's leases (a store from before partitions); waiting for them to expire"
+                );
                 waited = true;
             }
-            Taken::NoneFree if !waited => {
-                tracing::warn!("other servers hold every partition; waiting for one to be given up or to expire");
-                waited = true;
+            if !pause(&wait, lease_ms).await {
+                return Ok(None);
             }
-            Taken::HeldBy { .. } | Taken::NoneFree | Taken::Contended => {}
+            continue;
         }
-        let gave_up = |w: &Wait| match w {
-            Wait::No => true,
-            Wait::Forever => false,
-            Wait::Until(stop) => *stop.borrow(),
+        let fair = match claim {
+            Claim::Share => fair_share(client, schema, &holder).await?,
+            Claim::Whole => usize::from(partitions.count()),
         };
-        if gave_up(&wait) {
+        let held = take_free(client, schema, &holder, fair).await?;
+        if claim == Claim::Whole && held.len() < fair {
+            // Another server took some in between: give these back and wait for all.
+            release(client, schema, node_id, &held).await?;
+        } else if !held.is_empty() {
+            tracing::info!(node_id, lease_ms, "took {} ({fair} a server)", describe(&held));
+            metrics::LEASE_TAKEOVERS.inc();
+            metrics::LEASES_HELD.set(held.len() as i64);
+            return Ok(Some((holder, held)));
+        }
+        if !waited {
+            tracing::warn!("other servers hold every partition; waiting for one to be given up or to expire");
+            waited = true;
+        }
+        if !pause(&wait, lease_ms).await {
             return Ok(None);
         }
-        let pause = tokio::time::sleep(Duration::from_millis((lease_ms as u64 / 5).max(50)));
-        match &wait {
-            Wait::Until(stop) => {
-                let mut stop = stop.clone();
-                tokio::select! {
-                    _ = pause => {}
-                    _ = stop.changed() => {}
-                }
-            }
-            _ => pause.await,
-        }
     }
+}
+
+/// Waits a fifth of a lease before the next try, as `wait` says: `false` to give up (at
+/// once with [`Wait::No`], or once `Wait::Until`'s value turns true).
+async fn pause(wait: &Wait, lease_ms: i64) -> bool {
+    let gave_up = |w: &Wait| match w {
+        Wait::No => true,
+        Wait::Forever => false,
+        Wait::Until(stop) => *stop.borrow(),
+    };
+    if gave_up(wait) {
+        return false;
+    }
+    let pause = tokio::time::sleep(Duration::from_millis((lease_ms as u64 / 5).max(50)));
+    match wait {
+        Wait::Until(stop) => {
+            let mut stop = stop.clone();
+            tokio::select! {
+                _ = pause => {}
+                _ = stop.changed() => {}
+            }
+        }
+        _ => pause.await,
+    }
+    !gave_up(wait)
+}
+
+/// Whether another server holds an unexpired lease.
+async fn held_by_another(client: &Client, schema: &str, node_id: &str) -> Result<bool, StoreError> {
+    let sql = format!(r#"SELECT EXISTS (SELECT 1 FROM "{schema}".leases WHERE owner <> $1 AND expires_at >= now())"#);
+    Ok(client.query_one(&sql, &[&node_id]).await?.get(0))
 }
 
 /// Partitions and their epochs, as a log line says them: `0-7 (epoch 1)`.
@@ -358,62 +388,6 @@ async fn take_free(client: &Client, schema: &str, holder: &Holder, want: usize) 
     }
 }
 
-/// What one try at taking the leases found.
-enum Taken {
-    /// Every partition, at this epoch.
-    All(i64),
-    /// These, a fair share.
-    Share(Held),
-    /// None: every partition is another server's (a fair share only).
-    NoneFree,
-    /// None: at least one is another server's until then.
-    HeldBy { owner: String, until: String },
-    /// None: the database could not serialize the try with another's (CockroachDB); try again.
-    Contended,
-}
-
-/// Takes every partition in one transaction, or none: their rows locked for update in
-/// partition order (two servers trying at once queue, and the second sees the first's
-/// leases), then all given this server with one epoch above any they had, if none is
-/// another server's unexpired lease.
-async fn take(
-    client: &mut Client,
-    schema: &str,
-    node_id: &str,
-    lease_ms: i64,
-    count: i32,
-) -> Result<Taken, StoreError> {
-    let lock = format!(
-        r#"SELECT owner, expires_at >= now(), expires_at::TEXT, epoch FROM "{schema}".leases
-           WHERE partition_id < $1 ORDER BY partition_id FOR UPDATE"#
-    );
-    let give = format!(
-        r#"UPDATE "{schema}".leases SET owner = $1, epoch = $2, expires_at = now() + $3::BIGINT * INTERVAL '1 millisecond'
-           WHERE partition_id < $4"#
-    );
-    let tx = client.transaction().await?;
-    let tried = async {
-        let rows = tx.query(&lock, &[&count]).await?;
-        let held = rows.iter().find(|r| r.get::<_, bool>(1) && r.get::<_, String>(0) != node_id);
-        if let Some(r) = held {
-            return Ok(Taken::HeldBy { owner: r.get(0), until: r.get(2) });
-        }
-        let epoch = rows.iter().map(|r| r.get::<_, i64>(3)).max().unwrap_or(0) + 1;
-        tx.execute(&give, &[&node_id, &epoch, &lease_ms, &count]).await?;
-        Ok::<_, tokio_postgres::Error>(Taken::All(epoch))
-    }
-    .await;
-    let taken = match tried {
-        Ok(taken @ Taken::All(_)) => tx.commit().await.map(|()| taken),
-        Ok(other) => tx.rollback().await.map(|()| other),
-        Err(e) => Err(e),
-    };
-    match taken {
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE) => Ok(Taken::Contended),
-        other => Ok(other?),
-    }
-}
-
 /// Every partition's lease row, in partition order.
 pub(super) async fn all(client: &Client, schema: &str) -> Result<Vec<LeaseView>, StoreError> {
     let sql = format!(
@@ -466,12 +440,13 @@ pub(super) async fn release(client: &Client, schema: &str, node_id: &str, held: 
 }
 
 /// Renews the lease every third of its length until `stop`. Partitions that another server
-/// took over are given up (`ownership` shrinks: their actors and sagas are dropped, their
-/// requests forwarded to the new owner, and renewals go on for the rest). Claiming every
-/// partition, the process stops once it has lost every one (another server holds all of
-/// it; a restart waits for it); claiming a fair share, each renewal also balances the
-/// share (see [`Keeper::balance`]). Either way, once the lease has expired without a
-/// renewal (the database unreachable), the process stops.
+/// took over (this one paused past its lease) are given up: `ownership` shrinks (their
+/// actors and sagas are dropped, their requests forwarded to the new owner), the payment
+/// gateway stays closed until the next renewal (a step of theirs still running must not
+/// call it), and renewals go on for the rest, none left included. Each renewal then
+/// balances the share (see [`Keeper::balance`]). Once the lease has expired without a
+/// renewal (the database unreachable), the process stops: another server may hold any of
+/// its partitions by then.
 pub(super) async fn keep(keeper: Keeper, stop: tokio::sync::watch::Receiver<bool>) {
     let every = Duration::from_millis((keeper.holder.lease_ms as u64 / 3).max(50));
     let mut keeper = keeper;
@@ -480,10 +455,15 @@ pub(super) async fn keep(keeper: Keeper, stop: tokio::sync::watch::Receiver<bool
     while super::tick(every, &mut stop).await {
         let attempt_started = tokio::time::Instant::now();
         match keeper.renew().await {
-            Ok(()) => {
+            Ok(Renewed::All) => {
                 metrics::LEASE_RENEWALS.inc();
                 renewed = attempt_started;
                 keeper.clock.renewed(attempt_started.into_std(), keeper.holder.lease_ms);
+            }
+            Ok(Renewed::LostSome) => {
+                metrics::LEASE_RENEWALS.inc();
+                renewed = attempt_started;
+                keeper.clock.lapse();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not renew the store's lease; trying again");
@@ -496,7 +476,7 @@ pub(super) async fn keep(keeper: Keeper, stop: tokio::sync::watch::Receiver<bool
                 continue;
             }
         }
-        if keeper.claim == Claim::FairShare {
+        if keeper.claim == Claim::Share {
             if let Err(e) = keeper.balance().await {
                 tracing::warn!(error = %e, "could not balance the store's partitions; trying at the next renewal");
             }
@@ -526,23 +506,27 @@ pub(super) struct Keeper {
     pub(super) releasing: Held,
 }
 
+/// What a renewal found.
+enum Renewed {
+    /// Every partition held is still this server's.
+    All,
+    /// Another server took some over: given up.
+    LostSome,
+}
+
 impl Keeper {
     /// Renews the held partitions; gives up those another server took over.
-    async fn renew(&mut self) -> Result<(), StoreError> {
+    async fn renew(&mut self) -> Result<Renewed, StoreError> {
         let held = self.leases.current();
         let lost = renew(&self.client, &self.schema, &self.holder, &held).await?;
         if lost.is_empty() {
-            return Ok(());
+            return Ok(Renewed::All);
         }
         let gone = Held::new(lost.iter().filter_map(|p| Some((*p, held.epoch_of(*p)?))).collect());
         let taken = format!("another server took the lease over from {}: {}", self.holder.node_id, describe(&gone));
-        let kept = held.without(&lost);
-        if kept.is_empty() && self.claim == Claim::Every {
-            super::super::committer::fail_stop("renewing the store's lease", &taken);
-        }
         tracing::warn!("{taken}; gave them up, serving the rest");
-        self.hold(kept);
-        Ok(())
+        self.hold(held.without(&lost));
+        Ok(Renewed::LostSome)
     }
 
     /// Brings the share to this server's fair share: releases what the last balance gave up,

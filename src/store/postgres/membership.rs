@@ -1,7 +1,9 @@
 //! The cluster's members: every server on a PostgreSQL store has a row in `nodes` (its id,
 //! the URL the others reach it at, a heartbeat), written before it serves anything and
-//! renewed every third of `cluster.lease_ms`. The server holding the store's lease is the
-//! leader; the others serve by forwarding each request to the leader's URL, found here.
+//! renewed every third of `cluster.lease_ms`. Each server serves its share of the
+//! partitions and forwards the other requests to their owners' URLs, found here; a live
+//! heartbeat is what counts a server in the fair share (see `lease.rs`). Partition 0's
+//! owner is listed as the leader.
 //! A member is stale once its heartbeat is older than three leases (shown so in the cluster
 //! view); a clean stop deletes its row, and the leader deletes the row of a member whose
 //! heartbeat is older than [`FORGOTTEN_AFTER_LEASES`] leases (it died without stopping).

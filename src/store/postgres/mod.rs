@@ -27,7 +27,7 @@ use super::backend::{Backend, Entries, LeaseView, NodeView};
 use super::plan::Seqs;
 use super::{Ownership, StoreError, Table};
 use crate::config::{ClusterSettings, Durability, PostgresSettings, StorageSettings};
-pub use lease::Wait;
+pub use lease::{Claim, Wait};
 pub(crate) use membership::Membership;
 pub(crate) use writer::PgWriter;
 
@@ -146,12 +146,13 @@ pub(crate) enum Schema {
     UpToDate,
 }
 
-/// Opens the database: applies migrations (as `schema` says), takes the store's lease (waiting for it as
+/// Opens the database: applies migrations (as `schema` says), takes what `claim` says of the store's leases (waiting for them as
 /// `wait` says, `None` when it is not taken), opens the read pool and the committer's
 /// connection, and reads where the event and audit logs go on.
 pub(crate) fn open(
     settings: &StorageSettings,
     cluster: &ClusterSettings,
+    claim: Claim,
     wait: Wait,
     schema: Schema,
 ) -> Result<Option<Opened>, StoreError> {
@@ -161,8 +162,7 @@ pub(crate) fn open(
     let target = Arc::new(Target::new(pg)?);
     let durable = settings.durability == Durability::Durable;
     let t = target.clone();
-    let (node_id, lease_ms, partitions, claim) =
-        (cluster.node_id.clone(), cluster.lease_ms, cluster.partitions, cluster.claim);
+    let (node_id, lease_ms, partitions) = (cluster.node_id.clone(), cluster.lease_ms, cluster.partitions);
     let taken = run(&handle, async move {
         let mut client = connect(&t).await?;
         if schema == Schema::Migrate {
@@ -198,7 +198,7 @@ pub(crate) fn open(
         client: lease_client.clone(),
         schema: pg.schema.clone(),
         holder: holder.clone(),
-        claim: cluster.claim,
+        claim,
         leases: leases.clone(),
         clock: clock.clone(),
         ownership: ownership.clone(),
