@@ -156,10 +156,11 @@ impl LeaseClock {
 /// The statement that fences a commit group (parameters: owner, the partitions the group
 /// touches and the epoch this server took each at, how many they are): divides by zero
 /// (SQLSTATE 22012, which aborts the transaction, so even a pipelined `COMMIT` commits
-/// nothing) unless this server still holds each of them at that epoch. It locks their rows `FOR SHARE`, so a takeover of any
-/// of them (which locks its row for update) waits until the group is committed, and once
-/// it has, the row's new owner is what the next group's check sees. Partitions the group
-/// does not touch are neither checked nor locked: another server may own them.
+/// nothing) unless this server still holds each of them at that epoch. It locks their
+/// rows `FOR SHARE`, so a takeover of any of them (which locks its row for update) waits
+/// until the group is committed, and once it has, the row's new owner is what the next
+/// group's check sees. Partitions the group does not touch are neither checked nor locked:
+/// another server may own them.
 pub(super) fn fence_sql(schema: &str) -> String {
     format!(
         r#"SELECT 1 / ((SELECT count(*) FROM (SELECT 1 FROM "{schema}".leases
@@ -231,11 +232,10 @@ pub enum Claim {
 
 /// Takes what `claim` says of the partitions whose lease is free (a fair share, see
 /// [`fair_share`], or all of them); while it cannot, waits as `wait` says, or answers
-/// `None`. A store from before partitions (one
-/// lease row, held by a server of that build, which writes everywhere under it) is taken
-/// only once that lease is free: its other rows are added as that lease is, so each
-/// partition is then taken above its epoch. (A server of that build renews its one row
-/// only: stop those servers before starting this build's.)
+/// `None`. A store from before partitions (one lease row, held by a server of that build,
+/// which writes everywhere under it) is taken only once that lease is free: its other rows
+/// are added as that lease is, so each partition is then taken above its epoch. (A server
+/// of that build renews its one row only: stop those servers before starting this build's.)
 pub(super) async fn acquire(
     client: &mut Client,
     schema: &str,
