@@ -63,14 +63,14 @@ for n in $(seq 1 "$servers"); do
 done
 for pid in "${lg[@]}"; do wait "$pid"; done
 
-field() { grep -o "\"$2\": [0-9.]*" "$1" | head -1 | grep -o '[0-9.]*$'; }
-metric() { curl -s "$1/metrics" | grep "^$2" | awk '{s += $2} END {print s + 0}'; }
+field() { grep -o "\"$2\": [0-9.]*" "$1" | head -1 | grep -o '[0-9.]*$' || echo 0; }
+metric() { curl -s "$1/metrics" | { grep "^$2" || true; } | awk '{s += $2} END {print s + 0}'; }
 echo "$scenario, $servers server(s), $clients clients, ${secs} s"
 total_rps=0 total_cores=0
 for n in $(seq 1 "$servers"); do
   r="$work/report$n.json"
   rps=$(field "$r" throughput_ok_per_sec) cores=$(field "$r" server_cpu_cores)
-  p99=$(grep -A8 '"latency_ms"' "$r" | grep -o '"p99": [0-9.]*' | grep -o '[0-9.]*$')
+  p99=$(grep -A8 '"latency_ms"' "$r" | grep -o '"p99": [0-9.]*' | grep -o '[0-9.]*$' || echo 0)
   fwd=$(metric "${urls[$((n - 1))]}" 'cartwright_forwarded_requests_total{outcome="forwarded"}')
   calls=$(metric "${urls[$((n - 1))]}" 'cartwright_cluster_calls_total')
   printf 'node%s  %8.0f /s  p99 %7.2f ms  server %5.2f cores  %6.3f ms CPU/request  forwarded %s, calls %s\n' \
