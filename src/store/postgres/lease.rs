@@ -340,15 +340,20 @@ fn describe(held: &Held) -> String {
 }
 
 /// This server's fair share of the partitions: `ceil(partitions / live servers)`, a server
-/// being live while its heartbeat (see [`super::membership`]) is younger than a lease; this
-/// one counts whatever its row says. Every partition is someone's share: the shares of the
-/// live servers add up to at least the count.
+/// being live while its heartbeat (see [`super::membership`], every third of a lease) is
+/// younger than half a lease; this one counts whatever its row says. Every partition is
+/// someone's share: the shares of the live servers add up to at least the count. Half a
+/// lease, not a whole one: a server that died renewed its leases last at most a third of a
+/// lease before its last heartbeat, so by the time they expire it no longer counts, and
+/// the others take all of its partitions at once instead of half a share first. Counting a
+/// live server out for a moment (a late heartbeat) only lets the others take free
+/// partitions, never one it holds.
 async fn fair_share(client: &Client, schema: &str, holder: &Holder) -> Result<usize, StoreError> {
     let sql = format!(
         r#"SELECT count(*) FROM "{schema}".nodes
            WHERE node_id <> $1 AND heartbeat_at > now() - $2::BIGINT * INTERVAL '1 millisecond'"#
     );
-    let others: i64 = client.query_one(&sql, &[&holder.node_id, &holder.lease_ms]).await?.get(0);
+    let others: i64 = client.query_one(&sql, &[&holder.node_id, &(holder.lease_ms / 2)]).await?.get(0);
     let live = usize::try_from(others).unwrap_or(0) + 1;
     Ok(usize::from(holder.key_space.count()).div_ceil(live))
 }
