@@ -173,7 +173,7 @@ impl InventoryService {
     ) -> Result<StockRecord, ServiceError> {
         match self.owner_elsewhere(&key) {
             Some(owners) => owners.execute(key, cmd, by.to_string()).await,
-            None => self.execute_here(key, cmd, by).await,
+            None => self.run_on_actor(key, cmd, by).await,
         }
     }
 
@@ -188,6 +188,11 @@ impl InventoryService {
         if !self.store.owns(Table::Stock, keys::stock(&key).as_bytes()) {
             return Err(Fault::Unavailable("another server owns this stock; retry").into());
         }
+        self.run_on_actor(key, cmd, by).await
+    }
+
+    /// Runs `cmd` on the item's actor here (its partition checked by the caller).
+    async fn run_on_actor(&self, key: ItemKey, cmd: InventoryCommand, by: &str) -> Result<StockRecord, ServiceError> {
         let by = by.to_string();
         Ok(self.ask(key, || ExecuteInventory { cmd: cmd.clone(), by: by.clone() }).await??)
     }
