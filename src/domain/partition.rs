@@ -183,6 +183,16 @@ impl Owned {
     pub fn minus(&self, other: &Owned) -> Owned {
         Owned::share(self.count, self.list.iter().copied().filter(|p| !other.contains(*p)))
     }
+
+    /// The partitions this share and `other` both have.
+    pub fn and(&self, other: &Owned) -> Owned {
+        Owned::share(self.count, self.list.iter().copied().filter(|p| other.contains(*p)))
+    }
+
+    /// The partitions of this share and those of `other`.
+    pub fn or(&self, other: &Owned) -> Owned {
+        Owned::share(self.count, self.list.iter().chain(other.partitions()).copied())
+    }
 }
 
 /// A fresh id in `partition` for any count above it (its last two bytes are the number).

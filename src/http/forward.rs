@@ -39,6 +39,10 @@ pub const HOP_HEADER: &str = "x-cartwright-forwarded";
 /// to `checkout.sync_wait_ms`).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a request of a partition just taken over waits for its sagas' recovery before
+/// it is refused (503, to be retried).
+const RECOVERY_WAIT: Duration = Duration::from_secs(5);
+
 /// What answers this server's requests.
 pub struct Front {
     /// The limits on reading a request (its body's size and time), whoever answers it.
@@ -56,6 +60,8 @@ pub(super) enum Answerer<'a> {
     Here(&'a Arc<Shop>),
     /// The partition's owner, through the forwarder.
     Owner(&'a Forwarder, Partition),
+    /// This server, once it has recovered the sagas of the partition, which it just took.
+    Recovering(&'a Arc<Shop>, Partition),
     /// Nobody yet: a server without a cluster is built with its shop (never seen).
     Starting,
 }
@@ -93,7 +99,8 @@ impl Front {
             return Answerer::Owner(forwarder, home.partition(forwarder.partitions).unwrap_or(Partition::SHARED));
         };
         let owned = shop.store.owned();
-        if owned.is_every() {
+        let recovered = shop.sagas.recovered();
+        if owned.is_every() && recovered.is_every() {
             return Answerer::Here(shop);
         }
         let partition = match home(req.method, req.path, req.headers) {
@@ -112,7 +119,21 @@ impl Front {
         };
         match partition {
             Some(partition) if !owned.contains(partition) => Answerer::Owner(forwarder, partition),
+            Some(partition) if !recovered.contains(partition) => Answerer::Recovering(shop, partition),
             _ => Answerer::Here(shop),
+        }
+    }
+
+    /// As [`Front::answerer`], but a request of a partition this server just took waits
+    /// (up to [`RECOVERY_WAIT`]) until the partition's unfinished sagas run again here, so
+    /// that nothing it asks for starts beside them; then it is answered by whoever owns the
+    /// partition by then. `Recovering` only when the wait ran out.
+    pub(super) async fn answerer_once_recovered(&self, req: &Incoming<'_>) -> Answerer<'_> {
+        match self.answerer(req) {
+            Answerer::Recovering(shop, partition) if shop.sagas.until_recovered(partition, RECOVERY_WAIT).await => {
+                self.answerer(req)
+            }
+            answerer => answerer,
         }
     }
 
@@ -415,6 +436,7 @@ mod tests {
                 match front.answerer(&req) {
                     Answerer::Here(_) => "here",
                     Answerer::Owner(..) => "owner",
+                    Answerer::Recovering(..) => "recovering",
                     Answerer::Starting => "starting",
                 }
             };
@@ -431,6 +453,61 @@ mod tests {
             assert_eq!(answers(Method::GET, "/healthz".into()), "here", "about this process");
             store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition::SHARED]));
             assert_eq!(answers(Method::GET, "/v1/products".into()), "here");
+            store.close().unwrap();
+        });
+    }
+
+    /// A partition just taken is served once its sagas are recovered: its requests wait for
+    /// that, the others' are answered meanwhile.
+    #[test]
+    fn a_partition_just_taken_is_served_once_its_sagas_are_recovered() {
+        use crate::domain::partition::{id_in, Owned};
+        actix::System::new().block_on(async {
+            let (_dir, store) = crate::store::Store::temporary();
+            let settings = crate::config::Settings::load_layers(None, false).unwrap();
+            let membership = Arc::new(Membership::join(&settings.storage, &settings.cluster).unwrap());
+            let forwarder = Arc::new(Forwarder::new(membership, &settings.cluster, None));
+            let front = Front::new(settings.server.clone(), Some(forwarder), None);
+            let shop = Arc::new(crate::startup::for_tests(&store));
+            front.lead(shop.clone());
+            let headers = HeaderMap::new();
+            let (kept, gained) =
+                (format!("/v1/orders/{}", id_in(Partition(3))), format!("/v1/orders/{}", id_in(Partition(4))));
+            let req = |path: &'static str| Incoming {
+                method: &Method::GET,
+                path,
+                raw_query: "",
+                headers: &headers,
+                body: Bytes::new(),
+                remote: None,
+            };
+            let (kept, gained): (&'static str, &'static str) = (kept.leak(), gained.leak());
+            let is = |a: Answerer<'_>| match a {
+                Answerer::Here(_) => "here",
+                Answerer::Owner(..) => "owner",
+                Answerer::Recovering(..) => "recovering",
+                Answerer::Starting => "starting",
+            };
+
+            let three = Owned::share(Partitions::DEFAULT, [Partition(3)]);
+            store.ownership().set(three.clone());
+            shop.sagas.give_up(&three);
+            store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(3), Partition(4)]));
+            assert_eq!(is(front.answerer(&req(kept))), "here");
+            assert_eq!(is(front.answerer(&req(gained))), "recovering", "owned, its sagas not yet recovered");
+
+            let engine = shop.sagas.clone();
+            let taking = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                engine.take_over(&Owned::share(Partitions::DEFAULT, [Partition(4)])).await.map_err(|e| e.to_string())
+            });
+            let started = Instant::now();
+            assert_eq!(is(front.answerer_once_recovered(&req(gained)).await), "here", "once recovered");
+            assert!(started.elapsed() >= Duration::from_millis(50), "it waited for the take-over");
+            assert_eq!(taking.await.unwrap(), Ok(0));
+
+            shop.sagas.give_up(&three);
+            assert_eq!(is(front.answerer(&req(gained))), "recovering", "given up, then owned again");
             store.close().unwrap();
         });
     }

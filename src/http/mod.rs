@@ -117,7 +117,7 @@ where
         if let Some(answer) = saga_calls::answer(&front, &incoming).await {
             return ("saga_call", answer);
         }
-        match front.answerer(&incoming) {
+        match front.answerer_once_recovered(&incoming).await {
             forward::Answerer::Here(shop) => {
                 let remote = front.client_address(&incoming, remote);
                 let body = incoming.body;
@@ -128,6 +128,10 @@ where
             }
             forward::Answerer::Owner(forwarder, partition) => forwarder.answer(incoming, partition).await,
             forward::Answerer::Starting => ("starting", Err(Fault::Unavailable("the server is starting").into())),
+            forward::Answerer::Recovering(..) => (
+                "recovering",
+                Err(Fault::Unavailable("this server is still taking over the request's partition; retry").into()),
+            ),
         }
     };
     let (route, result) = tracing::Instrument::instrument(result, span.clone()).await;

@@ -4,10 +4,9 @@
 //! lost: their state in memory may be stale from then on (the new owner writes), their
 //! writes would be refused by the fence anyway, and the new owner recovers and runs their
 //! sagas. When it grows it takes the new partitions' sagas over (`SagaEngine::take_over`:
-//! checked, counted and resumed as at start). Requests follow the share at once
-//! (`http::forward`: a saga of a partition just taken that a request reaches before its
-//! recovery is picked up from the log then, as any saga without a coordinator is), and the
-//! workers walk the rows of the partitions it owns (`store::Ownership`).
+//! checked, counted and resumed as at start). A request of a partition just taken waits
+//! until that is done (`http::forward`), so that nothing new starts beside a saga not yet
+//! running again; the workers walk the rows of the partitions it owns (`store::Ownership`).
 
 use std::sync::Arc;
 
@@ -39,7 +38,7 @@ impl ShareWatch {
         ownership: &crate::store::Ownership,
     ) -> ShareWatch {
         let changes = ownership.changes();
-        let last = sagas.booted_share();
+        let last = sagas.recovered();
         ShareWatch { carts, orders, inventory, sagas, changes, last }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, ArbiterHandle};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::census::{SagaCensus, Triage};
 use super::coordinator::{settled_channel, Drive, FirstWrite, SagaCoordinator, Settled, Watch};
@@ -23,7 +23,7 @@ use super::steps::{self, StepDeps, StepHandler};
 use super::versions::{check_definitions, check_instances, Definitions, Handlers};
 use crate::actors::registry::{send_leased, Lease, Registry};
 use crate::domain::ids::{CustomerId, OrderId, SagaId};
-use crate::domain::partition::Owned;
+use crate::domain::partition::{Owned, Partition};
 use crate::domain::quarantine::QuarantineKey;
 use crate::domain::time::Timestamp;
 use crate::error::Fault;
@@ -50,9 +50,11 @@ pub struct SagaEngine {
     /// The other servers of a cluster, for an operator's input to a saga they own (none on
     /// the embedded store).
     owners: Option<Arc<dyn SagaOwners>>,
-    /// The share whose sagas [`SagaEngine::boot`] recovered: what follows the share from
-    /// then on starts from it, so a partition gained (or lost) while it booted is not missed.
-    booted: std::sync::Mutex<Arc<Owned>>,
+    /// The partitions whose sagas this engine has recovered (at [`SagaEngine::boot`], or
+    /// taken over since) and not given up. What follows the share starts from the share it
+    /// booted with, so a partition gained (or lost) while it booted is not missed; a request
+    /// of a partition owned but not yet in it waits for its recovery (`http::forward`).
+    recovered: watch::Sender<Arc<Owned>>,
 }
 
 /// An operator's input to a saga another server owns: sent to that server, whose engine
@@ -122,7 +124,7 @@ impl SagaEngine {
             census: Arc::new(SagaCensus::new(partitions)),
             metrics: SagaMetrics::new(),
             owners,
-            booted: std::sync::Mutex::new(store_owned),
+            recovered: watch::Sender::new(store_owned),
         };
         Ok(Arc::new(engine))
     }
@@ -138,9 +140,7 @@ impl SagaEngine {
     pub async fn boot(self: &Arc<Self>) -> anyhow::Result<usize> {
         super::indexes::build_missing(&self.store)?;
         let owned = self.store.owned();
-        if let Ok(mut booted) = self.booted.lock() {
-            *booted = owned.clone();
-        }
+        self.recovered.send_replace(owned.clone());
         let active = self.active_instances(&owned)?;
         check_instances(&active, &self.definitions, &self.handlers)?;
         self.load_policies().await?;
@@ -149,9 +149,16 @@ impl SagaEngine {
         self.resume_unfinished(&active).await
     }
 
-    /// The share whose sagas [`SagaEngine::boot`] recovered.
-    pub fn booted_share(&self) -> Arc<Owned> {
-        self.booted.lock().map(|b| b.clone()).unwrap_or_else(|_| self.store.owned())
+    /// The partitions whose sagas this engine has recovered and still owns.
+    pub fn recovered(&self) -> Arc<Owned> {
+        self.recovered.borrow().clone()
+    }
+
+    /// Waits up to `within` for `partition`'s sagas to be recovered; whether they are.
+    pub async fn until_recovered(&self, partition: Partition, within: Duration) -> bool {
+        let mut recovered = self.recovered.subscribe();
+        let waited = tokio::time::timeout(within, recovered.wait_for(|r| r.contains(partition))).await;
+        matches!(waited, Ok(Ok(_)))
     }
 
     /// Picks up unfinished sagas from the log: each one running again where it was, each
@@ -170,13 +177,23 @@ impl SagaEngine {
     /// the caller), as it refuses a start.
     ///
     /// [`boot`]: SagaEngine::boot
+    ///
+    /// The partitions count as recovered once it returns, even when it failed: they are
+    /// served as they were before the take (the failure is the caller's to log), rather
+    /// than not at all while this server holds them.
     pub async fn take_over(self: &Arc<Self>, gained: &Owned) -> anyhow::Result<usize> {
-        let active = self.active_instances(gained)?;
-        check_instances(&active, &self.definitions, &self.handlers)?;
-        self.census.gaining();
-        self.census.seed_unfinished(&active);
-        self.census.count_gained_in_background(self.store.clone(), gained.clone());
-        self.resume_unfinished(&active).await
+        let resumed = async {
+            let active = self.active_instances(gained)?;
+            check_instances(&active, &self.definitions, &self.handlers)?;
+            self.census.gaining();
+            self.census.seed_unfinished(&active);
+            self.census.count_gained_in_background(self.store.clone(), gained.clone());
+            self.resume_unfinished(&active).await
+        }
+        .await;
+        let owned = self.store.owned();
+        self.recovered.send_modify(|r| *r = Arc::new(r.or(gained).and(&owned)));
+        resumed
     }
 
     /// Whether the key a PAUSED saga waits on is still quarantined.
@@ -694,6 +711,7 @@ impl SagaEngine {
     /// server no longer owns: their new owner recovers, runs and counts them. How many
     /// coordinators it dropped.
     pub fn give_up(&self, owned: &crate::domain::partition::Owned) -> usize {
+        self.recovered.send_modify(|r| *r = Arc::new(r.and(owned)));
         self.census.give_up(owned);
         self.registry.give_up(|id| !owned.owns(&id.0))
     }

@@ -15,6 +15,7 @@ use super::customers::CustomerService;
 use super::ServiceError;
 use crate::config::Settings;
 use crate::domain::ids::CustomerId;
+use crate::domain::partition::Owned;
 use crate::store::{keys, EventRecord, Notification, Store, WriteSet};
 use crate::whole;
 
@@ -32,8 +33,18 @@ pub struct NotificationHandler {
     customers: CustomerService,
     settings: Arc<Settings>,
     poll: Duration,
-    /// (where it has read up to, what the store says) once loaded.
-    cursor: std::sync::Mutex<Option<(u64, u64)>>,
+    /// Where it has read up to, once loaded.
+    cursor: std::sync::Mutex<Option<Cursor>>,
+}
+
+/// The handler's place in the log, good while this server's share is the one it was read
+/// under: a server that gave up the shared partition and took it back reads the stored
+/// cursor again (whoever held it meanwhile moved it on), never sends twice what was sent.
+struct Cursor {
+    share: Arc<Owned>,
+    read: u64,
+    /// What the store says.
+    stored: u64,
 }
 
 impl NotificationHandler {
@@ -70,10 +81,15 @@ impl NotificationHandler {
     /// Handles the next events after the cursor; returns how many it consumed.
     pub async fn handle_batch(&self) -> Result<usize, ServiceError> {
         // The event log and the cursor live in the shared partition: its owner reads on.
-        if !self.store.owns_shared() {
+        let share = self.store.owned();
+        if !share.has_shared() {
             return Ok(0);
         }
-        let (read, stored) = match *whole::lock(&self.cursor) {
+        let cached = match &*whole::lock(&self.cursor) {
+            Some(c) if Arc::ptr_eq(&c.share, &share) => Some((c.read, c.stored)),
+            _ => None,
+        };
+        let (read, stored) = match cached {
             Some(c) => c,
             None => {
                 let c = self.store.load::<u64>(&keys::cursor(CONSUMER))?.unwrap_or(0);
@@ -82,7 +98,10 @@ impl NotificationHandler {
         };
         let after = keys::event(read);
         let events = self.store.page::<EventRecord>(after.table(), Some(after.as_bytes()), BATCH)?;
-        let Some(last) = events.last().map(|(_, e)| e.seq) else { return Ok(0) };
+        let Some(last) = events.last().map(|(_, e)| e.seq) else {
+            *whole::lock(&self.cursor) = Some(Cursor { share, read, stored });
+            return Ok(0);
+        };
         let mut ws = WriteSet::new();
         for (_, event) in events.iter().filter(|(_, e)| RELEVANT.contains(&e.event_type.as_str())) {
             if let Some(n) = self.notification_for(event)? {
@@ -95,7 +114,7 @@ impl NotificationHandler {
         } else {
             stored
         };
-        *whole::lock(&self.cursor) = Some((last, stored));
+        *whole::lock(&self.cursor) = Some(Cursor { share, read: last, stored });
         Ok(events.len())
     }
 
@@ -185,6 +204,16 @@ mod tests {
         let kinds: Vec<&str> = outbox.iter().map(|(_, n)| n.kind.as_str()).collect();
         assert_eq!(kinds, ["out_of_stock_alert"], "the shipping email to an unknown customer is skipped");
         assert_eq!(store.load::<u64>(&keys::cursor(CONSUMER)).unwrap(), Some(3), "stored with the alert");
+
+        // Another server held the shared partition for a while and handled the next event.
+        let next = DomainEvent::OutOfStock { product_id: ProductId::new(), variant_id: None };
+        store.commit(WriteSet::new().event(&next).save(keys::cursor(CONSUMER), &4u64)).await.unwrap();
+        let count = crate::domain::partition::Partitions::DEFAULT;
+        store.ownership().set(Owned::share(count, [crate::domain::partition::Partition(3)]));
+        assert_eq!(handler.handle_batch().await.unwrap(), 0, "not the shared partition's owner");
+        store.ownership().set(Owned::every(count));
+        assert_eq!(handler.handle_batch().await.unwrap(), 0, "the stored cursor is read again: nothing new");
+        assert_eq!(store.page::<Notification>(crate::store::Table::Outbox, None, 10).unwrap().len(), 1, "sent once");
         store.close().unwrap();
     }
 }
