@@ -204,6 +204,9 @@ impl Forwarder {
             partitions: cluster.partitions,
             client: reqwest::Client::builder()
                 .timeout(FORWARD_TIMEOUT)
+                // The owner's redirect is the client's to follow (a console sign-in's 303
+                // carries the session cookie): relayed as it came, never followed here.
+                .redirect(reqwest::redirect::Policy::none())
                 // An owner that does not even accept the connection within a lease is gone.
                 .connect_timeout(Duration::from_millis(lease_ms.max(100)))
                 .build()
@@ -312,6 +315,23 @@ impl Forwarder {
             request = request.header(super::calls::CALL_HEADER, signed);
         }
         request.body(body).send().await
+    }
+
+    /// Every other server holding a partition now, one each, as the database says (none
+    /// when it cannot be read: logged).
+    pub(super) async fn other_owners(&self) -> Vec<Owner> {
+        let membership = self.membership.clone();
+        match tokio::task::spawn_blocking(move || membership.owners()).await {
+            Ok(Ok(owners)) => {
+                let mut seen = std::collections::HashSet::new();
+                owners.into_iter().filter(|o| o.node_id != self.node_id && seen.insert(o.node_id.clone())).collect()
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not look the cluster's servers up");
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        }
     }
 
     /// The owner did not answer: look the owners up again next time.

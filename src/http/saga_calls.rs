@@ -1,4 +1,5 @@
-//! Saga calls between the servers of a cluster. A saga runs on the server that owns its
+//! Saga calls between the servers of a cluster, and census calls (every server's triage
+//! gathered for a cluster's, see [`CENSUS_PATH`]). A saga runs on the server that owns its
 //! partition; an operator's resume or abort of a saga another server owns (a bulk action,
 //! run by partition 0's owner, reaches sagas of every partition) is sent to that server,
 //! whose engine answers it as it would have here: the saga after it, or its refusal (not
@@ -8,6 +9,7 @@
 //! answer was lost is reported as a failure of that saga, which the operator may retry.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -18,11 +20,24 @@ use super::calls::{self, Unanswered};
 use super::forward::{Forwarder, Incoming};
 use super::{ApiError, Front};
 use crate::domain::ids::SagaId;
+use crate::metrics;
+use crate::saga::census::Counted;
 use crate::saga::engine::{OperatorInput, SagaOwners};
 use crate::saga::{SagaError, SagaInstance};
 
 /// Where a server takes saga calls.
 pub const PATH: &str = "/internal/v1/sagas";
+
+/// Where a server answers its census (see [`crate::saga::census::Triage::of_cluster`]).
+pub const CENSUS_PATH: &str = "/internal/v1/census";
+
+/// How long a cluster's triage waits for another server's census: a server paused or gone
+/// is named as unanswered rather than holding the operator's page.
+const CENSUS_WAIT: Duration = Duration::from_secs(2);
+
+/// A census call: it asks nothing but the server's census.
+#[derive(Debug, Serialize, Deserialize)]
+struct CensusCall {}
 
 /// One operator's input for one saga, as sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +102,44 @@ impl SagaOwners for SagaCalls {
         let forwarder = self.0.clone();
         Box::pin(async move { call(&forwarder, id, input).await })
     }
+
+    fn censuses(&self) -> BoxFuture<'static, (Vec<Counted>, Vec<String>)> {
+        let forwarder = self.0.clone();
+        Box::pin(async move { censuses(&forwarder).await })
+    }
+}
+
+/// Asks every other server holding partitions for its census, all at once; the censuses
+/// that came, and the node ids of the servers that did not answer within [`CENSUS_WAIT`].
+async fn censuses(forwarder: &Forwarder) -> (Vec<Counted>, Vec<String>) {
+    let others = forwarder.other_owners().await;
+    let asked = others.iter().map(|owner| async move {
+        let url = format!("{}{CENSUS_PATH}", owner.advertise_url.trim_end_matches('/'));
+        let body = Bytes::from_static(b"{}");
+        let answer = tokio::time::timeout(CENSUS_WAIT, async {
+            let answer = forwarder.call(&url, CENSUS_PATH, body).await.ok()?;
+            if answer.status() != 200 {
+                return None;
+            }
+            serde_json::from_slice::<Counted>(&answer.bytes().await.ok()?).ok()
+        })
+        .await;
+        let outcome = if matches!(answer, Ok(Some(_))) { "answered" } else { "no_answer" };
+        metrics::CLUSTER_CALLS.with_label_values(&["census", outcome]).inc();
+        answer.ok().flatten().ok_or_else(|| owner.node_id.clone())
+    });
+    let mut counted = Vec::new();
+    let mut unanswered = Vec::new();
+    for answer in futures::future::join_all(asked).await {
+        match answer {
+            Ok(census) => counted.push(census),
+            Err(node) => {
+                tracing::warn!(node = %node, "a server did not answer its census: the triage lacks its sagas");
+                unanswered.push(node);
+            }
+        }
+    }
+    (counted, unanswered)
 }
 
 async fn call(forwarder: &Forwarder, id: SagaId, input: OperatorInput) -> Result<SagaInstance, SagaError> {
@@ -105,6 +158,10 @@ async fn call(forwarder: &Forwarder, id: SagaId, input: OperatorInput) -> Result
 /// The owner's side: a signed call for a saga this server owns, run by its engine. `None`
 /// when the request is not a saga call (then it is routed like any other).
 pub(super) async fn answer(front: &Front, req: &Incoming<'_>) -> Option<Result<warp::reply::Response, ApiError>> {
+    if req.path == CENSUS_PATH {
+        let counted = |shop: Arc<crate::startup::Shop>, _: CensusCall| async move { Ok(shop.sagas.counted_here()) };
+        return calls::answer(front, req, CENSUS_PATH, counted).await;
+    }
     calls::answer(front, req, PATH, |shop, call: Call| async move {
         match shop.sagas.operate_here(SagaId(call.saga_id), call.input).await {
             Ok(saga) => Ok(Answer::Done(Box::new(saga))),

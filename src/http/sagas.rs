@@ -153,10 +153,10 @@ pub async fn abort_preview(shop: &Shop, req: &Request, id: &str) -> Reply {
 /// by (state, type, step, error), from memory.
 #[utoipa::path(get, path = "/admin/v1/triage", operation_id = "admin.triage", tag = "sagas",
     security(("admin_token" = [])),
-    responses((status = 200, description = "`{\"counts\", \"groups\", \"complete\"}`", body = Object)))]
+    responses((status = 200, description = "`{\"counts\", \"groups\", \"complete\"}`; on a cluster sharing the partitions, every server's census added, with `\"servers\"`, `\"unanswered_servers\"`, `\"uncounted_partitions\"` and `\"partitions_counted_twice\"`", body = Object)))]
 pub async fn triage(shop: &Shop, req: &Request) -> Reply {
     auth::admin(shop, req)?;
-    Ok(json(200, &shop.sagas.triage().to_json(crate::domain::time::Timestamp::now())))
+    Ok(json(200, &shop.sagas.cluster_triage().await.to_json(crate::domain::time::Timestamp::now())))
 }
 
 /// Every retry policy, by saga type and step.

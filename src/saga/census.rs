@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::instance::{SagaInstance, SagaState};
@@ -176,7 +177,7 @@ impl Inner {
 
 /// One triage group: sagas in the same state, of the same type, at the same step, with
 /// the same error.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriageGroup {
     pub state: SagaState,
     pub saga_type: String,
@@ -188,16 +189,93 @@ pub struct TriageGroup {
 }
 
 /// The triage view: counts by type and state, and the groups of sagas needing attention.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Triage {
     pub complete: bool,
-    /// type -> state -> count (states with none left out).
-    pub counts: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// type -> state (`RUNNING`...) -> count (states with none left out).
+    pub counts: BTreeMap<String, BTreeMap<String, u64>>,
     /// STUCK first, then RETRYING, then COMPENSATING; within one, the largest group first.
     pub groups: Vec<TriageGroup>,
+    /// Of a cluster's servers sharing the partitions: which counted what (see
+    /// [`Triage::of_cluster`]); none where one server counts every partition.
+    pub coverage: Option<Coverage>,
+}
+
+/// Which server counted which partitions' sagas for a cluster's triage, and what is missing
+/// from it: the servers that did not answer, the partitions nobody counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// (node id, the partitions it counted), the answering server first.
+    pub servers: Vec<(String, Vec<u16>)>,
+    pub unanswered: Vec<String>,
+    pub uncounted: Vec<u16>,
+    /// Counted by two servers (a partition that moved while they answered).
+    pub counted_twice: Vec<u16>,
+}
+
+/// One server's census of its partitions, as a cluster's triage gathers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Counted {
+    pub node_id: String,
+    pub partitions: Vec<u16>,
+    pub triage: Triage,
 }
 
 impl Triage {
+    /// A cluster's triage from each server's census (`counted`, this server's first) and
+    /// the servers that did not answer: counts added, the groups of the same state, type,
+    /// step and error joined. Complete only when every server's count is, every partition
+    /// of `partitions` was counted by exactly one and none is missing.
+    pub fn of_cluster(partitions: Partitions, counted: Vec<Counted>, unanswered: Vec<String>) -> Triage {
+        let mut seen = vec![0u32; usize::from(partitions.count())];
+        for c in &counted {
+            for p in &c.partitions {
+                if let Some(n) = seen.get_mut(usize::from(*p)) {
+                    *n += 1;
+                }
+            }
+        }
+        let numbered = |keep: fn(u32) -> bool| -> Vec<u16> {
+            seen.iter().enumerate().filter(|(_, n)| keep(**n)).map(|(p, _)| p as u16).collect()
+        };
+        let coverage = Coverage {
+            servers: counted.iter().map(|c| (c.node_id.clone(), c.partitions.clone())).collect(),
+            unanswered,
+            uncounted: numbered(|n| n == 0),
+            counted_twice: numbered(|n| n > 1),
+        };
+        let mut complete = coverage.unanswered.is_empty() && coverage.uncounted.is_empty();
+        complete &= coverage.counted_twice.is_empty();
+        let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut groups: HashMap<(usize, String, Option<String>, Option<String>), TriageGroup> = HashMap::new();
+        for Counted { triage, .. } in counted {
+            complete &= triage.complete;
+            for (saga_type, by_state) in triage.counts {
+                let sum = counts.entry(saga_type).or_default();
+                for (state, n) in by_state {
+                    *sum.entry(state).or_default() += n;
+                }
+            }
+            for g in triage.groups {
+                let key = (slot(g.state), g.saga_type.clone(), g.step.clone(), g.error.clone());
+                match groups.get_mut(&key) {
+                    Some(joined) => {
+                        joined.count += g.count;
+                        if (g.oldest_since, g.oldest_saga_id) < (joined.oldest_since, joined.oldest_saga_id) {
+                            (joined.oldest_since, joined.oldest_saga_id) = (g.oldest_since, g.oldest_saga_id);
+                        }
+                    }
+                    None => {
+                        groups.insert(key, g);
+                    }
+                }
+            }
+        }
+        let mut groups: Vec<TriageGroup> = groups.into_values().collect();
+        rank(&mut groups);
+        Triage { complete, counts, groups, coverage: Some(coverage) }
+    }
+
     pub fn to_json(&self, now: Timestamp) -> Value {
         let groups: Vec<Value> = self
             .groups
@@ -215,13 +293,45 @@ impl Triage {
                 })
             })
             .collect();
-        json!({
+        let mut view = json!({
             "complete": self.complete,
             "counts": self.counts,
             "groups": groups,
             "generated_at": now.rfc3339(),
-        })
+        });
+        if let Some(c) = &self.coverage {
+            let servers: Vec<Value> = c
+                .servers
+                .iter()
+                .map(|(node, partitions)| json!({ "node_id": node, "partitions": partitions }))
+                .collect();
+            view["servers"] = json!(servers);
+            view["unanswered_servers"] = json!(c.unanswered);
+            view["uncounted_partitions"] = json!(c.uncounted);
+            view["partitions_counted_twice"] = json!(c.counted_twice);
+        }
+        view
     }
+}
+
+/// STUCK first, then RETRYING, then the rest; within one state the largest group first,
+/// then the oldest.
+fn rank(groups: &mut [TriageGroup]) {
+    let rank = |s: SagaState| match s {
+        SagaState::Stuck => 0,
+        SagaState::Retrying => 1,
+        _ => 2,
+    };
+    groups.sort_by(|a, b| {
+        (rank(a.state), std::cmp::Reverse(a.count), a.oldest_since, &a.saga_type, &a.step, &a.error).cmp(&(
+            rank(b.state),
+            std::cmp::Reverse(b.count),
+            b.oldest_since,
+            &b.saga_type,
+            &b.step,
+            &b.error,
+        ))
+    });
 }
 
 pub fn age_secs(now: Timestamp, since: Timestamp) -> f64 {
@@ -469,9 +579,9 @@ impl SagaCensus {
     /// (state, type, step, error) with their count and oldest member. Reads memory only:
     /// the work is proportional to the unfinished sagas, never to the history.
     pub fn triage(&self) -> Triage {
-        let mut counts: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
+        let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for (saga_type, state, n) in self.counts() {
-            counts.entry(saga_type).or_default().insert(state.as_str(), n);
+            counts.entry(saga_type).or_default().insert(state.as_str().to_string(), n);
         }
         type Key<'a> = (usize, &'a str, Option<&'a str>, Option<&'a str>);
         let inner = self.lock();
@@ -496,22 +606,8 @@ impl SagaCensus {
                 oldest_since,
             })
             .collect();
-        let rank = |s: SagaState| match s {
-            SagaState::Stuck => 0,
-            SagaState::Retrying => 1,
-            _ => 2,
-        };
-        groups.sort_by(|a, b| {
-            (rank(a.state), std::cmp::Reverse(a.count), a.oldest_since, &a.saga_type, &a.step, &a.error).cmp(&(
-                rank(b.state),
-                std::cmp::Reverse(b.count),
-                b.oldest_since,
-                &b.saga_type,
-                &b.step,
-                &b.error,
-            ))
-        });
-        Triage { complete: inner.complete, counts, groups }
+        rank(&mut groups);
+        Triage { complete: inner.complete, counts, groups, coverage: None }
     }
 }
 
@@ -542,6 +638,52 @@ mod tests {
     use crate::saga::coordinator::log_write;
     use crate::saga::instance::Phase;
     use crate::store::WriteSet;
+
+    /// A cluster's triage adds the servers' counts, joins their groups (the oldest member
+    /// of either), and is complete only when every partition was counted once by a server
+    /// whose own count is complete.
+    #[test]
+    fn a_clusters_triage_adds_the_servers_censuses_and_says_what_it_lacks() {
+        let group = |count, since, id: SagaId| TriageGroup {
+            state: SagaState::Stuck,
+            saga_type: "place_order".into(),
+            step: Some("authorize_payment".into()),
+            error: Some("declined".into()),
+            count,
+            oldest_saga_id: id,
+            oldest_since: Timestamp(since),
+        };
+        let (older, newer) = (SagaId::new(), SagaId::new());
+        let counts = |n| BTreeMap::from([("place_order".to_string(), BTreeMap::from([("STUCK".to_string(), n)]))]);
+        let server = |node: &str, partitions: std::ops::Range<u16>, triage: Triage| Counted {
+            node_id: node.into(),
+            partitions: partitions.collect(),
+            triage,
+        };
+        let a = Triage { complete: true, counts: counts(2), groups: vec![group(2, 200, newer)], coverage: None };
+        let b = Triage { complete: true, counts: counts(3), groups: vec![group(3, 100, older)], coverage: None };
+        let four = Partitions::new(4).unwrap();
+
+        let whole = Triage::of_cluster(four, vec![server("a", 0..2, a.clone()), server("b", 2..4, b.clone())], vec![]);
+        assert!(whole.complete);
+        assert_eq!(whole.counts, counts(5));
+        assert_eq!(whole.groups, vec![group(5, 100, older)], "one group, its oldest member b's");
+        let coverage = whole.coverage.clone().unwrap();
+        assert_eq!(coverage.servers, vec![("a".into(), vec![0, 1]), ("b".into(), vec![2, 3])]);
+        let view = whole.to_json(Timestamp(1000));
+        assert_eq!(view["servers"][1], json!({ "node_id": "b", "partitions": [2, 3] }));
+        assert_eq!(view["groups"][0]["count"], 5);
+
+        let lacking = Triage::of_cluster(four, vec![server("a", 0..2, a.clone())], vec!["b".into()]);
+        assert!(!lacking.complete);
+        let coverage = lacking.coverage.unwrap();
+        assert_eq!((coverage.unanswered, coverage.uncounted), (vec!["b".to_string()], vec![2, 3]));
+        let twice = Triage::of_cluster(four, vec![server("a", 0..3, a.clone()), server("b", 2..4, b.clone())], vec![]);
+        assert_eq!((twice.complete, twice.coverage.unwrap().counted_twice), (false, vec![2]));
+        let counting = Triage { complete: false, ..b };
+        let still = Triage::of_cluster(four, vec![server("a", 0..2, a), server("b", 2..4, counting)], vec![]);
+        assert!(!still.complete, "b still counts its finished sagas");
+    }
 
     fn saga(state: SagaState) -> SagaInstance {
         let def = &crate::saga::definition::embedded().unwrap()[0];

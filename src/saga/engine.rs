@@ -11,7 +11,7 @@ use actix::{Actor, Addr, ArbiterHandle};
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
-use super::census::{SagaCensus, Triage};
+use super::census::{Counted, SagaCensus, Triage};
 use super::coordinator::{settled_channel, Drive, FirstWrite, SagaCoordinator, Settled, Watch};
 use super::definition::{self, SagaDefinition};
 use super::instance::{SagaInstance, SagaState};
@@ -65,6 +65,10 @@ pub trait SagaOwners: Send + Sync {
         id: SagaId,
         input: OperatorInput,
     ) -> futures::future::BoxFuture<'static, Result<SagaInstance, SagaError>>;
+
+    /// The census of every other server that holds partitions, and the node ids of those
+    /// that did not answer it in time.
+    fn censuses(&self) -> futures::future::BoxFuture<'static, (Vec<Counted>, Vec<String>)>;
 }
 
 /// What an operator asks of one saga.
@@ -382,6 +386,30 @@ impl SagaEngine {
     /// memory (the census), never a scan of the sagas.
     pub fn triage(&self) -> Triage {
         self.census.triage()
+    }
+
+    /// The triage of every saga: this server's census, and on a server of a cluster that
+    /// shares the partitions every other server's too, asked for and joined (see
+    /// [`Triage::of_cluster`]: a server that did not answer is named, not waited for).
+    pub async fn cluster_triage(&self) -> Triage {
+        let recovered = self.recovered();
+        let Some(owners) = self.owners.as_ref().filter(|_| !recovered.is_every()) else {
+            return self.triage();
+        };
+        let (mut counted, unanswered) = owners.censuses().await;
+        counted.insert(0, self.counted_here());
+        Triage::of_cluster(recovered.count(), counted, unanswered)
+    }
+
+    /// This server's census as another server gathers it: the partitions it counts, and
+    /// their triage.
+    pub fn counted_here(&self) -> Counted {
+        let recovered = self.recovered();
+        Counted {
+            node_id: self.store.node_id().to_string(),
+            partitions: recovered.partitions().iter().map(|p| p.0).collect(),
+            triage: self.triage(),
+        }
     }
 
     /// The engine's metrics in Prometheus text, with the process-wide ones; the gauges are

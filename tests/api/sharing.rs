@@ -282,6 +282,34 @@ async fn a_bulk_resume_reaches_a_saga_the_other_server_owns() {
     assert!(partition_of(&saga_id) >= 8, "the saga is b's");
     b.saga_reaches(&saga_id, "STUCK").await;
 
+    // The triage, answered by a, counts b's sagas too: b's census is asked for and added.
+    let (status, triage) = a.get("/admin/v1/triage", Some(ADMIN)).await;
+    assert_eq!(status, 200, "{triage}");
+    let stuck: Vec<&Value> = triage["groups"].as_array().unwrap().iter().filter(|g| g["state"] == "STUCK").collect();
+    assert_eq!(stuck.len(), 1, "{triage}");
+    assert_eq!((stuck[0]["count"].as_u64(), stuck[0]["oldest_saga_id"].as_str()), (Some(1), Some(saga_id.as_str())));
+    assert_eq!(triage["counts"]["cancel_order"]["STUCK"], 1, "{triage}");
+    assert_eq!(triage["counts"]["place_order"]["COMPLETED"], 1, "{triage}");
+    let servers: Vec<(&str, Vec<u64>)> = triage["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["node_id"].as_str().unwrap(),
+                s["partitions"].as_array().unwrap().iter().filter_map(Value::as_u64).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(servers, vec![("a", (0..8).collect()), ("b", (8..16).collect())], "{triage}");
+    assert_eq!(triage["uncounted_partitions"], json!([]), "{triage}");
+    assert_eq!(triage["unanswered_servers"], json!([]), "{triage}");
+    let console = crate::console::Browser::signed_in(&b, ADMIN).await;
+    let page = console.get("/console/triage").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Counted by 2 servers"), "{}", page.body);
+    assert!(page.body.contains(&saga_id), "the STUCK group's oldest saga links to b's saga: {}", page.body);
+
     let filter = json!({ "state": "STUCK", "type": "cancel_order", "step": "refund_payment" });
     let (status, started) = a.post("/admin/v1/sagas/bulk-resume", Some(ADMIN), filter).await;
     assert_eq!((status, started["matched"].as_u64()), (202, Some(1)), "{started}");

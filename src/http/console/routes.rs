@@ -62,7 +62,7 @@ async fn route(ctx: &Ctx<'_>) -> (&'static str, Page) {
         }
         (Method::POST, ["console", "sign-in"]) => page!("console.sign_in", signin::sign_in(ctx)),
         (Method::POST, ["console", "sign-out"]) => page!("console.sign_out", signin::sign_out(ctx)),
-        (Method::GET, ["console", "triage"]) => ("console.triage", triage::show(ctx)),
+        (Method::GET, ["console", "triage"]) => page!("console.triage", triage::show(ctx)),
         (Method::GET, ["console", "bulk"]) => page!("console.bulk", bulk::form(ctx)),
         (Method::POST, ["console", "bulk"]) => page!("console.bulk.start", bulk::start(ctx)),
         (Method::GET, ["console", "bulk", id]) => ("console.bulk.progress", bulk::progress(ctx, id)),

@@ -7,15 +7,16 @@ use maud::{html, Markup};
 
 use super::layout::{self, Shell};
 use super::{Ctx, Page};
+use crate::domain::partition::ranges;
 use crate::domain::time::Timestamp;
-use crate::saga::census::{age_secs, Triage, TriageGroup, STATES};
+use crate::saga::census::{age_secs, Coverage, Triage, TriageGroup, STATES};
 
 /// Longest error text the saga list's filter searches for.
 const MAX_ERROR_FILTER: usize = 200;
 
-pub fn show(ctx: &Ctx<'_>) -> Page {
+pub async fn show(ctx: &Ctx<'_>) -> Page {
     ctx.admin()?;
-    let content = body(&ctx.shop.sagas.triage(), Timestamp::now());
+    let content = body(&ctx.shop.sagas.cluster_triage().await, Timestamp::now());
     Ok(layout::html_response(200, layout::page(ctx, "Triage", Shell { refresh: true }, content)))
 }
 
@@ -24,10 +25,39 @@ fn body(triage: &Triage, now: Timestamp) -> Markup {
         h2 { "Needing attention" }
         (groups(triage, now))
         h2 { "Sagas by type and state" }
+        @if let Some(c) = &triage.coverage {
+            (coverage(c))
+        }
         @if !triage.complete {
             p.notice role="status" { "Still counting: the finished sagas (COMPLETED, FAILED, ABORTED) are being counted in the background since the start; until then those columns hold only what finished since." }
         }
         (counts(triage))
+    }
+}
+
+/// Which server counted which partitions, and what the figures lack.
+fn coverage(c: &Coverage) -> Markup {
+    let numbers = |ps: &[u16]| ranges(ps);
+    html! {
+        p.muted {
+            "Counted by " (c.servers.len()) " servers: "
+            @for (i, (node, partitions)) in c.servers.iter().enumerate() {
+                @if i > 0 { "; " }
+                code { (node) } " (partitions " (numbers(partitions)) ")"
+            }
+            "."
+        }
+        @if !c.unanswered.is_empty() {
+            p.notice role="status" {
+                "Not counted: the sagas of " (c.unanswered.join(", ")) ", which did not answer in time."
+            }
+        }
+        @if !c.uncounted.is_empty() {
+            p.notice role="status" { "Not counted: partitions " (numbers(&c.uncounted)) " (no server answered for them)." }
+        }
+        @if !c.counted_twice.is_empty() {
+            p.notice role="status" { "Counted twice: partitions " (numbers(&c.counted_twice)) " (they moved between servers while counted)." }
+        }
     }
 }
 
@@ -127,7 +157,7 @@ mod tests {
 
     #[test]
     fn the_page_says_when_the_census_is_still_counting() {
-        let mut triage = Triage { complete: false, counts: Default::default(), groups: Vec::new() };
+        let mut triage = Triage { complete: false, counts: Default::default(), groups: Vec::new(), coverage: None };
         let now = Timestamp::now();
         assert!(body(&triage, now).into_string().contains("Still counting"));
         triage.complete = true;
