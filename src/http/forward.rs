@@ -432,34 +432,38 @@ mod tests {
         assert!(owners.of(Partition(1)).is_none(), "no live lease (expired or never taken): 503 no_leader");
     }
 
+    /// A front of a cluster's server (its store a temporary one) that does not serve yet.
+    fn cluster_front() -> (tempfile::TempDir, crate::store::Store, Arc<Front>) {
+        let (dir, store) = crate::store::Store::temporary();
+        let settings = crate::config::Settings::load_layers(None, false).unwrap();
+        let membership = Arc::new(Membership::join(&settings.storage, &settings.cluster).unwrap());
+        let forwarder = Arc::new(Forwarder::new(membership, &settings.cluster, None));
+        (dir, store, Front::new(settings.server.clone(), Some(forwarder), None))
+    }
+
+    /// A request without headers or body.
+    fn bare<'a>(method: &'a Method, path: &'a str, headers: &'a HeaderMap) -> Incoming<'a> {
+        Incoming { method, path, raw_query: "", headers, body: Bytes::new(), remote: None }
+    }
+
+    fn named(answerer: Answerer<'_>) -> &'static str {
+        match answerer {
+            Answerer::Here(_) => "here",
+            Answerer::Owner(..) => "owner",
+            Answerer::Recovering(..) => "recovering",
+            Answerer::Starting => "starting",
+        }
+    }
+
     /// A server with a share answers the requests of its partitions and those that describe
     /// it, and forwards the others' (the shared records' too, while it lacks partition 0).
     #[test]
     fn a_serving_server_answers_its_partitions_requests_and_forwards_the_others() {
         use crate::domain::partition::{id_in, Owned};
         actix::System::new().block_on(async {
-            let (_dir, store) = crate::store::Store::temporary();
-            let settings = crate::config::Settings::load_layers(None, false).unwrap();
-            let membership = Arc::new(Membership::join(&settings.storage, &settings.cluster).unwrap());
-            let forwarder = Arc::new(Forwarder::new(membership, &settings.cluster, None));
-            let front = Front::new(settings.server.clone(), Some(forwarder), None);
+            let (_dir, store, front) = cluster_front();
             let headers = HeaderMap::new();
-            let answers = |method: Method, path: String| {
-                let req = Incoming {
-                    method: &method,
-                    path: &path,
-                    raw_query: "",
-                    headers: &headers,
-                    body: Bytes::new(),
-                    remote: None,
-                };
-                match front.answerer(&req) {
-                    Answerer::Here(_) => "here",
-                    Answerer::Owner(..) => "owner",
-                    Answerer::Recovering(..) => "recovering",
-                    Answerer::Starting => "starting",
-                }
-            };
+            let answers = |method: Method, path: String| named(front.answerer(&bare(&method, &path, &headers)));
             let (mine, theirs) = (id_in(Partition(3)), id_in(Partition(4)));
             assert_eq!(answers(Method::GET, format!("/v1/orders/{mine}")), "owner", "not serving yet: all forwarded");
 
@@ -483,38 +487,20 @@ mod tests {
     fn a_partition_just_taken_is_served_once_its_sagas_are_recovered() {
         use crate::domain::partition::{id_in, Owned};
         actix::System::new().block_on(async {
-            let (_dir, store) = crate::store::Store::temporary();
-            let settings = crate::config::Settings::load_layers(None, false).unwrap();
-            let membership = Arc::new(Membership::join(&settings.storage, &settings.cluster).unwrap());
-            let forwarder = Arc::new(Forwarder::new(membership, &settings.cluster, None));
-            let front = Front::new(settings.server.clone(), Some(forwarder), None);
+            let (_dir, store, front) = cluster_front();
             let shop = Arc::new(crate::startup::for_tests(&store));
             front.lead(shop.clone());
             let headers = HeaderMap::new();
             let (kept, gained) =
                 (format!("/v1/orders/{}", id_in(Partition(3))), format!("/v1/orders/{}", id_in(Partition(4))));
-            let req = |path: &'static str| Incoming {
-                method: &Method::GET,
-                path,
-                raw_query: "",
-                headers: &headers,
-                body: Bytes::new(),
-                remote: None,
-            };
-            let (kept, gained): (&'static str, &'static str) = (kept.leak(), gained.leak());
-            let is = |a: Answerer<'_>| match a {
-                Answerer::Here(_) => "here",
-                Answerer::Owner(..) => "owner",
-                Answerer::Recovering(..) => "recovering",
-                Answerer::Starting => "starting",
-            };
+            let (kept, gained) = (bare(&Method::GET, &kept, &headers), bare(&Method::GET, &gained, &headers));
 
             let three = Owned::share(Partitions::DEFAULT, [Partition(3)]);
             store.ownership().set(three.clone());
             shop.sagas.give_up(&three);
             store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(3), Partition(4)]));
-            assert_eq!(is(front.answerer(&req(kept))), "here");
-            assert_eq!(is(front.answerer(&req(gained))), "recovering", "owned, its sagas not yet recovered");
+            assert_eq!(named(front.answerer(&kept)), "here");
+            assert_eq!(named(front.answerer(&gained)), "recovering", "owned, its sagas not yet recovered");
 
             let engine = shop.sagas.clone();
             let taking = tokio::spawn(async move {
@@ -522,12 +508,12 @@ mod tests {
                 engine.take_over(&Owned::share(Partitions::DEFAULT, [Partition(4)])).await.map_err(|e| e.to_string())
             });
             let started = Instant::now();
-            assert_eq!(is(front.answerer_once_recovered(&req(gained)).await), "here", "once recovered");
+            assert_eq!(named(front.answerer_once_recovered(&gained).await), "here", "once recovered");
             assert!(started.elapsed() >= Duration::from_millis(50), "it waited for the take-over");
             assert_eq!(taking.await.unwrap(), Ok(0));
 
             shop.sagas.give_up(&three);
-            assert_eq!(is(front.answerer(&req(gained))), "recovering", "given up, then owned again");
+            assert_eq!(named(front.answerer(&gained)), "recovering", "given up, then owned again");
             store.close().unwrap();
         });
     }

@@ -430,14 +430,23 @@ impl SagaCensus {
     /// Counts the finished sagas of before the start on a background thread (see the module
     /// comment), then marks the census complete.
     pub fn count_finished_in_background(self: &Arc<Self>, store: Store) {
+        self.count_in_background(store, None);
+    }
+
+    /// Counts on a background thread the finished sagas of `partitions` (this server's
+    /// share as the count starts, when none).
+    fn count_in_background(self: &Arc<Self>, store: Store, partitions: Option<Owned>) {
         let census = self.clone();
         let spawned = std::thread::Builder::new().name("saga-census".into()).spawn(move || {
             let started = std::time::Instant::now();
-            match census.count_finished(&store) {
+            let owned = partitions.unwrap_or_else(|| (*store.owned()).clone());
+            let numbers: Vec<u16> = owned.partitions().iter().map(|p| p.0).collect();
+            match census.count(&store, &owned) {
                 Ok(n) => tracing::info!(
                     finished_sagas = n,
+                    partitions = %crate::domain::partition::ranges(&numbers),
                     ms = started.elapsed().as_millis() as u64,
-                    "saga census complete"
+                    "finished sagas counted"
                 ),
                 Err(e) => tracing::error!(error = %e, "counting finished sagas failed; the census stays incomplete"),
             }
@@ -467,15 +476,7 @@ impl SagaCensus {
     /// Counts the finished sagas of the partitions `gained` (announced by
     /// [`SagaCensus::gaining`]) on a background thread.
     pub fn count_gained_in_background(self: &Arc<Self>, store: Store, gained: Owned) {
-        let census = self.clone();
-        let spawned =
-            std::thread::Builder::new().name("saga-census".into()).spawn(move || match census.count(&store, &gained) {
-                Ok(n) => tracing::info!(finished_sagas = n, "finished sagas of the partitions taken counted"),
-                Err(e) => tracing::error!(error = %e, "counting finished sagas failed; the census stays incomplete"),
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "could not start the saga census thread; the census stays incomplete");
-        }
+        self.count_in_background(store, Some(gained));
     }
 
     fn count(&self, store: &Store, owned: &Owned) -> Result<u64, crate::store::StoreError> {
