@@ -51,8 +51,10 @@ impl ExpiryWorker {
     }
 
     /// Fires every timer due now of the orders this server owns (another server's are its
-    /// own worker's); returns how many cancellations it started.
+    /// own worker's) and whose sagas it has recovered (a partition just taken is its once
+    /// its take-over is done); returns how many cancellations it started.
     pub async fn expire_due(&self) -> Result<usize, OperationError> {
+        let ours = self.store.owned().and(&self.sagas.recovered());
         let now = Timestamp::now();
         let (mut from, end) = (QUEUE.from(0).as_bytes().to_vec(), QUEUE.from(now.0 + 1));
         let table = end.table();
@@ -63,7 +65,7 @@ impl ExpiryWorker {
             let Some(last) = page.last() else { break };
             from = keys::successor(last);
             let full = page.len() == BATCH;
-            due.extend(page.into_iter().filter(|key| self.store.owns(table, key)));
+            due.extend(page.into_iter().filter(|key| Store::lies_in(table, key, &ours)));
             if !full {
                 break;
             }
@@ -114,6 +116,18 @@ mod tests {
             for key in &theirs {
                 assert!(store.exists(key).unwrap(), "another partition's timer is its owner's");
             }
+
+            // Partition 2 taken: its timers are this server's once its sagas are recovered.
+            let one = Owned::share(Partitions::DEFAULT, [Partition(1)]);
+            shop.sagas.give_up(&one);
+            store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(1), Partition(2)]));
+            worker.expire_due().await.unwrap();
+            assert!(theirs.iter().all(|key| store.exists(key).unwrap()), "not before the take-over ends");
+            shop.sagas.take_over(&Owned::share(Partitions::DEFAULT, [Partition(2)])).await.unwrap();
+            for _ in 0..theirs.len().div_ceil(BATCH) {
+                worker.expire_due().await.unwrap();
+            }
+            assert!(!theirs.iter().any(|key| store.exists(key).unwrap()), "then fired (spent: no order behind)");
         });
     }
 }

@@ -387,8 +387,12 @@ impl Store {
     /// Whether the row at `key` in `table` lives in a partition this server owns: only then
     /// does a worker walking the table write it (another server's would be fenced).
     pub fn owns(&self, table: Table, key: &[u8]) -> bool {
-        let owned = self.owned();
-        owned.contains(homes::home(table, key).partition(owned.count()))
+        Store::lies_in(table, key, &self.owned())
+    }
+
+    /// Whether the row at `key` in `table` lives in one of the partitions of `share`.
+    pub fn lies_in(table: Table, key: &[u8], share: &Owned) -> bool {
+        share.contains(homes::home(table, key).partition(share.count()))
     }
 
     /// This server's share, to follow as it changes.
