@@ -28,6 +28,7 @@ use super::{response, HttpError};
 use crate::config::{ClusterSettings, ServerSettings};
 use crate::domain::partition::{Partition, Partitions};
 use crate::metrics;
+use crate::saga::engine::RECOVERY_WAIT;
 use crate::startup::Shop;
 use crate::store::{Membership, Owner};
 
@@ -38,10 +39,6 @@ pub const HOP_HEADER: &str = "x-cartwright-forwarded";
 /// How long a forwarded request may take at its owner (a checkout waits for its saga up
 /// to `checkout.sync_wait_ms`).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long a request of a partition just taken over waits for its sagas' recovery before
-/// it is refused (503, to be retried).
-const RECOVERY_WAIT: Duration = Duration::from_secs(5);
 
 /// What answers this server's requests.
 pub struct Front {

@@ -100,6 +100,10 @@ impl Started {
 /// fresh activation from the log).
 const RESENDS_TO_A_LEAVING_COORDINATOR: u32 = 3;
 
+/// How long what a partition just taken is asked for (a request, an operator's call) waits
+/// for its sagas' recovery before it is refused (503, to be retried).
+pub const RECOVERY_WAIT: Duration = Duration::from_secs(5);
+
 /// A policy's name in memory and in audit rows (its row is [`keys::retry_policy`]).
 fn policy_key(saga_type: &str, step: &str) -> String {
     format!("{saga_type}/{step}")
@@ -652,11 +656,15 @@ impl SagaEngine {
         self.operate(id, || Input::Abort { reason: reason.to_string() }).await
     }
 
-    /// An operator's input to a saga, here: refused, nothing applied, when this server does
-    /// not own the saga (any more).
+    /// An operator's input to a saga, here (once the saga's partition, if just taken, has
+    /// been recovered, as a request waits for it): refused, nothing applied, when this
+    /// server does not own the saga (any more).
     pub async fn operate_here(self: &Arc<Self>, id: SagaId, input: OperatorInput) -> Result<SagaInstance, SagaError> {
         if !self.store.owns(Table::Sagas, id.as_bytes()) {
             return Err(Fault::Unavailable("another server owns this saga; retry").into());
+        }
+        if !self.until_recovered(self.store.owned().count().of(&id.0), RECOVERY_WAIT).await {
+            return Err(Fault::Unavailable("this server is still taking over the saga's partition; retry").into());
         }
         match input {
             OperatorInput::Resume { reset_attempts } => self.resume(id, reset_attempts).await,
