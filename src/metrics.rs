@@ -100,9 +100,10 @@ pub static CACHE_INVALIDATIONS_APPLIED: LazyLock<IntCounter> = LazyLock::new(|| 
 /// answered, whatever its status), `no_leader` (none during a takeover: 503), `failed`
 /// (the leader did not answer: 502).
 /// Calls this server made to another server (see `http/calls.rs`), by kind (`stock`,
-/// `saga`) and outcome: answered (done or refused there), not_owner (the server called had
-/// given the partition up: looked up again), unreachable (never sent), no_answer (sent, no
-/// answer: maybe applied), no_owner (no server held the partition), failed.
+/// `saga`, `census`) and outcome: answered (done or refused there), not_owner (the server
+/// called had given the partition up: looked up again), unreachable (never sent), no_answer
+/// (sent, no answer: maybe applied; a census not answered in time), no_owner (no server
+/// held the partition), failed.
 pub static CLUSTER_CALLS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
