@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::domain::partition::{ranges, Owned};
+use crate::domain::partition::{ranges, Owned, Partition};
 use crate::saga::SagaEngine;
 use crate::services::{cart::CartService, inventory::InventoryService, orders::OrderService};
 
@@ -22,9 +22,11 @@ pub struct ShareWatch {
     orders: OrderService,
     inventory: InventoryService,
     sagas: Arc<SagaEngine>,
+    ownership: crate::store::Ownership,
     changes: watch::Receiver<Arc<Owned>>,
-    /// The share as last followed.
+    /// The share as last followed, and each partition's losses then.
     last: Arc<Owned>,
+    losses: Vec<u64>,
 }
 
 impl ShareWatch {
@@ -39,7 +41,8 @@ impl ShareWatch {
     ) -> ShareWatch {
         let changes = ownership.changes();
         let last = sagas.recovered();
-        ShareWatch { carts, orders, inventory, sagas, changes, last }
+        let losses = ownership.losses();
+        ShareWatch { carts, orders, inventory, sagas, ownership: ownership.clone(), changes, last, losses }
     }
 
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
@@ -61,13 +64,19 @@ impl ShareWatch {
     }
 
     /// Gives up the partitions of the last share that `owned` lacks, and takes over those
-    /// it adds.
+    /// it adds. A partition in both that was lost in between (and taken back: the watch
+    /// showed only the latest share) counts as both: what is in memory of it is stale.
     pub async fn follow(&mut self, owned: Arc<Owned>) {
-        if !self.last.minus(&owned).is_empty() {
-            self.give_up(&owned);
+        let losses = self.ownership.losses();
+        let lost_since = |p: &Partition| losses.get(usize::from(p.0)) != self.losses.get(usize::from(p.0));
+        let retaken = Owned::share(owned.count(), owned.partitions().iter().copied().filter(lost_since));
+        let kept = owned.minus(&retaken);
+        if !self.last.minus(&kept).is_empty() {
+            self.give_up(&kept);
         }
-        let gained = owned.minus(&self.last);
+        let gained = owned.minus(&self.last.minus(&retaken));
         self.last = owned;
+        self.losses = losses;
         if gained.is_empty() {
             return;
         }
@@ -136,6 +145,37 @@ mod tests {
             assert_eq!(watch.give_up(&Owned::share(Partitions::DEFAULT, [Partition(3)])), 1, "the lost cart's actor");
             assert_eq!(shop.carts.active(), 1, "the kept cart's actor stays");
             assert_eq!(running(&shop), 1, "the lost partition's saga left the census");
+        });
+    }
+
+    /// A partition lost and taken back between two looks of the watch (which shows only the
+    /// latest share) is given up and taken over all the same: its actors, stale once the
+    /// other server wrote, are dropped, and its requests wait for its recovery again.
+    #[test]
+    fn a_partition_lost_and_taken_back_unseen_is_given_up_and_taken_over_again() {
+        crate::startup::with_shop(|store, shop| async move {
+            let both = Owned::share(Partitions::DEFAULT, [Partition(3), Partition(4)]);
+            store.ownership().set(both.clone());
+            let mut watch = ShareWatch::new(
+                shop.carts.clone(),
+                shop.orders.clone(),
+                shop.inventory.clone(),
+                shop.sagas.clone(),
+                store.ownership(),
+            );
+            watch.follow(store.owned()).await;
+            for p in [3, 4] {
+                shop.carts.get(CustomerId(id_in(Partition(p)))).await.unwrap();
+            }
+            assert_eq!(shop.carts.active(), 2);
+
+            watch.follow(store.owned()).await;
+            assert_eq!(shop.carts.active(), 2, "nothing changed: nothing dropped");
+            store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(3)]));
+            store.ownership().set(both);
+            watch.follow(store.owned()).await;
+            assert_eq!(shop.carts.active(), 1, "partition 4's cart dropped, partition 3's kept");
+            assert!(shop.sagas.recovered().contains(Partition(4)), "taken over again");
         });
     }
 
