@@ -71,6 +71,17 @@ pub struct StaffTokens {
 }
 
 impl Shop {
+    /// What follows this shop's share of the partitions (see `operations::share`).
+    pub fn share_watch(&self) -> ShareWatch {
+        ShareWatch::new(
+            self.carts.clone(),
+            self.orders.clone(),
+            self.inventory.clone(),
+            self.sagas.clone(),
+            self.store.ownership(),
+        )
+    }
+
     /// Actors in memory: what passivation keeps bounded.
     pub fn active_actors(&self) -> serde_json::Value {
         serde_json::json!({
@@ -240,13 +251,7 @@ impl Workers {
         );
         let handler = NotificationHandler::new(store.clone(), shop.customers.clone(), settings.clone());
         let retrying = RetryingWatch::new(shop.sagas.clone(), settings.clone());
-        let share = ShareWatch::new(
-            shop.carts.clone(),
-            shop.orders.clone(),
-            shop.inventory.clone(),
-            shop.sagas.clone(),
-            store.ownership(),
-        );
+        let share = shop.share_watch();
         let tasks = vec![
             tokio::spawn(delivery.run(stop_rx.clone())),
             tokio::spawn(expiry.run(stop_rx.clone())),

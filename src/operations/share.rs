@@ -31,7 +31,7 @@ pub struct ShareWatch {
 
 impl ShareWatch {
     /// Follows the changes of `ownership` from the share whose sagas the engine booted with
-    /// (the first run follows whatever changed since).
+    /// (the first run follows whatever changed since). A shop's is `Shop::share_watch`.
     pub fn new(
         carts: CartService,
         orders: OrderService,
@@ -113,7 +113,7 @@ mod tests {
     /// memory); a saga of a lost partition leaves the census, one of a kept one stays.
     #[test]
     fn a_share_that_shrinks_drops_the_actors_and_census_entries_of_the_partitions_lost() {
-        crate::startup::with_shop(|store, shop| async move {
+        crate::startup::with_shop(|_store, shop| async move {
             let (kept, lost) = (CustomerId(id_in(Partition(3))), CustomerId(id_in(Partition(4))));
             for customer in [kept, lost] {
                 shop.carts.get(customer).await.unwrap();
@@ -135,13 +135,7 @@ mod tests {
             let running = |shop: &crate::startup::Shop| shop.sagas.census().counts().iter().map(|c| c.2).sum::<u64>();
             assert_eq!(running(&shop), 2);
 
-            let watch = ShareWatch::new(
-                shop.carts.clone(),
-                shop.orders.clone(),
-                shop.inventory.clone(),
-                shop.sagas.clone(),
-                store.ownership(),
-            );
+            let watch = shop.share_watch();
             assert_eq!(watch.give_up(&Owned::share(Partitions::DEFAULT, [Partition(3)])), 1, "the lost cart's actor");
             assert_eq!(shop.carts.active(), 1, "the kept cart's actor stays");
             assert_eq!(running(&shop), 1, "the lost partition's saga left the census");
@@ -156,13 +150,7 @@ mod tests {
         crate::startup::with_shop(|store, shop| async move {
             let both = Owned::share(Partitions::DEFAULT, [Partition(3), Partition(4)]);
             store.ownership().set(both.clone());
-            let mut watch = ShareWatch::new(
-                shop.carts.clone(),
-                shop.orders.clone(),
-                shop.inventory.clone(),
-                shop.sagas.clone(),
-                store.ownership(),
-            );
+            let mut watch = shop.share_watch();
             watch.follow(store.owned()).await;
             for p in [3, 4] {
                 shop.carts.get(CustomerId(id_in(Partition(p)))).await.unwrap();
@@ -216,13 +204,7 @@ mod tests {
             store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(3)]));
             assert_eq!(shop.sagas.boot().await.unwrap(), 1, "partition 3's STUCK saga");
             assert_eq!(counted().await, (1, 0));
-            let mut watch = ShareWatch::new(
-                shop.carts.clone(),
-                shop.orders.clone(),
-                shop.inventory.clone(),
-                shop.sagas.clone(),
-                store.ownership(),
-            );
+            let mut watch = shop.share_watch();
 
             store.ownership().set(Owned::share(Partitions::DEFAULT, [Partition(3), Partition(4)]));
             watch.follow(store.owned()).await;

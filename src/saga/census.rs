@@ -244,8 +244,8 @@ impl Triage {
             uncounted: numbered(|n| n == 0),
             counted_twice: numbered(|n| n > 1),
         };
-        let mut complete = coverage.unanswered.is_empty() && coverage.uncounted.is_empty();
-        complete &= coverage.counted_twice.is_empty();
+        let mut complete =
+            coverage.unanswered.is_empty() && coverage.uncounted.is_empty() && coverage.counted_twice.is_empty();
         let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         let mut groups: HashMap<(usize, String, Option<String>, Option<String>), TriageGroup> = HashMap::new();
         for Counted { triage, .. } in counted {
