@@ -89,8 +89,11 @@ impl QuarantineService {
 
     /// Releases `key` (a key not paused is no error), then resumes every saga parked on it.
     pub async fn release(&self, key: QuarantineKey, by: &str) -> Result<Released, OperationError> {
-        let entry = {
+        let (entry, parked) = {
             let _one_at_a_time = self.changes.lock().await;
+            // Listed before the release commits: once it has, the release's own cache
+            // invalidation may resume them first (then they are no longer PAUSED to list).
+            let parked = self.sagas.parked_on(key).await?;
             let before = self.store.load::<QuarantineEntry>(&keys::quarantine(&key))?;
             if let Some(entry) = &before {
                 let row = audit(
@@ -106,11 +109,11 @@ impl QuarantineService {
                 self.board.release(&key);
                 tracing::info!(%key, by, "key released from quarantine");
             }
-            before
+            (before, parked)
         };
         // Also when it was not paused: a release whose resumes were cut short by a crash
         // is finished by repeating it (or by the next start).
-        let resumed_sagas = self.sagas.resume_paused_on(key).await?;
+        let resumed_sagas = self.sagas.resume_released(parked).await;
         Ok(Released { entry, resumed_sagas })
     }
 }

@@ -212,6 +212,12 @@ impl SagaEngine {
     /// Resumes every saga PAUSED on `key`, which was just released; found through the
     /// active list (a PAUSED saga is unfinished). Returns how many it resumed.
     pub async fn resume_paused_on(self: &Arc<Self>, key: QuarantineKey) -> Result<usize, SagaError> {
+        let parked = self.parked_on(key).await?;
+        Ok(self.resume_released(parked).await)
+    }
+
+    /// The PAUSED sagas of this server's partitions parked on `key`.
+    pub async fn parked_on(&self, key: QuarantineKey) -> Result<Vec<SagaId>, SagaError> {
         let mut parked = Vec::new();
         let mut cursor = None;
         loop {
@@ -225,13 +231,14 @@ impl SagaEngine {
                 None => break,
             }
         }
-        Ok(self.resume_released(parked).await)
+        Ok(parked)
     }
 
     /// Resumes PAUSED sagas whose key was released; returns how many left PAUSED. One that
     /// is no longer PAUSED when asked resumed by itself (its coordinator, finishing the
-    /// write that parked it, saw the release first): counted too.
-    async fn resume_released(self: &Arc<Self>, ids: Vec<SagaId>) -> usize {
+    /// write that parked it, saw the release first) or was resumed by another call (the
+    /// release's own cache invalidation, applied here too): counted too.
+    pub async fn resume_released(self: &Arc<Self>, ids: Vec<SagaId>) -> usize {
         let mut resumed = 0;
         for chunk in ids.chunks(512) {
             let resumes = chunk.iter().map(|id| async move {
